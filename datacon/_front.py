@@ -1,0 +1,372 @@
+"""The layer in front of every backend: argument checks, id minting, and hooks.
+
+The factory wraps every backend in these classes, so every backend (memory and none
+included) sees the same validated input and fires the same hooks. Backends may then
+assume: ids are non-empty ``str`` of at most 64 characters, datetimes are aware UTC,
+limits are non-negative ints, and ``ListParams.order`` is a :class:`SortOrder`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from datacon._serde import converter
+from datacon._time import to_iso, utc_or_raise
+from datacon.context import current_request_context, extra_columns
+from datacon.errors import ConflictError, HookRejectedError, InvalidInputError
+from datacon.hooks import WRITE_OPERATIONS, StorageHook, StorageOperation
+from datacon.ids import make_item_id, new_conversation_id
+from datacon.models import (
+    Conversation,
+    ConversationItem,
+    ListParams,
+    NewConversation,
+    NewConversationItem,
+    ResponseChain,
+    SortOrder,
+    StoredResponse,
+)
+from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage
+
+__all__ = ["FrontConversationStorage", "FrontItemStorage", "FrontResponseStorage"]
+
+log = logging.getLogger("datacon.hooks")
+T = TypeVar("T")
+
+# Column widths of the SQL schemas; every backend enforces them so data can move between backends.
+ID_MAX = 64
+SHORT_MAX = 32
+LONG_MAX = 128
+
+
+def check_str(value: object, what: str, max_len: int, *, optional: bool = False, empty_ok: bool = False) -> None:
+    """Raise ``InvalidInputError`` unless ``value`` is a storable string (or ``None`` if optional)."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{what} must be a string, got {type(value).__name__}")
+    if not value and not empty_ok:
+        raise InvalidInputError(f"{what} must not be empty")
+    if len(value) > max_len:
+        raise InvalidInputError(f"{what} is {len(value)} characters long; the maximum is {max_len}")
+    if "\x00" in value:
+        raise InvalidInputError(f"{what} contains a NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError(f"{what} contains a lone surrogate, which cannot be stored as UTF-8") from None
+
+
+def check_id(value: object, what: str) -> str:
+    check_str(value, what, ID_MAX)
+    return value  # type: ignore[return-value]  # checked above
+
+
+def check_count(value: object, what: str, *, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidInputError(f"{what} must be an integer, got {type(value).__name__}")
+    if value < 0:
+        raise InvalidInputError(f"{what} must not be negative (got {value})")
+
+
+def check_metadata(value: object) -> None:
+    if value is not None and not isinstance(value, dict):
+        raise InvalidInputError(f"metadata must be a JSON object (dict) or None, got {type(value).__name__}")
+
+
+def _payload(value: Any) -> Any:
+    try:
+        return converter.unstructure(value)
+    except Exception:  # noqa: BLE001 - upstream semantics: an unserialisable payload becomes null
+        return None
+
+
+class _Hooked:
+    def __init__(self, hook: StorageHook | None) -> None:
+        self._hook = hook
+
+    def _run(self, op: StorageOperation, payload: Callable[[], Any], call: Callable[[], T]) -> T:
+        hook = self._hook
+        if hook is None:
+            return call()
+        ctx = current_request_context()
+        data = payload()
+        extra: Mapping[str, Any] = {}
+        try:
+            decision = hook.before(op, ctx, data)
+        except Exception as exc:  # noqa: BLE001 - a failing hook must not fail the operation
+            log.warning("storage hook before(%s) failed: %s: %s", op.value, type(exc).__name__, exc)
+        else:
+            if decision.rejected:
+                raise HookRejectedError(decision.reason)
+            extra = decision.extra
+        if op in WRITE_OPERATIONS:
+            with extra_columns(extra):
+                result = call()
+        else:
+            result = call()
+        try:
+            hook.after(op, ctx, data, _payload(result), extra)
+        except Exception as exc:  # noqa: BLE001 - as above
+            log.warning("storage hook after(%s) failed: %s: %s", op.value, type(exc).__name__, exc)
+        return result
+
+
+class FrontConversationStorage(_Hooked, ConversationStorage):
+    """Checks arguments and runs hooks around a backend's conversation storage."""
+
+    def __init__(self, inner: ConversationStorage, hook: StorageHook | None) -> None:
+        super().__init__(hook)
+        self.inner = inner
+
+    def create_conversation(self, new: NewConversation) -> Conversation:
+        if not isinstance(new, NewConversation):
+            raise InvalidInputError(f"create_conversation takes a NewConversation, got {type(new).__name__}")
+        if new.id is not None:
+            check_id(new.id, "conversation id")
+        check_metadata(new.metadata)
+
+        def payload() -> Any:
+            data: dict[str, Any] = {}
+            if new.id is not None:
+                data["id"] = new.id
+            if new.metadata is not None:
+                data["metadata"] = new.metadata
+            return data
+
+        def call() -> Conversation:
+            # The id is made here, before any I/O, so a retried call can reuse it.
+            filled = new if new.id is not None else NewConversation(id=new_conversation_id(), metadata=new.metadata)
+            return self.inner.create_conversation(filled)
+
+        return self._run(StorageOperation.CREATE_CONVERSATION, payload, call)
+
+    def get_conversation(self, conversation_id: str) -> Conversation | None:
+        check_id(conversation_id, "conversation id")
+        return self._run(
+            StorageOperation.GET_CONVERSATION,
+            lambda: conversation_id,
+            lambda: self.inner.get_conversation(conversation_id),
+        )
+
+    def update_conversation(self, conversation_id: str, metadata: dict[str, object] | None) -> Conversation | None:
+        check_id(conversation_id, "conversation id")
+        check_metadata(metadata)
+        return self._run(
+            StorageOperation.UPDATE_CONVERSATION,
+            lambda: {"id": conversation_id, "metadata": _payload(metadata)},
+            lambda: self.inner.update_conversation(conversation_id, metadata),
+        )
+
+    def delete_conversation(self, conversation_id: str) -> bool:
+        check_id(conversation_id, "conversation id")
+        return self._run(
+            StorageOperation.DELETE_CONVERSATION,
+            lambda: conversation_id,
+            lambda: self.inner.delete_conversation(conversation_id),
+        )
+
+
+class FrontItemStorage(_Hooked, ConversationItemStorage):
+    """Checks arguments and runs hooks around a backend's item storage."""
+
+    def __init__(self, inner: ConversationItemStorage, hook: StorageHook | None) -> None:
+        super().__init__(hook)
+        self.inner = inner
+
+    def create_item(self, new: NewConversationItem) -> ConversationItem:
+        if not isinstance(new, NewConversationItem):
+            raise InvalidInputError(f"create_item takes a NewConversationItem, got {type(new).__name__}")
+        if new.id is not None:
+            check_id(new.id, "item id")
+        check_str(new.item_type, "item_type", SHORT_MAX, empty_ok=True)
+        check_str(new.response_id, "response_id", ID_MAX, optional=True)
+        check_str(new.role, "role", SHORT_MAX, optional=True)
+        check_str(new.status, "status", SHORT_MAX, optional=True)
+
+        def payload() -> Any:
+            data = {
+                "response_id": new.response_id,
+                "item_type": new.item_type,
+                "role": new.role,
+                "content": _payload(new.content),
+                "status": new.status,
+            }
+            return data if new.id is None else {"id": new.id, **data}
+
+        def call() -> ConversationItem:
+            filled = new
+            if new.id is None:
+                filled = NewConversationItem(
+                    item_type=new.item_type,
+                    content=new.content,
+                    id=make_item_id(new.item_type),
+                    response_id=new.response_id,
+                    role=new.role,
+                    status=new.status,
+                )
+            return self.inner.create_item(filled)
+
+        return self._run(StorageOperation.CREATE_ITEM, payload, call)
+
+    def link_item(self, conversation_id: str, item_id: str, added_at: datetime) -> None:
+        check_id(conversation_id, "conversation id")
+        check_id(item_id, "item id")
+        when = utc_or_raise(added_at, "added_at")
+        self._run(
+            StorageOperation.LINK_ITEM,
+            lambda: {"conversation_id": conversation_id, "item_id": item_id, "added_at": to_iso(when)},
+            lambda: self.inner.link_item(conversation_id, item_id, when),
+        )
+
+    def link_items(self, conversation_id: str, items: Sequence[tuple[str, datetime]]) -> None:
+        check_id(conversation_id, "conversation id")
+        if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+            raise InvalidInputError("items must be a sequence of (item_id, added_at) pairs")
+        checked: list[tuple[str, datetime]] = []
+        seen: set[str] = set()
+        for index, pair in enumerate(items):
+            if not isinstance(pair, tuple | list) or len(pair) != 2:
+                raise InvalidInputError(f"items[{index}] must be an (item_id, added_at) pair")
+            item_id = check_id(pair[0], f"items[{index}] item id")
+            if item_id in seen:
+                # All or nothing: a repeated id would be a duplicate link, so nothing is written.
+                raise ConflictError(f"item {item_id} appears twice in link_items")
+            seen.add(item_id)
+            checked.append((item_id, utc_or_raise(pair[1], f"items[{index}] added_at")))
+        self._run(
+            StorageOperation.LINK_ITEMS,
+            lambda: {"conversation_id": conversation_id, "items_count": len(checked)},
+            lambda: self.inner.link_items(conversation_id, checked) if checked else None,
+        )
+
+    def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
+        check_id(conversation_id, "conversation id")
+        if not isinstance(params, ListParams):
+            raise InvalidInputError(f"list_items takes ListParams, got {type(params).__name__}")
+        check_count(params.limit, "limit", optional=False)
+        try:
+            order = SortOrder(params.order)
+        except ValueError:
+            raise InvalidInputError(f"order must be 'asc' or 'desc', got {params.order!r}") from None
+        if params.after is not None:
+            check_str(params.after, "after", 10_000)
+        if order is not params.order:
+            params = ListParams(limit=params.limit, order=order, after=params.after)
+
+        def call() -> list[ConversationItem]:
+            if params.limit == 0:
+                return []
+            if params.after is not None and len(params.after) > ID_MAX:
+                # Longer than any id: it cannot be linked, so it is ignored like any unknown cursor.
+                return self.inner.list_items(conversation_id, ListParams(params.limit, params.order, None))
+            return self.inner.list_items(conversation_id, params)
+
+        return self._run(
+            StorageOperation.LIST_ITEMS,
+            lambda: {
+                "conversation_id": conversation_id,
+                "params": {"limit": params.limit, "order": order.name.title(), "after": params.after},
+            },
+            call,
+        )
+
+    def get_item(self, item_id: str) -> ConversationItem | None:
+        check_id(item_id, "item id")
+        return self._run(StorageOperation.GET_ITEM, lambda: item_id, lambda: self.inner.get_item(item_id))
+
+    def is_item_linked(self, conversation_id: str, item_id: str) -> bool:
+        check_id(conversation_id, "conversation id")
+        check_id(item_id, "item id")
+        return self._run(
+            StorageOperation.IS_ITEM_LINKED,
+            lambda: {"conversation_id": conversation_id, "item_id": item_id},
+            lambda: self.inner.is_item_linked(conversation_id, item_id),
+        )
+
+    def delete_item(self, conversation_id: str, item_id: str) -> None:
+        check_id(conversation_id, "conversation id")
+        check_id(item_id, "item id")
+        self._run(
+            StorageOperation.DELETE_ITEM,
+            lambda: {"conversation_id": conversation_id, "item_id": item_id},
+            lambda: self.inner.delete_item(conversation_id, item_id),
+        )
+
+
+class FrontResponseStorage(_Hooked, ResponseStorage):
+    """Checks arguments and runs hooks around a backend's response storage."""
+
+    def __init__(self, inner: ResponseStorage, hook: StorageHook | None) -> None:
+        super().__init__(hook)
+        self.inner = inner
+
+    def store_response(self, response: StoredResponse) -> str:
+        if not isinstance(response, StoredResponse):
+            raise InvalidInputError(f"store_response takes a StoredResponse, got {type(response).__name__}")
+        check_id(response.id, "response id")
+        check_str(response.previous_response_id, "previous_response_id", ID_MAX, optional=True)
+        check_str(response.conversation_id, "conversation_id", ID_MAX, optional=True)
+        check_str(response.safety_identifier, "safety_identifier", LONG_MAX, optional=True)
+        check_str(response.model, "model", LONG_MAX, optional=True)
+        created = utc_or_raise(response.created_at, "created_at")
+        if created is not response.created_at:
+            response = StoredResponse(
+                id=response.id,
+                previous_response_id=response.previous_response_id,
+                input=response.input,
+                created_at=created,
+                safety_identifier=response.safety_identifier,
+                model=response.model,
+                conversation_id=response.conversation_id,
+                raw_response=response.raw_response,
+            )
+        return self._run(
+            StorageOperation.STORE_RESPONSE,
+            lambda: _payload(response),
+            lambda: self.inner.store_response(response),
+        )
+
+    def get_response(self, response_id: str) -> StoredResponse | None:
+        check_id(response_id, "response id")
+        return self._run(
+            StorageOperation.GET_RESPONSE, lambda: response_id, lambda: self.inner.get_response(response_id)
+        )
+
+    def delete_response(self, response_id: str) -> None:
+        check_id(response_id, "response id")
+        self._run(
+            StorageOperation.DELETE_RESPONSE, lambda: response_id, lambda: self.inner.delete_response(response_id)
+        )
+
+    def get_response_chain(self, response_id: str, max_depth: int | None = None) -> ResponseChain:
+        check_id(response_id, "response id")
+        check_count(max_depth, "max_depth", optional=True)
+        return self._run(
+            StorageOperation.GET_RESPONSE_CHAIN,
+            lambda: {"response_id": response_id, "max_depth": max_depth},
+            lambda: ResponseChain() if max_depth == 0 else self.inner.get_response_chain(response_id, max_depth),
+        )
+
+    def list_identifier_responses(self, identifier: str, limit: int | None = None) -> list[StoredResponse]:
+        check_str(identifier, "identifier", LONG_MAX)
+        check_count(limit, "limit", optional=True)
+        return self._run(
+            StorageOperation.LIST_IDENTIFIER_RESPONSES,
+            lambda: {"identifier": identifier, "limit": limit},
+            lambda: [] if limit == 0 else self.inner.list_identifier_responses(identifier, limit),
+        )
+
+    def delete_identifier_responses(self, identifier: str) -> int:
+        check_str(identifier, "identifier", LONG_MAX)
+        return self._run(
+            StorageOperation.DELETE_IDENTIFIER_RESPONSES,
+            lambda: {"identifier": identifier},
+            lambda: self.inner.delete_identifier_responses(identifier),
+        )

@@ -1,0 +1,51 @@
+"""Timezone-aware UTC datetimes at microsecond precision."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from datacon.errors import InvalidInputError
+
+__all__ = ["from_epoch_us", "parse_iso", "to_epoch_us", "to_iso", "utc_now", "utc_or_raise"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC (microsecond precision)."""
+    return datetime.now(UTC)
+
+
+def utc_or_raise(value: object, what: str) -> datetime:
+    """Return ``value`` converted to UTC; raise ``InvalidInputError`` if it is not an aware datetime."""
+    if not isinstance(value, datetime):
+        raise InvalidInputError(f"{what} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInputError(f"{what} must be timezone-aware (got a naive datetime)")
+    return value.astimezone(UTC)
+
+
+def to_epoch_us(value: datetime) -> int:
+    """Microseconds since the Unix epoch (exact integer arithmetic, no float rounding)."""
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_epoch_us(value: int) -> datetime:
+    """Inverse of :func:`to_epoch_us`."""
+    from datetime import timedelta
+
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def to_iso(value: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z`` suffix and always six fractional digits."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse ISO 8601 (``Z`` or an offset); a naive value is taken as UTC."""
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)

@@ -1,0 +1,1 @@
+"""Storage backends. Each is imported only when the configuration chooses it."""

@@ -1,0 +1,296 @@
+"""The ``memory`` backend: thread-safe, in-process, gone when the process ends.
+
+Records are kept as JSON text (as a database would), so callers mutating returned or
+passed-in objects never change stored data. Each conversation keeps its links in a
+sorted list of ``(added_at_us, item_id)`` keys, so a page costs O(log n + limit).
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+
+
+import attrs
+
+from datacon._serde import dump_json, load_json
+from datacon._time import to_epoch_us, utc_now
+from datacon.backends._common import walk_chain
+from datacon.errors import ConflictError
+from datacon.ids import make_item_id, new_conversation_id
+from datacon.models import (
+    Conversation,
+    ConversationItem,
+    ListParams,
+    NewConversation,
+    NewConversationItem,
+    ResponseChain,
+    SortOrder,
+    StoredResponse,
+)
+from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage, Storage
+
+__all__ = ["MemoryState", "open_storage"]
+
+
+@attrs.define(slots=True)
+class _Links:
+    keys: list[tuple[int, str]] = attrs.field(factory=list)  # sorted (added_at_us, item_id)
+    by_item: dict[str, int] = attrs.field(factory=dict)  # item_id -> added_at_us
+
+
+@attrs.define(slots=True)
+class _Response:
+    id: str
+    previous_response_id: str | None
+    input_json: str
+    created_at: datetime
+    safety_identifier: str | None
+    model: str | None
+    conversation_id: str | None
+    raw_json: str
+
+    def to_model(self) -> StoredResponse:
+        return StoredResponse(
+            id=self.id,
+            previous_response_id=self.previous_response_id,
+            input=load_json(self.input_json),
+            created_at=self.created_at,
+            safety_identifier=self.safety_identifier,
+            model=self.model,
+            conversation_id=self.conversation_id,
+            raw_response=load_json(self.raw_json),
+        )
+
+
+class MemoryState:
+    """All data of one memory storage, behind one lock (shared by its three stores)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.conversations: dict[str, tuple[datetime, str | None]] = {}  # id -> (created_at, metadata json)
+        self.items: dict[str, tuple[str | None, str, str | None, str, str | None, datetime]] = {}
+        self.links: dict[str, _Links] = {}
+        self.responses: dict[str, _Response] = {}
+        self.by_identifier: dict[str, set[str]] = {}
+
+
+def _conversation(conversation_id: str, row: tuple[datetime, str | None]) -> Conversation:
+    return Conversation(id=conversation_id, created_at=row[0], metadata=load_json(row[1]))
+
+
+class MemoryConversationStorage(ConversationStorage):
+    """Conversations in a dict."""
+
+    def __init__(self, state: MemoryState) -> None:
+        self._s = state
+
+    def create_conversation(self, new: NewConversation) -> Conversation:
+        conversation_id = new.id or new_conversation_id()
+        metadata = None if new.metadata is None else dump_json(new.metadata, "metadata")
+        created_at = utc_now()
+        with self._s.lock:
+            if conversation_id in self._s.conversations:
+                raise ConflictError(f"conversation {conversation_id} already exists")
+            self._s.conversations[conversation_id] = (created_at, metadata)
+        return _conversation(conversation_id, (created_at, metadata))
+
+    def get_conversation(self, conversation_id: str) -> Conversation | None:
+        with self._s.lock:
+            row = self._s.conversations.get(conversation_id)
+        return None if row is None else _conversation(conversation_id, row)
+
+    def update_conversation(self, conversation_id: str, metadata: dict[str, object] | None) -> Conversation | None:
+        text = None if metadata is None else dump_json(metadata, "metadata")
+        with self._s.lock:
+            row = self._s.conversations.get(conversation_id)
+            if row is None:
+                return None
+            self._s.conversations[conversation_id] = (row[0], text)
+        return _conversation(conversation_id, (row[0], text))
+
+    def delete_conversation(self, conversation_id: str) -> bool:
+        with self._s.lock:
+            self._s.links.pop(conversation_id, None)
+            return self._s.conversations.pop(conversation_id, None) is not None
+
+
+class MemoryItemStorage(ConversationItemStorage):
+    """Items in a dict; links in per-conversation sorted lists."""
+
+    def __init__(self, state: MemoryState) -> None:
+        self._s = state
+
+    def _item(self, item_id: str) -> ConversationItem | None:
+        row = self._s.items.get(item_id)
+        if row is None:
+            return None
+        response_id, item_type, role, content, status, created_at = row
+        return ConversationItem(
+            id=item_id,
+            response_id=response_id,
+            item_type=item_type,
+            role=role,
+            content=load_json(content),
+            status=status,
+            created_at=created_at,
+        )
+
+    def create_item(self, new: NewConversationItem) -> ConversationItem:
+        item_id = new.id or make_item_id(new.item_type)
+        content = dump_json(new.content, "content")
+        row = (new.response_id, new.item_type, new.role, content, new.status, utc_now())
+        with self._s.lock:
+            if item_id in self._s.items:
+                raise ConflictError(f"item {item_id} already exists")
+            self._s.items[item_id] = row
+            item = self._item(item_id)
+        assert item is not None  # noqa: S101 - just inserted under the lock
+        return item
+
+    def link_item(self, conversation_id: str, item_id: str, added_at: datetime) -> None:
+        self.link_items(conversation_id, [(item_id, added_at)])
+
+    def link_items(self, conversation_id: str, items: Sequence[tuple[str, datetime]]) -> None:
+        keys = [(to_epoch_us(added_at), item_id) for item_id, added_at in items]
+        with self._s.lock:
+            links = self._s.links.get(conversation_id)
+            if links is None:
+                links = self._s.links[conversation_id] = _Links()
+            for _, item_id in keys:  # check everything first: all links or none
+                if item_id in links.by_item:
+                    raise ConflictError(f"item {item_id} is already linked to conversation {conversation_id}")
+            for key in keys:
+                bisect.insort(links.keys, key)
+                links.by_item[key[1]] = key[0]
+
+    def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
+        result: list[ConversationItem] = []
+        with self._s.lock:
+            links = self._s.links.get(conversation_id)
+            if links is None or params.limit <= 0:
+                return result
+            keys = links.keys
+            cursor_us = links.by_item.get(params.after) if params.after is not None else None
+            if params.order is SortOrder.ASC:
+                start = 0 if cursor_us is None else bisect.bisect_right(keys, (cursor_us, params.after or ""))
+                indexes: range = range(start, len(keys))
+            else:
+                stop = len(keys) if cursor_us is None else bisect.bisect_left(keys, (cursor_us, params.after or ""))
+                indexes = range(stop - 1, -1, -1)
+            for index in indexes:
+                item = self._item(keys[index][1])
+                if item is not None:  # links whose item record is missing are skipped
+                    result.append(item)
+                    if len(result) >= params.limit:
+                        break
+        return result
+
+    def get_item(self, item_id: str) -> ConversationItem | None:
+        with self._s.lock:
+            return self._item(item_id)
+
+    def is_item_linked(self, conversation_id: str, item_id: str) -> bool:
+        with self._s.lock:
+            links = self._s.links.get(conversation_id)
+            return links is not None and item_id in links.by_item
+
+    def delete_item(self, conversation_id: str, item_id: str) -> None:
+        with self._s.lock:
+            links = self._s.links.get(conversation_id)
+            if links is None:
+                return
+            added_us = links.by_item.pop(item_id, None)
+            if added_us is None:
+                return
+            key = (added_us, item_id)
+            index = bisect.bisect_left(links.keys, key)
+            del links.keys[index]
+            if not links.keys:
+                del self._s.links[conversation_id]
+
+
+class MemoryResponseStorage(ResponseStorage):
+    """Responses in a dict, with a safety-identifier index."""
+
+    def __init__(self, state: MemoryState) -> None:
+        self._s = state
+
+    def store_response(self, response: StoredResponse) -> str:
+        row = _Response(
+            id=response.id,
+            previous_response_id=response.previous_response_id,
+            input_json=dump_json(response.input, "input"),
+            created_at=response.created_at,
+            safety_identifier=response.safety_identifier,
+            model=response.model,
+            conversation_id=response.conversation_id,
+            raw_json=dump_json(response.raw_response, "raw_response"),
+        )
+        with self._s.lock:
+            if response.id in self._s.responses:
+                raise ConflictError(f"response {response.id} already exists")
+            self._s.responses[response.id] = row
+            if row.safety_identifier is not None:
+                self._s.by_identifier.setdefault(row.safety_identifier, set()).add(row.id)
+        return response.id
+
+    def get_response(self, response_id: str) -> StoredResponse | None:
+        with self._s.lock:
+            row = self._s.responses.get(response_id)
+        return None if row is None else row.to_model()
+
+    def delete_response(self, response_id: str) -> None:
+        with self._s.lock:
+            self._delete(response_id)
+
+    def _delete(self, response_id: str) -> bool:
+        row = self._s.responses.pop(response_id, None)
+        if row is None:
+            return False
+        if row.safety_identifier is not None:
+            ids = self._s.by_identifier.get(row.safety_identifier)
+            if ids is not None:
+                ids.discard(response_id)
+                if not ids:
+                    del self._s.by_identifier[row.safety_identifier]
+        return True
+
+    def get_response_chain(self, response_id: str, max_depth: int | None = None) -> ResponseChain:
+        with self._s.lock:
+            rows = self._s.responses
+
+            def fetch(rid: str) -> StoredResponse | None:
+                row = rows.get(rid)
+                return None if row is None else row.to_model()
+
+            return walk_chain(response_id, fetch, max_depth)
+
+    def list_identifier_responses(self, identifier: str, limit: int | None = None) -> list[StoredResponse]:
+        with self._s.lock:
+            rows = [self._s.responses[rid] for rid in self._s.by_identifier.get(identifier, ())]
+        rows.sort(key=lambda row: (row.created_at, row.id), reverse=True)
+        if limit is not None:
+            rows = rows[:limit]
+        return [row.to_model() for row in rows]
+
+    def delete_identifier_responses(self, identifier: str) -> int:
+        with self._s.lock:
+            ids = list(self._s.by_identifier.get(identifier, ()))
+            return sum(self._delete(rid) for rid in ids)
+
+
+def open_storage(state: MemoryState | None = None) -> Storage:
+    """Three memory storages sharing one state (fresh unless ``state`` is given)."""
+    shared = state or MemoryState()
+    return Storage(
+        MemoryResponseStorage(shared),
+        MemoryConversationStorage(shared),
+        MemoryItemStorage(shared),
+        backend="memory",
+        max_concurrency=16,
+    )
+
+

@@ -1,0 +1,330 @@
+"""Backend choice and per-backend configuration, with upstream's validation rules.
+
+Validation runs when the factory builds a backend (``create_storage``), or when you call
+``validate()``. No ``repr``, ``str``, log line or error shows a password.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import SplitResult, urlsplit
+
+import attrs
+from cattrs.errors import BaseValidationError, ClassValidationError
+from cattrs.v import transform_error
+
+from datacon._serde import converter
+from datacon.errors import ConfigError
+from datacon.schema import SchemaConfig
+
+if TYPE_CHECKING:
+    from datacon.hooks import StorageHook
+
+__all__ = [
+    "HistoryBackend",
+    "OracleConfig",
+    "PostgresConfig",
+    "RedisConfig",
+    "SqliteConfig",
+    "StorageFactoryConfig",
+    "load_config",
+    "redact_url",
+]
+
+
+class HistoryBackend(enum.StrEnum):
+    """Which backend stores the data. ``MEMORY`` is the default."""
+
+    MEMORY = "memory"
+    NONE = "none"
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+    REDIS = "redis"
+    ORACLE = "oracle"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``****``; ``<redacted>`` if it cannot be parsed."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        return parts._replace(netloc=f"{user}:****@{host}").geturl()
+    except ValueError:
+        return "<redacted>"
+
+
+_DESCRIPTOR_PASSWORD = re.compile(r"^([^/@\s]+)/([^@]*)@")
+
+
+def _redact_descriptor(value: str) -> str:
+    # Oracle accepts "user/password@dsn" easy-connect strings; mask the password part.
+    value = _DESCRIPTOR_PASSWORD.sub(r"\1/****@", value)
+    return redact_url(value) if "://" in value else value
+
+
+def _parse_url(url: str, field: str, kind: str, schemes: tuple[str, ...]) -> SplitResult:
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(f"{kind} should not be empty", field)
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError as exc:
+        # The parser's text may quote the URL; say what is wrong without it.
+        reason = "invalid port" if "port" in str(exc).lower() else "malformed URL"
+        raise ConfigError(f"invalid {kind}: {reason}", field) from None
+    if not parts.scheme:
+        raise ConfigError(f"invalid {kind}: relative URL without a base", field)
+    if parts.scheme not in schemes:
+        raise ConfigError(f"unsupported URL scheme: {parts.scheme}", field)
+    if not parts.hostname:
+        raise ConfigError(f"{kind} must have a host", field)
+    return parts
+
+
+def _check_pool_max(value: int, field: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError("pool_max must be greater than 0", field)
+
+
+def _check_positive(value: float, field: str, name: str) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name} must be greater than 0", field)
+
+
+def _validate_schema(schema: SchemaConfig | None, section: str) -> None:
+    if schema is None:
+        return
+    try:
+        schema.validate()
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, f"{section}.schema") from None
+
+
+@attrs.define(frozen=True)
+class PostgresConfig:
+    """PostgreSQL: ``db_url`` like ``postgres://user:pass@host:5432/db``; a pool of ``pool_max``.
+
+    TLS settings (``sslmode``, ``sslrootcert``...) go in the URL's query string and pass
+    through to libpq unchanged.
+    """
+
+    db_url: str = attrs.field(repr=redact_url)
+    pool_max: int = 16
+    schema: SchemaConfig | None = None
+    pool_timeout_secs: float = 30.0
+    connect_timeout_secs: float = 10.0
+
+    def validate(self) -> None:
+        """Upstream's rules: URL scheme, host, database name, ``pool_max > 0``."""
+        parts = _parse_url(self.db_url, "postgres.db_url", "db_url", ("postgres", "postgresql"))
+        if not parts.path.lstrip("/"):
+            raise ConfigError("db_url must include a database name", "postgres.db_url")
+        _check_pool_max(self.pool_max, "postgres.pool_max")
+        _check_positive(self.pool_timeout_secs, "postgres.pool_timeout_secs", "pool_timeout_secs")
+        _check_positive(self.connect_timeout_secs, "postgres.connect_timeout_secs", "connect_timeout_secs")
+        _validate_schema(self.schema, "postgres")
+
+
+@attrs.define(frozen=True)
+class RedisConfig:
+    """Redis: ``url`` like ``redis://:pass@host:6379/0`` (``rediss://`` for TLS).
+
+    ``retention_days`` sets a TTL on every record (``None``: never expire).
+    """
+
+    url: str = attrs.field(repr=redact_url)
+    pool_max: int = 16
+    retention_days: int | None = 30
+    schema: SchemaConfig | None = None
+    pool_timeout_secs: float = 30.0
+    socket_timeout_secs: float = 10.0
+    connect_timeout_secs: float = 10.0
+
+    def validate(self) -> None:
+        """Upstream's rules: URL scheme, host, ``pool_max > 0``; plus ``retention_days > 0``."""
+        _parse_url(self.url, "redis.url", "redis url", ("redis", "rediss"))
+        _check_pool_max(self.pool_max, "redis.pool_max")
+        if self.retention_days is not None and (
+            not isinstance(self.retention_days, int) or isinstance(self.retention_days, bool) or self.retention_days <= 0
+        ):
+            # Deliberate: upstream would EXPIRE 0, deleting every record as it is written.
+            raise ConfigError("retention_days must be greater than 0, or null for no expiry", "redis.retention_days")
+        _check_positive(self.pool_timeout_secs, "redis.pool_timeout_secs", "pool_timeout_secs")
+        _check_positive(self.socket_timeout_secs, "redis.socket_timeout_secs", "socket_timeout_secs")
+        _check_positive(self.connect_timeout_secs, "redis.connect_timeout_secs", "connect_timeout_secs")
+        _validate_schema(self.schema, "redis")
+
+
+@attrs.define(frozen=True)
+class OracleConfig:
+    """Oracle (python-oracledb thin mode). ``password`` is never shown in a repr or an error."""
+
+    connect_descriptor: str = attrs.field(repr=_redact_descriptor)
+    username: str = ""
+    password: str = attrs.field(default="", repr=False)
+    wallet_path: str | None = None
+    external_auth: bool = False
+    pool_min: int = 1
+    pool_max: int = 16
+    pool_timeout_secs: int = 30
+    schema: SchemaConfig | None = None
+
+    def validate(self) -> None:
+        """Descriptor, credentials, pool sizes and the wallet directory."""
+        if not isinstance(self.connect_descriptor, str) or not self.connect_descriptor.strip():
+            raise ConfigError("connect_descriptor should not be empty", "oracle.connect_descriptor")
+        if not self.external_auth and not self.username:
+            raise ConfigError("username is required unless external_auth is true", "oracle.username")
+        _check_pool_max(self.pool_max, "oracle.pool_max")
+        if not isinstance(self.pool_min, int) or self.pool_min < 0 or self.pool_min > self.pool_max:
+            raise ConfigError("pool_min must be between 0 and pool_max", "oracle.pool_min")
+        if not isinstance(self.pool_timeout_secs, int) or self.pool_timeout_secs < 0:
+            raise ConfigError("pool_timeout_secs must be 0 or more", "oracle.pool_timeout_secs")
+        if self.wallet_path is not None:
+            path = Path(self.wallet_path)
+            if not path.is_dir():
+                raise ConfigError(f"Oracle wallet path '{self.wallet_path}' is not a directory", "oracle.wallet_path")
+            if not (path / "tnsnames.ora").exists() and not (path / "sqlnet.ora").exists():
+                raise ConfigError(
+                    f"Oracle wallet path '{self.wallet_path}' is missing tnsnames.ora or sqlnet.ora",
+                    "oracle.wallet_path",
+                )
+        _validate_schema(self.schema, "oracle")
+
+
+@attrs.define(frozen=True)
+class SqliteConfig:
+    """SQLite: a database file (created if missing), or ``":memory:"``.
+
+    ``pool_max`` connections serve concurrent threads (WAL lets readers run beside the
+    single writer); ``busy_timeout_secs`` is how long a writer waits for the lock.
+    """
+
+    path: str = attrs.field(converter=os.fspath)
+    schema: SchemaConfig | None = None
+    pool_max: int = 8
+    busy_timeout_secs: float = 30.0
+
+    def validate(self) -> None:
+        """A non-empty path, ``pool_max > 0`` and a positive busy timeout."""
+        if not isinstance(self.path, str) or not self.path.strip():
+            raise ConfigError("sqlite path should not be empty", "sqlite.path")
+        _check_pool_max(self.pool_max, "sqlite.pool_max")
+        _check_positive(self.busy_timeout_secs, "sqlite.busy_timeout_secs", "busy_timeout_secs")
+        _validate_schema(self.schema, "sqlite")
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "postgres": PostgresConfig,
+    "redis": RedisConfig,
+    "oracle": OracleConfig,
+    "sqlite": SqliteConfig,
+}
+
+T = TypeVar("T")
+
+
+def _structure(cls: type[T], data: Any, section: str) -> T:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"expected a mapping, got {type(data).__name__}", section)
+    try:
+        return converter.structure(dict(data), cls)
+    except ConfigError:
+        raise
+    except (ClassValidationError, BaseValidationError) as exc:
+        # transform_error gives "<problem> @ $.path"; values (and so secrets) are not echoed.
+        messages = transform_error(exc, path=section)
+        problem, _, where = messages[0].rpartition(" @ ")
+        raise ConfigError(problem or messages[0], where or section) from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid configuration ({type(exc).__name__})", section) from None
+
+
+@attrs.define
+class StorageFactoryConfig:
+    """What ``create_storage`` builds: the backend, its config, and an optional hook."""
+
+    backend: HistoryBackend = attrs.field(default=HistoryBackend.MEMORY, converter=HistoryBackend)
+    postgres: PostgresConfig | None = None
+    redis: RedisConfig | None = None
+    oracle: OracleConfig | None = None
+    sqlite: SqliteConfig | None = None
+    hook: StorageHook | None = None
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> StorageFactoryConfig:
+        """Parse upstream's YAML/JSON shape (``history_backend`` or ``backend``, then sections).
+
+        Unknown keys are errors, so a typo is reported rather than ignored.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"configuration must be a mapping, got {type(data).__name__}", "config")
+        rest = dict(data)
+        if "history_backend" in rest and "backend" in rest:
+            raise ConfigError("give either 'backend' or 'history_backend', not both", "backend")
+        raw_backend = rest.pop("history_backend", rest.pop("backend", "memory"))
+        try:
+            backend = HistoryBackend(raw_backend)
+        except ValueError:
+            choices = ", ".join(b.value for b in HistoryBackend)
+            raise ConfigError(f"unknown backend {raw_backend!r} (expected one of: {choices})", "backend") from None
+        unknown = sorted(set(rest) - set(_SECTIONS))
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(map(str, unknown))}", "config")
+        sections = {
+            name: _structure(_SECTIONS[name], value, name) for name, value in rest.items() if value is not None
+        }
+        return cls(backend=backend, **sections)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> StorageFactoryConfig:
+        """Load a YAML (``.yaml``/``.yml``), JSON (``.json``) or TOML (``.toml``) config file."""
+        return cls.from_mapping(load_config(path))
+
+    def section(self) -> Any:
+        """The config object of the chosen backend, or ``None`` for memory and none."""
+        return getattr(self, self.backend.value, None)
+
+
+def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML, JSON or TOML file into a mapping (format chosen by the file's suffix)."""
+    file = Path(path)
+    suffix = file.suffix.lower()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(file)!r}: {exc.strerror}", "config") from None
+    try:
+        if suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        elif suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise ConfigError(f"unsupported config file type {suffix!r} (use .yaml, .yml, .json or .toml)", "config")
+    except ConfigError:
+        raise
+    except Exception as exc:  # parser errors of three libraries; report the kind and location only
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        if isinstance(exc, json.JSONDecodeError):
+            where = f" at line {exc.lineno}"
+        raise ConfigError(f"cannot parse {file.name}: invalid {suffix.lstrip('.').upper()}{where}", "config") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file.name} must contain a mapping at the top level", "config")
+    return data

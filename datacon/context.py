@@ -1,0 +1,100 @@
+"""Request context and extra-column values, carried in context variables."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = [
+    "RequestContext",
+    "current_extra_columns",
+    "current_request_context",
+    "extra_columns",
+    "request_context",
+]
+
+
+class RequestContext:
+    """A string-to-string bag (tenant, user, request id...) that hooks can read.
+
+    Make one current with :func:`request_context`; hooks receive it as ``context``.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, str] | None = None, /, **values: str) -> None:
+        self._data: dict[str, str] = {}
+        for key, value in {**(data or {}), **values}.items():
+            self.set(key, value)
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """The value for ``key``, or ``default``."""
+        return self._data.get(key, default)
+
+    def set(self, key: str, value: str) -> None:
+        """Set ``key`` to ``value`` (overwrites)."""
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError("RequestContext keys and values must be str")
+        self._data[key] = value
+
+    def data(self) -> dict[str, str]:
+        """A copy of the whole bag."""
+        return dict(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RequestContext) and other._data == self._data
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._data.items())))
+
+    def __repr__(self) -> str:
+        return f"RequestContext({self._data!r})"
+
+
+_REQUEST_CONTEXT: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
+    "datacon_request_context", default=None
+)
+_EXTRA_COLUMNS: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "datacon_extra_columns", default=None
+)
+
+
+@contextmanager
+def request_context(ctx: RequestContext | Mapping[str, str]) -> Iterator[RequestContext]:
+    """Make ``ctx`` the current request context inside the ``with`` block.
+
+    It is a context variable: visible to hooks in this thread, in tasks started from this
+    one, and in calls made through the async facade (which copies the context to its
+    worker thread).
+    """
+    value = ctx if isinstance(ctx, RequestContext) else RequestContext(ctx)
+    token = _REQUEST_CONTEXT.set(value)
+    try:
+        yield value
+    finally:
+        _REQUEST_CONTEXT.reset(token)
+
+
+def current_request_context() -> RequestContext | None:
+    """The current request context, or ``None`` outside any :func:`request_context` block."""
+    return _REQUEST_CONTEXT.get()
+
+
+@contextmanager
+def extra_columns(values: Mapping[str, Any]) -> Iterator[None]:
+    """Supply extra-column values for the writes made inside the block (hooks do this)."""
+    token = _EXTRA_COLUMNS.set(dict(values))
+    try:
+        yield
+    finally:
+        _EXTRA_COLUMNS.reset(token)
+
+
+def current_extra_columns() -> Mapping[str, Any]:
+    """Extra-column values supplied for the current write (empty when none)."""
+    return _EXTRA_COLUMNS.get() or {}

@@ -1,0 +1,95 @@
+"""Storage hooks: code that runs before and after every storage operation."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import attrs
+
+from datacon.context import RequestContext
+
+__all__ = ["BeforeHookResult", "StorageHook", "StorageOperation"]
+
+
+class StorageOperation(enum.StrEnum):
+    """The 17 operations a hook sees, in upstream's order."""
+
+    CREATE_CONVERSATION = "create_conversation"
+    GET_CONVERSATION = "get_conversation"
+    UPDATE_CONVERSATION = "update_conversation"
+    DELETE_CONVERSATION = "delete_conversation"
+    CREATE_ITEM = "create_item"
+    LINK_ITEM = "link_item"
+    LINK_ITEMS = "link_items"
+    LIST_ITEMS = "list_items"
+    GET_ITEM = "get_item"
+    IS_ITEM_LINKED = "is_item_linked"
+    DELETE_ITEM = "delete_item"
+    STORE_RESPONSE = "store_response"
+    GET_RESPONSE = "get_response"
+    DELETE_RESPONSE = "delete_response"
+    GET_RESPONSE_CHAIN = "get_response_chain"
+    LIST_IDENTIFIER_RESPONSES = "list_identifier_responses"
+    DELETE_IDENTIFIER_RESPONSES = "delete_identifier_responses"
+
+
+#: Operations whose backend call receives the hook's extra-column values.
+WRITE_OPERATIONS = frozenset(
+    {
+        StorageOperation.CREATE_CONVERSATION,
+        StorageOperation.UPDATE_CONVERSATION,
+        StorageOperation.CREATE_ITEM,
+        StorageOperation.LINK_ITEM,
+        StorageOperation.LINK_ITEMS,
+        StorageOperation.STORE_RESPONSE,
+    }
+)
+
+
+@attrs.define(frozen=True)
+class BeforeHookResult:
+    """What ``StorageHook.before`` decides: continue (with extra-column values) or reject."""
+
+    rejected: bool = False
+    reason: str = ""
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def cont(cls, extra: Mapping[str, Any] | None = None) -> BeforeHookResult:
+        """Go on; ``extra`` supplies values for the schema's extra columns on writes."""
+        return cls(extra=dict(extra or {}))
+
+    @classmethod
+    def reject(cls, reason: str) -> BeforeHookResult:
+        """Refuse the operation: the caller gets ``HookRejectedError(reason)``."""
+        return cls(rejected=True, reason=reason)
+
+
+class StorageHook(Protocol):
+    """Runs around every storage operation of every backend.
+
+    ``payload`` and ``result`` are JSON-shaped (dicts, lists, strings, numbers, ``None``),
+    in upstream's shapes. A hook that raises is logged as a warning and the operation
+    goes on; only ``BeforeHookResult.reject`` stops it. Hooks run in the thread that
+    makes the call (a worker thread under the async facade), with the caller's
+    :class:`RequestContext`.
+    """
+
+    def before(
+        self, operation: StorageOperation, context: RequestContext | None, payload: Any
+    ) -> BeforeHookResult:
+        """Called before the backend; the default continues with no extra columns."""
+        return BeforeHookResult.cont()
+
+    def after(
+        self,
+        operation: StorageOperation,
+        context: RequestContext | None,
+        payload: Any,
+        result: Any,
+        extra: Mapping[str, Any],
+    ) -> None:
+        """Called after the backend succeeded (not after an error or a rejection)."""
+        return None

@@ -1,0 +1,176 @@
+"""The three storage contracts (Protocols) and the ``Storage`` bundle the factory returns."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol
+
+from datacon.models import (
+    Conversation,
+    ConversationItem,
+    ListParams,
+    NewConversation,
+    NewConversationItem,
+    ResponseChain,
+    StoredResponse,
+)
+
+__all__ = ["ConversationItemStorage", "ConversationStorage", "ResponseStorage", "Storage"]
+
+
+class ConversationStorage(Protocol):
+    """Conversations. Absent records are ``None``/``False``, never errors."""
+
+    @abstractmethod
+    def create_conversation(self, new: NewConversation) -> Conversation:
+        """Create a conversation (fresh ``conv_…`` id unless given).
+
+        :raises ConflictError: a conversation with this id exists (nothing changes).
+        """
+
+    @abstractmethod
+    def get_conversation(self, conversation_id: str) -> Conversation | None:
+        """The conversation, or ``None``."""
+
+    @abstractmethod
+    def update_conversation(self, conversation_id: str, metadata: dict[str, object] | None) -> Conversation | None:
+        """Replace the metadata (``None`` clears it); ``created_at`` is unchanged.
+
+        :return: the updated conversation, or ``None`` if it does not exist.
+        """
+
+    @abstractmethod
+    def delete_conversation(self, conversation_id: str) -> bool:
+        """Delete the conversation and its links (item records stay). Whether it existed."""
+
+
+class ConversationItemStorage(Protocol):
+    """Items, and their links to conversations (ordered by ``added_at`` then item id)."""
+
+    @abstractmethod
+    def create_item(self, new: NewConversationItem) -> ConversationItem:
+        """Create an item (id from ``make_item_id(item_type)`` unless given).
+
+        :raises ConflictError: an item with this id exists.
+        """
+
+    @abstractmethod
+    def link_item(self, conversation_id: str, item_id: str, added_at: datetime) -> None:
+        """Link an item to a conversation at ``added_at``.
+
+        :raises ConflictError: the item is already linked to this conversation.
+        """
+
+    @abstractmethod
+    def link_items(self, conversation_id: str, items: Sequence[tuple[str, datetime]]) -> None:
+        """Link several items atomically: all links are made, or none (``ConflictError``)."""
+
+    @abstractmethod
+    def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
+        """One page of linked items in ``(added_at, item_id)`` order after the ``after`` cursor."""
+
+    @abstractmethod
+    def get_item(self, item_id: str) -> ConversationItem | None:
+        """The item, or ``None``."""
+
+    @abstractmethod
+    def is_item_linked(self, conversation_id: str, item_id: str) -> bool:
+        """Whether the item is linked to the conversation."""
+
+    @abstractmethod
+    def delete_item(self, conversation_id: str, item_id: str) -> None:
+        """Remove the link only; the item record stays readable with ``get_item``."""
+
+
+class ResponseStorage(Protocol):
+    """Model responses, chained by ``previous_response_id``."""
+
+    @abstractmethod
+    def store_response(self, response: StoredResponse) -> str:
+        """Store a response and return its id.
+
+        :raises ConflictError: a response with this id exists.
+        """
+
+    @abstractmethod
+    def get_response(self, response_id: str) -> StoredResponse | None:
+        """The response, or ``None``."""
+
+    @abstractmethod
+    def delete_response(self, response_id: str) -> None:
+        """Delete the response (children keep their dangling ``previous_response_id``)."""
+
+    @abstractmethod
+    def get_response_chain(self, response_id: str, max_depth: int | None = None) -> ResponseChain:
+        """The chain ending at ``response_id``, oldest first; the newest ``max_depth`` only.
+
+        :raises InvalidChainError: the chain loops back on itself.
+        """
+
+    @abstractmethod
+    def list_identifier_responses(self, identifier: str, limit: int | None = None) -> list[StoredResponse]:
+        """Responses with this safety identifier, newest first (ties: id descending)."""
+
+    @abstractmethod
+    def delete_identifier_responses(self, identifier: str) -> int:
+        """Delete every response with this safety identifier; how many were deleted."""
+
+
+class Storage:
+    """The three storages of one backend, sharing one pool.
+
+    Use it as a context manager, or call :meth:`close`. It unpacks like upstream's tuple:
+    ``responses, conversations, items = create_storage(cfg)``.
+
+    :ivar max_concurrency: how many calls the backend serves at once (its pool size); the
+        async facade sizes its thread limiter to it.
+    """
+
+    def __init__(
+        self,
+        responses: ResponseStorage,
+        conversations: ConversationStorage,
+        items: ConversationItemStorage,
+        *,
+        backend: str,
+        max_concurrency: int,
+        close: Callable[[], None] | None = None,
+        pool_stats: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
+        self.responses = responses
+        self.conversations = conversations
+        self.items = items
+        self.backend = backend
+        self.max_concurrency = max_concurrency
+        self._close = close
+        self._pool_stats = pool_stats
+        self.closed = False
+
+    def close(self) -> None:
+        """Close the backend's pool. Idempotent."""
+        if not self.closed:
+            self.closed = True
+            if self._close is not None:
+                self._close()
+
+    def pool_stats(self) -> dict[str, int]:
+        """Pool counters (at least ``size`` and ``in_use`` where the backend has a pool)."""
+        return self._pool_stats() if self._pool_stats is not None else {}
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[object]:
+        return iter((self.responses, self.conversations, self.items))
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<Storage backend={self.backend} {state}>"

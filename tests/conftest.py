@@ -1,0 +1,65 @@
+"""Fixtures of the conformance suite: every backend, default and renamed schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from datacon import SchemaConfig, StorageFactoryConfig, StorageHook, create_storage
+from tests.support import RENAMED_SCHEMA, BackendUnderTest, Case
+
+SERVER_BACKENDS = sorted(
+    path.stem for path in (Path(__file__).parent / "servers").glob("*.py") if not path.stem.startswith("_")
+)
+
+
+class MemoryBackend:
+    """The memory backend: every config makes a fresh, empty store."""
+
+    name = "memory"
+
+    def config(self, schema: SchemaConfig | None = None, hook: StorageHook | None = None) -> StorageFactoryConfig:
+        return StorageFactoryConfig(backend="memory", hook=hook)
+
+    def wipe(self, schema: SchemaConfig | None = None) -> None:
+        return None
+
+
+@pytest.fixture(scope="session")
+def memory_backend() -> BackendUnderTest:
+    return MemoryBackend()
+
+
+# Every backend runs with the default schema; every SQL/Redis backend again with RENAMED_SCHEMA.
+STORE_PARAMS = [pytest.param(("memory", "default"), id="memory")]
+for _name in SERVER_BACKENDS:
+    _marks = [getattr(pytest.mark, _name)]
+    STORE_PARAMS.append(pytest.param((_name, "default"), id=_name, marks=_marks))
+    STORE_PARAMS.append(pytest.param((_name, "renamed"), id=f"{_name}-renamed", marks=_marks))
+
+
+@pytest.fixture(params=STORE_PARAMS)
+def backend_variant(request: pytest.FixtureRequest) -> tuple[BackendUnderTest, SchemaConfig | None, str]:
+    name, variant = request.param
+    backend: BackendUnderTest = request.getfixturevalue(f"{name}_backend")
+    schema = RENAMED_SCHEMA if variant == "renamed" else None
+    return backend, schema, variant
+
+
+@pytest.fixture(params=["sync"])
+def api(request: pytest.FixtureRequest) -> str:
+    """Which API the conformance suite drives: the sync core (the async facade adds itself)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def case(backend_variant: tuple[BackendUnderTest, SchemaConfig | None, str], api: str) -> Iterator[Case]:
+    backend, schema, variant = backend_variant
+    storage = create_storage(backend.config(schema=schema))
+    try:
+        yield Case(backend.name, variant, storage, schema)
+    finally:
+        storage.close()
+        backend.wipe(schema)
