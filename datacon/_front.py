@@ -227,7 +227,8 @@ class FrontItemStorage(_Hooked, ConversationItemStorage):
 
     def link_items(self, conversation_id: str, items: Sequence[tuple[str, datetime]]) -> None:
         check_id(conversation_id, "conversation id")
-        if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+        raw: object = items  # callers without type checking may pass anything
+        if isinstance(raw, str | bytes) or not isinstance(raw, Sequence):
             raise InvalidInputError("items must be a sequence of (item_id, added_at) pairs")
         checked: list[tuple[str, datetime]] = []
         seen: set[str] = set()

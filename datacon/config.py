@@ -155,7 +155,9 @@ class RedisConfig:
         _parse_url(self.url, "redis.url", "redis url", ("redis", "rediss"))
         _check_pool_max(self.pool_max, "redis.pool_max")
         if self.retention_days is not None and (
-            not isinstance(self.retention_days, int) or isinstance(self.retention_days, bool) or self.retention_days <= 0
+            not isinstance(self.retention_days, int)
+            or isinstance(self.retention_days, bool)
+            or self.retention_days <= 0
         ):
             # Deliberate: upstream would EXPIRE 0, deleting every record as it is written.
             raise ConfigError("retention_days must be greater than 0, or null for no expiry", "redis.retention_days")
@@ -281,9 +283,7 @@ class StorageFactoryConfig:
         unknown = sorted(set(rest) - set(_SECTIONS))
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(map(str, unknown))}", "config")
-        sections = {
-            name: _structure(_SECTIONS[name], value, name) for name, value in rest.items() if value is not None
-        }
+        sections = {name: _structure(_SECTIONS[name], value, name) for name, value in rest.items() if value is not None}
         return cls(backend=backend, **sections)
 
     @classmethod
@@ -317,7 +317,7 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise ConfigError(f"unsupported config file type {suffix!r} (use .yaml, .yml, .json or .toml)", "config")
     except ConfigError:
         raise
-    except Exception as exc:  # parser errors of three libraries; report the kind and location only
+    except Exception as exc:  # noqa: BLE001 - parser errors of three libraries; report the kind and location only
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         if isinstance(exc, json.JSONDecodeError):

@@ -37,9 +37,7 @@ def _open_backend(config: StorageFactoryConfig) -> Storage:
     module_name, extra, display = _BACKENDS[backend]
     section: Any = getattr(config, backend.value)
     if section is None:
-        raise ConfigError(
-            f"{display} configuration is required when history_backend={backend.value}", backend.value
-        )
+        raise ConfigError(f"{display} configuration is required when history_backend={backend.value}", backend.value)
     section.validate()
     try:
         module = importlib.import_module(module_name)

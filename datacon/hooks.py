@@ -77,9 +77,7 @@ class StorageHook(Protocol):
     :class:`RequestContext`.
     """
 
-    def before(
-        self, operation: StorageOperation, context: RequestContext | None, payload: Any
-    ) -> BeforeHookResult:
+    def before(self, operation: StorageOperation, context: RequestContext | None, payload: Any) -> BeforeHookResult:
         """Called before the backend; the default continues with no extra columns."""
         return BeforeHookResult.cont()
 

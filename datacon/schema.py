@@ -70,13 +70,21 @@ def _frozen_skips(value: Any) -> frozenset[str]:
     return frozenset(value or ())
 
 
+def _str_map(value: Any) -> dict[str, str]:
+    return dict(value or {})
+
+
+def _column_map(value: Any) -> dict[str, ColumnDef]:
+    return dict(value or {})
+
+
 @attrs.define(frozen=True)
 class TableConfig:
     """One table: its name, column renames, extra columns, and skipped columns."""
 
     table: str = ""
-    columns: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
-    extra_columns: Mapping[str, ColumnDef] = attrs.field(factory=dict, converter=dict)
+    columns: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
+    extra_columns: Mapping[str, ColumnDef] = attrs.field(factory=dict, converter=_column_map)
     skip_columns: frozenset[str] = attrs.field(factory=frozenset, converter=_frozen_skips)
 
     @classmethod

@@ -13,9 +13,7 @@ from datacon.schema import TableConfig
 __all__ = ["extra_values", "walk_chain"]
 
 
-def walk_chain(
-    start: str, fetch: Callable[[str], StoredResponse | None], max_depth: int | None
-) -> ResponseChain:
+def walk_chain(start: str, fetch: Callable[[str], StoredResponse | None], max_depth: int | None) -> ResponseChain:
     """Follow ``previous_response_id`` from ``start``; the result is oldest first.
 
     Stops silently at a missing response; keeps the newest ``max_depth`` responses;

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 
-
 import attrs
 
 from datacon._serde import dump_json, load_json
@@ -147,7 +146,7 @@ class MemoryItemStorage(ConversationItemStorage):
                 raise ConflictError(f"item {item_id} already exists")
             self._s.items[item_id] = row
             item = self._item(item_id)
-        assert item is not None  # noqa: S101 - just inserted under the lock
+        assert item is not None
         return item
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime) -> None:
@@ -292,5 +291,3 @@ def open_storage(state: MemoryState | None = None) -> Storage:
         backend="memory",
         max_concurrency=16,
     )
-
-
