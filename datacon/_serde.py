@@ -13,7 +13,7 @@ from datacon.errors import InvalidInputError
 
 __all__ = ["converter", "dump_json", "load_json", "normalize_json"]
 
-converter = make_converter()
+converter = make_converter(forbid_extra_keys=True)  # a typo in a config key is an error, not ignored
 converter.register_unstructure_hook(datetime, to_iso)
 converter.register_structure_hook(datetime, lambda value, _: parse_iso(value) if isinstance(value, str) else value)
 

@@ -1,0 +1,67 @@
+"""The ``none`` backend: accepts writes, stores nothing (upstream noop.rs tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from datacon import (
+    HistoryBackend,
+    ListParams,
+    NewConversation,
+    NewConversationItem,
+    Storage,
+    StorageFactoryConfig,
+    StoredResponse,
+    create_storage,
+)
+from datacon.errors import InvalidInputError
+
+
+@pytest.fixture
+def noop() -> Iterator[Storage]:
+    with create_storage(StorageFactoryConfig(backend=HistoryBackend.NONE)) as storage:
+        yield storage
+
+
+def test_conversations(noop: Storage) -> None:
+    conv = noop.conversations.create_conversation(NewConversation(metadata={"a": 1}))
+    assert conv.id.startswith("conv_")
+    assert conv.metadata == {"a": 1}
+    assert noop.conversations.create_conversation(NewConversation(id="conv_given")).id == "conv_given"
+    assert noop.conversations.create_conversation(NewConversation(id="conv_given")).id == "conv_given"  # no conflicts
+    assert noop.conversations.get_conversation(conv.id) is None
+    assert noop.conversations.update_conversation(conv.id, {"b": 2}) is None
+    assert noop.conversations.delete_conversation(conv.id) is False
+
+
+def test_items(noop: Storage) -> None:
+    item = noop.items.create_item(NewConversationItem("message", [], role="user"))
+    assert item.id.startswith("msg_")
+    assert (item.item_type, item.role) == ("message", "user")
+    assert noop.items.create_item(NewConversationItem("message", [], id="msg_x")).id == "msg_x"
+    noop.items.link_item("conv_1", item.id, datetime.now(UTC))
+    noop.items.link_items("conv_1", [(item.id, datetime.now(UTC))])
+    assert noop.items.list_items("conv_1", ListParams(10)) == []
+    assert noop.items.get_item(item.id) is None
+    assert noop.items.is_item_linked("conv_1", item.id) is False
+    noop.items.delete_item("conv_1", item.id)
+
+
+def test_responses(noop: Storage) -> None:
+    response = StoredResponse(safety_identifier="u")
+    assert noop.responses.store_response(response) == response.id
+    assert noop.responses.get_response(response.id) is None
+    noop.responses.delete_response(response.id)
+    assert noop.responses.get_response_chain(response.id).responses == []
+    assert noop.responses.list_identifier_responses("u") == []
+    assert noop.responses.delete_identifier_responses("u") == 0
+
+
+def test_input_is_still_checked(noop: Storage) -> None:
+    with pytest.raises(InvalidInputError):
+        noop.items.list_items("conv_1", ListParams(-1))
+    with pytest.raises(InvalidInputError):
+        noop.items.link_item("conv_1", "msg_1", datetime(2026, 1, 1))
