@@ -1,0 +1,1 @@
+"""datacon benchmarks (run with ``python -m benchmarks.run``)."""

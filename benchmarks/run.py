@@ -1,0 +1,125 @@
+"""Run the benchmarks of one backend or all, and write Markdown tables and PNG charts.
+
+Usage: ``python -m benchmarks.run --backend memory|sqlite|postgres|redis|all [--quick]``
+(the tox environments ``bench-<backend>`` and ``bench`` run exactly this).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.harness import Row, Settings, write_charts, write_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ("memory", "sqlite", "postgres", "redis")
+DEFAULT_OUT = ROOT / "benchmarks" / "results"
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def _header(command: str, quick: bool) -> str:
+    return (
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} at commit `{_commit()}`, Python "
+        f"{platform.python_version()}, {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"
+        f"{', **quick mode (smoke sizes, figures not meaningful)**' if quick else ''}.\n"
+        f"Reproduce with `{command}`. Every ratio compares two figures measured in this run, "
+        "in interleaved repetitions (medians)."
+    )
+
+
+def run_backend(name: str, settings: Settings) -> list[Row]:
+    """Every workload of one backend; a failure becomes a row saying what failed."""
+    from benchmarks import peers, targets, workloads
+
+    rows: list[Row] = []
+    try:
+        with targets.open_target(name, settings) as target:
+            steps = [
+                ("overhead", lambda: workloads.run_overhead(target, settings)),
+                ("growth", lambda: workloads.run_growth(target, settings)),
+                ("chain", lambda: workloads.run_chains(target, settings)),
+                ("async", lambda: workloads.run_async(target, settings)),
+                ("peers", lambda: peers.run_peers(target, settings)),
+            ]
+            if name == "memory":
+                steps.append(("memory", lambda: workloads.run_rss(settings)))
+            for section, step in steps:
+                print(f"[{name}] {section}...", file=sys.stderr, flush=True)
+                started = time.perf_counter()
+                try:
+                    rows += step()
+                except Exception as exc:
+                    traceback.print_exc()
+                    rows.append(Row(name, section, f"{section} workload", "failed", "", "", None,
+                                    note=f"{type(exc).__name__}: {exc}"[:200]))
+                print(f"[{name}] {section} took {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    except Exception as exc:
+        traceback.print_exc()
+        rows.append(Row(name, "overhead", "backend", "not run", "", "", None,
+                        note=f"{type(exc).__name__}: {exc}"[:200]))
+    return rows
+
+
+def _load_all(out: Path) -> list[Row]:
+    rows: list[Row] = []
+    for name in BACKENDS:
+        path = out / f"{name}.json"
+        if path.exists():
+            rows += [Row(**data) for data in json.loads(path.read_text(encoding="utf-8"))]
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=(*BACKENDS, "all"), default="all")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write results")
+    parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    args = parser.parse_args(argv)
+    settings = Settings.make(args.quick)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    header = _header(command.strip(), args.quick)
+    selected = BACKENDS if args.backend == "all" else (args.backend,)
+    failed = False
+    for name in selected:
+        rows = run_backend(name, settings)
+        failed |= any(row.datacon in ("failed", "not run") for row in rows)
+        (out / f"{name}.json").write_text(
+            json.dumps([dataclasses.asdict(row) for row in rows], indent=1, ensure_ascii=False), encoding="utf-8"
+        )
+        write_markdown(rows, out / f"{name}.md", title=f"datacon benchmarks: {name}", header=header)
+        if not args.no_charts:
+            write_charts(rows, out, name)
+    # The index gathers the latest result of every backend (each may come from a different run).
+    every = _load_all(out)
+    write_markdown(every, out / "README.md", title="datacon benchmarks: latest results",
+                   header="Latest result of each backend; see each `<backend>.md` for its run's details.\n\n"
+                   + header)
+    if not args.no_charts:
+        write_charts(every, out, "all")
+    print(f"wrote {out}/README.md", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""Open each backend as the tests do (real servers started on the spot), with its baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from benchmarks.harness import Settings
+from benchmarks.workloads import Target
+from datacon._front import FrontConversationStorage, FrontItemStorage, FrontResponseStorage
+from datacon.storage import Storage
+
+__all__ = ["open_target"]
+
+
+def wrap(raw: Storage) -> Storage:
+    """What ``create_storage`` returns for ``raw``: the same backend behind the front layer."""
+    return Storage(
+        FrontResponseStorage(raw.responses, None),
+        FrontConversationStorage(raw.conversations, None),
+        FrontItemStorage(raw.items, None),
+        backend=raw.backend,
+        max_concurrency=raw.max_concurrency,
+        close=raw.close,
+        pool_stats=raw.pool_stats,
+    )
+
+
+@contextmanager
+def _memory(settings: Settings) -> Iterator[Target]:
+    from benchmarks.baselines.memory import MemoryBaseline
+    from datacon.backends import memory
+
+    raw = memory.open_storage()
+    # The baseline calls the unwrapped backend; datacon reads the same state through the front layer.
+    storage = wrap(raw)
+    try:
+        yield Target("memory", storage, MemoryBaseline(raw))
+    finally:
+        storage.close()
+
+
+@contextmanager
+def open_target(name: str, settings: Settings) -> Iterator[Target]:
+    """The backend ``name`` with its server running, torn down on exit."""
+    opener = {"memory": _memory}.get(name)
+    if opener is None:
+        raise NotImplementedError(f"the {name} backend is not wired into the benchmarks yet")
+    with opener(settings) as target:
+        yield target

@@ -1,0 +1,297 @@
+"""The measured workloads: overhead, cost growth, chains and the async facade, for one backend."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from benchmarks.baselines import Baseline
+from benchmarks.harness import Row, Settings, fmt_time, interleaved
+from datacon import ListParams, NewConversation, NewConversationItem, SortOrder, StoredResponse, make_item_id
+from datacon.ids import new_response_id
+from datacon.storage import Storage
+
+__all__ = ["MESSAGE", "Target", "run_async", "run_chains", "run_growth", "run_overhead"]
+
+#: A typical Responses-API message item (about 150 bytes of JSON).
+MESSAGE = [{"type": "input_text", "text": "What is the weather like in Paris today? Please answer briefly, in French."}]
+RAW_RESPONSE = {"object": "response", "status": "completed", "output": [{"type": "message", "role": "assistant"}]}
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Target:
+    """One backend under measurement: datacon's storage, and the baseline over the same data."""
+
+    def __init__(
+        self,
+        backend: str,
+        storage: Storage,
+        baseline: Baseline,
+        *,
+        chain_target: float | None = None,
+        server: dict[str, str] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.storage = storage
+        self.baseline = baseline
+        self.chain_target = chain_target  # the "≥ N× faster than naive at depth 100" target, if any
+        self.server = server or {}  # where the server is, for the peers (a DSN, a URL, a file)
+
+
+def response_fields(previous: str | None = None, conversation_id: str | None = None) -> dict[str, Any]:
+    return {
+        "id": new_response_id(),
+        "previous_response_id": previous,
+        "input": MESSAGE,
+        "created_at": datetime.now(UTC),
+        "safety_identifier": "user-42",
+        "model": "gpt-bench",
+        "conversation_id": conversation_id,
+        "raw_response": RAW_RESPONSE,
+    }
+
+
+def _fresh(make: Callable[[], Any]) -> Callable[[], Any]:
+    """A zero-argument callable returning a fresh value per call (ids must never repeat)."""
+    counter: Iterator[int] = itertools.count()
+
+    def next_value() -> Any:
+        next(counter)
+        return make()
+
+    return next_value
+
+
+def _overhead_row(t: Target, measure: str, times: dict[str, float], note: str = "") -> Row:
+    ratio = times["datacon"] / times["baseline"]
+    return Row(
+        t.backend, "overhead", measure, fmt_time(times["datacon"]), t.baseline.label, fmt_time(times["baseline"]),
+        ratio, "≤ 1.15", ratio <= 1.15, note,
+    )
+
+
+def run_overhead(t: Target, s: Settings) -> list[Row]:
+    """Single operations through datacon against the baseline issuing the same statements."""
+    responses, items = t.storage.responses, t.storage.items
+    base = t.baseline
+    rows: list[Row] = []
+    conversation = t.storage.conversations.create_conversation(NewConversation()).id
+
+    times = interleaved(
+        {
+            "datacon": lambda: responses.store_response(StoredResponse(**response_fields())),
+            "baseline": lambda: base.store_response(response_fields()),
+        },
+        rounds=s.rounds, inner=s.inner,
+    )
+    rows.append(_overhead_row(t, "store_response", times))
+
+    stored = response_fields()
+    responses.store_response(StoredResponse(**stored))
+    times = interleaved(
+        {"datacon": lambda: responses.get_response(stored["id"]), "baseline": lambda: base.get_response(stored["id"])},
+        rounds=s.rounds, inner=s.inner,
+    )
+    rows.append(_overhead_row(t, "get_response", times))
+
+    def datacon_create_link() -> None:
+        item = items.create_item(NewConversationItem("message", MESSAGE, role="user", status="completed"))
+        items.link_item(conversation, item.id, datetime.now(UTC))
+
+    times = interleaved(
+        {
+            "datacon": datacon_create_link,
+            "baseline": lambda: base.create_and_link(conversation, make_item_id("message"), MESSAGE, datetime.now(UTC)),
+        },
+        rounds=s.rounds, inner=s.inner,
+    )
+    rows.append(_overhead_row(t, "create_item + link_item", times))
+
+    # The page reads the newest 20 of a conversation of over 1,000 links.
+    base.bulk_items(conversation, _timeline(1_000, EPOCH), MESSAGE)
+    desc = ListParams(20, SortOrder.DESC)
+    times = interleaved(
+        {
+            "datacon": lambda: items.list_items(conversation, desc),
+            "baseline": lambda: base.list_page(conversation, 20, desc=True),
+        },
+        rounds=s.rounds, inner=s.inner,
+    )
+    rows.append(_overhead_row(t, "list_items(limit=20)", times))
+
+    tip = build_chain(t, 100)[-1]
+    times = interleaved(
+        {"datacon": lambda: responses.get_response_chain(tip), "baseline": lambda: base.chain(tip)},
+        rounds=s.rounds, inner=max(1, s.inner // 4),
+    )
+    rows.append(_overhead_row(t, "get_response_chain(depth 100)", times, "baseline: the same one-round-trip walk"))
+    return rows
+
+
+def _timeline(count: int, start: datetime) -> list[tuple[str, datetime]]:
+    return [(make_item_id("message"), start + timedelta(microseconds=index)) for index in range(count)]
+
+
+def build_chain(t: Target, depth: int) -> list[str]:
+    """Store a chain of ``depth`` responses through datacon; the ids, oldest first."""
+    ids: list[str] = []
+    previous: str | None = None
+    for _ in range(depth):
+        fields = response_fields(previous)
+        t.storage.responses.store_response(StoredResponse(**fields))
+        previous = fields["id"]
+        ids.append(previous)
+    return ids
+
+
+def run_growth(t: Target, s: Settings) -> list[Row]:
+    """The last page of a long conversation against the same page of a short one."""
+    conversations, items = t.storage.conversations, t.storage.items
+    short_id = conversations.create_conversation(NewConversation()).id
+    long_id = conversations.create_conversation(NewConversation()).id
+    short_links = _timeline(100, EPOCH)
+    long_links = _timeline(s.big_conversation, EPOCH)
+    t.baseline.bulk_items(short_id, short_links, MESSAGE)
+    t.baseline.bulk_items(long_id, long_links, MESSAGE)
+    # "At the end": the page after the cursor 21 links before the last one (ascending).
+    short_after = ListParams(20, SortOrder.ASC, short_links[-21][0])
+    long_after = ListParams(20, SortOrder.ASC, long_links[-21][0])
+    base = t.baseline
+    times = interleaved(
+        {
+            "short": lambda: items.list_items(short_id, short_after),
+            "long": lambda: items.list_items(long_id, long_after),
+            "base_short": lambda: base.list_page(short_id, 20, after=short_links[-21][0]),
+            "base_long": lambda: base.list_page(long_id, 20, after=long_links[-21][0]),
+        },
+        rounds=s.rounds, inner=s.inner,
+    )
+    assert len(items.list_items(long_id, long_after)) == 20, "the page at the end must hold 20 items"
+    size = f"{s.big_conversation:,}"
+    ratio = times["long"] / times["short"]
+    base_ratio = times["base_long"] / times["base_short"]
+    target = "≤ 1.5"
+    return [
+        Row(t.backend, "growth", f"list_items page at the end, {size} vs 100 links", fmt_time(times["long"]),
+            "100-link conversation", fmt_time(times["short"]), ratio, target, ratio <= 1.5),
+        Row(t.backend, "growth", f"baseline page at the end, {size} vs 100 links", fmt_time(times["base_long"]),
+            "100-link conversation", fmt_time(times["base_short"]), base_ratio, "", None,
+            f"{base.label}: what the statements alone cost"),
+    ]
+
+
+def run_chains(t: Target, s: Settings) -> list[Row]:
+    """``get_response_chain`` at several depths against the naive one-query-per-link walk."""
+    deepest = max(s.chain_depths)
+    ids = build_chain(t, deepest)
+    rows: list[Row] = []
+    responses = t.storage.responses
+    base = t.baseline
+    for depth in s.chain_depths:
+        tip = ids[depth - 1]  # the chain ending here holds exactly ``depth`` responses
+        assert len(responses.get_response_chain(tip)) == depth
+        inner = max(1, s.inner * 10 // depth) if depth > 10 else s.inner
+        times = interleaved(
+            {
+                "datacon": lambda tip=tip: responses.get_response_chain(tip),
+                "naive": lambda tip=tip: base.naive_chain(tip),
+            },
+            rounds=s.rounds, inner=inner,
+        )
+        speedup = times["naive"] / times["datacon"]
+        target, met = "", None
+        if depth == 100 and t.chain_target is not None:
+            target, met = f"≥ {t.chain_target:g}", speedup >= t.chain_target
+        rows.append(
+            Row(t.backend, "chain", f"get_response_chain, depth {depth:,}", fmt_time(times["datacon"]),
+                "naive walk (one query per link)", fmt_time(times["naive"]), speedup, target, met)
+        )
+    return rows
+
+
+def run_async(t: Target, s: Settings, storage_factory: Callable[[], Storage] | None = None) -> list[Row]:
+    """Per-call cost through ``AsyncStorage`` against the sync core, and 32-way throughput."""
+    try:
+        from datacon.aio import AsyncStorage
+    except ImportError:
+        return [Row(t.backend, "async", "AsyncStorage", "not available", "", "", None,
+                    note="datacon.aio is not importable in this checkout")]
+    storage = t.storage
+    facade = AsyncStorage(storage)
+    stored = response_fields()
+    storage.responses.store_response(StoredResponse(**stored))
+    rid = stored["id"]
+    loop = asyncio.new_event_loop()
+    batch = s.inner
+
+    async def async_batch() -> None:
+        for _ in range(batch):
+            await facade.responses.get_response(rid)
+
+    def sync_batch() -> None:
+        for _ in range(batch):
+            storage.responses.get_response(rid)
+
+    rows: list[Row] = []
+    try:
+        times = interleaved(
+            {"async": lambda: loop.run_until_complete(async_batch()), "sync": sync_batch}, rounds=s.rounds, inner=1
+        )
+        per_async, per_sync = times["async"] / batch, times["sync"] / batch
+        rows.append(Row(t.backend, "async", "get_response per call (1 task)", fmt_time(per_async),
+                        "sync call", fmt_time(per_sync), per_async / per_sync, "", None,
+                        "the thread hand-off of anyio.to_thread"))
+
+        workers = 32
+        per_worker = max(1, s.async_calls // workers)
+        total = per_worker * workers
+        pool = ThreadPoolExecutor(max_workers=workers)
+
+        async def async_worker() -> None:
+            for _ in range(per_worker):
+                await facade.responses.get_response(rid)
+
+        async def async_all() -> None:
+            await asyncio.gather(*(async_worker() for _ in range(workers)))
+
+        def thread_worker() -> None:
+            for _ in range(per_worker):
+                storage.responses.get_response(rid)
+
+        def threads_all() -> None:
+            for future in [pool.submit(thread_worker) for _ in range(workers)]:
+                future.result()
+
+        try:
+            times = interleaved(
+                {"async": lambda: loop.run_until_complete(async_all()), "threads": threads_all},
+                rounds=max(3, s.rounds // 2), inner=1,
+            )
+        finally:
+            pool.shutdown()
+        async_tput, thread_tput = total / times["async"], total / times["threads"]
+        ratio = async_tput / thread_tput
+        rows.append(Row(t.backend, "async", "get_response throughput, 32 tasks vs 32 threads",
+                        f"{async_tput:,.0f} calls/s", "32 sync threads", f"{thread_tput:,.0f} calls/s",
+                        ratio, "≥ 0.8", ratio >= 0.8, f"pool size {storage.max_concurrency}"))
+    finally:
+        loop.close()
+    return rows
+
+
+def run_rss(s: Settings) -> list[Row]:
+    """Peak RSS per item of the memory backend (subprocesses; an empty run is the baseline)."""
+    from benchmarks.rss import measure
+
+    per_item, empty, full = measure(s.rss_items)
+    return [
+        Row("memory", "memory", f"peak RSS per item, {s.rss_items:,} items created and linked",
+            f"{per_item:,.0f} bytes/item", "empty run (imports + empty storage)",
+            f"{empty / 2**20:,.1f} MiB → {full / 2**20:,.1f} MiB", None, "", None,
+            f"item content {len(json.dumps(MESSAGE))} bytes of JSON"),
+    ]
