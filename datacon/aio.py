@@ -1,0 +1,359 @@
+"""The anyio async facade (asyncio and trio): each call runs whole in a worker thread, sized to the pool."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Generator, Iterator, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from anyio import CancelScope, CapacityLimiter, to_thread
+from anyio.lowlevel import RunVar, checkpoint_if_cancelled
+
+from datacon.config import StorageFactoryConfig
+from datacon.factory import create_storage
+from datacon.models import (
+    Conversation,
+    ConversationItem,
+    ListParams,
+    NewConversation,
+    NewConversationItem,
+    ResponseChain,
+    StoredResponse,
+)
+from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage, Storage
+
+__all__ = [
+    "AsyncConversationItemStorage",
+    "AsyncConversationStorage",
+    "AsyncResponseStorage",
+    "AsyncStorage",
+    "AsyncStorageOpener",
+    "create_async_storage",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class _ThreadRunner:
+    """Runs blocking storage calls in anyio worker threads, at most ``max_threads`` at once per event loop.
+
+    The limiter is private to one storage (never anyio's process-wide default, which
+    Starlette/FastAPI and everything else share) and sized to the backend's pool: surplus
+    callers then queue on the limiter, which is async, FIFO and cancellable, instead of
+    blocking a thread inside the pool's ``getconn``. A ``RunVar`` gives each event loop its
+    own limiter, so one storage can serve several loops (a portal thread, tests).
+    """
+
+    def __init__(self, max_threads: int) -> None:
+        self.max_threads = max(1, max_threads)
+        self._limiter: RunVar[CapacityLimiter] = RunVar(f"datacon-limiter-{id(self):x}")
+
+    @property
+    def limiter(self) -> CapacityLimiter:
+        """This storage's limiter in the running event loop (made on first use)."""
+        limiter = self._limiter.get(None)
+        if limiter is None:
+            # No await between get and set: two tasks of one loop cannot both create one.
+            limiter = CapacityLimiter(self.max_threads)
+            self._limiter.set(limiter)
+        return limiter
+
+    async def run(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``func(*args, **kwargs)`` in a worker thread, in a copy of the caller's context.
+
+        ``abandon_on_cancel`` stays ``False`` (anyio's default): once the thread has started
+        the call is shielded and runs to completion, so its connection goes back to the pool.
+        """
+        # run_sync takes positional arguments only; bind keywords first.
+        return await to_thread.run_sync(functools.partial(func, *args, **kwargs), limiter=self.limiter)
+
+
+class AsyncConversationStorage:
+    """Async twin of :class:`~datacon.storage.ConversationStorage`; see :class:`AsyncStorage` on cancellation."""
+
+    def __init__(self, wrapped: ConversationStorage, runner: _ThreadRunner) -> None:
+        self._sync = wrapped
+        self._run = runner.run
+
+    @property
+    def wrapped(self) -> ConversationStorage:
+        """The sync storage every call is forwarded to."""
+        return self._sync
+
+    async def create_conversation(self, new: NewConversation) -> Conversation:
+        """Create a conversation (fresh ``conv_…`` id unless given); ``ConflictError`` if the id exists.
+
+        Cancelled: it was not created, or it was (retry with an explicit id to know which).
+        """
+        return await self._run(self._sync.create_conversation, new)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        """The conversation, or ``None``."""
+        return await self._run(self._sync.get_conversation, conversation_id)
+
+    async def update_conversation(
+        self, conversation_id: str, metadata: dict[str, object] | None
+    ) -> Conversation | None:
+        """Replace the metadata (``None`` clears it); the conversation, or ``None`` if absent.
+
+        Cancelled: the metadata is either the old or the new value, never a mix.
+        """
+        return await self._run(self._sync.update_conversation, conversation_id, metadata)
+
+    async def delete_conversation(self, conversation_id: str) -> bool:
+        """Delete the conversation and its links (items stay); whether it existed.
+
+        Cancelled: it is either untouched or fully deleted.
+        """
+        return await self._run(self._sync.delete_conversation, conversation_id)
+
+
+class AsyncConversationItemStorage:
+    """Async twin of :class:`~datacon.storage.ConversationItemStorage`; see :class:`AsyncStorage` on cancellation."""
+
+    def __init__(self, wrapped: ConversationItemStorage, runner: _ThreadRunner) -> None:
+        self._sync = wrapped
+        self._run = runner.run
+
+    @property
+    def wrapped(self) -> ConversationItemStorage:
+        """The sync storage every call is forwarded to."""
+        return self._sync
+
+    async def create_item(self, new: NewConversationItem) -> ConversationItem:
+        """Create an item (id from ``make_item_id`` unless given); ``ConflictError`` if the id exists.
+
+        Cancelled: it was not created, or it was (retry with an explicit id to know which).
+        """
+        return await self._run(self._sync.create_item, new)
+
+    async def link_item(self, conversation_id: str, item_id: str, added_at: datetime) -> None:
+        """Link an item to a conversation at ``added_at``; ``ConflictError`` if already linked.
+
+        Cancelled: the link was made or not; a retry then raises ``ConflictError`` or links it.
+        """
+        return await self._run(self._sync.link_item, conversation_id, item_id, added_at)
+
+    async def link_items(self, conversation_id: str, items: Sequence[tuple[str, datetime]]) -> None:
+        """Link several items atomically (all or none, ``ConflictError``), in one call and one thread.
+
+        Cancelled: all links were made, or none.
+        """
+        return await self._run(self._sync.link_items, conversation_id, items)
+
+    async def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
+        """One page of linked items in ``(added_at, item_id)`` order after the ``after`` cursor."""
+        return await self._run(self._sync.list_items, conversation_id, params)
+
+    async def get_item(self, item_id: str) -> ConversationItem | None:
+        """The item, or ``None``."""
+        return await self._run(self._sync.get_item, item_id)
+
+    async def is_item_linked(self, conversation_id: str, item_id: str) -> bool:
+        """Whether the item is linked to the conversation."""
+        return await self._run(self._sync.is_item_linked, conversation_id, item_id)
+
+    async def delete_item(self, conversation_id: str, item_id: str) -> None:
+        """Remove the link only (the item record stays).
+
+        Cancelled: the link is either still there or removed.
+        """
+        return await self._run(self._sync.delete_item, conversation_id, item_id)
+
+
+class AsyncResponseStorage:
+    """Async twin of :class:`~datacon.storage.ResponseStorage`; see :class:`AsyncStorage` on cancellation."""
+
+    def __init__(self, wrapped: ResponseStorage, runner: _ThreadRunner) -> None:
+        self._sync = wrapped
+        self._run = runner.run
+
+    @property
+    def wrapped(self) -> ResponseStorage:
+        """The sync storage every call is forwarded to."""
+        return self._sync
+
+    async def store_response(self, response: StoredResponse) -> str:
+        """Store a response and return its id; ``ConflictError`` if the id exists.
+
+        Cancelled: it was stored or not; the id is in ``response.id``, so a retry is safe.
+        """
+        return await self._run(self._sync.store_response, response)
+
+    async def get_response(self, response_id: str) -> StoredResponse | None:
+        """The response, or ``None``."""
+        return await self._run(self._sync.get_response, response_id)
+
+    async def delete_response(self, response_id: str) -> None:
+        """Delete the response (children keep their dangling ``previous_response_id``)."""
+        return await self._run(self._sync.delete_response, response_id)
+
+    async def get_response_chain(self, response_id: str, max_depth: int | None = None) -> ResponseChain:
+        """The chain ending at ``response_id``, oldest first, walked in one thread hop.
+
+        :raises InvalidChainError: the chain loops back on itself.
+        """
+        return await self._run(self._sync.get_response_chain, response_id, max_depth)
+
+    async def list_identifier_responses(self, identifier: str, limit: int | None = None) -> list[StoredResponse]:
+        """Responses with this safety identifier, newest first (ties: id descending)."""
+        return await self._run(self._sync.list_identifier_responses, identifier, limit)
+
+    async def delete_identifier_responses(self, identifier: str) -> int:
+        """Delete every response with this safety identifier; how many were deleted.
+
+        Cancelled: either none or all of them were deleted (the count is then lost).
+        """
+        return await self._run(self._sync.delete_identifier_responses, identifier)
+
+
+class AsyncStorage:
+    """The three storages of a sync :class:`~datacon.storage.Storage`, as coroutines (asyncio or trio).
+
+    Every method runs its sync twin whole in one anyio worker thread (one thread hop, one
+    backend call, at most one pooled connection), in a copy of the caller's context, so a
+    :func:`~datacon.request_context` set around ``await`` reaches hooks. Nothing flows back:
+    context variables set inside the thread stay there.
+
+    **Threads.** At most ``max_concurrency`` calls (the backend's pool size) run at once per
+    event loop, through a limiter private to this storage; anyio's shared default limiter
+    (40 threads) is never used. Total threads = anyio's default + one limiter per storage +
+    the pool's own maintenance threads.
+
+    **Cancellation.** A cancelled call either did not start (it was still waiting for a
+    thread) or ran to completion, with its connection back in the pool, before the
+    cancellation is delivered; a started call is never abandoned. So "cancelled" means
+    "not applied" or "applied": writes take their ids before any I/O, and retrying with the
+    same id gives ``ConflictError`` if the first attempt landed. ``fail_after`` cannot cut a
+    call short: the backend's own timeouts (pool wait, socket, statement) bound it.
+
+    ``AsyncStorage(storage)`` wraps an open storage; :func:`create_async_storage` opens one
+    without blocking the event loop. Use ``async with`` or call :meth:`aclose`.
+    """
+
+    def __init__(self, storage: Storage) -> None:
+        if not isinstance(storage, Storage):
+            raise TypeError(f"AsyncStorage wraps a datacon Storage, got {type(storage).__name__}")
+        self._sync = storage
+        self._runner = _ThreadRunner(storage.max_concurrency)
+        self.responses = AsyncResponseStorage(storage.responses, self._runner)
+        self.conversations = AsyncConversationStorage(storage.conversations, self._runner)
+        self.items = AsyncConversationItemStorage(storage.items, self._runner)
+
+    @property
+    def wrapped(self) -> Storage:
+        """The sync :class:`~datacon.storage.Storage` (for ``pool_stats()``, or sync callers)."""
+        return self._sync
+
+    @property
+    def sync(self) -> Storage:
+        """Same as :attr:`wrapped`."""
+        return self._sync
+
+    @property
+    def backend(self) -> str:
+        """The backend's name (``"memory"``, ``"postgres"``…)."""
+        return self._sync.backend
+
+    @property
+    def max_concurrency(self) -> int:
+        """How many calls run at once per event loop (the limiter's size, the backend's pool size)."""
+        return self._runner.max_threads
+
+    @property
+    def limiter(self) -> CapacityLimiter:
+        """This storage's thread limiter in the running event loop."""
+        return self._runner.limiter
+
+    @property
+    def closed(self) -> bool:
+        """Whether the storage has been closed."""
+        return self._sync.closed
+
+    async def aclose(self) -> None:
+        """Close the backend's pool in a worker thread. Idempotent.
+
+        Shielded: once called it completes even if the caller is cancelled, so the pool is
+        never left half open. Calls still running keep their threads until they finish.
+        """
+        with CancelScope(shield=True):
+            await self._runner.run(self._sync.close)
+
+    async def __aenter__(self) -> AsyncStorage:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __iter__(self) -> Iterator[object]:
+        # Unpacks like the sync Storage and upstream's tuple: responses, conversations, items.
+        return iter((self.responses, self.conversations, self.items))
+
+    def __repr__(self) -> str:
+        state = "closed" if self._sync.closed else "open"
+        return f"<AsyncStorage backend={self._sync.backend} {state}>"
+
+
+class AsyncStorageOpener:
+    """What :func:`create_async_storage` returns: await it, or use it with ``async with``.
+
+    It opens once: awaiting it again, or entering it twice, raises ``RuntimeError``.
+    """
+
+    def __init__(self, config: StorageFactoryConfig | None) -> None:
+        self._config = config
+        self._used = False
+        self._storage: AsyncStorage | None = None
+
+    async def _open(self) -> AsyncStorage:
+        if self._used:
+            raise RuntimeError("this create_async_storage() result was already used; call it again")
+        self._used = True
+        opened: list[Storage] = []
+
+        def open_storage() -> Storage:
+            storage = create_storage(self._config)
+            opened.append(storage)
+            return storage
+
+        # Opening may connect and run DDL: a thread, under a private one-token limiter.
+        limiter = CapacityLimiter(1)
+        try:
+            storage = await to_thread.run_sync(open_storage, limiter=limiter)
+            # Cancelled while opening: hand no open pool to a cancelled task.
+            await checkpoint_if_cancelled()
+        except BaseException:
+            if opened:
+                with CancelScope(shield=True):
+                    await to_thread.run_sync(opened[0].close, limiter=limiter)
+            raise
+        return AsyncStorage(storage)
+
+    def __await__(self) -> Generator[Any, None, AsyncStorage]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> AsyncStorage:
+        self._storage = await self._open()
+        return self._storage
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._storage is not None:
+            await self._storage.aclose()
+
+
+def create_async_storage(config: StorageFactoryConfig | None = None) -> AsyncStorageOpener:
+    """Open the storage of ``config`` (memory when ``None``) in a worker thread, without blocking the loop.
+
+    ``storage = await create_async_storage(cfg)`` (then :meth:`AsyncStorage.aclose`) or
+    ``async with create_async_storage(cfg) as storage:``. Errors are those of
+    :func:`~datacon.create_storage` (``ConfigError``, ``MigrationRequiredError``…). If the
+    caller is cancelled while the storage opens, the opened storage is closed again.
+    """
+    return AsyncStorageOpener(config)
