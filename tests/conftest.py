@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from datacon import SchemaConfig, StorageFactoryConfig, StorageHook, create_storage
+from tests.aio_adapter import portal_storage
 from tests.support import RENAMED_SCHEMA, BackendUnderTest, Case
 
 SERVER_BACKENDS = sorted(
@@ -48,9 +49,9 @@ def backend_variant(request: pytest.FixtureRequest) -> tuple[BackendUnderTest, S
     return backend, schema, variant
 
 
-@pytest.fixture(params=["sync"])
+@pytest.fixture(params=["sync", "asyncio", "trio"])
 def api(request: pytest.FixtureRequest) -> str:
-    """Which API the conformance suite drives: the sync core (the async facade adds itself)."""
+    """Which API the conformance suite drives: the sync core, or the async facade under asyncio or trio."""
     return str(request.param)
 
 
@@ -59,7 +60,11 @@ def case(backend_variant: tuple[BackendUnderTest, SchemaConfig | None, str], api
     backend, schema, variant = backend_variant
     storage = create_storage(backend.config(schema=schema))
     try:
-        yield Case(backend.name, variant, storage, schema)
+        if api == "sync":
+            yield Case(backend.name, variant, storage, schema)
+        else:
+            with portal_storage(storage, api) as facade:
+                yield Case(backend.name, variant, facade, schema)
     finally:
         storage.close()
         backend.wipe(schema)
