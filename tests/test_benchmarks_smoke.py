@@ -1,0 +1,24 @@
+"""Smoke test of the benchmark harness: a --quick run on memory writes its tables (timings are not checked)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks.run import main
+
+
+def test_quick_memory_run_writes_the_markdown_table(tmp_path: Path) -> None:
+    status = main(["--backend", "memory", "--quick", "--no-charts", "--out", str(tmp_path)])
+
+    assert status == 0
+    table = (tmp_path / "memory.md").read_text(encoding="utf-8")
+    assert table.startswith("# datacon benchmarks: memory")
+    headings = ("## 1. Overhead", "## 2a. Page cost growth", "## 2b. Response chains", "## 3. Async", "## 5. Memory")
+    for heading in headings:
+        assert heading in table
+    for measure in ("store_response", "create_item + link_item", "list_items page at the end", "peak RSS per item"):
+        assert f"| memory | {measure}" in table
+    rows = json.loads((tmp_path / "memory.json").read_text(encoding="utf-8"))
+    assert not [row for row in rows if row["datacon"] in ("failed", "not run")]
+    assert "| memory |" in (tmp_path / "README.md").read_text(encoding="utf-8")
