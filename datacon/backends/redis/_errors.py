@@ -1,0 +1,55 @@
+"""The one place where redis-py exceptions become datacon errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from redis import exceptions as rx
+
+from datacon.errors import BackendError, BackendUnavailableError, PoolTimeoutError
+
+__all__ = ["corrupt_record", "translate"]
+
+# What BlockingConnectionPool.get_connection raises (as a ConnectionError) when no
+# connection frees up within its timeout; redis-py has no dedicated exception for it.
+_POOL_EXHAUSTED = "No connection available."
+_MAX_DETAIL = 300
+
+
+def _detail(exc: BaseException, secret: str | None) -> str:
+    # redis-py messages name host:port at most, but scrub the password should one appear.
+    text = str(exc) or type(exc).__name__
+    if secret:
+        text = text.replace(secret, "****")
+    return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "..."
+
+
+def _convert(exc: Exception, action: str, secret: str | None, pool_timeout: float) -> BackendError:
+    if isinstance(exc, rx.ConnectionError) and str(exc) == _POOL_EXHAUSTED:
+        return PoolTimeoutError(f"Redis {action}: no pooled connection became free within {pool_timeout:g} s")
+    if isinstance(exc, rx.AuthenticationError | rx.AuthenticationWrongNumberOfArgsError):
+        return BackendUnavailableError(f"Redis {action}: authentication failed ({_detail(exc, secret)})")
+    if isinstance(exc, rx.ConnectionError | rx.TimeoutError | OSError):
+        return BackendUnavailableError(f"Redis {action}: server unavailable ({_detail(exc, secret)})")
+    return BackendError(f"Redis {action} failed: {type(exc).__name__}: {_detail(exc, secret)}")
+
+
+@contextmanager
+def translate(action: str, secret: str | None, pool_timeout: float) -> Iterator[None]:
+    """Re-raise redis-py (and socket) errors raised inside the block as datacon errors.
+
+    Pool exhaustion becomes ``PoolTimeoutError``; connection, authentication and socket
+    timeout failures ``BackendUnavailableError``; anything else ``BackendError``. The
+    original is chained, and ``secret`` (the password) never appears in the message.
+    """
+    try:
+        yield
+    except (rx.RedisError, OSError) as exc:
+        raise _convert(exc, action, secret, pool_timeout) from exc
+
+
+def corrupt_record(kind: str, record_id: str, field: str, exc: Exception) -> BackendError:
+    """The error for a stored hash whose ``field`` cannot be decoded (datacon never writes one)."""
+    problem = type(exc).__name__
+    return BackendError(f"Redis {kind} {record_id} has an unreadable '{field}' field ({problem})")

@@ -1,0 +1,328 @@
+"""The three storages of the Redis backend, over one blocking connection pool.
+
+Key layout (upstream's; ``P`` is ``"{owner}:"`` when the schema has an owner, else empty):
+
+====================================  ===========  ===========================================
+``P conversation:{id}``               hash         the conversation's fields
+``P conversation:{id}:items``         sorted set   links: member item id, score ``added_at``
+``P item:{id}``                       hash         the item's fields
+``P response:{id}``                   hash         the response's fields
+``P safety:{identifier}:responses``   sorted set   member response id, score ``created_at``
+====================================  ===========  ===========================================
+
+Scores are epoch microseconds (exact in a double until the year 2255). With
+``retention_days`` every key gets that TTL when written, the sorted sets included (their
+TTL is refreshed on every write, so a set never outlives the records it indexes by more
+than that). Because of upstream's layout a conversation whose id ends in ``:items`` would
+share its key with another conversation's links; Redis then answers ``WRONGTYPE``
+(``BackendError``).
+
+Every operation is one round trip: a single command, a ``MULTI`` transaction, or a Lua
+script (see ``_lua``) run with ``EVALSHA``. Commands are not retried: a write whose
+connection drops raises ``BackendUnavailableError`` with its outcome unknown (ids are
+made before any I/O, so the caller can look the record up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import redis
+
+from datacon._serde import dump_json, normalize_json
+from datacon._time import to_epoch_us, utc_now
+from datacon.backends._common import walk_chain
+from datacon.config import RedisConfig
+from datacon.errors import ConflictError
+from datacon.models import (
+    Conversation,
+    ConversationItem,
+    ListParams,
+    NewConversation,
+    NewConversationItem,
+    ResponseChain,
+    SortOrder,
+    StoredResponse,
+)
+from datacon.schema import SchemaConfig
+from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage
+
+from . import _lua
+from ._errors import translate
+from ._records import Codec, pairs
+
+__all__ = ["RedisConversationStorage", "RedisItemStorage", "RedisResponseStorage", "RedisStore"]
+
+T = TypeVar("T")
+
+
+class RedisStore:
+    """What the three storages share: the pool, the client, key names and scripts."""
+
+    def __init__(self, config: RedisConfig) -> None:
+        self.config = config
+        schema = config.schema or SchemaConfig()
+        self.schema = schema
+        self.codec = Codec(schema)
+        self.ttl = "" if config.retention_days is None else str(config.retention_days * 86_400)
+        self._password = urlsplit(config.url).password
+        prefix = f"{schema.owner}:" if schema.owner else ""
+        self.conversation_prefix = f"{prefix}conversation:"
+        self.item_prefix = f"{prefix}item:"
+        self.response_prefix = f"{prefix}response:"
+        self.safety_prefix = f"{prefix}safety:"
+        with self.translate("connection setup"):
+            # hiredis, when installed, is picked up by redis-py as its reply parser. The
+            # pool connects lazily: a server that is down does not fail start-up.
+            self.pool = redis.BlockingConnectionPool.from_url(
+                config.url,
+                max_connections=config.pool_max,
+                timeout=config.pool_timeout_secs,
+                socket_timeout=config.socket_timeout_secs,
+                socket_connect_timeout=config.connect_timeout_secs,
+                decode_responses=True,
+            )
+            self.client = redis.Redis(connection_pool=self.pool)
+        register = self.client.register_script
+        self.create_record = register(_lua.CREATE_RECORD)
+        self.store_response = register(_lua.STORE_RESPONSE)
+        self.update_conversation = register(_lua.UPDATE_CONVERSATION)
+        self.link_items = register(_lua.LINK_ITEMS)
+        self.list_items = register(_lua.LIST_ITEMS)
+        self.get_chain = register(_lua.GET_CHAIN)
+        self.list_identifier = register(_lua.LIST_IDENTIFIER)
+        self.delete_identifier = register(_lua.DELETE_IDENTIFIER)
+        self.delete_response = register(_lua.DELETE_RESPONSE)
+
+    @contextmanager
+    def translate(self, action: str) -> Iterator[None]:
+        """Run the block with redis-py errors translated (``_errors.translate``)."""
+        with translate(action, self._password, self.config.pool_timeout_secs):
+            yield
+
+    def call(self, action: str, fn: Callable[[], T]) -> T:
+        """``fn()`` with errors translated."""
+        with self.translate(action):
+            return fn()
+
+    def hgetall(self, action: str, key: str) -> dict[str, str]:
+        """The hash at ``key`` (empty when it does not exist)."""
+        row = self.call(action, lambda: self.client.hgetall(key))
+        return {str(field): str(value) for field, value in row.items()}
+
+    def conversation_key(self, conversation_id: str) -> str:
+        return self.conversation_prefix + conversation_id
+
+    def links_key(self, conversation_id: str) -> str:
+        return f"{self.conversation_prefix}{conversation_id}:items"
+
+    def item_key(self, item_id: str) -> str:
+        return self.item_prefix + item_id
+
+    def response_key(self, response_id: str) -> str:
+        return self.response_prefix + response_id
+
+    def safety_key(self, identifier: str) -> str:
+        return f"{self.safety_prefix}{identifier}:responses"
+
+    def safety_field(self) -> str | None:
+        """The hash field holding the safety identifier, or ``None`` when it is skipped."""
+        return self.codec.responses.field("safety_identifier")
+
+    def pool_stats(self) -> dict[str, int]:
+        """``size`` (pool_max), ``open`` connections and those ``in_use``."""
+        # BlockingConnectionPool keeps every connection it made in _connections and the idle
+        # ones in its queue (padded with None); redis-py computes in-use the same way.
+        made = list(getattr(self.pool, "_connections", ()))
+        queue = getattr(getattr(self.pool, "pool", None), "queue", ())
+        idle = sum(1 for conn in list(queue) if conn is not None)
+        return {"size": self.config.pool_max, "open": len(made), "in_use": max(len(made) - idle, 0)}
+
+    def close(self) -> None:
+        """Disconnect every pooled connection."""
+        with self.translate("close"):
+            self.pool.disconnect()
+
+
+def _flat(fields: dict[str, str]) -> list[str]:
+    return [part for pair in fields.items() for part in pair]
+
+
+class RedisConversationStorage(ConversationStorage):
+    """Conversations as hashes; ``delete_conversation`` also drops the link set."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self._s = store
+
+    def create_conversation(self, new: NewConversation) -> Conversation:
+        s = self._s
+        conversation_id = new.id
+        assert conversation_id is not None  # the front layer mints it
+        metadata = None if new.metadata is None else normalize_json(new.metadata, "metadata")
+        conversation = Conversation(id=conversation_id, created_at=utc_now(), metadata=metadata)
+        fields = s.codec.conversation_fields(conversation)
+        created = s.call(
+            "create_conversation",
+            lambda: s.create_record(keys=[s.conversation_key(conversation_id)], args=[s.ttl, *_flat(fields)]),
+        )
+        if not created:
+            raise ConflictError(f"conversation {conversation_id} already exists")
+        return conversation
+
+    def get_conversation(self, conversation_id: str) -> Conversation | None:
+        s = self._s
+        row = s.hgetall("get_conversation", s.conversation_key(conversation_id))
+        return s.codec.conversation(conversation_id, row) if row else None
+
+    def update_conversation(self, conversation_id: str, metadata: dict[str, object] | None) -> Conversation | None:
+        s = self._s
+        field = s.codec.conversations.field("metadata") or ""
+        text = "" if metadata is None else dump_json(metadata, "metadata")
+        row = s.call(
+            "update_conversation",
+            lambda: s.update_conversation(keys=[s.conversation_key(conversation_id)], args=[field, text]),
+        )
+        return None if row is None else s.codec.conversation(conversation_id, pairs(row))
+
+    def delete_conversation(self, conversation_id: str) -> bool:
+        s = self._s
+
+        def run() -> list[Any]:
+            with s.client.pipeline(transaction=True) as pipe:
+                pipe.delete(s.conversation_key(conversation_id))
+                pipe.delete(s.links_key(conversation_id))
+                return pipe.execute()
+
+        return bool(s.call("delete_conversation", run)[0])
+
+
+class RedisItemStorage(ConversationItemStorage):
+    """Items as hashes; links as one sorted set per conversation."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self._s = store
+
+    def create_item(self, new: NewConversationItem) -> ConversationItem:
+        s = self._s
+        item_id = new.id
+        assert item_id is not None  # the front layer mints it
+        item = ConversationItem(
+            id=item_id,
+            response_id=new.response_id,
+            item_type=new.item_type,
+            role=new.role,
+            content=normalize_json(new.content, "content"),
+            status=new.status,
+            created_at=utc_now(),
+        )
+        fields = s.codec.item_fields(item)
+        created = s.call(
+            "create_item", lambda: s.create_record(keys=[s.item_key(item_id)], args=[s.ttl, *_flat(fields)])
+        )
+        if not created:
+            raise ConflictError(f"item {item_id} already exists")
+        return item
+
+    def link_item(self, conversation_id: str, item_id: str, added_at: datetime) -> None:
+        self.link_items(conversation_id, [(item_id, added_at)])
+
+    def link_items(self, conversation_id: str, items: Sequence[tuple[str, datetime]]) -> None:
+        if not items:
+            return
+        s = self._s
+        args = [s.ttl]
+        for item_id, added_at in items:
+            args += [str(to_epoch_us(added_at)), item_id]
+        taken = s.call("link_items", lambda: s.link_items(keys=[s.links_key(conversation_id)], args=args))
+        if taken is not None:
+            raise ConflictError(f"item {taken} is already linked to conversation {conversation_id}")
+
+    def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
+        if params.limit <= 0:
+            return []
+        s = self._s
+        args: list[str | int] = [
+            s.item_prefix,
+            params.limit,
+            "1" if params.order is SortOrder.DESC else "0",
+            params.after or "",
+        ]
+        rows = s.call("list_items", lambda: s.list_items(keys=[s.links_key(conversation_id)], args=args))
+        return [s.codec.item(str(item_id), pairs(row)) for item_id, row in rows]
+
+    def get_item(self, item_id: str) -> ConversationItem | None:
+        s = self._s
+        row = s.hgetall("get_item", s.item_key(item_id))
+        return s.codec.item(item_id, row) if row else None
+
+    def is_item_linked(self, conversation_id: str, item_id: str) -> bool:
+        s = self._s
+        score = s.call("is_item_linked", lambda: s.client.zscore(s.links_key(conversation_id), item_id))
+        return score is not None
+
+    def delete_item(self, conversation_id: str, item_id: str) -> None:
+        s = self._s
+        s.call("delete_item", lambda: s.client.zrem(s.links_key(conversation_id), item_id))
+
+
+class RedisResponseStorage(ResponseStorage):
+    """Responses as hashes, indexed by safety identifier in sorted sets."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self._s = store
+
+    def store_response(self, response: StoredResponse) -> str:
+        s = self._s
+        fields = s.codec.response_fields(response)
+        keys = [s.response_key(response.id)]
+        if response.safety_identifier is not None and s.safety_field() is not None:
+            keys.append(s.safety_key(response.safety_identifier))
+        args = [s.ttl, str(to_epoch_us(response.created_at)), response.id, *_flat(fields)]
+        if not s.call("store_response", lambda: s.store_response(keys=keys, args=args)):
+            raise ConflictError(f"response {response.id} already exists")
+        return response.id
+
+    def get_response(self, response_id: str) -> StoredResponse | None:
+        s = self._s
+        row = s.hgetall("get_response", s.response_key(response_id))
+        return s.codec.response(response_id, row) if row else None
+
+    def delete_response(self, response_id: str) -> None:
+        s = self._s
+        args = [s.safety_prefix, ":responses", s.safety_field() or "", response_id]
+        s.call("delete_response", lambda: s.delete_response(keys=[s.response_key(response_id)], args=args))
+
+    def get_response_chain(self, response_id: str, max_depth: int | None = None) -> ResponseChain:
+        s = self._s
+        previous = s.codec.responses.field("previous_response_id") or ""
+        args: list[str | int] = [s.response_prefix, response_id, -1 if max_depth is None else max_depth, previous]
+        rows = s.call("get_response_chain", lambda: s.get_chain(args=args))
+        fetched = {str(rid): s.codec.response(str(rid), pairs(row)) for rid, row in rows}
+        # The script walked the same path; walk_chain orders it and reports a cycle.
+        return walk_chain(response_id, fetched.get, max_depth)
+
+    def list_identifier_responses(self, identifier: str, limit: int | None = None) -> list[StoredResponse]:
+        s = self._s
+        field = s.safety_field()
+        if field is None or limit == 0:
+            return []
+        args: list[str | int] = [s.response_prefix, -1 if limit is None else limit, field, identifier]
+        rows = s.call(
+            "list_identifier_responses", lambda: s.list_identifier(keys=[s.safety_key(identifier)], args=args)
+        )
+        return [s.codec.response(str(rid), pairs(row)) for rid, row in rows]
+
+    def delete_identifier_responses(self, identifier: str) -> int:
+        s = self._s
+        field = s.safety_field()
+        if field is None:
+            return 0
+        args = [s.response_prefix, field, identifier]
+        deleted = s.call(
+            "delete_identifier_responses", lambda: s.delete_identifier(keys=[s.safety_key(identifier)], args=args)
+        )
+        return int(deleted)
