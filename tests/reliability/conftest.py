@@ -8,6 +8,7 @@ import pytest
 
 from datacon import Storage, create_storage
 from tests.conftest import SERVER_BACKENDS
+from tests.reliability import figures
 from tests.support import BackendUnderTest
 
 # Oracle is left out: its server is external (DATACON_TEST_ORACLE_DSN) and far too slow to
@@ -46,3 +47,11 @@ def server_backend(request: pytest.FixtureRequest) -> BackendUnderTest:
     """A server backend (not memory): the subject of differential tests against the memory model."""
     backend: BackendUnderTest = request.getfixturevalue(f"{request.param}_backend")
     return backend
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what the suite measured (the figures its report quotes)."""
+    if figures.FIGURES:
+        terminalreporter.section("reliability figures")
+        for name, text in sorted(figures.FIGURES.items()):
+            terminalreporter.write_line(f"{name}: {text}")
