@@ -6,8 +6,8 @@ import inspect
 
 import pytest
 
-from datacon import storage as sync_api
 from datacon import aio
+from datacon import storage as sync_api
 
 PAIRS = [
     (sync_api.ConversationStorage, aio.AsyncConversationStorage),
@@ -99,4 +99,4 @@ def test_the_facade_is_not_reexported_from_the_package_root() -> None:
 
     assert not hasattr(datacon, "AsyncStorage")
     assert "AsyncStorage" not in datacon.__all__
-    assert aio.__all__ and {"AsyncStorage", "create_async_storage"} <= set(aio.__all__)
+    assert {"AsyncStorage", "create_async_storage"} <= set(aio.__all__)
