@@ -8,14 +8,16 @@ sorted list of ``(added_at_us, item_id)`` keys, so a page costs O(log n + limit)
 from __future__ import annotations
 
 import bisect
+import heapq
 import threading
 from collections.abc import Sequence
 from datetime import datetime
 
 import attrs
 
+from datacon._export import Link
 from datacon._serde import dump_json, load_json
-from datacon._time import to_epoch_us, utc_now
+from datacon._time import from_epoch_us, to_epoch_us, utc_now
 from datacon.backends._common import walk_chain
 from datacon.errors import ConflictError
 from datacon.ids import make_item_id, new_conversation_id
@@ -115,6 +117,32 @@ class MemoryConversationStorage(ConversationStorage):
             self._s.links.pop(conversation_id, None)
             return self._s.conversations.pop(conversation_id, None) is not None
 
+    # The enumeration and restore seam of datacon._export (export, import, copy).
+
+    def iter_conversations(self, after_id: str | None, batch: int) -> list[Conversation]:
+        """Up to ``batch`` conversations whose id is greater than ``after_id``, by id."""
+        with self._s.lock:
+            rows = self._s.conversations
+            ids = heapq.nsmallest(batch, (key for key in rows if after_id is None or key > after_id))
+            return [_conversation(key, rows[key]) for key in ids]
+
+    def count_conversations(self) -> int:
+        with self._s.lock:
+            return len(self._s.conversations)
+
+    def restore_conversations(self, records: Sequence[Conversation]) -> int:
+        """Insert the conversations whose id is absent, ``created_at`` kept; how many were inserted."""
+        rows = [
+            (r.id, (r.created_at, None if r.metadata is None else dump_json(r.metadata, "metadata"))) for r in records
+        ]
+        created = 0
+        with self._s.lock:
+            for conversation_id, row in rows:
+                if conversation_id not in self._s.conversations:
+                    self._s.conversations[conversation_id] = row
+                    created += 1
+        return created
+
 
 class MemoryItemStorage(ConversationItemStorage):
     """Items in a dict; links in per-conversation sorted lists."""
@@ -210,6 +238,67 @@ class MemoryItemStorage(ConversationItemStorage):
             if not links.keys:
                 del self._s.links[conversation_id]
 
+    # The enumeration and restore seam of datacon._export (export, import, copy).
+
+    def iter_items(self, after_id: str | None, batch: int) -> list[ConversationItem]:
+        """Up to ``batch`` items whose id is greater than ``after_id``, by id."""
+        with self._s.lock:
+            ids = heapq.nsmallest(batch, (key for key in self._s.items if after_id is None or key > after_id))
+            return [item for key in ids if (item := self._item(key)) is not None]
+
+    def iter_links(self, after: tuple[str, str] | None, batch: int) -> list[Link]:
+        """Up to ``batch`` links whose ``(conversation_id, item_id)`` is greater than ``after``, in that order."""
+        with self._s.lock:
+            all_links = self._s.links
+            keys = heapq.nsmallest(
+                batch,
+                (
+                    (conversation_id, item_id)
+                    for conversation_id, links in all_links.items()
+                    for item_id in links.by_item
+                    if after is None or (conversation_id, item_id) > after
+                ),
+            )
+            return [Link(c, i, from_epoch_us(all_links[c].by_item[i])) for c, i in keys]
+
+    def count_items(self) -> int:
+        with self._s.lock:
+            return len(self._s.items)
+
+    def count_links(self) -> int:
+        with self._s.lock:
+            return sum(len(links.by_item) for links in self._s.links.values())
+
+    def restore_items(self, records: Sequence[ConversationItem]) -> int:
+        """Insert the items whose id is absent, ``created_at`` kept; how many were inserted."""
+        rows = [
+            (r.id, (r.response_id, r.item_type, r.role, dump_json(r.content, "content"), r.status, r.created_at))
+            for r in records
+        ]
+        created = 0
+        with self._s.lock:
+            for item_id, row in rows:
+                if item_id not in self._s.items:
+                    self._s.items[item_id] = row
+                    created += 1
+        return created
+
+    def restore_links(self, records: Sequence[Link]) -> int:
+        """Make the links that do not exist yet; how many were made."""
+        created = 0
+        with self._s.lock:
+            for link in records:
+                links = self._s.links.get(link.conversation_id)
+                if links is None:
+                    links = self._s.links[link.conversation_id] = _Links()
+                if link.item_id in links.by_item:
+                    continue
+                added_us = to_epoch_us(link.added_at)
+                bisect.insort(links.keys, (added_us, link.item_id))
+                links.by_item[link.item_id] = added_us
+                created += 1
+        return created
+
 
 class MemoryResponseStorage(ResponseStorage):
     """Responses in a dict, with a safety-identifier index."""
@@ -279,6 +368,45 @@ class MemoryResponseStorage(ResponseStorage):
         with self._s.lock:
             ids = list(self._s.by_identifier.get(identifier, ()))
             return sum(self._delete(rid) for rid in ids)
+
+    # The enumeration and restore seam of datacon._export (export, import, copy).
+
+    def iter_responses(self, after_id: str | None, batch: int) -> list[StoredResponse]:
+        """Up to ``batch`` responses whose id is greater than ``after_id``, by id."""
+        with self._s.lock:
+            rows = self._s.responses
+            ids = heapq.nsmallest(batch, (key for key in rows if after_id is None or key > after_id))
+            return [rows[key].to_model() for key in ids]
+
+    def count_responses(self) -> int:
+        with self._s.lock:
+            return len(self._s.responses)
+
+    def restore_responses(self, records: Sequence[StoredResponse]) -> int:
+        """Insert the responses whose id is absent; how many were inserted."""
+        rows = [
+            _Response(
+                id=r.id,
+                previous_response_id=r.previous_response_id,
+                input_json=dump_json(r.input, "input"),
+                created_at=r.created_at,
+                safety_identifier=r.safety_identifier,
+                model=r.model,
+                conversation_id=r.conversation_id,
+                raw_json=dump_json(r.raw_response, "raw_response"),
+            )
+            for r in records
+        ]
+        created = 0
+        with self._s.lock:
+            for row in rows:
+                if row.id in self._s.responses:
+                    continue
+                self._s.responses[row.id] = row
+                if row.safety_identifier is not None:
+                    self._s.by_identifier.setdefault(row.safety_identifier, set()).add(row.id)
+                created += 1
+        return created
 
 
 def open_storage(state: MemoryState | None = None) -> Storage:

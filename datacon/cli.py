@@ -1,0 +1,518 @@
+"""The ``datacon`` command: inspect records, export/import JSON Lines, copy between backends, migrate, doctor.
+
+The storage is configured by a YAML, TOML or JSON file (``--config``, or ``DATACON_CONFIG``);
+without one, the README's SQLite file ``datacon-demo.db`` in the current directory is used.
+Errors print one line, ``datacon: error: ...``, on stderr: exit status 1 for a failure, 2 for
+a usage error. See docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from datacon import _admin, _export
+from datacon._serde import converter
+from datacon.config import HistoryBackend, SqliteConfig, StorageFactoryConfig
+from datacon.errors import DataconError, MigrationRequiredError
+from datacon.factory import create_storage
+from datacon.models import ListParams, SortOrder
+from datacon.storage import Storage
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
+
+__all__ = ["DEFAULT_DATABASE", "cli", "main"]
+
+#: The README's demo database, used when no configuration is given.
+DEFAULT_DATABASE = "datacon-demo.db"
+
+
+class _Failure(click.ClickException):
+    """A failure reported as ``datacon: error: <message>`` with exit status 1."""
+
+
+def _fail(message: str) -> NoReturn:
+    raise _Failure(message)
+
+
+def _error_line(exc: BaseException) -> str:
+    if isinstance(exc, MigrationRequiredError):
+        first = str(exc).splitlines()[0].rstrip(".")
+        return f"{first}: see the SQL with 'datacon migrate plan', apply it with 'datacon migrate apply'"
+    if isinstance(exc, click.UsageError):
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        return f"{exc.format_message()}{hint}"
+    if isinstance(exc, click.ClickException):
+        return exc.format_message()
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or type(exc).__name__}{where}"
+    # datacon's messages never hold secrets; keep the first line only (one line per error).
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+class _Cli(click.Group):
+    """The root group: turns every expected failure into one stderr line and an exit status."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        code = 0
+        try:
+            result = super().main(args, prog_name or "datacon", complete_var, standalone_mode=False, **extra)
+            if isinstance(result, int):
+                code = result
+        except click.UsageError as exc:
+            click.echo(f"datacon: error: {_error_line(exc)}", err=True)
+            code = exc.exit_code
+        except (click.ClickException, DataconError, OSError) as exc:
+            click.echo(f"datacon: error: {_error_line(exc)}", err=True)
+            code = exc.exit_code if isinstance(exc, click.ClickException) else 1
+        except click.Abort:
+            click.echo("datacon: error: aborted", err=True)
+            code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def default_config() -> StorageFactoryConfig:
+    """The README's SQLite database in the current directory."""
+    return StorageFactoryConfig(backend="sqlite", sqlite=SqliteConfig(DEFAULT_DATABASE))
+
+
+def _config(ctx: click.Context) -> StorageFactoryConfig:
+    path: str | None = ctx.find_root().params.get("config_path")
+    return StorageFactoryConfig.from_file(path) if path else default_config()
+
+
+def _require_database(config: StorageFactoryConfig) -> None:
+    missing = _admin.sqlite_file_missing(config)
+    if missing is not None:
+        _fail(f"no SQLite database at {missing} (give --config FILE or set DATACON_CONFIG)")
+
+
+@contextmanager
+def _open(config: StorageFactoryConfig, *, must_exist: bool = True) -> Iterator[Storage]:
+    if must_exist:
+        _require_database(config)
+    with create_storage(config) as storage:
+        yield storage
+
+
+def _dump(value: Any) -> None:
+    click.echo(json.dumps(converter.unstructure(value), indent=2, ensure_ascii=False))
+
+
+def _json_text(value: Any, width: int | None = None) -> str:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
+    for row in [list(headers), *cells]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _fields(pairs: Sequence[tuple[str, object]]) -> None:
+    width = max(len(name) for name, _ in pairs)
+    for name, value in pairs:
+        click.echo(f"{name.ljust(width)}  {'-' if value is None else value}")
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    envvar="DATACON_CONFIG",
+    type=click.Path(dir_okay=False),
+    help=f"Storage config file (.yaml, .yml, .json, .toml); default: SQLite {DEFAULT_DATABASE} here.",
+)
+@click.version_option(package_name="datacon", prog_name="datacon")
+def cli(config_path: str | None) -> None:
+    """Inspect, export, import, copy and migrate datacon storage."""
+
+
+# -- inspection ------------------------------------------------------------------------------
+
+
+@cli.group()
+def conversations() -> None:
+    """Inspect conversations."""
+
+
+@conversations.command("show")
+@click.argument("conversation_id")
+@json_option
+@click.pass_context
+def conversations_show(ctx: click.Context, conversation_id: str, as_json: bool) -> None:
+    """Show one conversation."""
+    with _open(_config(ctx)) as storage:
+        conversation = storage.conversations.get_conversation(conversation_id)
+    if conversation is None:
+        _fail(f"conversation {conversation_id} not found")
+    if as_json:
+        _dump(conversation)
+        return
+    metadata = None if conversation.metadata is None else _json_text(conversation.metadata)
+    created_at = converter.unstructure(conversation.created_at)
+    _fields([("id", conversation.id), ("created_at", created_at), ("metadata", metadata)])
+
+
+@cli.group()
+def items() -> None:
+    """Inspect conversation items."""
+
+
+@items.command("list")
+@click.argument("conversation_id")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Page size.")
+@click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
+@click.option("--after", metavar="ITEM_ID", help="Start after this item (exclusive cursor).")
+@json_option
+@click.pass_context
+def items_list(
+    ctx: click.Context, conversation_id: str, limit: int, order: str, after: str | None, as_json: bool
+) -> None:
+    """List one page of a conversation's items, by (added_at, item id)."""
+    with _open(_config(ctx)) as storage:
+        # One extra row tells whether another page follows.
+        page = storage.items.list_items(conversation_id, ListParams(limit + 1, SortOrder(order), after))
+    has_more = len(page) > limit
+    page = page[:limit]
+    last_id = page[-1].id if page else None
+    if as_json:
+        data = {
+            "data": converter.unstructure(page),
+            "first_id": page[0].id if page else None,
+            "last_id": last_id,
+            "has_more": has_more,
+        }
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    rows = [
+        (i.id, i.item_type, i.role, i.status, converter.unstructure(i.created_at), _json_text(i.content, 60))
+        for i in page
+    ]
+    _table(["ID", "TYPE", "ROLE", "STATUS", "CREATED_AT", "CONTENT"], rows)
+    if has_more:
+        click.echo(f"(more: --after {last_id})")
+
+
+@cli.group()
+def responses() -> None:
+    """Inspect stored responses and their chains."""
+
+
+@responses.command("show")
+@click.argument("response_id")
+@json_option
+@click.pass_context
+def responses_show(ctx: click.Context, response_id: str, as_json: bool) -> None:
+    """Show one response."""
+    with _open(_config(ctx)) as storage:
+        response = storage.responses.get_response(response_id)
+    if response is None:
+        _fail(f"response {response_id} not found")
+    if as_json:
+        _dump(response)
+        return
+    _fields(
+        [
+            ("id", response.id),
+            ("previous_response_id", response.previous_response_id),
+            ("conversation_id", response.conversation_id),
+            ("model", response.model),
+            ("safety_identifier", response.safety_identifier),
+            ("created_at", converter.unstructure(response.created_at)),
+            ("input", _json_text(response.input)),
+            ("raw_response", _json_text(response.raw_response)),
+        ]
+    )
+
+
+@responses.command("chain")
+@click.argument("response_id")
+@click.option("--max-depth", type=click.IntRange(min=0), help="Keep only the newest N responses.")
+@json_option
+@click.pass_context
+def responses_chain(ctx: click.Context, response_id: str, max_depth: int | None, as_json: bool) -> None:
+    """Show the chain of responses ending at RESPONSE_ID, oldest first."""
+    with _open(_config(ctx)) as storage:
+        chain = storage.responses.get_response_chain(response_id, max_depth)
+        if not chain.responses and max_depth != 0 and storage.responses.get_response(response_id) is None:
+            _fail(f"response {response_id} not found")
+    if as_json:
+        _dump(chain.responses)
+        return
+    rows = [
+        (n, r.id, r.previous_response_id, r.model, converter.unstructure(r.created_at))
+        for n, r in enumerate(chain.responses, 1)
+    ]
+    _table(["#", "ID", "PREVIOUS", "MODEL", "CREATED_AT"], rows)
+
+
+# -- export, import, copy ----------------------------------------------------------------------
+
+
+def _counts_table(result: _export.ImportCounts) -> None:
+    _table(["TYPE", "CREATED", "SKIPPED"], [(k, result.created[k], result.skipped[k]) for k in _export.KINDS])
+
+
+def _counts_json(result: _export.ImportCounts) -> dict[str, Any]:
+    return {"created": result.created, "skipped": result.skipped, "warnings": result.warnings}
+
+
+@cli.command("export")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-", help="File (default: stdout)."
+)
+@click.option("--batch", type=click.IntRange(min=1), default=_export.DEFAULT_BATCH, show_default=True)
+@click.pass_context
+def export_command(ctx: click.Context, output: str, batch: int) -> None:
+    """Write every record as JSON Lines (format: docs/cli.md).
+
+    A file is written under a temporary name and renamed when complete, so a failed export
+    never leaves a truncated file behind.
+    """
+    with _open(_config(ctx)) as storage:
+        if output == "-":
+            totals = _write_dump(storage, sys.stdout, batch)
+        else:
+            target = Path(output)
+            partial = target.with_name(target.name + ".partial")
+            try:
+                with partial.open("w", encoding="utf-8", newline="\n") as stream:
+                    totals = _write_dump(storage, stream, batch)
+                partial.replace(target)
+            finally:
+                partial.unlink(missing_ok=True)
+    click.echo("exported " + ", ".join(f"{totals[k]} {k}s" for k in _export.KINDS), err=True)
+
+
+def _write_dump(storage: Storage, stream: IO[str], batch: int) -> dict[str, int]:
+    totals: dict[str, int] = dict.fromkeys(_export.KINDS, 0)
+    for kind, page in _export.iter_batches(storage, batch):
+        stream.write("".join(_export.dump_record(record) + "\n" for record in page))
+        totals[kind] += len(page)
+    stream.flush()
+    return totals
+
+
+@cli.command("import")
+@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--batch", type=click.IntRange(min=1), default=_export.DEFAULT_BATCH, show_default=True)
+@json_option
+@click.pass_context
+def import_command(ctx: click.Context, source: str, batch: int, as_json: bool) -> None:
+    """Read JSON Lines (a file, or - for stdin) into the storage; existing records are skipped.
+
+    A file is checked completely before anything is written, so a malformed file changes
+    nothing. Re-running an import is safe: what exists is skipped, the rest is written.
+    """
+    config = _config(ctx)
+    if source == "-":
+        records: Iterator[_export.Record] = _export.read_records(sys.stdin)
+    else:
+        with open(source, encoding="utf-8") as stream:
+            for _ in _export.read_records(stream):
+                pass
+        records = _read_file(source)
+    with _open(config, must_exist=False) as storage:
+        result = _export.import_records(storage, records, batch)
+    for warning in result.warnings:
+        click.echo(f"datacon: warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps(_counts_json(result), indent=2))
+    else:
+        _counts_table(result)
+
+
+def _read_file(path: str) -> Iterator[_export.Record]:
+    with open(path, encoding="utf-8") as stream:
+        yield from _export.read_records(stream)
+
+
+@cli.command("copy")
+@click.option("--from", "source_path", required=True, type=click.Path(dir_okay=False), help="Source config file.")
+@click.option("--to", "target_path", required=True, type=click.Path(dir_okay=False), help="Destination config file.")
+@click.option("--batch", type=click.IntRange(min=1), default=_export.DEFAULT_BATCH, show_default=True)
+@click.option("--verify", is_flag=True, help="Then compare counts and content hashes of both sides.")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+@json_option
+def copy_command(source_path: str, target_path: str, batch: int, verify: bool, progress: bool, as_json: bool) -> None:
+    """Copy every record from one backend to another, in batches.
+
+    Resumable: records that exist in the destination are skipped, so re-running an
+    interrupted copy finishes it.
+    """
+    source_config = StorageFactoryConfig.from_file(source_path)
+    target_config = StorageFactoryConfig.from_file(target_path)
+    if Path(source_path).resolve() == Path(target_path).resolve():
+        _fail("--from and --to name the same configuration")
+    with _open(source_config) as source, _open(target_config, must_exist=False) as target:
+        if progress:
+            total = sum(_export.counts(source).values())
+            bar: ProgressBar[int]
+            with click.progressbar(length=total, label="copying", file=sys.stderr, show_pos=True) as bar:
+
+                def advance(kind: str, n: int) -> None:
+                    bar.label = f"copying {kind}s"
+                    bar.update(n)
+
+                result = _export.copy_storage(source, target, batch, advance)
+        else:
+            result = _export.copy_storage(source, target, batch)
+        problems = _verify(source, target, batch) if verify else None
+    for warning in result.warnings:
+        click.echo(f"datacon: warning: {warning}", err=True)
+    if as_json:
+        data = _counts_json(result)
+        if problems is not None:
+            data["verified"] = not problems
+            data["differences"] = problems
+        click.echo(json.dumps(data, indent=2))
+    else:
+        _counts_table(result)
+        if problems is not None and not problems:
+            click.echo("verified: both sides hold the same records")
+    if problems:
+        _fail("verification failed: " + "; ".join(problems))
+
+
+def _verify(source: Storage, target: Storage, batch: int) -> list[str]:
+    return _export.compare_digests(_export.digest(source, batch), _export.digest(target, batch))
+
+
+# -- migrations ------------------------------------------------------------------------------
+
+
+@cli.group()
+def migrate() -> None:
+    """Schema version and migrations of the SQL backends."""
+
+
+def _migratable(config: StorageFactoryConfig) -> bool:
+    if not _admin.has_migrations(config):
+        click.echo(f"the {HistoryBackend(config.backend).value} backend has no schema migrations")
+        return False
+    missing = _admin.sqlite_file_missing(config)
+    if missing is not None:
+        click.echo(f"no SQLite database at {missing}: it is created at the latest version on first use")
+        return False
+    return True
+
+
+def _status_lines(status: _admin.SchemaStatus) -> list[tuple[str, object]]:
+    return [
+        ("backend", status.backend),
+        ("current", status.current if status.current is not None else "latest" if status.up_to_date else "unknown"),
+        ("latest", status.latest if status.latest is not None else "-"),
+        ("pending", f"{len(status.statements)} statement(s)" if status.statements else "none"),
+    ]
+
+
+@migrate.command("status")
+@json_option
+@click.pass_context
+def migrate_status(ctx: click.Context, as_json: bool) -> None:
+    """Show the schema version and whether migrations are pending."""
+    config = _config(ctx)
+    if not _migratable(config):
+        return
+    status = _admin.schema_status(config)
+    if as_json:
+        data = {
+            "backend": status.backend,
+            "current": status.current,
+            "latest": status.latest,
+            "up_to_date": status.up_to_date,
+            "statements": list(status.statements),
+        }
+        click.echo(json.dumps(data, indent=2))
+    else:
+        _fields(_status_lines(status))
+
+
+@migrate.command("plan")
+@click.pass_context
+def migrate_plan(ctx: click.Context) -> None:
+    """Print the exact SQL that 'migrate apply' would run."""
+    config = _config(ctx)
+    if not _migratable(config):
+        return
+    status = _admin.schema_status(config)
+    if status.up_to_date:
+        click.echo("-- nothing to apply: the schema is up to date")
+    else:
+        click.echo(_admin.describe_pending(status.statements))
+
+
+@migrate.command("apply")
+@click.pass_context
+def migrate_apply(ctx: click.Context) -> None:
+    """Apply the pending migrations (under the backend's migration lock)."""
+    config = _config(ctx)
+    if not _migratable(config):
+        return
+    before = _admin.schema_status(config)
+    if before.up_to_date:
+        click.echo("nothing to apply: the schema is up to date")
+        return
+    after = _admin.apply_migrations(config)
+    if not after.up_to_date:
+        _fail(f"{len(after.statements)} statement(s) still pending after apply")
+    version = f" (version {after.current})" if after.current is not None else ""
+    click.echo(f"applied {len(before.statements)} statement(s); the schema is up to date{version}")
+
+
+# -- doctor ----------------------------------------------------------------------------------
+
+
+@cli.command("doctor")
+@json_option
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool) -> None:
+    """Check the configuration, the connection and the schema version (secrets masked)."""
+    root = ctx.find_root().params.get("config_path")
+    source = f"config file {root}" if root else f"default config (SQLite {DEFAULT_DATABASE})"
+    try:
+        config = _config(ctx)
+    except DataconError as exc:
+        checks = [_admin.Check("config", False, str(exc))]
+    else:
+        checks = _admin.doctor(config)
+    if as_json:
+        data = [{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks]
+        click.echo(json.dumps({"source": source, "checks": data}, indent=2))
+    else:
+        click.echo(f"using {source}")
+        for check in checks:
+            click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name.ljust(10)}  {check.detail}")
+    if not all(check.ok for check in checks):
+        ctx.exit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point (``datacon``)."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="datacon")
