@@ -224,11 +224,14 @@ class AsyncStorage:
     the pool's own maintenance threads.
 
     **Cancellation.** A cancelled call either did not start (it was still waiting for a
-    thread) or ran to completion, with its connection back in the pool, before the
-    cancellation is delivered; a started call is never abandoned. So "cancelled" means
-    "not applied" or "applied": writes take their ids before any I/O, and retrying with the
-    same id gives ``ConflictError`` if the first attempt landed. ``fail_after`` cannot cut a
-    call short: the backend's own timeouts (pool wait, socket, statement) bound it.
+    thread: it raises the cancellation and did nothing) or ran to completion, with its
+    connection back in the pool, before the caller resumes; a started call is never
+    abandoned. A call that completed returns its result (or raises its error) as usual, and
+    the cancellation is raised at the caller's next checkpoint. So a caller who sees the
+    cancellation cannot tell "not applied" from "applied": writes take their ids before any
+    I/O, and retrying with the same id gives ``ConflictError`` if the first attempt landed.
+    ``move_on_after``/``fail_after`` cannot cut a started call short: the backend's own
+    timeouts (pool wait, socket, statement) bound it.
 
     ``AsyncStorage(storage)`` wraps an open storage; :func:`create_async_storage` opens one
     without blocking the event loop. Use ``async with`` or call :meth:`aclose`.

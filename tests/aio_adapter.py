@@ -58,7 +58,7 @@ class PortalStorage:
         return self.facade.sync.pool_stats()
 
     def run(self, func: Callable[..., Any], *args: Any) -> Any:
-        """Run a coroutine function on the portal's loop (for tests that need the facade itself)."""
+        """Run ``func`` on the portal's event loop, awaiting it if it is a coroutine function."""
         return self.portal.call(func, *args)
 
 
