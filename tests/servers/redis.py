@@ -27,10 +27,13 @@ OWNER = "dcowner"
 class RedisServer:
     """A ``redis-server`` child process (no persistence) listening on 127.0.0.1."""
 
-    def __init__(self, executable: str, workdir: Path, password: str | None = PASSWORD) -> None:
+    def __init__(
+        self, executable: str, workdir: Path, password: str | None = PASSWORD, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.executable = executable
         self.workdir = workdir
         self.password = password
+        self.extra_args = extra_args  # appended last, so they override the defaults (e.g. AOF on)
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -39,16 +42,17 @@ class RedisServer:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 15.0) -> None:
-        """Start on a free port and wait until it answers ``PING``."""
+    def start(self, timeout: float = 15.0, port: int | None = None) -> None:
+        """Start on ``port`` (a free one if ``None``) and wait until it answers ``PING``."""
         import redis
 
         for _attempt in range(3):  # a free port can be taken before the server binds it
-            self.port = free_port()
+            self.port = port or free_port()
             args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
             args += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
             if self.password:
                 args += ["--requirepass", self.password]
+            args += self.extra_args
             log = open(self.workdir / f"redis-{self.port}.log", "wb")  # noqa: SIM115 - kept for the process's lifetime
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
             log.close()

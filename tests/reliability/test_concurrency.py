@@ -1,0 +1,214 @@
+"""Concurrency on every backend: mixed writers, duplicate-create races, paging while others append."""
+
+from __future__ import annotations
+
+import random
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+import pytest
+
+from datacon import ListParams, NewConversation, NewConversationItem, SortOrder, Storage, StoredResponse
+from datacon._time import to_epoch_us
+from datacon.errors import ConflictError
+from tests.conformance._util import at
+from tests.reliability import figures
+from tests.support import BackendUnderTest
+
+pytestmark = pytest.mark.reliability
+
+THREADS = 8
+ROUNDS = 20
+# Few instants: many links share an added_at, so ordering relies on the item-id tie-break.
+INSTANTS = [at(seconds) for seconds in range(6)]
+
+
+def run_threads(count: int, work: Callable[[int], None]) -> None:
+    """Run ``work(index)`` in ``count`` threads at once; re-raise the first failure."""
+    with ThreadPoolExecutor(count) as pool:
+        for future in [pool.submit(work, index) for index in range(count)]:
+            future.result(timeout=120)
+
+
+def page_all(storage: Storage, conv: str, order: SortOrder, size: int) -> list[str]:
+    """Every linked item id, fetched ``size`` at a time with the ``after`` cursor."""
+    seen: list[str] = []
+    after: str | None = None
+    while True:
+        page = storage.items.list_items(conv, ListParams(size, order, after))
+        seen.extend(item.id for item in page)
+        if len(page) < size:
+            return seen
+        after = page[-1].id
+
+
+def test_mixed_operations_lose_and_duplicate_nothing(rel_backend: BackendUnderTest, rel_storage: Storage) -> None:
+    s = rel_storage
+    tag = secrets.token_hex(4)
+    shared = s.conversations.create_conversation(NewConversation(id=f"shared-{tag}")).id
+    linked: dict[str, datetime] = {}  # what must be linked to `shared` at the end
+    unlinked: set[str] = set()
+    lock = threading.Lock()
+
+    def worker(t: int) -> None:
+        rng = random.Random(t)
+        own = s.conversations.create_conversation(NewConversation(id=f"own-{tag}-{t}", metadata={"t": t})).id
+        previous: str | None = None
+        mine: list[str] = []
+        for n in range(ROUNDS):
+            ids = [f"msg_{tag}_{t}_{n}_{k}" for k in range(2)]
+            for item_id in ids:
+                s.items.create_item(NewConversationItem("message", {"t": t, "n": n}, id=item_id, role="user"))
+            when = [rng.choice(INSTANTS), rng.choice(INSTANTS)]
+            if n % 2:
+                s.items.link_items(shared, list(zip(ids, when, strict=True)))
+            else:
+                for item_id, added_at in zip(ids, when, strict=True):
+                    s.items.link_item(shared, item_id, added_at)
+            s.items.link_items(own, [(item_id, at(n, micros=k)) for k, item_id in enumerate(ids)])
+            with lock:
+                linked.update(zip(ids, when, strict=True))
+            mine.extend(ids)
+            response = StoredResponse(
+                id=f"r-{tag}-{t}-{n:03}", previous_response_id=previous, created_at=at(n), safety_identifier=f"u-{tag}"
+            )
+            s.responses.store_response(response)
+            previous = response.id
+            if n % 4 == 3:
+                victim = mine.pop(rng.randrange(len(mine)))
+                with lock:
+                    del linked[victim]
+                    unlinked.add(victim)
+                s.items.delete_item(shared, victim)
+            # reads racing the writers must not fail
+            s.items.list_items(shared, ListParams(5, SortOrder.DESC))
+            s.conversations.update_conversation(own, {"t": t, "n": n})
+        assert [r.id for r in s.responses.get_response_chain(previous or "")] == [
+            f"r-{tag}-{t}-{n:03}" for n in range(ROUNDS)
+        ]
+        assert [i.id for i in s.items.list_items(own, ListParams(1000))] == [
+            f"msg_{tag}_{t}_{n}_{k}" for n in range(ROUNDS) for k in range(2)
+        ]
+
+    run_threads(THREADS, worker)
+
+    listed = [item.id for item in s.items.list_items(shared, ListParams(10_000))]
+    duplicated = [item for item, count in Counter(listed).items() if count > 1]
+    assert duplicated == []
+    assert set(listed) == set(linked), (
+        f"lost links: {sorted(set(linked) - set(listed))[:5]}, stale links: {sorted(set(listed) - set(linked))[:5]}"
+    )
+    assert listed == sorted(linked, key=lambda item: (to_epoch_us(linked[item]), item))
+    assert page_all(s, shared, SortOrder.DESC, 7) == listed[::-1]
+    assert all(not s.items.is_item_linked(shared, item) for item in unlinked)
+    assert all(s.items.get_item(item) is not None for item in unlinked), "delete_item removed an item record"
+    assert len(s.responses.list_identifier_responses(f"u-{tag}")) == THREADS * ROUNDS
+    for t in range(THREADS):
+        conv = s.conversations.get_conversation(f"own-{tag}-{t}")
+        assert conv is not None
+        assert conv.metadata == {"t": t, "n": ROUNDS - 1}
+    figures.record(
+        f"concurrency[{rel_backend.name}]",
+        f"{THREADS} threads x {ROUNDS} rounds: {len(listed)} shared links intact, {len(unlinked)} unlinked, "
+        f"{THREADS * ROUNDS} chained responses",
+    )
+
+
+RACES: dict[str, Callable[[Storage, str, str], object]] = {
+    "create_conversation": lambda s, key, shared: s.conversations.create_conversation(NewConversation(id=key)),
+    "create_item": lambda s, key, shared: s.items.create_item(NewConversationItem("message", [], id=key)),
+    "store_response": lambda s, key, shared: s.responses.store_response(StoredResponse(id=key)),
+    "link_item": lambda s, key, shared: s.items.link_item(shared, key, at(0)),
+    "link_items": lambda s, key, shared: s.items.link_items(shared, [(key + "-a", at(0)), (key, at(1))]),
+}
+
+
+@pytest.mark.parametrize("operation", list(RACES))
+def test_concurrent_duplicate_creates_yield_one_success(
+    rel_backend: BackendUnderTest, rel_storage: Storage, operation: str
+) -> None:
+    s = rel_storage
+    tag = secrets.token_hex(4)
+    shared = s.conversations.create_conversation(NewConversation(id=f"race-{tag}")).id
+    call = RACES[operation]
+    attempts = 5
+    for attempt in range(attempts):
+        key = f"{operation[:6]}-{tag}-{attempt}"
+        if operation.startswith("link"):
+            for item_id in (key, key + "-a"):
+                s.items.create_item(NewConversationItem("message", [], id=item_id))
+        barrier = threading.Barrier(THREADS)
+        results: list[str] = []
+
+        def racer(t: int, key: str = key, barrier: threading.Barrier = barrier, results: list[str] = results) -> None:
+            barrier.wait(timeout=30)
+            try:
+                call(s, key, shared)
+            except ConflictError:
+                results.append("conflict")
+            else:
+                results.append("ok")
+
+        run_threads(THREADS, racer)
+        assert sorted(results) == ["conflict"] * (THREADS - 1) + ["ok"], f"attempt {attempt}: {results}"
+    if operation.startswith("link"):
+        listed = [item.id for item in s.items.list_items(shared, ListParams(1000))]
+        keys = [f"{operation[:6]}-{tag}-{a}" for a in range(attempts)]
+        expected = keys if operation == "link_item" else [k for key in keys for k in (key + "-a", key)]
+        assert sorted(listed) == sorted(expected), "a raced link is missing or was written twice"
+    figures.record(
+        f"duplicate races[{rel_backend.name}]",
+        f"{len(RACES)} operations x {attempts} races x {THREADS} threads: one success each",
+    )
+
+
+def test_paging_while_others_append_never_repeats(rel_backend: BackendUnderTest, rel_storage: Storage) -> None:
+    s = rel_storage
+    tag = secrets.token_hex(4)
+    conv = s.conversations.create_conversation(NewConversation(id=f"page-{tag}")).id
+    added: dict[str, int] = {}  # item id -> added_at in µs, set before the link is written
+    rng = random.Random(7)
+    initial = [f"msg_{tag}_init_{n:03}" for n in range(60)]
+    for item_id in initial:
+        s.items.create_item(NewConversationItem("message", "x", id=item_id))
+    batch = [(item_id, rng.choice(INSTANTS)) for item_id in initial]
+    added.update((item_id, to_epoch_us(when)) for item_id, when in batch)
+    s.items.link_items(conv, batch)
+    stop = threading.Event()
+    passes = Counter[str]()
+
+    def appender(t: int) -> None:
+        local = random.Random(t)
+        for n in range(40):
+            item_id = f"msg_{tag}_{t}_{n:03}"
+            s.items.create_item(NewConversationItem("message", "y", id=item_id))
+            when = local.choice(INSTANTS)
+            added[item_id] = to_epoch_us(when)
+            s.items.link_item(conv, item_id, when)
+        stop.set()
+
+    def pager(t: int) -> None:
+        order = SortOrder.ASC if t % 2 == 0 else SortOrder.DESC
+        while not stop.is_set() or passes[order] < 3:
+            seen = page_all(s, conv, order, 7)
+            assert len(seen) == len(set(seen)), f"{order} pass returned an item twice"
+            assert set(initial) <= set(seen), f"{order} pass missed an item linked before it started"
+            keys = [(added[item], item) for item in seen]
+            assert keys == sorted(keys, reverse=order is SortOrder.DESC), f"{order} pass went backwards"
+            passes[order] += 1
+
+    def role(t: int) -> None:
+        (appender if t < 4 else pager)(t)
+
+    run_threads(THREADS, role)
+    final = page_all(s, conv, SortOrder.ASC, 7)
+    assert len(final) == 60 + 4 * 40
+    assert len(set(final)) == len(final)
+    figures.record(
+        f"paging under appends[{rel_backend.name}]",
+        f"{passes[SortOrder.ASC]} ascending and {passes[SortOrder.DESC]} descending passes, no repeats",
+    )
