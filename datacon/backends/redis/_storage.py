@@ -156,10 +156,10 @@ class RedisConversationStorage(ConversationStorage):
     """Conversations as hashes; ``delete_conversation`` also drops the link set."""
 
     def __init__(self, store: RedisStore) -> None:
-        self._s = store
+        self.store = store
 
     def create_conversation(self, new: NewConversation) -> Conversation:
-        s = self._s
+        s = self.store
         conversation_id = new.id
         assert conversation_id is not None  # the front layer mints it
         metadata = None if new.metadata is None else normalize_json(new.metadata, "metadata")
@@ -174,12 +174,12 @@ class RedisConversationStorage(ConversationStorage):
         return conversation
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
-        s = self._s
+        s = self.store
         row = s.hgetall("get_conversation", s.conversation_key(conversation_id))
         return s.codec.conversation(conversation_id, row) if row else None
 
     def update_conversation(self, conversation_id: str, metadata: dict[str, object] | None) -> Conversation | None:
-        s = self._s
+        s = self.store
         field = s.codec.conversations.field("metadata") or ""
         text = "" if metadata is None else dump_json(metadata, "metadata")
         row = s.call(
@@ -189,7 +189,7 @@ class RedisConversationStorage(ConversationStorage):
         return None if row is None else s.codec.conversation(conversation_id, pairs(row))
 
     def delete_conversation(self, conversation_id: str) -> bool:
-        s = self._s
+        s = self.store
 
         def run() -> list[Any]:
             with s.client.pipeline(transaction=True) as pipe:
@@ -204,10 +204,10 @@ class RedisItemStorage(ConversationItemStorage):
     """Items as hashes; links as one sorted set per conversation."""
 
     def __init__(self, store: RedisStore) -> None:
-        self._s = store
+        self.store = store
 
     def create_item(self, new: NewConversationItem) -> ConversationItem:
-        s = self._s
+        s = self.store
         item_id = new.id
         assert item_id is not None  # the front layer mints it
         item = ConversationItem(
@@ -233,7 +233,7 @@ class RedisItemStorage(ConversationItemStorage):
     def link_items(self, conversation_id: str, items: Sequence[tuple[str, datetime]]) -> None:
         if not items:
             return
-        s = self._s
+        s = self.store
         args = [s.ttl]
         for item_id, added_at in items:
             args += [str(to_epoch_us(added_at)), item_id]
@@ -244,7 +244,7 @@ class RedisItemStorage(ConversationItemStorage):
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         if params.limit <= 0:
             return []
-        s = self._s
+        s = self.store
         args: list[str | int] = [
             s.item_prefix,
             params.limit,
@@ -255,17 +255,17 @@ class RedisItemStorage(ConversationItemStorage):
         return [s.codec.item(str(item_id), pairs(row)) for item_id, row in rows]
 
     def get_item(self, item_id: str) -> ConversationItem | None:
-        s = self._s
+        s = self.store
         row = s.hgetall("get_item", s.item_key(item_id))
         return s.codec.item(item_id, row) if row else None
 
     def is_item_linked(self, conversation_id: str, item_id: str) -> bool:
-        s = self._s
+        s = self.store
         score = s.call("is_item_linked", lambda: s.client.zscore(s.links_key(conversation_id), item_id))
         return score is not None
 
     def delete_item(self, conversation_id: str, item_id: str) -> None:
-        s = self._s
+        s = self.store
         s.call("delete_item", lambda: s.client.zrem(s.links_key(conversation_id), item_id))
 
 
@@ -273,10 +273,10 @@ class RedisResponseStorage(ResponseStorage):
     """Responses as hashes, indexed by safety identifier in sorted sets."""
 
     def __init__(self, store: RedisStore) -> None:
-        self._s = store
+        self.store = store
 
     def store_response(self, response: StoredResponse) -> str:
-        s = self._s
+        s = self.store
         fields = s.codec.response_fields(response)
         keys = [s.response_key(response.id)]
         if response.safety_identifier is not None and s.safety_field() is not None:
@@ -287,17 +287,17 @@ class RedisResponseStorage(ResponseStorage):
         return response.id
 
     def get_response(self, response_id: str) -> StoredResponse | None:
-        s = self._s
+        s = self.store
         row = s.hgetall("get_response", s.response_key(response_id))
         return s.codec.response(response_id, row) if row else None
 
     def delete_response(self, response_id: str) -> None:
-        s = self._s
+        s = self.store
         args = [s.safety_prefix, ":responses", s.safety_field() or "", response_id]
         s.call("delete_response", lambda: s.delete_response(keys=[s.response_key(response_id)], args=args))
 
     def get_response_chain(self, response_id: str, max_depth: int | None = None) -> ResponseChain:
-        s = self._s
+        s = self.store
         previous = s.codec.responses.field("previous_response_id") or ""
         args: list[str | int] = [s.response_prefix, response_id, -1 if max_depth is None else max_depth, previous]
         rows = s.call("get_response_chain", lambda: s.get_chain(args=args))
@@ -306,7 +306,7 @@ class RedisResponseStorage(ResponseStorage):
         return walk_chain(response_id, fetched.get, max_depth)
 
     def list_identifier_responses(self, identifier: str, limit: int | None = None) -> list[StoredResponse]:
-        s = self._s
+        s = self.store
         field = s.safety_field()
         if field is None or limit == 0:
             return []
@@ -317,7 +317,7 @@ class RedisResponseStorage(ResponseStorage):
         return [s.codec.response(str(rid), pairs(row)) for rid, row in rows]
 
     def delete_identifier_responses(self, identifier: str) -> int:
-        s = self._s
+        s = self.store
         field = s.safety_field()
         if field is None:
             return 0

@@ -1,0 +1,521 @@
+"""Redis backend specifics: key layout, TTLs, field names, ties, atomicity, round trips, errors."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from datacon import (
+    BeforeHookResult,
+    ListParams,
+    NewConversation,
+    NewConversationItem,
+    RequestContext,
+    SchemaConfig,
+    SortOrder,
+    Storage,
+    StorageFactoryConfig,
+    StorageHook,
+    StorageOperation,
+    StoredResponse,
+    TableConfig,
+    create_storage,
+)
+from datacon.backends.redis import RedisStore
+from datacon.errors import BackendError, BackendUnavailableError, ConflictError, PoolTimeoutError
+from tests.servers.redis import OWNER, PASSWORD, RedisBackend, RedisServer, redis_executable
+from tests.support import RENAMED_SCHEMA
+
+pytestmark = pytest.mark.redis
+
+T0 = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
+DAY = 86_400
+
+
+@pytest.fixture
+def backend(redis_backend: RedisBackend) -> Iterator[RedisBackend]:
+    redis_backend.wipe()
+    yield redis_backend
+    redis_backend.wipe()
+
+
+@pytest.fixture
+def client(backend: RedisBackend) -> Iterator[Any]:
+    with backend.client() as inspector:
+        yield inspector
+
+
+def open_store(backend: RedisBackend, schema: SchemaConfig | None = None, **options: Any) -> Storage:
+    """A storage through the factory (so ids are minted and arguments checked)."""
+    return create_storage(StorageFactoryConfig(backend="redis", redis=backend.redis_config(schema, **options)))
+
+
+def raw_store(storage: Storage) -> RedisStore:
+    store: RedisStore = storage.conversations.inner.store  # type: ignore[attr-defined]
+    return store
+
+
+def fill(storage: Storage) -> tuple[str, str, str]:
+    """One of each record: a conversation with a linked item, and a response with an identifier."""
+    conv = storage.conversations.create_conversation(NewConversation(metadata={"topic": "keys"})).id
+    item = storage.items.create_item(NewConversationItem("message", {"text": "hi"}, role="user")).id
+    storage.items.link_item(conv, item, T0)
+    response = storage.responses.store_response(StoredResponse(safety_identifier="user-1", model="m"))
+    return conv, item, response
+
+
+# Key layout and TTLs
+
+
+def test_default_key_layout(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend) as storage:
+        conv, item, response = fill(storage)
+    assert set(client.keys("*")) == {
+        f"conversation:{conv}",
+        f"conversation:{conv}:items",
+        f"item:{item}",
+        f"response:{response}",
+        "safety:user-1:responses",
+    }
+    assert client.type(f"conversation:{conv}:items") == "zset"
+    assert client.type("safety:user-1:responses") == "zset"
+
+
+def test_owner_prefixes_every_key(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend, SchemaConfig(owner="acme")) as storage:
+        conv, item, response = fill(storage)
+    assert set(client.keys("*")) == {
+        f"acme:conversation:{conv}",
+        f"acme:conversation:{conv}:items",
+        f"acme:item:{item}",
+        f"acme:response:{response}",
+        "acme:safety:user-1:responses",
+    }
+
+
+def test_every_key_gets_the_retention_ttl(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend, retention_days=2) as storage:
+        fill(storage)
+    keys = client.keys("*")
+    assert len(keys) == 5
+    for key in keys:
+        assert 2 * DAY - 60 < client.ttl(key) <= 2 * DAY, key
+
+
+def test_no_ttl_without_retention(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend, retention_days=None) as storage:
+        fill(storage)
+    keys = client.keys("*")
+    assert len(keys) == 5
+    assert {key: client.ttl(key) for key in keys} == dict.fromkeys(keys, -1)
+
+
+def test_sorted_set_ttls_are_refreshed_on_every_write(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend, retention_days=1) as storage:
+        conv, item, _ = fill(storage)
+        client.expire(f"conversation:{conv}:items", 100)
+        client.expire("safety:user-1:responses", 100)
+        storage.items.link_item(conv, storage.items.create_item(NewConversationItem("message", None)).id, T0)
+        storage.responses.store_response(StoredResponse(safety_identifier="user-1"))
+        assert client.ttl(f"conversation:{conv}:items") > DAY - 60
+        assert client.ttl("safety:user-1:responses") > DAY - 60
+    # A write without retention makes the set persistent, so it cannot expire before that record.
+    with open_store(backend, retention_days=None) as storage:
+        storage.items.link_item(conv, storage.items.create_item(NewConversationItem("message", None)).id, T0)
+        storage.responses.store_response(StoredResponse(safety_identifier="user-1"))
+    assert client.ttl(f"conversation:{conv}:items") == -1
+    assert client.ttl("safety:user-1:responses") == -1
+    assert client.ttl(f"item:{item}") > DAY - 60
+
+
+def test_update_keeps_the_ttl_and_delete_drops_the_link_set(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend, retention_days=3) as storage:
+        conv, item, _ = fill(storage)
+        client.expire(f"conversation:{conv}", 500)
+        assert storage.conversations.update_conversation(conv, {"v": 2}) is not None
+        assert 0 < client.ttl(f"conversation:{conv}") <= 500  # upstream: updates do not refresh the TTL
+        assert storage.conversations.delete_conversation(conv) is True
+        assert client.exists(f"conversation:{conv}", f"conversation:{conv}:items") == 0
+        assert client.exists(f"item:{item}") == 1
+        assert storage.conversations.delete_conversation(conv) is False
+
+
+# Field names, extra and skipped columns, encodings
+
+
+class ExtraHook(StorageHook):
+    def before(self, operation: StorageOperation, context: RequestContext | None, payload: Any) -> BeforeHookResult:
+        return BeforeHookResult.cont({"score": 42, "tenant_id": "t-9"})
+
+    def after(
+        self,
+        operation: StorageOperation,
+        context: RequestContext | None,
+        payload: Any,
+        result: Any,
+        extra: Mapping[str, Any],
+    ) -> None:
+        return None
+
+
+def test_renamed_fields_extras_and_skips_in_the_hashes(backend: RedisBackend, client: Any) -> None:
+    schema = attrs.evolve(RENAMED_SCHEMA, owner=OWNER)
+    with open_store(backend, schema) as storage:
+        conv = storage.conversations.create_conversation(NewConversation(id="conv_r", metadata={"a": 1}))
+        storage.items.create_item(NewConversationItem("message", ["x"], id="msg_r", status="done", role="user"))
+        storage.items.link_item("conv_r", "msg_r", T0)
+        storage.responses.store_response(
+            StoredResponse(id="resp_r", safety_identifier="u", model="gpt", raw_response={"o": 1}, created_at=T0)
+        )
+    assert client.hgetall(f"{OWNER}:conversation:conv_r") == {
+        "conv_id": "conv_r",
+        "created_at": conv.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "conv_meta": '{"a":1}',
+        "tenant_id": "tenant-default",  # the column's default_value
+    }
+    item = client.hgetall(f"{OWNER}:item:msg_r")
+    assert set(item) == {"id", "kind", "role", "body", "created_at"}  # status skipped; no tenant_id value
+    assert (item["kind"], item["body"], item["role"]) == ("message", '["x"]', "user")
+    assert client.hgetall(f"{OWNER}:response:resp_r") == {
+        "id": "resp_r",
+        "input": "[]",
+        "created_at": "2026-03-04T05:06:07.891011Z",
+        "user_ident": "u",
+        "raw_json": '{"o":1}',
+        "stored_by": "system",
+    }
+    # Links carry no extra columns: a sorted set member and its score only.
+    assert client.zrange(f"{OWNER}:conversation:conv_r:items", 0, -1, withscores=True) == [
+        ("msg_r", float(int(T0.timestamp()) * 1_000_000 + 891011))
+    ]
+    assert client.zscore(f"{OWNER}:safety:u:responses", "resp_r") == float(int(T0.timestamp()) * 1_000_000 + 891011)
+
+
+def test_hook_supplied_extras_are_written(backend: RedisBackend, client: Any) -> None:
+    config = backend.redis_config(RENAMED_SCHEMA)
+    with create_storage(StorageFactoryConfig(backend="redis", redis=config, hook=ExtraHook())) as storage:
+        storage.items.create_item(NewConversationItem("message", None, id="msg_h"))
+        storage.responses.store_response(StoredResponse(id="resp_h"))
+    assert client.hget(f"{OWNER}:item:msg_h", "tenant_id") == "t-9"
+    assert client.hmget(f"{OWNER}:response:resp_h", ["score", "stored_by"]) == ["42", "system"]
+
+
+def test_skipped_columns_read_back_as_defaults(backend: RedisBackend, client: Any) -> None:
+    skip_all = SchemaConfig(
+        conversations=TableConfig("conversations", skip_columns={"metadata", "created_at"}),
+        conversation_items=TableConfig("conversation_items", skip_columns={"item_type", "content", "role"}),
+        responses=TableConfig("responses", skip_columns={"input", "raw_response", "safety_identifier"}),
+    )
+    with open_store(backend, skip_all) as storage:
+        storage.conversations.create_conversation(NewConversation(id="conv_s", metadata={"gone": True}))
+        before = datetime.now(UTC)
+        got = storage.conversations.get_conversation("conv_s")
+        assert got is not None
+        assert got.metadata is None
+        assert got.created_at >= before  # the time of the read, as upstream
+        storage.items.create_item(NewConversationItem("reasoning", {"c": 1}, id="rs_s", role="assistant"))
+        item = storage.items.get_item("rs_s")
+        assert item is not None
+        assert (item.item_type, item.content, item.role) == ("", None, None)
+        storage.responses.store_response(StoredResponse(id="resp_s", input=["i"], safety_identifier="u"))
+        response = storage.responses.get_response("resp_s")
+        assert response is not None
+        assert (response.input, response.raw_response, response.safety_identifier) == ([], None, None)
+        assert storage.responses.list_identifier_responses("u") == []
+        assert storage.responses.delete_identifier_responses("u") == 0
+        assert storage.responses.get_response("resp_s") is not None
+    assert set(client.hgetall(f"{OWNER}:conversation:conv_s")) == {"id"}
+    assert set(client.hgetall(f"{OWNER}:item:rs_s")) == {"id", "created_at"}
+    assert not client.keys("*safety:*")
+
+
+def test_reads_upstream_written_hashes(backend: RedisBackend, client: Any) -> None:
+    # upstream writes RFC 3339 with +00:00 and up to nine fractional digits
+    client.hset(
+        "item:msg_up",
+        mapping={
+            "id": "msg_up",
+            "item_type": "message",
+            "content": "[1]",
+            "created_at": "2026-03-04T05:06:07.123456789+00:00",
+        },
+    )
+    client.hset(
+        "conversation:conv_up", mapping={"id": "conv_up", "created_at": "2026-03-04T05:06:07+00:00", "metadata": "null"}
+    )
+    with open_store(backend) as storage:
+        item = storage.items.get_item("msg_up")
+        assert item is not None
+        assert item.created_at == datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
+        conv = storage.conversations.get_conversation("conv_up")
+        assert conv is not None
+        assert conv.metadata is None
+
+
+def test_corrupt_hashes_raise_backend_error(backend: RedisBackend, client: Any) -> None:
+    client.hset("item:msg_bad", mapping={"id": "msg_bad", "content": "{not json", "created_at": "2026-01-01T00:00:00Z"})
+    client.hset("conversation:conv_bad", mapping={"id": "conv_bad", "created_at": "yesterday"})
+    client.hset(
+        "conversation:conv_arr", mapping={"id": "conv_arr", "created_at": "2026-01-01T00:00:00Z", "metadata": "[1]"}
+    )
+    with open_store(backend) as storage:
+        with pytest.raises(BackendError, match=r"msg_bad.*content"):
+            storage.items.get_item("msg_bad")
+        with pytest.raises(BackendError, match=r"conv_bad.*created_at"):
+            storage.conversations.get_conversation("conv_bad")
+        with pytest.raises(BackendError, match=r"conv_arr.*metadata"):
+            storage.conversations.get_conversation("conv_arr")
+
+
+# Ordering, paging and atomicity
+
+
+@pytest.mark.parametrize("order", [SortOrder.ASC, SortOrder.DESC])
+def test_200_links_sharing_one_added_at_page_exactly(backend: RedisBackend, order: SortOrder) -> None:
+    with open_store(backend) as storage:
+        ids = [storage.items.create_item(NewConversationItem("message", n)).id for n in range(200)]
+        early = storage.items.create_item(NewConversationItem("message", "early")).id
+        late = storage.items.create_item(NewConversationItem("message", "late")).id
+        conv = storage.conversations.create_conversation(NewConversation()).id
+        storage.items.link_items(conv, [(i, T0) for i in ids] + [(early, T0 - timedelta(microseconds=1))])
+        storage.items.link_item(conv, late, T0 + timedelta(microseconds=1))
+        expected = [early, *sorted(ids), late]
+        if order is SortOrder.DESC:
+            expected.reverse()
+        seen: list[str] = []
+        after = None
+        while True:
+            page = storage.items.list_items(conv, ListParams(7, order, after))
+            assert len(page) <= 7
+            if not page:
+                break
+            seen += [item.id for item in page]
+            after = page[-1].id
+        assert seen == expected
+
+
+def test_link_items_with_a_duplicate_writes_nothing(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend) as storage:
+        storage.items.link_item("conv_a", "msg_b", T0)
+        with pytest.raises(ConflictError, match="msg_b"):
+            storage.items.link_items("conv_a", [("msg_a", T0), ("msg_b", T0), ("msg_c", T0)])
+    assert client.zrange("conversation:conv_a:items", 0, -1) == ["msg_b"]
+
+
+def test_raw_link_items_rejects_a_repeated_id(backend: RedisBackend, client: Any) -> None:
+    # The front layer catches repeats too; the script must not rely on it.
+    from datacon.backends.redis import open_storage
+
+    with open_storage(backend.redis_config()) as raw, pytest.raises(ConflictError, match="msg_x"):
+        raw.items.link_items("conv_a", [("msg_x", T0), ("msg_y", T0), ("msg_x", T0)])
+    assert client.exists("conversation:conv_a:items") == 0
+
+
+def test_large_link_batch(backend: RedisBackend) -> None:
+    with open_store(backend) as storage:
+        pairs = [(f"msg_{n:05d}", T0 + timedelta(microseconds=n)) for n in range(5000)]
+        storage.items.link_items("conv_big", pairs)
+        assert storage.items.is_item_linked("conv_big", "msg_04999")
+        storage.items.create_item(NewConversationItem("message", None, id="msg_04000"))
+        # 4000 ghost links are skipped inside one script call
+        assert [i.id for i in storage.items.list_items("conv_big", ListParams(5))] == ["msg_04000"]
+
+
+def test_duplicate_create_keeps_the_first_record_and_its_ttl(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend, retention_days=5) as storage:
+        storage.conversations.create_conversation(NewConversation(id="conv_d", metadata={"n": 1}))
+        client.expire("conversation:conv_d", 77)
+        with pytest.raises(ConflictError):
+            storage.conversations.create_conversation(NewConversation(id="conv_d", metadata={"n": 2}))
+        storage.responses.store_response(StoredResponse(id="resp_d", safety_identifier="u"))
+        with pytest.raises(ConflictError):
+            storage.responses.store_response(StoredResponse(id="resp_d", safety_identifier="v"))
+    assert client.hget("conversation:conv_d", "metadata") == '{"n":1}'
+    assert 0 < client.ttl("conversation:conv_d") <= 77
+    assert client.exists("safety:v:responses") == 0
+
+
+def test_identifier_delete_counts_only_live_responses(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend) as storage:
+        ids = [storage.responses.store_response(StoredResponse(safety_identifier="u")) for _ in range(3)]
+        client.delete(f"response:{ids[0]}")  # as if it had expired
+        assert [r.id for r in storage.responses.list_identifier_responses("u")] == sorted(ids[1:], reverse=True)
+        # A member whose id was re-stored under another identifier is not that identifier's to delete.
+        client.delete(f"response:{ids[1]}")
+        storage.responses.store_response(StoredResponse(id=ids[1], safety_identifier="w"))
+        assert [r.id for r in storage.responses.list_identifier_responses("u")] == [ids[2]]
+        assert storage.responses.delete_identifier_responses("u") == 1
+        assert storage.responses.get_response(ids[1]) is not None
+        assert client.exists("safety:u:responses") == 0
+
+
+def test_delete_response_leaves_its_identifier_set(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend) as storage:
+        first = storage.responses.store_response(StoredResponse(safety_identifier="u"))
+        second = storage.responses.store_response(StoredResponse(safety_identifier="u"))
+        storage.responses.delete_response(first)
+        assert client.zrange("safety:u:responses", 0, -1) == [second]
+        storage.responses.delete_response(second)
+        assert client.exists("safety:u:responses") == 0
+
+
+# Round trips
+
+
+@contextmanager
+def commands_sent(backend: RedisBackend) -> Iterator[list[str]]:
+    """Top-level commands the server receives inside the block (MONITOR; script internals excluded)."""
+    seen: list[str] = []
+    sentinel = "datacon-monitor-sentinel"
+    with backend.client() as watcher, backend.client() as poker:
+        poker.ping()  # connect now, so its handshake is not seen below
+        with watcher.monitor() as monitor:
+            yield seen
+            poker.echo(sentinel)
+            while True:
+                command = monitor.next_command()
+                if sentinel in command["command"]:
+                    break
+                if command["client_type"] != "lua":
+                    seen.append(command["command"].split(" ")[0].upper())
+
+
+def test_one_round_trip_per_operation(backend: RedisBackend) -> None:
+    with open_store(backend) as storage:
+        conv = storage.conversations.create_conversation(NewConversation()).id
+        items = [storage.items.create_item(NewConversationItem("message", n)).id for n in range(30)]
+        storage.items.link_items(conv, [(item, T0 + timedelta(seconds=n)) for n, item in enumerate(items)])
+        storage.items.link_item(conv, "msg_ghost", T0 + timedelta(seconds=3, microseconds=1))
+        prev = None
+        for _ in range(20):
+            prev = storage.responses.store_response(StoredResponse(previous_response_id=prev, safety_identifier="u"))
+        assert prev is not None
+        # Warm up: connect, and load every script once.
+        storage.items.list_items(conv, ListParams(1))
+        storage.responses.get_response_chain(prev)
+        storage.responses.list_identifier_responses("u")
+
+        checks: list[tuple[Callable[[], object], list[str]]] = [
+            (lambda: storage.items.list_items(conv, ListParams(10, SortOrder.DESC, items[20])), ["EVALSHA"]),
+            (lambda: storage.items.list_items(conv, ListParams(25)), ["EVALSHA"]),
+            (lambda: storage.responses.get_response_chain(prev), ["EVALSHA"]),
+            (lambda: storage.responses.list_identifier_responses("u", 5), ["EVALSHA"]),
+            (lambda: storage.items.link_items(conv, [("msg_n1", T0), ("msg_n2", T0)]), ["EVALSHA"]),
+            (lambda: storage.items.get_item(items[0]), ["HGETALL"]),
+            (lambda: storage.conversations.delete_conversation(conv), ["MULTI", "DEL", "DEL", "EXEC"]),
+        ]
+        for call, expected in checks:
+            with commands_sent(backend) as seen:
+                result = call()
+            assert seen == expected, (result, seen)
+        assert len(storage.responses.get_response_chain(prev)) == 20
+
+
+def test_scripts_reload_after_a_script_flush(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend) as storage:
+        storage.items.link_item("conv_f", "msg_f", T0)
+        client.script_flush()
+        storage.items.create_item(NewConversationItem("message", None, id="msg_f"))
+        assert [i.id for i in storage.items.list_items("conv_f", ListParams(5))] == ["msg_f"]
+
+
+# Connections, pool and errors
+
+
+def test_pool_uses_hiredis_and_reports_stats(backend: RedisBackend) -> None:
+    with open_store(backend, pool_max=3) as storage:
+        pool = raw_store(storage).pool
+        assert storage.max_concurrency == 3
+        assert pool.max_connections == 3
+        storage.conversations.get_conversation("conv_x")
+        assert storage.pool_stats() == {"size": 3, "open": 1, "in_use": 0}
+        connection = pool.get_connection()
+        try:
+            assert type(connection._parser).__name__ == "_HiredisParser"
+            assert storage.pool_stats()["in_use"] == 1
+        finally:
+            pool.release(connection)
+
+
+def test_pool_exhaustion_is_a_pool_timeout(backend: RedisBackend) -> None:
+    with open_store(backend, pool_max=1, pool_timeout_secs=0.2) as storage:
+        pool = raw_store(storage).pool
+        held = pool.get_connection()
+        try:
+            with pytest.raises(PoolTimeoutError, match=r"0\.2 s") as info:
+                storage.conversations.get_conversation("conv_x")
+            assert PASSWORD not in str(info.value)
+        finally:
+            pool.release(held)
+        assert storage.conversations.get_conversation("conv_x") is None
+
+
+def test_concurrent_threads_share_the_pool(backend: RedisBackend) -> None:
+    with open_store(backend, pool_max=4) as storage:
+        errors: list[BaseException] = []
+
+        def work(n: int) -> None:
+            try:
+                for k in range(25):
+                    item = storage.items.create_item(NewConversationItem("message", k)).id
+                    storage.items.link_item(f"conv_t{n}", item, T0 + timedelta(microseconds=k))
+            except BaseException as exc:  # reported by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert storage.pool_stats()["open"] <= 4
+        for n in range(8):
+            assert len(storage.items.list_items(f"conv_t{n}", ListParams(100))) == 25
+
+
+def test_server_down_is_backend_unavailable(tmp_path: Path) -> None:
+    server = RedisServer(redis_executable(), tmp_path)
+    server.start()
+    config = StorageFactoryConfig(backend="redis", redis=RedisBackend(server.url).redis_config(connect_timeout_secs=2))
+    with create_storage(config) as storage:
+        assert storage.conversations.get_conversation("conv_x") is None
+        server.stop()
+        for call in (
+            lambda: storage.conversations.get_conversation("conv_x"),
+            lambda: storage.conversations.create_conversation(NewConversation()),
+            lambda: storage.items.list_items("conv_x", ListParams(3)),
+        ):
+            with pytest.raises(BackendUnavailableError) as info:
+                call()
+            assert PASSWORD not in str(info.value)
+            assert PASSWORD not in repr(info.value)
+            assert info.value.__cause__ is not None
+    # start-up does not need the server (upstream: the pool is lazy)
+    with create_storage(config) as storage, pytest.raises(BackendUnavailableError, match="unavailable"):
+        storage.responses.get_response("resp_x")
+
+
+def test_wrong_password_is_backend_unavailable_without_the_password(backend: RedisBackend) -> None:
+    wrong = "not-the-password-123"
+    url = backend.url.replace(PASSWORD, wrong) if PASSWORD in backend.url else None
+    if url is None:
+        pytest.skip("the server under test has no password (DATACON_TEST_REDIS_URL)")
+    config = StorageFactoryConfig(backend="redis", redis=backend.redis_config().__class__(url=url))
+    with create_storage(config) as storage, pytest.raises(BackendUnavailableError, match="authentication") as info:
+        storage.conversations.get_conversation("conv_x")
+    assert wrong not in str(info.value)
+    assert PASSWORD not in str(info.value)
+
+
+def test_wrongtype_is_a_backend_error(backend: RedisBackend, client: Any) -> None:
+    client.set("conversation:conv_w:items", "not a sorted set")
+    with open_store(backend) as storage, pytest.raises(BackendError, match="WRONGTYPE") as info:
+        storage.items.is_item_linked("conv_w", "msg_w")
+    assert not isinstance(info.value, BackendUnavailableError)
