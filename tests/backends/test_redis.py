@@ -176,7 +176,7 @@ def test_renamed_fields_extras_and_skips_in_the_hashes(backend: RedisBackend, cl
         )
     assert client.hgetall(f"{OWNER}:conversation:conv_r") == {
         "conv_id": "conv_r",
-        "created_at": conv.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "created_at": conv.created_at.isoformat(timespec="microseconds"),
         "conv_meta": '{"a":1}',
         "tenant_id": "tenant-default",  # the column's default_value
     }
@@ -186,7 +186,7 @@ def test_renamed_fields_extras_and_skips_in_the_hashes(backend: RedisBackend, cl
     assert client.hgetall(f"{OWNER}:response:resp_r") == {
         "id": "resp_r",
         "input": "[]",
-        "created_at": "2026-03-04T05:06:07.891011Z",
+        "created_at": "2026-03-04T05:06:07.891011+00:00",
         "user_ident": "u",
         "raw_json": '{"o":1}',
         "stored_by": "system",
@@ -519,3 +519,26 @@ def test_wrongtype_is_a_backend_error(backend: RedisBackend, client: Any) -> Non
     with open_store(backend) as storage, pytest.raises(BackendError, match="WRONGTYPE") as info:
         storage.items.is_item_linked("conv_w", "msg_w")
     assert not isinstance(info.value, BackendUnavailableError)
+
+
+@pytest.mark.parametrize(
+    "when", [datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)]
+)
+def test_extreme_datetimes_round_trip(backend: RedisBackend, client: Any, when: datetime) -> None:
+    with open_store(backend) as storage:
+        storage.responses.store_response(StoredResponse(id="resp_x", created_at=when, safety_identifier="u"))
+        got = storage.responses.get_response("resp_x")
+        assert got is not None
+        assert got.created_at == when
+        assert [r.id for r in storage.responses.list_identifier_responses("u")] == ["resp_x"]
+    assert client.hget("response:resp_x", "created_at") == when.isoformat(timespec="microseconds")
+
+
+def test_huge_limits_return_everything(backend: RedisBackend) -> None:
+    with open_store(backend) as storage:
+        ids = [storage.items.create_item(NewConversationItem("message", n)).id for n in range(600)]
+        storage.items.link_items("conv_h", [(i, T0) for i in ids])
+        for _ in range(3):
+            storage.responses.store_response(StoredResponse(safety_identifier="u"))
+        assert [i.id for i in storage.items.list_items("conv_h", ListParams(2**62))] == sorted(ids)
+        assert len(storage.responses.list_identifier_responses("u", 2**62)) == 3

@@ -100,7 +100,7 @@ if ARGV[4] ~= '' then
   else rank = redis.call('ZRANK', KEYS[1], ARGV[4]) end
   if rank then start = rank + 1 end
 end
-local batch = math.max(limit, 16)
+local batch = math.min(math.max(limit, 16), 500)  -- limit may be huge: read in bounded slices
 local out = {}
 while #out < limit do
   local ids = redis.call(range, KEYS[1], start, start + batch - 1)
@@ -152,8 +152,8 @@ return out
 # Returns {response id, hash fields} pairs.
 LIST_IDENTIFIER = """
 local limit = tonumber(ARGV[2])
-local batch = 64
-if limit > 0 then batch = math.max(limit, 16) end
+local batch = 500
+if limit > 0 then batch = math.min(math.max(limit, 16), 500) end
 local out = {}
 local start = 0
 while limit < 0 or #out < limit do

@@ -1,7 +1,7 @@
 """Records as Redis hashes: field names from the schema, values as text, and back.
 
-Datetimes are ISO 8601 with six fractional digits (``...T03:04:05.123456Z``), so they
-round-trip to the microsecond and stay readable by upstream (which parses RFC 3339); JSON
+Datetimes are RFC 3339 with six fractional digits (``0001-...T03:04:05.123456+00:00``, as
+upstream writes them), so they round-trip to the microsecond in any year; JSON
 fields are compact JSON text. Optional fields are written only when set. Extra columns are
 written as fields (a string as is, anything else as JSON text) and never read back; skipped
 columns are neither written nor read, and reads give their defaults: ``created_at`` the
@@ -12,11 +12,11 @@ time of the read, ``item_type`` ``""`` (as the SQL backends; upstream Redis gave
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from datacon._serde import dump_json, load_json
-from datacon._time import parse_iso, to_iso, utc_now
+from datacon._time import parse_iso, utc_now
 from datacon.backends._common import extra_values
 from datacon.models import Conversation, ConversationItem, StoredResponse
 from datacon.schema import SchemaConfig, TableConfig
@@ -31,6 +31,11 @@ Fields = dict[str, str]
 def pairs(flat: Sequence[Any]) -> Fields:
     """A ``HGETALL`` reply as returned through a script (``[field, value, ...]``) as a dict."""
     return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+
+
+def _time_text(value: datetime) -> str:
+    # isoformat pads the year to four digits (strftime("%Y") does not on glibc).
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _extra_text(value: Any, name: str) -> str:
@@ -95,7 +100,7 @@ class Codec:
         t = self.conversations
         out: Fields = {}
         t.put(out, "id", conversation.id)
-        t.put(out, "created_at", to_iso(conversation.created_at))
+        t.put(out, "created_at", _time_text(conversation.created_at))
         if conversation.metadata is not None:
             t.put(out, "metadata", dump_json(conversation.metadata, "metadata"))
         t.extras(out)
@@ -123,7 +128,7 @@ class Codec:
         t.put(out, "role", item.role)
         t.put(out, "content", dump_json(item.content, "content"))
         t.put(out, "status", item.status)
-        t.put(out, "created_at", to_iso(item.created_at))
+        t.put(out, "created_at", _time_text(item.created_at))
         t.extras(out)
         return out
 
@@ -148,7 +153,7 @@ class Codec:
         t.put(out, "previous_response_id", response.previous_response_id)
         t.put(out, "conversation_id", response.conversation_id)
         t.put(out, "input", dump_json(response.input, "input"))
-        t.put(out, "created_at", to_iso(response.created_at))
+        t.put(out, "created_at", _time_text(response.created_at))
         t.put(out, "safety_identifier", response.safety_identifier)
         t.put(out, "model", response.model)
         t.put(out, "raw_response", dump_json(response.raw_response, "raw_response"))

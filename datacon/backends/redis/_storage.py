@@ -10,7 +10,8 @@ Key layout (upstream's; ``P`` is ``"{owner}:"`` when the schema has an owner, el
 ``P safety:{identifier}:responses``   sorted set   member response id, score ``created_at``
 ====================================  ===========  ===========================================
 
-Scores are epoch microseconds (exact in a double until the year 2255). With
+Scores are epoch microseconds, exact in a double for instants between the years 1685
+and 2255 (outside that range nearby instants may share a score and order by id). With
 ``retention_days`` every key gets that TTL when written, the sorted sets included (their
 TTL is refreshed on every write, so a set never outlives the records it indexes by more
 than that). Because of upstream's layout a conversation whose id ends in ``:items`` would
