@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import unquote
 
 from redis import exceptions as rx
 
@@ -21,7 +22,9 @@ def _detail(exc: BaseException, secret: str | None) -> str:
     # redis-py messages name host:port at most, but scrub the password should one appear.
     text = str(exc) or type(exc).__name__
     if secret:
-        text = text.replace(secret, "****")
+        # as written in the URL and as redis-py decodes it
+        for form in {secret, unquote(secret)}:
+            text = text.replace(form, "****")
     return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "..."
 
 

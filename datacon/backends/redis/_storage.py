@@ -88,16 +88,17 @@ class RedisStore:
                 decode_responses=True,
             )
             self.client = redis.Redis(connection_pool=self.pool)
+        # Registered once: each call is an EVALSHA (redis-py loads the script on NOSCRIPT).
         register = self.client.register_script
-        self.create_record = register(_lua.CREATE_RECORD)
-        self.store_response = register(_lua.STORE_RESPONSE)
-        self.update_conversation = register(_lua.UPDATE_CONVERSATION)
-        self.link_items = register(_lua.LINK_ITEMS)
-        self.list_items = register(_lua.LIST_ITEMS)
-        self.get_chain = register(_lua.GET_CHAIN)
-        self.list_identifier = register(_lua.LIST_IDENTIFIER)
-        self.delete_identifier = register(_lua.DELETE_IDENTIFIER)
-        self.delete_response = register(_lua.DELETE_RESPONSE)
+        self.lua_create_record = register(_lua.CREATE_RECORD)
+        self.lua_store_response = register(_lua.STORE_RESPONSE)
+        self.lua_update_conversation = register(_lua.UPDATE_CONVERSATION)
+        self.lua_link_items = register(_lua.LINK_ITEMS)
+        self.lua_list_items = register(_lua.LIST_ITEMS)
+        self.lua_get_chain = register(_lua.GET_CHAIN)
+        self.lua_list_identifier = register(_lua.LIST_IDENTIFIER)
+        self.lua_delete_identifier = register(_lua.DELETE_IDENTIFIER)
+        self.lua_delete_response = register(_lua.DELETE_RESPONSE)
 
     @contextmanager
     def translate(self, action: str) -> Iterator[None]:
@@ -168,7 +169,7 @@ class RedisConversationStorage(ConversationStorage):
         fields = s.codec.conversation_fields(conversation)
         created = s.call(
             "create_conversation",
-            lambda: s.create_record(keys=[s.conversation_key(conversation_id)], args=[s.ttl, *_flat(fields)]),
+            lambda: s.lua_create_record(keys=[s.conversation_key(conversation_id)], args=[s.ttl, *_flat(fields)]),
         )
         if not created:
             raise ConflictError(f"conversation {conversation_id} already exists")
@@ -185,7 +186,7 @@ class RedisConversationStorage(ConversationStorage):
         text = "" if metadata is None else dump_json(metadata, "metadata")
         row = s.call(
             "update_conversation",
-            lambda: s.update_conversation(keys=[s.conversation_key(conversation_id)], args=[field, text]),
+            lambda: s.lua_update_conversation(keys=[s.conversation_key(conversation_id)], args=[field, text]),
         )
         return None if row is None else s.codec.conversation(conversation_id, pairs(row))
 
@@ -222,7 +223,7 @@ class RedisItemStorage(ConversationItemStorage):
         )
         fields = s.codec.item_fields(item)
         created = s.call(
-            "create_item", lambda: s.create_record(keys=[s.item_key(item_id)], args=[s.ttl, *_flat(fields)])
+            "create_item", lambda: s.lua_create_record(keys=[s.item_key(item_id)], args=[s.ttl, *_flat(fields)])
         )
         if not created:
             raise ConflictError(f"item {item_id} already exists")
@@ -238,7 +239,7 @@ class RedisItemStorage(ConversationItemStorage):
         args = [s.ttl]
         for item_id, added_at in items:
             args += [str(to_epoch_us(added_at)), item_id]
-        taken = s.call("link_items", lambda: s.link_items(keys=[s.links_key(conversation_id)], args=args))
+        taken = s.call("link_items", lambda: s.lua_link_items(keys=[s.links_key(conversation_id)], args=args))
         if taken is not None:
             raise ConflictError(f"item {taken} is already linked to conversation {conversation_id}")
 
@@ -252,7 +253,7 @@ class RedisItemStorage(ConversationItemStorage):
             "1" if params.order is SortOrder.DESC else "0",
             params.after or "",
         ]
-        rows = s.call("list_items", lambda: s.list_items(keys=[s.links_key(conversation_id)], args=args))
+        rows = s.call("list_items", lambda: s.lua_list_items(keys=[s.links_key(conversation_id)], args=args))
         return [s.codec.item(str(item_id), pairs(row)) for item_id, row in rows]
 
     def get_item(self, item_id: str) -> ConversationItem | None:
@@ -283,7 +284,7 @@ class RedisResponseStorage(ResponseStorage):
         if response.safety_identifier is not None and s.safety_field() is not None:
             keys.append(s.safety_key(response.safety_identifier))
         args = [s.ttl, str(to_epoch_us(response.created_at)), response.id, *_flat(fields)]
-        if not s.call("store_response", lambda: s.store_response(keys=keys, args=args)):
+        if not s.call("store_response", lambda: s.lua_store_response(keys=keys, args=args)):
             raise ConflictError(f"response {response.id} already exists")
         return response.id
 
@@ -295,13 +296,13 @@ class RedisResponseStorage(ResponseStorage):
     def delete_response(self, response_id: str) -> None:
         s = self.store
         args = [s.safety_prefix, ":responses", s.safety_field() or "", response_id]
-        s.call("delete_response", lambda: s.delete_response(keys=[s.response_key(response_id)], args=args))
+        s.call("delete_response", lambda: s.lua_delete_response(keys=[s.response_key(response_id)], args=args))
 
     def get_response_chain(self, response_id: str, max_depth: int | None = None) -> ResponseChain:
         s = self.store
         previous = s.codec.responses.field("previous_response_id") or ""
         args: list[str | int] = [s.response_prefix, response_id, -1 if max_depth is None else max_depth, previous]
-        rows = s.call("get_response_chain", lambda: s.get_chain(args=args))
+        rows = s.call("get_response_chain", lambda: s.lua_get_chain(args=args))
         fetched = {str(rid): s.codec.response(str(rid), pairs(row)) for rid, row in rows}
         # The script walked the same path; walk_chain orders it and reports a cycle.
         return walk_chain(response_id, fetched.get, max_depth)
@@ -313,7 +314,7 @@ class RedisResponseStorage(ResponseStorage):
             return []
         args: list[str | int] = [s.response_prefix, -1 if limit is None else limit, field, identifier]
         rows = s.call(
-            "list_identifier_responses", lambda: s.list_identifier(keys=[s.safety_key(identifier)], args=args)
+            "list_identifier_responses", lambda: s.lua_list_identifier(keys=[s.safety_key(identifier)], args=args)
         )
         return [s.codec.response(str(rid), pairs(row)) for rid, row in rows]
 
@@ -324,6 +325,6 @@ class RedisResponseStorage(ResponseStorage):
             return 0
         args = [s.response_prefix, field, identifier]
         deleted = s.call(
-            "delete_identifier_responses", lambda: s.delete_identifier(keys=[s.safety_key(identifier)], args=args)
+            "delete_identifier_responses", lambda: s.lua_delete_identifier(keys=[s.safety_key(identifier)], args=args)
         )
         return int(deleted)
