@@ -39,10 +39,11 @@ a new ``created_at`` (a warning says so). Re-running an import or copy is always
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TypeAlias, TypeVar, cast, runtime_checkable
 
 import attrs
@@ -51,7 +52,7 @@ from cattrs.v import transform_error
 
 from datacon._front import ID_MAX, LONG_MAX, SHORT_MAX, check_id, check_str
 from datacon._serde import converter
-from datacon._time import utc_or_raise
+from datacon._time import from_epoch_us, to_epoch_us, utc_or_raise
 from datacon.errors import ConflictError, DataconError, InvalidInputError
 from datacon.models import Conversation, ConversationItem, NewConversation, NewConversationItem, StoredResponse
 from datacon.storage import Storage
@@ -201,6 +202,9 @@ def enumerable(storage: Storage) -> Enumerable:
 
     :raises NotEnumerableError: the backend does not implement the seam.
     """
+    adapter = _ADAPTERS.get(storage.backend)
+    if adapter is not None:
+        return adapter(storage)
     missing = _missing(storage, _READS)
     if missing:
         raise NotEnumerableError(
@@ -211,7 +215,168 @@ def enumerable(storage: Storage) -> Enumerable:
 
 def restorable(storage: Storage) -> Restorable | None:
     """The atomic write seam of ``storage``, or ``None`` (writes then use the public API)."""
+    adapter = _ADAPTERS.get(storage.backend)
+    if adapter is not None:
+        return adapter(storage)
     return None if _missing(storage, _WRITES) else _StoreSeam(storage)
+
+
+class _RedisSeam:
+    """The seam for the Redis backend, over its ``RedisStore`` (key layout in its ``_storage``).
+
+    Redis keeps no order of its keys, so the first read of a kind ``SCAN``s its keys once and
+    keeps the sorted ids (about 100 bytes each) for the object's lifetime; pages then follow
+    that snapshot. Records deleted or expired meanwhile are skipped. Each restore batch is one
+    ``MULTI``/``EXEC``: applied whole, or not at all if the connection fails before ``EXEC``.
+    """
+
+    def __init__(self, storage: Storage) -> None:
+        self._s: Any = _raw(storage.conversations).store
+        self._ids: dict[str, list[str]] = {}
+        self._links: tuple[str, list[tuple[str, datetime]]] | None = None
+
+    def _scan(self, kind: str) -> list[str]:
+        cached = self._ids.get(kind)
+        if cached is not None:
+            return cached
+        s = self._s
+        prefix = {
+            "conversation": s.conversation_prefix,
+            "item": s.item_prefix,
+            "response": s.response_prefix,
+            "link": s.conversation_prefix,
+        }[kind]
+        key_type, suffix = ("zset", ":items") if kind == "link" else ("hash", "")
+
+        def scan() -> list[str]:
+            found = s.client.scan_iter(match=f"{prefix}*{suffix}", count=1000, _type=key_type)
+            return sorted({key[len(prefix) : len(key) - len(suffix)] for key in found})
+
+        ids: list[str] = s.call(f"scan {kind}s", scan)
+        self._ids[kind] = ids
+        return ids
+
+    def _page(self, kind: str, after_id: str | None, batch: int) -> list[str]:
+        ids = self._scan(kind)
+        start = 0 if after_id is None else bisect.bisect_right(ids, after_id)
+        return ids[start : start + batch]
+
+    def _rows(self, action: str, keys: list[str]) -> list[dict[str, str]]:
+        s = self._s
+
+        def run() -> list[dict[str, str]]:
+            with s.client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hgetall(key)
+                return list(pipe.execute())
+
+        return list(s.call(action, run))
+
+    def iter_conversations(self, after_id: str | None, batch: int) -> Sequence[Conversation]:
+        s = self._s
+        ids = self._page("conversation", after_id, batch)
+        rows = self._rows("export conversations", [s.conversation_key(i) for i in ids])
+        return [s.codec.conversation(i, row) for i, row in zip(ids, rows, strict=True) if row]
+
+    def iter_items(self, after_id: str | None, batch: int) -> Sequence[ConversationItem]:
+        s = self._s
+        ids = self._page("item", after_id, batch)
+        rows = self._rows("export items", [s.item_key(i) for i in ids])
+        return [s.codec.item(i, row) for i, row in zip(ids, rows, strict=True) if row]
+
+    def iter_responses(self, after_id: str | None, batch: int) -> Sequence[StoredResponse]:
+        s = self._s
+        ids = self._page("response", after_id, batch)
+        rows = self._rows("export responses", [s.response_key(i) for i in ids])
+        return [s.codec.response(i, row) for i, row in zip(ids, rows, strict=True) if row]
+
+    def _conversation_links(self, conversation_id: str) -> list[tuple[str, datetime]]:
+        # One conversation's links sorted by item id; kept while pages walk through it.
+        if self._links is not None and self._links[0] == conversation_id:
+            return self._links[1]
+        s = self._s
+        members = s.call("export links", lambda: s.client.zrange(s.links_key(conversation_id), 0, -1, withscores=True))
+        links = sorted((str(member), from_epoch_us(round(score))) for member, score in members)
+        self._links = (conversation_id, links)
+        return links
+
+    def iter_links(self, after: tuple[str, str] | None, batch: int) -> Sequence[Link]:
+        conversations = self._scan("link")
+        index = 0 if after is None else bisect.bisect_left(conversations, after[0])
+        page: list[Link] = []
+        while index < len(conversations) and len(page) < batch:
+            conversation_id = conversations[index]
+            links = self._conversation_links(conversation_id)
+            start = 0
+            if after is not None and conversation_id == after[0]:
+                start = bisect.bisect_right(links, (after[1], _MAX_TIME))
+            for item_id, added_at in links[start : start + batch - len(page)]:
+                page.append(Link(conversation_id, item_id, added_at))
+            index += 1
+        return page
+
+    def count(self, kind: Kind) -> int:
+        if kind != "link":
+            return len(self._scan(kind))
+        s = self._s
+        keys = [s.links_key(c) for c in self._scan("link")]
+
+        def run() -> int:
+            with s.client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.zcard(key)
+                return sum(pipe.execute())
+
+        return int(s.call("count links", run))
+
+    def restore(self, kind: Kind, records: Sequence[Record]) -> int:
+        s = self._s
+
+        def run() -> list[Any]:
+            with s.client.pipeline(transaction=True) as pipe:
+                for record in records:
+                    self._queue(pipe, record)
+                return list(pipe.execute())
+
+        results = s.call(f"import {kind}s", run)
+        if kind == "link":
+            return sum(int(added) for added in results[0::2])
+        return sum(1 for created in results if created)
+
+    def _queue(self, pipe: Any, record: Record) -> None:
+        s = self._s
+        flat = _flatten
+        if isinstance(record, Conversation):
+            fields = s.codec.conversation_fields(record)
+            s.create_record(keys=[s.conversation_key(record.id)], args=[s.ttl, *flat(fields)], client=pipe)
+        elif isinstance(record, ConversationItem):
+            fields = s.codec.item_fields(record)
+            s.create_record(keys=[s.item_key(record.id)], args=[s.ttl, *flat(fields)], client=pipe)
+        elif isinstance(record, Link):
+            key = s.links_key(record.conversation_id)
+            pipe.zadd(key, {record.item_id: to_epoch_us(record.added_at)}, nx=True)
+            if s.ttl:
+                pipe.expire(key, int(s.ttl))
+            else:
+                pipe.persist(key)
+        else:
+            fields = s.codec.response_fields(record)
+            keys = [s.response_key(record.id)]
+            if record.safety_identifier is not None and s.safety_field() is not None:
+                keys.append(s.safety_key(record.safety_identifier))
+            args = [s.ttl, str(to_epoch_us(record.created_at)), record.id, *flat(fields)]
+            s.store_response(keys=keys, args=args, client=pipe)
+
+
+_MAX_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+def _flatten(fields: dict[str, str]) -> list[str]:
+    return [part for pair in fields.items() for part in pair]
+
+
+# Backends whose seam lives here, over their internals, rather than on their raw stores.
+_ADAPTERS: dict[str, type[_RedisSeam]] = {"redis": _RedisSeam}
 
 
 # -- reading -----------------------------------------------------------------------------------

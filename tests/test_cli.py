@@ -1,0 +1,614 @@
+"""The ``datacon`` command end to end on real backends (SQLite files, and the Redis/Postgres test servers)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from datacon import (
+    Conversation,
+    ConversationItem,
+    ListParams,
+    NewConversation,
+    NewConversationItem,
+    StorageFactoryConfig,
+    StoredResponse,
+    _export,
+    create_storage,
+)
+from datacon._serde import converter
+from datacon.cli import cli
+from tests.support import repo_root, server_missing
+
+SERVER_FIXTURES = sorted(
+    path.stem for path in (Path(__file__).parent / "servers").glob("*.py") if not path.stem.startswith("_")
+)
+T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+
+
+def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
+    """Run the command in-process, as the console script would (stderr kept apart)."""
+    return CliRunner(env=env).invoke(cli, list(args), input=stdin, catch_exceptions=False)
+
+
+def one_error_line(result: Result) -> str:
+    """The single ``datacon: error:`` line of a failed run (and no traceback)."""
+    assert result.exit_code != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("datacon: error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    return lines[0]
+
+
+def write_config(path: Path, config: StorageFactoryConfig) -> Path:
+    """``config`` as a JSON file for ``--config``/``--from``/``--to``."""
+    section = config.section()
+    data: dict[str, Any] = {"backend": config.backend.value}
+    if section is not None:
+        data[config.backend.value] = converter.unstructure(section)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def need_sqlite() -> None:
+    if importlib.util.find_spec("datacon.backends.sqlite") is None:
+        server_missing("the sqlite backend (datacon.backends.sqlite) is not available")
+
+
+class Place:
+    """One storage the tests can reach both through the API and through a config file."""
+
+    def __init__(self, name: str, config: StorageFactoryConfig, file: Path, wipe: Any = None) -> None:
+        self.name = name
+        self.config = config
+        self.file = file
+        self._wipe = wipe
+
+    def storage(self) -> Any:
+        return create_storage(self.config)
+
+    def wipe(self) -> None:
+        if self._wipe is not None:
+            self._wipe()
+
+
+def sqlite_place(tmp_path: Path, name: str = "db") -> Place:
+    need_sqlite()
+    from datacon import SqliteConfig
+
+    config = StorageFactoryConfig(backend="sqlite", sqlite=SqliteConfig(str(tmp_path / f"{name}.db")))
+    return Place("sqlite", config, write_config(tmp_path / f"{name}.json", config))
+
+
+@pytest.fixture(params=["sqlite", *[n for n in SERVER_FIXTURES if n != "sqlite"]])
+def place(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Place]:
+    """A real, empty storage of each persistent backend."""
+    name = request.param
+    if name == "sqlite":
+        yield sqlite_place(tmp_path)
+        return
+    backend = request.getfixturevalue(f"{name}_backend")
+    config = backend.config()
+    backend.wipe()
+    yield Place(name, config, write_config(tmp_path / f"{name}.json", config), backend.wipe)
+    backend.wipe()
+
+
+def seed(place: Place) -> dict[str, str]:
+    """A conversation with three linked items, and a chain of three responses."""
+    with place.storage() as s:
+        conv = s.conversations.create_conversation(NewConversation(metadata={"topic": "demo", "n": 1}))
+        ids = {"conv": conv.id}
+        for n in range(3):
+            item = s.items.create_item(
+                NewConversationItem("message", [{"type": "input_text", "text": f"hello {n}"}], role="user")
+            )
+            s.items.link_item(conv.id, item.id, T0 + timedelta(seconds=n))
+            ids[f"item{n}"] = item.id
+        previous = None
+        for n in range(3):
+            response = StoredResponse(
+                previous_response_id=previous,
+                input=[{"n": n}],
+                model="gpt-x",
+                conversation_id=conv.id,
+                safety_identifier="user-1",
+                created_at=T0 + timedelta(seconds=n),
+            )
+            s.responses.store_response(response)
+            previous = ids[f"resp{n}"] = response.id
+    return ids
+
+
+def dump_lines(n_items: int, n_conversations: int = 4) -> list[str]:
+    """A dump with ``n_items`` items spread over conversations, each linked once, and responses."""
+    records: list[_export.Record] = []
+    conversations = [f"conv_{c:050x}" for c in range(n_conversations)]
+    for c, conversation_id in enumerate(conversations):
+        records.append(Conversation(id=conversation_id, created_at=T0 + timedelta(seconds=c), metadata={"c": c}))
+    records.extend(
+        ConversationItem(
+            id=f"msg_{n:050x}",
+            response_id=None,
+            item_type="message",
+            role="user" if n % 2 else "assistant",
+            content=[{"type": "input_text", "text": f"item {n} ünïcode"}],
+            status="completed",
+            created_at=T0 + timedelta(microseconds=n),
+        )
+        for n in range(n_items)
+    )
+    for n in range(n_items):
+        added = T0 + timedelta(milliseconds=n // 3)  # ties on added_at on purpose
+        records.append(_export.Link(conversations[n % n_conversations], f"msg_{n:050x}", added))
+    previous = None
+    for n in range(20):
+        response_id = f"01JRESP{n:019d}"
+        records.append(
+            StoredResponse(
+                id=response_id,
+                previous_response_id=previous,
+                input=[{"n": n}],
+                created_at=T0 + timedelta(seconds=n),
+                model="m",
+                raw_response={"output": [n]},
+            )
+        )
+        previous = response_id
+    return [_export.dump_record(r) for r in records]
+
+
+# -- the console script ----------------------------------------------------------------------
+
+
+def test_python_dash_m_datacon_help_runs_in_a_subprocess(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "datacon", "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Usage: datacon" in done.stdout
+    for command in ("conversations", "items", "responses", "export", "import", "copy", "migrate", "doctor"):
+        assert command in done.stdout
+
+
+def test_console_script_entry_point_is_declared() -> None:
+    text = (repo_root() / "setup.cfg").read_text()
+    assert "datacon = datacon.cli:main" in text
+
+
+def test_subprocess_error_is_one_line_with_status_1(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "datacon", "responses", "show", "nope"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={**os.environ, "DATACON_CONFIG": ""},
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "datacon: error: no SQLite database at datacon-demo.db (give --config FILE or set DATACON_CONFIG)"
+    ]
+    assert not (tmp_path / "datacon-demo.db").exists()  # a read never creates the database
+
+
+# -- inspection ------------------------------------------------------------------------------
+
+
+def test_conversations_show_table_and_json(place: Place) -> None:
+    ids = seed(place)
+    table = run("--config", str(place.file), "conversations", "show", ids["conv"])
+    assert table.exit_code == 0, table.stderr
+    assert ids["conv"] in table.stdout
+    assert '{"topic":"demo","n":1}' in table.stdout
+    data = json.loads(run("--config", str(place.file), "conversations", "show", ids["conv"], "--json").stdout)
+    assert data["id"] == ids["conv"]
+    assert data["metadata"] == {"topic": "demo", "n": 1}
+    assert data["created_at"].endswith("Z")
+    assert len(data["created_at"]) == len("2026-01-02T03:04:05.123456Z")
+
+
+def test_unknown_ids_fail_with_one_line(place: Place) -> None:
+    seed(place)
+    cfg = ("--config", str(place.file))
+    assert one_error_line(run(*cfg, "conversations", "show", "conv_missing")) == (
+        "datacon: error: conversation conv_missing not found"
+    )
+    assert one_error_line(run(*cfg, "responses", "show", "r_missing")) == "datacon: error: response r_missing not found"
+    assert (
+        one_error_line(run(*cfg, "responses", "chain", "r_missing")) == "datacon: error: response r_missing not found"
+    )
+
+
+def test_items_list_pages_in_both_orders(place: Place) -> None:
+    ids = seed(place)
+    cfg = ("--config", str(place.file))
+    first = json.loads(run(*cfg, "items", "list", ids["conv"], "--limit", "2", "--json").stdout)
+    assert [i["id"] for i in first["data"]] == [ids["item0"], ids["item1"]]
+    assert first["has_more"] is True
+    assert first["last_id"] == ids["item1"]
+    rest = json.loads(run(*cfg, "items", "list", ids["conv"], "--limit", "2", "--after", ids["item1"], "--json").stdout)
+    assert [i["id"] for i in rest["data"]] == [ids["item2"]]
+    assert rest["has_more"] is False
+    desc = json.loads(run(*cfg, "items", "list", ids["conv"], "--order", "desc", "--json").stdout)
+    assert [i["id"] for i in desc["data"]] == [ids["item2"], ids["item1"], ids["item0"]]
+    table = run(*cfg, "items", "list", ids["conv"], "--limit", "1")
+    assert table.exit_code == 0
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["ID", "TYPE", "ROLE", "STATUS", "CREATED_AT", "CONTENT"]
+    assert lines[1].startswith(ids["item0"])
+    assert "hello 0" in lines[1]
+    assert lines[-1] == f"(more: --after {ids['item0']})"
+    assert "--limit" in one_error_line(run(*cfg, "items", "list", ids["conv"], "--limit", "-1"))
+    assert "--order" in one_error_line(run(*cfg, "items", "list", ids["conv"], "--order", "sideways"))
+
+
+def test_responses_show_and_chain(place: Place) -> None:
+    ids = seed(place)
+    cfg = ("--config", str(place.file))
+    shown = json.loads(run(*cfg, "responses", "show", ids["resp1"], "--json").stdout)
+    assert shown["previous_response_id"] == ids["resp0"]
+    assert shown["input"] == [{"n": 1}]
+    assert shown["created_at"] == "2026-01-02T03:04:06.123456Z"
+    table = run(*cfg, "responses", "show", ids["resp1"]).stdout
+    assert f"previous_response_id  {ids['resp0']}" in table
+    chain = json.loads(run(*cfg, "responses", "chain", ids["resp2"], "--json").stdout)
+    assert [r["id"] for r in chain] == [ids["resp0"], ids["resp1"], ids["resp2"]]
+    newest = json.loads(run(*cfg, "responses", "chain", ids["resp2"], "--max-depth", "2", "--json").stdout)
+    assert [r["id"] for r in newest] == [ids["resp1"], ids["resp2"]]
+    rows = run(*cfg, "responses", "chain", ids["resp2"]).stdout.splitlines()
+    assert rows[0].split() == ["#", "ID", "PREVIOUS", "MODEL", "CREATED_AT"]
+    assert rows[1].split()[:2] == ["1", ids["resp0"]]
+    assert len(rows) == 4
+
+
+# -- export and import -----------------------------------------------------------------------
+
+
+def test_export_then_import_round_trips_and_reimport_skips(place: Place, tmp_path: Path) -> None:
+    ids = seed(place)
+    dump = tmp_path / "dump.jsonl"
+    exported = run("--config", str(place.file), "export", "-o", str(dump))
+    assert exported.exit_code == 0, exported.stderr
+    assert "exported 1 conversations, 3 items, 3 links, 3 responses" in exported.stderr
+    lines = dump.read_text(encoding="utf-8").splitlines()
+    kinds = [json.loads(line)["type"] for line in lines]
+    assert kinds == ["conversation"] + ["item"] * 3 + ["link"] * 3 + ["response"] * 3
+    link = next(json.loads(line) for line in lines[4:7] if json.loads(line)["item_id"] == ids["item0"])
+    assert set(link) == {"type", "conversation_id", "item_id", "added_at"}
+    assert link["added_at"] == "2026-01-02T03:04:05.123456Z"
+    assert not (tmp_path / "dump.jsonl.partial").exists()
+
+    target = sqlite_place(tmp_path, "target")
+    first = run("--config", str(target.file), "import", str(dump), "--json")
+    assert first.exit_code == 0, first.stderr
+    counts = json.loads(first.stdout)
+    assert counts["created"] == {"conversation": 1, "item": 3, "link": 3, "response": 3}
+    assert counts["skipped"] == dict.fromkeys(_export.KINDS, 0)
+    again = run("--config", str(target.file), "import", str(dump))
+    assert again.exit_code == 0
+    assert again.stdout.splitlines()[1:] == [
+        "conversation  0        1",
+        "item          0        3",
+        "link          0        3",
+        "response      0        3",
+    ]
+    with place.storage() as a, target.storage() as b:
+        assert _export.compare_digests(_export.digest(a), _export.digest(b)) == []
+    # The same dump through stdin, and stdout: byte-identical exports on both sides.
+    again_out = run("--config", str(target.file), "export").stdout
+    assert again_out == dump.read_text(encoding="utf-8")
+    piped = run("--config", str(target.file), "import", "-", stdin=again_out)
+    assert piped.exit_code == 0
+    assert "conversation  0        1" in piped.stdout
+
+
+def test_import_of_a_malformed_file_writes_nothing(tmp_path: Path) -> None:
+    target = sqlite_place(tmp_path)
+    lines = dump_lines(5)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([*lines[:7], '{"type": "item", "id": 3}', *lines[7:]]) + "\n", encoding="utf-8")
+    line = one_error_line(run("--config", str(target.file), "import", str(bad)))
+    assert line.startswith("datacon: error: line 8: invalid item: ")
+    with target.storage() as s:
+        assert _export.counts(s) == dict.fromkeys(_export.KINDS, 0)
+    for text, expected in [
+        ("not json\n", "line 1: not valid JSON"),
+        ('{"type": "nope"}\n', "line 1: unknown record type 'nope'"),
+        ("[1]\n", "line 1: expected a JSON object"),
+        (lines[0].replace('"type"', '"extra":1,"type"') + "\n", "line 1: invalid conversation: "),
+        (lines[0].replace("2026-01-02T03:04:05", "yesterday") + "\n", "line 1: invalid conversation: "),
+        (lines[0].replace("conv_", "x" * 70) + "\n", "characters long; the maximum is 64"),
+    ]:
+        bad.write_text(text, encoding="utf-8")
+        assert expected in one_error_line(run("--config", str(target.file), "import", str(bad)))
+    assert "No such file" in one_error_line(run("--config", str(target.file), "import", str(tmp_path / "missing")))
+
+
+def test_import_resumes_after_an_interrupted_run(tmp_path: Path) -> None:
+    target = sqlite_place(tmp_path)
+    lines = dump_lines(300)
+    half = tmp_path / "half.jsonl"
+    half.write_text("\n".join(lines[: len(lines) // 2]) + "\n", encoding="utf-8")
+    full = tmp_path / "full.jsonl"
+    full.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert run("--config", str(target.file), "import", str(half), "--batch", "64").exit_code == 0
+    resumed = json.loads(run("--config", str(target.file), "import", str(full), "--batch", "64", "--json").stdout)
+    assert resumed["created"]["response"] == 20
+    total = {k: resumed["created"][k] + resumed["skipped"][k] for k in _export.KINDS}
+    assert total == {"conversation": 4, "item": 300, "link": 300, "response": 20}
+    assert resumed["skipped"]["item"] > 0
+    reference = sqlite_place(tmp_path, "reference")
+    assert run("--config", str(reference.file), "import", str(full)).exit_code == 0
+    with target.storage() as a, reference.storage() as b:
+        assert _export.compare_digests(_export.digest(a), _export.digest(b)) == []
+
+
+# -- copy ------------------------------------------------------------------------------------
+
+
+def copy_pairs() -> list[Any]:
+    pairs = [pytest.param(("sqlite", "sqlite"), id="sqlite-to-sqlite")]
+    servers = [n for n in SERVER_FIXTURES if n != "sqlite"]
+    for name in servers:
+        marks = [getattr(pytest.mark, name)]
+        pairs.append(pytest.param(("sqlite", name), id=f"sqlite-to-{name}", marks=marks))
+        pairs.append(pytest.param((name, "sqlite"), id=f"{name}-to-sqlite", marks=marks))
+    if "redis" in servers and "postgres" in servers:
+        marks = [pytest.mark.redis, pytest.mark.postgres]
+        pairs.append(pytest.param(("redis", "postgres"), id="redis-to-postgres", marks=marks))
+    return pairs
+
+
+def make_place(request: pytest.FixtureRequest, tmp_path: Path, name: str, label: str) -> Place:
+    if name == "sqlite":
+        return sqlite_place(tmp_path, label)
+    backend = request.getfixturevalue(f"{name}_backend")
+    backend.wipe()
+    config = backend.config()
+    return Place(name, config, write_config(tmp_path / f"{label}.json", config), backend.wipe)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pair", copy_pairs())
+def test_copy_of_10000_items_with_links_verifies_equal(
+    pair: tuple[str, str], request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    source = make_place(request, tmp_path, pair[0], "source")
+    target = make_place(request, tmp_path, pair[1], "target")
+    try:
+        dump = tmp_path / "dump.jsonl"
+        dump.write_text("\n".join(dump_lines(10_000)) + "\n", encoding="utf-8")
+        loaded = run("--config", str(source.file), "import", str(dump), "--batch", "1000", "--json")
+        assert loaded.exit_code == 0, loaded.stderr
+        assert json.loads(loaded.stdout)["created"] == {
+            "conversation": 4,
+            "item": 10_000,
+            "link": 10_000,
+            "response": 20,
+        }
+
+        copied = run("copy", "--from", str(source.file), "--to", str(target.file), "--verify", "--json")
+        assert copied.exit_code == 0, copied.stderr
+        report = json.loads(copied.stdout)
+        assert report["created"] == {"conversation": 4, "item": 10_000, "link": 10_000, "response": 20}
+        assert report["verified"] is True
+        assert report["differences"] == []
+        assert "copying" in copied.stderr  # the progress bar goes to stderr
+
+        # Pages read through the destination's own API agree with the source's.
+        with source.storage() as a, target.storage() as b:
+            conversation_id = f"conv_{1:050x}"
+            for after in (None, f"msg_{101:050x}"):
+                params = ListParams(limit=50, after=after)
+                assert a.items.list_items(conversation_id, params) == b.items.list_items(conversation_id, params)
+
+        # A second run is a no-op that still verifies: this is how an interrupted copy resumes.
+        again = run("copy", "--from", str(source.file), "--to", str(target.file), "--verify", "--no-progress")
+        assert again.exit_code == 0, again.stderr
+        assert "item          0        10000" in again.stdout
+        assert again.stdout.rstrip().endswith("verified: both sides hold the same records")
+    finally:
+        source.wipe()
+        target.wipe()
+
+
+def test_copy_resumes_into_a_partly_filled_destination(tmp_path: Path) -> None:
+    source = sqlite_place(tmp_path, "source")
+    target = sqlite_place(tmp_path, "target")
+    lines = dump_lines(500)
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    part = tmp_path / "part.jsonl"
+    part.write_text("\n".join(lines[::3]) + "\n", encoding="utf-8")  # what an interrupted copy left
+    assert run("--config", str(source.file), "import", str(dump)).exit_code == 0
+    assert run("--config", str(target.file), "import", str(part)).exit_code == 0
+    copied = run("copy", "--from", str(source.file), "--to", str(target.file), "--batch", "37", "--verify", "--json")
+    assert copied.exit_code == 0, copied.stderr
+    report = json.loads(copied.stdout)
+    assert sum(report["skipped"].values()) == len(lines[::3])
+    assert sum(report["created"].values()) == len(lines) - len(lines[::3])
+    assert report["verified"] is True
+
+
+def test_copy_verify_reports_differences(tmp_path: Path) -> None:
+    source = sqlite_place(tmp_path, "source")
+    target = sqlite_place(tmp_path, "target")
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text("\n".join(dump_lines(20)) + "\n", encoding="utf-8")
+    assert run("--config", str(source.file), "import", str(dump)).exit_code == 0
+    assert run("copy", "--from", str(source.file), "--to", str(target.file)).exit_code == 0
+    with target.storage() as s:
+        s.conversations.update_conversation(f"conv_{0:050x}", {"changed": True})
+        s.responses.store_response(StoredResponse(input=[]))
+    failed = run("copy", "--from", str(source.file), "--to", str(target.file), "--verify", "--no-progress")
+    assert one_error_line(failed) == (
+        "datacon: error: verification failed: conversations: same count (4) but different content; "
+        "responses: 20 in the source, 21 in the destination"
+    )
+
+
+def test_copy_rejects_same_config_and_missing_source(tmp_path: Path) -> None:
+    source = sqlite_place(tmp_path, "source")
+    assert one_error_line(run("copy", "--from", str(source.file), "--to", str(source.file))).endswith(
+        "--from and --to name the same configuration"
+    )
+    target = sqlite_place(tmp_path, "target")
+    line = one_error_line(run("copy", "--from", str(source.file), "--to", str(target.file)))
+    assert line.startswith("datacon: error: no SQLite database at ")
+
+
+# -- configuration and doctor ----------------------------------------------------------------
+
+
+def test_default_config_and_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    need_sqlite()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATACON_CONFIG", raising=False)
+    assert "no SQLite database at datacon-demo.db" in one_error_line(run("conversations", "show", "c1"))
+    with create_storage(
+        StorageFactoryConfig.from_mapping({"backend": "sqlite", "sqlite": {"path": "datacon-demo.db"}})
+    ) as s:
+        s.conversations.create_conversation(NewConversation(id="c1"))
+    assert run("conversations", "show", "c1").exit_code == 0
+    other = sqlite_place(tmp_path, "other")
+    assert "conversation c1 not found" in one_error_line(
+        run("conversations", "show", "c1", env={"DATACON_CONFIG": str(other.file)})
+    )
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("backend: sqlite\nsqlite:\n  path: datacon-demo.db\n")
+    toml_file = tmp_path / "c.toml"
+    toml_file.write_text('backend = "sqlite"\n[sqlite]\npath = "datacon-demo.db"\n')
+    for file in (yaml_file, toml_file):
+        assert run("--config", str(file), "conversations", "show", "c1", "--json").exit_code == 0
+
+
+def test_bad_config_files_give_one_line(tmp_path: Path) -> None:
+    cases = {
+        "typo.yaml": ("backend: sqlite\nsqlite:\n  pth: x.db\n", "sqlite"),
+        "bad.yaml": ("backend: [\n", "cannot parse bad.yaml: invalid YAML"),
+        "unknown.json": ('{"backend": "mongo"}', "unknown backend 'mongo'"),
+        "x.ini": ("", "unsupported config file type '.ini'"),
+    }
+    for name, (text, expected) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        assert expected in one_error_line(run("--config", str(path), "conversations", "show", "c"))
+    doctor = run("--config", str(tmp_path / "none.yaml"), "doctor")
+    assert doctor.exit_code == 1
+    assert "FAIL  config      config: cannot read config file" in doctor.stdout
+    assert "No such command 'frobnicate'" in one_error_line(run("frobnicate"))
+    usage = one_error_line(run("items", "list"))
+    assert "Missing argument 'CONVERSATION_ID'" in usage
+    assert "datacon items list --help" in usage
+
+
+def test_doctor_on_a_good_sqlite_database(tmp_path: Path) -> None:
+    target = sqlite_place(tmp_path)
+    with target.storage():
+        pass
+    result = run("--config", str(target.file), "doctor")
+    assert result.exit_code == 0, result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"using config file {target.file}"
+    assert [line.split()[:2] for line in lines[1:]] == [["ok", "config"], ["ok", "connection"], ["ok", "schema"]]
+    data = json.loads(run("--config", str(target.file), "doctor", "--json").stdout)
+    assert [c["check"] for c in data["checks"]] == ["config", "connection", "schema"]
+    assert all(c["ok"] for c in data["checks"])
+
+
+def test_doctor_reports_invalid_config_and_unreachable_servers_without_secrets(tmp_path: Path) -> None:
+    from tests.support import free_port
+
+    port = free_port()
+    cfg = tmp_path / "redis.yaml"
+    cfg.write_text(
+        f"backend: redis\nredis:\n  url: redis://:hunter2-secret@127.0.0.1:{port}/0\n  connect_timeout_secs: 1\n"
+    )
+    result = run("--config", str(cfg), "doctor")
+    assert result.exit_code == 1
+    assert "hunter2-secret" not in result.stdout + result.stderr
+    assert "redis://:****@127.0.0.1" in result.stdout
+    assert [line.split()[:2] for line in result.stdout.splitlines()[1:]] == [["ok", "config"], ["FAIL", "connection"]]
+    assert "BackendUnavailableError" in result.stdout
+    unreachable = one_error_line(run("--config", str(cfg), "conversations", "show", "c"))
+    assert "server unavailable" in unreachable
+    assert "hunter2-secret" not in unreachable
+
+    pg = tmp_path / "pg.yaml"
+    pg.write_text("backend: postgres\npostgres:\n  db_url: postgres://u:hunter2-secret@db.example/\n")
+    bad = run("--config", str(pg), "doctor")
+    assert bad.exit_code == 1
+    assert "FAIL  config      postgres.db_url: db_url must include a database name" in bad.stdout
+    assert "hunter2-secret" not in bad.stdout + bad.stderr
+    assert "db_url must include a database name" in one_error_line(run("--config", str(pg), "migrate", "status"))
+
+
+def test_migrate_on_backends_without_a_schema(tmp_path: Path) -> None:
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text("backend: memory\n")
+    for action in ("status", "plan", "apply"):
+        result = run("--config", str(cfg), "migrate", action)
+        assert result.exit_code == 0
+        assert result.stdout.strip() == "the memory backend has no schema migrations"
+
+
+def test_export_of_a_backend_without_the_seam_fails_cleanly(tmp_path: Path) -> None:
+    cfg = tmp_path / "none.yaml"
+    cfg.write_text("backend: none\n")
+    line = one_error_line(run("--config", str(cfg), "export"))
+    assert line.startswith("datacon: error: the none backend cannot be enumerated")
+
+
+def sqlite_versions(path: str) -> list[int]:
+    with sqlite3.connect(path) as db:
+        return [row[0] for row in db.execute("SELECT version FROM _schema_versions ORDER BY version")]
+
+
+def test_migrate_status_plan_apply_on_sqlite(tmp_path: Path) -> None:
+    target = sqlite_place(tmp_path)
+    cfg = ("--config", str(target.file))
+    fresh = run(*cfg, "migrate", "status")
+    assert fresh.stdout.startswith("no SQLite database at")
+    with target.storage():
+        pass
+    status = json.loads(run(*cfg, "migrate", "status", "--json").stdout)
+    assert status["up_to_date"] is True
+    assert status["statements"] == []
+    assert run(*cfg, "migrate", "plan").stdout.strip() == "-- nothing to apply: the schema is up to date"
+    assert run(*cfg, "migrate", "apply").stdout.strip() == "nothing to apply: the schema is up to date"
+    latest = status["latest"] if status["latest"] is not None else max(sqlite_versions(target.config.sqlite.path))
+
+    # Forget the recorded versions, as a database made by an old release would look.
+    with sqlite3.connect(target.config.sqlite.path) as db:
+        db.execute("DELETE FROM _schema_versions")
+    old = json.loads(run(*cfg, "migrate", "status", "--json").stdout)
+    assert old["up_to_date"] is False
+    assert old["current"] == 0
+    assert old["latest"] == latest
+    assert any("_schema_versions" in s for s in old["statements"])
+    plan = run(*cfg, "migrate", "plan").stdout
+    assert plan.strip().splitlines() == [s if s.rstrip().endswith(";") else f"{s};" for s in old["statements"]]
+    blocked = one_error_line(run(*cfg, "conversations", "show", "c"))
+    assert "datacon migrate plan" in blocked
+    assert "datacon migrate apply" in blocked
+    doctor = run(*cfg, "doctor")
+    assert doctor.exit_code == 1
+    assert "FAIL  schema" in doctor.stdout
+    applied = run(*cfg, "migrate", "apply")
+    assert applied.exit_code == 0, applied.stderr
+    assert applied.stdout.startswith(f"applied {len(old['statements'])} statement(s)")
+    assert sqlite_versions(target.config.sqlite.path)[-1] == latest
+    assert json.loads(run(*cfg, "migrate", "status", "--json").stdout)["up_to_date"] is True
