@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
 
 from benchmarks.harness import Settings
 from benchmarks.workloads import Target
@@ -11,6 +15,18 @@ from datacon._front import FrontConversationStorage, FrontItemStorage, FrontResp
 from datacon.storage import Storage
 
 __all__ = ["open_target"]
+
+T = TypeVar("T")
+
+
+def _no_skip(find: Callable[[], T]) -> T:
+    """Call a tests/servers helper outside pytest: its "skip" (no server binary) becomes an error."""
+    import pytest
+
+    try:
+        return find()
+    except pytest.skip.Exception as exc:
+        raise RuntimeError(str(exc.msg)) from None
 
 
 def wrap(raw: Storage) -> Storage:
@@ -42,9 +58,35 @@ def _memory(settings: Settings) -> Iterator[Target]:
 
 
 @contextmanager
+def _redis(settings: Settings) -> Iterator[Target]:
+    from benchmarks.baselines.redis import RedisBaseline
+    from datacon import RedisConfig, StorageFactoryConfig, create_storage
+    from tests.servers.redis import RedisServer, redis_executable
+
+    with tempfile.TemporaryDirectory(prefix="datacon-bench-redis-") as workdir:
+        url = os.environ.get("DATACON_TEST_REDIS_URL")
+        server = None
+        if not url:
+            server = RedisServer(_no_skip(redis_executable), Path(workdir))
+            server.start()
+            url = server.url
+        try:
+            storage = create_storage(StorageFactoryConfig(backend="redis", redis=RedisConfig(url=url)))
+            baseline = RedisBaseline(url)
+            try:
+                yield Target("redis", storage, baseline, server={"url": url})
+            finally:
+                baseline.close()
+                storage.close()
+        finally:
+            if server is not None:
+                server.stop()
+
+
+@contextmanager
 def open_target(name: str, settings: Settings) -> Iterator[Target]:
     """The backend ``name`` with its server running, torn down on exit."""
-    opener = {"memory": _memory}.get(name)
+    opener = {"memory": _memory, "redis": _redis}.get(name)
     if opener is None:
         raise NotImplementedError(f"the {name} backend is not wired into the benchmarks yet")
     with opener(settings) as target:

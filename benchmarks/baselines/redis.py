@@ -1,0 +1,142 @@
+"""The Redis baseline: redis-py alone, sending the same commands and Lua scripts as datacon.
+
+The scripts are datacon's own text (they are the statements being compared); everything
+around them (keys, field encoding, decoding the replies) is written here by hand, as an
+application using redis-py directly would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from datacon.backends.redis import _lua
+
+__all__ = ["RedisBaseline"]
+
+TTL = str(30 * 86_400)  # RedisConfig's default retention (30 days), as datacon writes it
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _us(value: datetime) -> str:
+    delta = value - EPOCH
+    return str((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _row(flat: Sequence[str]) -> dict[str, str]:
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}
+
+
+def _response(row: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(row)
+    out["input"] = json.loads(row["input"])
+    out["raw_response"] = json.loads(row["raw_response"])
+    out["created_at"] = datetime.fromisoformat(row["created_at"])
+    return out
+
+
+def _item(row: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(row)
+    out["content"] = json.loads(row["content"])
+    out["created_at"] = datetime.fromisoformat(row["created_at"])
+    return out
+
+
+class RedisBaseline:
+    """redis-py on its own pool, same URL, same keys as datacon's default schema."""
+
+    label = "redis-py (same commands)"
+
+    def __init__(self, url: str, pool_max: int = 16) -> None:
+        self.pool = redis.BlockingConnectionPool.from_url(url, max_connections=pool_max, decode_responses=True)
+        self.client = redis.Redis(connection_pool=self.pool)
+        self.create_record = self.client.register_script(_lua.CREATE_RECORD)
+        self.store = self.client.register_script(_lua.STORE_RESPONSE)
+        self.link = self.client.register_script(_lua.LINK_ITEMS)
+        self.list = self.client.register_script(_lua.LIST_ITEMS)
+        self.get_chain = self.client.register_script(_lua.GET_CHAIN)
+
+    def store_response(self, fields: dict[str, Any]) -> None:
+        created: datetime = fields["created_at"]
+        row = {
+            "id": fields["id"],
+            "input": _dump(fields["input"]),
+            "created_at": created.astimezone(UTC).isoformat(timespec="microseconds"),
+            "raw_response": _dump(fields["raw_response"]),
+        }
+        for name in ("previous_response_id", "conversation_id", "safety_identifier", "model"):
+            if fields[name] is not None:
+                row[name] = fields[name]
+        keys = [f"response:{fields['id']}"]
+        if fields["safety_identifier"] is not None:
+            keys.append(f"safety:{fields['safety_identifier']}:responses")
+        flat = [part for pair in row.items() for part in pair]
+        if not self.store(keys=keys, args=[TTL, _us(created), fields["id"], *flat]):
+            raise RuntimeError("duplicate response")
+
+    def get_response(self, response_id: str) -> dict[str, Any] | None:
+        row = self.client.hgetall(f"response:{response_id}")
+        return _response(row) if row else None
+
+    def _item_args(self, item_id: str, content: Any) -> list[str]:
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        return [TTL, "id", item_id, "item_type", "message", "role", "user", "content", _dump(content),
+                "status", "completed", "created_at", now]
+
+    def create_and_link(self, conversation_id: str, item_id: str, content: Any, added_at: datetime) -> None:
+        if not self.create_record(keys=[f"item:{item_id}"], args=self._item_args(item_id, content)):
+            raise RuntimeError("duplicate item")
+        if self.link(keys=[f"conversation:{conversation_id}:items"], args=[TTL, _us(added_at), item_id]) is not None:
+            raise RuntimeError("duplicate link")
+
+    def list_page(
+        self, conversation_id: str, limit: int, *, after: str | None = None, desc: bool = False
+    ) -> list[dict[str, Any]]:
+        rows = self.list(
+            keys=[f"conversation:{conversation_id}:items"], args=["item:", limit, "1" if desc else "0", after or ""]
+        )
+        return [_item(_row(row)) for _, row in rows]
+
+    def chain(self, response_id: str) -> list[dict[str, Any]]:
+        rows = self.get_chain(args=["response:", response_id, -1, "previous_response_id"])
+        chain = [_response(_row(row)) for _, row in rows]
+        chain.reverse()
+        return chain
+
+    def naive_chain(self, response_id: str) -> list[dict[str, Any]]:
+        chain = []
+        current: str | None = response_id
+        while current is not None:
+            row = self.client.hgetall(f"response:{current}")
+            if not row:
+                break
+            response = _response(row)
+            chain.append(response)
+            current = response.get("previous_response_id")
+        chain.reverse()
+        return chain
+
+    def bulk_items(self, conversation_id: str, items: Sequence[tuple[str, datetime]], content: Any) -> None:
+        for start in range(0, len(items), 1_000):
+            batch = items[start : start + 1_000]
+            with self.client.pipeline(transaction=False) as pipe:
+                for item_id, _ in batch:
+                    args = self._item_args(item_id, content)
+                    pipe.hset(f"item:{item_id}", mapping=dict(zip(args[1::2], args[2::2], strict=True)))
+                    pipe.expire(f"item:{item_id}", int(TTL))
+                pipe.execute()
+            args = [TTL]
+            for item_id, added_at in batch:
+                args += [_us(added_at), item_id]
+            self.link(keys=[f"conversation:{conversation_id}:items"], args=args)
+
+    def close(self) -> None:
+        self.pool.disconnect()
