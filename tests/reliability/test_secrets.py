@@ -1,0 +1,109 @@
+"""No password in logs, reprs, configs or errors, with a password in every URL and config."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from datacon import (
+    ListParams,
+    NewConversation,
+    RedisConfig,
+    StorageFactoryConfig,
+    StoredResponse,
+    create_storage,
+)
+from datacon.errors import BackendUnavailableError, ConfigError
+from tests.reliability._secrets import Exposure
+from tests.servers.redis import RedisServer, redis_executable
+from tests.support import free_port
+
+pytestmark = pytest.mark.reliability
+
+SECRET = "Rel1ab-S3cret-pw"  # distinctive, so a leak anywhere is found by a substring search
+
+
+def exercise(exposure: Exposure, config: StorageFactoryConfig) -> None:
+    """Open a storage, use every store, and show everything a user could print or log."""
+    exposure.show("config", config)
+    exposure.show("section", config.section())
+    with create_storage(config) as storage:
+        exposure.show("storage", storage)
+        exposure.show("pool_stats", storage.pool_stats())
+        conv = storage.conversations.create_conversation(NewConversation(metadata={"k": "v"}))
+        exposure.show("conversation", conv)
+        exposure.show("items", storage.items.list_items(conv.id, ListParams(10)))
+        response = storage.responses.store_response(StoredResponse())
+        exposure.show("chain", storage.responses.get_response_chain(response))
+
+
+@pytest.mark.redis
+def test_redis_password_appears_nowhere(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger, every level
+    server = RedisServer(redis_executable(), tmp_path, password=SECRET)
+    server.start()
+    exposure = Exposure()
+    try:
+        good = f"redis://:{SECRET}@127.0.0.1:{server.port}/0"
+        short = {"pool_timeout_secs": 1.0, "socket_timeout_secs": 1.0, "connect_timeout_secs": 1.0}
+
+        def redis(url: str) -> StorageFactoryConfig:
+            return StorageFactoryConfig(backend="redis", redis=RedisConfig(url=url, **short))
+
+        exercise(exposure, redis(good))
+        exercise(exposure, redis(f"redis://default:{SECRET}@127.0.0.1:{server.port}/0"))
+        exercise(exposure, StorageFactoryConfig.from_mapping({"backend": "redis", "redis": {"url": good}}))
+
+        def use(url: str) -> None:
+            with create_storage(redis(url)) as storage:
+                storage.conversations.get_conversation("x")
+
+        exposure.error(
+            "wrong password", lambda: use(f"redis://:wrong-{SECRET}@127.0.0.1:{server.port}/0"), BackendUnavailableError
+        )
+        exposure.error(
+            "wrong user", lambda: use(f"redis://nobody:{SECRET}@127.0.0.1:{server.port}/0"), BackendUnavailableError
+        )
+        exposure.error(
+            "wrong port", lambda: use(f"redis://:{SECRET}@127.0.0.1:{free_port()}/0"), BackendUnavailableError
+        )
+        exposure.error(
+            "unresolvable host", lambda: use(f"redis://:{SECRET}@no-such-host.invalid:6379/0"), BackendUnavailableError
+        )
+        exposure.error(
+            "TLS to a plain server",
+            lambda: use(f"rediss://:{SECRET}@127.0.0.1:{server.port}/0"),
+            BackendUnavailableError,
+        )
+        exposure.error("bad port in url", lambda: use(f"redis://:{SECRET}@127.0.0.1:99999/0"), ConfigError)
+        exposure.error("bad scheme", lambda: use(f"http://:{SECRET}@127.0.0.1:{server.port}/0"), ConfigError)
+        exposure.error(
+            "bad pool_max in a mapping",
+            lambda: StorageFactoryConfig.from_mapping({"backend": "redis", "redis": {"url": good, "pool_max": "many"}}),
+            ConfigError,
+        )
+        exposure.error(
+            "misspelled password key in a mapping",
+            lambda: StorageFactoryConfig.from_mapping({"backend": "redis", "redis": {"url": good, "passwrd": SECRET}}),
+            ConfigError,
+        )
+
+        # The server goes away under an open storage.
+        storage = create_storage(redis(good))
+        try:
+            storage.conversations.get_conversation("warm-up")
+            server.stop()
+            exposure.error(
+                "server stopped", lambda: storage.conversations.get_conversation("x"), BackendUnavailableError
+            )
+        finally:
+            storage.close()
+    finally:
+        server.stop()
+
+    exposure.texts.append(("logs", caplog.text))
+    assert caplog.records, "nothing was logged at DEBUG: the log check would prove nothing"
+    assert exposure.leaks(SECRET) == []
+    assert len(exposure.errors) == 10

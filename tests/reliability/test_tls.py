@@ -1,0 +1,103 @@
+"""TLS settings reach the drivers: ``rediss://`` (redis-py) and ``sslmode`` (libpq)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from datacon import NewConversation, RedisConfig, StorageFactoryConfig, create_storage
+from datacon.errors import BackendUnavailableError
+from tests.reliability._secrets import find_instances
+from tests.servers.redis import RedisServer, redis_executable
+from tests.support import free_port, server_missing
+
+pytestmark = pytest.mark.reliability
+
+SECRET = "Tls-S3cret-pw"
+SHORT = {"pool_timeout_secs": 2.0, "socket_timeout_secs": 2.0, "connect_timeout_secs": 2.0}
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 and its key (openssl)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        server_missing("openssl is not installed: cannot make a test certificate")
+    cert, key = directory / "server.crt", directory / "server.key"
+    subprocess.run(
+        [
+            openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    key.chmod(0o600)
+    return cert, key
+
+
+def redis_storage(url: str) -> StorageFactoryConfig:
+    return StorageFactoryConfig(backend="redis", redis=RedisConfig(url=url, **SHORT))
+
+
+@pytest.mark.redis
+def test_rediss_url_makes_redis_py_use_ssl_connections(tmp_path: Path) -> None:
+    import redis
+
+    server = RedisServer(redis_executable(), tmp_path, password=SECRET)
+    server.start()
+    try:
+        with create_storage(redis_storage(f"rediss://:{SECRET}@127.0.0.1:{server.port}/0")) as storage:
+            pools = find_instances(storage, redis.ConnectionPool)
+            assert len(pools) == 1
+            assert issubclass(pools[0].connection_class, redis.SSLConnection)
+            # The server speaks plain RESP and never answers the TLS ClientHello: the handshake
+            # times out (connect_timeout_secs), as a datacon error.
+            with pytest.raises(BackendUnavailableError) as info:
+                storage.conversations.get_conversation("x")
+        assert SECRET not in str(info.value)
+        assert isinstance(info.value.__cause__, redis.ConnectionError | redis.TimeoutError)
+        with create_storage(redis_storage(f"redis://:{SECRET}@127.0.0.1:{server.port}/0")) as plain:
+            pools = find_instances(plain, redis.ConnectionPool)
+            assert len(pools) == 1
+            assert not issubclass(pools[0].connection_class, redis.SSLConnection)
+    finally:
+        server.stop()
+
+
+@pytest.mark.redis
+def test_rediss_against_a_tls_server_verifies_the_certificate(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    tls_port = free_port()
+    server = RedisServer(
+        redis_executable(),
+        tmp_path,
+        password=SECRET,
+        extra_args=(
+            "--tls-port", str(tls_port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+            "--tls-auth-clients", "no",
+        ),
+    )  # fmt: skip
+    try:
+        server.start()
+    except RuntimeError:
+        server_missing("this redis-server was built without TLS support")
+    try:
+        base = f"rediss://:{SECRET}@127.0.0.1:{tls_port}/0"
+        # Trusting the server's certificate through the URL's query string: it works.
+        trusted = f"{base}?ssl_cert_reqs=required&ssl_ca_certs={cert}"
+        with create_storage(redis_storage(trusted)) as storage:
+            made = storage.conversations.create_conversation(NewConversation(metadata={"tls": True}))
+            got = storage.conversations.get_conversation(made.id)
+            assert got is not None
+            assert got.metadata == {"tls": True}
+        # Without the CA the self-signed certificate is refused: verification is on by default.
+        with create_storage(redis_storage(base)) as storage, pytest.raises(BackendUnavailableError) as info:
+            storage.conversations.get_conversation("x")
+        assert "certificate" in str(info.value.__cause__).lower()
+        assert SECRET not in str(info.value)
+    finally:
+        server.stop()
