@@ -32,8 +32,16 @@ class WriterLoad:
     raised is kept in ``unexpected``; a call slower than ``bound`` seconds in ``slow``.
     """
 
-    def __init__(self, storage: Storage, tag: str, threads: int = 4, bound: float = 10.0) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        tag: str,
+        threads: int = 4,
+        bound: float = 10.0,
+        on_ack: Callable[[Ack], None] | None = None,
+    ) -> None:
         self.storage = storage
+        self.on_ack = on_ack  # called (under the load's lock) with every acknowledged write
         self.tag = tag
         self.bound = bound
         self._stop = threading.Event()
@@ -111,7 +119,10 @@ class WriterLoad:
             return False
         elapsed = time.monotonic() - started
         with self._lock:
-            self.acks.append(Ack(kind, key, time.monotonic()))
+            ack = Ack(kind, key, time.monotonic())
+            self.acks.append(ack)
+            if self.on_ack is not None:
+                self.on_ack(ack)
             if elapsed > self.bound:
                 self.slow.append((kind, elapsed))
         return True
@@ -152,16 +163,21 @@ class WriterLoad:
     # --- checking
     def missing(self, storage: Storage) -> list[Ack]:
         """Acknowledged writes that ``storage`` cannot read back (must be none)."""
-        lost: list[Ack] = []
-        for ack in self.acks:
-            if ack.kind == "conversation":
-                found = storage.conversations.get_conversation(ack.key[0]) is not None
-            elif ack.kind == "item":
-                found = storage.items.get_item(ack.key[0]) is not None
-            elif ack.kind == "link":
-                found = storage.items.is_item_linked(ack.key[0], ack.key[1])
-            else:
-                found = storage.responses.get_response(ack.key[0]) is not None
-            if not found:
-                lost.append(ack)
-        return lost
+        return missing(storage, self.acks)
+
+
+def missing(storage: Storage, acks: list[Ack]) -> list[Ack]:
+    """The writes of ``acks`` that ``storage`` cannot read back."""
+    lost: list[Ack] = []
+    for ack in acks:
+        if ack.kind == "conversation":
+            found = storage.conversations.get_conversation(ack.key[0]) is not None
+        elif ack.kind == "item":
+            found = storage.items.get_item(ack.key[0]) is not None
+        elif ack.kind == "link":
+            found = storage.items.is_item_linked(ack.key[0], ack.key[1])
+        else:
+            found = storage.responses.get_response(ack.key[0]) is not None
+        if not found:
+            lost.append(ack)
+    return lost

@@ -1,0 +1,34 @@
+"""Child process of the SQLite crash test: writes in a loop, printing each acknowledged write.
+
+Usage: ``python -m tests.reliability._sqlite_writer PATH TAG``. Each line on stdout is a JSON
+``[kind, key...]`` printed (and flushed) after the call returned; the parent SIGKILLs this
+process at some point and checks that every printed write survived.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from datacon import SqliteConfig, StorageFactoryConfig, create_storage
+from tests.reliability._load import Ack, WriterLoad
+
+
+def main(path: str, tag: str) -> None:
+    storage = create_storage(StorageFactoryConfig(backend="sqlite", sqlite=SqliteConfig(path=path, pool_max=4)))
+
+    def printed(ack: Ack) -> None:
+        sys.stdout.write(json.dumps([ack.kind, *ack.key]) + "\n")
+        sys.stdout.flush()
+
+    load = WriterLoad(storage, tag, threads=3, on_ack=printed)
+    load.start()
+    while True:  # until killed
+        time.sleep(1)
+        if load.unexpected:
+            sys.stderr.write("\n".join(load.unexpected) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
