@@ -443,8 +443,10 @@ def parse_record(line: str, lineno: int = 0) -> Record:
     try:
         record: Record = converter.structure(data, cls)
     except (ClassValidationError, BaseValidationError) as exc:
-        problem = transform_error(exc, path=kind)[0]
-        raise InvalidInputError(f"{where}invalid {kind}: {problem}") from None
+        # transform_error says "<problem> @ $.<field>"; values are not echoed.
+        problem, _, field = transform_error(exc, path="$")[0].rpartition(" @ ")
+        field = field.removeprefix("$").lstrip(".")
+        raise InvalidInputError(f"{where}invalid {kind}: {field + ': ' if field else ''}{problem}") from None
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{where}invalid {kind}: {exc}") from None
     try:
