@@ -18,6 +18,7 @@ import pytest
 from datacon import SqliteConfig, StorageFactoryConfig, create_storage
 from tests.reliability import figures
 from tests.reliability._load import Ack, missing
+from tests.reliability.conftest import RELIABILITY_SERVERS
 from tests.support import repo_root
 
 pytestmark = [pytest.mark.reliability, pytest.mark.sqlite]
@@ -62,6 +63,8 @@ def kill_writer_after(path: Path, acks: int) -> tuple[list[Ack], str]:
 
 
 def test_sqlite_writer_killed_mid_write_loses_nothing(tmp_path: Path) -> None:
+    if "sqlite" not in RELIABILITY_SERVERS:
+        pytest.skip("TEMPORARY: the sqlite backend has not landed yet")
     path = tmp_path / "crash.db"
     acknowledged: list[Ack] = []
     for round_ in range(ROUNDS):
