@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -29,6 +30,16 @@ def rel_backend(request: pytest.FixtureRequest) -> BackendUnderTest:
     """A backend under test (default schema); the server plugin starts its server once per session."""
     backend: BackendUnderTest = request.getfixturevalue(f"{request.param}_backend")
     return backend
+
+
+def backend_password(backend: BackendUnderTest) -> str | None:
+    """The password in ``backend``'s connection URL, if any (no error may ever show it)."""
+    section = backend.config().section()
+    url = getattr(section, "db_url", None) or getattr(section, "url", None)
+    if not isinstance(url, str):
+        return None
+    password = urlsplit(url).password
+    return unquote(password) if password else None
 
 
 @pytest.fixture(scope="module")

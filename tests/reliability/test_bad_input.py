@@ -33,6 +33,7 @@ from datacon.errors import (
     InvalidInputError,
 )
 from tests.conformance._util import at
+from tests.reliability.conftest import backend_password
 from tests.support import RENAMED_SCHEMA, BackendUnderTest
 
 pytestmark = pytest.mark.reliability
@@ -655,8 +656,9 @@ def outcome_of(call: Callable[[], object]) -> object:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_hostile_input(rel_storage: Storage, case: Hostile) -> None:
+def test_hostile_input(rel_backend: BackendUnderTest, rel_storage: Storage, case: Hostile) -> None:
     s = rel_storage
+    password = backend_password(rel_backend)
     w = seed(s)
     outcome = outcome_of(lambda: case.act(s, w))
     if isinstance(outcome, DataconError):
@@ -665,6 +667,7 @@ def test_hostile_input(rel_storage: Storage, case: Hostile) -> None:
         assert isinstance(outcome, allowed), f"expected {allowed.__name__}, got {type(outcome).__name__}: {outcome}"
         assert str(outcome).strip(), "the error has no message"
         assert len(str(outcome)) < 2000, "the error message is not a clear one-liner (it may echo the input)"
+        assert password is None or password not in str(outcome)
     else:
         assert case.raises is None, f"expected {case.raises.__name__}, got success: {outcome!r:.200}"
     case.after(s, w, outcome)
