@@ -348,10 +348,10 @@ class _RedisSeam:
         flat = _flatten
         if isinstance(record, Conversation):
             fields = s.codec.conversation_fields(record)
-            s.create_record(keys=[s.conversation_key(record.id)], args=[s.ttl, *flat(fields)], client=pipe)
+            s.lua_create_record(keys=[s.conversation_key(record.id)], args=[s.ttl, *flat(fields)], client=pipe)
         elif isinstance(record, ConversationItem):
             fields = s.codec.item_fields(record)
-            s.create_record(keys=[s.item_key(record.id)], args=[s.ttl, *flat(fields)], client=pipe)
+            s.lua_create_record(keys=[s.item_key(record.id)], args=[s.ttl, *flat(fields)], client=pipe)
         elif isinstance(record, Link):
             key = s.links_key(record.conversation_id)
             pipe.zadd(key, {record.item_id: to_epoch_us(record.added_at)}, nx=True)
@@ -365,7 +365,7 @@ class _RedisSeam:
             if record.safety_identifier is not None and s.safety_field() is not None:
                 keys.append(s.safety_key(record.safety_identifier))
             args = [s.ttl, str(to_epoch_us(record.created_at)), record.id, *flat(fields)]
-            s.store_response(keys=keys, args=args, client=pipe)
+            s.lua_store_response(keys=keys, args=args, client=pipe)
 
 
 _MAX_TIME = datetime.max.replace(tzinfo=UTC)

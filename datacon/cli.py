@@ -9,6 +9,7 @@ a usage error. See docs/cli.md.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -74,6 +75,11 @@ class _Cli(click.Group):
             result = super().main(args, prog_name or "datacon", complete_var, standalone_mode=False, **extra)
             if isinstance(result, int):
                 code = result
+        except BrokenPipeError:
+            # The reader went away (``datacon export | head``): stop quietly, and keep the
+            # interpreter from failing again when it flushes stdout at exit.
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until the process exits
+            code = 1
         except click.UsageError as exc:
             click.echo(f"datacon: error: {_error_line(exc)}", err=True)
             code = exc.exit_code
@@ -81,8 +87,9 @@ class _Cli(click.Group):
             click.echo(f"datacon: error: {_error_line(exc)}", err=True)
             code = exc.exit_code if isinstance(exc, click.ClickException) else 1
         except click.Abort:
-            click.echo("datacon: error: aborted", err=True)
-            code = 1
+            # Ctrl-C: what was written stays written; import and copy resume when re-run.
+            click.echo("datacon: error: interrupted", err=True)
+            code = 130
         if not standalone_mode:
             return code
         sys.exit(code)
