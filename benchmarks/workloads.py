@@ -219,6 +219,8 @@ def run_chains(t: Target, s: Settings) -> list[Row]:
 
 def run_async(t: Target, s: Settings, storage_factory: Callable[[], Storage] | None = None) -> list[Row]:
     """Per-call cost through ``AsyncStorage`` against the sync core, and 32-way throughput."""
+    from anyio import CapacityLimiter, to_thread
+
     try:
         from datacon.aio import AsyncStorage
     except ImportError:
@@ -240,15 +242,30 @@ def run_async(t: Target, s: Settings, storage_factory: Callable[[], Storage] | N
         for _ in range(batch):
             storage.responses.get_response(rid)
 
+    async def hop_batch() -> None:
+        # The bare cost of one anyio worker-thread round trip, with a limiter like the facade's.
+        limiter = CapacityLimiter(storage.max_concurrency)
+        for _ in range(batch):
+            await to_thread.run_sync(_noop, limiter=limiter)
+
     rows: list[Row] = []
     try:
         times = interleaved(
-            {"async": lambda: loop.run_until_complete(async_batch()), "sync": sync_batch}, rounds=s.rounds, inner=1
+            {
+                "async": lambda: loop.run_until_complete(async_batch()),
+                "sync": sync_batch,
+                "hop": lambda: loop.run_until_complete(hop_batch()),
+            },
+            rounds=s.rounds, inner=1,
         )
-        per_async, per_sync = times["async"] / batch, times["sync"] / batch
+        per_async, per_sync, hop = times["async"] / batch, times["sync"] / batch, times["hop"] / batch
         rows.append(Row(t.backend, "async", "get_response per call (1 task)", fmt_time(per_async),
                         "sync call", fmt_time(per_sync), per_async / per_sync, "", None,
-                        "the thread hand-off of anyio.to_thread"))
+                        "one anyio.to_thread hand-off per call"))
+        added = per_async - per_sync
+        rows.append(Row(t.backend, "async", "time the facade adds per call", fmt_time(added),
+                        "bare anyio.to_thread.run_sync(no-op)", fmt_time(hop), added / hop, "", None,
+                        "≈ 1×: the added cost is anyio's thread hop itself"))
 
         workers = 32
         per_worker = max(1, s.async_calls // workers)
@@ -285,6 +302,10 @@ def run_async(t: Target, s: Settings, storage_factory: Callable[[], Storage] | N
     finally:
         loop.close()
     return rows
+
+
+def _noop() -> None:
+    return None
 
 
 def run_rss(s: Settings) -> list[Row]:
