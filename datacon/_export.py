@@ -485,7 +485,16 @@ def _check(record: Record) -> None:
 
 def read_records(lines: Iterable[str]) -> Iterator[Record]:
     """Parse a JSON Lines stream lazily; blank lines are skipped."""
-    for lineno, line in enumerate(lines, 1):
+    lineno = 0
+    source = iter(lines)
+    while True:
+        try:
+            line = next(source)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:
+            raise InvalidInputError(f"not UTF-8 text (after line {lineno})") from None
+        lineno += 1
         if line.strip():
             yield parse_record(line, lineno)
 

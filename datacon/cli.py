@@ -8,6 +8,7 @@ a usage error. See docs/cli.md.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -120,6 +121,22 @@ def _open(config: StorageFactoryConfig, *, must_exist: bool = True) -> Iterator[
         _require_database(config)
     with create_storage(config) as storage:
         yield storage
+
+
+@contextmanager
+def _utf8(stream: IO[str]) -> Iterator[IO[str]]:
+    """``stream`` (stdin or stdout) as UTF-8 text whatever the locale says: dumps are UTF-8."""
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+        yield stream
+        return
+    stream.flush()
+    wrapper = io.TextIOWrapper(buffer, encoding="utf-8", newline="\n" if stream is sys.stdout else None)
+    try:
+        yield wrapper
+        wrapper.flush()
+    finally:
+        wrapper.detach()  # leave the process's own stream open
 
 
 def _dump(value: Any) -> None:
@@ -304,7 +321,8 @@ def export_command(ctx: click.Context, output: str, batch: int) -> None:
     """
     with _open(_config(ctx)) as storage:
         if output == "-":
-            totals = _write_dump(storage, sys.stdout, batch)
+            with _utf8(sys.stdout) as stream:
+                totals = _write_dump(storage, stream, batch)
         else:
             target = Path(output)
             partial = target.with_name(target.name + ".partial")
@@ -339,14 +357,14 @@ def import_command(ctx: click.Context, source: str, batch: int, as_json: bool) -
     """
     config = _config(ctx)
     if source == "-":
-        records: Iterator[_export.Record] = _export.read_records(sys.stdin)
+        with _utf8(sys.stdin) as stream, _open(config, must_exist=False) as storage:
+            result = _export.import_records(storage, _export.read_records(stream), batch)
     else:
         with open(source, encoding="utf-8") as stream:
             for _ in _export.read_records(stream):
                 pass
-        records = _read_file(source)
-    with _open(config, must_exist=False) as storage:
-        result = _export.import_records(storage, records, batch)
+        with _open(config, must_exist=False) as storage:
+            result = _export.import_records(storage, _read_file(source), batch)
     for warning in result.warnings:
         click.echo(f"datacon: warning: {warning}", err=True)
     if as_json:

@@ -342,6 +342,12 @@ def test_import_of_a_malformed_file_writes_nothing(tmp_path: Path) -> None:
         bad.write_text(text, encoding="utf-8")
         assert expected in one_error_line(run("--config", str(target.file), "import", str(bad)))
     assert "No such file" in one_error_line(run("--config", str(target.file), "import", str(tmp_path / "missing")))
+    bad.write_bytes(lines[0].encode() + b"\n" + b'{"type": "conversation", "id": "\xff"}\n')
+    assert one_error_line(run("--config", str(target.file), "import", str(bad))) == (
+        "datacon: error: not UTF-8 text (after line 1)"
+    )
+    with target.storage() as s:
+        assert _export.counts(s) == dict.fromkeys(_export.KINDS, 0)
 
 
 def test_import_resumes_after_an_interrupted_run(tmp_path: Path) -> None:
