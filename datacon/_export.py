@@ -204,7 +204,8 @@ def enumerable(storage: Storage) -> Enumerable:
     """
     adapter = _ADAPTERS.get(storage.backend)
     if adapter is not None:
-        return adapter(storage)
+        seam: Enumerable = adapter(storage)
+        return seam
     missing = _missing(storage, _READS)
     if missing:
         raise NotEnumerableError(
@@ -217,7 +218,8 @@ def restorable(storage: Storage) -> Restorable | None:
     """The atomic write seam of ``storage``, or ``None`` (writes then use the public API)."""
     adapter = _ADAPTERS.get(storage.backend)
     if adapter is not None:
-        return adapter(storage)
+        seam: Restorable = adapter(storage)
+        return seam
     return None if _missing(storage, _WRITES) else _StoreSeam(storage)
 
 
@@ -375,8 +377,167 @@ def _flatten(fields: dict[str, str]) -> list[str]:
     return [part for pair in fields.items() for part in pair]
 
 
+class _SqlSeam:
+    """The seam for the SQL backends, over the shared SQL layer's ``SqlStore`` (``backends._sql``).
+
+    Pages are keyset queries on the primary keys (``WHERE id > :after ORDER BY id``; links by
+    ``(conversation_id, item_id)``), in the database's own collation, so the cursor always
+    agrees with the order. Rows are decoded by the stores' own row mappers. A restore batch
+    is one transaction of ``INSERT ... ON CONFLICT DO NOTHING`` statements (SQLite and
+    PostgreSQL); extra columns get their values as in any write (hook value, default, NULL).
+    """
+
+    def __init__(self, storage: Storage) -> None:
+        self._convs: Any = _raw(storage.conversations)
+        self._items: Any = _raw(storage.items)
+        self._resps: Any = _raw(storage.responses)
+        self._store: Any = self._convs._store
+        self._q = _render_sql_seam(self._store)
+
+    def _fetch(self, name: str, after: dict[str, Any] | None, batch: int) -> list[tuple[Any, ...]]:
+        query = self._q[f"{name}_first"] if after is None else self._q[f"{name}_next"]
+        with self._store.connector.session() as session:
+            return list(session.fetchall(query, {**(after or {}), "limit": batch}))
+
+    def iter_conversations(self, after_id: str | None, batch: int) -> Sequence[Conversation]:
+        rows = self._fetch("conv", None if after_id is None else {"after": after_id}, batch)
+        return [self._convs._row(row) for row in rows]
+
+    def iter_items(self, after_id: str | None, batch: int) -> Sequence[ConversationItem]:
+        rows = self._fetch("item", None if after_id is None else {"after": after_id}, batch)
+        return [self._items._row(row) for row in rows]
+
+    def iter_responses(self, after_id: str | None, batch: int) -> Sequence[StoredResponse]:
+        rows = self._fetch("resp", None if after_id is None else {"after": after_id}, batch)
+        return [self._resps._row(row) for row in rows]
+
+    def iter_links(self, after: tuple[str, str] | None, batch: int) -> Sequence[Link]:
+        cursor = None if after is None else {"acid": after[0], "aiid": after[1]}
+        rows = self._fetch("link", cursor, batch)
+        decode = self._store.dialect.decode_time
+        return [Link(str(cid), str(iid), decode(added)) for cid, iid, added in rows]
+
+    def count(self, kind: Kind) -> int:
+        with self._store.connector.session() as session:
+            row = session.fetchone(self._q[f"count_{kind}"])
+        return int(row[0]) if row is not None else 0
+
+    def restore(self, kind: Kind, records: Sequence[Record]) -> int:
+        store = self._store
+        with store.connector.session(write=True) as session, session.transaction():
+            if kind == "link":
+                return self._restore_links(session, cast(Sequence[Link], records))
+            statement = self._q[f"restore_{kind}"]
+            return sum(session.execute(statement, self._params(record)) for record in records)
+
+    def _params(self, record: Record) -> dict[str, Any]:
+        store = self._store
+        d, sql, schema = store.dialect, store.sql, store.schema
+        values: dict[str, Any]
+        if isinstance(record, Conversation):
+            values = {
+                "id": record.id,
+                "created_at": d.encode_time(record.created_at),
+                "metadata": None if record.metadata is None else d.encode_json(record.metadata, "metadata"),
+            }
+            fields, table = sql.conv_fields, schema.conversations
+        elif isinstance(record, ConversationItem):
+            values = {
+                "id": record.id,
+                "response_id": record.response_id,
+                "item_type": record.item_type,
+                "role": record.role,
+                "content": d.encode_json(record.content, "content"),
+                "status": record.status,
+                "created_at": d.encode_time(record.created_at),
+            }
+            fields, table = sql.item_fields, schema.conversation_items
+        else:
+            response = cast(StoredResponse, record)
+            values = {
+                "id": response.id,
+                "conversation_id": response.conversation_id,
+                "previous_response_id": response.previous_response_id,
+                "input": d.encode_json(response.input, "input"),
+                "created_at": d.encode_time(response.created_at),
+                "safety_identifier": response.safety_identifier,
+                "model": response.model,
+                "raw_response": d.encode_json(response.raw_response, "raw_response"),
+            }
+            fields, table = sql.resp_fields, schema.responses
+        params: dict[str, Any] = store.extras(table, {f: values[f] for f in fields})
+        return params
+
+    def _restore_links(self, session: Any, links: Sequence[Link]) -> int:
+        store = self._store
+        by_conversation: dict[str, list[Link]] = {}
+        for link in links:
+            by_conversation.setdefault(link.conversation_id, []).append(link)
+        size = store.dialect.max_rows_per_insert
+        created = 0
+        for conversation_id, group in by_conversation.items():
+            extras = store.extras(store.schema.conversation_item_links, {"cid": conversation_id})
+            for start in range(0, len(group), size):
+                chunk = group[start : start + size]
+                params = dict(extras)
+                for n, link in enumerate(chunk):
+                    params[f"i{n}"] = link.item_id
+                    params[f"a{n}"] = store.dialect.encode_time(link.added_at)
+                created += session.execute(store.sql.link_insert(len(chunk)) + _ON_CONFLICT, params)
+        return created
+
+
+_ON_CONFLICT = " ON CONFLICT DO NOTHING"
+
+
+def _render_sql_seam(store: Any) -> dict[str, str]:
+    # SQL is assembled here from identifiers that SchemaConfig.validate restricted to
+    # [A-Za-z0-9_] (then quoted by the dialect); every value is a bind parameter. Its natural
+    # home is the shared layer's _sql.Statements; it lives here until that layer adopts it.
+    d, sql, schema = store.dialect, store.sql, store.schema
+    p, q = d.param, d.ident
+    json_fields = {"metadata", "content", "input", "raw_response"}
+
+    def select(table: Any, fields: Sequence[str]) -> str:
+        columns = [d.json_out(q(table.col(f))) if f in json_fields else q(table.col(f)) for f in fields]
+        return f"SELECT {', '.join(columns)} FROM {q(table.table)}"  # noqa: S608
+
+    def pages(prefix: str, table: Any, fields: Sequence[str]) -> dict[str, str]:
+        key = q(table.col("id"))
+        head, tail = select(table, fields), f"ORDER BY {key} {d.limit(p('limit'))}"
+        return {
+            f"{prefix}_first": f"{head} {tail}",
+            f"{prefix}_next": f"{head} WHERE {key} > {p('after')} {tail}",
+        }
+
+    links = schema.conversation_item_links
+    cid, iid, added = q(links.col("conversation_id")), q(links.col("item_id")), q(links.col("added_at"))
+    link_head = f"SELECT {cid}, {iid}, {added} FROM {q(links.table)}"  # noqa: S608
+    link_tail = f"ORDER BY {cid}, {iid} {d.limit(p('limit'))}"
+    queries = {
+        **pages("conv", schema.conversations, sql.conv_fields),
+        **pages("item", schema.conversation_items, sql.item_fields),
+        **pages("resp", schema.responses, sql.resp_fields),
+        "link_first": f"{link_head} {link_tail}",
+        "link_next": (
+            f"{link_head} WHERE {cid} > {p('acid')} OR ({cid} = {p('acid')} AND {iid} > {p('aiid')}) {link_tail}"
+        ),
+        "restore_conversation": sql.conv_insert + _ON_CONFLICT,
+        "restore_item": sql.item_insert + _ON_CONFLICT,
+        "restore_response": sql.resp_insert + _ON_CONFLICT,
+    }
+    for kind, table in (
+        ("conversation", schema.conversations),
+        ("item", schema.conversation_items),
+        ("link", links),
+        ("response", schema.responses),
+    ):
+        queries[f"count_{kind}"] = f"SELECT COUNT(*) FROM {q(table.table)}"  # noqa: S608
+    return queries
+
+
 # Backends whose seam lives here, over their internals, rather than on their raw stores.
-_ADAPTERS: dict[str, type[_RedisSeam]] = {"redis": _RedisSeam}
+_ADAPTERS: dict[str, Callable[[Storage], Any]] = {"redis": _RedisSeam, "sqlite": _SqlSeam, "postgres": _SqlSeam}
 
 
 # -- reading -----------------------------------------------------------------------------------
