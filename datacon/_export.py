@@ -644,18 +644,14 @@ def _check(record: Record) -> None:
         utc_or_raise(record.created_at, "created_at")
 
 
-def read_records(lines: Iterable[str]) -> Iterator[Record]:
-    """Parse a JSON Lines stream lazily; blank lines are skipped."""
-    lineno = 0
-    source = iter(lines)
-    while True:
-        try:
-            line = next(source)
-        except StopIteration:
-            return
-        except UnicodeDecodeError:
-            raise InvalidInputError(f"not UTF-8 text (after line {lineno})") from None
-        lineno += 1
+def read_records(lines: Iterable[str | bytes]) -> Iterator[Record]:
+    """Parse a JSON Lines stream lazily (text, or bytes lines in UTF-8); blank lines are skipped."""
+    for lineno, line in enumerate(lines, 1):
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidInputError(f"line {lineno}: not UTF-8 text") from None
         if line.strip():
             yield parse_record(line, lineno)
 

@@ -125,13 +125,13 @@ def _open(config: StorageFactoryConfig, *, must_exist: bool = True) -> Iterator[
 
 @contextmanager
 def _utf8(stream: IO[str]) -> Iterator[IO[str]]:
-    """``stream`` (stdin or stdout) as UTF-8 text whatever the locale says: dumps are UTF-8."""
+    """``stream`` (stdout) as UTF-8 text whatever the locale says: dumps are UTF-8."""
     buffer = getattr(stream, "buffer", None)
     if buffer is None:
         yield stream
         return
     stream.flush()
-    wrapper = io.TextIOWrapper(buffer, encoding="utf-8", newline="\n" if stream is sys.stdout else None)
+    wrapper = io.TextIOWrapper(buffer, encoding="utf-8", newline="\n")
     try:
         yield wrapper
         wrapper.flush()
@@ -357,10 +357,12 @@ def import_command(ctx: click.Context, source: str, batch: int, as_json: bool) -
     """
     config = _config(ctx)
     if source == "-":
-        with _utf8(sys.stdin) as stream, _open(config, must_exist=False) as storage:
-            result = _export.import_records(storage, _export.read_records(stream), batch)
+        # Bytes, decoded line by line: an undecodable line is reported with its number.
+        stdin: IO[bytes] = sys.stdin.buffer
+        with _open(config, must_exist=False) as storage:
+            result = _export.import_records(storage, _export.read_records(stdin), batch)
     else:
-        with open(source, encoding="utf-8") as stream:
+        with open(source, "rb") as stream:
             for _ in _export.read_records(stream):
                 pass
         with _open(config, must_exist=False) as storage:
@@ -374,7 +376,7 @@ def import_command(ctx: click.Context, source: str, batch: int, as_json: bool) -
 
 
 def _read_file(path: str) -> Iterator[_export.Record]:
-    with open(path, encoding="utf-8") as stream:
+    with open(path, "rb") as stream:
         yield from _export.read_records(stream)
 
 

@@ -344,7 +344,7 @@ def test_import_of_a_malformed_file_writes_nothing(tmp_path: Path) -> None:
     assert "No such file" in one_error_line(run("--config", str(target.file), "import", str(tmp_path / "missing")))
     bad.write_bytes(lines[0].encode() + b"\n" + b'{"type": "conversation", "id": "\xff"}\n')
     assert one_error_line(run("--config", str(target.file), "import", str(bad))) == (
-        "datacon: error: not UTF-8 text (after line 1)"
+        "datacon: error: line 2: not UTF-8 text"
     )
     with target.storage() as s:
         assert _export.counts(s) == dict.fromkeys(_export.KINDS, 0)
@@ -501,6 +501,8 @@ def test_default_config_and_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         s.conversations.create_conversation(NewConversation(id="c1"))
     assert run("conversations", "show", "c1").exit_code == 0
     other = sqlite_place(tmp_path, "other")
+    with other.storage():
+        pass
     assert "conversation c1 not found" in one_error_line(
         run("conversations", "show", "c1", env={"DATACON_CONFIG": str(other.file)})
     )
