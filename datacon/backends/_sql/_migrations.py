@@ -1,0 +1,164 @@
+"""Schema versions: upstream's migrations v1-v3 and the start-up runner every SQL backend uses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import attrs
+
+from datacon.errors import MigrationRequiredError
+from datacon.schema import CORE_COLUMNS, SchemaConfig
+
+from ._dialect import Dialect
+from ._session import Session
+from ._sql import Statements
+
+__all__ = ["LATEST", "MIGRATIONS", "Migration", "bootstrap", "migration_message", "version_insert_sql"]
+
+log = logging.getLogger("datacon.migrations")
+
+
+@attrs.frozen
+class Migration:
+    """One schema change. ``up`` renders its statements (possibly none) for a schema.
+
+    ``existing`` is the responses table's current column names (lowercase) when the dialect's
+    DDL is not idempotent by itself, else ``None``.
+    """
+
+    version: int
+    description: str
+    up: Callable[[SchemaConfig, Dialect, frozenset[str] | None], list[str]]
+
+
+def _v1(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None) -> list[str]:
+    table = schema.responses
+    if table.is_skipped("safety_identifier"):
+        return []
+    return dialect.add_column(
+        dialect.ident(table.table), dialect.ident(table.col("safety_identifier")), dialect.varchar(128), existing
+    )
+
+
+def _v2(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None) -> list[str]:
+    table = schema.responses
+    # A configured column named user_id is in use: keep it.
+    used = [v.lower() for v in table.columns.values()] + [k.lower() for k in table.extra_columns]
+    if "user_id" in used:
+        return []
+    return dialect.drop_columns(dialect.ident(table.table), ["user_id"], existing)
+
+
+_LEGACY = ("output", "metadata", "instructions", "tool_calls")
+
+
+def _v3(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None) -> list[str]:
+    table = schema.responses
+    in_use = {table.col(field).lower() for field in CORE_COLUMNS["responses"]}
+    in_use |= {name.lower() for name in table.extra_columns}
+    drop = [table.col(name) for name in _LEGACY if table.col(name).lower() not in in_use]
+    if not drop:
+        return []
+    return dialect.drop_columns(dialect.ident(table.table), [dialect.ident(c) for c in drop], existing)
+
+
+#: Upstream's core-history migrations, in order (descriptions verbatim).
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "Add safety_identifier column to responses", _v1),
+    Migration(2, "Remove legacy user_id column from responses", _v2),
+    Migration(3, "Drop redundant output, metadata, instructions, tool_calls columns from responses", _v3),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+def version_insert_sql(dialect: Dialect, migration: Migration) -> str:
+    """The literal INSERT recording ``migration`` (as shown to users who apply it by hand)."""
+    description = migration.description.replace("'", "''")
+    # Shown to users, never executed with it: the values are our own constants.
+    return (
+        f"INSERT INTO {dialect.versions_table} (version, description) "  # noqa: S608
+        f"VALUES ({migration.version}, '{description}')"
+    )
+
+
+def migration_message(
+    dialect: Dialect, start: int, plans: list[tuple[Migration, list[str]]]
+) -> tuple[str, tuple[str, ...]]:
+    """Upstream's pending-migration message, and the exact statements it lists."""
+    lines = [
+        (
+            f"Schema migration required (current version: {start}, latest version: {LATEST}).\n\n"
+            "The following migrations need to be applied:\n"
+        )
+    ]
+    statements: list[str] = []
+    for migration, sqls in plans:
+        lines.append(f"\n  v{migration.version}: {migration.description}\n")
+        for sql in [*sqls, version_insert_sql(dialect, migration)]:
+            lines.append(f"    {sql};\n")
+            statements.append(sql)
+    lines.append(
+        f"\nTo apply automatically, set `auto_migrate: true` in your {dialect.name} schema config.\n"
+        f"To skip, set `version: {LATEST}` to mark your schema as already up to date."
+    )
+    return "".join(lines), tuple(statements)
+
+
+def bootstrap(session: Session, sql: Statements) -> list[int]:
+    """Create what is missing and bring the schema to the latest version; the versions applied.
+
+    Runs while the caller holds the backend's migration lock (Postgres: an advisory lock;
+    SQLite: an IMMEDIATE transaction), so concurrent starters see each other's work and
+    every migration is applied once. A *fresh* database (none of the four tables exists) is
+    created at the latest version and recorded so. An existing schema with pending
+    migrations raises ``MigrationRequiredError`` unless ``schema.auto_migrate``; each
+    migration runs in its own transaction with its ``_schema_versions`` row.
+    """
+    dialect, schema = sql.dialect, sql.schema
+    exists = [session.fetchone(dialect.table_exists_sql(), {"name": name}) is not None for name in sql.table_probes]
+    fresh = not any(exists)
+    if (
+        dialect.create_if_not_exists
+        or session.fetchone(dialect.table_exists_sql(), {"name": dialect.table_name_for_probe(dialect.versions_table)})
+        is None
+    ):
+        session.execute(sql.create_versions)
+    for table_exists, ddl in zip(exists, sql.create_tables, strict=True):
+        if dialect.create_if_not_exists or not table_exists:
+            session.execute(ddl)
+    row = session.fetchone(sql.max_version)
+    current = int(row[0]) if row is not None and row[0] is not None else 0
+    applied: list[int] = []
+    if fresh:
+        for migration in MIGRATIONS:
+            if migration.version > current:
+                record = {"version": migration.version, "description": migration.description}
+                session.execute(sql.insert_version, record)
+    else:
+        start = max(current, schema.version or 0)
+        pending = [m for m in MIGRATIONS if m.version > start]
+        if pending:
+            existing = None
+            if not dialect.idempotent_migrations:
+                probe = {"name": dialect.table_name_for_probe(schema.responses.table)}
+                rows = session.fetchall(dialect.columns_sql(), probe)
+                existing = frozenset(str(r[0]).lower() for r in rows)
+            plans = [(m, m.up(schema, dialect, existing)) for m in pending]
+            if not schema.auto_migrate:
+                message, listed = migration_message(dialect, start, plans)
+                raise MigrationRequiredError(message, listed)
+            for migration, statements in plans:
+                with session.transaction():
+                    for statement in statements:
+                        session.execute(statement)
+                    session.execute(
+                        sql.insert_version, {"version": migration.version, "description": migration.description}
+                    )
+                applied.append(migration.version)
+                log.info("applied %s schema migration v%d: %s", dialect.name, migration.version, migration.description)
+    # Index statements are idempotent in every dialect (IF NOT EXISTS, or the dialect's own
+    # guarded form); they run after the migrations since an index may need a migrated column.
+    for index in sql.create_indexes:
+        session.execute(index)
+    return applied

@@ -1,0 +1,334 @@
+"""The three storages over any SQL database: a Dialect plus a Connector, nothing else."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from datacon._time import utc_now
+from datacon.backends._common import extra_values, walk_chain
+from datacon.errors import BackendError
+from datacon.ids import make_item_id, new_conversation_id
+from datacon.models import (
+    Conversation,
+    ConversationItem,
+    ListParams,
+    NewConversation,
+    NewConversationItem,
+    ResponseChain,
+    SortOrder,
+    StoredResponse,
+)
+from datacon.schema import SchemaConfig, TableConfig
+from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage, Storage
+
+from ._dialect import Dialect
+from ._migrations import bootstrap
+from ._session import Connector, Params, Session
+from ._sql import Statements, render
+
+__all__ = ["SqlConversationStorage", "SqlItemStorage", "SqlResponseStorage", "SqlStore", "open_sql_storage"]
+
+
+class SqlStore:
+    """What the three storages share: the connector, the dialect and the rendered statements."""
+
+    def __init__(self, connector: Connector, dialect: Dialect, schema: SchemaConfig) -> None:
+        self.connector = connector
+        self.dialect = dialect
+        self.schema = schema
+        self.sql: Statements = render(schema, dialect)
+        self.applied_migrations: list[int] = []
+
+    def open(self) -> None:
+        """Create missing tables and run the migrations, under the backend's migration lock."""
+        with self.connector.migration_session() as session:
+            self.applied_migrations = bootstrap(session, self.sql)
+
+    def extras(self, table: TableConfig, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` plus ``x0``, ``x1``... for the table's extra columns (hook value, default, NULL)."""
+        for n, (_, value) in enumerate(extra_values(table)):
+            params[f"x{n}"] = self.dialect.encode_extra(value)
+        return params
+
+    def json(self, value: Any, what: str) -> tuple[Any, Any]:
+        """``(bound, returned)``: JSON text to bind, and the value as it will read back."""
+        text = self.dialect.encode_json(value, what)
+        return text, json.loads(text)
+
+
+def _time(dialect: Dialect, row: dict[str, Any], field: str) -> datetime:
+    # A skipped created_at reads as "now" (upstream's default for a skipped column).
+    return dialect.decode_time(row[field]) if field in row else utc_now()
+
+
+def _metadata(value: Any) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    # The value itself is never echoed (upstream postgres.rs parse_metadata).
+    raise BackendError(f"expected JSON object for conversation metadata, got JSON {type(value).__name__}")
+
+
+class SqlConversationStorage(ConversationStorage):
+    """Conversations in the conversations table; their links in the links table."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self._sql = store.sql
+        self._d = store.dialect
+
+    def _row(self, row: tuple[Any, ...]) -> Conversation:
+        values = dict(zip(self._sql.conv_fields, row, strict=True))
+        return Conversation(
+            id=values["id"],
+            created_at=_time(self._d, values, "created_at"),
+            metadata=_metadata(self._d.decode_json(values.get("metadata"), None)),
+        )
+
+    def create_conversation(self, new: NewConversation) -> Conversation:
+        conversation_id = new.id or new_conversation_id()
+        created_at = utc_now()
+        params: dict[str, Any] = {"id": conversation_id}
+        fields = self._sql.conv_fields
+        metadata = new.metadata
+        if "created_at" in fields:
+            params["created_at"] = self._d.encode_time(created_at)
+        if "metadata" in fields:
+            params["metadata"] = None
+            if metadata is not None:
+                params["metadata"], metadata = self._store.json(metadata, "metadata")
+        self._store.extras(self._store.schema.conversations, params)
+        conflict = f"conversation {conversation_id} already exists"
+        with self._store.connector.session(write=True, conflict=conflict) as session:
+            session.execute(self._sql.conv_insert, params)
+        return Conversation(id=conversation_id, created_at=created_at, metadata=metadata)
+
+    def get_conversation(self, conversation_id: str) -> Conversation | None:
+        with self._store.connector.session() as session:
+            row = session.fetchone(self._sql.conv_select, {"id": conversation_id})
+        return None if row is None else self._row(row)
+
+    def update_conversation(self, conversation_id: str, metadata: dict[str, object] | None) -> Conversation | None:
+        params: dict[str, Any] = {"id": conversation_id, "metadata": None}
+        returned: Any = metadata
+        if metadata is not None:
+            params["metadata"], returned = self._store.json(metadata, "metadata")
+        # One statement: UPDATE ... RETURNING created_at (a SELECT when metadata is skipped,
+        # which upstream answers without persisting anything).
+        with self._store.connector.session(write=True) as session:
+            row = session.fetchone(self._sql.conv_update, params)
+        if row is None:
+            return None
+        skipped = self._store.schema.conversations.is_skipped("created_at")
+        created_at = utc_now() if skipped else self._d.decode_time(row[0])
+        return Conversation(id=conversation_id, created_at=created_at, metadata=returned)
+
+    def delete_conversation(self, conversation_id: str) -> bool:
+        statements = self._sql.conv_delete
+        params = {"id": conversation_id}
+        with self._store.connector.session(write=True) as session:
+            if len(statements) == 1:  # one statement (a data-modifying CTE): no transaction needed
+                return session.execute(statements[0], params) > 0
+            with session.transaction():
+                for statement in statements[:-1]:
+                    session.execute(statement, params)
+                return session.execute(statements[-1], params) > 0
+
+
+class SqlItemStorage(ConversationItemStorage):
+    """Items in the items table; links ``(conversation_id, item_id, added_at)`` in the links table."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self._sql = store.sql
+        self._d = store.dialect
+
+    def _row(self, row: tuple[Any, ...]) -> ConversationItem:
+        values = dict(zip(self._sql.item_fields, row, strict=True))
+        return ConversationItem(
+            id=values["id"],
+            response_id=values.get("response_id"),
+            item_type=values.get("item_type", ""),
+            role=values.get("role"),
+            content=self._d.decode_json(values.get("content"), None),
+            status=values.get("status"),
+            created_at=_time(self._d, values, "created_at"),
+        )
+
+    def create_item(self, new: NewConversationItem) -> ConversationItem:
+        item_id = new.id or make_item_id(new.item_type)
+        created_at = utc_now()
+        content_text, content = self._store.json(new.content, "content")
+        fields = self._sql.item_fields
+        values: dict[str, Any] = {
+            "id": item_id,
+            "response_id": new.response_id,
+            "item_type": new.item_type,
+            "role": new.role,
+            "content": content_text,
+            "status": new.status,
+            "created_at": self._d.encode_time(created_at),
+        }
+        params = self._store.extras(self._store.schema.conversation_items, {f: values[f] for f in fields})
+        with self._store.connector.session(write=True, conflict=f"item {item_id} already exists") as session:
+            session.execute(self._sql.item_insert, params)
+        return ConversationItem(
+            id=item_id,
+            response_id=new.response_id,
+            item_type=new.item_type,
+            role=new.role,
+            content=content,
+            status=new.status if "status" in fields else None,
+            created_at=created_at,
+        )
+
+    def link_item(self, conversation_id: str, item_id: str, added_at: datetime) -> None:
+        self._link(conversation_id, [(item_id, added_at)], f"item {item_id} is already linked to {conversation_id}")
+
+    def link_items(self, conversation_id: str, items: Sequence[tuple[str, datetime]]) -> None:
+        if items:
+            self._link(conversation_id, items, f"an item is already linked to {conversation_id} (nothing was linked)")
+
+    def _link(self, conversation_id: str, items: Sequence[tuple[str, datetime]], conflict: str) -> None:
+        # One multi-row INSERT: a duplicate (already linked, or repeated in ``items``) fails
+        # the whole statement, so nothing is linked. Beyond the dialect's row limit the
+        # chunks run in one transaction, which keeps it all-or-nothing.
+        size = self._d.max_rows_per_insert
+        chunks = [items[start : start + size] for start in range(0, len(items), size)]
+        extras = self._store.extras(self._store.schema.conversation_item_links, {"cid": conversation_id})
+        with self._store.connector.session(write=True, conflict=conflict) as session:
+            if len(chunks) == 1:
+                self._insert_links(session, chunks[0], extras)
+                return
+            with session.transaction():
+                for chunk in chunks:
+                    self._insert_links(session, chunk, extras)
+
+    def _insert_links(self, session: Session, chunk: Sequence[tuple[str, datetime]], extras: Params) -> None:
+        params = dict(extras)
+        for n, (item_id, added_at) in enumerate(chunk):
+            params[f"i{n}"] = item_id
+            params[f"a{n}"] = self._d.encode_time(added_at)
+        session.execute(self._sql.link_insert(len(chunk)), params)
+
+    def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
+        sql = self._sql.list_asc if params.order is SortOrder.ASC else self._sql.list_desc
+        with self._store.connector.session() as session:
+            rows = session.fetchall(sql, {"cid": conversation_id, "after": params.after, "limit": params.limit})
+        return [self._row(row) for row in rows]
+
+    def get_item(self, item_id: str) -> ConversationItem | None:
+        with self._store.connector.session() as session:
+            row = session.fetchone(self._sql.item_select, {"id": item_id})
+        return None if row is None else self._row(row)
+
+    def is_item_linked(self, conversation_id: str, item_id: str) -> bool:
+        with self._store.connector.session() as session:
+            return session.fetchone(self._sql.link_exists, {"cid": conversation_id, "iid": item_id}) is not None
+
+    def delete_item(self, conversation_id: str, item_id: str) -> None:
+        with self._store.connector.session(write=True) as session:
+            session.execute(self._sql.link_delete, {"cid": conversation_id, "iid": item_id})
+
+
+class SqlResponseStorage(ResponseStorage):
+    """Responses in the responses table; chains walked by one recursive query."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self._sql = store.sql
+        self._d = store.dialect
+
+    def _row(self, row: tuple[Any, ...]) -> StoredResponse:
+        values = dict(zip(self._sql.resp_fields, row, strict=True))
+        return StoredResponse(
+            id=values["id"],
+            previous_response_id=values.get("previous_response_id"),
+            input=self._d.decode_json(values.get("input"), []),
+            created_at=_time(self._d, values, "created_at"),
+            safety_identifier=values.get("safety_identifier"),
+            model=values.get("model"),
+            conversation_id=values.get("conversation_id"),
+            raw_response=self._d.decode_json(values.get("raw_response"), None),
+        )
+
+    def store_response(self, response: StoredResponse) -> str:
+        fields = self._sql.resp_fields
+        values: dict[str, Any] = {
+            "id": response.id,
+            "conversation_id": response.conversation_id,
+            "previous_response_id": response.previous_response_id,
+            "created_at": self._d.encode_time(response.created_at),
+            "safety_identifier": response.safety_identifier,
+            "model": response.model,
+        }
+        if "input" in fields:
+            values["input"] = self._d.encode_json(response.input, "input")
+        if "raw_response" in fields:
+            values["raw_response"] = self._d.encode_json(response.raw_response, "raw_response")
+        params = self._store.extras(self._store.schema.responses, {f: values[f] for f in fields})
+        with self._store.connector.session(write=True, conflict=f"response {response.id} already exists") as session:
+            session.execute(self._sql.resp_insert, params)
+        return response.id
+
+    def get_response(self, response_id: str) -> StoredResponse | None:
+        with self._store.connector.session() as session:
+            row = session.fetchone(self._sql.resp_select, {"id": response_id})
+        return None if row is None else self._row(row)
+
+    def delete_response(self, response_id: str) -> None:
+        with self._store.connector.session(write=True) as session:
+            session.execute(self._sql.resp_delete, {"id": response_id})
+
+    def get_response_chain(self, response_id: str, max_depth: int | None = None) -> ResponseChain:
+        params: dict[str, Any]
+        if max_depth is None:
+            sql, params = self._sql.chain_all, {"id": response_id}
+        else:
+            sql, params = self._sql.chain_depth, {"id": response_id, "max_depth": max_depth}
+        with self._store.connector.session() as session:
+            rows = session.fetchall(sql, params)
+        by_id = {response.id: response for response in map(self._row, rows)}
+        return walk_chain(response_id, by_id.get, max_depth)
+
+    def list_identifier_responses(self, identifier: str, limit: int | None = None) -> list[StoredResponse]:
+        if self._sql.ident_list is None or self._sql.ident_list_limit is None:
+            return []  # safety_identifier is a skipped column
+        params: dict[str, Any]
+        if limit is None:
+            sql, params = self._sql.ident_list, {"sid": identifier}
+        else:
+            sql, params = self._sql.ident_list_limit, {"sid": identifier, "limit": limit}
+        with self._store.connector.session() as session:
+            rows = session.fetchall(sql, params)
+        return [self._row(row) for row in rows]
+
+    def delete_identifier_responses(self, identifier: str) -> int:
+        if self._sql.ident_delete is None:
+            return 0
+        with self._store.connector.session(write=True) as session:
+            return session.execute(self._sql.ident_delete, {"sid": identifier})
+
+
+def open_sql_storage(connector: Connector, dialect: Dialect, schema: SchemaConfig | None) -> Storage:
+    """Bootstrap the schema (tables, migrations) and return the three storages over ``connector``.
+
+    The connector is closed if the bootstrap fails (``MigrationRequiredError``, backend errors).
+    """
+    try:
+        store = SqlStore(connector, dialect, schema or SchemaConfig())
+        store.open()
+    except BaseException:
+        connector.close()
+        raise
+    return Storage(
+        SqlResponseStorage(store),
+        SqlConversationStorage(store),
+        SqlItemStorage(store),
+        backend=dialect.name,
+        max_concurrency=connector.max_concurrency,
+        close=connector.close,
+        pool_stats=connector.stats,
+    )

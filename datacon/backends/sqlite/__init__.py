@@ -1,0 +1,26 @@
+"""The ``sqlite`` backend: the embedded, persistent default (stdlib ``sqlite3``, WAL).
+
+The shared SQL layer (``datacon.backends._sql``) with :class:`SqliteDialect` over a small
+thread-safe pool (:class:`SqliteConnector`). Timestamps are stored as integer microseconds
+since the Unix epoch and JSON as text; ``":memory:"`` is one shared connection.
+"""
+
+from __future__ import annotations
+
+from datacon.backends._sql import open_sql_storage
+from datacon.config import SqliteConfig
+from datacon.storage import Storage
+
+from ._pool import SqliteConnector
+from ._sql import SqliteDialect
+
+__all__ = ["SqliteConnector", "SqliteDialect", "open_storage"]
+
+
+def open_storage(config: SqliteConfig) -> Storage:
+    """The three SQLite storages on ``config.path`` (created if missing), schema brought up to date.
+
+    :raises MigrationRequiredError: an existing older schema needs migrations and
+        ``auto_migrate`` is off.
+    """
+    return open_sql_storage(SqliteConnector(config), SqliteDialect(), config.schema)

@@ -1,0 +1,181 @@
+"""A small pool of sqlite3 connections, safe to share between threads."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from datacon.backends._sql import Params
+from datacon.config import SqliteConfig
+from datacon.errors import BackendUnavailableError, PoolTimeoutError
+
+from ._errors import translate
+
+__all__ = ["SqliteConnector", "SqliteSession"]
+
+MEMORY = ":memory:"
+
+
+class SqliteSession:
+    """One pooled connection in autocommit mode (``isolation_level=None``)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._savepoints = 0
+
+    def execute(self, sql: str, params: Params | None = None) -> int:
+        return self._conn.execute(sql, params or {}).rowcount
+
+    def fetchone(self, sql: str, params: Params | None = None) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._conn.execute(sql, params or {}).fetchone()
+        return row
+
+    def fetchall(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        return self._conn.execute(sql, params or {}).fetchall()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` (the write lock up front, so it never fails half-way with
+        "database is locked"); inside a transaction already, a savepoint."""
+        conn = self._conn
+        if not conn.in_transaction:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+            return
+        self._savepoints += 1
+        name = f"dc_sp{self._savepoints}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        finally:
+            self._savepoints -= 1
+        conn.execute(f"RELEASE {name}")
+
+
+class SqliteConnector:
+    """Up to ``pool_max`` connections to one database file (one for ``":memory:"``).
+
+    WAL lets readers run beside the writer. Writers of this process take one lock (so they
+    queue here rather than spin in SQLite's busy handler) before taking a connection (so a
+    waiting writer never holds one); other processes are waited for up to
+    ``busy_timeout_secs``. ``":memory:"`` is one connection behind the pool, so every
+    caller sees the same database.
+    """
+
+    def __init__(self, config: SqliteConfig) -> None:
+        self.path = config.path
+        self.memory = config.path == MEMORY
+        self.max_concurrency = 1 if self.memory else config.pool_max
+        self._timeout = config.busy_timeout_secs
+        self._idle: list[sqlite3.Connection] = []
+        self._open = 0
+        self._in_use = 0
+        self._closed = False
+        self._cond = threading.Condition()
+        self._write_lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        with translate():
+            conn = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False, cached_statements=256
+            )
+            try:
+                if not self.memory:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    # Durable against application crashes; a power loss may lose the last
+                    # transactions (never corrupts). The usual WAL setting.
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+
+    def _checkout(self) -> sqlite3.Connection:
+        deadline = time.monotonic() + self._timeout
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise BackendUnavailableError("SQLite storage is closed")
+                if self._idle:
+                    self._in_use += 1
+                    return self._idle.pop()
+                if self._open < self.max_concurrency:
+                    self._open += 1
+                    self._in_use += 1
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise PoolTimeoutError(
+                        f"SQLite: no pooled connection became free within {self._timeout:g} s "
+                        f"(pool_max={self.max_concurrency})"
+                    )
+                self._cond.wait(remaining)
+        try:
+            return self._connect()
+        except BaseException:
+            with self._cond:
+                self._open -= 1
+                self._in_use -= 1
+                self._cond.notify()
+            raise
+
+    def _checkin(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:  # an interrupted block: never hand out an open transaction
+            conn.rollback()
+        with self._cond:
+            self._in_use -= 1
+            if self._closed:
+                self._open -= 1
+                conn.close()
+            else:
+                self._idle.append(conn)
+            self._cond.notify()
+
+    @contextmanager
+    def session(self, *, write: bool = False, conflict: str = "") -> Iterator[SqliteSession]:
+        if write and not self._write_lock.acquire(timeout=self._timeout):
+            raise PoolTimeoutError(f"SQLite: the write lock did not free up within {self._timeout:g} s")
+        try:
+            conn = self._checkout()
+            try:
+                with translate(conflict):
+                    yield SqliteSession(conn)
+            finally:
+                self._checkin(conn)
+        finally:
+            if write:
+                self._write_lock.release()
+
+    @contextmanager
+    def migration_session(self) -> Iterator[SqliteSession]:
+        """A write session inside one IMMEDIATE transaction: the whole start-up (tables,
+        version rows, migrations) commits at once, and other processes wait for it."""
+        with self.session(write=True) as session, session.transaction():
+            yield session
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+            self._cond.notify_all()
+        for conn in idle:
+            conn.close()
+
+    def stats(self) -> dict[str, int]:
+        with self._cond:
+            return {"size": self._open, "in_use": self._in_use, "max": self.max_concurrency}

@@ -1,0 +1,69 @@
+"""The SQLite dialect: named ``:params``, JSON as TEXT, timestamps as integer microseconds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+from datacon._time import from_epoch_us, to_epoch_us
+from datacon.backends._sql import Dialect
+
+__all__ = ["SqliteDialect"]
+
+
+def _bare(quoted: str) -> str:
+    return quoted.strip('"').lower()
+
+
+class SqliteDialect(Dialect):
+    """SQLite 3.35+ (RETURNING, DROP COLUMN; JSON is not needed: it is stored as text).
+
+    Timestamps are INTEGER microseconds since the Unix epoch: exact to the microsecond,
+    and ``ORDER BY``/range comparisons are plain integer comparisons on the index. JSON
+    columns are declared ``TEXT`` (a ``JSON`` declared type would get NUMERIC affinity and
+    turn the text ``123`` into an integer).
+    """
+
+    name: ClassVar[str] = "sqlite"
+    display: ClassVar[str] = "SQLite"
+    json_type: ClassVar[str] = "TEXT"
+    timestamp_type: ClassVar[str] = "INTEGER"
+    time_min: ClassVar[str] = str(-(2**63))
+    time_max: ClassVar[str] = str(2**63 - 1)
+    idempotent_migrations: ClassVar[bool] = False  # no ADD COLUMN IF NOT EXISTS / DROP COLUMN IF EXISTS
+    versions_applied_at: ClassVar[str] = "TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP"
+
+    def param(self, name: str) -> str:
+        return f":{name}"
+
+    def encode_time(self, value: datetime) -> Any:
+        return to_epoch_us(value)
+
+    def decode_time(self, value: Any) -> datetime:
+        return from_epoch_us(int(value))
+
+    def encode_extra(self, value: Any) -> Any:
+        # sqlite3's own datetime adapter is deprecated; store ISO 8601 text instead.
+        if isinstance(value, datetime):
+            return self.iso(value)
+        return super().encode_extra(value)
+
+    def table_exists_sql(self) -> str:
+        return "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name COLLATE NOCASE"
+
+    def columns_sql(self) -> str:
+        return "SELECT name FROM pragma_table_info(:name)"
+
+    def add_column(self, table: str, column: str, sql_type: str, existing: frozenset[str] | None) -> list[str]:
+        if existing is not None and _bare(column) in existing:
+            return []
+        return [f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"]
+
+    def drop_columns(self, table: str, columns: Sequence[str], existing: frozenset[str] | None) -> list[str]:
+        # One column per ALTER TABLE in SQLite, and only those that exist.
+        return [
+            f"ALTER TABLE {table} DROP COLUMN {column}"
+            for column in columns
+            if existing is None or _bare(column) in existing
+        ]
