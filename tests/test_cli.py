@@ -23,6 +23,8 @@ from datacon import (
     ListParams,
     NewConversation,
     NewConversationItem,
+    SchemaConfig,
+    SqliteConfig,
     StorageFactoryConfig,
     StoredResponse,
     _export,
@@ -91,11 +93,9 @@ class Place:
             self._wipe()
 
 
-def sqlite_place(tmp_path: Path, name: str = "db") -> Place:
+def sqlite_place(tmp_path: Path, name: str = "db", schema: SchemaConfig | None = None) -> Place:
     need_sqlite()
-    from datacon import SqliteConfig
-
-    config = StorageFactoryConfig(backend="sqlite", sqlite=SqliteConfig(str(tmp_path / f"{name}.db")))
+    config = StorageFactoryConfig(backend="sqlite", sqlite=SqliteConfig(str(tmp_path / f"{name}.db"), schema=schema))
     return Place("sqlite", config, write_config(tmp_path / f"{name}.json", config))
 
 
@@ -373,7 +373,10 @@ def test_import_resumes_after_an_interrupted_run(tmp_path: Path) -> None:
 
 
 def copy_pairs() -> list[Any]:
-    pairs = [pytest.param(("sqlite", "sqlite"), id="sqlite-to-sqlite")]
+    pairs = [
+        pytest.param(("sqlite", "sqlite"), id="sqlite-to-sqlite"),
+        pytest.param(("sqlite", "sqlite-renamed"), id="sqlite-to-sqlite-renamed"),
+    ]
     servers = [n for n in SERVER_FIXTURES if n != "sqlite"]
     for name in servers:
         marks = [getattr(pytest.mark, name)]
@@ -389,9 +392,9 @@ def copy_pairs() -> list[Any]:
 
 
 def make_place(request: pytest.FixtureRequest, tmp_path: Path, name: str, label: str) -> Place:
-    if name == "sqlite":
-        return sqlite_place(tmp_path, label)
     name, _, variant = name.partition("-")
+    if name == "sqlite":
+        return sqlite_place(tmp_path, label, RENAMED_NO_SKIPS if variant == "renamed" else None)
     backend = request.getfixturevalue(f"{name}_backend")
     backend.wipe()
     config = backend.config(schema=RENAMED_NO_SKIPS if variant == "renamed" else None)
@@ -475,6 +478,22 @@ def test_copy_verify_reports_differences(tmp_path: Path) -> None:
         "datacon: error: verification failed: conversations: same count (4) but different content; "
         "responses: 20 in the source, 21 in the destination"
     )
+
+
+def test_copy_into_a_destination_that_skips_columns_does_not_verify(tmp_path: Path) -> None:
+    source = sqlite_place(tmp_path, "source")
+    lossy = sqlite_place(tmp_path, "lossy", RENAMED_SCHEMA)  # skips items.status and responses.model
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text("\n".join(dump_lines(30)) + "\n", encoding="utf-8")
+    assert run("--config", str(source.file), "import", str(dump)).exit_code == 0
+    failed = run("copy", "--from", str(source.file), "--to", str(lossy.file), "--verify", "--json", "--no-progress")
+    assert one_error_line(failed) == (
+        "datacon: error: verification failed: items: same count (30) but different content; "
+        "responses: same count (20) but different content"
+    )
+    report = json.loads(failed.stdout)
+    assert report["verified"] is False
+    assert report["created"] == {"conversation": 4, "item": 30, "link": 30, "response": 20}
 
 
 def test_copy_rejects_same_config_and_missing_source(tmp_path: Path) -> None:
@@ -591,16 +610,50 @@ def test_export_of_a_backend_without_the_seam_fails_cleanly(tmp_path: Path) -> N
     assert line.startswith("datacon: error: the none backend cannot be enumerated")
 
 
-def sqlite_versions(path: str) -> list[int]:
-    with sqlite3.connect(path) as db:
-        return [row[0] for row in db.execute("SELECT version FROM _schema_versions ORDER BY version")]
+class SchemaPlace:
+    """A SQL storage whose ``_schema_versions`` rows a test can read and forget."""
+
+    def __init__(self, place: Place) -> None:
+        self.place = place
+
+    def sql(self, statement: str) -> list[tuple[Any, ...]]:
+        if self.place.name == "sqlite":
+            with sqlite3.connect(self.place.config.sqlite.path) as db:
+                rows = db.execute(statement).fetchall()
+            db.close()
+            return rows
+        import psycopg
+
+        with psycopg.connect(self.place.config.postgres.db_url, autocommit=True) as conn:
+            cursor = conn.execute(statement)  # type: ignore[arg-type]
+            return cursor.fetchall() if cursor.description else []
+
+    def versions(self) -> list[int]:
+        return [row[0] for row in self.sql("SELECT version FROM _schema_versions ORDER BY version")]
 
 
-def test_migrate_status_plan_apply_on_sqlite(tmp_path: Path) -> None:
-    target = sqlite_place(tmp_path)
+@pytest.fixture(params=["sqlite", *[n for n in SERVER_FIXTURES if n == "postgres"]])
+def sql_place(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SchemaPlace]:
+    if request.param == "sqlite":
+        yield SchemaPlace(sqlite_place(tmp_path))
+        return
+    backend = request.getfixturevalue(f"{request.param}_backend")
+    config = backend.config()
+    place = SchemaPlace(Place(request.param, config, write_config(tmp_path / "pg.json", config), backend.wipe))
+    try:
+        yield place
+    finally:
+        # Leave the shared server's schema as other tests expect it: up to date.
+        run("--config", str(place.place.file), "migrate", "apply")
+        backend.wipe()
+
+
+def test_migrate_status_plan_apply(sql_place: SchemaPlace) -> None:
+    target = sql_place.place
     cfg = ("--config", str(target.file))
-    fresh = run(*cfg, "migrate", "status")
-    assert fresh.stdout.startswith("no SQLite database at")
+    if target.name == "sqlite":
+        fresh = run(*cfg, "migrate", "status")
+        assert fresh.stdout.startswith("no SQLite database at")
     with target.storage():
         pass
     status = json.loads(run(*cfg, "migrate", "status", "--json").stdout)
@@ -608,11 +661,10 @@ def test_migrate_status_plan_apply_on_sqlite(tmp_path: Path) -> None:
     assert status["statements"] == []
     assert run(*cfg, "migrate", "plan").stdout.strip() == "-- nothing to apply: the schema is up to date"
     assert run(*cfg, "migrate", "apply").stdout.strip() == "nothing to apply: the schema is up to date"
-    latest = status["latest"] if status["latest"] is not None else max(sqlite_versions(target.config.sqlite.path))
+    latest = sql_place.versions()[-1]
 
     # Forget the recorded versions, as a database made by an old release would look.
-    with sqlite3.connect(target.config.sqlite.path) as db:
-        db.execute("DELETE FROM _schema_versions")
+    sql_place.sql("DELETE FROM _schema_versions")
     old = json.loads(run(*cfg, "migrate", "status", "--json").stdout)
     assert old["up_to_date"] is False
     assert old["current"] == 0
@@ -620,14 +672,18 @@ def test_migrate_status_plan_apply_on_sqlite(tmp_path: Path) -> None:
     assert any("_schema_versions" in s for s in old["statements"])
     plan = run(*cfg, "migrate", "plan").stdout
     assert plan.strip().splitlines() == [s if s.rstrip().endswith(";") else f"{s};" for s in old["statements"]]
+    human = run(*cfg, "migrate", "status").stdout.splitlines()
+    assert human[1:] == ["current  0", f"latest   {latest}", f"pending  {len(old['statements'])} statement(s)"]
     blocked = one_error_line(run(*cfg, "conversations", "show", "c"))
+    assert blocked.startswith("datacon: error: Schema migration required (current version: 0, latest version: ")
     assert "datacon migrate plan" in blocked
     assert "datacon migrate apply" in blocked
     doctor = run(*cfg, "doctor")
     assert doctor.exit_code == 1
-    assert "FAIL  schema" in doctor.stdout
+    assert f"FAIL  schema      version 0, latest {latest}: " in doctor.stdout
     applied = run(*cfg, "migrate", "apply")
     assert applied.exit_code == 0, applied.stderr
     assert applied.stdout.startswith(f"applied {len(old['statements'])} statement(s)")
-    assert sqlite_versions(target.config.sqlite.path)[-1] == latest
+    assert sql_place.versions() == list(range(1, latest + 1))
     assert json.loads(run(*cfg, "migrate", "status", "--json").stdout)["up_to_date"] is True
+    assert run(*cfg, "doctor").exit_code == 0
