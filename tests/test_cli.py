@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -31,8 +32,8 @@ from datacon import (
     create_storage,
 )
 from datacon._serde import converter
-from datacon.cli import cli
-from tests.support import RENAMED_SCHEMA, repo_root, server_missing
+from datacon.cli import cli, main
+from tests.support import RENAMED_SCHEMA, server_missing
 
 SERVER_FIXTURES = sorted(
     path.stem for path in (Path(__file__).parent / "servers").glob("*.py") if not path.stem.startswith("_")
@@ -190,9 +191,13 @@ def test_python_dash_m_datacon_help_runs_in_a_subprocess(tmp_path: Path) -> None
         assert command in done.stdout
 
 
-def test_console_script_entry_point_is_declared() -> None:
-    text = (repo_root() / "setup.cfg").read_text()
-    assert "datacon = datacon.cli:main" in text
+def test_console_script_runs(tmp_path: Path) -> None:
+    (entry,) = [e for e in importlib.metadata.entry_points(group="console_scripts") if e.name == "datacon"]
+    assert entry.load() is main
+    script = Path(sys.executable).parent / "datacon"
+    done = subprocess.run([str(script), "--version"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("datacon, version ")
 
 
 def test_subprocess_error_is_one_line_with_status_1(tmp_path: Path) -> None:
