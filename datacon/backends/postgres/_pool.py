@@ -1,0 +1,127 @@
+"""Sessions over a ``psycopg_pool.ConnectionPool`` of autocommit connections."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+from datacon.backends._sql import Params
+from datacon.config import PostgresConfig
+from datacon.errors import BackendUnavailableError
+
+from ._errors import Scrubber, translate
+
+__all__ = ["MIGRATION_LOCK", "PostgresConnector", "PostgresSession"]
+
+log = logging.getLogger("datacon.postgres")
+
+#: Upstream's advisory-lock key, the ASCII of "smg_migr" (0x736D675F6D696772).
+MIGRATION_LOCK = 0x736D675F6D696772
+
+
+class PostgresSession:
+    """One pooled connection in autocommit mode: a statement is one round trip, no COMMIT."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Params | None = None) -> int:
+        return self._conn.execute(sql, params).rowcount
+
+    def fetchone(self, sql: str, params: Params | None = None) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
+        return row
+
+    def fetchall(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """BEGIN ... COMMIT (ROLLBACK on error); nested, a savepoint."""
+        return _transaction(self._conn)
+
+
+@contextmanager
+def _transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    with conn.transaction():
+        yield
+
+
+class PostgresConnector:
+    """A pool of ``pool_max`` connections, opened (and waited for) at construction.
+
+    ``pool_timeout_secs`` bounds the wait for a free connection (``PoolTimeoutError``);
+    ``connect_timeout_secs`` bounds each connection attempt and the initial open.
+    """
+
+    def __init__(self, config: PostgresConfig) -> None:
+        self.max_concurrency = config.pool_max
+        self._timeout = config.pool_timeout_secs
+        self._scrub = Scrubber(config.db_url)
+        self._url = config.db_url
+        self._connect_timeout = max(2, math.ceil(config.connect_timeout_secs))  # libpq's minimum is 2 s
+        self._pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
+            config.db_url,
+            min_size=1,
+            max_size=config.pool_max,
+            timeout=config.pool_timeout_secs,
+            kwargs={"autocommit": True, "connect_timeout": self._connect_timeout},
+            name="datacon",
+            open=False,
+        )
+        try:
+            self._pool.open(wait=True, timeout=config.connect_timeout_secs)
+        except psycopg_pool.PoolTimeout as exc:
+            self._pool.close()
+            raise self._why_not(exc) from exc
+
+    def _why_not(self, timeout: Exception) -> Exception:
+        # The pool only says it timed out; one direct attempt gives the server's reason
+        # (wrong password, unknown database, refused) for the message, password scrubbed.
+        try:
+            with translate("", self._scrub, self._timeout):
+                psycopg.connect(self._url, connect_timeout=self._connect_timeout).close()
+        except BackendUnavailableError as exc:
+            return exc
+        except Exception as exc:  # noqa: BLE001 - any other failure: report what it was
+            return exc
+        return BackendUnavailableError(
+            f"Postgres unavailable: the pool could not open a connection within {self._connect_timeout} s"
+        )
+
+    @contextmanager
+    def session(self, *, write: bool = False, conflict: str = "") -> Iterator[PostgresSession]:
+        with translate(conflict, self._scrub, self._timeout), self._pool.connection() as conn:
+            yield PostgresSession(conn)
+
+    @contextmanager
+    def migration_session(self) -> Iterator[PostgresSession]:
+        """A session holding ``pg_advisory_lock(0x736D675F6D696772)`` (released on exit, even
+        on error), so processes starting at once bootstrap one after the other."""
+        with self.session() as session:
+            session.execute("SELECT pg_advisory_lock(%(key)s)", {"key": MIGRATION_LOCK})
+            try:
+                yield session
+            finally:
+                try:
+                    session.execute("SELECT pg_advisory_unlock(%(key)s)", {"key": MIGRATION_LOCK})
+                except psycopg.Error as exc:  # a broken connection has dropped its session locks already
+                    log.warning("could not release the migration lock: %s", self._scrub(str(exc)))
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def stats(self) -> dict[str, int]:
+        stats = self._pool.get_stats()
+        size = stats.get("pool_size", 0)
+        return {
+            "size": size,
+            "in_use": size - stats.get("pool_available", 0),
+            "max": self.max_concurrency,
+            "waiting": stats.get("requests_waiting", 0),
+        }
