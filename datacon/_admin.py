@@ -28,6 +28,7 @@ from datacon.config import HistoryBackend, StorageFactoryConfig
 from datacon.errors import ConfigError, DataconError, MigrationRequiredError
 from datacon.factory import create_storage
 from datacon.schema import SchemaConfig
+from datacon.storage import Storage
 
 __all__ = ["Check", "SchemaStatus", "apply_migrations", "doctor", "has_migrations", "schema_status"]
 
@@ -90,12 +91,27 @@ def schema_status(config: StorageFactoryConfig) -> SchemaStatus:
         status = seam(config.section())
         return SchemaStatus(backend, status.current, status.latest, tuple(status.statements))
     try:
-        create_storage(_with_auto_migrate(config, False)).close()
+        with create_storage(_with_auto_migrate(config, False)) as storage:
+            current, latest = _recorded_versions(storage)
     except MigrationRequiredError as exc:
         found = _VERSIONS.search(str(exc))
         current, latest = (int(found[1]), int(found[2])) if found else (None, None)
         return SchemaStatus(backend, current, latest, exc.statements)
-    return SchemaStatus(backend, None, None, ())
+    return SchemaStatus(backend, current, latest, ())
+
+
+def _recorded_versions(storage: Storage) -> tuple[int | None, int | None]:
+    # The shared SQL layer's store: its rendered MAX(version) query and its LATEST constant.
+    # (None, None) for a SQL backend built otherwise; the status then says only "up to date".
+    store = getattr(getattr(storage.conversations, "inner", None), "_store", None)
+    sql = getattr(store, "sql", None)
+    if store is None or sql is None:
+        return None, None
+    from datacon.backends._sql import LATEST
+
+    with store.connector.session() as session:
+        row = session.fetchone(sql.max_version)
+    return (int(row[0]) if row is not None and row[0] is not None else 0), LATEST
 
 
 def apply_migrations(config: StorageFactoryConfig) -> SchemaStatus:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -172,9 +173,24 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
     type=click.Path(dir_okay=False),
     help=f"Storage config file (.yaml, .yml, .json, .toml); default: SQLite {DEFAULT_DATABASE} here.",
 )
+@click.option("-v", "--verbose", count=True, help="Log to stderr: -v for info, -vv for debug.")
 @click.version_option(package_name="datacon", prog_name="datacon")
-def cli(config_path: str | None) -> None:
+def cli(config_path: str | None, verbose: int) -> None:
     """Inspect, export, import, copy and migrate datacon storage."""
+    _setup_logging(verbose)
+
+
+def _setup_logging(verbose: int) -> None:
+    root = logging.getLogger()
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("datacon: %(levelname)s: %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    elif not root.handlers:
+        # Without this, Python's last-resort handler prints library warnings (a pool's
+        # reconnect attempts...) next to our one error line.
+        root.addHandler(logging.NullHandler())
 
 
 # -- inspection ------------------------------------------------------------------------------
@@ -453,8 +469,8 @@ def _migratable(config: StorageFactoryConfig) -> bool:
 def _status_lines(status: _admin.SchemaStatus) -> list[tuple[str, object]]:
     return [
         ("backend", status.backend),
-        ("current", status.current if status.current is not None else "latest" if status.up_to_date else "unknown"),
-        ("latest", status.latest if status.latest is not None else "-"),
+        ("current", status.current if status.current is not None else "unknown"),
+        ("latest", status.latest if status.latest is not None else "unknown"),
         ("pending", f"{len(status.statements)} statement(s)" if status.statements else "none"),
     ]
 

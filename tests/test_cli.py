@@ -33,7 +33,7 @@ from datacon import (
 )
 from datacon._serde import converter
 from datacon.cli import cli, main
-from tests.support import RENAMED_SCHEMA, server_missing
+from tests.support import RENAMED_SCHEMA, free_port, server_missing
 
 SERVER_FIXTURES = sorted(
     path.stem for path in (Path(__file__).parent / "servers").glob("*.py") if not path.stem.startswith("_")
@@ -214,6 +214,25 @@ def test_subprocess_error_is_one_line_with_status_1(tmp_path: Path) -> None:
         "datacon: error: no SQLite database at datacon-demo.db (give --config FILE or set DATACON_CONFIG)"
     ]
     assert not (tmp_path / "datacon-demo.db").exists()  # a read never creates the database
+
+
+def test_unreachable_postgres_is_one_line_in_a_subprocess(tmp_path: Path) -> None:
+    # The pool's own reconnect warnings must not reach stderr beside the error line.
+    cfg = tmp_path / "pg.yaml"
+    url = f"postgres://u:hunter2-secret@127.0.0.1:{free_port()}/db"
+    cfg.write_text(f"backend: postgres\npostgres:\n  db_url: {url}\n  connect_timeout_secs: 2\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "datacon", "--config", str(cfg), "conversations", "show", "c"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("datacon: error: Postgres unavailable: ")
+    assert "hunter2-secret" not in done.stderr
 
 
 # -- inspection ------------------------------------------------------------------------------
@@ -573,8 +592,6 @@ def test_doctor_on_a_good_sqlite_database(tmp_path: Path) -> None:
 
 
 def test_doctor_reports_invalid_config_and_unreachable_servers_without_secrets(tmp_path: Path) -> None:
-    from tests.support import free_port
-
     port = free_port()
     cfg = tmp_path / "redis.yaml"
     cfg.write_text(
@@ -664,6 +681,7 @@ def test_migrate_status_plan_apply(sql_place: SchemaPlace) -> None:
     status = json.loads(run(*cfg, "migrate", "status", "--json").stdout)
     assert status["up_to_date"] is True
     assert status["statements"] == []
+    assert status["current"] == status["latest"] == sql_place.versions()[-1]
     assert run(*cfg, "migrate", "plan").stdout.strip() == "-- nothing to apply: the schema is up to date"
     assert run(*cfg, "migrate", "apply").stdout.strip() == "nothing to apply: the schema is up to date"
     latest = sql_place.versions()[-1]
