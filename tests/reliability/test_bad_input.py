@@ -33,6 +33,7 @@ from datacon.errors import (
     InvalidInputError,
 )
 from tests.conformance._util import at
+from tests.reliability import figures
 from tests.reliability.conftest import backend_password
 from tests.support import RENAMED_SCHEMA, BackendUnderTest
 
@@ -672,6 +673,21 @@ def test_hostile_input(rel_backend: BackendUnderTest, rel_storage: Storage, case
         assert case.raises is None, f"expected {case.raises.__name__}, got success: {outcome!r:.200}"
     case.after(s, w, outcome)
     check_seed(s, w)
+    tally(rel_backend.name, case, outcome)
+
+
+TRIED: dict[str, list[str]] = {}
+
+
+def tally(backend: str, case: Hostile, outcome: object) -> None:
+    """Count the inputs tried per backend, naming those a backend chose to refuse."""
+    refused = TRIED.setdefault(backend, [])
+    refused.append(case.name if case.may_refuse and isinstance(outcome, DataconError) else "")
+    names = [name for name in refused if name]
+    figures.record(
+        f"bad input[{backend}]",
+        f"{len(refused)} hostile calls passed" + (f"; refused where allowed: {names}" if names else ""),
+    )
 
 
 # --- Schema identifiers (config time) and extra-column values (hook-supplied) -------------------

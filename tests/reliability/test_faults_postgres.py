@@ -1,0 +1,101 @@
+"""PostgreSQL faults under a writer load: ``pg_ctl stop -m immediate`` and ``pg_terminate_backend``."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from datacon import PostgresConfig, StorageFactoryConfig, create_storage
+from datacon.errors import BackendUnavailableError
+from tests.reliability import figures
+from tests.reliability._load import WriterLoad
+from tests.reliability._pg import FaultablePostgres
+from tests.servers.postgres import PASSWORD
+
+pytestmark = [pytest.mark.reliability, pytest.mark.postgres]
+
+# Short timeouts: a call during an outage must fail fast, never hang.
+POOL_TIMEOUT = 2.0
+CONNECT_TIMEOUT = 2.0  # libpq's minimum
+# The longest a call may take: pool wait + one connect attempt, plus scheduling slack on 2 cores.
+BOUND = POOL_TIMEOUT + CONNECT_TIMEOUT + 2.0
+
+
+@pytest.fixture
+def cluster() -> Iterator[FaultablePostgres]:
+    server = FaultablePostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def terminate_datacon_backends(server: FaultablePostgres) -> int:
+    """``pg_terminate_backend`` every client connection but this one; how many were killed."""
+    with server.admin() as conn:
+        row = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0])
+
+
+def test_postgres_killed_and_restarted_loses_no_acknowledged_write(cluster: FaultablePostgres) -> None:
+    config = PostgresConfig(
+        db_url=cluster.url(), pool_max=8, pool_timeout_secs=POOL_TIMEOUT, connect_timeout_secs=CONNECT_TIMEOUT
+    )
+    storage = create_storage(StorageFactoryConfig(backend="postgres", postgres=config))
+    load = WriterLoad(storage, secrets.token_hex(3), threads=4, bound=BOUND)
+    try:
+        load.start()
+        assert load.wait_for(150, timeout=30), f"the load did not get going: {load.unexpected[:3]}"
+
+        # Fault 1: the whole server dies at once (no shutdown checkpoint) and comes back.
+        before_kill = load.count()
+        cluster.kill()
+        killed_at = time.monotonic()
+        time.sleep(1.5)  # the outage: writers must get BackendUnavailableError, quickly
+        during = sum(load.unavailable.values())
+        probe_started = time.monotonic()
+        with pytest.raises(BackendUnavailableError) as outage:
+            storage.conversations.get_conversation("probe")
+        probe_time = time.monotonic() - probe_started
+        assert PASSWORD not in str(outage.value)
+        cluster.resume()
+        restarted_at = time.monotonic()
+        recovery = load.first_ack_after(restarted_at, timeout=60)
+        assert recovery is not None, f"the same Storage did not recover: {load.unavailable_messages[-3:]}"
+        assert load.wait_for(load.count() + 100, timeout=60)
+
+        # Fault 2: every client connection is terminated under the load.
+        before_terminate = load.count()
+        terminated = terminate_datacon_backends(cluster)
+        terminated_at = time.monotonic()
+        terminate_recovery = load.first_ack_after(terminated_at, timeout=60)
+        assert terminate_recovery is not None
+        assert load.wait_for(load.count() + 100, timeout=60)
+    finally:
+        load.stop()
+
+    try:
+        lost = load.missing(storage)
+        assert load.unexpected == [], f"errors other than BackendUnavailableError: {load.unexpected[:5]}"
+        assert load.slow == [], f"calls slower than the configured timeouts allow ({BOUND} s): {load.slow[:5]}"
+        assert during > 0, "no write failed while the server was down: the fault was not observed"
+        assert probe_time <= BOUND
+        assert lost == [], f"{len(lost)} acknowledged writes lost, e.g. {lost[:3]}"
+        assert all(PASSWORD not in str(exc) for exc in load.errors)
+    finally:
+        storage.close()
+    figures.record(
+        "faults[postgres]",
+        f"{len(load.acks)} writes acknowledged ({before_kill} before pg_ctl stop -m immediate, {before_terminate} "
+        f"before pg_terminate_backend of {terminated} connections), lost 0; {sum(load.unavailable.values())} calls "
+        f"refused with {dict(load.unavailable)}; recovery {recovery:.2f} s after restart (outage "
+        f"{restarted_at - killed_at:.1f} s), {terminate_recovery:.3f} s after pg_terminate_backend; "
+        f"{load.conflicts_after_retry} conflicts from retries",
+    )
