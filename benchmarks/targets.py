@@ -84,9 +84,61 @@ def _redis(settings: Settings) -> Iterator[Target]:
 
 
 @contextmanager
+def _sqlite(settings: Settings) -> Iterator[Target]:
+    from benchmarks.baselines.sqlite import SqliteBaseline
+    from datacon import create_storage
+    from tests.servers.sqlite import SqliteBackend
+
+    with tempfile.TemporaryDirectory(prefix="datacon-bench-sqlite-") as workdir:
+        path = Path(workdir) / "datacon-bench.db"
+        storage = create_storage(SqliteBackend(path).config())
+        baseline = SqliteBaseline(str(path))
+        try:
+            yield Target("sqlite", storage, baseline, chain_target=10, server={"directory": workdir},
+                         baseline_drift=baseline.drift())
+        finally:
+            baseline.close()
+            storage.close()
+
+
+@contextmanager
+def _postgres(settings: Settings) -> Iterator[Target]:
+    from benchmarks.baselines.postgres import PostgresBaseline
+    from datacon import create_storage
+    from tests.servers.postgres import PostgresBackend, PostgresServer, postgres_bindir
+
+    server = None
+    url = os.environ.get("DATACON_TEST_POSTGRES_URL")
+    try:
+        if not url:
+            server = PostgresServer(_no_skip(postgres_bindir))
+            server.start()
+            url = server.url("postgres")
+        admin = PostgresBackend(url)
+        database = admin.create_database()  # a fresh database, dropped afterwards
+        try:
+            backend = PostgresBackend(database)
+            storage = create_storage(backend.config())
+            baseline = PostgresBaseline(database)
+            asyncpg_url = database.replace("postgresql://", "postgresql+asyncpg://", 1)
+            try:
+                yield Target("postgres", storage, baseline, chain_target=10,
+                             server={"dsn": database, "sqlalchemy_asyncpg_url": asyncpg_url},
+                             baseline_drift=baseline.drift())
+            finally:
+                baseline.close()
+                storage.close()
+        finally:
+            admin.drop_database(database)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+@contextmanager
 def open_target(name: str, settings: Settings) -> Iterator[Target]:
     """The backend ``name`` with its server running, torn down on exit."""
-    opener = {"memory": _memory, "redis": _redis}.get(name)
+    opener = {"memory": _memory, "sqlite": _sqlite, "postgres": _postgres, "redis": _redis}.get(name)
     if opener is None:
         raise NotImplementedError(f"the {name} backend is not wired into the benchmarks yet")
     with opener(settings) as target:
