@@ -47,7 +47,7 @@ def _v2(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None)
     used = [v.lower() for v in table.columns.values()] + [k.lower() for k in table.extra_columns]
     if "user_id" in used:
         return []
-    return dialect.drop_columns(dialect.ident(table.table), ["user_id"], existing)
+    return dialect.drop_columns(dialect.ident(table.table), [dialect.ident("user_id")], existing)
 
 
 _LEGACY = ("output", "metadata", "instructions", "tool_calls")

@@ -11,7 +11,7 @@ from typing import Any
 
 from datacon.backends._sql import Params
 from datacon.config import SqliteConfig
-from datacon.errors import BackendUnavailableError, PoolTimeoutError
+from datacon.errors import BackendUnavailableError, MigrationRequiredError, PoolTimeoutError
 
 from ._errors import translate
 
@@ -163,9 +163,20 @@ class SqliteConnector:
     @contextmanager
     def migration_session(self) -> Iterator[SqliteSession]:
         """A write session inside one IMMEDIATE transaction: the whole start-up (tables,
-        version rows, migrations) commits at once, and other processes wait for it."""
-        with self.session(write=True) as session, session.transaction():
-            yield session
+        version rows, migrations) commits at once, and other processes wait for it.
+
+        ``MigrationRequiredError`` still commits what was created before it (missing tables,
+        ``_schema_versions``), as on Postgres, so the listed SQL can be applied by hand.
+        """
+        with self.session(write=True) as session:
+            pending: MigrationRequiredError | None = None
+            with session.transaction():
+                try:
+                    yield session
+                except MigrationRequiredError as exc:
+                    pending = exc  # leave the block normally: COMMIT, then raise it
+            if pending is not None:
+                raise pending
 
     def close(self) -> None:
         with self._cond:

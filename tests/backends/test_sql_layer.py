@@ -1,0 +1,296 @@
+"""The shared SQL layer: statement rendering, upstream's migrations v1-v3, round trips per call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from datacon import (
+    ColumnDef,
+    ListParams,
+    NewConversation,
+    NewConversationItem,
+    SchemaConfig,
+    SortOrder,
+    StoredResponse,
+    TableConfig,
+    create_storage,
+)
+from datacon.backends._sql import LATEST, MIGRATIONS, Dialect, migration_message, render
+from datacon.backends._sql._migrations import version_insert_sql
+from datacon.backends.postgres import PostgresDialect
+from datacon.backends.sqlite import SqliteDialect
+from tests.support import RENAMED_SCHEMA, BackendUnderTest
+
+PG = PostgresDialect()
+LITE = SqliteDialect()
+
+
+def _up(version: int, schema: SchemaConfig, dialect: Dialect = PG, existing: frozenset[str] | None = None) -> list[str]:
+    return MIGRATIONS[version - 1].up(schema, dialect, existing)
+
+
+def _responses(**table: Any) -> SchemaConfig:
+    return SchemaConfig(responses=TableConfig("responses", **table))
+
+
+# --- upstream's migration tests (postgres_migrations.rs), then the SQLite forms ---------------
+
+
+def test_migrations_are_upstreams_three_in_order() -> None:
+    assert [m.version for m in MIGRATIONS] == [1, 2, 3]
+    assert LATEST == 3
+    assert [m.description for m in MIGRATIONS] == [
+        "Add safety_identifier column to responses",
+        "Remove legacy user_id column from responses",
+        "Drop redundant output, metadata, instructions, tool_calls columns from responses",
+    ]
+
+
+def test_v1_adds_column_if_not_exists_unless_skipped() -> None:
+    assert _up(1, SchemaConfig()) == [
+        'ALTER TABLE "responses" ADD COLUMN IF NOT EXISTS "safety_identifier" VARCHAR(128)'
+    ]
+    assert _up(1, _responses(skip_columns={"safety_identifier"})) == []
+    assert _up(1, _responses(columns={"safety_identifier": "user_ident"}))[0].endswith('"user_ident" VARCHAR(128)')
+
+
+def test_v2_drops_user_id_unless_it_is_in_use() -> None:
+    assert _up(2, SchemaConfig()) == ['ALTER TABLE "responses" DROP COLUMN IF EXISTS "user_id"']
+    assert _up(2, _responses(columns={"safety_identifier": "USER_ID"})) == []
+    assert _up(2, _responses(extra_columns={"user_id": ColumnDef("TEXT")})) == []
+
+
+def test_v3_is_one_statement_dropping_the_legacy_columns() -> None:
+    expected = (
+        'ALTER TABLE "responses" DROP COLUMN IF EXISTS "output", DROP COLUMN IF EXISTS "metadata", '
+        'DROP COLUMN IF EXISTS "instructions", DROP COLUMN IF EXISTS "tool_calls"'
+    )
+    assert _up(3, SchemaConfig()) == [expected]
+
+
+def test_v3_keeps_columns_that_are_used() -> None:
+    (kept_output,) = _up(3, _responses(columns={"safety_identifier": "output"}))
+    assert '"output"' not in kept_output
+    assert '"metadata"' in kept_output
+    (kept_metadata,) = _up(3, _responses(extra_columns={"metadata": ColumnDef("TEXT")}))
+    assert '"metadata"' not in kept_metadata
+    assert '"output"' in kept_metadata
+
+
+def test_sqlite_migrations_render_against_the_existing_columns() -> None:
+    legacy = frozenset({"id", "user_id", "output", "tool_calls"})
+    assert _up(1, SchemaConfig(), LITE, legacy) == [
+        'ALTER TABLE "responses" ADD COLUMN "safety_identifier" VARCHAR(128)'
+    ]
+    assert _up(1, SchemaConfig(), LITE, legacy | {"safety_identifier"}) == []
+    assert _up(2, SchemaConfig(), LITE, legacy) == ['ALTER TABLE "responses" DROP COLUMN "user_id"']
+    assert _up(2, SchemaConfig(), LITE, frozenset({"id"})) == []
+    assert _up(3, SchemaConfig(), LITE, legacy) == [
+        'ALTER TABLE "responses" DROP COLUMN "output"',
+        'ALTER TABLE "responses" DROP COLUMN "tool_calls"',
+    ]
+
+
+def test_pending_migration_message_has_upstreams_shape() -> None:
+    plans = [(m, m.up(SchemaConfig(), PG, None)) for m in MIGRATIONS[1:]]
+    message, statements = migration_message(PG, 1, plans)
+    assert message.startswith(
+        "Schema migration required (current version: 1, latest version: 3).\n\n"
+        "The following migrations need to be applied:\n"
+        "\n  v2: Remove legacy user_id column from responses\n"
+        '    ALTER TABLE "responses" DROP COLUMN IF EXISTS "user_id";\n'
+        "    INSERT INTO _schema_versions (version, description) "
+        "VALUES (2, 'Remove legacy user_id column from responses');\n"
+    )
+    assert message.endswith(
+        "\nTo apply automatically, set `auto_migrate: true` in your postgres schema config.\n"
+        "To skip, set `version: 3` to mark your schema as already up to date."
+    )
+    assert statements == (
+        plans[0][1][0],
+        version_insert_sql(PG, MIGRATIONS[1]),
+        plans[1][1][0],
+        version_insert_sql(PG, MIGRATIONS[2]),
+    )
+    for statement in statements:
+        assert f"    {statement};\n" in message
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", [PG, LITE], ids=["postgres", "sqlite"])
+def test_renamed_schema_ddl_has_renames_and_extras_but_no_skipped_columns(dialect: Dialect) -> None:
+    sql = render(RENAMED_SCHEMA, dialect)
+    convs, items, links, resps = sql.create_tables
+    assert '"conv_id"' in convs
+    assert '"conv_meta"' in convs
+    assert '"tenant_id" VARCHAR(64)' in convs
+    assert '"kind"' in items
+    assert '"body"' in items
+    assert '"status"' not in items  # skipped
+    assert '"linked_at"' in links
+    assert '"conv_ref"' in links
+    assert '"model"' not in resps  # skipped
+    assert '"score" INTEGER' in resps
+    assert '"stored_by" VARCHAR(64)' in resps
+    assert '"user_ident" VARCHAR(128)' in resps
+    assert all('"model"' not in s for s in (sql.resp_insert, sql.resp_select, sql.chain_all, sql.ident_list))
+    assert sql.resp_fields == (
+        "id",
+        "conversation_id",
+        "previous_response_id",
+        "input",
+        "created_at",
+        "safety_identifier",
+        "raw_response",
+    )
+
+
+def test_index_names_are_upstreams_for_default_tables_and_derived_for_renamed_ones() -> None:
+    default = " ".join(render(SchemaConfig(), PG).create_indexes + render(SchemaConfig(), PG).create_tables)
+    assert '"conv_item_links_conv_idx" ON "conversation_item_links" ("conversation_id", "added_at")' in default
+    assert '"responses_safety_idx" ON "responses" ("safety_identifier")' in default
+    assert 'CONSTRAINT "pk_conv_item_link"' in default
+    renamed = " ".join(render(RENAMED_SCHEMA, PG).create_indexes + render(RENAMED_SCHEMA, PG).create_tables)
+    assert '"dc_links_conv_idx" ON "dc_links" ("conv_ref", "linked_at")' in renamed
+    assert '"dc_resps_safety_idx" ON "dc_resps" ("user_ident")' in renamed
+    assert 'CONSTRAINT "dc_links_pk"' in renamed
+
+
+def test_skipped_safety_identifier_has_no_index_and_no_queries() -> None:
+    sql = render(_responses(skip_columns={"safety_identifier"}), PG)
+    assert len(sql.create_indexes) == 1
+    assert sql.ident_list is None
+    assert sql.ident_delete is None
+
+
+def test_postgres_folds_identifiers_like_unquoted_upstream_names() -> None:
+    sql = render(SchemaConfig(conversations=TableConfig("MyConvs", columns={"metadata": "Meta"})), PG)
+    assert sql.create_tables[0].startswith('CREATE TABLE IF NOT EXISTS "myconvs" (')
+    assert '"meta" JSON' in sql.create_tables[0]
+
+
+@pytest.mark.parametrize("dialect", [PG, LITE], ids=["postgres", "sqlite"])
+def test_queries_are_keyset_and_recursive(dialect: Dialect) -> None:
+    sql = render(SchemaConfig(), dialect)
+    for page in (sql.list_asc, sql.list_desc):
+        assert "OFFSET" not in page.upper()
+        assert page.count("SELECT") == 3  # the page, and the cursor resolved in scalar subqueries
+    assert sql.chain_all.startswith("WITH RECURSIVE")
+    assert " UNION SELECT " in sql.chain_all
+    assert "depth" not in sql.chain_all
+    assert " UNION ALL SELECT " in sql.chain_depth
+    assert "depth <" in sql.chain_depth
+    assert sql.link_insert(3).count("), (") == 2  # three rows in one statement
+    assert sql.link_insert(3) is sql.link_insert(3)  # rendered once per row count
+
+
+# --- round trips per call, on the real databases -------------------------------------------------
+
+
+class _Counting:
+    """Wraps a store's connector: counts sessions and statements (the database is real)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.sessions = 0
+        self.statements: list[str] = []
+        self.max_concurrency = inner.max_concurrency
+
+    @contextmanager
+    def session(self, *, write: bool = False, conflict: str = "") -> Iterator[Any]:
+        self.sessions += 1
+        with self.inner.session(write=write, conflict=conflict) as session:
+            yield _CountingSession(session, self.statements)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class _CountingSession:
+    def __init__(self, inner: Any, log: list[str]) -> None:
+        self._inner = inner
+        self._log = log
+
+    def execute(self, sql: str, params: Any = None) -> int:
+        self._log.append(sql)
+        return int(self._inner.execute(sql, params))
+
+    def fetchone(self, sql: str, params: Any = None) -> Any:
+        self._log.append(sql)
+        return self._inner.fetchone(sql, params)
+
+    def fetchall(self, sql: str, params: Any = None) -> Any:
+        self._log.append(sql)
+        return self._inner.fetchall(sql, params)
+
+    def transaction(self) -> Any:
+        self._log.append("BEGIN")
+        return self._inner.transaction()
+
+
+@pytest.fixture(
+    params=[pytest.param("sqlite", marks=pytest.mark.sqlite), pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def sql_backend(request: pytest.FixtureRequest) -> Iterator[BackendUnderTest]:
+    backend: BackendUnderTest = request.getfixturevalue(f"{request.param}_backend")
+    yield backend
+    backend.wipe()
+
+
+def test_every_operation_is_one_statement(sql_backend: BackendUnderTest) -> None:
+    with create_storage(sql_backend.config()) as storage:
+        store = storage.conversations.inner._store  # type: ignore[attr-defined]
+        counter = _Counting(store.connector)
+        store.connector = counter
+        t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+        def one(call: Any) -> Any:
+            before = len(counter.statements)
+            result = call()
+            assert len(counter.statements) - before == 1, counter.statements[before:]
+            return result
+
+        conv = one(lambda: storage.conversations.create_conversation(NewConversation(metadata={"a": 1})))
+        one(lambda: storage.conversations.get_conversation(conv.id))
+        one(lambda: storage.conversations.update_conversation(conv.id, {"b": 2}))
+        ids = [one(lambda: storage.items.create_item(NewConversationItem("message", ["x"]))).id for _ in range(5)]
+        one(lambda: storage.items.link_item(conv.id, ids[0], t0))
+        one(
+            lambda: storage.items.link_items(
+                conv.id, [(i, t0 + timedelta(seconds=n)) for n, i in enumerate(ids[1:], start=1)]
+            )
+        )
+        page = one(lambda: storage.items.list_items(conv.id, ListParams(2, SortOrder.DESC, after=ids[3])))
+        assert [item.id for item in page] == [ids[2], ids[1]]
+        one(lambda: storage.items.is_item_linked(conv.id, ids[0]))
+        one(lambda: storage.items.get_item(ids[0]))
+        one(lambda: storage.items.delete_item(conv.id, ids[0]))
+        prev = None
+        for _ in range(4):
+            response = StoredResponse(previous_response_id=prev, safety_identifier="u1")
+            one(lambda response=response: storage.responses.store_response(response))
+            prev = response.id
+        assert prev is not None
+        assert len(one(lambda: storage.responses.get_response_chain(prev))) == 4
+        assert len(one(lambda: storage.responses.get_response_chain(prev, 2))) == 2
+        assert len(one(lambda: storage.responses.list_identifier_responses("u1", 3))) == 3
+        one(lambda: storage.responses.get_response(prev))
+        one(lambda: storage.responses.delete_response(prev))
+        assert one(lambda: storage.responses.delete_identifier_responses("u1")) == 3
+        assert "BEGIN" not in counter.statements  # single statements run in autocommit mode
+        before = len(counter.statements)
+        assert storage.conversations.delete_conversation(conv.id) is True
+        deleting = counter.statements[before:]
+        if sql_backend.name == "postgres":  # a data-modifying CTE: one statement, no transaction
+            assert len(deleting) == 1
+            assert deleting[0].startswith("WITH unlinked AS (DELETE")
+        else:  # links, then the conversation, in one IMMEDIATE transaction
+            assert deleting[0] == "BEGIN"
+            assert len(deleting) == 3
