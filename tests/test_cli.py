@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -654,20 +655,26 @@ class SchemaPlace:
         return [row[0] for row in self.sql("SELECT version FROM _schema_versions ORDER BY version")]
 
 
-@pytest.fixture(params=["sqlite", *[n for n in SERVER_FIXTURES if n == "postgres"]])
-def sql_place(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SchemaPlace]:
-    if request.param == "sqlite":
-        yield SchemaPlace(sqlite_place(tmp_path))
-        return
-    backend = request.getfixturevalue(f"{request.param}_backend")
+@contextmanager
+def server_schema_place(request: pytest.FixtureRequest, tmp_path: Path, name: str) -> Iterator[SchemaPlace]:
+    backend = request.getfixturevalue(f"{name}_backend")
     config = backend.config()
-    place = SchemaPlace(Place(request.param, config, write_config(tmp_path / "pg.json", config), backend.wipe))
+    place = SchemaPlace(Place(name, config, write_config(tmp_path / f"{name}.json", config), backend.wipe))
     try:
         yield place
     finally:
         # Leave the shared server's schema as other tests expect it: up to date.
         run("--config", str(place.place.file), "migrate", "apply")
         backend.wipe()
+
+
+@pytest.fixture(params=["sqlite", *[n for n in SERVER_FIXTURES if n == "postgres"]])
+def sql_place(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SchemaPlace]:
+    if request.param == "sqlite":
+        yield SchemaPlace(sqlite_place(tmp_path))
+        return
+    with server_schema_place(request, tmp_path, request.param) as place:
+        yield place
 
 
 def test_migrate_status_plan_apply(sql_place: SchemaPlace) -> None:
@@ -710,3 +717,19 @@ def test_migrate_status_plan_apply(sql_place: SchemaPlace) -> None:
     assert sql_place.versions() == list(range(1, latest + 1))
     assert json.loads(run(*cfg, "migrate", "status", "--json").stdout)["up_to_date"] is True
     assert run(*cfg, "doctor").exit_code == 0
+
+
+@pytest.mark.postgres
+def test_concurrent_migrate_apply_on_postgres_applies_each_migration_once(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    with server_schema_place(request, tmp_path, "postgres") as pg:
+        with pg.place.storage():
+            pass
+        pg.sql("DELETE FROM _schema_versions")
+        command = [sys.executable, "-m", "datacon", "--config", str(pg.place.file), "migrate", "apply"]
+        runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        results = [(proc.wait(timeout=120), *proc.communicate()) for proc in runs]
+        assert [code for code, _, _ in results] == [0, 0, 0, 0], results
+        # Under the advisory lock each migration ran once (a second INSERT would have failed).
+        assert pg.sql("SELECT version FROM _schema_versions ORDER BY version") == [(1,), (2,), (3,)]
