@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from datacon import (
     ListParams,
     NewConversation,
+    PostgresConfig,
     RedisConfig,
     StorageFactoryConfig,
     StoredResponse,
     create_storage,
 )
 from datacon.errors import BackendUnavailableError, ConfigError
+from tests.reliability._pg import FaultablePostgres
 from tests.reliability._secrets import Exposure
+from tests.servers.postgres import PASSWORD as PG_PASSWORD
 from tests.servers.redis import RedisServer, redis_executable
 from tests.support import free_port
 
@@ -107,3 +111,74 @@ def test_redis_password_appears_nowhere(tmp_path: Path, caplog: pytest.LogCaptur
     assert caplog.records, "nothing was logged at DEBUG: the log check would prove nothing"
     assert exposure.leaks(SECRET) == []
     assert len(exposure.errors) == 10
+
+
+# A second role whose password needs percent-encoding in a URL: both forms must stay hidden.
+SPECIAL = "p@ss:w/rd%S3cret?#"
+SPECIAL_IN_URL = quote(SPECIAL, safe="")
+
+
+@pytest.mark.postgres
+def test_postgres_password_appears_nowhere(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger, every level
+    server = FaultablePostgres()
+    exposure = Exposure()
+    try:
+        server.start()
+        with server.admin() as conn:
+            conn.execute(f"CREATE ROLE special LOGIN SUPERUSER PASSWORD '{SPECIAL}'")
+        good = server.url()
+        special = good.replace(f"datacon:{PG_PASSWORD}@", f"special:{SPECIAL_IN_URL}@")
+
+        def postgres(url: str) -> StorageFactoryConfig:
+            config = PostgresConfig(db_url=url, pool_max=2, pool_timeout_secs=1.0, connect_timeout_secs=0.5)
+            return StorageFactoryConfig(backend="postgres", postgres=config)
+
+        exercise(exposure, postgres(good))
+        exercise(exposure, postgres(special))
+        exercise(exposure, StorageFactoryConfig.from_mapping({"backend": "postgres", "postgres": {"db_url": good}}))
+
+        def use(url: str) -> None:
+            with create_storage(postgres(url)) as storage:
+                storage.conversations.get_conversation("x")
+
+        wrong_port = good.replace(f":{server.port}/", f":{free_port()}/")
+        exposure.error(
+            "wrong password", lambda: use(server.url(password="wrong-" + PG_PASSWORD)), BackendUnavailableError
+        )
+        exposure.error(
+            "wrong password, special role", lambda: use(special.replace("p%40", "x%40")), BackendUnavailableError
+        )
+        exposure.error("unknown role", lambda: use(good.replace("datacon:", "nobody:", 1)), BackendUnavailableError)
+        exposure.error("unknown database", lambda: use(server.url(database="no_such_db")), BackendUnavailableError)
+        exposure.error("wrong port", lambda: use(wrong_port), BackendUnavailableError)
+        exposure.error("sslmode=require, no TLS", lambda: use(good + "?sslmode=require"), BackendUnavailableError)
+        exposure.error("bad port in url", lambda: use(good.replace(f":{server.port}/", ":99999/")), ConfigError)
+        exposure.error("no database in url", lambda: use(good.rsplit("/", 1)[0]), ConfigError)
+        exposure.error("bad scheme", lambda: use(good.replace("postgresql://", "mysql://")), ConfigError)
+        exposure.error(
+            "bad pool_max in a mapping",
+            lambda: StorageFactoryConfig.from_mapping(
+                {"backend": "postgres", "postgres": {"db_url": good, "pool_max": "many"}}
+            ),
+            ConfigError,
+        )
+
+        storage = create_storage(postgres(special))
+        try:
+            storage.conversations.get_conversation("warm-up")
+            server.kill()
+            exposure.error(
+                "server killed", lambda: storage.conversations.get_conversation("x"), BackendUnavailableError
+            )
+            exposure.error("still down", lambda: storage.conversations.get_conversation("y"), BackendUnavailableError)
+        finally:
+            storage.close()
+    finally:
+        server.stop()
+
+    exposure.texts.append(("logs", caplog.text))
+    assert caplog.records, "nothing was logged at DEBUG: the log check would prove nothing"
+    assert exposure.leaks(PG_PASSWORD) == []
+    assert exposure.leaks(SPECIAL) == []
+    assert len(exposure.errors) == 12
