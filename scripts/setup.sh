@@ -26,7 +26,7 @@ fi
 stamp=.venv/.datacon-installed
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ requirements-dev.txt -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[all,test]' -r requirements-dev.txt 2>&1 \
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[all,test,docs]' -r requirements-dev.txt 2>&1 \
     | grep -v '^WARNING: Location' || true
   .venv/bin/python -c "import datacon, psycopg, psycopg_pool, redis, oracledb, anyio, trio, hypothesis" 
   touch "$stamp"
