@@ -487,3 +487,32 @@ def test_runner_fails_on_a_broken_sample_and_a_wrong_output(tmp_path: Path) -> N
         encoding="utf-8",
     )
     assert len(run_page(good, tmp_path / "run-good", lambda _name: None).ran) == 3
+
+
+def test_configuration_reference_lists_every_field() -> None:
+    """docs/configuration.md has a table row for every field of every config class."""
+    from datacon import (
+        ColumnDef,
+        OracleConfig,
+        PostgresConfig,
+        RedisConfig,
+        SchemaConfig,
+        SqliteConfig,
+        StorageFactoryConfig,
+        TableConfig,
+    )
+
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    sections = re.split(r"^## ", text, flags=re.MULTILINE)
+    missing = []
+    for cls in (StorageFactoryConfig, SqliteConfig, PostgresConfig, RedisConfig, OracleConfig):
+        section = next((s for s in sections if s.startswith(f"`{cls.__name__}`")), "")
+        missing += [f"{cls.__name__}.{f.name}" for f in attrs.fields(cls) if f"| `{f.name}` |" not in section]
+    schema_section = next((s for s in sections if s.startswith("`SchemaConfig`")), "")
+    for cls in (SchemaConfig, TableConfig, ColumnDef):
+        missing += [
+            f"{cls.__name__}.{f.name}"
+            for f in attrs.fields(cls)
+            if f"| `{cls.__name__}` | `{f.name}` |" not in schema_section
+        ]
+    assert not missing, f"fields missing from docs/configuration.md: {missing}"
