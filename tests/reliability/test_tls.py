@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from datacon import NewConversation, RedisConfig, StorageFactoryConfig, create_storage
+from datacon import NewConversation, PostgresConfig, RedisConfig, StorageFactoryConfig, create_storage
 from datacon.errors import BackendUnavailableError
+from tests.reliability._pg import FaultablePostgres
 from tests.reliability._secrets import find_instances
+from tests.servers.postgres import PASSWORD as PG_PASSWORD
+from tests.servers.postgres import PostgresBackend
 from tests.servers.redis import RedisServer, redis_executable
 from tests.support import free_port, server_missing
 
@@ -99,5 +103,66 @@ def test_rediss_against_a_tls_server_verifies_the_certificate(tmp_path: Path) ->
             storage.conversations.get_conversation("x")
         assert "certificate" in str(info.value.__cause__).lower()
         assert SECRET not in str(info.value)
+    finally:
+        server.stop()
+
+
+def postgres_storage(url: str) -> StorageFactoryConfig:
+    config = PostgresConfig(db_url=url, pool_max=2, pool_timeout_secs=2.0, connect_timeout_secs=2.0)
+    return StorageFactoryConfig(backend="postgres", postgres=config)
+
+
+@pytest.mark.postgres
+def test_sslmode_require_against_a_plain_server_is_refused_by_libpq(postgres_backend: PostgresBackend) -> None:
+    import psycopg
+
+    separator = "&" if "?" in postgres_backend.url else "?"
+    with pytest.raises(BackendUnavailableError) as info:
+        create_storage(postgres_storage(f"{postgres_backend.url}{separator}sslmode=require"))
+    # libpq's own words: the setting reached it (psycopg passes the URL's query to libpq).
+    assert "SSL" in str(info.value)
+    assert isinstance(info.value.__cause__, psycopg.OperationalError)
+    assert PG_PASSWORD not in str(info.value)
+    assert PG_PASSWORD not in str(info.value.__cause__)
+    # The same URL without sslmode works: only the setting made the difference.
+    with create_storage(postgres_storage(postgres_backend.url)) as storage:
+        assert storage.conversations.get_conversation("x") is None
+
+
+@pytest.mark.postgres
+def test_sslmode_against_a_tls_server_encrypts_and_verifies() -> None:
+    import psycopg
+
+    server = FaultablePostgres()
+    try:
+        cert, key = self_signed(server.workdir)
+        for path in (cert, key):
+            if os.geteuid() == 0:
+                shutil.chown(path, "postgres", "postgres")
+        server.extra = f"-c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}"
+        server.start()
+        base = server.url()
+        for query in ("sslmode=require", f"sslmode=verify-full&sslrootcert={cert}"):
+            with create_storage(postgres_storage(f"{base}?{query}")) as storage:
+                made = storage.conversations.create_conversation(NewConversation(metadata={"tls": query}))
+                got = storage.conversations.get_conversation(made.id)
+                assert got is not None
+                assert got.metadata == {"tls": query}
+                with server.admin() as conn:
+                    (encrypted,) = conn.execute(
+                        "SELECT array_agg(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+                        "WHERE a.backend_type = 'client backend' AND a.client_addr IS NOT NULL"
+                    ).fetchone()
+                assert encrypted
+                assert all(encrypted), f"{query}: a pooled connection is not encrypted"
+        # verify-full with a CA that did not sign the server's certificate: libpq refuses the
+        # server (before any password is sent).
+        (server.workdir / "other").mkdir()
+        other_ca, _ = self_signed(server.workdir / "other")
+        with pytest.raises(BackendUnavailableError) as info:
+            create_storage(postgres_storage(f"{base}?sslmode=verify-full&sslrootcert={other_ca}"))
+        assert isinstance(info.value.__cause__, psycopg.OperationalError)
+        assert "certificate verify failed" in str(info.value)
+        assert PG_PASSWORD not in str(info.value)
     finally:
         server.stop()
