@@ -27,6 +27,7 @@ from datacon import (
 from datacon.errors import DataconError
 from tests.conformance._util import at
 from tests.reliability import figures
+from tests.reliability.conftest import backend_password
 from tests.support import BackendUnderTest
 
 pytestmark = pytest.mark.reliability
@@ -85,15 +86,22 @@ def shape(value: Any) -> Any:
     return value
 
 
-def outcome(call: Callable[[], Any]) -> tuple[str, Any]:
-    """``("ok", result)`` or ``("error", error type)``; a non-datacon exception propagates (a defect)."""
+def outcome(call: Callable[[], Any], password: str | None = None) -> tuple[str, Any]:
+    """``("ok", result)`` or ``("error", error type)``; a non-datacon exception propagates (a defect).
+
+    An error's message must not show ``password``.
+    """
     try:
         return ("ok", call())
     except DataconError as exc:
-        return ("error", type(exc))
+        error = exc
+    assert password is None or password not in str(error)
+    return ("error", type(error))
 
 
-def make_machine(fresh: Callable[[], Storage], counter: dict[str, int]) -> type[RuleBasedStateMachine]:
+def make_machine(
+    fresh: Callable[[], Storage], counter: dict[str, int], password: str | None = None
+) -> type[RuleBasedStateMachine]:
     """A state machine comparing the storage ``fresh()`` gives (empty) with a memory model."""
 
     class Differential(RuleBasedStateMachine):
@@ -111,7 +119,7 @@ def make_machine(fresh: Callable[[], Storage], counter: dict[str, int]) -> type[
         def both(self, name: str, call: Callable[[Storage], Any]) -> Any:
             counter["steps"] += 1
             expected = outcome(lambda: call(self.model))
-            actual = outcome(lambda: call(self.sut))
+            actual = outcome(lambda: call(self.sut), password)
             assert (actual[0], shape(actual[1])) == (expected[0], shape(expected[1])), f"{name} diverged"
             self.check_created(actual[1])
             return actual
@@ -262,7 +270,7 @@ def test_backend_matches_the_memory_model(rel_backend: BackendUnderTest, rel_sto
         rel_backend.wipe()
         return rel_storage
 
-    machine = make_machine(fresh, counter)
+    machine = make_machine(fresh, counter, backend_password(rel_backend))
     run_state_machine_as_test(
         machine,
         settings=settings(
