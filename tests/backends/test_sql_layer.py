@@ -85,14 +85,14 @@ def test_v3_keeps_columns_that_are_used() -> None:
 def test_sqlite_migrations_render_against_the_existing_columns() -> None:
     legacy = frozenset({"id", "user_id", "output", "tool_calls"})
     assert _up(1, SchemaConfig(), LITE, legacy) == [
-        'ALTER TABLE "responses" ADD COLUMN "safety_identifier" VARCHAR(128)'
+        "ALTER TABLE `responses` ADD COLUMN `safety_identifier` VARCHAR(128)"
     ]
     assert _up(1, SchemaConfig(), LITE, legacy | {"safety_identifier"}) == []
-    assert _up(2, SchemaConfig(), LITE, legacy) == ['ALTER TABLE "responses" DROP COLUMN "user_id"']
+    assert _up(2, SchemaConfig(), LITE, legacy) == ["ALTER TABLE `responses` DROP COLUMN `user_id`"]
     assert _up(2, SchemaConfig(), LITE, frozenset({"id"})) == []
     assert _up(3, SchemaConfig(), LITE, legacy) == [
-        'ALTER TABLE "responses" DROP COLUMN "output"',
-        'ALTER TABLE "responses" DROP COLUMN "tool_calls"',
+        "ALTER TABLE `responses` DROP COLUMN `output`",
+        "ALTER TABLE `responses` DROP COLUMN `tool_calls`",
     ]
 
 
@@ -127,20 +127,21 @@ def test_pending_migration_message_has_upstreams_shape() -> None:
 @pytest.mark.parametrize("dialect", [PG, LITE], ids=["postgres", "sqlite"])
 def test_renamed_schema_ddl_has_renames_and_extras_but_no_skipped_columns(dialect: Dialect) -> None:
     sql = render(RENAMED_SCHEMA, dialect)
+    q = dialect.ident
     convs, items, links, resps = sql.create_tables
-    assert '"conv_id"' in convs
-    assert '"conv_meta"' in convs
-    assert '"tenant_id" VARCHAR(64)' in convs
-    assert '"kind"' in items
-    assert '"body"' in items
-    assert '"status"' not in items  # skipped
-    assert '"linked_at"' in links
-    assert '"conv_ref"' in links
-    assert '"model"' not in resps  # skipped
-    assert '"score" INTEGER' in resps
-    assert '"stored_by" VARCHAR(64)' in resps
-    assert '"user_ident" VARCHAR(128)' in resps
-    assert all('"model"' not in s for s in (sql.resp_insert, sql.resp_select, sql.chain_all, sql.ident_list))
+    assert q("conv_id") in convs
+    assert q("conv_meta") in convs
+    assert f"{q('tenant_id')} VARCHAR(64)" in convs
+    assert q("kind") in items
+    assert q("body") in items
+    assert q("status") not in items  # skipped
+    assert q("linked_at") in links
+    assert q("conv_ref") in links
+    assert q("model") not in resps  # skipped
+    assert f"{q('score')} INTEGER" in resps
+    assert f"{q('stored_by')} VARCHAR(64)" in resps
+    assert f"{q('user_ident')} VARCHAR(128)" in resps
+    assert all(q("model") not in s for s in (sql.resp_insert, sql.resp_select, sql.chain_all, sql.ident_list))
     assert sql.resp_fields == (
         "id",
         "conversation_id",

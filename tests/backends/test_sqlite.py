@@ -297,14 +297,14 @@ def test_fresh_database_is_created_at_the_latest_version(db: Path) -> None:
 
 
 EXPECTED_STATEMENTS = (
-    'ALTER TABLE "responses" ADD COLUMN "safety_identifier" VARCHAR(128)',
+    "ALTER TABLE `responses` ADD COLUMN `safety_identifier` VARCHAR(128)",
     version_insert_sql(SqliteDialect(), MIGRATIONS[0]),
-    'ALTER TABLE "responses" DROP COLUMN "user_id"',
+    "ALTER TABLE `responses` DROP COLUMN `user_id`",
     version_insert_sql(SqliteDialect(), MIGRATIONS[1]),
-    'ALTER TABLE "responses" DROP COLUMN "output"',
-    'ALTER TABLE "responses" DROP COLUMN "metadata"',
-    'ALTER TABLE "responses" DROP COLUMN "instructions"',
-    'ALTER TABLE "responses" DROP COLUMN "tool_calls"',
+    "ALTER TABLE `responses` DROP COLUMN `output`",
+    "ALTER TABLE `responses` DROP COLUMN `metadata`",
+    "ALTER TABLE `responses` DROP COLUMN `instructions`",
+    "ALTER TABLE `responses` DROP COLUMN `tool_calls`",
     version_insert_sql(SqliteDialect(), MIGRATIONS[2]),
 )
 
@@ -356,7 +356,7 @@ def test_version_setting_skips_migrations_without_recording_them(legacy_db: Path
     with pytest.raises(MigrationRequiredError) as info:
         open_sqlite(legacy_db, SchemaConfig(version=1))
     assert "current version: 1, latest version: 3" in str(info.value)
-    assert info.value.statements[0] == 'ALTER TABLE "responses" DROP COLUMN "user_id"'
+    assert info.value.statements[0] == "ALTER TABLE `responses` DROP COLUMN `user_id`"
     with open_sqlite(legacy_db, SchemaConfig(version=3)):
         pass
     assert versions(legacy_db) == []

@@ -159,6 +159,10 @@ def bootstrap(session: Session, sql: Statements) -> list[int]:
                 log.info("applied %s schema migration v%d: %s", dialect.name, migration.version, migration.description)
     # Index statements are idempotent in every dialect (IF NOT EXISTS, or the dialect's own
     # guarded form); they run after the migrations since an index may need a migrated column.
+    # A failure is only logged (upstream): e.g. ``version`` skipped the migration that adds
+    # safety_identifier to a schema that does not have it yet.
     for index in sql.create_indexes:
-        session.execute(index)
+        problem = session.try_execute(index)
+        if problem is not None:
+            log.warning("could not create a %s index (%s): %s", dialect.name, index, problem)
     return applied

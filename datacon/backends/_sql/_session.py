@@ -30,6 +30,11 @@ class Session(Protocol):
         """A block whose statements commit together or not at all (nested: a savepoint)."""
         ...
 
+    def try_execute(self, sql: str) -> str | None:
+        """Run a best-effort statement in its own (sub)transaction; the driver's error text
+        (secrets removed) if it failed, else ``None``. Nothing else is affected by a failure."""
+        ...
+
 
 class Connector(Protocol):
     """A backend's connection pool, seen by the shared layer.

@@ -28,8 +28,9 @@ MIGRATION_LOCK = 0x736D675F6D696772
 class PostgresSession:
     """One pooled connection in autocommit mode: a statement is one round trip, no COMMIT."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], scrub: Scrubber) -> None:
         self._conn = conn
+        self._scrub = scrub
 
     def execute(self, sql: str, params: Params | None = None) -> int:
         return self._conn.execute(sql, params).rowcount
@@ -44,6 +45,14 @@ class PostgresSession:
     def transaction(self) -> AbstractContextManager[None]:
         """BEGIN ... COMMIT (ROLLBACK on error); nested, a savepoint."""
         return _transaction(self._conn)
+
+    def try_execute(self, sql: str) -> str | None:
+        try:
+            with self._conn.transaction():
+                self._conn.execute(sql)
+        except psycopg.Error as exc:
+            return self._scrub(str(exc))
+        return None
 
 
 @contextmanager
@@ -97,7 +106,7 @@ class PostgresConnector:
     @contextmanager
     def session(self, *, write: bool = False, conflict: str = "") -> Iterator[PostgresSession]:
         with translate(conflict, self._scrub, self._timeout), self._pool.connection() as conn:
-            yield PostgresSession(conn)
+            yield PostgresSession(conn, self._scrub)
 
     @contextmanager
     def migration_session(self) -> Iterator[PostgresSession]:

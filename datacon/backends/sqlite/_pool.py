@@ -37,6 +37,14 @@ class SqliteSession:
     def fetchall(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
         return self._conn.execute(sql, params or {}).fetchall()
 
+    def try_execute(self, sql: str) -> str | None:
+        try:
+            with self.transaction():
+                self._conn.execute(sql)
+        except sqlite3.Error as exc:
+            return str(exc)
+        return None
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """``BEGIN IMMEDIATE`` (the write lock up front, so it never fails half-way with

@@ -13,11 +13,15 @@ __all__ = ["SqliteDialect"]
 
 
 def _bare(quoted: str) -> str:
-    return quoted.strip('"').lower()
+    return quoted.strip("`").lower()
 
 
 class SqliteDialect(Dialect):
     """SQLite 3.35+ (RETURNING, DROP COLUMN; JSON is not needed: it is stored as text).
+
+    Identifiers are quoted with backticks, not double quotes: SQLite reads a double-quoted
+    name that matches no column as a string literal, which would hide a misconfigured
+    schema; a backtick-quoted one is always an identifier.
 
     Timestamps are INTEGER microseconds since the Unix epoch: exact to the microsecond,
     and ``ORDER BY``/range comparisons are plain integer comparisons on the index. JSON
@@ -36,6 +40,9 @@ class SqliteDialect(Dialect):
 
     def param(self, name: str) -> str:
         return f":{name}"
+
+    def ident(self, name: str) -> str:
+        return f"`{name}`"
 
     def encode_time(self, value: datetime) -> Any:
         return to_epoch_us(value)

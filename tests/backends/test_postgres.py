@@ -1,0 +1,426 @@
+"""The ``postgres`` backend on a real server: migrations, JSON, typed extras, errors, pool."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from datacon import (
+    BeforeHookResult,
+    ColumnDef,
+    ListParams,
+    NewConversation,
+    NewConversationItem,
+    PostgresConfig,
+    RequestContext,
+    SchemaConfig,
+    Storage,
+    StorageFactoryConfig,
+    StorageHook,
+    StorageOperation,
+    StoredResponse,
+    TableConfig,
+    create_storage,
+)
+from datacon.backends._sql import MIGRATIONS, render
+from datacon.backends._sql._migrations import version_insert_sql
+from datacon.backends.postgres import PostgresDialect
+from datacon.errors import BackendUnavailableError, MigrationRequiredError, PoolTimeoutError
+from tests.servers.postgres import PASSWORD, PostgresBackend
+from tests.support import RENAMED_SCHEMA, free_port, repo_root
+
+pytestmark = pytest.mark.postgres
+
+T0 = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+PG = PostgresDialect()
+
+
+def open_pg(url: str, schema: SchemaConfig | None = None, hook: StorageHook | None = None, **options: Any) -> Storage:
+    config = PostgresConfig(db_url=url, schema=schema, **options)
+    return create_storage(StorageFactoryConfig(backend="postgres", postgres=config, hook=hook))
+
+
+@pytest.fixture
+def fresh_url(postgres_backend: PostgresBackend) -> Iterator[str]:
+    """A new, empty database (migration tests must not share ``_schema_versions``)."""
+    url = postgres_backend.create_database()
+    try:
+        yield url
+    finally:
+        postgres_backend.drop_database(url)
+
+
+def query(backend: PostgresBackend, url: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    with backend.connect(url) as conn:
+        rows: list[tuple[Any, ...]] = conn.execute(sql, params).fetchall()
+        return rows
+
+
+def columns(backend: PostgresBackend, url: str, table: str) -> set[str]:
+    rows = query(backend, url, "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))
+    return {row[0] for row in rows}
+
+
+def versions(backend: PostgresBackend, url: str) -> list[int]:
+    return [row[0] for row in query(backend, url, "SELECT version FROM _schema_versions ORDER BY version")]
+
+
+# --- migrations ----------------------------------------------------------------------------------
+
+LEGACY_RESPONSES = (
+    "CREATE TABLE responses (id VARCHAR(64) PRIMARY KEY, conversation_id VARCHAR(64), "
+    "previous_response_id VARCHAR(64), input JSON, created_at TIMESTAMPTZ, model VARCHAR(128), raw_response JSON, "
+    "user_id VARCHAR(128), output JSON, metadata JSON, instructions TEXT, tool_calls JSON)"
+)
+
+
+@pytest.fixture
+def legacy_url(postgres_backend: PostgresBackend, fresh_url: str) -> str:
+    """A database as an older upstream release left it: tables at v0, no versions recorded."""
+    with postgres_backend.connect(fresh_url) as conn:
+        for ddl in render(SchemaConfig(), PG).create_tables[:3]:
+            conn.execute(ddl)
+        conn.execute(LEGACY_RESPONSES)
+        conn.execute(
+            "INSERT INTO responses (id, input, created_at, raw_response, user_id, output) "
+            "VALUES ('resp_old', '[\"hi\"]', %s, 'null', 'u', '{}')",
+            (T0,),
+        )
+    return fresh_url
+
+
+EXPECTED_STATEMENTS = (
+    'ALTER TABLE "responses" ADD COLUMN IF NOT EXISTS "safety_identifier" VARCHAR(128)',
+    version_insert_sql(PG, MIGRATIONS[0]),
+    'ALTER TABLE "responses" DROP COLUMN IF EXISTS "user_id"',
+    version_insert_sql(PG, MIGRATIONS[1]),
+    (
+        'ALTER TABLE "responses" DROP COLUMN IF EXISTS "output", DROP COLUMN IF EXISTS "metadata", '
+        'DROP COLUMN IF EXISTS "instructions", DROP COLUMN IF EXISTS "tool_calls"'
+    ),
+    version_insert_sql(PG, MIGRATIONS[2]),
+)
+
+
+def test_fresh_database_is_created_at_the_latest_version(postgres_backend: PostgresBackend, fresh_url: str) -> None:
+    with open_pg(fresh_url, SchemaConfig(auto_migrate=False)) as storage:
+        storage.responses.store_response(StoredResponse(id="r1", safety_identifier="u"))
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3]
+    assert "safety_identifier" in columns(postgres_backend, fresh_url, "responses")
+    indexes = {row[0] for row in query(postgres_backend, fresh_url, "SELECT indexname FROM pg_indexes")}
+    assert {"conv_item_links_conv_idx", "responses_safety_idx", "pk_conv_item_link"} <= indexes
+    with open_pg(fresh_url, SchemaConfig(auto_migrate=False)):  # reopens with nothing pending
+        pass
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3]
+
+
+def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: PostgresBackend, legacy_url: str) -> None:
+    with pytest.raises(MigrationRequiredError) as info:
+        open_pg(legacy_url, SchemaConfig(auto_migrate=False))
+    assert info.value.statements == EXPECTED_STATEMENTS
+    message = str(info.value)
+    assert message.startswith("Schema migration required (current version: 0, latest version: 3).")
+    assert "  v1: Add safety_identifier column to responses\n" in message
+    assert "set `auto_migrate: true` in your postgres schema config" in message
+    assert "set `version: 3`" in message
+    assert "user_id" in columns(postgres_backend, legacy_url, "responses")  # nothing migrated
+    # The listed SQL, applied by hand, brings the schema up to date.
+    with postgres_backend.connect(legacy_url) as conn:
+        for statement in info.value.statements:
+            conn.execute(statement)
+    with open_pg(legacy_url, SchemaConfig(auto_migrate=False)) as storage:
+        assert storage.responses.get_response("resp_old") is not None
+
+
+def test_auto_migrate_applies_and_keeps_data(postgres_backend: PostgresBackend, legacy_url: str) -> None:
+    with open_pg(legacy_url, SchemaConfig(auto_migrate=True)) as storage:
+        assert storage.responses.inner._store.applied_migrations == [1, 2, 3]  # type: ignore[attr-defined]
+        old = storage.responses.get_response("resp_old")
+        assert old is not None
+        assert old.input == ["hi"]
+        assert old.created_at == T0
+        storage.responses.store_response(StoredResponse(id="resp_new", safety_identifier="u"))
+        assert [r.id for r in storage.responses.list_identifier_responses("u")] == ["resp_new"]
+    assert versions(postgres_backend, legacy_url) == [1, 2, 3]
+    assert columns(postgres_backend, legacy_url, "responses") == {
+        "id",
+        "conversation_id",
+        "previous_response_id",
+        "input",
+        "created_at",
+        "model",
+        "raw_response",
+        "safety_identifier",
+    }
+    descriptions = query(postgres_backend, legacy_url, "SELECT description FROM _schema_versions ORDER BY version")
+    assert [row[0] for row in descriptions] == [m.description for m in MIGRATIONS]
+
+
+def test_version_setting_skips_migrations(postgres_backend: PostgresBackend, legacy_url: str) -> None:
+    with pytest.raises(MigrationRequiredError) as info:
+        open_pg(legacy_url, SchemaConfig(version=2))
+    assert "current version: 2, latest version: 3" in str(info.value)
+    assert info.value.statements == EXPECTED_STATEMENTS[4:]
+    with open_pg(legacy_url, SchemaConfig(version=3)):  # the safety index cannot be made: only logged
+        pass
+    assert versions(postgres_backend, legacy_url) == []  # skipped, not recorded
+    assert "user_id" in columns(postgres_backend, legacy_url, "responses")
+
+
+RACER = """
+import json, sys, time
+from datacon import PostgresConfig, SchemaConfig, StorageFactoryConfig, create_storage
+url, start = sys.argv[1], float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))  # every process starts at the same instant
+cfg = PostgresConfig(db_url=url, schema=SchemaConfig(auto_migrate=True))
+with create_storage(StorageFactoryConfig(backend="postgres", postgres=cfg)) as storage:
+    print(json.dumps(storage.responses.inner._store.applied_migrations))
+"""
+
+
+def race(url: str, processes: int) -> list[list[int]]:
+    import time
+
+    start = time.time() + 2.0  # after every interpreter has imported datacon
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, url, str(start)],
+            cwd=repo_root(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    applied = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-3000:]
+        applied.append(json.loads(out.strip().splitlines()[-1]))
+    return applied
+
+
+def test_processes_migrating_at_once_apply_each_migration_once(
+    postgres_backend: PostgresBackend, legacy_url: str
+) -> None:
+    applied = race(legacy_url, 5)
+    assert sorted(v for versions_ in applied for v in versions_) == [1, 2, 3]
+    assert [1, 2, 3] in applied  # the first one under the lock applied all three
+    assert versions(postgres_backend, legacy_url) == [1, 2, 3]
+
+
+def test_processes_creating_a_fresh_database_at_once(postgres_backend: PostgresBackend, fresh_url: str) -> None:
+    assert race(fresh_url, 5) == [[]] * 5  # created at the latest version, nothing to migrate
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3]
+
+
+# --- JSON and typed extra columns ----------------------------------------------------------------
+
+
+def test_json_columns_round_trip_as_json(postgres_backend: PostgresBackend, fresh_url: str) -> None:
+    metadata = {"title": "t", "nested": {"list": [1, 2.5, None, True], "uni": "żółw 🐢"}}
+    with open_pg(fresh_url) as storage:
+        conv = storage.conversations.create_conversation(NewConversation(metadata=metadata))
+        storage.conversations.create_conversation(NewConversation(id="conv_nometa"))
+        storage.items.create_item(NewConversationItem("message", [{"type": "text", "text": "x"}], id="msg_1"))
+        storage.items.create_item(NewConversationItem("message", None, id="msg_null"))
+        first = StoredResponse(id="resp_1", input=[{"role": "user", "content": "q"}], raw_response={"output": [1]})
+        storage.responses.store_response(first)
+        storage.responses.store_response(StoredResponse(id="resp_2", previous_response_id="resp_1", input=None))
+        got = storage.conversations.get_conversation(conv.id)
+        assert got is not None
+        assert got.metadata == metadata
+        updated = storage.conversations.update_conversation(conv.id, {"new": {"deeper": [{}]}})
+        assert updated is not None
+        assert updated.metadata == {"new": {"deeper": [{}]}}
+        assert updated.created_at == conv.created_at
+        item = storage.items.get_item("msg_1")
+        assert item is not None
+        assert item.content == [{"type": "text", "text": "x"}]
+        chain = storage.responses.get_response_chain("resp_2")
+        assert [(r.id, r.input, r.raw_response) for r in chain] == [
+            ("resp_1", first.input, {"output": [1]}),
+            ("resp_2", None, None),
+        ]
+    types = query(
+        postgres_backend,
+        fresh_url,
+        "SELECT id, pg_typeof(metadata)::text, json_typeof(metadata) FROM conversations ORDER BY id",
+    )
+    assert types == [(conv.id, "json", "object"), ("conv_nometa", "json", None)]  # None metadata: SQL NULL
+    content = query(postgres_backend, fresh_url, "SELECT id, json_typeof(content) FROM conversation_items ORDER BY id")
+    assert content == [("msg_1", "array"), ("msg_null", "null")]  # JSON null is stored as JSON null
+
+
+class Extras:
+    """A hook supplying extra-column values of several Python types."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.values = dict(values)
+
+    def before(self, operation: StorageOperation, context: RequestContext | None, payload: Any) -> BeforeHookResult:
+        return BeforeHookResult.cont(self.values)
+
+    def after(
+        self,
+        operation: StorageOperation,
+        context: RequestContext | None,
+        payload: Any,
+        result: Any,
+        extra: Mapping[str, Any],
+    ) -> None:
+        return None
+
+
+TYPED = {
+    "n": ColumnDef("INTEGER"),
+    "at": ColumnDef("TIMESTAMPTZ"),
+    "local_ts": ColumnDef("TIMESTAMP"),
+    "doc": ColumnDef("JSONB"),
+    "flag": ColumnDef("BOOLEAN"),
+    "price": ColumnDef("NUMERIC(10,2)"),
+    "label": ColumnDef("VARCHAR(20)", default_value="dflt"),
+}
+TYPED_SCHEMA = SchemaConfig(
+    conversations=TableConfig("tx_convs", extra_columns=TYPED),
+    conversation_items=TableConfig("tx_items", extra_columns=TYPED),
+    conversation_item_links=TableConfig("tx_links", extra_columns=TYPED),
+    responses=TableConfig("tx_resps", extra_columns=TYPED),
+)
+VALUES = {
+    "n": 42,
+    "at": T0,
+    "local_ts": "2026-01-02 03:04:05.123456",
+    "doc": {"k": [1, "two"]},
+    "flag": True,
+    "price": Decimal("12.34"),
+}
+
+
+def test_typed_extra_columns_are_written_with_their_types(postgres_backend: PostgresBackend, fresh_url: str) -> None:
+    with open_pg(fresh_url, TYPED_SCHEMA, hook=Extras(VALUES)) as storage:
+        conv = storage.conversations.create_conversation(NewConversation(id="conv_x"))
+        items = [storage.items.create_item(NewConversationItem("message", n, id=f"msg_{n}")).id for n in range(3)]
+        storage.items.link_item(conv.id, items[0], T0)
+        storage.items.link_items(conv.id, [(items[1], T0), (items[2], T0 + timedelta(seconds=1))])
+        storage.responses.store_response(StoredResponse(id="resp_x"))
+        assert [i.id for i in storage.items.list_items(conv.id, ListParams(5))] == items
+    expected = (42, T0, datetime(2026, 1, 2, 3, 4, 5, 123456), {"k": [1, "two"]}, True, Decimal("12.34"), "dflt")
+    for table, rows in (("tx_convs", 1), ("tx_items", 3), ("tx_links", 3), ("tx_resps", 1)):
+        got = query(postgres_backend, fresh_url, f"SELECT n, at, local_ts, doc, flag, price, label FROM {table}")
+        assert got == [expected] * rows, table
+    kinds = query(postgres_backend, fresh_url, "SELECT pg_typeof(n)::text, pg_typeof(doc)::text FROM tx_links LIMIT 1")
+    assert kinds == [("integer", "jsonb")]
+
+
+def test_skipped_columns_are_not_in_the_tables(postgres_backend: PostgresBackend, fresh_url: str) -> None:
+    with open_pg(fresh_url, RENAMED_SCHEMA):
+        pass
+    assert columns(postgres_backend, fresh_url, "dc_resps") == {
+        "id",
+        "conversation_id",
+        "previous_response_id",
+        "input",
+        "created_at",
+        "user_ident",
+        "raw_json",
+        "stored_by",
+        "score",
+    }
+    assert columns(postgres_backend, fresh_url, "dc_items") == {
+        "id",
+        "response_id",
+        "kind",
+        "role",
+        "body",
+        "created_at",
+        "tenant_id",
+    }
+    assert columns(postgres_backend, fresh_url, "dc_links") == {"conv_ref", "item_id", "linked_at", "tenant_id"}
+
+
+# --- errors and the pool -------------------------------------------------------------------------
+
+
+def _with(url: str, *, password: str | None = None, port: int | None = None) -> str:
+    parts = urlsplit(url)
+    user = parts.username or ""
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{user}:{password if password is not None else parts.password}@{host}:{port or parts.port}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+WRONG = "wrong-pg-pass-1234"
+
+
+@pytest.mark.parametrize("problem", ["wrong password", "nothing listening"])
+def test_connection_errors_never_show_the_password(
+    postgres_backend: PostgresBackend, caplog: pytest.LogCaptureFixture, problem: str
+) -> None:
+    if problem == "wrong password":
+        url, secret = _with(postgres_backend.url, password=WRONG), WRONG
+    else:
+        url, secret = _with(postgres_backend.url, port=free_port()), PASSWORD
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(BackendUnavailableError) as info:
+        open_pg(url, connect_timeout_secs=1)
+    text = f"{info.value} {info.value!r}"
+    assert secret not in text
+    assert secret not in caplog.text
+    assert "password authentication failed" in str(info.value) if problem == "wrong password" else True
+    assert "postgres" in str(info.value).lower()
+
+
+def test_pool_stats_and_pool_timeout(postgres_backend: PostgresBackend) -> None:
+    with open_pg(postgres_backend.url, pool_max=1, pool_timeout_secs=0.5) as storage:
+        assert storage.max_concurrency == 1
+        stats = storage.pool_stats()
+        assert stats["size"] == 1
+        assert stats["in_use"] == 0
+        connector = storage.conversations.inner._store.connector  # type: ignore[attr-defined]
+        with connector.session():
+            assert storage.pool_stats()["in_use"] == 1
+            with pytest.raises(PoolTimeoutError, match=r"0\.5 s"):
+                storage.conversations.get_conversation("conv_x")
+        assert storage.pool_stats()["in_use"] == 0
+        assert storage.conversations.get_conversation("conv_x") is None
+
+
+def test_many_threads_share_the_pool(postgres_backend: PostgresBackend) -> None:
+    errors: list[BaseException] = []
+    with open_pg(postgres_backend.url, pool_max=4) as storage:
+
+        def work(index: int) -> None:
+            try:
+                for n in range(25):
+                    storage.responses.store_response(StoredResponse(id=f"rt{index}_{n}", safety_identifier=f"t{index}"))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert sum(len(storage.responses.list_identifier_responses(f"t{i}")) for i in range(8)) == 200
+        assert storage.pool_stats()["size"] <= 4
+    postgres_backend.wipe()
+
+
+def test_closed_storage_is_unavailable(postgres_backend: PostgresBackend) -> None:
+    storage = open_pg(postgres_backend.url)
+    raw = storage.conversations.inner  # type: ignore[attr-defined]
+    storage.close()
+    with pytest.raises(BackendUnavailableError):
+        raw.get_conversation("conv_x")
