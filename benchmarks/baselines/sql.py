@@ -137,7 +137,8 @@ class SqlBaseline:
 
 
 def _norm(sql: str) -> str:
-    return re.sub(r"\s+", " ", sql).strip()
+    # Whitespace and the identifier quote character (SQLite takes " or `) do not change a query.
+    return re.sub(r"\s+", " ", sql).replace("`", '"').strip()
 
 
 def _dialect(name: str) -> Any:
