@@ -304,6 +304,11 @@ def test_responses_show_and_chain(place: Place) -> None:
     assert rows[0].split() == ["#", "ID", "PREVIOUS", "MODEL", "CREATED_AT"]
     assert rows[1].split()[:2] == ["1", ids["resp0"]]
     assert len(rows) == 4
+    assert json.loads(run(*cfg, "responses", "chain", ids["resp2"], "--max-depth", "0", "--json").stdout) == []
+    with place.storage() as s:  # a loop: a -> b -> a
+        s.responses.store_response(StoredResponse(id="loop_a", previous_response_id="loop_b"))
+        s.responses.store_response(StoredResponse(id="loop_b", previous_response_id="loop_a"))
+    assert "cycle detected at response" in one_error_line(run(*cfg, "responses", "chain", "loop_a"))
 
 
 # -- export and import -----------------------------------------------------------------------
