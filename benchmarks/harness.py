@@ -30,7 +30,7 @@ class Settings:
         if quick:
             return cls(True, rounds=3, inner=5, big_conversation=2_000, chain_depths=(10, 100),
                        peer_messages=50, rss_items=2_000, async_calls=320)
-        return cls(False, rounds=15, inner=40, big_conversation=100_000, chain_depths=(10, 100, 1_000),
+        return cls(False, rounds=21, inner=40, big_conversation=100_000, chain_depths=(10, 100, 1_000),
                    peer_messages=1_000, rss_items=100_000, async_calls=3_200)
 
 
