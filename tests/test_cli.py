@@ -738,3 +738,35 @@ def test_concurrent_migrate_apply_on_postgres_applies_each_migration_once(
         assert [code for code, _, _ in results] == [0, 0, 0, 0], results
         # Under the advisory lock each migration ran once (a second INSERT would have failed).
         assert pg.sql("SELECT version FROM _schema_versions ORDER BY version") == [(1,), (2,), (3,)]
+
+
+def test_a_failed_import_batch_writes_nothing_and_a_rerun_resumes(sql_place: SchemaPlace, tmp_path: Path) -> None:
+    target = sql_place.place
+    with target.storage():
+        pass
+    # The database itself refuses one item of the third batch (a trigger / CHECK constraint).
+    if target.name == "sqlite":
+        sql_place.sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON conversation_items WHEN NEW.role = 'forbidden' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+        lift = "DROP TRIGGER refuse"
+    else:
+        sql_place.sql("ALTER TABLE conversation_items ADD CONSTRAINT refuse CHECK (role <> 'forbidden')")
+        lift = "ALTER TABLE conversation_items DROP CONSTRAINT refuse"
+    lines = dump_lines(100)
+    records = [json.loads(line) for line in lines]
+    items = [r for r in records if r["type"] == "item"]
+    items[45]["role"] = "forbidden"  # batches of 20: the third batch is items 40-59
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    try:
+        failed = run("--config", str(target.file), "import", str(dump), "--batch", "20")
+        assert "refuse" in one_error_line(failed)
+        assert sql_place.sql("SELECT COUNT(*) FROM conversation_items") == [(40,)]  # two whole batches
+        assert sql_place.sql("SELECT COUNT(*) FROM conversations") == [(4,)]
+    finally:
+        sql_place.sql(lift)
+    resumed = json.loads(run("--config", str(target.file), "import", str(dump), "--batch", "20", "--json").stdout)
+    assert resumed["created"] == {"conversation": 0, "item": 60, "link": 100, "response": 20}
+    assert resumed["skipped"] == {"conversation": 4, "item": 40, "link": 0, "response": 0}
