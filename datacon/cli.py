@@ -375,20 +375,31 @@ def import_command(ctx: click.Context, source: str, batch: int, as_json: bool) -
     if source == "-":
         # Bytes, decoded line by line: an undecodable line is reported with its number.
         stdin: IO[bytes] = sys.stdin.buffer
-        with _open(config, must_exist=False) as storage:
-            result = _export.import_records(storage, _export.read_records(stdin), batch)
+        records = _export.read_records(stdin)
     else:
         with open(source, "rb") as stream:
             for _ in _export.read_records(stream):
                 pass
-        with _open(config, must_exist=False) as storage:
-            result = _export.import_records(storage, _read_file(source), batch)
+        records = _read_file(source)
+    with _open(config, must_exist=False) as storage, _resumable():
+        result = _export.import_records(storage, records, batch)
     for warning in result.warnings:
         click.echo(f"datacon: warning: {warning}", err=True)
     if as_json:
         click.echo(json.dumps(_counts_json(result), indent=2))
     else:
         _counts_table(result)
+
+
+@contextmanager
+def _resumable() -> Iterator[None]:
+    """Say, with a failure in the middle of a write, what was kept and how to go on."""
+    try:
+        yield
+    except _export.NotEnumerableError:
+        raise  # refused before anything was read or written
+    except DataconError as exc:
+        _fail(f"{_error_line(exc)} (the batches before it are written: re-run the same command to resume)")
 
 
 def _read_file(path: str) -> Iterator[_export.Record]:
@@ -423,9 +434,11 @@ def copy_command(source_path: str, target_path: str, batch: int, verify: bool, p
                     bar.label = f"copying {kind}s"
                     bar.update(n)
 
-                result = _export.copy_storage(source, target, batch, advance)
+                with _resumable():
+                    result = _export.copy_storage(source, target, batch, advance)
         else:
-            result = _export.copy_storage(source, target, batch)
+            with _resumable():
+                result = _export.copy_storage(source, target, batch)
         problems = _verify(source, target, batch) if verify else None
     for warning in result.warnings:
         click.echo(f"datacon: warning: {warning}", err=True)

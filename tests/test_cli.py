@@ -636,6 +636,11 @@ def test_export_of_a_backend_without_the_seam_fails_cleanly(tmp_path: Path) -> N
     cfg.write_text("backend: none\n")
     line = one_error_line(run("--config", str(cfg), "export"))
     assert line.startswith("datacon: error: the none backend cannot be enumerated")
+    source = tmp_path / "src.yaml"
+    source.write_text("backend: none\n")
+    copy_line = one_error_line(run("copy", "--from", str(source), "--to", str(cfg), "--no-progress"))
+    assert copy_line.startswith("datacon: error: the none backend cannot be enumerated")
+    assert "resume" not in copy_line
 
 
 class SchemaPlace:
@@ -762,7 +767,9 @@ def test_a_failed_import_batch_writes_nothing_and_a_rerun_resumes(sql_place: Sch
     dump.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     try:
         failed = run("--config", str(target.file), "import", str(dump), "--batch", "20")
-        assert "refuse" in one_error_line(failed)
+        line = one_error_line(failed)
+        assert "refuse" in line
+        assert line.endswith("(the batches before it are written: re-run the same command to resume)")
         assert sql_place.sql("SELECT COUNT(*) FROM conversation_items") == [(40,)]  # two whole batches
         assert sql_place.sql("SELECT COUNT(*) FROM conversations") == [(4,)]
     finally:
