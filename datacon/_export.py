@@ -32,6 +32,10 @@ from the start), ascending; an empty page means the end. ``restore_*`` insert th
 key is absent, exactly as given (``created_at`` kept), skip the others, and return how many were
 inserted; each call is atomic (one transaction): a failed call writes nothing.
 
+The memory backend implements these on its stores. For SQLite and PostgreSQL (over the shared
+SQL layer) and for Redis, adapters in this module implement the same contract over the
+backends' internals (``_ADAPTERS``), until those backends carry the methods themselves.
+
 Writing falls back to the public API when a backend has no ``restore_*``: still idempotent
 (an existing id or link is skipped), but not atomic per batch, and conversations and items get
 a new ``created_at`` (a warning says so). Re-running an import or copy is always safe.
@@ -58,6 +62,7 @@ from datacon.models import Conversation, ConversationItem, NewConversation, NewC
 from datacon.storage import Storage
 
 __all__ = [
+    "DEFAULT_BATCH",
     "KINDS",
     "Digest",
     "Enumerable",
@@ -68,13 +73,18 @@ __all__ = [
     "Record",
     "Restorable",
     "compare_digests",
+    "copy_storage",
+    "counts",
     "digest",
     "dump_record",
     "enumerable",
     "import_records",
     "iter_all",
+    "iter_batches",
+    "kind_of",
     "parse_record",
     "read_records",
+    "restorable",
 ]
 
 Kind: TypeAlias = Literal["conversation", "item", "link", "response"]
@@ -200,27 +210,37 @@ class _StoreSeam:
 def enumerable(storage: Storage) -> Enumerable:
     """The enumeration seam of ``storage`` (as ``create_storage`` returns it).
 
-    :raises NotEnumerableError: the backend does not implement the seam.
+    The backend's own store methods when it has them all, else this module's adapter for it.
+
+    :raises NotEnumerableError: the backend offers neither.
     """
-    adapter = _ADAPTERS.get(storage.backend)
-    if adapter is not None:
-        seam: Enumerable = adapter(storage)
-        return seam
     missing = _missing(storage, _READS)
-    if missing:
+    if not missing:
+        return _StoreSeam(storage)
+    adapter = _adapter(storage)
+    if adapter is None:
         raise NotEnumerableError(
             f"the {storage.backend} backend cannot be enumerated (export and copy need {', '.join(missing)})"
         )
-    return _StoreSeam(storage)
+    return adapter
 
 
 def restorable(storage: Storage) -> Restorable | None:
     """The atomic write seam of ``storage``, or ``None`` (writes then use the public API)."""
-    adapter = _ADAPTERS.get(storage.backend)
-    if adapter is not None:
-        seam: Restorable = adapter(storage)
-        return seam
-    return None if _missing(storage, _WRITES) else _StoreSeam(storage)
+    if not _missing(storage, _WRITES):
+        return _StoreSeam(storage)
+    return _adapter(storage)
+
+
+def _adapter(storage: Storage) -> _RedisSeam | _SqlSeam | None:
+    factory = _ADAPTERS.get(storage.backend)
+    if factory is None:
+        return None
+    try:
+        return factory(storage)
+    except AttributeError as exc:
+        # The adapter reads backend internals; say so rather than fail with a traceback.
+        raise NotEnumerableError(f"the {storage.backend} backend's internals changed: {exc}") from exc
 
 
 class _RedisSeam:
@@ -537,7 +557,11 @@ def _render_sql_seam(store: Any) -> dict[str, str]:
 
 
 # Backends whose seam lives here, over their internals, rather than on their raw stores.
-_ADAPTERS: dict[str, Callable[[Storage], Any]] = {"redis": _RedisSeam, "sqlite": _SqlSeam, "postgres": _SqlSeam}
+_ADAPTERS: dict[str, Callable[[Storage], _RedisSeam | _SqlSeam]] = {
+    "redis": _RedisSeam,
+    "sqlite": _SqlSeam,
+    "postgres": _SqlSeam,
+}
 
 
 # -- reading -----------------------------------------------------------------------------------
