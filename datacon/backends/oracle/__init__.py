@@ -1,0 +1,51 @@
+"""The ``oracle`` backend: Oracle Database through python-oracledb (thin mode) and its pool.
+
+The shared SQL layer (``datacon.backends._sql``: generic storages, migrations runner,
+``_schema_versions``) with :class:`OracleDialect` and Oracle's own statements
+(``_sql.render_oracle``): owner-qualified uppercase identifiers, JSON as CLOB text,
+``TIMESTAMP(6) WITH TIME ZONE``, DDL guarded by catalog probes and PL/SQL blocks,
+``INSERT ALL`` for several links, a single keyset query per page (``FETCH NEXT``), and one
+recursive query (``CYCLE``) per response chain. Every single-statement operation is one
+round trip on an autocommit connection.
+
+Not run against an Oracle server in this repository's CI: see docs/oracle.md.
+"""
+
+from __future__ import annotations
+
+from datacon.config import OracleConfig
+from datacon.schema import SchemaConfig
+from datacon.storage import Storage
+
+from ._pool import OracleConnector, pool_params
+from ._sql import OracleDialect, dialect_for, render_oracle
+from ._store import open_oracle_storage
+
+__all__ = [
+    "OracleConnector",
+    "OracleDialect",
+    "dialect_for",
+    "open_storage",
+    "oracle_schema",
+    "pool_params",
+    "render_oracle",
+]
+
+
+def oracle_schema(schema: SchemaConfig | None) -> SchemaConfig:
+    """The schema as Oracle uses it: uppercased (``uppercase_for_oracle``), then validated."""
+    uppercased = (schema or SchemaConfig()).uppercase_for_oracle()
+    uppercased.validate()
+    return uppercased
+
+
+def open_storage(config: OracleConfig) -> Storage:
+    """The three Oracle storages over one pool; tables created and migrations checked.
+
+    :raises ConfigError: the schema is invalid, or ``external_auth`` in thin mode.
+    :raises BackendUnavailableError: the database cannot be reached or refuses the login.
+    :raises MigrationRequiredError: an existing older schema needs migrations and
+        ``auto_migrate`` is off.
+    """
+    schema = oracle_schema(config.schema)
+    return open_oracle_storage(OracleConnector(config), dialect_for(schema), schema)
