@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from benchmarks.harness import Row, Settings, fmt_time
-from benchmarks.workloads import Target, build_chain
+from benchmarks.workloads import Target, analyze, build_chain
 from datacon import ListParams, NewConversation, NewConversationItem, SortOrder
 from datacon.storage import Storage
 
@@ -344,6 +344,7 @@ async def _measure(t: Target, s: Settings, adapters: list[Adapter]) -> list[Row]
                 await adapter.append(session, index)
             append_time[adapter.label] += time.perf_counter() - began
 
+    analyze(t)  # every store's tables are in the same database: fresh statistics for all of them
     for adapter in live:  # every store must really hold what was written
         got = await adapter.last(long[adapter.label], LAST)
         assert len(got) == LAST, f"{adapter.label}: read {len(got)} of the last {LAST}"
