@@ -35,7 +35,7 @@ from datacon import (
 from datacon.backends._sql import MIGRATIONS, render
 from datacon.backends._sql._migrations import version_insert_sql
 from datacon.backends.postgres import PostgresDialect
-from datacon.errors import BackendUnavailableError, MigrationRequiredError, PoolTimeoutError
+from datacon.errors import BackendError, BackendUnavailableError, MigrationRequiredError, PoolTimeoutError
 from tests.servers.postgres import PASSWORD, PostgresBackend
 from tests.support import RENAMED_SCHEMA, free_port, repo_root
 
@@ -377,8 +377,9 @@ def test_connection_errors_never_show_the_password(
     text = f"{info.value} {info.value!r}"
     assert secret not in text
     assert secret not in caplog.text
-    assert "password authentication failed" in str(info.value) if problem == "wrong password" else True
-    assert "postgres" in str(info.value).lower()
+    assert str(info.value).startswith("Postgres unavailable: ")
+    expected = "password authentication failed" if problem == "wrong password" else "refused"
+    assert expected in str(info.value)
 
 
 def test_pool_stats_and_pool_timeout(postgres_backend: PostgresBackend) -> None:
@@ -424,3 +425,13 @@ def test_closed_storage_is_unavailable(postgres_backend: PostgresBackend) -> Non
     storage.close()
     with pytest.raises(BackendUnavailableError):
         raw.get_conversation("conv_x")
+
+
+def test_non_object_metadata_written_by_others_is_a_backend_error(postgres_backend: PostgresBackend) -> None:
+    with open_pg(postgres_backend.url) as storage:
+        storage.conversations.create_conversation(NewConversation(id="conv_list_meta"))
+        with postgres_backend.connect() as conn:
+            conn.execute("UPDATE conversations SET metadata = '[1, 2]' WHERE id = 'conv_list_meta'")
+        with pytest.raises(BackendError, match="expected JSON object for conversation metadata, got JSON list"):
+            storage.conversations.get_conversation("conv_list_meta")
+    postgres_backend.wipe()

@@ -27,7 +27,7 @@ from datacon._time import to_epoch_us
 from datacon.backends._sql import MIGRATIONS, render
 from datacon.backends._sql._migrations import version_insert_sql
 from datacon.backends.sqlite import SqliteDialect
-from datacon.errors import ConflictError, MigrationRequiredError
+from datacon.errors import BackendError, ConflictError, MigrationRequiredError
 from tests.support import repo_root
 
 pytestmark = pytest.mark.sqlite
@@ -361,3 +361,22 @@ def test_version_setting_skips_migrations_without_recording_them(legacy_db: Path
         pass
     assert versions(legacy_db) == []
     assert "user_id" in columns(legacy_db, "responses")
+
+
+def test_rows_written_by_others_that_cannot_be_read_are_backend_errors(db: Path) -> None:
+    with open_sqlite(db) as storage:
+        storage.conversations.create_conversation(NewConversation(id="conv_bad", metadata={"a": 1}))
+        storage.responses.store_response(StoredResponse(id="resp_bad"))
+        conn = sqlite3.connect(db)
+        try:
+            conn.execute("UPDATE conversations SET metadata = '{not json' WHERE id = 'conv_bad'")
+            conn.execute("UPDATE responses SET created_at = 'yesterday' WHERE id = 'resp_bad'")
+            conn.commit()
+        finally:
+            conn.close()
+        with pytest.raises(
+            BackendError, match=r"^SQLite conversation conv_bad has an unreadable column \(JSONDecodeError\)$"
+        ):
+            storage.conversations.get_conversation("conv_bad")
+        with pytest.raises(BackendError, match="SQLite response resp_bad has an unreadable column"):
+            storage.responses.get_response_chain("resp_bad")

@@ -64,6 +64,15 @@ def _time(dialect: Dialect, row: dict[str, Any], field: str) -> datetime:
     return dialect.decode_time(row[field]) if field in row else utc_now()
 
 
+_DECODE_ERRORS = (ValueError, TypeError, OverflowError)
+
+
+def _unreadable(dialect: Dialect, kind: str, row: tuple[Any, ...], exc: Exception) -> BackendError:
+    # Only rows written outside datacon can get here; the value itself is never echoed.
+    record_id = row[0] if row else "?"
+    return BackendError(f"{dialect.display} {kind} {record_id} has an unreadable column ({type(exc).__name__})")
+
+
 def _metadata(value: Any) -> dict[str, Any] | None:
     if value is None or isinstance(value, dict):
         return value
@@ -81,11 +90,14 @@ class SqlConversationStorage(ConversationStorage):
 
     def _row(self, row: tuple[Any, ...]) -> Conversation:
         values = dict(zip(self._sql.conv_fields, row, strict=True))
-        return Conversation(
-            id=values["id"],
-            created_at=_time(self._d, values, "created_at"),
-            metadata=_metadata(self._d.decode_json(values.get("metadata"), None)),
-        )
+        try:
+            return Conversation(
+                id=values["id"],
+                created_at=_time(self._d, values, "created_at"),
+                metadata=_metadata(self._d.decode_json(values.get("metadata"), None)),
+            )
+        except _DECODE_ERRORS as exc:
+            raise _unreadable(self._d, "conversation", row, exc) from exc
 
     def create_conversation(self, new: NewConversation) -> Conversation:
         conversation_id = new.id or new_conversation_id()
@@ -147,15 +159,18 @@ class SqlItemStorage(ConversationItemStorage):
 
     def _row(self, row: tuple[Any, ...]) -> ConversationItem:
         values = dict(zip(self._sql.item_fields, row, strict=True))
-        return ConversationItem(
-            id=values["id"],
-            response_id=values.get("response_id"),
-            item_type=values.get("item_type", ""),
-            role=values.get("role"),
-            content=self._d.decode_json(values.get("content"), None),
-            status=values.get("status"),
-            created_at=_time(self._d, values, "created_at"),
-        )
+        try:
+            return ConversationItem(
+                id=values["id"],
+                response_id=values.get("response_id"),
+                item_type=values.get("item_type", ""),
+                role=values.get("role"),
+                content=self._d.decode_json(values.get("content"), None),
+                status=values.get("status"),
+                created_at=_time(self._d, values, "created_at"),
+            )
+        except _DECODE_ERRORS as exc:
+            raise _unreadable(self._d, "item", row, exc) from exc
 
     def create_item(self, new: NewConversationItem) -> ConversationItem:
         item_id = new.id or make_item_id(new.item_type)
@@ -243,16 +258,19 @@ class SqlResponseStorage(ResponseStorage):
 
     def _row(self, row: tuple[Any, ...]) -> StoredResponse:
         values = dict(zip(self._sql.resp_fields, row, strict=True))
-        return StoredResponse(
-            id=values["id"],
-            previous_response_id=values.get("previous_response_id"),
-            input=self._d.decode_json(values.get("input"), []),
-            created_at=_time(self._d, values, "created_at"),
-            safety_identifier=values.get("safety_identifier"),
-            model=values.get("model"),
-            conversation_id=values.get("conversation_id"),
-            raw_response=self._d.decode_json(values.get("raw_response"), None),
-        )
+        try:
+            return StoredResponse(
+                id=values["id"],
+                previous_response_id=values.get("previous_response_id"),
+                input=self._d.decode_json(values.get("input"), []),
+                created_at=_time(self._d, values, "created_at"),
+                safety_identifier=values.get("safety_identifier"),
+                model=values.get("model"),
+                conversation_id=values.get("conversation_id"),
+                raw_response=self._d.decode_json(values.get("raw_response"), None),
+            )
+        except _DECODE_ERRORS as exc:
+            raise _unreadable(self._d, "response", row, exc) from exc
 
     def store_response(self, response: StoredResponse) -> str:
         fields = self._sql.resp_fields

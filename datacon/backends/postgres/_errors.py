@@ -37,6 +37,21 @@ class Scrubber:
         return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "..."
 
 
+# SQLSTATE classes of a lost or refused connection: 08 (connection exception), 57P01-57P03
+# (admin/crash shutdown, cannot connect now), 53300 (too many connections).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def _is_connection_failure(exc: Exception) -> bool:
+    if isinstance(exc, psycopg.InterfaceError):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    # libpq-level failures (refused, authentication, closed socket) carry no SQLSTATE.
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith(_UNAVAILABLE_STATES)
+
+
 def convert(exc: Exception, conflict: str, scrub: Scrubber, pool_timeout: float) -> BackendError | ConflictError:
     """The datacon error for a psycopg/psycopg_pool exception (the caller chains it)."""
     if isinstance(exc, pgerrors.UniqueViolation):
@@ -46,7 +61,7 @@ def convert(exc: Exception, conflict: str, scrub: Scrubber, pool_timeout: float)
     if isinstance(exc, psycopg_pool.PoolClosed):
         return BackendUnavailableError("Postgres storage is closed")
     detail = scrub(str(exc) or type(exc).__name__)
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | psycopg_pool.PoolTimeout):
+    if _is_connection_failure(exc):
         return BackendUnavailableError(f"Postgres unavailable: {detail}")
     return BackendError(f"Postgres error: {type(exc).__name__}: {detail}")
 
