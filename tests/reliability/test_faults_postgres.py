@@ -65,7 +65,8 @@ def test_postgres_killed_and_restarted_loses_no_acknowledged_write(cluster: Faul
             storage.conversations.get_conversation("probe")
         probe_time = time.monotonic() - probe_started
         assert PASSWORD not in str(outage.value)
-        cluster.resume()
+        restart_issued = time.monotonic()
+        cluster.resume()  # returns once the server accepts connections again
         restarted_at = time.monotonic()
         recovery = load.first_ack_after(restarted_at, timeout=60)
         assert recovery is not None, f"the same Storage did not recover: {load.unavailable_messages[-3:]}"
@@ -95,7 +96,8 @@ def test_postgres_killed_and_restarted_loses_no_acknowledged_write(cluster: Faul
         "faults[postgres]",
         f"{len(load.acks)} writes acknowledged ({before_kill} before pg_ctl stop -m immediate, {before_terminate} "
         f"before pg_terminate_backend of {terminated} connections), lost 0; {sum(load.unavailable.values())} calls "
-        f"refused with {dict(load.unavailable)}; recovery {recovery:.2f} s after restart (outage "
-        f"{restarted_at - killed_at:.1f} s), {terminate_recovery:.3f} s after pg_terminate_backend; "
+        f"refused with {dict(load.unavailable)}; server down {restart_issued - killed_at:.1f} s, back "
+        f"{restarted_at - restart_issued:.2f} s after pg_ctl start, first write acknowledged {recovery:.2f} s later; "
+        f"{terminate_recovery:.3f} s from pg_terminate_backend to the next acknowledged write; "
         f"{load.conflicts_after_retry} conflicts from retries",
     )

@@ -57,7 +57,8 @@ def test_redis_killed_and_restarted_loses_no_acknowledged_write(tmp_path: Path) 
         with pytest.raises(BackendUnavailableError) as outage:
             storage.conversations.get_conversation("probe")
         assert PASSWORD not in str(outage.value)
-        server.start(port=server.port)
+        restart_issued = time.monotonic()
+        server.start(port=server.port)  # returns once the server accepts connections again
         restarted_at = time.monotonic()
         recovery = load.first_ack_after(restarted_at, timeout=30)
         assert recovery is not None, f"the same Storage did not recover: {load.unavailable_messages[-3:]}"
@@ -88,6 +89,8 @@ def test_redis_killed_and_restarted_loses_no_acknowledged_write(tmp_path: Path) 
         "faults[redis]",
         f"{len(load.acks)} writes acknowledged ({before_kill} before SHUTDOWN NOSAVE, {before_client_kill} before "
         f"CLIENT KILL of {killed} connections), lost 0; {sum(load.unavailable.values())} calls refused with "
-        f"{dict(load.unavailable)}; recovery {recovery:.2f} s after restart (outage {restarted_at - killed_at:.1f} s), "
-        f"{client_recovery:.3f} s after CLIENT KILL; {load.conflicts_after_retry} conflicts from driver retries",
+        f"{dict(load.unavailable)}; server down {restart_issued - killed_at:.1f} s, back "
+        f"{restarted_at - restart_issued:.2f} s after redis-server was started, "
+        f"first write acknowledged {recovery:.3f} s later; {client_recovery:.3f} s from CLIENT KILL to the next "
+        f"acknowledged write; {load.conflicts_after_retry} conflicts from driver retries",
     )
