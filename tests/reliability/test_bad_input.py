@@ -34,7 +34,7 @@ from datacon.errors import (
 )
 from tests.conformance._util import at
 from tests.reliability import figures
-from tests.reliability.conftest import backend_password
+from tests.reliability._backends import backend_password
 from tests.support import RENAMED_SCHEMA, BackendUnderTest
 
 pytestmark = pytest.mark.reliability

@@ -17,7 +17,7 @@ from datacon._time import to_epoch_us
 from datacon.errors import ConflictError
 from tests.conformance._util import at
 from tests.reliability import figures
-from tests.reliability.conftest import backend_password
+from tests.reliability._backends import backend_password
 from tests.support import BackendUnderTest
 
 pytestmark = pytest.mark.reliability

@@ -27,7 +27,7 @@ from datacon import (
 from datacon.errors import DataconError
 from tests.conformance._util import at
 from tests.reliability import figures
-from tests.reliability.conftest import backend_password
+from tests.reliability._backends import backend_password
 from tests.support import BackendUnderTest
 
 pytestmark = pytest.mark.reliability
