@@ -27,8 +27,8 @@ from datacon import (
 from datacon.errors import DataconError
 from tests.conformance._util import at
 from tests.reliability import figures
-from tests.reliability._backends import backend_password
-from tests.support import BackendUnderTest
+from tests.reliability._backends import RELIABILITY_SERVERS, backend_params, backend_password
+from tests.support import RENAMED_SCHEMA, BackendUnderTest
 
 pytestmark = pytest.mark.reliability
 
@@ -58,15 +58,23 @@ JSON = st.recursive(
 OBJECTS = st.dictionaries(TEXT, JSON, max_size=3)
 
 
-def shape(value: Any) -> Any:
-    """A comparable form of a result. Conversation and item ``created_at`` are stamped by each
-    backend at write time, so they are compared against the backend's own earlier answers
-    (see ``Differential.created``), not against the model's.
+def shape(value: Any, skipped: frozenset[str] = frozenset()) -> Any:
+    """A comparable form of a result.
+
+    Conversation and item ``created_at`` are stamped by each backend at write time, so they
+    are compared against the backend's own earlier answers (see ``Differential.created``), not
+    against the model's. ``skipped`` fields (``"item.status"``, ``"response.model"``: skip
+    columns of the schema under test) are blanked on both sides.
     """
+
+    def field(kind: str, name: str, field_value: Any) -> Any:
+        return None if f"{kind}.{name}" in skipped else field_value
+
     if isinstance(value, Conversation):
         return ("conversation", value.id, value.metadata)
     if isinstance(value, ConversationItem):
-        return ("item", value.id, value.response_id, value.item_type, value.role, value.content, value.status)
+        status = field("item", "status", value.status)
+        return ("item", value.id, value.response_id, value.item_type, value.role, value.content, status)
     if isinstance(value, StoredResponse):
         return (
             "response",
@@ -75,14 +83,14 @@ def shape(value: Any) -> Any:
             value.input,
             value.created_at,
             value.safety_identifier,
-            value.model,
+            field("response", "model", value.model),
             value.conversation_id,
             value.raw_response,
         )
     if isinstance(value, ResponseChain):
-        return ("chain", [shape(r) for r in value.responses], value.metadata)
+        return ("chain", [shape(r, skipped) for r in value.responses], value.metadata)
     if isinstance(value, list):
-        return [shape(v) for v in value]
+        return [shape(v, skipped) for v in value]
     return value
 
 
@@ -100,7 +108,10 @@ def outcome(call: Callable[[], Any], password: str | None = None) -> tuple[str, 
 
 
 def make_machine(
-    fresh: Callable[[], Storage], counter: dict[str, int], password: str | None = None
+    fresh: Callable[[], Storage],
+    counter: dict[str, int],
+    password: str | None = None,
+    skipped: frozenset[str] = frozenset(),
 ) -> type[RuleBasedStateMachine]:
     """A state machine comparing the storage ``fresh()`` gives (empty) with a memory model."""
 
@@ -120,7 +131,8 @@ def make_machine(
             counter["steps"] += 1
             expected = outcome(lambda: call(self.model))
             actual = outcome(lambda: call(self.sut), password)
-            assert (actual[0], shape(actual[1])) == (expected[0], shape(expected[1])), f"{name} diverged"
+            got, want = (actual[0], shape(actual[1], skipped)), (expected[0], shape(expected[1], skipped))
+            assert got == want, f"{name} diverged"
             self.check_created(actual[1])
             return actual
 
@@ -260,6 +272,15 @@ def make_machine(
     return Differential
 
 
+SETTINGS = settings(
+    max_examples=MAX_EXAMPLES,
+    stateful_step_count=STEPS,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
 def test_backend_matches_the_memory_model(rel_backend: BackendUnderTest, rel_storage: Storage) -> None:
     counter = {"examples": 0, "steps": 0}
 
@@ -270,18 +291,41 @@ def test_backend_matches_the_memory_model(rel_backend: BackendUnderTest, rel_sto
         rel_backend.wipe()
         return rel_storage
 
-    machine = make_machine(fresh, counter, backend_password(rel_backend))
-    run_state_machine_as_test(
-        machine,
-        settings=settings(
-            max_examples=MAX_EXAMPLES,
-            stateful_step_count=STEPS,
-            deadline=None,
-            database=None,
-            suppress_health_check=[HealthCheck.too_slow],
-        ),
-    )
+    run_state_machine_as_test(make_machine(fresh, counter, backend_password(rel_backend)), settings=SETTINGS)
     figures.record(
         f"differential[{rel_backend.name}]", f"{counter['examples']} examples, {counter['steps']} compared calls"
     )
     assert counter["examples"] >= MAX_EXAMPLES
+
+
+RENAMED_EXAMPLES = 25
+
+
+@pytest.mark.parametrize("name", backend_params(RELIABILITY_SERVERS))
+def test_renamed_schema_matches_the_memory_model(request: pytest.FixtureRequest, name: str) -> None:
+    """The same, on tests.support.RENAMED_SCHEMA: renamed tables and columns, extra columns with
+    defaults, and skipped columns (which read back as ``None``, so they are compared blind)."""
+    backend: BackendUnderTest = request.getfixturevalue(f"{name}_backend")
+    skipped = frozenset(
+        f"{kind}.{field}"
+        for kind, table in (("item", RENAMED_SCHEMA.conversation_items), ("response", RENAMED_SCHEMA.responses))
+        for field in table.skip_columns
+    )
+    assert skipped == {"item.status", "response.model"}
+    counter = {"examples": 0, "steps": 0}
+    storage = create_storage(backend.config(schema=RENAMED_SCHEMA))
+
+    def fresh() -> Storage:
+        backend.wipe(RENAMED_SCHEMA)
+        return storage
+
+    try:
+        machine = make_machine(fresh, counter, backend_password(backend), skipped)
+        run_state_machine_as_test(machine, settings=settings(SETTINGS, max_examples=RENAMED_EXAMPLES))
+    finally:
+        storage.close()
+        backend.wipe(RENAMED_SCHEMA)
+    figures.record(
+        f"differential[{name}-renamed]", f"{counter['examples']} examples, {counter['steps']} compared calls"
+    )
+    assert counter["examples"] >= RENAMED_EXAMPLES
