@@ -202,6 +202,10 @@ def test_pending_migrations_message_names_the_oracle_versions_table() -> None:
     assert "version: 3" in message
     assert version_insert_sql(dialect, MIGRATIONS[1]) in statements
     assert statements[0] == _guard('ALTER TABLE ADMIN."RESPONSES" DROP ("USER_ID")', -904)
+    # Each statement on its own line with one terminator (a PL/SQL block ends with END;).
+    assert f"    {statements[0]}\n" in message
+    assert "END;;" not in message
+    assert f"    {statements[-1]};\n" in message
 
 
 # --- every statement for the default schema ------------------------------------------------
@@ -253,7 +257,9 @@ def test_default_tables_are_upstreams_oracle_ddl() -> None:
         ),
     )
     assert S.create_indexes == (
-        _index("CONVERSATION_ITEM_LINKS_CONV_IDX", "CONVERSATION_ITEM_LINKS", '"CONVERSATION_ID", "ADDED_AT"'),
+        _index(
+            "CONVERSATION_ITEM_LINKS_CONV_IDX", "CONVERSATION_ITEM_LINKS", '"CONVERSATION_ID", "ADDED_AT", "ITEM_ID"'
+        ),
         _index("RESPONSES_PREV_IDX", "RESPONSES", '"PREVIOUS_RESPONSE_ID"'),
         _index("RESPONSES_USER_IDX", "RESPONSES", '"SAFETY_IDENTIFIER"'),
     )
@@ -396,7 +402,10 @@ def test_owner_qualifies_every_table_index_and_catalog_probe() -> None:
             assert sql.count(f'"{table}"') == sql.count(f'APP."{table}"'), sql
     assert dialect.table_exists_sql() == "SELECT 1 FROM all_tables WHERE owner = 'APP' AND table_name = :name"
     assert statements.create_indexes[0] == _index(
-        "CONVERSATION_ITEM_LINKS_CONV_IDX", "CONVERSATION_ITEM_LINKS", '"CONVERSATION_ID", "ADDED_AT"', owner="APP"
+        "CONVERSATION_ITEM_LINKS_CONV_IDX",
+        "CONVERSATION_ITEM_LINKS",
+        '"CONVERSATION_ID", "ADDED_AT", "ITEM_ID"',
+        owner="APP",
     )
     assert statements.conv_select == f'SELECT {CONV_COLS} FROM APP."CONVERSATIONS" WHERE "ID" = :id'
     assert statements.table_probes == S.table_probes  # bare names; the owner is in the probe query
@@ -420,7 +429,7 @@ def test_renames_reach_every_statement() -> None:
     assert 'l."LINKED_AT" > c."LINKED_AT"' in statements.list_asc
     assert 'c."CONV_REF" = :cid' in statements.list_asc
     assert statements.create_indexes == (
-        _index("DC_LINKS_CONV_IDX", "DC_LINKS", '"CONV_REF", "LINKED_AT"'),
+        _index("DC_LINKS_CONV_IDX", "DC_LINKS", '"CONV_REF", "LINKED_AT", "ITEM_ID"'),
         _index("DC_RESPS_PREV_IDX", "DC_RESPS", '"PREVIOUS_RESPONSE_ID"'),
         _index("DC_RESPS_USER_IDX", "DC_RESPS", '"USER_IDENT"'),
     )

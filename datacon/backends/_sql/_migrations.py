@@ -96,7 +96,8 @@ def migration_message(
     for migration, sqls in plans:
         lines.append(f"\n  v{migration.version}: {migration.description}\n")
         for sql in [*sqls, version_insert_sql(dialect, migration)]:
-            lines.append(f"    {sql};\n")
+            # A PL/SQL block (Oracle) already ends with "END;": no second terminator.
+            lines.append(f"    {sql}{'' if sql.endswith(';') else ';'}\n")
             statements.append(sql)
     lines.append(
         f"\nTo apply automatically, set `auto_migrate: true` in your {dialect.name} schema config.\n"

@@ -358,7 +358,10 @@ def render_oracle(schema: SchemaConfig, dialect: OracleDialect) -> OracleStateme
         ),
     )
     # Upstream's Oracle index names: {LINKS}_CONV_IDX, {RESPONSES}_PREV_IDX, {RESPONSES}_USER_IDX.
-    create_indexes = [_create_index(d, _object_name(f"{links_name}_CONV_IDX"), links, ["conversation_id", "added_at"])]
+    # The links index also holds item_id, the page order's tie-break, so a page can be read
+    # in index order (an upstream database keeps its two-column index of the same name).
+    page_columns = ["conversation_id", "added_at", "item_id"]
+    create_indexes = [_create_index(d, _object_name(f"{links_name}_CONV_IDX"), links, page_columns)]
     if not resps.config.is_skipped("previous_response_id"):
         create_indexes.append(_create_index(d, _object_name(f"{resps_name}_PREV_IDX"), resps, ["previous_response_id"]))
     if not resps.config.is_skipped("safety_identifier"):
