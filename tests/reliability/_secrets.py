@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import traceback
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
+
+import pytest
 
 from datacon.errors import DataconError
 
@@ -40,6 +43,13 @@ class Exposure:
         """Labels of the texts that contain ``secret`` (raw or URL-encoded)."""
         needles = {secret, quote(secret, safe=""), *more}
         return [label for label, text in self.texts if any(needle in text for needle in needles)]
+
+
+def log_everything(caplog: pytest.LogCaptureFixture) -> None:
+    """Capture DEBUG from every logger, including those that set their own level (restored after)."""
+    caplog.set_level(logging.DEBUG)
+    for name in list(logging.root.manager.loggerDict):
+        caplog.set_level(logging.DEBUG, logger=name)
 
 
 def find_instances(root: object, cls: type[Any], depth: int = 5) -> list[Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,7 +18,7 @@ from datacon import (
 )
 from datacon.errors import BackendUnavailableError, ConfigError
 from tests.reliability._pg import FaultablePostgres
-from tests.reliability._secrets import Exposure
+from tests.reliability._secrets import Exposure, log_everything
 from tests.servers.postgres import PASSWORD as PG_PASSWORD
 from tests.servers.redis import RedisServer, redis_executable
 from tests.support import free_port
@@ -45,7 +44,7 @@ def exercise(exposure: Exposure, config: StorageFactoryConfig) -> None:
 
 @pytest.mark.redis
 def test_redis_password_appears_nowhere(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)  # every logger, every level
+    log_everything(caplog)
     server = RedisServer(redis_executable(), tmp_path, password=SECRET)
     server.start()
     exposure = Exposure()
@@ -120,7 +119,7 @@ SPECIAL_IN_URL = quote(SPECIAL, safe="")
 
 @pytest.mark.postgres
 def test_postgres_password_appears_nowhere(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)  # every logger, every level
+    log_everything(caplog)
     server = FaultablePostgres()
     exposure = Exposure()
     try:
