@@ -25,7 +25,8 @@ class Ack:
 
 
 class WriterLoad:
-    """``threads`` writers creating conversations, items, links and chained responses in a loop.
+    """``threads`` writers creating conversations, items, links, chained responses and
+    ``link_items`` batches in a loop.
 
     A call that raises ``BackendUnavailableError`` is counted and the writer moves on to a
     new id (so an unacknowledged write is never retried under the same id). Anything else
@@ -39,9 +40,12 @@ class WriterLoad:
         threads: int = 4,
         bound: float = 10.0,
         on_ack: Callable[[Ack], None] | None = None,
+        on_attempt: Callable[[Ack], None] | None = None,
     ) -> None:
         self.storage = storage
         self.on_ack = on_ack  # called (under the load's lock) with every acknowledged write
+        self.on_attempt = on_attempt  # called before every link_items batch is sent
+        self.batches: list[Ack] = []  # every link_items batch attempted, acknowledged or not
         self.tag = tag
         self.bound = bound
         self._stop = threading.Event()
@@ -146,7 +150,7 @@ class WriterLoad:
         while not self._stop.is_set():
             n += 1
             ident = f"{self.tag}-{t}-{n}"
-            step = n % 3
+            step = n % 4
             if step == 0:
                 cid = f"c-{ident}"
                 self._call("conversation", (cid,), s.conversations.create_conversation, NewConversation(cid, {"n": n}))
@@ -155,15 +159,29 @@ class WriterLoad:
                 new = NewConversationItem("message", [{"text": ident}], id=item, role="user")
                 if self._call("item", (item,), s.items.create_item, new):
                     self._call("link", (conv, item), s.items.link_item, conv, item, utc_now())
-            else:
+            elif step == 2:
                 response = StoredResponse(id=f"r-{ident}", previous_response_id=previous, input=[{"n": n}])
                 if self._call("response", (response.id,), s.responses.store_response, response):
                     previous = response.id
+            else:
+                # Links may name items without records (no foreign keys): one atomic multi-row write.
+                ids = [f"fc_{ident}_{k}" for k in range(3)]
+                batch = Ack("batch", (conv, *ids), time.monotonic())
+                with self._lock:
+                    self.batches.append(batch)
+                    if self.on_attempt is not None:
+                        self.on_attempt(batch)
+                now = utc_now()
+                self._call("batch", batch.key, s.items.link_items, conv, [(item, now) for item in ids])
 
     # --- checking
     def missing(self, storage: Storage) -> list[Ack]:
         """Acknowledged writes that ``storage`` cannot read back (must be none)."""
         return missing(storage, self.acks)
+
+    def torn(self, storage: Storage) -> list[Ack]:
+        """Batches the fault left half linked (must be none)."""
+        return torn(storage, self.batches)
 
 
 def missing(storage: Storage, acks: list[Ack]) -> list[Ack]:
@@ -176,8 +194,20 @@ def missing(storage: Storage, acks: list[Ack]) -> list[Ack]:
             found = storage.items.get_item(ack.key[0]) is not None
         elif ack.kind == "link":
             found = storage.items.is_item_linked(ack.key[0], ack.key[1])
+        elif ack.kind == "batch":
+            found = all(storage.items.is_item_linked(ack.key[0], item) for item in ack.key[1:])
         else:
             found = storage.responses.get_response(ack.key[0]) is not None
         if not found:
             lost.append(ack)
     return lost
+
+
+def torn(storage: Storage, batches: list[Ack]) -> list[Ack]:
+    """``link_items`` batches (acknowledged or not) that are partly linked: all or none, always."""
+    partial: list[Ack] = []
+    for batch in batches:
+        linked = {storage.items.is_item_linked(batch.key[0], item) for item in batch.key[1:]}
+        if len(linked) > 1:
+            partial.append(batch)
+    return partial

@@ -84,19 +84,22 @@ def test_postgres_killed_and_restarted_loses_no_acknowledged_write(cluster: Faul
 
     try:
         lost = load.missing(storage)
+        partial = load.torn(storage)
         assert load.unexpected == [], f"errors other than BackendUnavailableError: {load.unexpected[:5]}"
         assert load.slow == [], f"calls slower than the configured timeouts allow ({BOUND} s): {load.slow[:5]}"
         assert during > 0, "no write failed while the server was down: the fault was not observed"
         assert probe_time <= BOUND
         assert lost == [], f"{len(lost)} acknowledged writes lost, e.g. {lost[:3]}"
+        assert partial == [], f"{len(partial)} link_items batches half written, e.g. {partial[:3]}"
         assert all(PASSWORD not in str(exc) for exc in load.errors)
     finally:
         storage.close()
     figures.record(
         "faults[postgres]",
         f"{len(load.acks)} writes acknowledged ({before_kill} before pg_ctl stop -m immediate, {before_terminate} "
-        f"before pg_terminate_backend of {terminated} connections), lost 0; {sum(load.unavailable.values())} calls "
-        f"refused with {dict(load.unavailable)}; server down {restart_issued - killed_at:.1f} s, back "
+        f"before pg_terminate_backend of {terminated} connections), lost 0; {len(load.batches)} link_items batches "
+        f"attempted, none half written; {sum(load.unavailable.values())} calls refused with "
+        f"{dict(load.unavailable)}; server down {restart_issued - killed_at:.1f} s, back "
         f"{restarted_at - restart_issued:.2f} s after pg_ctl start, first write acknowledged {recovery:.2f} s later; "
         f"{terminate_recovery:.3f} s from pg_terminate_backend to the next acknowledged write; "
         f"{load.conflicts_after_retry} conflicts from retries",

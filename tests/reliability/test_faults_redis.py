@@ -77,10 +77,12 @@ def test_redis_killed_and_restarted_loses_no_acknowledged_write(tmp_path: Path) 
 
     try:
         lost = load.missing(storage)
+        partial = load.torn(storage)
         assert load.unexpected == [], f"errors other than BackendUnavailableError: {load.unexpected[:5]}"
         assert load.slow == [], f"calls slower than the configured timeouts allow ({BOUND} s): {load.slow[:5]}"
         assert during > 0, "no write failed while the server was down: the fault was not observed"
         assert lost == [], f"{len(lost)} acknowledged writes lost, e.g. {lost[:3]}"
+        assert partial == [], f"{len(partial)} link_items batches half written, e.g. {partial[:3]}"
         assert all(PASSWORD not in str(exc) for exc in load.errors)
     finally:
         storage.close()
@@ -88,8 +90,9 @@ def test_redis_killed_and_restarted_loses_no_acknowledged_write(tmp_path: Path) 
     figures.record(
         "faults[redis]",
         f"{len(load.acks)} writes acknowledged ({before_kill} before SHUTDOWN NOSAVE, {before_client_kill} before "
-        f"CLIENT KILL of {killed} connections), lost 0; {sum(load.unavailable.values())} calls refused with "
-        f"{dict(load.unavailable)}; server down {restart_issued - killed_at:.1f} s, back "
+        f"CLIENT KILL of {killed} connections), lost 0; {len(load.batches)} link_items batches attempted, none half "
+        f"written; {sum(load.unavailable.values())} calls refused with {dict(load.unavailable)}; "
+        f"server down {restart_issued - killed_at:.1f} s, back "
         f"{restarted_at - restart_issued:.2f} s after redis-server was started, "
         f"first write acknowledged {recovery:.3f} s later; {client_recovery:.3f} s from CLIENT KILL to the next "
         f"acknowledged write; {load.conflicts_after_retry} conflicts from driver retries",
