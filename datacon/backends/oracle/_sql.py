@@ -88,6 +88,7 @@ class OracleDialect(Dialect):
     time_max: ClassVar[str] = "TIMESTAMP '9999-12-31 23:59:59.999999 +00:00'"
     recursive_with: ClassVar[str] = "WITH"
     create_if_not_exists: ClassVar[bool] = False
+    row_values: ClassVar[bool] = False  # no (a, b) > (x, y) in Oracle
     writable_cte: ClassVar[bool] = False
     max_rows_per_insert: ClassVar[int] = INSERT_ALL_MAX_COLUMNS // 3
     idempotent_migrations: ClassVar[bool] = True  # PL/SQL blocks ignoring "exists"/"absent"
