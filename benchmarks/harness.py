@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["Row", "Settings", "interleaved", "once", "write_charts", "write_markdown"]
 
@@ -52,6 +53,7 @@ class Row:
     target: str = ""
     met: bool | None = None
     note: str = ""
+    seconds: tuple[float, float] | None = None  # raw (datacon, other) timings, for charts
 
     def ratio_text(self) -> str:
         return "n/a" if self.ratio is None else f"{self.ratio:.2f}×"
@@ -187,4 +189,35 @@ def write_charts(rows: Sequence[Row], directory: Path, prefix: str) -> list[Path
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
+    depth_chart = _chain_depth_chart(rows, directory / f"{prefix}-chain-depth.png", plt)
+    if depth_chart is not None:
+        written.append(depth_chart)
     return written
+
+
+def _chain_depth_chart(rows: Sequence[Row], path: Path, plt: Any) -> Path | None:
+    """Absolute chain times by depth (log-log): datacon against the naive walk, per backend."""
+    series: dict[str, list[tuple[int, float, float]]] = {}
+    for row in rows:
+        if row.section == "chain" and row.seconds is not None:
+            depth = int(row.measure.rsplit(" ", 1)[-1].replace(",", ""))
+            series.setdefault(row.backend, []).append((depth, *row.seconds))
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for backend, points in series.items():
+        points.sort()
+        depths = [p[0] for p in points]
+        line = ax.plot(depths, [p[1] * 1e3 for p in points], marker="o", label=f"{backend}: datacon")[0]
+        ax.plot(depths, [p[2] * 1e3 for p in points], marker="x", linestyle="--", color=line.get_color(),
+                label=f"{backend}: naive walk")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("chain depth (responses)")
+    ax.set_ylabel("ms per get_response_chain (median)")
+    ax.set_title("2b. Response chains: datacon (solid) against one query per link (dashed)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

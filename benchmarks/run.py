@@ -83,7 +83,10 @@ def _load_all(out: Path) -> list[Row]:
     for name in BACKENDS:
         path = out / f"{name}.json"
         if path.exists():
-            rows += [Row(**data) for data in json.loads(path.read_text(encoding="utf-8"))]
+            for data in json.loads(path.read_text(encoding="utf-8")):
+                if data.get("seconds") is not None:
+                    data["seconds"] = tuple(data["seconds"])
+                rows.append(Row(**data))
     return rows
 
 
