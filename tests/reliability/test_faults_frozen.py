@@ -101,8 +101,9 @@ def cluster_pids(postmaster: int) -> list[int]:
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="finding for the Postgres backend: a call on a pooled connection to a server that stopped "
-    "answering (SIGSTOP, stalled host, partition) blocks in libpq with no client-side read timeout",
+    reason="finding for the Postgres backend: a call on a pooled connection to a server process that stopped "
+    "answering (SIGSTOP; the kernel keeps the TCP connection up) blocks in libpq: there is no client-side read "
+    "timeout, so pool_timeout_secs and connect_timeout_secs do not bound it",
 )
 def test_postgres_frozen_server_times_out() -> None:
     server = FaultablePostgres()
