@@ -39,6 +39,8 @@ class Dialect:
     #: ``IF NOT EXISTS`` on CREATE TABLE / CREATE INDEX; a dialect without it checks the
     #: catalog first (``table_exists_sql``) and creates only what is missing.
     create_if_not_exists: ClassVar[bool] = True
+    #: Whether row values compare, ``(a, b) > (x, y)`` (else the keyset predicate is expanded).
+    row_values: ClassVar[bool] = True
     #: Whether a data-modifying CTE can delete the links and the conversation in one statement.
     writable_cte: ClassVar[bool] = False
     #: Most rows one multi-row INSERT carries (bind-parameter limits); more go in a transaction.

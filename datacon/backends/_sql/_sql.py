@@ -18,6 +18,9 @@ from ._dialect import Dialect
 
 __all__ = ["UPSTREAM_INDEX_NAMES", "Statements", "render"]
 
+# The links index is upstream's (conversation_id, added_at) plus item_id, the tie-break of the
+# page order, so a page is read in index order and never sorted (an upstream database keeps
+# its two-column index under the same name, which still serves the query).
 # Upstream's fixed index and constraint names. They do not follow table renames there, which
 # breaks a second (renamed) schema in the same database; datacon keeps them for the default
 # table names (so an upstream database is recognised) and derives them from the table otherwise.
@@ -180,7 +183,7 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
     create_indexes = [
         (
             f"CREATE INDEX {ine}{d.ident(_object_name('links_idx', links.config.table))} "
-            f"ON {links.ref} ({links.c('conversation_id')}, {links.c('added_at')})"
+            f"ON {links.ref} ({links.c('conversation_id')}, {links.c('added_at')}, {links.c('item_id')})"
         )
     ]
     if not resps.config.is_skipped("safety_identifier"):
@@ -214,10 +217,10 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
     link_where = f"{links.c('conversation_id')} = {p('cid')} AND {links.c('item_id')} = {p('iid')}"
 
     def page(ascending: bool) -> str:
-        # One keyset query on the (conversation_id, added_at) index. The cursor is resolved
-        # inside the query, in this conversation's links only: an unknown cursor yields the
-        # sentinel, so the listing starts at the beginning. ">= bound" lets the index start at
-        # the cursor's added_at; the second predicate breaks ties on added_at by item id.
+        # One keyset query on the (conversation_id, added_at, item_id) index. The cursor is
+        # resolved inside the query, in this conversation's links only: an unknown cursor
+        # yields the sentinel, below (above) every timestamp, so the listing starts at the
+        # beginning. The index gives the exact order, so the scan stops after ``limit`` rows.
         cmp, sentinel, order = (">", d.time_min, "ASC") if ascending else ("<", d.time_max, "DESC")
         added, item_id = links.c("added_at", "l"), links.c("item_id", "l")
         cursor = (
@@ -225,12 +228,16 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
             f"WHERE {links.c('conversation_id', 'c')} = {p('cid')} AND {links.c('item_id', 'c')} = {p('after')}), "
             f"{sentinel})"
         )
+        if d.row_values:
+            # (a, b) > (x, y) is decided by the first unequal pair: with the sentinel (or a
+            # NULL cursor id) the added_at comparison alone decides.
+            keyset = f"({added}, {item_id}) {cmp} ({cursor}, {p('after')})"
+        else:
+            keyset = f"{added} {cmp}= {cursor} AND ({added} {cmp} {cursor} OR {item_id} {cmp} {p('after')})"
         return (
             f"SELECT {_select_list(items, item_fields, item_json, 'i')} "  # noqa: S608
             f"FROM {links.ref} l JOIN {items.ref} i ON {items.c('id', 'i')} = {item_id} "
-            f"WHERE {links.c('conversation_id', 'l')} = {p('cid')} "
-            f"AND {added} {cmp}= {cursor} "
-            f"AND ({added} {cmp} {cursor} OR {item_id} {cmp} {p('after')}) "
+            f"WHERE {links.c('conversation_id', 'l')} = {p('cid')} AND {keyset} "
             f"ORDER BY {added} {order}, {item_id} {order} {d.limit(p('limit'))}"
         )
 
