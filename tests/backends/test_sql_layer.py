@@ -297,3 +297,20 @@ def test_every_operation_is_one_statement(sql_backend: BackendUnderTest) -> None
         else:  # links, then the conversation, in one IMMEDIATE transaction
             assert deleting[0] == "BEGIN"
             assert len(deleting) == 3
+
+
+@pytest.mark.parametrize("dialect", [PG, LITE], ids=["postgres", "sqlite"])
+def test_export_queries_are_rendered_with_the_store(dialect: Dialect) -> None:
+    sql = render(RENAMED_SCHEMA, dialect)
+    q = dialect.ident
+    assert set(sql.export) == {
+        *(f"{kind}_{page}" for kind in ("conv", "item", "resp", "link") for page in ("first", "next")),
+        *(f"{op}_{kind}" for op in ("count", "restore") for kind in ("conversation", "item", "response")),
+        "count_link",
+    }
+    assert sql.export["conv_next"].endswith(
+        f"WHERE {q('conv_id')} > {dialect.param('after')} ORDER BY {q('conv_id')} LIMIT {dialect.param('limit')}"
+    )
+    assert q("model") not in sql.export["resp_first"]  # skipped columns stay out
+    assert sql.export["restore_response"] == sql.resp_insert + " ON CONFLICT DO NOTHING"
+    assert sql.link_restore(2) == sql.link_insert(2) + " ON CONFLICT DO NOTHING"

@@ -41,6 +41,8 @@ class Dialect:
     create_if_not_exists: ClassVar[bool] = True
     #: Whether row values compare, ``(a, b) > (x, y)`` (else the keyset predicate is expanded).
     row_values: ClassVar[bool] = True
+    #: What turns an INSERT into "insert unless the key exists" (restores of exports).
+    insert_ignore_suffix: ClassVar[str] = " ON CONFLICT DO NOTHING"
     #: Whether a data-modifying CTE can delete the links and the conversation in one statement.
     writable_cte: ClassVar[bool] = False
     #: Most rows one multi-row INSERT carries (bind-parameter limits); more go in a transaction.

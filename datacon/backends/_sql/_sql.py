@@ -8,7 +8,7 @@ It is safe because every interpolated name is a table or column name that
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -92,6 +92,9 @@ class Statements:
     ident_list_limit: str | None
     ident_delete: str | None
     link_parts: tuple[str, str]  # (INSERT ... VALUES, one row with {n} standing for its number)
+    # Keyset pages by primary key, counts, insert-if-absent, for datacon._export (see
+    # _export_queries); empty for a dialect that renders none.
+    export: Mapping[str, str] = attrs.field(factory=dict)
     _link_cache: dict[int, str] = attrs.field(factory=dict, init=False)
 
     def link_insert(self, rows: int) -> str:
@@ -105,6 +108,10 @@ class Statements:
             head, row = self.link_parts
             sql = self._link_cache[rows] = head + ", ".join(row.replace("{n}", str(n)) for n in range(rows))
         return sql
+
+    def link_restore(self, rows: int) -> str:
+        """``link_insert(rows)`` that skips links which exist already (export restores)."""
+        return self.link_insert(rows) + self.dialect.insert_ignore_suffix
 
 
 def _extras_ddl(table: TableConfig, dialect: Dialect) -> str:
@@ -127,6 +134,35 @@ def _insert(t: _Table, fields: Sequence[str]) -> str:
     columns = ", ".join([t.c(f) for f in fields] + names)
     values = ", ".join([d.param(f) for f in fields] + params)
     return f"INSERT INTO {t.ref} ({columns}) VALUES ({values})"  # noqa: S608
+
+
+def _export_queries(
+    convs: _Table, items: _Table, links: _Table, resps: _Table, fields: Mapping[str, tuple[str, ...]]
+) -> dict[str, str]:
+    """Whole-table enumeration for ``datacon._export``: ``{kind}_first`` / ``{kind}_next`` pages
+    (``after``, or ``acid``/``aiid`` for links; ``limit``) by primary key, ``count_{kind}``,
+    and ``restore_{kind}`` (insert unless the key exists; links use ``link_restore``)."""
+    d = convs.dialect
+    p = d.param
+    json_fields = frozenset({"metadata", "content", "input", "raw_response"})
+    queries: dict[str, str] = {}
+    for prefix, t in (("conv", convs), ("item", items), ("resp", resps)):
+        head = f"SELECT {_select_list(t, fields[prefix], json_fields)} FROM {t.ref}"  # noqa: S608
+        tail = f"ORDER BY {t.c('id')} {d.limit(p('limit'))}"
+        queries[f"{prefix}_first"] = f"{head} {tail}"
+        queries[f"{prefix}_next"] = f"{head} WHERE {t.c('id')} > {p('after')} {tail}"
+    cid, iid, added = links.c("conversation_id"), links.c("item_id"), links.c("added_at")
+    link_head = f"SELECT {cid}, {iid}, {added} FROM {links.ref}"  # noqa: S608
+    link_tail = f"ORDER BY {cid}, {iid} {d.limit(p('limit'))}"
+    queries["link_first"] = f"{link_head} {link_tail}"
+    queries["link_next"] = (
+        f"{link_head} WHERE {cid} > {p('acid')} OR ({cid} = {p('acid')} AND {iid} > {p('aiid')}) {link_tail}"
+    )
+    for kind, t in (("conversation", convs), ("item", items), ("link", links), ("response", resps)):
+        queries[f"count_{kind}"] = f"SELECT COUNT(*) FROM {t.ref}"  # noqa: S608
+    for kind, t, prefix in (("conversation", convs, "conv"), ("item", items, "item"), ("response", resps, "resp")):
+        queries[f"restore_{kind}"] = _insert(t, fields[prefix]) + d.insert_ignore_suffix
+    return queries
 
 
 def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
@@ -328,5 +364,8 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         ident_list=ident_list,
         ident_list_limit=ident_list_limit,
         ident_delete=ident_delete,
+        export=_export_queries(
+            convs, items, links, resps, {"conv": conv_fields, "item": item_fields, "resp": resp_fields}
+        ),
         link_parts=(link_head, link_row),
     )
