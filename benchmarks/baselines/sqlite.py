@@ -26,8 +26,8 @@ def _page(cmp: str, sentinel: str, order: str) -> str:
     )
     return (
         f'SELECT {_ITEM_COLUMNS} FROM `conversation_item_links` l JOIN `conversation_items` i '
-        f'ON i.`id` = l.`item_id` WHERE l.`conversation_id` = :cid AND l.`added_at` {cmp}= {cursor} '
-        f'AND (l.`added_at` {cmp} {cursor} OR l.`item_id` {cmp} :after) '
+        f'ON i.`id` = l.`item_id` WHERE l.`conversation_id` = :cid '
+        f'AND (l.`added_at`, l.`item_id`) {cmp} ({cursor}, :after) '
         f'ORDER BY l.`added_at` {order}, l.`item_id` {order} LIMIT :limit'
     )
 
