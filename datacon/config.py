@@ -123,6 +123,10 @@ class PostgresConfig:
     schema: SchemaConfig | None = None
     pool_timeout_secs: float = 30.0
     connect_timeout_secs: float = 10.0
+    #: How long one statement may wait for the server's answer before the connection is
+    #: dropped and ``BackendUnavailableError`` raised (libpq itself never gives up on a
+    #: server that stopped answering). ``None`` waits forever.
+    read_timeout_secs: float | None = 60.0
 
     def validate(self) -> None:
         """Upstream's rules: URL scheme, host, database name, ``pool_max > 0``."""
@@ -132,6 +136,8 @@ class PostgresConfig:
         _check_pool_max(self.pool_max, "postgres.pool_max")
         _check_positive(self.pool_timeout_secs, "postgres.pool_timeout_secs", "pool_timeout_secs")
         _check_positive(self.connect_timeout_secs, "postgres.connect_timeout_secs", "connect_timeout_secs")
+        if self.read_timeout_secs is not None:
+            _check_positive(self.read_timeout_secs, "postgres.read_timeout_secs", "read_timeout_secs")
         _validate_schema(self.schema, "postgres")
 
 

@@ -98,19 +98,16 @@ def cluster_pids(postmaster: int) -> list[int]:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="finding for the Postgres backend: a call on a pooled connection to a server process that stopped "
-    "answering (SIGSTOP; the kernel keeps the TCP connection up) blocks in libpq: there is no client-side read "
-    "timeout, so pool_timeout_secs and connect_timeout_secs do not bound it",
-)
 def test_postgres_frozen_server_times_out() -> None:
     server = FaultablePostgres()
     try:
         server.start()
         config = PostgresConfig(
-            db_url=server.url(), pool_max=2, pool_timeout_secs=TIMEOUT, connect_timeout_secs=TIMEOUT
+            db_url=server.url(),
+            pool_max=2,
+            pool_timeout_secs=TIMEOUT,
+            connect_timeout_secs=TIMEOUT,
+            read_timeout_secs=TIMEOUT,
         )
         with create_storage(StorageFactoryConfig(backend="postgres", postgres=config)) as storage:
             postmaster = int((server.data / "postmaster.pid").read_text().split()[0])

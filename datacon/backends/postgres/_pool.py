@@ -10,6 +10,8 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
+from psycopg import errors as pgerrors
+from psycopg.abc import PQGen, RV
 
 from datacon.backends._sql import Params
 from datacon.config import PostgresConfig
@@ -61,6 +63,31 @@ def _transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
         yield
 
 
+class _TimedConnection(psycopg.Connection[Any]):
+    """A connection whose every wait for the server is bounded by ``read_timeout``.
+
+    libpq has no read timeout: a server that stops answering while the kernel keeps the
+    TCP connection up (a frozen process, a hung host behind a live proxy) would block the
+    caller forever. psycopg's ``wait`` takes a timeout; on expiry the connection is in an
+    unknown state, so it is closed (the pool then discards it) and the caller gets an
+    ``OperationalError``, which the error seam turns into ``BackendUnavailableError``.
+    """
+
+    read_timeout: float | None = None
+
+    def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
+        limit = self.read_timeout if timeout is None else timeout
+        try:
+            return super().wait(gen, interval=interval, timeout=limit)
+        except pgerrors._WaitTimeout:  # psycopg's own signal that `timeout` expired
+            self.pgconn.finish()
+            raise psycopg.OperationalError(f"no answer from the server within {limit:g} s") from None
+
+
+def _connection_class(read_timeout: float | None) -> type[psycopg.Connection[Any]]:
+    return type("DataconConnection", (_TimedConnection,), {"read_timeout": read_timeout})
+
+
 class PostgresConnector:
     """A pool of ``pool_max`` connections, opened (and waited for) at construction.
 
@@ -80,6 +107,7 @@ class PostgresConnector:
             max_size=config.pool_max,
             timeout=config.pool_timeout_secs,
             kwargs={"autocommit": True, "connect_timeout": self._connect_timeout},
+            connection_class=_connection_class(config.read_timeout_secs),
             name="datacon",
             open=False,
         )
