@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 from psycopg import errors as pgerrors
-from psycopg.abc import PQGen, RV
+from psycopg.abc import RV, PQGen
 
 from datacon.backends._sql import Params
 from datacon.config import PostgresConfig
