@@ -27,6 +27,9 @@ import attrs
 
 from datacon._serde import dump_json
 from datacon.backends._sql import Dialect, Statements
+from datacon.backends._sql._sql import _extras as extras
+from datacon.backends._sql._sql import _extras_ddl as extras_ddl
+from datacon.backends._sql._sql import _Table as SharedTable
 from datacon.schema import SchemaConfig, TableConfig
 
 __all__ = [
@@ -238,31 +241,10 @@ class OracleStatements(Statements):
 
 
 @attrs.frozen
-class _Table:
-    """A table's owner-qualified reference and its present (not skipped) logical columns."""
+class _Table(SharedTable):
+    """The shared layer's table (owner-qualified ``ref``), with Oracle's timestamp I/O."""
 
-    config: TableConfig
     dialect: OracleDialect
-
-    @property
-    def ref(self) -> str:
-        return self.dialect.table(self.config.table)
-
-    def c(self, field: str, alias: str = "") -> str:
-        """The quoted physical column of logical ``field`` (optionally ``alias.``-qualified)."""
-        name = self.dialect.ident(self.config.col(field))
-        return f"{alias}.{name}" if alias else name
-
-    def present(self, fields: Sequence[str]) -> tuple[str, ...]:
-        return tuple(f for f in fields if not self.config.is_skipped(f))
-
-    def extras(self) -> tuple[list[str], list[str]]:
-        """Extra columns (quoted, sorted by name) and their parameters ``:x0``, ``:x1``..."""
-        names = [self.dialect.ident(name) for name, _ in self.config.sorted_extra_columns()]
-        return names, [self.dialect.param(f"x{n}") for n in range(len(names))]
-
-    def extras_ddl(self) -> str:
-        return "".join(f", {self.dialect.ident(n)} {c.sql_type}" for n, c in self.config.sorted_extra_columns())
 
     def select_list(self, fields: Sequence[str], alias: str = "") -> str:
         d = self.dialect
@@ -270,10 +252,14 @@ class _Table:
 
     def insert(self, fields: Sequence[str]) -> str:
         d = self.dialect
-        names, params = self.extras()
+        names, params = extras(self.config, d)
         columns = ", ".join([self.c(f) for f in fields] + names)
         values = [d.time_in(d.param(f)) if f == "created_at" else d.param(f) for f in fields]
         return f"INSERT INTO {self.ref} ({columns}) VALUES ({', '.join(values + params)})"  # noqa: S608
+
+
+def _table(config: TableConfig, d: OracleDialect) -> _Table:
+    return _Table(config, d.table(config.table), d)
 
 
 def _object_name(name: str) -> str:
@@ -308,15 +294,15 @@ def render_oracle(schema: SchemaConfig, dialect: OracleDialect) -> OracleStateme
     """All statements of an Oracle store for ``schema`` (uppercased and validated)."""
     d = dialect
     p = d.param
-    convs = _Table(schema.conversations, d)
-    items = _Table(schema.conversation_items, d)
-    links = _Table(schema.conversation_item_links, d)
-    resps = _Table(schema.responses, d)
+    convs = _table(schema.conversations, d)
+    items = _table(schema.conversation_items, d)
+    links = _table(schema.conversation_item_links, d)
+    resps = _table(schema.responses, d)
     ts, js, v64 = d.timestamp_type, d.json_type, d.varchar(64)
 
     def ddl(t: _Table, columns: list[tuple[str, str]]) -> str:
         body = ", ".join(f"{t.c(f)} {sql_type}" for f, sql_type in columns if not t.config.is_skipped(f))
-        return _create_table(t.ref, f"{body}{t.extras_ddl()}")
+        return _create_table(t.ref, f"{body}{extras_ddl(t.config, d)}")
 
     links_name = links.config.table.upper()
     resps_name = resps.config.table.upper()
@@ -340,7 +326,7 @@ def render_oracle(schema: SchemaConfig, dialect: OracleDialect) -> OracleStateme
         _create_table(
             links.ref,
             f"{links.c('conversation_id')} {v64} NOT NULL, {links.c('item_id')} {v64} NOT NULL, "
-            f"{links.c('added_at')} {ts}{links.extras_ddl()}, "
+            f"{links.c('added_at')} {ts}{extras_ddl(links.config, d)}, "
             f"CONSTRAINT {d.ident(_object_name('PK_' + links_name))} "
             f"PRIMARY KEY ({links.c('conversation_id')}, {links.c('item_id')})",
         ),
@@ -385,7 +371,7 @@ def render_oracle(schema: SchemaConfig, dialect: OracleDialect) -> OracleStateme
 
     # Items and links.
     item_fields = items.present(("id", "response_id", "item_type", "role", "content", "status", "created_at"))
-    link_names, link_params = links.extras()
+    link_names, link_params = extras(links.config, d)
     link_columns = [links.c("conversation_id"), links.c("item_id"), links.c("added_at"), *link_names]
     link_into = f"{links.ref} ({', '.join(link_columns)})"
     link_values = "(" + ", ".join([p("cid"), p("i{n}"), d.time_in(p("a{n}")), *link_params]) + ")"
