@@ -167,23 +167,22 @@ def doctor(config: StorageFactoryConfig) -> list[Check]:
     if missing is not None:
         checks.append(Check("database", False, f"no SQLite database at {missing} (it is created on first write)"))
         return checks
-    if has_migrations(config):
-        try:
-            status = schema_status(config)
-        except DataconError as exc:
-            checks.append(Check("connection", False, _describe(exc)))
-            return checks
-        checks.append(Check("connection", True, "connected"))
-        checks.append(Check("schema", status.up_to_date, _schema_line(status)))
-        return checks
+    schema: Check | None = None
     try:
-        with create_storage(config) as storage:
-            # A read of an id that cannot exist: proves the server answers, changes nothing.
-            storage.conversations.get_conversation("datacon_doctor_probe")
+        if has_migrations(config):
+            # Reading the schema status connects: a failure here is the connection's.
+            status = schema_status(config)
+            schema = Check("schema", status.up_to_date, _schema_line(status))
+        else:
+            with create_storage(config) as storage:
+                # A read of an id that cannot exist: proves the server answers, changes nothing.
+                storage.conversations.get_conversation("datacon_doctor_probe")
     except DataconError as exc:
         checks.append(Check("connection", False, _describe(exc)))
         return checks
     checks.append(Check("connection", True, "connected"))
+    if schema is not None:
+        checks.append(schema)
     return checks
 
 

@@ -198,13 +198,15 @@ class _StoreSeam:
     def iter_responses(self, after_id: str | None, batch: int) -> Sequence[StoredResponse]:
         return cast(Sequence[StoredResponse], self._r.iter_responses(after_id, batch))
 
-    def count(self, kind: Kind) -> int:
+    def _method(self, action: str, kind: Kind) -> Any:
         store = {"conversation": self._c, "item": self._i, "link": self._i, "response": self._r}[kind]
-        return int(getattr(store, f"count_{kind}s")())
+        return getattr(store, f"{action}_{kind}s")
+
+    def count(self, kind: Kind) -> int:
+        return int(self._method("count", kind)())
 
     def restore(self, kind: Kind, records: Sequence[Record]) -> int:
-        store = {"conversation": self._c, "item": self._i, "link": self._i, "response": self._r}[kind]
-        return int(getattr(store, f"restore_{kind}s")(records))
+        return int(self._method("restore", kind)(records))
 
 
 def enumerable(storage: Storage) -> Enumerable:
@@ -294,23 +296,24 @@ class _RedisSeam:
 
         return list(s.call(action, run))
 
+    def _records(
+        self, kind: Kind, after_id: str | None, batch: int, key: Callable[[str], str], decode: Callable[[str, Any], R]
+    ) -> list[R]:
+        ids = self._page(kind, after_id, batch)
+        rows = self._rows(f"export {kind}s", [key(i) for i in ids])
+        return [decode(i, row) for i, row in zip(ids, rows, strict=True) if row]
+
     def iter_conversations(self, after_id: str | None, batch: int) -> Sequence[Conversation]:
         s = self._s
-        ids = self._page("conversation", after_id, batch)
-        rows = self._rows("export conversations", [s.conversation_key(i) for i in ids])
-        return [s.codec.conversation(i, row) for i, row in zip(ids, rows, strict=True) if row]
+        return self._records("conversation", after_id, batch, s.conversation_key, s.codec.conversation)
 
     def iter_items(self, after_id: str | None, batch: int) -> Sequence[ConversationItem]:
         s = self._s
-        ids = self._page("item", after_id, batch)
-        rows = self._rows("export items", [s.item_key(i) for i in ids])
-        return [s.codec.item(i, row) for i, row in zip(ids, rows, strict=True) if row]
+        return self._records("item", after_id, batch, s.item_key, s.codec.item)
 
     def iter_responses(self, after_id: str | None, batch: int) -> Sequence[StoredResponse]:
         s = self._s
-        ids = self._page("response", after_id, batch)
-        rows = self._rows("export responses", [s.response_key(i) for i in ids])
-        return [s.codec.response(i, row) for i, row in zip(ids, rows, strict=True) if row]
+        return self._records("response", after_id, batch, s.response_key, s.codec.response)
 
     def _conversation_links(self, conversation_id: str) -> list[tuple[str, datetime]]:
         # One conversation's links sorted by item id; kept while pages walk through it.
@@ -419,17 +422,17 @@ class _SqlSeam:
         with self._store.connector.session() as session:
             return list(session.fetchall(query, {**(after or {}), "limit": batch}))
 
+    def _records(self, name: str, after_id: str | None, batch: int, decode: Callable[[tuple[Any, ...]], R]) -> list[R]:
+        return [decode(row) for row in self._fetch(name, None if after_id is None else {"after": after_id}, batch)]
+
     def iter_conversations(self, after_id: str | None, batch: int) -> Sequence[Conversation]:
-        rows = self._fetch("conv", None if after_id is None else {"after": after_id}, batch)
-        return [self._convs._row(row) for row in rows]
+        return self._records("conv", after_id, batch, self._convs._row)
 
     def iter_items(self, after_id: str | None, batch: int) -> Sequence[ConversationItem]:
-        rows = self._fetch("item", None if after_id is None else {"after": after_id}, batch)
-        return [self._items._row(row) for row in rows]
+        return self._records("item", after_id, batch, self._items._row)
 
     def iter_responses(self, after_id: str | None, batch: int) -> Sequence[StoredResponse]:
-        rows = self._fetch("resp", None if after_id is None else {"after": after_id}, batch)
-        return [self._resps._row(row) for row in rows]
+        return self._records("resp", after_id, batch, self._resps._row)
 
     def iter_links(self, after: tuple[str, str] | None, batch: int) -> Sequence[Link]:
         cursor = None if after is None else {"acid": after[0], "aiid": after[1]}

@@ -13,10 +13,10 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -25,13 +25,15 @@ from datacon._serde import converter
 from datacon.config import HistoryBackend, SqliteConfig, StorageFactoryConfig
 from datacon.errors import DataconError, MigrationRequiredError
 from datacon.factory import create_storage
-from datacon.models import ListParams, SortOrder
+from datacon.models import Conversation, ListParams, SortOrder, StoredResponse
 from datacon.storage import Storage
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
 
 __all__ = ["DEFAULT_DATABASE", "cli", "main"]
+
+T = TypeVar("T")
 
 #: The README's demo database, used when no configuration is given.
 DEFAULT_DATABASE = "datacon-demo.db"
@@ -162,6 +164,24 @@ def _fields(pairs: Sequence[tuple[str, object]]) -> None:
         click.echo(f"{name.ljust(width)}  {'-' if value is None else value}")
 
 
+def _show(
+    ctx: click.Context,
+    what: str,
+    get: Callable[[Storage], T | None],
+    fields: Callable[[T], Sequence[tuple[str, object]]],
+    as_json: bool,
+) -> None:
+    """Print the record ``get`` reads (as JSON, or as ``fields``); fail if there is none."""
+    with _open(_config(ctx)) as storage:
+        record = get(storage)
+    if record is None:
+        _fail(f"{what} not found")
+    if as_json:
+        _dump(record)
+    else:
+        _fields(fields(record))
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
@@ -207,16 +227,19 @@ def conversations() -> None:
 @click.pass_context
 def conversations_show(ctx: click.Context, conversation_id: str, as_json: bool) -> None:
     """Show one conversation."""
-    with _open(_config(ctx)) as storage:
-        conversation = storage.conversations.get_conversation(conversation_id)
-    if conversation is None:
-        _fail(f"conversation {conversation_id} not found")
-    if as_json:
-        _dump(conversation)
-        return
+    _show(
+        ctx,
+        f"conversation {conversation_id}",
+        lambda storage: storage.conversations.get_conversation(conversation_id),
+        _conversation_fields,
+        as_json,
+    )
+
+
+def _conversation_fields(conversation: Conversation) -> list[tuple[str, object]]:
     metadata = None if conversation.metadata is None else _json_text(conversation.metadata)
     created_at = converter.unstructure(conversation.created_at)
-    _fields([("id", conversation.id), ("created_at", created_at), ("metadata", metadata)])
+    return [("id", conversation.id), ("created_at", created_at), ("metadata", metadata)]
 
 
 @cli.group()
@@ -270,25 +293,26 @@ def responses() -> None:
 @click.pass_context
 def responses_show(ctx: click.Context, response_id: str, as_json: bool) -> None:
     """Show one response."""
-    with _open(_config(ctx)) as storage:
-        response = storage.responses.get_response(response_id)
-    if response is None:
-        _fail(f"response {response_id} not found")
-    if as_json:
-        _dump(response)
-        return
-    _fields(
-        [
-            ("id", response.id),
-            ("previous_response_id", response.previous_response_id),
-            ("conversation_id", response.conversation_id),
-            ("model", response.model),
-            ("safety_identifier", response.safety_identifier),
-            ("created_at", converter.unstructure(response.created_at)),
-            ("input", _json_text(response.input)),
-            ("raw_response", _json_text(response.raw_response)),
-        ]
+    _show(
+        ctx,
+        f"response {response_id}",
+        lambda storage: storage.responses.get_response(response_id),
+        _response_fields,
+        as_json,
     )
+
+
+def _response_fields(response: StoredResponse) -> list[tuple[str, object]]:
+    return [
+        ("id", response.id),
+        ("previous_response_id", response.previous_response_id),
+        ("conversation_id", response.conversation_id),
+        ("model", response.model),
+        ("safety_identifier", response.safety_identifier),
+        ("created_at", converter.unstructure(response.created_at)),
+        ("input", _json_text(response.input)),
+        ("raw_response", _json_text(response.raw_response)),
+    ]
 
 
 @responses.command("chain")
@@ -315,12 +339,20 @@ def responses_chain(ctx: click.Context, response_id: str, max_depth: int | None,
 # -- export, import, copy ----------------------------------------------------------------------
 
 
-def _counts_table(result: _export.ImportCounts) -> None:
+def _report(result: _export.ImportCounts, as_json: bool, problems: list[str] | None = None) -> None:
+    """Print an import's (or copy's) warnings and counts, and ``--verify``'s ``problems`` if run."""
+    for warning in result.warnings:
+        click.echo(f"datacon: warning: {warning}", err=True)
+    if as_json:
+        data: dict[str, Any] = {"created": result.created, "skipped": result.skipped, "warnings": result.warnings}
+        if problems is not None:
+            data["verified"] = not problems
+            data["differences"] = problems
+        click.echo(json.dumps(data, indent=2))
+        return
     _table(["TYPE", "CREATED", "SKIPPED"], [(k, result.created[k], result.skipped[k]) for k in _export.KINDS])
-
-
-def _counts_json(result: _export.ImportCounts) -> dict[str, Any]:
-    return {"created": result.created, "skipped": result.skipped, "warnings": result.warnings}
+    if problems is not None and not problems:
+        click.echo("verified: both sides hold the same records")
 
 
 @cli.command("export")
@@ -377,18 +409,12 @@ def import_command(ctx: click.Context, source: str, batch: int, as_json: bool) -
         stdin: IO[bytes] = sys.stdin.buffer
         records = _export.read_records(stdin)
     else:
-        with open(source, "rb") as stream:
-            for _ in _export.read_records(stream):
-                pass
+        for _ in _read_file(source):
+            pass
         records = _read_file(source)
     with _open(config, must_exist=False) as storage, _resumable():
         result = _export.import_records(storage, records, batch)
-    for warning in result.warnings:
-        click.echo(f"datacon: warning: {warning}", err=True)
-    if as_json:
-        click.echo(json.dumps(_counts_json(result), indent=2))
-    else:
-        _counts_table(result)
+    _report(result, as_json)
 
 
 @contextmanager
@@ -440,18 +466,7 @@ def copy_command(source_path: str, target_path: str, batch: int, verify: bool, p
             with _resumable():
                 result = _export.copy_storage(source, target, batch)
         problems = _verify(source, target, batch) if verify else None
-    for warning in result.warnings:
-        click.echo(f"datacon: warning: {warning}", err=True)
-    if as_json:
-        data = _counts_json(result)
-        if problems is not None:
-            data["verified"] = not problems
-            data["differences"] = problems
-        click.echo(json.dumps(data, indent=2))
-    else:
-        _counts_table(result)
-        if problems is not None and not problems:
-            click.echo("verified: both sides hold the same records")
+    _report(result, as_json, problems)
     if problems:
         _fail("verification failed: " + "; ".join(problems))
 
@@ -479,6 +494,11 @@ def _migratable(config: StorageFactoryConfig) -> bool:
     return True
 
 
+def _migration_status(config: StorageFactoryConfig) -> _admin.SchemaStatus | None:
+    """The configured backend's schema status; ``None`` (said why) when it has none to report."""
+    return _admin.schema_status(config) if _migratable(config) else None
+
+
 def _status_lines(status: _admin.SchemaStatus) -> list[tuple[str, object]]:
     return [
         ("backend", status.backend),
@@ -494,9 +514,9 @@ def _status_lines(status: _admin.SchemaStatus) -> list[tuple[str, object]]:
 def migrate_status(ctx: click.Context, as_json: bool) -> None:
     """Show the schema version and whether migrations are pending."""
     config = _config(ctx)
-    if not _migratable(config):
+    status = _migration_status(config)
+    if status is None:
         return
-    status = _admin.schema_status(config)
     if as_json:
         data = {
             "backend": status.backend,
@@ -515,9 +535,9 @@ def migrate_status(ctx: click.Context, as_json: bool) -> None:
 def migrate_plan(ctx: click.Context) -> None:
     """Print the exact SQL that 'migrate apply' would run."""
     config = _config(ctx)
-    if not _migratable(config):
+    status = _migration_status(config)
+    if status is None:
         return
-    status = _admin.schema_status(config)
     if status.up_to_date:
         click.echo("-- nothing to apply: the schema is up to date")
     else:
@@ -529,9 +549,9 @@ def migrate_plan(ctx: click.Context) -> None:
 def migrate_apply(ctx: click.Context) -> None:
     """Apply the pending migrations (under the backend's migration lock)."""
     config = _config(ctx)
-    if not _migratable(config):
+    before = _migration_status(config)
+    if before is None:
         return
-    before = _admin.schema_status(config)
     if before.up_to_date:
         click.echo("nothing to apply: the schema is up to date")
         return
