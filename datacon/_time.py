@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from datacon.errors import InvalidInputError
 
@@ -17,7 +17,12 @@ def utc_now() -> datetime:
 
 
 def utc_or_raise(value: object, what: str) -> datetime:
-    """Return ``value`` converted to UTC; raise ``InvalidInputError`` if it is not an aware datetime."""
+    """Return ``value`` converted to UTC; raise ``InvalidInputError`` if it is not an aware datetime.
+
+    A value whose tzinfo is already ``UTC`` is returned unchanged (the same object).
+    """
+    if isinstance(value, datetime) and value.tzinfo is UTC:
+        return value  # the common case, checked first: it sits in front of every write
     if not isinstance(value, datetime):
         raise InvalidInputError(f"{what} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
@@ -33,8 +38,6 @@ def to_epoch_us(value: datetime) -> int:
 
 def from_epoch_us(value: int) -> datetime:
     """Inverse of :func:`to_epoch_us`."""
-    from datetime import timedelta
-
     return _EPOCH + timedelta(microseconds=value)
 
 
