@@ -46,7 +46,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TypeAlias, TypeVar, cast, runtime_checkable
 
@@ -403,7 +403,8 @@ def _flatten(fields: dict[str, str]) -> list[str]:
 class _SqlSeam:
     """The seam for the SQL backends, over the shared SQL layer's ``SqlStore`` (``backends._sql``).
 
-    Pages are keyset queries on the primary keys (``WHERE id > :after ORDER BY id``; links by
+    The queries are the shared layer's (``Statements.export``, ``link_restore``). Pages are
+    keyset queries on the primary keys (``WHERE id > :after ORDER BY id``; links by
     ``(conversation_id, item_id)``), in the database's own collation, so the cursor always
     agrees with the order. Rows are decoded by the stores' own row mappers. A restore batch
     is one transaction of ``INSERT ... ON CONFLICT DO NOTHING`` statements (SQLite and
@@ -415,7 +416,9 @@ class _SqlSeam:
         self._items: Any = _raw(storage.items)
         self._resps: Any = _raw(storage.responses)
         self._store: Any = self._convs._store
-        self._q = _render_sql_seam(self._store)
+        self._q: Mapping[str, str] = self._store.sql.export
+        if not self._q:
+            raise NotEnumerableError(f"the {storage.backend} backend renders no export queries")
 
     def _fetch(self, name: str, after: dict[str, Any] | None, batch: int) -> list[tuple[Any, ...]]:
         query = self._q[f"{name}_first"] if after is None else self._q[f"{name}_next"]
@@ -506,57 +509,8 @@ class _SqlSeam:
                 for n, link in enumerate(chunk):
                     params[f"i{n}"] = link.item_id
                     params[f"a{n}"] = store.dialect.encode_time(link.added_at)
-                created += session.execute(store.sql.link_insert(len(chunk)) + _ON_CONFLICT, params)
+                created += session.execute(store.sql.link_restore(len(chunk)), params)
         return created
-
-
-_ON_CONFLICT = " ON CONFLICT DO NOTHING"
-
-
-def _render_sql_seam(store: Any) -> dict[str, str]:
-    # SQL is assembled here from identifiers that SchemaConfig.validate restricted to
-    # [A-Za-z0-9_] (then quoted by the dialect); every value is a bind parameter. Its natural
-    # home is the shared layer's _sql.Statements; it lives here until that layer adopts it.
-    d, sql, schema = store.dialect, store.sql, store.schema
-    p, q = d.param, d.ident
-    json_fields = {"metadata", "content", "input", "raw_response"}
-
-    def select(table: Any, fields: Sequence[str]) -> str:
-        columns = [d.json_out(q(table.col(f))) if f in json_fields else q(table.col(f)) for f in fields]
-        return f"SELECT {', '.join(columns)} FROM {q(table.table)}"  # noqa: S608
-
-    def pages(prefix: str, table: Any, fields: Sequence[str]) -> dict[str, str]:
-        key = q(table.col("id"))
-        head, tail = select(table, fields), f"ORDER BY {key} {d.limit(p('limit'))}"
-        return {
-            f"{prefix}_first": f"{head} {tail}",
-            f"{prefix}_next": f"{head} WHERE {key} > {p('after')} {tail}",
-        }
-
-    links = schema.conversation_item_links
-    cid, iid, added = q(links.col("conversation_id")), q(links.col("item_id")), q(links.col("added_at"))
-    link_head = f"SELECT {cid}, {iid}, {added} FROM {q(links.table)}"  # noqa: S608
-    link_tail = f"ORDER BY {cid}, {iid} {d.limit(p('limit'))}"
-    queries = {
-        **pages("conv", schema.conversations, sql.conv_fields),
-        **pages("item", schema.conversation_items, sql.item_fields),
-        **pages("resp", schema.responses, sql.resp_fields),
-        "link_first": f"{link_head} {link_tail}",
-        "link_next": (
-            f"{link_head} WHERE {cid} > {p('acid')} OR ({cid} = {p('acid')} AND {iid} > {p('aiid')}) {link_tail}"
-        ),
-        "restore_conversation": sql.conv_insert + _ON_CONFLICT,
-        "restore_item": sql.item_insert + _ON_CONFLICT,
-        "restore_response": sql.resp_insert + _ON_CONFLICT,
-    }
-    for kind, table in (
-        ("conversation", schema.conversations),
-        ("item", schema.conversation_items),
-        ("link", links),
-        ("response", schema.responses),
-    ):
-        queries[f"count_{kind}"] = f"SELECT COUNT(*) FROM {q(table.table)}"  # noqa: S608
-    return queries
 
 
 # Backends whose seam lives here, over their internals, rather than on their raw stores.
