@@ -7,13 +7,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 
 from datacon.backends._sql import Params
 from datacon.config import SqliteConfig
 from datacon.errors import BackendUnavailableError, MigrationRequiredError, PoolTimeoutError
 
-from ._errors import translate
+from ._errors import convert, translate
 
 __all__ = ["SqliteConnector", "SqliteSession"]
 
@@ -92,7 +93,10 @@ class SqliteConnector:
         self._open = 0
         self._in_use = 0
         self._closed = False
-        self._cond = threading.Condition()
+        self._waiting = 0  # callers blocked in _checkout: checkin notifies only when there are some
+        # The fast paths take the bare lock; only waiting goes through the condition.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._write_lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
@@ -113,8 +117,8 @@ class SqliteConnector:
         return conn
 
     def _checkout(self) -> sqlite3.Connection:
-        deadline = time.monotonic() + self._timeout
-        with self._cond:
+        deadline: float | None = None
+        with self._lock:
             while True:
                 if self._closed:
                     raise BackendUnavailableError("SQLite storage is closed")
@@ -125,17 +129,24 @@ class SqliteConnector:
                     self._open += 1
                     self._in_use += 1
                     break
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._timeout
+                remaining = deadline - now
                 if remaining <= 0:
                     raise PoolTimeoutError(
                         f"SQLite: no pooled connection became free within {self._timeout:g} s "
                         f"(pool_max={self.max_concurrency})"
                     )
-                self._cond.wait(remaining)
+                self._waiting += 1
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._waiting -= 1
         try:
             return self._connect()
         except BaseException:
-            with self._cond:
+            with self._lock:
                 self._open -= 1
                 self._in_use -= 1
                 self._cond.notify()
@@ -144,29 +155,20 @@ class SqliteConnector:
     def _checkin(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:  # an interrupted block: never hand out an open transaction
             conn.rollback()
-        with self._cond:
+        with self._lock:
             self._in_use -= 1
             if self._closed:
                 self._open -= 1
                 conn.close()
             else:
                 self._idle.append(conn)
-            self._cond.notify()
+            if self._waiting:
+                self._cond.notify()
 
-    @contextmanager
-    def session(self, *, write: bool = False, conflict: str = "") -> Iterator[SqliteSession]:
-        if write and not self._write_lock.acquire(timeout=self._timeout):
-            raise PoolTimeoutError(f"SQLite: the write lock did not free up within {self._timeout:g} s")
-        try:
-            conn = self._checkout()
-            try:
-                with translate(conflict):
-                    yield SqliteSession(conn)
-            finally:
-                self._checkin(conn)
-        finally:
-            if write:
-                self._write_lock.release()
+    def session(self, *, write: bool = False, conflict: str = "") -> _SessionBlock:
+        """A pooled connection for one operation (``write``: under the writer lock); sqlite3
+        errors raised in the block become datacon errors (a duplicate key ``ConflictError(conflict)``)."""
+        return _SessionBlock(self, write, conflict)
 
     @contextmanager
     def migration_session(self) -> Iterator[SqliteSession]:
@@ -187,7 +189,7 @@ class SqliteConnector:
                 raise pending
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
             self._open -= len(idle)
@@ -196,5 +198,44 @@ class SqliteConnector:
             conn.close()
 
     def stats(self) -> dict[str, int]:
-        with self._cond:
+        with self._lock:
             return {"size": self._open, "in_use": self._in_use, "max": self.max_concurrency}
+
+
+class _SessionBlock:
+    """One ``session()`` block as a single context manager (no generator frames per call):
+    the writer lock, then checkout; on exit, error translation, checkin, then the lock."""
+
+    __slots__ = ("_conflict", "_conn", "_connector", "_write")
+
+    def __init__(self, connector: SqliteConnector, write: bool, conflict: str) -> None:
+        self._connector = connector
+        self._write = write
+        self._conflict = conflict
+
+    def __enter__(self) -> SqliteSession:
+        connector = self._connector
+        write_lock = connector._write_lock
+        if self._write and not write_lock.acquire(timeout=connector._timeout):
+            raise PoolTimeoutError(f"SQLite: the write lock did not free up within {connector._timeout:g} s")
+        try:
+            self._conn = connector._checkout()
+        except BaseException:
+            if self._write:
+                write_lock.release()
+            raise
+        return SqliteSession(self._conn)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        connector = self._connector
+        try:
+            try:
+                if isinstance(exc, sqlite3.Error):
+                    raise convert(exc, self._conflict) from exc
+            finally:
+                connector._checkin(self._conn)
+        finally:
+            if self._write:
+                connector._write_lock.release()
