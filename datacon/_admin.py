@@ -8,10 +8,11 @@ which the ``datacon migrate`` command prefers when present::
 
 ``section`` is the backend's config (``SqliteConfig``, ``PostgresConfig``...). Without them, this
 module falls back to the public API: opening the storage with ``auto_migrate`` off reports the
-pending SQL (``MigrationRequiredError.statements``, versions parsed from upstream's message
-shape), and opening it with ``auto_migrate`` on applies them through the backend's own runner
-(Postgres takes its advisory lock there). The fallback creates missing tables of a fresh
-database, as opening a storage always does.
+pending SQL (``MigrationRequiredError.statements``; the latest version is the shared SQL
+layer's ``LATEST``, the current one is parsed from upstream's message shape, the only place
+the layer states it when migrations are pending), and opening it with ``auto_migrate`` on
+applies them through the backend's own runner (Postgres takes its advisory lock there). The
+fallback creates missing tables of a fresh database, as opening a storage always does.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from datacon.storage import Storage
 __all__ = ["Check", "SchemaStatus", "apply_migrations", "doctor", "has_migrations", "schema_status"]
 
 _SQL_BACKENDS = (HistoryBackend.SQLITE, HistoryBackend.POSTGRES, HistoryBackend.ORACLE)
-_VERSIONS = re.compile(r"current version: (\d+), latest version: (\d+)")
+_CURRENT = re.compile(r"current version: (\d+)")
 
 
 @attrs.define(frozen=True)
@@ -94,9 +95,10 @@ def schema_status(config: StorageFactoryConfig) -> SchemaStatus:
         with create_storage(_with_auto_migrate(config, False)) as storage:
             current, latest = _recorded_versions(storage)
     except MigrationRequiredError as exc:
-        found = _VERSIONS.search(str(exc))
-        current, latest = (int(found[1]), int(found[2])) if found else (None, None)
-        return SchemaStatus(backend, current, latest, exc.statements)
+        from datacon.backends._sql import LATEST
+
+        found = _CURRENT.search(str(exc))
+        return SchemaStatus(backend, int(found[1]) if found else None, LATEST, exc.statements)
     return SchemaStatus(backend, current, latest, ())
 
 
