@@ -12,9 +12,12 @@ from psycopg import errors as pgerrors
 
 from datacon.errors import BackendError, BackendUnavailableError, ConflictError, PoolTimeoutError
 
-__all__ = ["Scrubber", "translate"]
+__all__ = ["DRIVER_ERRORS", "Scrubber", "convert", "translate"]
 
 _MAX_DETAIL = 300
+
+#: What the seam translates: every psycopg error, and the pool's timeout and closed signals.
+DRIVER_ERRORS = (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed)
 
 
 class Scrubber:
@@ -76,5 +79,5 @@ def translate(conflict: str, scrub: Scrubber, pool_timeout: float) -> Iterator[N
     """
     try:
         yield
-    except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
+    except DRIVER_ERRORS as exc:
         raise convert(exc, conflict, scrub, pool_timeout) from exc
