@@ -513,8 +513,7 @@ def _status_lines(status: _admin.SchemaStatus) -> list[tuple[str, object]]:
 @click.pass_context
 def migrate_status(ctx: click.Context, as_json: bool) -> None:
     """Show the schema version and whether migrations are pending."""
-    config = _config(ctx)
-    status = _migration_status(config)
+    status = _migration_status(_config(ctx))
     if status is None:
         return
     if as_json:
@@ -534,8 +533,7 @@ def migrate_status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def migrate_plan(ctx: click.Context) -> None:
     """Print the exact SQL that 'migrate apply' would run."""
-    config = _config(ctx)
-    status = _migration_status(config)
+    status = _migration_status(_config(ctx))
     if status is None:
         return
     if status.up_to_date:
