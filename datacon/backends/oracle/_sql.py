@@ -30,7 +30,7 @@ from datacon.backends._sql import Dialect, Statements
 from datacon.backends._sql._sql import _extras as extras
 from datacon.backends._sql._sql import _extras_ddl as extras_ddl
 from datacon.backends._sql._sql import _Table as SharedTable
-from datacon.schema import SchemaConfig, TableConfig
+from datacon.schema import CORE_COLUMNS, SchemaConfig, TableConfig
 
 __all__ = [
     "RETURNED",
@@ -355,7 +355,7 @@ def render_oracle(schema: SchemaConfig, dialect: OracleDialect) -> OracleStateme
         create_indexes.append(_create_index(d, _object_name(f"{resps_name}_USER_IDX"), resps, ["safety_identifier"]))
 
     # Conversations.
-    conv_fields = convs.present(("id", "created_at", "metadata"))
+    conv_fields = convs.present(CORE_COLUMNS["conversations"])
     cid = convs.c("id")
     if convs.config.is_skipped("metadata"):
         # Nothing to update (upstream answers without persisting anything): does it exist?
@@ -370,7 +370,7 @@ def render_oracle(schema: SchemaConfig, dialect: OracleDialect) -> OracleStateme
     )
 
     # Items and links.
-    item_fields = items.present(("id", "response_id", "item_type", "role", "content", "status", "created_at"))
+    item_fields = items.present(CORE_COLUMNS["conversation_items"])
     link_names, link_params = extras(links.config, d)
     link_columns = [links.c("conversation_id"), links.c("item_id"), links.c("added_at"), *link_names]
     link_into = f"{links.ref} ({', '.join(link_columns)})"
@@ -394,18 +394,7 @@ def render_oracle(schema: SchemaConfig, dialect: OracleDialect) -> OracleStateme
         )
 
     # Responses.
-    resp_fields = resps.present(
-        (
-            "id",
-            "conversation_id",
-            "previous_response_id",
-            "input",
-            "created_at",
-            "safety_identifier",
-            "model",
-            "raw_response",
-        )
-    )
+    resp_fields = resps.present(CORE_COLUMNS["responses"])
     resp_cols = resps.select_list(resp_fields)
     rid, prev = resps.c("id"), resps.c("previous_response_id")
     resp_by_id = f"SELECT {resp_cols} FROM {resps.ref} WHERE {rid} = {p('id')}"  # noqa: S608
