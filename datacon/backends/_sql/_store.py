@@ -59,9 +59,11 @@ class SqlStore:
         return text, json.loads(text)
 
 
-def _time(dialect: Dialect, row: dict[str, Any], field: str) -> datetime:
-    # A skipped created_at reads as "now" (upstream's default for a skipped column).
-    return dialect.decode_time(row[field]) if field in row else utc_now()
+def _positions(fields: Sequence[str], names: Sequence[str]) -> tuple[int | None, ...]:
+    """Where each logical column of ``names`` sits in a SELECT returning ``fields`` (``None``
+    when it is skipped): rows are decoded by position, computed once per store."""
+    where = {name: n for n, name in enumerate(fields)}
+    return tuple(where.get(name) for name in names)
 
 
 _DECODE_ERRORS = (ValueError, TypeError, OverflowError)
@@ -87,14 +89,17 @@ class SqlConversationStorage(ConversationStorage):
         self._store = store
         self._sql = store.sql
         self._d = store.dialect
+        self._at = _positions(self._sql.conv_fields, ("id", "created_at", "metadata"))
 
     def _row(self, row: tuple[Any, ...]) -> Conversation:
-        values = dict(zip(self._sql.conv_fields, row, strict=True))
+        i_id, i_created, i_metadata = self._at
+        d = self._d
         try:
             return Conversation(
-                id=values["id"],
-                created_at=_time(self._d, values, "created_at"),
-                metadata=_metadata(self._d.decode_json(values.get("metadata"), None)),
+                id=row[i_id],  # type: ignore[index]  # never skipped
+                # A skipped created_at reads as "now" (upstream's default for a skipped column).
+                created_at=utc_now() if i_created is None else d.decode_time(row[i_created]),
+                metadata=_metadata(None if i_metadata is None else d.decode_json(row[i_metadata], None)),
             )
         except _DECODE_ERRORS as exc:
             raise _unreadable(self._d, "conversation", row, exc) from exc
@@ -156,18 +161,22 @@ class SqlItemStorage(ConversationItemStorage):
         self._store = store
         self._sql = store.sql
         self._d = store.dialect
+        self._at = _positions(
+            self._sql.item_fields, ("id", "response_id", "item_type", "role", "content", "status", "created_at")
+        )
 
     def _row(self, row: tuple[Any, ...]) -> ConversationItem:
-        values = dict(zip(self._sql.item_fields, row, strict=True))
+        i_id, i_response, i_type, i_role, i_content, i_status, i_created = self._at
+        d = self._d
         try:
             return ConversationItem(
-                id=values["id"],
-                response_id=values.get("response_id"),
-                item_type=values.get("item_type", ""),
-                role=values.get("role"),
-                content=self._d.decode_json(values.get("content"), None),
-                status=values.get("status"),
-                created_at=_time(self._d, values, "created_at"),
+                id=row[i_id],  # type: ignore[index]  # never skipped
+                response_id=None if i_response is None else row[i_response],
+                item_type="" if i_type is None else row[i_type],
+                role=None if i_role is None else row[i_role],
+                content=d.decode_json(None if i_content is None else row[i_content], None),
+                status=None if i_status is None else row[i_status],
+                created_at=utc_now() if i_created is None else d.decode_time(row[i_created]),
             )
         except _DECODE_ERRORS as exc:
             raise _unreadable(self._d, "item", row, exc) from exc
@@ -255,19 +264,33 @@ class SqlResponseStorage(ResponseStorage):
         self._store = store
         self._sql = store.sql
         self._d = store.dialect
+        self._at = _positions(
+            self._sql.resp_fields,
+            (
+                "id",
+                "previous_response_id",
+                "input",
+                "created_at",
+                "safety_identifier",
+                "model",
+                "conversation_id",
+                "raw_response",
+            ),
+        )
 
     def _row(self, row: tuple[Any, ...]) -> StoredResponse:
-        values = dict(zip(self._sql.resp_fields, row, strict=True))
+        i_id, i_previous, i_input, i_created, i_safety, i_model, i_conversation, i_raw = self._at
+        d = self._d
         try:
             return StoredResponse(
-                id=values["id"],
-                previous_response_id=values.get("previous_response_id"),
-                input=self._d.decode_json(values.get("input"), []),
-                created_at=_time(self._d, values, "created_at"),
-                safety_identifier=values.get("safety_identifier"),
-                model=values.get("model"),
-                conversation_id=values.get("conversation_id"),
-                raw_response=self._d.decode_json(values.get("raw_response"), None),
+                id=row[i_id],  # type: ignore[index]  # never skipped
+                previous_response_id=None if i_previous is None else row[i_previous],
+                input=d.decode_json(None if i_input is None else row[i_input], []),
+                created_at=utc_now() if i_created is None else d.decode_time(row[i_created]),
+                safety_identifier=None if i_safety is None else row[i_safety],
+                model=None if i_model is None else row[i_model],
+                conversation_id=None if i_conversation is None else row[i_conversation],
+                raw_response=d.decode_json(None if i_raw is None else row[i_raw], None),
             )
         except _DECODE_ERRORS as exc:
             raise _unreadable(self._d, "response", row, exc) from exc
