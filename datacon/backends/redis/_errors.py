@@ -10,12 +10,15 @@ from redis import exceptions as rx
 
 from datacon.errors import BackendError, BackendUnavailableError, PoolTimeoutError
 
-__all__ = ["corrupt_record", "translate"]
+__all__ = ["DRIVER_ERRORS", "convert", "corrupt_record", "translate"]
 
 # What BlockingConnectionPool.get_connection raises (as a ConnectionError) when no
 # connection frees up within its timeout; redis-py has no dedicated exception for it.
 _POOL_EXHAUSTED = "No connection available."
 _MAX_DETAIL = 300
+
+#: What the seam translates: redis-py's errors and socket errors.
+DRIVER_ERRORS = (rx.RedisError, OSError)
 
 
 def _detail(exc: BaseException, secret: str | None) -> str:
@@ -28,7 +31,8 @@ def _detail(exc: BaseException, secret: str | None) -> str:
     return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "..."
 
 
-def _convert(exc: Exception, action: str, secret: str | None, pool_timeout: float) -> BackendError:
+def convert(exc: Exception, action: str, secret: str | None, pool_timeout: float) -> BackendError:
+    """The datacon error for a redis-py or socket exception (the caller chains it)."""
     if isinstance(exc, rx.ConnectionError) and str(exc) == _POOL_EXHAUSTED:
         return PoolTimeoutError(f"Redis {action}: no pooled connection became free within {pool_timeout:g} s")
     if isinstance(exc, rx.AuthenticationError | rx.AuthenticationWrongNumberOfArgsError):
@@ -48,8 +52,8 @@ def translate(action: str, secret: str | None, pool_timeout: float) -> Iterator[
     """
     try:
         yield
-    except (rx.RedisError, OSError) as exc:
-        raise _convert(exc, action, secret, pool_timeout) from exc
+    except DRIVER_ERRORS as exc:
+        raise convert(exc, action, secret, pool_timeout) from exc
 
 
 def corrupt_record(kind: str, record_id: str, field: str, exc: Exception) -> BackendError:

@@ -30,7 +30,8 @@ Fields = dict[str, str]
 
 def pairs(flat: Sequence[Any]) -> Fields:
     """A ``HGETALL`` reply as returned through a script (``[field, value, ...]``) as a dict."""
-    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+    pairwise = iter(flat)  # zip(it, it) pairs consecutive elements; an odd trailing one is dropped
+    return {str(field): str(value) for field, value in zip(pairwise, pairwise, strict=False)}
 
 
 def _time_text(value: datetime) -> str:
@@ -42,16 +43,39 @@ def _extra_text(value: Any, name: str) -> str:
     return value if isinstance(value, str) else dump_json(value, f"extra column {name}")
 
 
+_CONVERSATION = ("id", "created_at", "metadata")
+_ITEM = ("id", "response_id", "item_type", "role", "content", "status", "created_at")
+_RESPONSE = (
+    "id",
+    "previous_response_id",
+    "conversation_id",
+    "input",
+    "created_at",
+    "safety_identifier",
+    "model",
+    "raw_response",
+)
+
+
 class _Table:
     """One table's field names, with helpers to write and read its fields."""
 
-    def __init__(self, config: TableConfig, kind: str) -> None:
+    def __init__(self, config: TableConfig, kind: str, names: Sequence[str]) -> None:
         self.config = config
         self.kind = kind
+        #: Hash field of each logical column, ``None`` when skipped; computed once per store.
+        #: ``row.get(None)`` is ``None`` on a hash's dict, so a skipped column reads as absent.
+        self.fields: dict[str, str | None] = {name: self._resolve(name) for name in names}
+
+    def _resolve(self, name: str) -> str | None:
+        return None if self.config.is_skipped(name) else self.config.col(name)
 
     def field(self, name: str) -> str | None:
         """The hash field of logical column ``name``, or ``None`` when it is skipped."""
-        return None if self.config.is_skipped(name) else self.config.col(name)
+        try:
+            return self.fields[name]
+        except KeyError:
+            return self._resolve(name)
 
     def put(self, out: Fields, name: str, value: str | None) -> None:
         field = self.field(name)
@@ -68,16 +92,18 @@ class _Table:
         return None if field is None else row.get(field)
 
     def json(self, row: Mapping[str, str], record_id: str, name: str, default: Any) -> Any:
-        text = self.text(row, name)
+        field = self.fields[name]
+        text = None if field is None else row.get(field)
         try:
             return load_json(text, default)
         except ValueError as exc:
             raise corrupt_record(self.kind, record_id, name, exc) from exc
 
     def time(self, row: Mapping[str, str], record_id: str) -> datetime:
-        if self.field("created_at") is None:
+        field = self.fields["created_at"]
+        if field is None:
             return utc_now()
-        text = self.text(row, "created_at")
+        text = row.get(field)
         try:
             if text is None:
                 raise ValueError("missing")
@@ -90,9 +116,9 @@ class Codec:
     """Encodes and decodes the three record kinds for one ``SchemaConfig``."""
 
     def __init__(self, schema: SchemaConfig) -> None:
-        self.conversations = _Table(schema.conversations, "conversation")
-        self.items = _Table(schema.conversation_items, "item")
-        self.responses = _Table(schema.responses, "response")
+        self.conversations = _Table(schema.conversations, "conversation", _CONVERSATION)
+        self.items = _Table(schema.conversation_items, "item", _ITEM)
+        self.responses = _Table(schema.responses, "response", _RESPONSE)
 
     # Conversations
 
@@ -134,13 +160,15 @@ class Codec:
 
     def item(self, item_id: str, row: Mapping[str, str]) -> ConversationItem:
         t = self.items
+        f = t.fields
+        get = _getter(row)
         return ConversationItem(
             id=item_id,
-            response_id=t.text(row, "response_id"),
-            item_type=t.text(row, "item_type") or "",
-            role=t.text(row, "role"),
+            response_id=get(f["response_id"]),
+            item_type=get(f["item_type"]) or "",
+            role=get(f["role"]),
             content=t.json(row, item_id, "content", None),
-            status=t.text(row, "status"),
+            status=get(f["status"]),
             created_at=t.time(row, item_id),
         )
 
@@ -162,13 +190,21 @@ class Codec:
 
     def response(self, response_id: str, row: Mapping[str, str]) -> StoredResponse:
         t = self.responses
+        f = t.fields
+        get = _getter(row)
         return StoredResponse(
             id=response_id,
-            previous_response_id=t.text(row, "previous_response_id"),
+            previous_response_id=get(f["previous_response_id"]),
             input=t.json(row, response_id, "input", []),
             created_at=t.time(row, response_id),
-            safety_identifier=t.text(row, "safety_identifier"),
-            model=t.text(row, "model"),
-            conversation_id=t.text(row, "conversation_id"),
+            safety_identifier=get(f["safety_identifier"]),
+            model=get(f["model"]),
+            conversation_id=get(f["conversation_id"]),
             raw_response=t.json(row, response_id, "raw_response", None),
         )
+
+
+def _getter(row: Mapping[str, str]) -> Any:
+    """``row.get`` for a field name or ``None`` (a skipped column): ``None`` is never a key
+    of a decoded hash, so it reads as absent without a branch per field."""
+    return row.get

@@ -53,7 +53,7 @@ from datacon.schema import SchemaConfig
 from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage
 
 from . import _lua
-from ._errors import translate
+from ._errors import DRIVER_ERRORS, convert, translate
 from ._records import Codec, pairs
 
 __all__ = ["RedisConversationStorage", "RedisItemStorage", "RedisResponseStorage", "RedisStore"]
@@ -107,9 +107,11 @@ class RedisStore:
             yield
 
     def call(self, action: str, fn: Callable[[], T]) -> T:
-        """``fn()`` with errors translated."""
-        with self.translate(action):
+        """``fn()`` with errors translated (as ``translate``, without a context manager per call)."""
+        try:
             return fn()
+        except DRIVER_ERRORS as exc:
+            raise convert(exc, action, self._password, self.config.pool_timeout_secs) from exc
 
     def hgetall(self, action: str, key: str) -> dict[str, str]:
         """The hash at ``key`` (empty when it does not exist)."""
