@@ -91,6 +91,8 @@ class Dialect:
 
     def decode_json(self, value: Any, default: Any) -> Any:
         """A JSON column's value (text) as Python; SQL NULL gives ``default``."""
+        if value.__class__ is str:  # the usual case first: one identity test per column
+            return json.loads(value)
         if value is None:
             return default
         if isinstance(value, bytes | bytearray | memoryview):
