@@ -165,6 +165,25 @@ def _export_queries(
     return queries
 
 
+def identifier_queries(resps: _Table, resp_cols: str, d: Dialect) -> tuple[str | None, str | None, str | None]:
+    """List (newest first, ties id descending), limited list, and delete by safety identifier.
+
+    All ``None`` when ``safety_identifier`` is a skipped column (the storages then list
+    nothing and delete nothing, as upstream).
+    """
+    if resps.config.is_skipped("safety_identifier"):
+        return None, None, None
+    p = d.param
+    rid = resps.c("id")
+    newest = f"{resps.c('created_at')} DESC, " if not resps.config.is_skipped("created_at") else ""
+    ident_list = (
+        f"SELECT {resp_cols} FROM {resps.ref} WHERE {resps.c('safety_identifier')} = {p('sid')} "  # noqa: S608
+        f"ORDER BY {newest}{rid} DESC"
+    )
+    ident_delete = f"DELETE FROM {resps.ref} WHERE {resps.c('safety_identifier')} = {p('sid')}"  # noqa: S608
+    return ident_list, f"{ident_list} {d.limit(p('limit'))}", ident_delete
+
+
 def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
     """All statements of a store for ``schema`` (validated) in ``dialect``."""
     d = dialect
@@ -314,15 +333,7 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
             f"SELECT {resp_cols} FROM {resps.ref} WHERE {rid} IN (SELECT rid FROM chain)"
         )
 
-    ident_list = ident_list_limit = ident_delete = None
-    if not resps.config.is_skipped("safety_identifier"):
-        newest = f"{resps.c('created_at')} DESC, " if not resps.config.is_skipped("created_at") else ""
-        ident_list = (
-            f"SELECT {resp_cols} FROM {resps.ref} WHERE {resps.c('safety_identifier')} = {p('sid')} "  # noqa: S608
-            f"ORDER BY {newest}{rid} DESC"
-        )
-        ident_list_limit = f"{ident_list} {d.limit(p('limit'))}"
-        ident_delete = f"DELETE FROM {resps.ref} WHERE {resps.c('safety_identifier')} = {p('sid')}"  # noqa: S608
+    ident_list, ident_list_limit, ident_delete = identifier_queries(resps, resp_cols, d)
 
     versions = d.versions_table
     tables = (convs, items, links, resps)

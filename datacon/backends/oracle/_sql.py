@@ -30,6 +30,7 @@ from datacon.backends._sql import Dialect, Statements
 from datacon.backends._sql._sql import _extras as extras
 from datacon.backends._sql._sql import _extras_ddl as extras_ddl
 from datacon.backends._sql._sql import _Table as SharedTable
+from datacon.backends._sql._sql import identifier_queries
 from datacon.schema import CORE_COLUMNS, SchemaConfig, TableConfig
 
 __all__ = [
@@ -415,15 +416,7 @@ def render_oracle(schema: SchemaConfig, dialect: OracleDialect) -> OracleStateme
             f"SELECT {resp_cols} FROM {resps.ref} WHERE {rid} IN (SELECT rid FROM chain)"
         )
 
-    ident_list = ident_list_limit = ident_delete = None
-    if not resps.config.is_skipped("safety_identifier"):
-        newest = f"{resps.c('created_at')} DESC, " if not resps.config.is_skipped("created_at") else ""
-        ident_list = (
-            f"SELECT {resp_cols} FROM {resps.ref} WHERE {resps.c('safety_identifier')} = {p('sid')} "  # noqa: S608
-            f"ORDER BY {newest}{rid} DESC"
-        )
-        ident_list_limit = f"{ident_list} {d.limit(p('limit'))}"
-        ident_delete = f"DELETE FROM {resps.ref} WHERE {resps.c('safety_identifier')} = {p('sid')}"  # noqa: S608
+    ident_list, ident_list_limit, ident_delete = identifier_queries(resps, resp_cols, d)
 
     versions = d.versions_table
     return OracleStatements(
