@@ -53,6 +53,20 @@ class _Response:
     conversation_id: str | None
     raw_json: str
 
+    @classmethod
+    def from_model(cls, response: StoredResponse) -> _Response:
+        """The stored row (JSON fields as text; ``InvalidInputError`` if not serialisable)."""
+        return cls(
+            id=response.id,
+            previous_response_id=response.previous_response_id,
+            input_json=dump_json(response.input, "input"),
+            created_at=response.created_at,
+            safety_identifier=response.safety_identifier,
+            model=response.model,
+            conversation_id=response.conversation_id,
+            raw_json=dump_json(response.raw_response, "raw_response"),
+        )
+
     def to_model(self) -> StoredResponse:
         return StoredResponse(
             id=self.id,
@@ -307,16 +321,7 @@ class MemoryResponseStorage(ResponseStorage):
         self._s = state
 
     def store_response(self, response: StoredResponse) -> str:
-        row = _Response(
-            id=response.id,
-            previous_response_id=response.previous_response_id,
-            input_json=dump_json(response.input, "input"),
-            created_at=response.created_at,
-            safety_identifier=response.safety_identifier,
-            model=response.model,
-            conversation_id=response.conversation_id,
-            raw_json=dump_json(response.raw_response, "raw_response"),
-        )
+        row = _Response.from_model(response)
         with self._s.lock:
             if response.id in self._s.responses:
                 raise ConflictError(f"response {response.id} already exists")
@@ -384,19 +389,7 @@ class MemoryResponseStorage(ResponseStorage):
 
     def restore_responses(self, records: Sequence[StoredResponse]) -> int:
         """Insert the responses whose id is absent; how many were inserted."""
-        rows = [
-            _Response(
-                id=r.id,
-                previous_response_id=r.previous_response_id,
-                input_json=dump_json(r.input, "input"),
-                created_at=r.created_at,
-                safety_identifier=r.safety_identifier,
-                model=r.model,
-                conversation_id=r.conversation_id,
-                raw_json=dump_json(r.raw_response, "raw_response"),
-            )
-            for r in records
-        ]
+        rows = [_Response.from_model(r) for r in records]
         created = 0
         with self._s.lock:
             for row in rows:
