@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from datacon.backends.redis import _lua
+from datacon.backends.redis import lua
 
 __all__ = ["RedisBaseline"]
 
@@ -58,11 +58,11 @@ class RedisBaseline:
     def __init__(self, url: str, pool_max: int = 16) -> None:
         self.pool = redis.BlockingConnectionPool.from_url(url, max_connections=pool_max, decode_responses=True)
         self.client = redis.Redis(connection_pool=self.pool)
-        self.create_record = self.client.register_script(_lua.CREATE_RECORD)
-        self.store = self.client.register_script(_lua.STORE_RESPONSE)
-        self.link = self.client.register_script(_lua.LINK_ITEMS)
-        self.list = self.client.register_script(_lua.LIST_ITEMS)
-        self.get_chain = self.client.register_script(_lua.GET_CHAIN)
+        self.create_record = self.client.register_script(lua.CREATE_RECORD)
+        self.store = self.client.register_script(lua.STORE_RESPONSE)
+        self.link = self.client.register_script(lua.LINK_ITEMS)
+        self.list = self.client.register_script(lua.LIST_ITEMS)
+        self.get_chain = self.client.register_script(lua.GET_CHAIN)
 
     def store_response(self, fields: dict[str, Any]) -> None:
         created: datetime = fields["created_at"]

@@ -143,9 +143,9 @@ def _norm(sql: str) -> str:
 
 def _dialect(name: str) -> Any:
     if name == "sqlite":
-        from datacon.backends.sqlite._sql import SqliteDialect
+        from datacon.backends.sqlite.dialect import SqliteDialect
 
         return SqliteDialect()
-    from datacon.backends.postgres._sql import PostgresDialect
+    from datacon.backends.postgres.dialect import PostgresDialect
 
     return PostgresDialect()

@@ -25,9 +25,9 @@ from datacon import (
     create_storage,
 )
 from datacon.backends.oracle import OracleConnector, dialect_for, oracle_schema, pool_params
-from datacon.backends.oracle._errors import Scrubber, convert, translate
-from datacon.backends.oracle._pool import CALL_TIMEOUT_SECS, bind_names, secrets_of
-from datacon.backends.oracle._store import OracleItemStorage, OracleStore
+from datacon.backends.oracle.connector import CALL_TIMEOUT_SECS, bind_names, secrets_of
+from datacon.backends.oracle.errors import Scrubber, convert, translate
+from datacon.backends.oracle.store import OracleItemStorage, OracleStore
 from datacon.context import extra_columns
 from datacon.errors import (
     BackendError,

@@ -132,7 +132,7 @@ def test_old_schema_needs_migration_then_auto_migrate_applies_it(
 
 def _migration(schema: SchemaConfig, dialect: Any, version: int) -> list[str]:
     from datacon.backends._sql import MIGRATIONS
-    from datacon.backends._sql._migrations import version_insert_sql
+    from datacon.backends._sql.migrations import version_insert_sql
 
     migration = MIGRATIONS[version - 1]
     return [*migration.up(schema, dialect, None), version_insert_sql(dialect, migration)]

@@ -20,9 +20,9 @@ import sqlglot
 
 from datacon import ColumnDef, SchemaConfig, TableConfig
 from datacon.backends._sql import LATEST, MIGRATIONS, migration_message
-from datacon.backends._sql._migrations import version_insert_sql
+from datacon.backends._sql.migrations import version_insert_sql
 from datacon.backends.oracle import dialect_for, oracle_schema, render_oracle
-from datacon.backends.oracle._sql import OracleDialect, OracleStatements, plsql_ignoring, versions_table
+from datacon.backends.oracle.dialect import OracleDialect, OracleStatements, plsql_ignoring, versions_table
 from datacon.errors import ConfigError
 from tests.support import RENAMED_SCHEMA
 

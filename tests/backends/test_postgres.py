@@ -33,7 +33,7 @@ from datacon import (
     create_storage,
 )
 from datacon.backends._sql import MIGRATIONS, render
-from datacon.backends._sql._migrations import version_insert_sql
+from datacon.backends._sql.migrations import version_insert_sql
 from datacon.backends.postgres import PostgresDialect
 from datacon.errors import BackendError, BackendUnavailableError, MigrationRequiredError, PoolTimeoutError
 from tests.servers.postgres import PASSWORD, PostgresBackend

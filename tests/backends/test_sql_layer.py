@@ -21,7 +21,7 @@ from datacon import (
     create_storage,
 )
 from datacon.backends._sql import LATEST, MIGRATIONS, Dialect, migration_message, render
-from datacon.backends._sql._migrations import version_insert_sql
+from datacon.backends._sql.migrations import version_insert_sql
 from datacon.backends.postgres import PostgresDialect
 from datacon.backends.sqlite import SqliteDialect
 from tests.support import RENAMED_SCHEMA, BackendUnderTest

@@ -25,7 +25,7 @@ from datacon import (
 )
 from datacon._time import to_epoch_us
 from datacon.backends._sql import MIGRATIONS, render
-from datacon.backends._sql._migrations import version_insert_sql
+from datacon.backends._sql.migrations import version_insert_sql
 from datacon.backends.sqlite import SqliteDialect
 from datacon.errors import BackendError, ConflictError, MigrationRequiredError
 from tests.support import repo_root

@@ -20,11 +20,11 @@ skip columns); ``_migrations`` holds upstream's v1-v3 and the start-up runner
 upstream's default (``created_at`` now, ``input`` ``[]``, ``item_type`` ``""``, others ``None``).
 """
 
-from ._dialect import Dialect
-from ._migrations import LATEST, MIGRATIONS, Migration, bootstrap, migration_message
-from ._session import Connector, Params, Session
-from ._sql import Statements, render
-from ._store import SqlConversationStorage, SqlItemStorage, SqlResponseStorage, SqlStore, open_sql_storage
+from .dialect import Dialect
+from .migrations import LATEST, MIGRATIONS, Migration, bootstrap, migration_message
+from .render import Statements, render
+from .session import Connector, Params, Session
+from .store import SqlConversationStorage, SqlItemStorage, SqlResponseStorage, SqlStore, open_sql_storage
 
 __all__ = [
     "LATEST",

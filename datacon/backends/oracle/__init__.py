@@ -17,9 +17,9 @@ from datacon.config import OracleConfig
 from datacon.schema import SchemaConfig
 from datacon.storage import Storage
 
-from ._pool import OracleConnector, pool_params
-from ._sql import OracleDialect, dialect_for, render_oracle
-from ._store import open_oracle_storage
+from .connector import OracleConnector, pool_params
+from .dialect import OracleDialect, dialect_for, render_oracle
+from .store import open_oracle_storage
 
 __all__ = [
     "OracleConnector",

@@ -11,8 +11,8 @@ from datacon.backends._sql import open_sql_storage
 from datacon.config import PostgresConfig
 from datacon.storage import Storage
 
-from ._pool import MIGRATION_LOCK, PostgresConnector
-from ._sql import PostgresDialect
+from .connector import MIGRATION_LOCK, PostgresConnector
+from .dialect import PostgresDialect
 
 __all__ = ["MIGRATION_LOCK", "PostgresConnector", "PostgresDialect", "open_storage"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datacon.config import RedisConfig
 from datacon.storage import Storage
 
-from ._storage import RedisConversationStorage, RedisItemStorage, RedisResponseStorage, RedisStore
+from .store import RedisConversationStorage, RedisItemStorage, RedisResponseStorage, RedisStore
 
 __all__ = ["RedisStore", "open_storage"]
 

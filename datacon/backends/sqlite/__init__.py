@@ -11,8 +11,8 @@ from datacon.backends._sql import open_sql_storage
 from datacon.config import SqliteConfig
 from datacon.storage import Storage
 
-from ._pool import SqliteConnector
-from ._sql import SqliteDialect
+from .connector import SqliteConnector
+from .dialect import SqliteDialect
 
 __all__ = ["SqliteConnector", "SqliteDialect", "open_storage"]
 

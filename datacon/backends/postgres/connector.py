@@ -18,7 +18,7 @@ from datacon.backends._sql import Params
 from datacon.config import PostgresConfig
 from datacon.errors import BackendUnavailableError
 
-from ._errors import DRIVER_ERRORS, Scrubber, convert, translate
+from .errors import DRIVER_ERRORS, Scrubber, convert, translate
 
 __all__ = ["MIGRATION_LOCK", "PostgresConnector", "PostgresSession"]
 

@@ -21,7 +21,7 @@ from datacon.backends._common import extra_values
 from datacon.models import Conversation, ConversationItem, StoredResponse
 from datacon.schema import SchemaConfig, TableConfig
 
-from ._errors import corrupt_record
+from .errors import corrupt_record
 
 __all__ = ["Codec", "pairs"]
 

@@ -24,10 +24,10 @@ from datacon.models import (
 from datacon.schema import SchemaConfig, TableConfig
 from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage, Storage
 
-from ._dialect import Dialect
-from ._migrations import bootstrap
-from ._session import Connector, Params, Session
-from ._sql import Statements, render
+from .dialect import Dialect
+from .migrations import bootstrap
+from .render import Statements, render
+from .session import Connector, Params, Session
 
 __all__ = ["SqlConversationStorage", "SqlItemStorage", "SqlResponseStorage", "SqlStore", "open_sql_storage"]
 

@@ -15,8 +15,8 @@ from datacon.backends._sql import Params
 from datacon.config import OracleConfig
 from datacon.errors import ConfigError
 
-from ._errors import Scrubber, translate
-from ._sql import RETURNED
+from .dialect import RETURNED
+from .errors import Scrubber, translate
 
 __all__ = ["CALL_TIMEOUT_SECS", "OracleConnector", "OracleSession", "pool_params", "secrets_of"]
 

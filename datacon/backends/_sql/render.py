@@ -1,6 +1,6 @@
 """Every SQL statement of the shared layer, rendered once per store from SchemaConfig + Dialect.
 
-This is the one module (with each backend's own ``_sql.py``) where SQL text is assembled.
+This is the one module (with each backend's own ``dialect.py``) where SQL text is assembled.
 It is safe because every interpolated name is a table or column name that
 ``SchemaConfig.validate`` restricted to ``[A-Za-z0-9_]`` (then quoted by the dialect), or a
 ``sql_type`` restricted to ``[A-Za-z0-9_ (),.]``; values are always bind parameters.
@@ -14,7 +14,7 @@ import attrs
 
 from datacon.schema import SchemaConfig, TableConfig
 
-from ._dialect import Dialect
+from .dialect import Dialect
 
 __all__ = ["UPSTREAM_INDEX_NAMES", "Statements", "render"]
 

@@ -14,7 +14,7 @@ from datacon.backends._sql import Params
 from datacon.config import SqliteConfig
 from datacon.errors import BackendUnavailableError, MigrationRequiredError, PoolTimeoutError
 
-from ._errors import convert, translate
+from .errors import convert, translate
 
 __all__ = ["SqliteConnector", "SqliteSession"]
 

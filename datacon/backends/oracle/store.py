@@ -19,7 +19,7 @@ from datacon.models import ConversationItem
 from datacon.schema import SchemaConfig, TableConfig
 from datacon.storage import Storage
 
-from ._sql import OracleDialect, render_oracle
+from .dialect import OracleDialect, render_oracle
 
 __all__ = ["OracleItemStorage", "OracleStore", "open_oracle_storage"]
 

@@ -19,7 +19,7 @@ share its key with another conversation's links; Redis then answers ``WRONGTYPE`
 (``BackendError``).
 
 Every operation is one round trip: a single command, a ``MULTI`` transaction, or a Lua
-script (see ``_lua``) run with ``EVALSHA``. Commands are not retried: a write whose
+script (see ``lua``) run with ``EVALSHA``. Commands are not retried: a write whose
 connection drops raises ``BackendUnavailableError`` with its outcome unknown (ids are
 made before any I/O, so the caller can look the record up).
 """
@@ -52,9 +52,9 @@ from datacon.models import (
 from datacon.schema import SchemaConfig
 from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage
 
-from . import _lua
-from ._errors import DRIVER_ERRORS, convert, translate
-from ._records import Codec, pairs
+from . import lua
+from .errors import DRIVER_ERRORS, convert, translate
+from .records import Codec, pairs
 
 __all__ = ["RedisConversationStorage", "RedisItemStorage", "RedisResponseStorage", "RedisStore"]
 
@@ -90,15 +90,15 @@ class RedisStore:
             self.client = redis.Redis(connection_pool=self.pool)
         # Registered once: each call is an EVALSHA (redis-py loads the script on NOSCRIPT).
         register = self.client.register_script
-        self.lua_create_record = register(_lua.CREATE_RECORD)
-        self.lua_store_response = register(_lua.STORE_RESPONSE)
-        self.lua_update_conversation = register(_lua.UPDATE_CONVERSATION)
-        self.lua_link_items = register(_lua.LINK_ITEMS)
-        self.lua_list_items = register(_lua.LIST_ITEMS)
-        self.lua_get_chain = register(_lua.GET_CHAIN)
-        self.lua_list_identifier = register(_lua.LIST_IDENTIFIER)
-        self.lua_delete_identifier = register(_lua.DELETE_IDENTIFIER)
-        self.lua_delete_response = register(_lua.DELETE_RESPONSE)
+        self.lua_create_record = register(lua.CREATE_RECORD)
+        self.lua_store_response = register(lua.STORE_RESPONSE)
+        self.lua_update_conversation = register(lua.UPDATE_CONVERSATION)
+        self.lua_link_items = register(lua.LINK_ITEMS)
+        self.lua_list_items = register(lua.LIST_ITEMS)
+        self.lua_get_chain = register(lua.GET_CHAIN)
+        self.lua_list_identifier = register(lua.LIST_IDENTIFIER)
+        self.lua_delete_identifier = register(lua.DELETE_IDENTIFIER)
+        self.lua_delete_response = register(lua.DELETE_RESPONSE)
 
     @contextmanager
     def translate(self, action: str) -> Iterator[None]:

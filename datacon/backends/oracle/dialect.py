@@ -1,6 +1,6 @@
 """The Oracle dialect and every Oracle statement, rendered once per store from SchemaConfig.
 
-Like the shared ``datacon.backends._sql._sql``, this is a module where SQL text is
+Like the shared ``datacon.backends._sql.render``, this is a module where SQL text is
 assembled. It is safe for the same reason: every interpolated name is an owner, table or
 column name that ``SchemaConfig.validate`` restricted to ``[A-Za-z0-9_]`` (then quoted
 and uppercased), or a ``sql_type`` restricted to ``[A-Za-z0-9_ (),.]``; values are
@@ -27,10 +27,10 @@ import attrs
 
 from datacon._serde import dump_json
 from datacon.backends._sql import Dialect, Statements
-from datacon.backends._sql._sql import _extras as extras
-from datacon.backends._sql._sql import _extras_ddl as extras_ddl
-from datacon.backends._sql._sql import _Table as SharedTable
-from datacon.backends._sql._sql import identifier_queries
+from datacon.backends._sql.render import _extras as extras
+from datacon.backends._sql.render import _extras_ddl as extras_ddl
+from datacon.backends._sql.render import _Table as SharedTable
+from datacon.backends._sql.render import identifier_queries
 from datacon.schema import CORE_COLUMNS, SchemaConfig, TableConfig
 
 __all__ = [

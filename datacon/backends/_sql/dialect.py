@@ -18,7 +18,7 @@ class Dialect:
 
     Subclasses set the class attributes and override the methods whose default does not
     fit. Every method returns SQL *fragments* or Python values; whole statements are
-    assembled only in ``datacon.backends._sql._sql`` (and a backend's own ``_sql.py``),
+    assembled only in ``datacon.backends._sql.render`` (and a backend's own ``dialect.py``),
     from identifiers that ``SchemaConfig.validate`` has already restricted to
     ``[A-Za-z0-9_]``.
     """

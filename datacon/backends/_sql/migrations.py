@@ -10,9 +10,9 @@ import attrs
 from datacon.errors import MigrationRequiredError
 from datacon.schema import CORE_COLUMNS, SchemaConfig
 
-from ._dialect import Dialect
-from ._session import Session
-from ._sql import Statements
+from .dialect import Dialect
+from .render import Statements
+from .session import Session
 
 __all__ = ["LATEST", "MIGRATIONS", "Migration", "bootstrap", "migration_message", "version_insert_sql"]
 
