@@ -34,6 +34,9 @@ from datacon.storage import Storage
 __all__ = ["Check", "SchemaStatus", "apply_migrations", "doctor", "has_migrations", "schema_status"]
 
 _SQL_BACKENDS = (HistoryBackend.SQLITE, HistoryBackend.POSTGRES, HistoryBackend.ORACLE)
+# Backends with a versioned layout: the SQL ones, and Redis (its key layout, see
+# datacon.backends.redis.migrate; it always offers the schema_status/apply_migrations seam).
+_MIGRATABLE = (*_SQL_BACKENDS, HistoryBackend.REDIS)
 _CURRENT = re.compile(r"current version: (\d+)")
 
 
@@ -57,13 +60,13 @@ class SchemaStatus:
 
 
 def has_migrations(config: StorageFactoryConfig) -> bool:
-    """Whether the configured backend has a versioned SQL schema."""
-    return HistoryBackend(config.backend) in _SQL_BACKENDS
+    """Whether the configured backend has a versioned schema (SQL tables, or Redis's key layout)."""
+    return HistoryBackend(config.backend) in _MIGRATABLE
 
 
 def _seam(config: StorageFactoryConfig, name: str) -> Callable[..., Any] | None:
     backend = HistoryBackend(config.backend)
-    if backend not in _SQL_BACKENDS:
+    if backend not in _MIGRATABLE:
         raise ConfigError(f"the {backend.value} backend has no schema migrations", "backend")
     section = config.section()
     if section is None:
@@ -133,6 +136,8 @@ class Check:
     name: str
     ok: bool
     detail: str
+    #: A passing check that still deserves attention (shown as ``WARN``; exit status 0).
+    warning: bool = False
 
 
 def sqlite_file_missing(config: StorageFactoryConfig) -> str | None:
@@ -185,6 +190,14 @@ def doctor(config: StorageFactoryConfig) -> list[Check]:
     checks.append(Check("connection", True, "connected"))
     if schema is not None:
         checks.append(schema)
+    durability = _seam(config, "durability") if backend is HistoryBackend.REDIS else None
+    if durability is not None:
+        try:
+            persists, detail = durability(section)
+        except DataconError as exc:
+            checks.append(Check("durability", False, _describe(exc)))
+        else:
+            checks.append(Check("durability", True, detail, warning=not persists))
     return checks
 
 

@@ -56,7 +56,7 @@ from cattrs.v import transform_error
 
 from datacon._front import ID_MAX, LONG_MAX, SHORT_MAX, check_id, check_str
 from datacon._serde import converter
-from datacon._time import from_epoch_us, to_epoch_us, utc_or_raise
+from datacon._time import utc_or_raise
 from datacon.errors import ConflictError, DataconError, InvalidInputError
 from datacon.models import Conversation, ConversationItem, NewConversation, NewConversationItem, StoredResponse
 from datacon.storage import Storage
@@ -255,6 +255,11 @@ class _RedisSeam:
     """
 
     def __init__(self, storage: Storage) -> None:
+        # Imported here: the redis package imports redis-py, an optional dependency.
+        from datacon.backends.redis import keys, scores
+
+        self._id_of_part = keys.id_of_part
+        self._score, self._score_time = scores.score, scores.score_time
         self._s: Any = _raw(storage.conversations).store
         self._ids: dict[str, list[str]] = {}
         self._links: tuple[str, list[tuple[str, datetime]]] | None = None
@@ -274,7 +279,9 @@ class _RedisSeam:
 
         def scan() -> list[str]:
             found = s.client.scan_iter(match=f"{prefix}*{suffix}", count=1000, _type=key_type)
-            return sorted({key[len(prefix) : len(key) - len(suffix)] for key in found})
+            # A key part that datacon would not write (another owner's key, say) is skipped.
+            ids = (self._id_of_part(key[len(prefix) : len(key) - len(suffix)]) for key in found)
+            return sorted({i for i in ids if i is not None})
 
         ids: list[str] = s.call(f"scan {kind}s", scan)
         self._ids[kind] = ids
@@ -321,7 +328,7 @@ class _RedisSeam:
             return self._links[1]
         s = self._s
         members = s.call("export links", lambda: s.client.zrange(s.links_key(conversation_id), 0, -1, withscores=True))
-        links = sorted((str(member), from_epoch_us(round(score))) for member, score in members)
+        links = sorted((str(member), self._score_time(value)) for member, value in members)
         self._links = (conversation_id, links)
         return links
 
@@ -379,7 +386,7 @@ class _RedisSeam:
             s.lua_create_record(keys=[s.item_key(record.id)], args=[s.ttl, *flat(fields)], client=pipe)
         elif isinstance(record, Link):
             key = s.links_key(record.conversation_id)
-            pipe.zadd(key, {record.item_id: to_epoch_us(record.added_at)}, nx=True)
+            pipe.zadd(key, {record.item_id: self._score(record.added_at)}, nx=True)
             if s.ttl:
                 pipe.expire(key, int(s.ttl))
             else:
@@ -389,7 +396,7 @@ class _RedisSeam:
             keys = [s.response_key(record.id)]
             if record.safety_identifier is not None and s.safety_field() is not None:
                 keys.append(s.safety_key(record.safety_identifier))
-            args = [s.ttl, str(to_epoch_us(record.created_at)), record.id, *flat(fields)]
+            args = [s.ttl, self._score(record.created_at), record.id, *flat(fields)]
             s.lua_store_response(keys=keys, args=args, client=pipe)
 
 

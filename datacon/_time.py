@@ -1,4 +1,11 @@
-"""Timezone-aware UTC datetimes at microsecond precision."""
+"""Timezone-aware UTC datetimes at microsecond precision, in one accepted range.
+
+Every datetime the API accepts (``added_at``, a response's ``created_at``, imported records)
+lies in ``TIME_MIN <= t < TIME_MAX``, 1900-01-01 to 2100-01-01 UTC: inside it every backend
+orders by time to the microsecond and reads back the exact value (Redis keeps link times as
+double-precision scores, which the range keeps exact; see ``backends.redis.scores``).
+Values outside it are an ``InvalidInputError`` on every backend.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,21 @@ from datetime import UTC, datetime, timedelta
 
 from datacon.errors import InvalidInputError
 
-__all__ = ["from_epoch_us", "parse_iso", "to_epoch_us", "to_iso", "utc_now", "utc_or_raise"]
+__all__ = [
+    "TIME_MAX",
+    "TIME_MIN",
+    "from_epoch_us",
+    "parse_iso",
+    "to_epoch_us",
+    "to_iso",
+    "utc_now",
+    "utc_or_raise",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The accepted range: ``TIME_MIN <= t < TIME_MAX``.
+TIME_MIN = datetime(1900, 1, 1, tzinfo=UTC)
+TIME_MAX = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def utc_now() -> datetime:
@@ -17,16 +36,22 @@ def utc_now() -> datetime:
 
 
 def utc_or_raise(value: object, what: str) -> datetime:
-    """Return ``value`` converted to UTC; raise ``InvalidInputError`` if it is not an aware datetime.
+    """Return ``value`` converted to UTC; raise ``InvalidInputError`` unless it is an aware
+    datetime in the accepted range (``TIME_MIN <= value < TIME_MAX``).
 
     A value whose tzinfo is already ``UTC`` is returned unchanged (the same object).
     """
-    if isinstance(value, datetime) and value.tzinfo is UTC:
+    if isinstance(value, datetime) and value.tzinfo is UTC and TIME_MIN <= value < TIME_MAX:
         return value  # the common case, checked first: it sits in front of every write
     if not isinstance(value, datetime):
         raise InvalidInputError(f"{what} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInputError(f"{what} must be timezone-aware (got a naive datetime)")
+    if not TIME_MIN <= value < TIME_MAX:
+        raise InvalidInputError(
+            f"{what} must be from 1900-01-01T00:00:00Z up to, not including, 2100-01-01T00:00:00Z"
+            f" (got {value.isoformat()})"
+        )
     return value.astimezone(UTC)
 
 
@@ -45,9 +70,7 @@ def to_iso(value: datetime) -> str:
     """ISO 8601 in UTC with a ``Z`` suffix and always six fractional digits."""
     v = value.astimezone(UTC)
     # Formatted by hand: strftime("%Y") does not zero-pad years below 1000 on glibc.
-    return (
-        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
-    )
+    return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
 
 
 def parse_iso(text: str) -> datetime:

@@ -480,7 +480,7 @@ def _verify(source: Storage, target: Storage, batch: int) -> list[str]:
 
 @cli.group()
 def migrate() -> None:
-    """Schema version and migrations of the SQL backends."""
+    """Schema version and migrations of the SQL backends, and Redis's key layout."""
 
 
 def _migratable(config: StorageFactoryConfig) -> bool:
@@ -577,12 +577,13 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     else:
         checks = _admin.doctor(config)
     if as_json:
-        data = [{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks]
+        data = [{"check": c.name, "ok": c.ok, "warning": c.warning, "detail": c.detail} for c in checks]
         click.echo(json.dumps({"source": source, "checks": data}, indent=2))
     else:
         click.echo(f"using {source}")
         for check in checks:
-            click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name.ljust(10)}  {check.detail}")
+            status = "FAIL" if not check.ok else "WARN" if check.warning else "ok  "
+            click.echo(f"{status}  {check.name.ljust(10)}  {check.detail}")
     if not all(check.ok for check in checks):
         ctx.exit(1)
 

@@ -146,6 +146,13 @@ class RedisConfig:
     """Redis: ``url`` like ``redis://:pass@host:6379/0`` (``rediss://`` for TLS).
 
     ``retention_days`` sets a TTL on every record (``None``: never expire).
+
+    Durability (docs/backends.md): Redis acknowledges a write once it is in the server's
+    memory. ``wait_replicas=N`` makes every write also wait (``WAIT``) until ``N`` replicas
+    have it; ``wait_aof=True`` until the server's append-only file is fsynced to disk
+    (``WAITAOF``, Redis 7.2 or later; with ``wait_replicas`` the replicas' files too). Either
+    waits at most ``wait_timeout_ms``; a write not confirmed by then raises
+    ``BackendUnavailableError`` (it was applied on the primary, its durability is unknown).
     """
 
     url: str = attrs.field(repr=redact_url)
@@ -155,9 +162,13 @@ class RedisConfig:
     pool_timeout_secs: float = 30.0
     socket_timeout_secs: float = 10.0
     connect_timeout_secs: float = 10.0
+    wait_replicas: int = 0
+    wait_aof: bool = False
+    wait_timeout_ms: int = 1000
 
     def validate(self) -> None:
-        """Upstream's rules: URL scheme, host, ``pool_max > 0``; plus ``retention_days > 0``."""
+        """Upstream's rules: URL scheme, host, ``pool_max > 0``; plus ``retention_days > 0``,
+        the timeouts and wait settings, and the URL's options as redis-py reads them."""
         _parse_url(self.url, "redis.url", "redis url", ("redis", "rediss"))
         _check_pool_max(self.pool_max, "redis.pool_max")
         if self.retention_days is not None and (
@@ -170,7 +181,22 @@ class RedisConfig:
         _check_positive(self.pool_timeout_secs, "redis.pool_timeout_secs", "pool_timeout_secs")
         _check_positive(self.socket_timeout_secs, "redis.socket_timeout_secs", "socket_timeout_secs")
         _check_positive(self.connect_timeout_secs, "redis.connect_timeout_secs", "connect_timeout_secs")
+        if not isinstance(self.wait_replicas, int) or isinstance(self.wait_replicas, bool) or self.wait_replicas < 0:
+            raise ConfigError("wait_replicas must be 0 or more", "redis.wait_replicas")
+        if not isinstance(self.wait_aof, bool):
+            raise ConfigError("wait_aof must be true or false", "redis.wait_aof")
+        if (
+            not isinstance(self.wait_timeout_ms, int)
+            or isinstance(self.wait_timeout_ms, bool)
+            or self.wait_timeout_ms <= 0
+        ):
+            raise ConfigError("wait_timeout_ms must be greater than 0", "redis.wait_timeout_ms")
         _validate_schema(self.schema, "redis")
+        try:
+            from datacon.backends.redis.url import connection_pool
+        except ImportError:
+            return  # without redis-py, create_storage names the extra to install
+        connection_pool(self.url, "redis.url")
 
 
 @attrs.define(frozen=True)

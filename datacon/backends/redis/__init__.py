@@ -2,7 +2,8 @@
 
 Blocking code over a ``redis.BlockingConnectionPool`` of ``pool_max`` connections; every
 operation is one round trip, and everything that must be atomic runs as one Lua script
-or ``MULTI`` transaction. See ``_storage`` for the key layout.
+or ``MULTI`` transaction. See ``store`` for the key layout, ``migrate`` for
+``datacon migrate``.
 """
 
 from __future__ import annotations
@@ -10,9 +11,19 @@ from __future__ import annotations
 from datacon.config import RedisConfig
 from datacon.storage import Storage
 
+from .migrate import apply_migrations, schema_status
 from .store import RedisConversationStorage, RedisItemStorage, RedisResponseStorage, RedisStore
 
-__all__ = ["RedisStore", "open_storage"]
+__all__ = ["RedisStore", "apply_migrations", "durability", "open_storage", "schema_status"]
+
+
+def durability(config: RedisConfig) -> tuple[bool, str]:
+    """``(persists every write, what a crash loses)`` for ``datacon doctor`` (one connection)."""
+    store = RedisStore(config, check=False)
+    try:
+        return store.durability()
+    finally:
+        store.close()
 
 
 def open_storage(config: RedisConfig) -> Storage:

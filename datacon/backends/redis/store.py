@@ -1,6 +1,7 @@
 """The three storages of the Redis backend, over one blocking connection pool.
 
-Key layout (upstream's; ``P`` is ``"{owner}:"`` when the schema has an owner, else empty):
+Key layout (upstream's; ``P`` is ``"{owner}:"`` when the schema has an owner, else empty;
+``{id}`` is the id itself, or an escaped form for ids that could collide, see ``keys``):
 
 ====================================  ===========  ===========================================
 ``P conversation:{id}``               hash         the conversation's fields
@@ -10,22 +11,23 @@ Key layout (upstream's; ``P`` is ``"{owner}:"`` when the schema has an owner, el
 ``P safety:{identifier}:responses``   sorted set   member response id, score ``created_at``
 ====================================  ===========  ===========================================
 
-Scores are epoch microseconds, exact in a double for instants between the years 1685
-and 2255 (outside that range nearby instants may share a score and order by id). With
-``retention_days`` every key gets that TTL when written, the sorted sets included (their
-TTL is refreshed on every write, so a set never outlives the records it indexes by more
-than that). Because of upstream's layout a conversation whose id ends in ``:items`` would
-share its key with another conversation's links; Redis then answers ``WRONGTYPE``
-(``BackendError``).
+Scores are epoch milliseconds with the microseconds as a fraction (``scores``): exact and
+ordered to the microsecond over the accepted range (1900 to 2100), and in upstream's unit,
+so links written by upstream and by datacon interleave. With ``retention_days`` every key
+gets that TTL when written, the sorted sets included (their TTL is refreshed on every write,
+so a set never outlives the records it indexes by more than that).
 
 Every operation is one round trip: a single command, a ``MULTI`` transaction, or a Lua
-script (see ``lua``) run with ``EVALSHA``. Commands are not retried: a write whose
-connection drops raises ``BackendUnavailableError`` with its outcome unknown (ids are
-made before any I/O, so the caller can look the record up).
+script (see ``lua``) run with ``EVALSHA``. With ``wait_replicas`` or ``wait_aof`` a write is
+pipelined with ``WAIT``/``WAITAOF`` on the same connection (still one round trip, plus a
+``SCRIPT EXISTS`` that redis-py sends before a pipeline of scripts). Commands are not
+retried: a write whose connection drops raises ``BackendUnavailableError`` with its outcome
+unknown (ids are made before any I/O, so the caller can look the record up).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -35,10 +37,10 @@ from urllib.parse import urlsplit
 import redis
 
 from datacon._serde import dump_json, normalize_json
-from datacon._time import to_epoch_us, utc_now
+from datacon._time import utc_now
 from datacon.backends._common import walk_chain
 from datacon.config import RedisConfig
-from datacon.errors import ConflictError
+from datacon.errors import BackendUnavailableError, ConfigError, ConflictError
 from datacon.models import (
     Conversation,
     ConversationItem,
@@ -54,40 +56,44 @@ from datacon.storage import ConversationItemStorage, ConversationStorage, Respon
 
 from . import lua
 from .errors import DRIVER_ERRORS, convert, translate
+from .keys import Keys
 from .records import Codec, pairs
+from .scores import score
+from .url import connection_pool
 
 __all__ = ["RedisConversationStorage", "RedisItemStorage", "RedisResponseStorage", "RedisStore"]
 
 T = TypeVar("T")
+log = logging.getLogger("datacon.redis")
 
 
 class RedisStore:
     """What the three storages share: the pool, the client, key names and scripts."""
 
-    def __init__(self, config: RedisConfig) -> None:
+    def __init__(self, config: RedisConfig, *, check: bool = True) -> None:
         self.config = config
         schema = config.schema or SchemaConfig()
         self.schema = schema
         self.codec = Codec(schema)
         self.ttl = "" if config.retention_days is None else str(config.retention_days * 86_400)
         self._password = urlsplit(config.url).password
-        prefix = f"{schema.owner}:" if schema.owner else ""
-        self.conversation_prefix = f"{prefix}conversation:"
-        self.item_prefix = f"{prefix}item:"
-        self.response_prefix = f"{prefix}response:"
-        self.safety_prefix = f"{prefix}safety:"
-        with self.translate("connection setup"):
-            # hiredis, when installed, is picked up by redis-py as its reply parser. The
-            # pool connects lazily: a server that is down does not fail start-up.
-            self.pool = redis.BlockingConnectionPool.from_url(
-                config.url,
-                max_connections=config.pool_max,
-                timeout=config.pool_timeout_secs,
-                socket_timeout=config.socket_timeout_secs,
-                socket_connect_timeout=config.connect_timeout_secs,
-                decode_responses=True,
-            )
-            self.client = redis.Redis(connection_pool=self.pool)
+        self.keys = keys = Keys(schema.owner)
+        self.conversation_prefix = keys.conversation_prefix
+        self.item_prefix = keys.item_prefix
+        self.response_prefix = keys.response_prefix
+        self.safety_prefix = keys.safety_prefix
+        # hiredis, when installed, is picked up by redis-py as its reply parser. The pool
+        # connects lazily; the URL's options are checked now (ConfigError), not at first use.
+        self.pool = connection_pool(
+            config.url,
+            max_connections=config.pool_max,
+            timeout=config.pool_timeout_secs,
+            socket_timeout=config.socket_timeout_secs,
+            socket_connect_timeout=config.connect_timeout_secs,
+            decode_responses=True,
+        )
+        self.client = redis.Redis(connection_pool=self.pool)
+        self._waits = _wait_commands(config)
         # Registered once: each call is an EVALSHA (redis-py loads the script on NOSCRIPT).
         register = self.client.register_script
         self.lua_create_record = register(lua.CREATE_RECORD)
@@ -99,6 +105,65 @@ class RedisStore:
         self.lua_list_identifier = register(lua.LIST_IDENTIFIER)
         self.lua_delete_identifier = register(lua.DELETE_IDENTIFIER)
         self.lua_delete_response = register(lua.DELETE_RESPONSE)
+        self.lua_delete_conversation = register(lua.DELETE_CONVERSATION)
+        if check:
+            self.check_server()
+
+    def check_server(self) -> None:
+        """Start-up check of the server's settings, best effort (one round trip).
+
+        Logs one WARNING when the server runs without an append-only file (``appendonly no``:
+        a crash loses the writes since the last snapshot), and raises ``ConfigError`` when
+        ``wait_aof`` is set but the server has no ``WAITAOF`` (before Redis 7.2). A server
+        that cannot be reached, or that refuses ``INFO``, is not an error here: the pool is
+        lazy, and the first call reports an unreachable server.
+        """
+        try:
+            info = self.client.info("persistence")
+            version = str(self.client.info("server").get("redis_version", "")) if self.config.wait_aof else ""
+        except DRIVER_ERRORS as exc:
+            log.debug("Redis start-up check skipped: %s", type(exc).__name__)
+            return
+        if str(info.get("aof_enabled", "1")) == "0":
+            log.warning(
+                "Redis at %s runs with appendonly no: a crash or restart loses the writes since the last"
+                " RDB snapshot (set appendonly yes; see docs/operations.md, Durability)",
+                self.address(),
+            )
+        if self.config.wait_aof and version and _version(version) < (7, 2):
+            raise ConfigError(
+                f"wait_aof needs WAITAOF, which Redis {version} does not have (7.2 or later)", "redis.wait_aof"
+            )
+
+    def durability(self) -> tuple[bool, str]:
+        """Whether the server persists every write (``appendonly yes``), and a line saying what
+        a crash would lose; for ``datacon doctor``. Raises the call's error if it cannot ask."""
+        info = self.call("doctor", lambda: self.client.info("persistence"))
+        try:
+            fsync = str(self.call("doctor", lambda: self.client.config_get("appendfsync")).get("appendfsync", "?"))
+        except Exception:  # noqa: BLE001 - CONFIG is often disabled on managed servers
+            fsync = "?"
+        waits = ""
+        if self._waits:
+            waits = f"; each write waits for {' and '.join(str(c[0]) for c in self._waits)}"
+        if str(info.get("aof_enabled", "0")) == "0":
+            return False, (
+                "appendonly no: a crash or restart loses the writes acknowledged since the last RDB snapshot"
+                f" (set appendonly yes){waits}"
+            )
+        loses = {
+            "always": "every write is fsynced before it is acknowledged",
+            "everysec": "a crash of the host loses at most about 1 s of writes",
+            "no": "the OS decides when the file reaches the disk",
+        }.get(fsync, "see the server's appendfsync")
+        return True, f"appendonly yes, appendfsync {fsync}: {loses}{waits}"
+
+    def address(self) -> str:
+        """``host:port/db`` of the server (no credentials)."""
+        kwargs = self.pool.connection_kwargs
+        if "path" in kwargs:
+            return str(kwargs["path"])
+        return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
     @contextmanager
     def translate(self, action: str) -> Iterator[None]:
@@ -113,25 +178,65 @@ class RedisStore:
         except DRIVER_ERRORS as exc:
             raise convert(exc, action, self._password, self.config.pool_timeout_secs) from exc
 
+    def write(self, action: str, fn: Callable[[Any], T]) -> T:
+        """``fn(client)`` for a write, with errors translated, and then the configured waits.
+
+        Without ``wait_replicas``/``wait_aof`` this is ``call(action, lambda: fn(client))``.
+        With them, ``fn`` runs on a pipeline followed by ``WAIT``/``WAITAOF``, so both go over
+        the same connection, and an unconfirmed write raises ``BackendUnavailableError``.
+        """
+        waits = self._waits
+        if not waits:
+            return self.call(action, lambda: fn(self.client))
+
+        def run() -> list[Any]:
+            with self.client.pipeline(transaction=False) as pipe:
+                fn(pipe)
+                for command in waits:
+                    pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                return list(pipe.execute())
+
+        replies = self.call(action, run)
+        self._check_waits(action, replies[-len(waits) :])
+        return replies[0]  # type: ignore[no-any-return]
+
+    def _check_waits(self, action: str, replies: list[Any]) -> None:
+        c = self.config
+        for command, reply in zip(self._waits, replies, strict=True):
+            if command[0] == "WAIT":
+                confirmed, missing = int(reply), ""
+                if confirmed < c.wait_replicas:
+                    missing = f"{confirmed} of {c.wait_replicas} replica(s) acknowledged it"
+            else:
+                local, replicas = (int(n) for n in reply)
+                missing = "" if local >= 1 else "the server's append-only file was not fsynced"
+                if not missing and replicas < c.wait_replicas:
+                    missing = f"{replicas} of {c.wait_replicas} replica(s) fsynced it"
+            if missing:
+                raise BackendUnavailableError(
+                    f"Redis {action}: the write was applied, but its durability is not confirmed:"
+                    f" {missing} within {c.wait_timeout_ms} ms ({command[0]})"
+                )
+
     def hgetall(self, action: str, key: str) -> dict[str, str]:
         """The hash at ``key`` (empty when it does not exist)."""
         row = self.call(action, lambda: self.client.hgetall(key))
         return {str(field): str(value) for field, value in row.items()}
 
     def conversation_key(self, conversation_id: str) -> str:
-        return self.conversation_prefix + conversation_id
+        return self.keys.conversation(conversation_id)
 
     def links_key(self, conversation_id: str) -> str:
-        return f"{self.conversation_prefix}{conversation_id}:items"
+        return self.keys.links(conversation_id)
 
     def item_key(self, item_id: str) -> str:
-        return self.item_prefix + item_id
+        return self.keys.item(item_id)
 
     def response_key(self, response_id: str) -> str:
-        return self.response_prefix + response_id
+        return self.keys.response(response_id)
 
     def safety_key(self, identifier: str) -> str:
-        return f"{self.safety_prefix}{identifier}:responses"
+        return self.keys.safety(identifier)
 
     def safety_field(self) -> str | None:
         """The hash field holding the safety identifier, or ``None`` when it is skipped."""
@@ -152,6 +257,18 @@ class RedisStore:
             self.pool.disconnect()
 
 
+def _wait_commands(config: RedisConfig) -> list[tuple[str | int, ...]]:
+    if config.wait_aof:
+        return [("WAITAOF", 1, config.wait_replicas, config.wait_timeout_ms)]
+    if config.wait_replicas:
+        return [("WAIT", config.wait_replicas, config.wait_timeout_ms)]
+    return []
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else 0 for part in text.split(".")[:3])
+
+
 def _flat(fields: dict[str, str]) -> list[str]:
     return [part for pair in fields.items() for part in pair]
 
@@ -169,9 +286,9 @@ class RedisConversationStorage(ConversationStorage):
         metadata = None if new.metadata is None else normalize_json(new.metadata, "metadata")
         conversation = Conversation(id=conversation_id, created_at=utc_now(), metadata=metadata)
         fields = s.codec.conversation_fields(conversation)
-        created = s.call(
-            "create_conversation",
-            lambda: s.lua_create_record(keys=[s.conversation_key(conversation_id)], args=[s.ttl, *_flat(fields)]),
+        key = s.conversation_key(conversation_id)
+        created = s.write(
+            "create_conversation", lambda c: s.lua_create_record(keys=[key], args=[s.ttl, *_flat(fields)], client=c)
         )
         if not created:
             raise ConflictError(f"conversation {conversation_id} already exists")
@@ -186,22 +303,16 @@ class RedisConversationStorage(ConversationStorage):
         s = self.store
         field = s.codec.conversations.field("metadata") or ""
         text = "" if metadata is None else dump_json(metadata, "metadata")
-        row = s.call(
-            "update_conversation",
-            lambda: s.lua_update_conversation(keys=[s.conversation_key(conversation_id)], args=[field, text]),
+        key = s.conversation_key(conversation_id)
+        row = s.write(
+            "update_conversation", lambda c: s.lua_update_conversation(keys=[key], args=[field, text], client=c)
         )
         return None if row is None else s.codec.conversation(conversation_id, pairs(row))
 
     def delete_conversation(self, conversation_id: str) -> bool:
         s = self.store
-
-        def run() -> list[Any]:
-            with s.client.pipeline(transaction=True) as pipe:
-                pipe.delete(s.conversation_key(conversation_id))
-                pipe.delete(s.links_key(conversation_id))
-                return pipe.execute()
-
-        return bool(s.call("delete_conversation", run)[0])
+        keys = [s.conversation_key(conversation_id), s.links_key(conversation_id)]
+        return bool(s.write("delete_conversation", lambda c: s.lua_delete_conversation(keys=keys, args=[], client=c)))
 
 
 class RedisItemStorage(ConversationItemStorage):
@@ -224,8 +335,9 @@ class RedisItemStorage(ConversationItemStorage):
             created_at=utc_now(),
         )
         fields = s.codec.item_fields(item)
-        created = s.call(
-            "create_item", lambda: s.lua_create_record(keys=[s.item_key(item_id)], args=[s.ttl, *_flat(fields)])
+        key = s.item_key(item_id)
+        created = s.write(
+            "create_item", lambda c: s.lua_create_record(keys=[key], args=[s.ttl, *_flat(fields)], client=c)
         )
         if not created:
             raise ConflictError(f"item {item_id} already exists")
@@ -240,8 +352,9 @@ class RedisItemStorage(ConversationItemStorage):
         s = self.store
         args = [s.ttl]
         for item_id, added_at in items:
-            args += [str(to_epoch_us(added_at)), item_id]
-        taken = s.call("link_items", lambda: s.lua_link_items(keys=[s.links_key(conversation_id)], args=args))
+            args += [score(added_at), item_id]
+        key = s.links_key(conversation_id)
+        taken = s.write("link_items", lambda c: s.lua_link_items(keys=[key], args=args, client=c))
         if taken is not None:
             raise ConflictError(f"item {taken} is already linked to conversation {conversation_id}")
 
@@ -265,12 +378,13 @@ class RedisItemStorage(ConversationItemStorage):
 
     def is_item_linked(self, conversation_id: str, item_id: str) -> bool:
         s = self.store
-        score = s.call("is_item_linked", lambda: s.client.zscore(s.links_key(conversation_id), item_id))
-        return score is not None
+        found = s.call("is_item_linked", lambda: s.client.zscore(s.links_key(conversation_id), item_id))
+        return found is not None
 
     def delete_item(self, conversation_id: str, item_id: str) -> None:
         s = self.store
-        s.call("delete_item", lambda: s.client.zrem(s.links_key(conversation_id), item_id))
+        key = s.links_key(conversation_id)
+        s.write("delete_item", lambda c: c.zrem(key, item_id))
 
 
 class RedisResponseStorage(ResponseStorage):
@@ -285,8 +399,8 @@ class RedisResponseStorage(ResponseStorage):
         keys = [s.response_key(response.id)]
         if response.safety_identifier is not None and s.safety_field() is not None:
             keys.append(s.safety_key(response.safety_identifier))
-        args = [s.ttl, str(to_epoch_us(response.created_at)), response.id, *_flat(fields)]
-        if not s.call("store_response", lambda: s.lua_store_response(keys=keys, args=args)):
+        args = [s.ttl, score(response.created_at), response.id, *_flat(fields)]
+        if not s.write("store_response", lambda c: s.lua_store_response(keys=keys, args=args, client=c)):
             raise ConflictError(f"response {response.id} already exists")
         return response.id
 
@@ -298,7 +412,8 @@ class RedisResponseStorage(ResponseStorage):
     def delete_response(self, response_id: str) -> None:
         s = self.store
         args = [s.safety_prefix, ":responses", s.safety_field() or "", response_id]
-        s.call("delete_response", lambda: s.lua_delete_response(keys=[s.response_key(response_id)], args=args))
+        key = s.response_key(response_id)
+        s.write("delete_response", lambda c: s.lua_delete_response(keys=[key], args=args, client=c))
 
     def get_response_chain(self, response_id: str, max_depth: int | None = None) -> ResponseChain:
         s = self.store
@@ -326,7 +441,8 @@ class RedisResponseStorage(ResponseStorage):
         if field is None:
             return 0
         args = [s.response_prefix, field, identifier]
-        deleted = s.call(
-            "delete_identifier_responses", lambda: s.lua_delete_identifier(keys=[s.safety_key(identifier)], args=args)
+        key = s.safety_key(identifier)
+        deleted = s.write(
+            "delete_identifier_responses", lambda c: s.lua_delete_identifier(keys=[key], args=args, client=c)
         )
         return int(deleted)
