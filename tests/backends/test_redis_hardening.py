@@ -29,12 +29,12 @@ from datacon import (
     StoredResponse,
     create_storage,
 )
-from datacon._export import enumerable
 from datacon.backends.redis import keys as redis_keys
 from datacon.backends.redis.keys import ESCAPE, LUA_KEY_PART, id_of_part, key_part
 from datacon.backends.redis.scores import score, score_time
 from datacon.cli import cli
 from datacon.errors import BackendUnavailableError, ConfigError
+from datacon.transfer import enumerable
 from tests.servers.redis import OWNER, PASSWORD, RedisBackend, RedisServer, redis_executable
 
 pytestmark = pytest.mark.redis
