@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from datacon._serde import converter
-from datacon._time import to_iso, utc_or_raise
+from datacon._time import to_iso
 from datacon._validate import (
     ID_MAX,
     LONG_MAX,
@@ -24,6 +24,7 @@ from datacon._validate import (
     check_metadata,
     check_response_fields,
     check_str,
+    check_time,
 )
 from datacon.context import current_request_context, extra_columns
 from datacon.errors import ConflictError, HookRejectedError, InvalidInputError
@@ -181,7 +182,7 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime) -> None:
         check_id(conversation_id, "conversation id")
         check_id(item_id, "item id")
-        when = utc_or_raise(added_at, "added_at")
+        when = check_time(added_at, "added_at")
         self._run(
             StorageOperation.LINK_ITEM,
             lambda: {"conversation_id": conversation_id, "item_id": item_id, "added_at": to_iso(when)},
@@ -203,7 +204,7 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
                 # All or nothing: a repeated id would be a duplicate link, so nothing is written.
                 raise ConflictError(f"item {item_id} appears twice in link_items")
             seen.add(item_id)
-            checked.append((item_id, utc_or_raise(pair[1], f"items[{index}] added_at")))
+            checked.append((item_id, check_time(pair[1], f"items[{index}] added_at")))
         self._run(
             StorageOperation.LINK_ITEMS,
             lambda: {"conversation_id": conversation_id, "items_count": len(checked)},
@@ -276,7 +277,7 @@ class GuardedResponseStorage(_Hooked, ResponseStorage):
             raise InvalidInputError(f"store_response takes a StoredResponse, got {type(response).__name__}")
         check_id(response.id, "response id")
         check_response_fields(response)
-        created = utc_or_raise(response.created_at, "created_at")
+        created = check_time(response.created_at, "created_at")
         if created is not response.created_at:
             response = StoredResponse(
                 id=response.id,

@@ -1,10 +1,9 @@
-"""Timezone-aware UTC datetimes at microsecond precision, in one accepted range.
+"""Timezone-aware UTC datetimes at microsecond precision.
 
-Every datetime the API accepts (``added_at``, a response's ``created_at``, imported records)
-lies in ``TIME_MIN <= t < TIME_MAX``, 1900-01-01 to 2100-01-01 UTC: inside it every backend
-orders by time to the microsecond and reads back the exact value (Redis keeps link times as
-double-precision scores, which the range keeps exact; see ``backends.redis.scores``).
-Values outside it are an ``InvalidInputError`` on every backend.
+``TIME_MIN <= t < TIME_MAX`` (1900-01-01 to 2100-01-01 UTC) is the range of datetimes the API
+accepts (``datacon._validate.check_time``): inside it every backend orders by time to the
+microsecond and reads back the exact value (Redis keeps link times as double-precision
+scores, which the range keeps exact; see ``backends.redis.scores``).
 """
 
 from __future__ import annotations
@@ -36,22 +35,16 @@ def utc_now() -> datetime:
 
 
 def utc_or_raise(value: object, what: str) -> datetime:
-    """Return ``value`` converted to UTC; raise ``InvalidInputError`` unless it is an aware
-    datetime in the accepted range (``TIME_MIN <= value < TIME_MAX``).
+    """Return ``value`` converted to UTC; raise ``InvalidInputError`` if it is not an aware datetime.
 
     A value whose tzinfo is already ``UTC`` is returned unchanged (the same object).
     """
-    if isinstance(value, datetime) and value.tzinfo is UTC and TIME_MIN <= value < TIME_MAX:
+    if isinstance(value, datetime) and value.tzinfo is UTC:
         return value  # the common case, checked first: it sits in front of every write
     if not isinstance(value, datetime):
         raise InvalidInputError(f"{what} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInputError(f"{what} must be timezone-aware (got a naive datetime)")
-    if not TIME_MIN <= value < TIME_MAX:
-        raise InvalidInputError(
-            f"{what} must be from 1900-01-01T00:00:00Z up to, not including, 2100-01-01T00:00:00Z"
-            f" (got {value.isoformat()})"
-        )
     return value.astimezone(UTC)
 
 

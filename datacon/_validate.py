@@ -1,11 +1,15 @@
 """Argument checks shared by the guard (every write) and import (records as given).
 
 Backends may rely on what these checks guarantee: ids are non-empty ``str`` of at most
-64 characters, strings fit their columns and hold no NUL or lone surrogate.
+64 characters, strings fit their columns and hold no NUL or lone surrogate, and datetimes
+are aware UTC within ``TIME_MIN <= t < TIME_MAX`` (1900 to 2100, see ``_time``).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from datacon._time import TIME_MAX, TIME_MIN, utc_or_raise
 from datacon.errors import InvalidInputError
 from datacon.models import ConversationItem, NewConversationItem, StoredResponse
 
@@ -19,12 +23,24 @@ __all__ = [
     "check_metadata",
     "check_response_fields",
     "check_str",
+    "check_time",
 ]
 
 # Column widths of the SQL schemas; every backend enforces them so data can move between backends.
 ID_MAX = 64
 SHORT_MAX = 32
 LONG_MAX = 128
+
+
+def check_time(value: object, what: str) -> datetime:
+    """``value`` in UTC; ``InvalidInputError`` unless it is an aware datetime in the accepted
+    range, 1900-01-01T00:00:00Z <= value < 2100-01-01T00:00:00Z (the same on every backend)."""
+    when = utc_or_raise(value, what)
+    if TIME_MIN <= when < TIME_MAX:
+        return when
+    raise InvalidInputError(
+        f"{what} must be from 1900-01-01T00:00:00Z up to, not including, 2100-01-01T00:00:00Z (got {when.isoformat()})"
+    )
 
 
 def check_str(value: object, what: str, max_len: int, *, optional: bool = False, empty_ok: bool = False) -> None:

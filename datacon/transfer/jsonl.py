@@ -27,8 +27,7 @@ from cattrs.errors import BaseValidationError, ClassValidationError
 from cattrs.v import transform_error
 
 from datacon._serde import converter
-from datacon._time import utc_or_raise
-from datacon._validate import check_id, check_item_fields, check_response_fields
+from datacon._validate import check_id, check_item_fields, check_response_fields, check_time
 from datacon.errors import InvalidInputError
 from datacon.models import Conversation, ConversationItem, Link, StoredResponse
 
@@ -97,21 +96,21 @@ def _check(record: Record) -> None:
     # The same limits the guard applies to every write, since restore_* bypasses it.
     if isinstance(record, Conversation):
         check_id(record.id, "id")
-        utc_or_raise(record.created_at, "created_at")
+        check_time(record.created_at, "created_at")
         if record.metadata is not None and not isinstance(record.metadata, dict):
             raise InvalidInputError("metadata must be a JSON object or null")
     elif isinstance(record, ConversationItem):
         check_id(record.id, "id")
         check_item_fields(record)
-        utc_or_raise(record.created_at, "created_at")
+        check_time(record.created_at, "created_at")
     elif isinstance(record, Link):
         check_id(record.conversation_id, "conversation_id")
         check_id(record.item_id, "item_id")
-        utc_or_raise(record.added_at, "added_at")
+        check_time(record.added_at, "added_at")
     else:
         check_id(record.id, "id")
         check_response_fields(record)
-        utc_or_raise(record.created_at, "created_at")
+        check_time(record.created_at, "created_at")
 
 
 def read_records(lines: Iterable[str | bytes]) -> Iterator[Record]:

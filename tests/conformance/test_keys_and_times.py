@@ -134,3 +134,13 @@ def test_microsecond_order_and_round_trip_at_the_range_edges(case: Case, edge: d
     if not case.skipped("responses", "safety_identifier") and not case.skipped("responses", "created_at"):
         newest_first = [f"resp_edge{9 - n}" for n, _ in sorted(enumerate(times), key=lambda p: p[1], reverse=True)]
         assert [r.id for r in case.responses.list_identifier_responses("e")] == newest_first
+
+
+@pytest.mark.parametrize("when", ["1899-12-31T23:59:59.999999Z", "2100-01-01T00:00:00Z"])
+def test_import_rejects_datetimes_outside_the_range_with_the_line(when: str) -> None:
+    from datacon.transfer import read_records
+
+    good = '{"type":"link","conversation_id":"c","item_id":"i","added_at":"2026-01-01T00:00:00.000000Z"}'
+    bad = good.replace("2026-01-01T00:00:00.000000Z", when)
+    with pytest.raises(InvalidInputError, match=r"line 2: invalid link: added_at must be from 1900-01-01"):
+        list(read_records([good, bad]))
