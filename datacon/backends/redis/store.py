@@ -114,7 +114,8 @@ class RedisStore:
 
         Logs one WARNING when the server runs without an append-only file (``appendonly no``:
         a crash loses the writes since the last snapshot), and raises ``ConfigError`` when
-        ``wait_aof`` is set but the server has no ``WAITAOF`` (before Redis 7.2). A server
+        ``wait_aof`` is set but the server has no ``WAITAOF`` (before Redis 7.2) or no
+        append-only file. A server
         that cannot be reached, or that refuses ``INFO``, is not an error here: the pool is
         lazy, and the first call reports an unreachable server.
         """
@@ -134,6 +135,8 @@ class RedisStore:
             raise ConfigError(
                 f"wait_aof needs WAITAOF, which Redis {version} does not have (7.2 or later)", "redis.wait_aof"
             )
+        if self.config.wait_aof and str(info.get("aof_enabled", "1")) == "0":
+            raise ConfigError("wait_aof needs the server's append-only file (appendonly yes)", "redis.wait_aof")
 
     def durability(self) -> tuple[bool, str]:
         """Whether the server persists every write (``appendonly yes``), and a line saying what
