@@ -148,7 +148,7 @@ class Statements:
     ident_delete: str | None
     # The links table, its quoted columns, and one row's values with {n} standing for its number.
     link_parts: tuple[str, tuple[str, ...], tuple[str, ...]]
-    # Keyset pages by primary key, counts, insert-if-absent, for datacon._export (see
+    # Keyset pages by primary key, counts, insert-if-absent, for datacon.transfer (see
     # _export_queries).
     export: Mapping[str, str] = attrs.field(factory=dict)
     _link_cache: dict[tuple[int, int], str] = attrs.field(factory=dict, init=False)
@@ -179,7 +179,7 @@ def _names(columns: Sequence[Column]) -> tuple[str, ...]:
 
 
 def _export_queries(convs: _Table, items: _Table, links: _Table, resps: _Table) -> dict[str, str]:
-    """Whole-table enumeration for ``datacon._export``: ``{kind}_first`` / ``{kind}_next`` pages
+    """Whole-table enumeration for ``datacon.transfer``: ``{kind}_first`` / ``{kind}_next`` pages
     (``after``, or ``acid``/``aiid`` for links; ``limit``) by primary key, ``count_{kind}``,
     and ``restore_{kind}`` (insert unless the key exists; links use ``link_restore``)."""
     d = convs.dialect

@@ -9,7 +9,8 @@ from typing import Any
 
 from datacon._columns import CONVERSATIONS, ITEMS, RESPONSES
 from datacon._time import utc_now
-from datacon.backends._common import extra_values, walk_chain
+from datacon.backends.chain import walk_chain
+from datacon.backends.extras import extra_values
 from datacon.context import current_extra_columns
 from datacon.ids import make_item_id, new_conversation_id
 from datacon.models import (
