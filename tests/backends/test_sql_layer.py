@@ -338,10 +338,9 @@ def test_export_queries_are_rendered_with_the_store(dialect: Dialect) -> None:
     # Pages read columns as the store's own SELECTs do (timestamps through time_out).
     assert sql.export["resp_first"].startswith(sql.resp_select.split(" WHERE ")[0])
     if isinstance(dialect, OracleDialect):  # no ON CONFLICT: MERGE inserts what is missing
-        insert_values = sql.resp_insert.split(" VALUES ")[1]
+        columns_and_values = sql.resp_insert.removeprefix('INSERT INTO "DC_RESPS" ')
         assert sql.export["restore_response"] == (
-            f'MERGE INTO "DC_RESPS" t USING DUAL ON (t."ID" = :id) WHEN NOT MATCHED THEN INSERT '
-            f"{sql.resp_insert.split(' (', 1)[1].split(' VALUES ')[0].join('()')} VALUES {insert_values}"
+            f'MERGE INTO "DC_RESPS" t USING DUAL ON (t."ID" = :id) WHEN NOT MATCHED THEN INSERT {columns_and_values}'
         )
         assert sql.link_restore(2).startswith('MERGE INTO "DC_LINKS" t USING (SELECT :cid AS "CONV_REF", :i0 AS')
         assert ' ON (t."CONV_REF" = s."CONV_REF" AND t."ITEM_ID" = s."ITEM_ID") ' in sql.link_restore(2)
