@@ -57,7 +57,7 @@ def create_storage(config: StorageFactoryConfig | str | None = None) -> Storage:
     """Build the storages of ``config.backend`` (memory when ``config`` is ``None``).
 
     ``config`` may be a URL (``postgresql://…``, ``redis://…``, ``sqlite:///data.db``…), read by
-    :meth:`StorageFactoryConfig.from_url`. The configuration is validated first
+    :meth:`~datacon.config.StorageFactoryConfig.from_url`. The configuration is validated first
     (``ConfigError`` names the field); SQL backends create missing tables and check
     migrations (``MigrationRequiredError``). Every backend is wrapped so that arguments are
     checked and ``config.hook`` runs around each operation.
