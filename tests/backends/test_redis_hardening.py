@@ -415,8 +415,9 @@ def test_waits_for_a_replica(aof_server: RedisServer, tmp_path: Path) -> None:
         backend = RedisBackend(aof_server.url)
         with backend.client() as primary:
             deadline = time.monotonic() + 15
-            while primary.info("replication")["connected_slaves"] < 1:
-                assert time.monotonic() < deadline, "the replica did not connect"
+            # "online" once the initial sync is done (WAIT counts only such replicas).
+            while primary.info("replication").get("slave0", {}).get("state") != "online":
+                assert time.monotonic() < deadline, "the replica did not finish its initial sync"
                 time.sleep(0.05)
         with open_store(backend, wait_replicas=1, wait_timeout_ms=5000) as storage:
             conversation = storage.conversations.create_conversation(NewConversation(metadata={"w": 1}))
