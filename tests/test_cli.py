@@ -43,10 +43,10 @@ SERVER_FIXTURES = sorted(
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 #: The conformance suite's renamed tables and columns (and extra columns), without skipped
 #: columns: a copy into it must keep every field, so it verifies equal.
-RENAMED_NO_SKIPS = attrs.evolve(
-    RENAMED_SCHEMA,
-    **{name: attrs.evolve(table, skip_columns=frozenset()) for name, table in RENAMED_SCHEMA.tables().items()},
-)
+_NO_SKIPS: dict[str, Any] = {
+    name: attrs.evolve(table, skip_columns=frozenset()) for name, table in RENAMED_SCHEMA.tables().items()
+}
+RENAMED_NO_SKIPS = attrs.evolve(RENAMED_SCHEMA, **_NO_SKIPS)
 
 
 def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
@@ -657,15 +657,18 @@ class SchemaPlace:
         self.place = place
 
     def sql(self, statement: str) -> list[tuple[Any, ...]]:
+        config = self.place.config
         if self.place.name == "sqlite":
-            with sqlite3.connect(self.place.config.sqlite.path) as db:
+            assert config.sqlite is not None
+            with sqlite3.connect(config.sqlite.path) as db:
                 rows = db.execute(statement).fetchall()
             db.close()
             return rows
         import psycopg
 
-        with psycopg.connect(self.place.config.postgres.db_url, autocommit=True) as conn:
-            cursor = conn.execute(statement)  # type: ignore[arg-type]
+        assert config.postgres is not None
+        with psycopg.connect(config.postgres.db_url, autocommit=True) as conn:
+            cursor = conn.execute(statement)
             return cursor.fetchall() if cursor.description else []
 
     def versions(self) -> list[int]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal, TypeAlias
+from typing import Any, TypeAlias
 
 from cattrs.errors import BaseValidationError, ClassValidationError
 from cattrs.v import transform_error
@@ -29,13 +29,14 @@ from cattrs.v import transform_error
 from datacon._serde import converter
 from datacon._time import utc_or_raise
 from datacon._validate import check_id, check_item_fields, check_response_fields
+from datacon.backends.base import RECORD_KINDS, RecordKind
 from datacon.errors import InvalidInputError
 from datacon.models import Conversation, ConversationItem, Link, StoredResponse
 
 __all__ = ["KINDS", "Kind", "Record", "dump_record", "kind_of", "parse_record", "read_records"]
 
-Kind: TypeAlias = Literal["conversation", "item", "link", "response"]
-KINDS: tuple[Kind, ...] = ("conversation", "item", "link", "response")
+Kind: TypeAlias = RecordKind
+KINDS: tuple[Kind, ...] = RECORD_KINDS
 Record: TypeAlias = Conversation | ConversationItem | Link | StoredResponse
 
 _CLASSES: dict[str, type[Any]] = {

@@ -24,7 +24,7 @@ from datacon.backends._sql import LATEST, MIGRATIONS, Dialect, migration_message
 from datacon.backends._sql.migrations import version_insert_sql
 from datacon.backends.postgres import PostgresDialect
 from datacon.backends.sqlite import SqliteDialect
-from tests.support import RENAMED_SCHEMA, BackendUnderTest
+from tests.support import RENAMED_SCHEMA, BackendUnderTest, sql_store
 
 PG = PostgresDialect()
 LITE = SqliteDialect()
@@ -141,6 +141,7 @@ def test_renamed_schema_ddl_has_renames_and_extras_but_no_skipped_columns(dialec
     assert f"{q('score')} INTEGER" in resps
     assert f"{q('stored_by')} VARCHAR(64)" in resps
     assert f"{q('user_ident')} VARCHAR(128)" in resps
+    assert sql.ident_list is not None
     assert all(q("model") not in s for s in (sql.resp_insert, sql.resp_select, sql.chain_all, sql.ident_list))
     assert sql.resp_fields == (
         "id",
@@ -249,7 +250,7 @@ def sql_backend(request: pytest.FixtureRequest) -> Iterator[BackendUnderTest]:
 
 def test_every_operation_is_one_statement(sql_backend: BackendUnderTest) -> None:
     with create_storage(sql_backend.config()) as storage:
-        store = storage.conversations.inner._store  # type: ignore[attr-defined]
+        store = sql_store(storage)
         counter = _Counting(store.connector)
         store.connector = counter
         t0 = datetime(2026, 1, 1, tzinfo=UTC)

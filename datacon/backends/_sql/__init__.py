@@ -1,4 +1,4 @@
-"""The SQL layer shared by the SQLite and PostgreSQL backends (and the Oracle one to come).
+"""The SQL layer shared by the SQLite, PostgreSQL and Oracle backends.
 
 One generic store (``_store``) serves every SQL database; what differs is confined to
 two objects a backend supplies:
@@ -20,11 +20,12 @@ skip columns); ``_migrations`` holds upstream's v1-v3 and the start-up runner
 upstream's default (``created_at`` now, ``input`` ``[]``, ``item_type`` ``""``, others ``None``).
 """
 
+from .backend import SqlBackend, open_sql_backend
 from .dialect import Dialect
 from .migrations import LATEST, MIGRATIONS, Migration, bootstrap, migration_message
 from .render import Statements, render
 from .session import Connector, Params, Session
-from .store import SqlConversationStorage, SqlItemStorage, SqlResponseStorage, SqlStore, open_sql_storage
+from .store import SqlConversationStorage, SqlItemStorage, SqlResponseStorage, SqlStore
 
 __all__ = [
     "LATEST",
@@ -34,6 +35,7 @@ __all__ = [
     "Migration",
     "Params",
     "Session",
+    "SqlBackend",
     "SqlConversationStorage",
     "SqlItemStorage",
     "SqlResponseStorage",
@@ -41,6 +43,6 @@ __all__ = [
     "Statements",
     "bootstrap",
     "migration_message",
-    "open_sql_storage",
+    "open_sql_backend",
     "render",
 ]

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from datacon._time import utc_now
+from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
 from datacon.backends.chain import walk_chain
 from datacon.backends.extras import extra_values
 from datacon.errors import BackendError
@@ -23,14 +24,13 @@ from datacon.models import (
     StoredResponse,
 )
 from datacon.schema import SchemaConfig, TableConfig
-from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage, Storage
 
 from .dialect import Dialect
 from .migrations import bootstrap
 from .render import Statements, render
 from .session import Connector, Params, Session
 
-__all__ = ["SqlConversationStorage", "SqlItemStorage", "SqlResponseStorage", "SqlStore", "open_sql_storage"]
+__all__ = ["SqlConversationStorage", "SqlItemStorage", "SqlResponseStorage", "SqlStore"]
 
 
 class SqlStore:
@@ -48,9 +48,9 @@ class SqlStore:
         with self.connector.migration_session() as session:
             self.applied_migrations = bootstrap(session, self.sql)
 
-    def extras(self, table: TableConfig, params: dict[str, Any]) -> dict[str, Any]:
-        """``params`` plus ``x0``, ``x1``... for the table's extra columns (hook value, default, NULL)."""
-        for n, (_, value) in enumerate(extra_values(table)):
+    def extras(self, table: TableConfig, params: dict[str, Any], extra: Extra) -> dict[str, Any]:
+        """``params`` plus ``x0``, ``x1``... for the table's extra columns (``extra``'s value, default, NULL)."""
+        for n, (_, value) in enumerate(extra_values(table, extra)):
             params[f"x{n}"] = self.dialect.encode_extra(value)
         return params
 
@@ -83,7 +83,7 @@ def _metadata(value: Any) -> dict[str, Any] | None:
     raise BackendError(f"expected JSON object for conversation metadata, got JSON {type(value).__name__}")
 
 
-class SqlConversationStorage(ConversationStorage):
+class SqlConversationStorage(BackendConversations):
     """Conversations in the conversations table; their links in the links table."""
 
     def __init__(self, store: SqlStore) -> None:
@@ -92,7 +92,8 @@ class SqlConversationStorage(ConversationStorage):
         self._d = store.dialect
         self._at = _positions(self._sql.conv_fields, ("id", "created_at", "metadata"))
 
-    def _row(self, row: tuple[Any, ...]) -> Conversation:
+    def decode(self, row: tuple[Any, ...]) -> Conversation:
+        """The conversation in a row of ``conv_fields``."""
         i_id, i_created, i_metadata = self._at
         d = self._d
         try:
@@ -105,19 +106,25 @@ class SqlConversationStorage(ConversationStorage):
         except _DECODE_ERRORS as exc:
             raise _unreadable(self._d, "conversation", row, exc) from exc
 
-    def create_conversation(self, new: NewConversation) -> Conversation:
+    def params(self, conversation: Conversation, extra: Extra) -> dict[str, Any]:
+        """The bind parameters of ``conv_insert`` for ``conversation`` (skipped columns left out)."""
+        d = self._d
+        metadata = conversation.metadata
+        values: dict[str, Any] = {
+            "id": conversation.id,
+            "created_at": d.encode_time(conversation.created_at),
+            "metadata": None if metadata is None else d.encode_json(metadata, "metadata"),
+        }
+        table = self._store.schema.conversations
+        return self._store.extras(table, {f: values[f] for f in self._sql.conv_fields}, extra)
+
+    def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
         conversation_id = new.id or new_conversation_id()
         created_at = utc_now()
-        params: dict[str, Any] = {"id": conversation_id}
-        fields = self._sql.conv_fields
         metadata = new.metadata
-        if "created_at" in fields:
-            params["created_at"] = self._d.encode_time(created_at)
-        if "metadata" in fields:
-            params["metadata"] = None
-            if metadata is not None:
-                params["metadata"], metadata = self._store.json(metadata, "metadata")
-        self._store.extras(self._store.schema.conversations, params)
+        params = self.params(Conversation(id=conversation_id, created_at=created_at, metadata=metadata), extra)
+        if params.get("metadata") is not None:
+            metadata = json.loads(params["metadata"])  # as it will read back
         conflict = f"conversation {conversation_id} already exists"
         with self._store.connector.session(write=True, conflict=conflict) as session:
             session.execute(self._sql.conv_insert, params)
@@ -126,7 +133,7 @@ class SqlConversationStorage(ConversationStorage):
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         with self._store.connector.session() as session:
             row = session.fetchone(self._sql.conv_select, {"id": conversation_id})
-        return None if row is None else self._row(row)
+        return None if row is None else self.decode(row)
 
     def update_conversation(self, conversation_id: str, metadata: dict[str, object] | None) -> Conversation | None:
         params: dict[str, Any] = {"id": conversation_id, "metadata": None}
@@ -155,7 +162,7 @@ class SqlConversationStorage(ConversationStorage):
                 return session.execute(statements[-1], params) > 0
 
 
-class SqlItemStorage(ConversationItemStorage):
+class SqlItemStorage(BackendItems):
     """Items in the items table; links ``(conversation_id, item_id, added_at)`` in the links table."""
 
     def __init__(self, store: SqlStore) -> None:
@@ -166,7 +173,8 @@ class SqlItemStorage(ConversationItemStorage):
             self._sql.item_fields, ("id", "response_id", "item_type", "role", "content", "status", "created_at")
         )
 
-    def _row(self, row: tuple[Any, ...]) -> ConversationItem:
+    def decode(self, row: tuple[Any, ...]) -> ConversationItem:
+        """The item in a row of ``item_fields``."""
         i_id, i_response, i_type, i_role, i_content, i_status, i_created = self._at
         d = self._d
         try:
@@ -182,21 +190,37 @@ class SqlItemStorage(ConversationItemStorage):
         except _DECODE_ERRORS as exc:
             raise _unreadable(self._d, "item", row, exc) from exc
 
-    def create_item(self, new: NewConversationItem) -> ConversationItem:
+    def params(self, item: ConversationItem, extra: Extra) -> dict[str, Any]:
+        """The bind parameters of ``item_insert`` for ``item`` (skipped columns left out)."""
+        d = self._d
+        values: dict[str, Any] = {
+            "id": item.id,
+            "response_id": item.response_id,
+            "item_type": item.item_type,
+            "role": item.role,
+            "content": d.encode_json(item.content, "content"),
+            "status": item.status,
+            "created_at": d.encode_time(item.created_at),
+        }
+        table = self._store.schema.conversation_items
+        return self._store.extras(table, {f: values[f] for f in self._sql.item_fields}, extra)
+
+    def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
         item_id = new.id or make_item_id(new.item_type)
         created_at = utc_now()
-        content_text, content = self._store.json(new.content, "content")
         fields = self._sql.item_fields
-        values: dict[str, Any] = {
-            "id": item_id,
-            "response_id": new.response_id,
-            "item_type": new.item_type,
-            "role": new.role,
-            "content": content_text,
-            "status": new.status,
-            "created_at": self._d.encode_time(created_at),
-        }
-        params = self._store.extras(self._store.schema.conversation_items, {f: values[f] for f in fields})
+        item = ConversationItem(
+            id=item_id,
+            response_id=new.response_id,
+            item_type=new.item_type,
+            role=new.role,
+            content=new.content,
+            status=new.status,
+            created_at=created_at,
+        )
+        params = self.params(item, extra)
+        text = params.get("content")
+        content = json.loads(text) if text is not None else self._store.json(new.content, "content")[1]
         with self._store.connector.session(write=True, conflict=f"item {item_id} already exists") as session:
             session.execute(self._sql.item_insert, params)
         return ConversationItem(
@@ -209,20 +233,24 @@ class SqlItemStorage(ConversationItemStorage):
             created_at=created_at,
         )
 
-    def link_item(self, conversation_id: str, item_id: str, added_at: datetime) -> None:
-        self._link(conversation_id, [(item_id, added_at)], f"item {item_id} is already linked to {conversation_id}")
+    def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
+        conflict = f"item {item_id} is already linked to {conversation_id}"
+        self._link(conversation_id, [(item_id, added_at)], conflict, extra)
 
-    def link_items(self, conversation_id: str, items: Sequence[tuple[str, datetime]]) -> None:
+    def link_items(
+        self, conversation_id: str, items: Sequence[tuple[str, datetime]], *, extra: Extra = NO_EXTRA
+    ) -> None:
         if items:
-            self._link(conversation_id, items, f"an item is already linked to {conversation_id} (nothing was linked)")
+            conflict = f"an item is already linked to {conversation_id} (nothing was linked)"
+            self._link(conversation_id, items, conflict, extra)
 
-    def _link(self, conversation_id: str, items: Sequence[tuple[str, datetime]], conflict: str) -> None:
+    def _link(self, conversation_id: str, items: Sequence[tuple[str, datetime]], conflict: str, extra: Extra) -> None:
         # One multi-row INSERT: a duplicate (already linked, or repeated in ``items``) fails
         # the whole statement, so nothing is linked. Beyond the dialect's row limit the
         # chunks run in one transaction, which keeps it all-or-nothing.
         size = self._d.max_rows_per_insert
         chunks = [items[start : start + size] for start in range(0, len(items), size)]
-        extras = self._store.extras(self._store.schema.conversation_item_links, {"cid": conversation_id})
+        extras = self.link_params(conversation_id, extra)
         with self._store.connector.session(write=True, conflict=conflict) as session:
             if len(chunks) == 1:
                 self._insert_links(session, chunks[0], extras)
@@ -231,23 +259,31 @@ class SqlItemStorage(ConversationItemStorage):
                 for chunk in chunks:
                     self._insert_links(session, chunk, extras)
 
+    def link_params(self, conversation_id: str, extra: Extra) -> dict[str, Any]:
+        """The bind parameters shared by every row of a links INSERT into one conversation."""
+        return self._store.extras(self._store.schema.conversation_item_links, {"cid": conversation_id}, extra)
+
     def _insert_links(self, session: Session, chunk: Sequence[tuple[str, datetime]], extras: Params) -> None:
+        session.execute(self._sql.link_insert(len(chunk)), self.rows_params(extras, chunk))
+
+    def rows_params(self, extras: Params, chunk: Sequence[tuple[str, datetime]]) -> dict[str, Any]:
+        """``extras`` plus ``i{n}``/``a{n}`` for each ``(item_id, added_at)`` row of ``link_insert``."""
         params = dict(extras)
         for n, (item_id, added_at) in enumerate(chunk):
             params[f"i{n}"] = item_id
             params[f"a{n}"] = self._d.encode_time(added_at)
-        session.execute(self._sql.link_insert(len(chunk)), params)
+        return params
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         sql = self._sql.list_asc if params.order is SortOrder.ASC else self._sql.list_desc
         with self._store.connector.session() as session:
             rows = session.fetchall(sql, {"cid": conversation_id, "after": params.after, "limit": params.limit})
-        return [self._row(row) for row in rows]
+        return [self.decode(row) for row in rows]
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         with self._store.connector.session() as session:
             row = session.fetchone(self._sql.item_select, {"id": item_id})
-        return None if row is None else self._row(row)
+        return None if row is None else self.decode(row)
 
     def is_item_linked(self, conversation_id: str, item_id: str) -> bool:
         with self._store.connector.session() as session:
@@ -258,7 +294,7 @@ class SqlItemStorage(ConversationItemStorage):
             session.execute(self._sql.link_delete, {"cid": conversation_id, "iid": item_id})
 
 
-class SqlResponseStorage(ResponseStorage):
+class SqlResponseStorage(BackendResponses):
     """Responses in the responses table; chains walked by one recursive query."""
 
     def __init__(self, store: SqlStore) -> None:
@@ -279,7 +315,8 @@ class SqlResponseStorage(ResponseStorage):
             ),
         )
 
-    def _row(self, row: tuple[Any, ...]) -> StoredResponse:
+    def decode(self, row: tuple[Any, ...]) -> StoredResponse:
+        """The response in a row of ``resp_fields``."""
         i_id, i_previous, i_input, i_created, i_safety, i_model, i_conversation, i_raw = self._at
         d = self._d
         try:
@@ -296,7 +333,14 @@ class SqlResponseStorage(ResponseStorage):
         except _DECODE_ERRORS as exc:
             raise _unreadable(self._d, "response", row, exc) from exc
 
-    def store_response(self, response: StoredResponse) -> str:
+    def store_response(self, response: StoredResponse, *, extra: Extra = NO_EXTRA) -> str:
+        params = self.params(response, extra)
+        with self._store.connector.session(write=True, conflict=f"response {response.id} already exists") as session:
+            session.execute(self._sql.resp_insert, params)
+        return response.id
+
+    def params(self, response: StoredResponse, extra: Extra) -> dict[str, Any]:
+        """The bind parameters of ``resp_insert`` for ``response`` (skipped columns left out)."""
         fields = self._sql.resp_fields
         values: dict[str, Any] = {
             "id": response.id,
@@ -310,15 +354,12 @@ class SqlResponseStorage(ResponseStorage):
             values["input"] = self._d.encode_json(response.input, "input")
         if "raw_response" in fields:
             values["raw_response"] = self._d.encode_json(response.raw_response, "raw_response")
-        params = self._store.extras(self._store.schema.responses, {f: values[f] for f in fields})
-        with self._store.connector.session(write=True, conflict=f"response {response.id} already exists") as session:
-            session.execute(self._sql.resp_insert, params)
-        return response.id
+        return self._store.extras(self._store.schema.responses, {f: values[f] for f in fields}, extra)
 
     def get_response(self, response_id: str) -> StoredResponse | None:
         with self._store.connector.session() as session:
             row = session.fetchone(self._sql.resp_select, {"id": response_id})
-        return None if row is None else self._row(row)
+        return None if row is None else self.decode(row)
 
     def delete_response(self, response_id: str) -> None:
         with self._store.connector.session(write=True) as session:
@@ -332,7 +373,7 @@ class SqlResponseStorage(ResponseStorage):
             sql, params = self._sql.chain_depth, {"id": response_id, "max_depth": max_depth}
         with self._store.connector.session() as session:
             rows = session.fetchall(sql, params)
-        by_id = {response.id: response for response in map(self._row, rows)}
+        by_id = {response.id: response for response in map(self.decode, rows)}
         return walk_chain(response_id, by_id.get, max_depth)
 
     def list_identifier_responses(self, identifier: str, limit: int | None = None) -> list[StoredResponse]:
@@ -345,32 +386,10 @@ class SqlResponseStorage(ResponseStorage):
             sql, params = self._sql.ident_list_limit, {"sid": identifier, "limit": limit}
         with self._store.connector.session() as session:
             rows = session.fetchall(sql, params)
-        return [self._row(row) for row in rows]
+        return [self.decode(row) for row in rows]
 
     def delete_identifier_responses(self, identifier: str) -> int:
         if self._sql.ident_delete is None:
             return 0
         with self._store.connector.session(write=True) as session:
             return session.execute(self._sql.ident_delete, {"sid": identifier})
-
-
-def open_sql_storage(connector: Connector, dialect: Dialect, schema: SchemaConfig | None) -> Storage:
-    """Bootstrap the schema (tables, migrations) and return the three storages over ``connector``.
-
-    The connector is closed if the bootstrap fails (``MigrationRequiredError``, backend errors).
-    """
-    try:
-        store = SqlStore(connector, dialect, schema or SchemaConfig())
-        store.open()
-    except BaseException:
-        connector.close()
-        raise
-    return Storage(
-        SqlResponseStorage(store),
-        SqlConversationStorage(store),
-        SqlItemStorage(store),
-        backend=dialect.name,
-        max_concurrency=connector.max_concurrency,
-        close=connector.close,
-        pool_stats=connector.stats,
-    )

@@ -8,20 +8,18 @@ import attrs
 
 from datacon.backends._sql import (
     Connector,
-    SqlConversationStorage,
+    Dialect,
     SqlItemStorage,
-    SqlResponseStorage,
     SqlStore,
 )
+from datacon.backends.base import Extra
 from datacon.backends.extras import extra_values
-from datacon.context import current_extra_columns
 from datacon.models import ConversationItem
 from datacon.schema import SchemaConfig, TableConfig
-from datacon.storage import Storage
 
 from .dialect import OracleDialect, render_oracle
 
-__all__ = ["OracleItemStorage", "OracleStore", "open_oracle_storage"]
+__all__ = ["OracleItemStorage", "OracleStore"]
 
 
 class OracleStore(SqlStore):
@@ -32,15 +30,16 @@ class OracleStore(SqlStore):
     ``TENANT_ID``), an exact uppercase key winning. Upstream matched the uppercase key only.
     """
 
-    def __init__(self, connector: Connector, dialect: OracleDialect, schema: SchemaConfig) -> None:
+    def __init__(self, connector: Connector, dialect: Dialect, schema: SchemaConfig) -> None:
+        assert isinstance(dialect, OracleDialect)
         super().__init__(connector, dialect, schema)
         # SqlStore rendered the generic statements; Oracle's differ in nearly every clause.
         self.sql = render_oracle(schema, dialect)
 
-    def extras(self, table: TableConfig, params: dict[str, Any]) -> dict[str, Any]:
+    def extras(self, table: TableConfig, params: dict[str, Any], extra: Extra) -> dict[str, Any]:
         if not table.extra_columns:
             return params
-        supplied = current_extra_columns()
+        supplied = extra
         folded = {key.upper(): value for key, value in supplied.items() if value is not None and not key.isupper()}
         folded.update({key: value for key, value in supplied.items() if value is not None and key.isupper()})
         for n, (_, value) in enumerate(extra_values(table, folded)):
@@ -51,29 +50,7 @@ class OracleStore(SqlStore):
 class OracleItemStorage(SqlItemStorage):
     """Items; an empty ``item_type`` reads back as ``""`` (Oracle stores ``''`` as NULL)."""
 
-    def _row(self, row: tuple[Any, ...]) -> ConversationItem:
-        item = super()._row(row)
+    def decode(self, row: tuple[Any, ...]) -> ConversationItem:
+        item = super().decode(row)
         item_type: str | None = item.item_type  # NULL when an empty item_type was stored
         return item if item_type is not None else attrs.evolve(item, item_type="")
-
-
-def open_oracle_storage(connector: Connector, dialect: OracleDialect, schema: SchemaConfig) -> Storage:
-    """Bootstrap the schema (tables, migrations, indexes) and return the three storages.
-
-    The connector is closed if the bootstrap fails.
-    """
-    try:
-        store = OracleStore(connector, dialect, schema)
-        store.open()
-    except BaseException:
-        connector.close()
-        raise
-    return Storage(
-        SqlResponseStorage(store),
-        SqlConversationStorage(store),
-        OracleItemStorage(store),
-        backend=dialect.name,
-        max_concurrency=connector.max_concurrency,
-        close=connector.close,
-        pool_stats=connector.stats,
-    )

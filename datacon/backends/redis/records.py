@@ -82,8 +82,8 @@ class _Table:
         if field is not None and value is not None:
             out[field] = value
 
-    def extras(self, out: Fields) -> None:
-        for name, value in extra_values(self.config):
+    def extras(self, out: Fields, extra: Mapping[str, Any]) -> None:
+        for name, value in extra_values(self.config, extra):
             if value is not None:
                 out[name] = _extra_text(value, name)
 
@@ -122,14 +122,14 @@ class Codec:
 
     # Conversations
 
-    def conversation_fields(self, conversation: Conversation) -> Fields:
+    def conversation_fields(self, conversation: Conversation, extra: Mapping[str, Any]) -> Fields:
         t = self.conversations
         out: Fields = {}
         t.put(out, "id", conversation.id)
         t.put(out, "created_at", _time_text(conversation.created_at))
         if conversation.metadata is not None:
             t.put(out, "metadata", dump_json(conversation.metadata, "metadata"))
-        t.extras(out)
+        t.extras(out, extra)
         return out
 
     def conversation(self, conversation_id: str, row: Mapping[str, str]) -> Conversation:
@@ -145,7 +145,7 @@ class Codec:
 
     # Items
 
-    def item_fields(self, item: ConversationItem) -> Fields:
+    def item_fields(self, item: ConversationItem, extra: Mapping[str, Any]) -> Fields:
         t = self.items
         out: Fields = {}
         t.put(out, "id", item.id)
@@ -155,7 +155,7 @@ class Codec:
         t.put(out, "content", dump_json(item.content, "content"))
         t.put(out, "status", item.status)
         t.put(out, "created_at", _time_text(item.created_at))
-        t.extras(out)
+        t.extras(out, extra)
         return out
 
     def item(self, item_id: str, row: Mapping[str, str]) -> ConversationItem:
@@ -174,7 +174,7 @@ class Codec:
 
     # Responses
 
-    def response_fields(self, response: StoredResponse) -> Fields:
+    def response_fields(self, response: StoredResponse, extra: Mapping[str, Any]) -> Fields:
         t = self.responses
         out: Fields = {}
         t.put(out, "id", response.id)
@@ -185,7 +185,7 @@ class Codec:
         t.put(out, "safety_identifier", response.safety_identifier)
         t.put(out, "model", response.model)
         t.put(out, "raw_response", dump_json(response.raw_response, "raw_response"))
-        t.extras(out)
+        t.extras(out, extra)
         return out
 
     def response(self, response_id: str, row: Mapping[str, str]) -> StoredResponse:
