@@ -631,7 +631,7 @@ async def test_a_storage_opened_for_an_asyncio_cancelled_caller_is_closed(monkey
 
     monkeypatch.setattr(aio, "create_storage", slow_create)
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(create_async_storage(), 0.05)  # type: ignore[arg-type]
+        await asyncio.wait_for(create_async_storage(), 0.05)
     assert len(made) == 1
     assert made[0].closed
 
