@@ -75,9 +75,9 @@ class BackendItems(ConversationItemStorage, Protocol):
     def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
         """As the public method; ``new.id`` is set (the guard mints it)."""
 
-    @abstractmethod
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
-        """As the public method."""
+        """As the public method; by default one ``link_items`` call with one pair."""
+        self.link_items(conversation_id, [(item_id, added_at)], extra=extra)
 
     @abstractmethod
     def link_items(

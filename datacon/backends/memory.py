@@ -176,9 +176,6 @@ class MemoryItemStorage(BackendItems):
         assert item is not None
         return item
 
-    def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
-        self.link_items(conversation_id, [(item_id, added_at)])
-
     def link_items(
         self, conversation_id: str, items: Sequence[tuple[str, datetime]], *, extra: Extra = NO_EXTRA
     ) -> None:

@@ -24,6 +24,7 @@ from .store import RedisConversationStorage, RedisItemStorage, RedisResponseStor
 __all__ = ["RedisBackend"]
 
 R = TypeVar("R")
+H = TypeVar("H", Conversation, ConversationItem)
 _MAX_TIME = datetime.max.replace(tzinfo=UTC)
 
 
@@ -158,23 +159,28 @@ class RedisBackend(Enumerable, Restorable):
 
         return s.call(f"import {kind}s", run)
 
-    def restore_conversations(self, records: Sequence[Conversation]) -> int:
+    def _restore_hashes(
+        self,
+        kind: RecordKind,
+        records: Sequence[H],
+        key: Callable[[str], str],
+        fields: Callable[[H, Mapping[str, Any]], dict[str, str]],
+    ) -> int:
         s = self.store
 
         def queue(pipe: Any) -> None:
             for r in records:
-                s.create_record(s.conversation_key(r.id), s.codec.conversation_fields(r, NO_EXTRA), client=pipe)
+                s.create_record(key(r.id), fields(r, NO_EXTRA), client=pipe)
 
-        return sum(1 for created in self._transaction("conversation", queue) if created)
+        return sum(1 for created in self._transaction(kind, queue) if created)
+
+    def restore_conversations(self, records: Sequence[Conversation]) -> int:
+        s = self.store
+        return self._restore_hashes("conversation", records, s.conversation_key, s.codec.conversation_fields)
 
     def restore_items(self, records: Sequence[ConversationItem]) -> int:
         s = self.store
-
-        def queue(pipe: Any) -> None:
-            for r in records:
-                s.create_record(s.item_key(r.id), s.codec.item_fields(r, NO_EXTRA), client=pipe)
-
-        return sum(1 for created in self._transaction("item", queue) if created)
+        return self._restore_hashes("item", records, s.item_key, s.codec.item_fields)
 
     def restore_responses(self, records: Sequence[StoredResponse]) -> int:
         s = self.store

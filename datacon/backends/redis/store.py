@@ -242,9 +242,6 @@ class RedisItemStorage(BackendItems):
             raise ConflictError(f"item {item_id} already exists")
         return item
 
-    def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
-        self.link_items(conversation_id, [(item_id, added_at)])
-
     def link_items(
         self, conversation_id: str, items: Sequence[tuple[str, datetime]], *, extra: Extra = NO_EXTRA
     ) -> None:
