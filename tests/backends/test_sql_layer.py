@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,8 @@ import pytest
 
 from datacon import (
     ColumnDef,
+    Conversation,
+    ConversationItem,
     ListParams,
     NewConversation,
     NewConversationItem,
@@ -20,14 +23,35 @@ from datacon import (
     TableConfig,
     create_storage,
 )
-from datacon.backends._sql import LATEST, MIGRATIONS, Dialect, migration_message, render
+from datacon.backends._sql import (
+    LATEST,
+    MIGRATIONS,
+    Dialect,
+    Keyset,
+    SqlBackend,
+    SqlStore,
+    Statements,
+    migration_message,
+    render,
+)
 from datacon.backends._sql.migrations import version_insert_sql
+from datacon.backends.base import RECORD_KINDS, Backend, Enumerable, Restorable, Versioned
+from datacon.backends.oracle import OracleDialect, oracle_schema
 from datacon.backends.postgres import PostgresDialect
 from datacon.backends.sqlite import SqliteDialect
+from datacon.models import Link
 from tests.support import RENAMED_SCHEMA, BackendUnderTest, sql_store
 
 PG = PostgresDialect()
 LITE = SqliteDialect()
+ORACLE = OracleDialect()
+#: The three dialects of the one renderer (Oracle's exact text: tests/backends/test_oracle_sql.py).
+DIALECTS = pytest.mark.parametrize("dialect", [PG, LITE, ORACLE], ids=["postgres", "sqlite", "oracle"])
+
+
+def _render(schema: SchemaConfig, dialect: Dialect) -> Statements:
+    """``render``, with the schema uppercased first for Oracle (as its backend does)."""
+    return render(oracle_schema(schema) if isinstance(dialect, OracleDialect) else schema, dialect)
 
 
 def _up(version: int, schema: SchemaConfig, dialect: Dialect = PG, existing: frozenset[str] | None = None) -> list[str]:
@@ -124,9 +148,9 @@ def test_pending_migration_message_has_upstreams_shape() -> None:
 # --- rendering ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dialect", [PG, LITE], ids=["postgres", "sqlite"])
+@DIALECTS
 def test_renamed_schema_ddl_has_renames_and_extras_but_no_skipped_columns(dialect: Dialect) -> None:
-    sql = render(RENAMED_SCHEMA, dialect)
+    sql = _render(RENAMED_SCHEMA, dialect)
     q = dialect.ident
     convs, items, links, resps = sql.create_tables
     assert q("conv_id") in convs
@@ -140,7 +164,7 @@ def test_renamed_schema_ddl_has_renames_and_extras_but_no_skipped_columns(dialec
     assert q("model") not in resps  # skipped
     assert f"{q('score')} INTEGER" in resps
     assert f"{q('stored_by')} VARCHAR(64)" in resps
-    assert f"{q('user_ident')} VARCHAR(128)" in resps
+    assert f"{q('user_ident')} {dialect.varchar(128)}" in resps
     assert sql.ident_list is not None
     assert all(q("model") not in s for s in (sql.resp_insert, sql.resp_select, sql.chain_all, sql.ident_list))
     assert sql.resp_fields == (
@@ -180,19 +204,32 @@ def test_postgres_folds_identifiers_like_unquoted_upstream_names() -> None:
     assert '"meta" JSON' in sql.create_tables[0]
 
 
-@pytest.mark.parametrize("dialect", [PG, LITE], ids=["postgres", "sqlite"])
+@DIALECTS
 def test_queries_are_keyset_and_recursive(dialect: Dialect) -> None:
-    sql = render(SchemaConfig(), dialect)
+    sql = _render(SchemaConfig(), dialect)
     for page in (sql.list_asc, sql.list_desc):
         assert "OFFSET" not in page.upper()
-        assert page.count("SELECT") == 2  # the page, and the cursor resolved in a scalar subquery
-    assert sql.chain_all.startswith("WITH RECURSIVE")
-    assert " UNION SELECT " in sql.chain_all
-    assert "depth" not in sql.chain_all
+        assert page.endswith(dialect.limit(dialect.param("limit")))
+        if dialect.keyset is Keyset.JOINED:  # the cursor link LEFT JOINed
+            assert page.count("SELECT") == 1
+            assert " LEFT JOIN " in page
+        else:  # the page, and the cursor resolved in a scalar subquery
+            assert page.count("SELECT") == 2
+    assert sql.chain_all.startswith(f"{dialect.recursive_with} chain ")
+    if dialect.cycle_clause:  # UNION ALL only: the cycle clause ends a cycle
+        assert " UNION ALL SELECT " in sql.chain_all
+        assert f") {dialect.cycle_clause} SELECT " in sql.chain_all
+        assert dialect.cycle_clause in sql.chain_depth
+    else:  # UNION discards repeated rows
+        assert " UNION SELECT " in sql.chain_all
+        assert "depth" not in sql.chain_all
     assert " UNION ALL SELECT " in sql.chain_depth
     assert "depth <" in sql.chain_depth
-    assert sql.link_insert(3).count("), (") == 2  # three rows in one statement
-    assert sql.link_insert(3) is sql.link_insert(3)  # rendered once per row count
+    three = sql.link_insert(3)
+    assert three.startswith("INSERT ")
+    assert [three.count(dialect.param(f"i{n}")) for n in range(4)] == [1, 1, 1, 0]  # three rows in one statement
+    assert three.count(dialect.param("cid")) == 3
+    assert sql.link_insert(3) is three  # rendered once per row count
 
 
 # --- round trips per call, on the real databases -------------------------------------------------
@@ -300,9 +337,9 @@ def test_every_operation_is_one_statement(sql_backend: BackendUnderTest) -> None
             assert len(deleting) == 3
 
 
-@pytest.mark.parametrize("dialect", [PG, LITE], ids=["postgres", "sqlite"])
+@DIALECTS
 def test_export_queries_are_rendered_with_the_store(dialect: Dialect) -> None:
-    sql = render(RENAMED_SCHEMA, dialect)
+    sql = _render(RENAMED_SCHEMA, dialect)
     q = dialect.ident
     assert set(sql.export) == {
         *(f"{kind}_{page}" for kind in ("conv", "item", "resp", "link") for page in ("first", "next")),
@@ -310,8 +347,114 @@ def test_export_queries_are_rendered_with_the_store(dialect: Dialect) -> None:
         "count_link",
     }
     assert sql.export["conv_next"].endswith(
-        f"WHERE {q('conv_id')} > {dialect.param('after')} ORDER BY {q('conv_id')} LIMIT {dialect.param('limit')}"
+        f"WHERE {q('conv_id')} > {dialect.param('after')} ORDER BY {q('conv_id')} "
+        f"{dialect.limit(dialect.param('limit'))}"
     )
     assert q("model") not in sql.export["resp_first"]  # skipped columns stay out
-    assert sql.export["restore_response"] == sql.resp_insert + " ON CONFLICT DO NOTHING"
-    assert sql.link_restore(2) == sql.link_insert(2) + " ON CONFLICT DO NOTHING"
+    # Pages read columns as the store's own SELECTs do (timestamps through time_out).
+    assert sql.export["resp_first"].startswith(sql.resp_select.split(" WHERE ")[0])
+    if isinstance(dialect, OracleDialect):  # no ON CONFLICT: MERGE inserts what is missing
+        columns_and_values = sql.resp_insert.removeprefix('INSERT INTO "DC_RESPS" ')
+        assert sql.export["restore_response"] == (
+            f'MERGE INTO "DC_RESPS" t USING DUAL ON (t."ID" = :id) WHEN NOT MATCHED THEN INSERT {columns_and_values}'
+        )
+        assert sql.link_restore(2).startswith('MERGE INTO "DC_LINKS" t USING (SELECT :cid AS "CONV_REF", :i0 AS')
+        assert ' ON (t."CONV_REF" = s."CONV_REF" AND t."ITEM_ID" = s."ITEM_ID") ' in sql.link_restore(2)
+    else:
+        assert sql.export["restore_response"] == sql.resp_insert + " ON CONFLICT DO NOTHING"
+        assert sql.link_restore(2) == sql.link_insert(2) + " ON CONFLICT DO NOTHING"
+
+
+class _Recorder:
+    """A ``Connector`` with no database behind it: records each statement with its parameters.
+
+    Reads return no rows (``COUNT(*)``: 0) and writes report one row changed, so the shared
+    layer's ``SqlBackend`` can be driven over any dialect, Oracle included, without a server.
+    """
+
+    max_concurrency = 1
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    @contextmanager
+    def session(self, *, write: bool = False, conflict: str = "") -> Iterator[_Recorder]:
+        yield self
+
+    def migration_session(self) -> Any:
+        raise AssertionError("not used here")
+
+    def close(self) -> None:
+        pass
+
+    def stats(self) -> dict[str, int]:
+        return {}
+
+    def execute(self, sql: str, params: Any = None) -> int:
+        self.calls.append((sql, dict(params or {})))
+        return 1
+
+    def fetchone(self, sql: str, params: Any = None) -> tuple[Any, ...] | None:
+        self.calls.append((sql, dict(params or {})))
+        return (0,)
+
+    def fetchall(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        self.calls.append((sql, dict(params or {})))
+        return []
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        yield
+
+    def try_execute(self, sql: str) -> str | None:
+        raise AssertionError("not used here")
+
+
+def _placeholders(sql: str, dialect: Dialect) -> set[str]:
+    pattern = r"%\((\w+)\)s" if isinstance(dialect, PostgresDialect) else r"(?<![:\w]):(\w+)"
+    return set(re.findall(pattern, sql))
+
+
+@DIALECTS
+def test_the_sql_backend_binds_exactly_the_parameters_of_its_export_statements(dialect: Dialect) -> None:
+    """Every page, count and restore of ``SqlBackend`` runs the dialect's rendered statement with
+    exactly its bind parameters (a missing or extra name fails on Oracle and PostgreSQL)."""
+    schema = oracle_schema(RENAMED_SCHEMA) if isinstance(dialect, OracleDialect) else RENAMED_SCHEMA
+    recorder = _Recorder()
+    backend = SqlBackend(SqlStore(recorder, dialect, schema))
+    assert isinstance(backend, Backend)
+    assert isinstance(backend, Enumerable)
+    assert isinstance(backend, Restorable)
+    assert isinstance(backend, Versioned)
+    t0 = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    assert backend.iter_conversations(None, 5) == []
+    assert backend.iter_conversations("conv_a", 5) == []
+    assert backend.iter_items("msg_a", 5) == []
+    assert backend.iter_responses(None, 5) == []
+    assert backend.iter_links(("conv_a", "msg_a"), 5) == []
+    assert [backend.count(kind) for kind in RECORD_KINDS] == [0, 0, 0, 0]
+    assert backend.restore_conversations([Conversation("conv_a", t0, {"k": 1})]) == 1
+    assert backend.restore_items([ConversationItem("msg_a", None, "message", "user", [{"t": 1}], None, t0)]) == 1
+    assert backend.restore_responses([StoredResponse(id="resp_a", created_at=t0, safety_identifier="u")]) == 1
+    links = [Link("conv_a", f"msg_{n}", t0) for n in range(dialect.max_rows_per_insert + 1)]
+    assert backend.restore_links(links) == 2  # one statement per chunk; each "changes one row" here
+    export = backend.store.sql.export
+    expected = [
+        export["conv_first"],
+        export["conv_next"],
+        export["item_next"],
+        export["resp_first"],
+        export["link_next"],
+        *(export[f"count_{kind}"] for kind in RECORD_KINDS),
+        export["restore_conversation"],
+        export["restore_item"],
+        export["restore_response"],
+        backend.store.sql.link_restore(dialect.max_rows_per_insert),
+        backend.store.sql.link_restore(1),
+    ]
+    assert [sql for sql, _ in recorder.calls] == expected
+    for sql, params in recorder.calls:
+        assert set(params) == _placeholders(sql, dialect), sql
+    # Extra columns get their defaults on a restore (no hook values): stored_by's is "system".
+    _, response_params = recorder.calls[-3]
+    assert "system" in response_params.values()

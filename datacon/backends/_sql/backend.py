@@ -37,12 +37,12 @@ class SqlBackend(Enumerable, Restorable, Versioned):
     own bind parameters; extra columns get their defaults.
     """
 
-    def __init__(self, store: SqlStore, items: SqlItemStorage | None = None) -> None:
+    def __init__(self, store: SqlStore) -> None:
         self.store = store
         self.kind = store.dialect.name
         self.max_concurrency = store.connector.max_concurrency
         self.conversations = SqlConversationStorage(store)
-        self.items = items if items is not None else SqlItemStorage(store)
+        self.items = SqlItemStorage(store)
         self.responses = SqlResponseStorage(store)
 
     def close(self) -> None:
@@ -83,13 +83,15 @@ class SqlBackend(Enumerable, Restorable, Versioned):
         return [decode(row) for row in rows]
 
     def iter_conversations(self, after_id: str | None, batch: int) -> Sequence[Conversation]:
-        return self._page("conv", None if after_id is None else {"after": after_id}, batch, self.conversations.decode)
+        return self._page(
+            "conv", None if after_id is None else {"after": after_id}, batch, self.store.decode_conversation
+        )
 
     def iter_items(self, after_id: str | None, batch: int) -> Sequence[ConversationItem]:
-        return self._page("item", None if after_id is None else {"after": after_id}, batch, self.items.decode)
+        return self._page("item", None if after_id is None else {"after": after_id}, batch, self.store.decode_item)
 
     def iter_responses(self, after_id: str | None, batch: int) -> Sequence[StoredResponse]:
-        return self._page("resp", None if after_id is None else {"after": after_id}, batch, self.responses.decode)
+        return self._page("resp", None if after_id is None else {"after": after_id}, batch, self.store.decode_response)
 
     def iter_links(self, after: tuple[str, str] | None, batch: int) -> Sequence[Link]:
         cursor = None if after is None else {"acid": after[0], "aiid": after[1]}
@@ -110,13 +112,19 @@ class SqlBackend(Enumerable, Restorable, Versioned):
             return sum(session.execute(statement, p) for p in params)
 
     def restore_conversations(self, records: Sequence[Conversation]) -> int:
-        return self._restore("conversation", [self.conversations.params(r, NO_EXTRA) for r in records])
+        s = self.store
+        table = s.schema.conversations
+        return self._restore("conversation", [s.extras(table, s.encode_conversation(r), NO_EXTRA) for r in records])
 
     def restore_items(self, records: Sequence[ConversationItem]) -> int:
-        return self._restore("item", [self.items.params(r, NO_EXTRA) for r in records])
+        s = self.store
+        table = s.schema.conversation_items
+        return self._restore("item", [s.extras(table, s.encode_item(r), NO_EXTRA) for r in records])
 
     def restore_responses(self, records: Sequence[StoredResponse]) -> int:
-        return self._restore("response", [self.responses.params(r, NO_EXTRA) for r in records])
+        s = self.store
+        table = s.schema.responses
+        return self._restore("response", [s.extras(table, s.encode_response(r), NO_EXTRA) for r in records])
 
     def restore_links(self, records: Sequence[Link]) -> int:
         self._query("restore_conversation")  # a dialect without export queries cannot restore either
@@ -141,18 +149,16 @@ def open_sql_backend(
     schema: SchemaConfig | None,
     *,
     check_schema: bool = True,
-    store_class: type[SqlStore] = SqlStore,
-    items_class: type[SqlItemStorage] = SqlItemStorage,
 ) -> SqlBackend:
     """The backend over ``connector``; with ``check_schema``, tables created and migrations checked.
 
     The connector is closed if that fails (``MigrationRequiredError``, backend errors).
     """
     try:
-        store = store_class(connector, dialect, schema or SchemaConfig())
+        store = SqlStore(connector, dialect, schema or SchemaConfig())
         if check_schema:
             store.open()
-        return SqlBackend(store, items_class(store))
+        return SqlBackend(store)
     except BaseException:
         connector.close()
         raise

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from datacon._columns import CONVERSATIONS, ITEMS, RESPONSES
 from datacon._time import utc_now
 from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
 from datacon.backends.chain import walk_chain
 from datacon.backends.extras import extra_values
-from datacon.errors import BackendError
 from datacon.ids import make_item_id, new_conversation_id
 from datacon.models import (
     Conversation,
@@ -27,21 +27,31 @@ from datacon.schema import SchemaConfig, TableConfig
 
 from .dialect import Dialect
 from .migrations import bootstrap
-from .render import Statements, render
+from .render import render
+from .rows import Decoder, Encoder, row_decoder, row_encoder
 from .session import Connector, Params, Session
 
 __all__ = ["SqlConversationStorage", "SqlItemStorage", "SqlResponseStorage", "SqlStore"]
 
 
 class SqlStore:
-    """What the three storages share: the connector, the dialect and the rendered statements."""
+    """What the three storages share: the connector, the dialect, the rendered statements, and
+    each record's row decoder and bind-parameter encoder (generated from the declared columns)."""
 
     def __init__(self, connector: Connector, dialect: Dialect, schema: SchemaConfig) -> None:
         self.connector = connector
         self.dialect = dialect
         self.schema = schema
-        self.sql: Statements = render(schema, dialect)
+        sql = self.sql = render(schema, dialect)
         self.applied_migrations: list[int] = []
+        self.decode_conversation: Decoder[Conversation] = row_decoder(
+            CONVERSATIONS, sql.conv_fields, Conversation, dialect
+        )
+        self.decode_item: Decoder[ConversationItem] = row_decoder(ITEMS, sql.item_fields, ConversationItem, dialect)
+        self.decode_response: Decoder[StoredResponse] = row_decoder(RESPONSES, sql.resp_fields, StoredResponse, dialect)
+        self.encode_conversation: Encoder = row_encoder(CONVERSATIONS, sql.conv_fields, dialect)
+        self.encode_item: Encoder = row_encoder(ITEMS, sql.item_fields, dialect)
+        self.encode_response: Encoder = row_encoder(RESPONSES, sql.resp_fields, dialect)
 
     def open(self) -> None:
         """Create missing tables and run the migrations, under the backend's migration lock."""
@@ -50,7 +60,9 @@ class SqlStore:
 
     def extras(self, table: TableConfig, params: dict[str, Any], extra: Extra) -> dict[str, Any]:
         """``params`` plus ``x0``, ``x1``... for the table's extra columns (``extra``'s value, default, NULL)."""
-        for n, (_, value) in enumerate(extra_values(table, extra)):
+        if not table.extra_columns:
+            return params
+        for n, (_, value) in enumerate(extra_values(table, self.dialect.extra_keys(extra))):
             params[f"x{n}"] = self.dialect.encode_extra(value)
         return params
 
@@ -60,29 +72,6 @@ class SqlStore:
         return text, json.loads(text)
 
 
-def _positions(fields: Sequence[str], names: Sequence[str]) -> tuple[int | None, ...]:
-    """Where each logical column of ``names`` sits in a SELECT returning ``fields`` (``None``
-    when it is skipped): rows are decoded by position, computed once per store."""
-    where = {name: n for n, name in enumerate(fields)}
-    return tuple(where.get(name) for name in names)
-
-
-_DECODE_ERRORS = (ValueError, TypeError, OverflowError)
-
-
-def _unreadable(dialect: Dialect, kind: str, row: tuple[Any, ...], exc: Exception) -> BackendError:
-    # Only rows written outside datacon can get here; the value itself is never echoed.
-    record_id = row[0] if row else "?"
-    return BackendError(f"{dialect.display} {kind} {record_id} has an unreadable column ({type(exc).__name__})")
-
-
-def _metadata(value: Any) -> dict[str, Any] | None:
-    if value is None or isinstance(value, dict):
-        return value
-    # The value itself is never echoed (upstream postgres.rs parse_metadata).
-    raise BackendError(f"expected JSON object for conversation metadata, got JSON {type(value).__name__}")
-
-
 class SqlConversationStorage(BackendConversations):
     """Conversations in the conversations table; their links in the links table."""
 
@@ -90,50 +79,25 @@ class SqlConversationStorage(BackendConversations):
         self._store = store
         self._sql = store.sql
         self._d = store.dialect
-        self._at = _positions(self._sql.conv_fields, ("id", "created_at", "metadata"))
-
-    def decode(self, row: tuple[Any, ...]) -> Conversation:
-        """The conversation in a row of ``conv_fields``."""
-        i_id, i_created, i_metadata = self._at
-        d = self._d
-        try:
-            return Conversation(
-                id=row[i_id],  # type: ignore[index]  # never skipped
-                # A skipped created_at reads as "now" (upstream's default for a skipped column).
-                created_at=utc_now() if i_created is None else d.decode_time(row[i_created]),
-                metadata=_metadata(None if i_metadata is None else d.decode_json(row[i_metadata], None)),
-            )
-        except _DECODE_ERRORS as exc:
-            raise _unreadable(self._d, "conversation", row, exc) from exc
-
-    def params(self, conversation: Conversation, extra: Extra) -> dict[str, Any]:
-        """The bind parameters of ``conv_insert`` for ``conversation`` (skipped columns left out)."""
-        d = self._d
-        metadata = conversation.metadata
-        values: dict[str, Any] = {
-            "id": conversation.id,
-            "created_at": d.encode_time(conversation.created_at),
-            "metadata": None if metadata is None else d.encode_json(metadata, "metadata"),
-        }
-        table = self._store.schema.conversations
-        return self._store.extras(table, {f: values[f] for f in self._sql.conv_fields}, extra)
+        self._row = store.decode_conversation
+        self._encode = store.encode_conversation
 
     def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
-        conversation_id = new.id or new_conversation_id()
-        created_at = utc_now()
-        metadata = new.metadata
-        params = self.params(Conversation(id=conversation_id, created_at=created_at, metadata=metadata), extra)
-        if params.get("metadata") is not None:
-            metadata = json.loads(params["metadata"])  # as it will read back
-        conflict = f"conversation {conversation_id} already exists"
+        conversation = Conversation(id=new.id or new_conversation_id(), created_at=utc_now(), metadata=new.metadata)
+        params = self._store.extras(self._store.schema.conversations, self._encode(conversation), extra)
+        conflict = f"conversation {conversation.id} already exists"
         with self._store.connector.session(write=True, conflict=conflict) as session:
             session.execute(self._sql.conv_insert, params)
-        return Conversation(id=conversation_id, created_at=created_at, metadata=metadata)
+        text = params.get("metadata")
+        if text is None:
+            return conversation
+        # The metadata as it will read back (JSON text, parsed).
+        return Conversation(id=conversation.id, created_at=conversation.created_at, metadata=json.loads(text))
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         with self._store.connector.session() as session:
             row = session.fetchone(self._sql.conv_select, {"id": conversation_id})
-        return None if row is None else self.decode(row)
+        return None if row is None else self._row(row)
 
     def update_conversation(self, conversation_id: str, metadata: dict[str, object] | None) -> Conversation | None:
         params: dict[str, Any] = {"id": conversation_id, "metadata": None}
@@ -169,68 +133,32 @@ class SqlItemStorage(BackendItems):
         self._store = store
         self._sql = store.sql
         self._d = store.dialect
-        self._at = _positions(
-            self._sql.item_fields, ("id", "response_id", "item_type", "role", "content", "status", "created_at")
-        )
-
-    def decode(self, row: tuple[Any, ...]) -> ConversationItem:
-        """The item in a row of ``item_fields``."""
-        i_id, i_response, i_type, i_role, i_content, i_status, i_created = self._at
-        d = self._d
-        try:
-            return ConversationItem(
-                id=row[i_id],  # type: ignore[index]  # never skipped
-                response_id=None if i_response is None else row[i_response],
-                item_type="" if i_type is None else row[i_type],
-                role=None if i_role is None else row[i_role],
-                content=d.decode_json(None if i_content is None else row[i_content], None),
-                status=None if i_status is None else row[i_status],
-                created_at=utc_now() if i_created is None else d.decode_time(row[i_created]),
-            )
-        except _DECODE_ERRORS as exc:
-            raise _unreadable(self._d, "item", row, exc) from exc
-
-    def params(self, item: ConversationItem, extra: Extra) -> dict[str, Any]:
-        """The bind parameters of ``item_insert`` for ``item`` (skipped columns left out)."""
-        d = self._d
-        values: dict[str, Any] = {
-            "id": item.id,
-            "response_id": item.response_id,
-            "item_type": item.item_type,
-            "role": item.role,
-            "content": d.encode_json(item.content, "content"),
-            "status": item.status,
-            "created_at": d.encode_time(item.created_at),
-        }
-        table = self._store.schema.conversation_items
-        return self._store.extras(table, {f: values[f] for f in self._sql.item_fields}, extra)
+        self._row = store.decode_item
+        self._encode = store.encode_item
 
     def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
-        item_id = new.id or make_item_id(new.item_type)
-        created_at = utc_now()
-        fields = self._sql.item_fields
         item = ConversationItem(
-            id=item_id,
+            id=new.id or make_item_id(new.item_type),
             response_id=new.response_id,
             item_type=new.item_type,
             role=new.role,
             content=new.content,
             status=new.status,
-            created_at=created_at,
+            created_at=utc_now(),
         )
-        params = self.params(item, extra)
-        text = params.get("content")
-        content = json.loads(text) if text is not None else self._store.json(new.content, "content")[1]
-        with self._store.connector.session(write=True, conflict=f"item {item_id} already exists") as session:
+        params = self._store.extras(self._store.schema.conversation_items, self._encode(item), extra)
+        with self._store.connector.session(write=True, conflict=f"item {item.id} already exists") as session:
             session.execute(self._sql.item_insert, params)
+        # The content as it will read back (JSON text, parsed; encoded here if the column is skipped).
+        text = params["content"] if "content" in params else self._store.dialect.encode_json(new.content, "content")
         return ConversationItem(
-            id=item_id,
+            id=item.id,
             response_id=new.response_id,
             item_type=new.item_type,
             role=new.role,
-            content=content,
-            status=new.status if "status" in fields else None,
-            created_at=created_at,
+            content=json.loads(text),
+            status=new.status if "status" in params else None,
+            created_at=item.created_at,
         )
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
@@ -263,9 +191,6 @@ class SqlItemStorage(BackendItems):
         """The bind parameters shared by every row of a links INSERT into one conversation."""
         return self._store.extras(self._store.schema.conversation_item_links, {"cid": conversation_id}, extra)
 
-    def _insert_links(self, session: Session, chunk: Sequence[tuple[str, datetime]], extras: Params) -> None:
-        session.execute(self._sql.link_insert(len(chunk)), self.rows_params(extras, chunk))
-
     def rows_params(self, extras: Params, chunk: Sequence[tuple[str, datetime]]) -> dict[str, Any]:
         """``extras`` plus ``i{n}``/``a{n}`` for each ``(item_id, added_at)`` row of ``link_insert``."""
         params = dict(extras)
@@ -274,16 +199,19 @@ class SqlItemStorage(BackendItems):
             params[f"a{n}"] = self._d.encode_time(added_at)
         return params
 
+    def _insert_links(self, session: Session, chunk: Sequence[tuple[str, datetime]], extras: Params) -> None:
+        session.execute(self._sql.link_insert(len(chunk)), self.rows_params(extras, chunk))
+
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         sql = self._sql.list_asc if params.order is SortOrder.ASC else self._sql.list_desc
         with self._store.connector.session() as session:
             rows = session.fetchall(sql, {"cid": conversation_id, "after": params.after, "limit": params.limit})
-        return [self.decode(row) for row in rows]
+        return [self._row(row) for row in rows]
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         with self._store.connector.session() as session:
             row = session.fetchone(self._sql.item_select, {"id": item_id})
-        return None if row is None else self.decode(row)
+        return None if row is None else self._row(row)
 
     def is_item_linked(self, conversation_id: str, item_id: str) -> bool:
         with self._store.connector.session() as session:
@@ -301,65 +229,19 @@ class SqlResponseStorage(BackendResponses):
         self._store = store
         self._sql = store.sql
         self._d = store.dialect
-        self._at = _positions(
-            self._sql.resp_fields,
-            (
-                "id",
-                "previous_response_id",
-                "input",
-                "created_at",
-                "safety_identifier",
-                "model",
-                "conversation_id",
-                "raw_response",
-            ),
-        )
-
-    def decode(self, row: tuple[Any, ...]) -> StoredResponse:
-        """The response in a row of ``resp_fields``."""
-        i_id, i_previous, i_input, i_created, i_safety, i_model, i_conversation, i_raw = self._at
-        d = self._d
-        try:
-            return StoredResponse(
-                id=row[i_id],  # type: ignore[index]  # never skipped
-                previous_response_id=None if i_previous is None else row[i_previous],
-                input=d.decode_json(None if i_input is None else row[i_input], []),
-                created_at=utc_now() if i_created is None else d.decode_time(row[i_created]),
-                safety_identifier=None if i_safety is None else row[i_safety],
-                model=None if i_model is None else row[i_model],
-                conversation_id=None if i_conversation is None else row[i_conversation],
-                raw_response=d.decode_json(None if i_raw is None else row[i_raw], None),
-            )
-        except _DECODE_ERRORS as exc:
-            raise _unreadable(self._d, "response", row, exc) from exc
+        self._row = store.decode_response
+        self._encode = store.encode_response
 
     def store_response(self, response: StoredResponse, *, extra: Extra = NO_EXTRA) -> str:
-        params = self.params(response, extra)
+        params = self._store.extras(self._store.schema.responses, self._encode(response), extra)
         with self._store.connector.session(write=True, conflict=f"response {response.id} already exists") as session:
             session.execute(self._sql.resp_insert, params)
         return response.id
 
-    def params(self, response: StoredResponse, extra: Extra) -> dict[str, Any]:
-        """The bind parameters of ``resp_insert`` for ``response`` (skipped columns left out)."""
-        fields = self._sql.resp_fields
-        values: dict[str, Any] = {
-            "id": response.id,
-            "conversation_id": response.conversation_id,
-            "previous_response_id": response.previous_response_id,
-            "created_at": self._d.encode_time(response.created_at),
-            "safety_identifier": response.safety_identifier,
-            "model": response.model,
-        }
-        if "input" in fields:
-            values["input"] = self._d.encode_json(response.input, "input")
-        if "raw_response" in fields:
-            values["raw_response"] = self._d.encode_json(response.raw_response, "raw_response")
-        return self._store.extras(self._store.schema.responses, {f: values[f] for f in fields}, extra)
-
     def get_response(self, response_id: str) -> StoredResponse | None:
         with self._store.connector.session() as session:
             row = session.fetchone(self._sql.resp_select, {"id": response_id})
-        return None if row is None else self.decode(row)
+        return None if row is None else self._row(row)
 
     def delete_response(self, response_id: str) -> None:
         with self._store.connector.session(write=True) as session:
@@ -373,7 +255,7 @@ class SqlResponseStorage(BackendResponses):
             sql, params = self._sql.chain_depth, {"id": response_id, "max_depth": max_depth}
         with self._store.connector.session() as session:
             rows = session.fetchall(sql, params)
-        by_id = {response.id: response for response in map(self.decode, rows)}
+        by_id = {response.id: response for response in map(self._row, rows)}
         return walk_chain(response_id, by_id.get, max_depth)
 
     def list_identifier_responses(self, identifier: str, limit: int | None = None) -> list[StoredResponse]:
@@ -386,7 +268,7 @@ class SqlResponseStorage(BackendResponses):
             sql, params = self._sql.ident_list_limit, {"sid": identifier, "limit": limit}
         with self._store.connector.session() as session:
             rows = session.fetchall(sql, params)
-        return [self.decode(row) for row in rows]
+        return [self._row(row) for row in rows]
 
     def delete_identifier_responses(self, identifier: str) -> int:
         if self._sql.ident_delete is None:
