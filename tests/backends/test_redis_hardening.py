@@ -29,7 +29,9 @@ from datacon import (
     StoredResponse,
     create_storage,
 )
+from datacon.backends.base import SchemaStatus
 from datacon.backends.redis import keys as redis_keys
+from datacon.backends.redis.backend import RedisBackend as DataconRedisBackend
 from datacon.backends.redis.keys import ESCAPE, LUA_KEY_PART, id_of_part, key_part
 from datacon.backends.redis.scores import score, score_time
 from datacon.cli import cli
@@ -159,6 +161,23 @@ def test_export_lists_escaped_ids_and_skips_foreign_keys(backend: RedisBackend, 
 # -- 1. Migration from the raw layout --------------------------------------------------------
 
 
+def schema_status(config: RedisConfig) -> SchemaStatus:
+    """``Versioned.schema_status`` of the Redis backend, as ``datacon migrate status`` opens it."""
+    backend = DataconRedisBackend(config, check_server=False)
+    try:
+        return backend.schema_status()
+    finally:
+        backend.close()
+
+
+def apply_migrations(config: RedisConfig) -> list[int]:
+    backend = DataconRedisBackend(config, check_server=False)
+    try:
+        return backend.apply_migrations()
+    finally:
+        backend.close()
+
+
 def write_raw_layout(client: Any) -> None:
     """Upstream's (and datacon 0.1's) layout, taken literally, with ids that need escaping."""
     created = T0.isoformat()
@@ -178,11 +197,9 @@ def write_raw_layout(client: Any) -> None:
 def test_migrate_moves_raw_keys_and_rescales_microsecond_scores(backend: RedisBackend, client: Any) -> None:
     write_raw_layout(client)
     config = backend.redis_config()
-    from datacon.backends.redis import apply_migrations, schema_status
-
     status = schema_status(config)
     assert (status.current, status.latest) == (0, 1)
-    assert sorted(status.statements) == sorted(
+    assert sorted(status.pending_statements) == sorted(
         [
             "RENAME conversation:tenant:1 conversation:%tenant%3A1  -- escaped key of a non-plain id",
             "RENAME item:msg:m2 item:%msg%3Am2  -- escaped key of a non-plain id",
@@ -195,7 +212,7 @@ def test_migrate_moves_raw_keys_and_rescales_microsecond_scores(backend: RedisBa
     with open_store(backend) as storage:  # before the migration the raw keys are not found
         assert storage.conversations.get_conversation("tenant:1") is None
     assert apply_migrations(config) == [1]
-    assert schema_status(config).statements == ()
+    assert schema_status(config).pending_statements == ()
     assert apply_migrations(config) == []  # idempotent
     assert 0 < client.ttl("conversation:%tenant%3A1") <= 3600  # RENAME keeps the TTL
     assert client.zrange("conversation:conv_old:items", 0, -1, withscores=True) == [
@@ -215,10 +232,8 @@ def test_migrate_merges_a_link_set_written_under_both_keys(backend: RedisBackend
     client.zadd("conversation:a:b:items", {"msg_1": upstream_millis(T0), "msg_2": upstream_millis(T0 + MS)})
     with open_store(backend) as storage:
         storage.items.link_item("a:b", "msg_3", T0 + 2 * MS)
-    from datacon.backends.redis import apply_migrations, schema_status
-
     apply_migrations(backend.redis_config())
-    assert schema_status(backend.redis_config()).statements == ()
+    assert schema_status(backend.redis_config()).pending_statements == ()
     assert client.exists("conversation:a:b:items") == 0
     assert client.zrange("conversation:%a%3Ab:items", 0, -1) == ["msg_1", "msg_2", "msg_3"]
 
@@ -229,9 +244,7 @@ def test_migrate_leaves_other_schemas_keys_alone(backend: RedisBackend, client: 
     # An owner's item hash is matched by the unowned 'conversation:*' scan only if the owner is
     # literally "conversation"; its id field does not match the key, so it is not moved.
     client.hset("conversation:item:msg_1", mapping={"id": "msg_1"})
-    from datacon.backends.redis import schema_status
-
-    assert schema_status(backend.redis_config()).statements == ()
+    assert schema_status(backend.redis_config()).pending_statements == ()
 
 
 def test_cli_migrate_on_redis(backend: RedisBackend, client: Any, tmp_path: Path) -> None:
@@ -397,11 +410,13 @@ def test_no_warning_with_appendonly_yes(aof_server: RedisServer, caplog: pytest.
     with open_store(backend) as storage:
         storage.conversations.create_conversation(NewConversation())
     assert durability_warnings(caplog) == []
-    from datacon.backends.redis import durability
-
-    persists, detail = durability(backend.redis_config())
-    assert persists
-    assert detail.startswith("appendonly yes, appendfsync everysec")
+    redis_backend = DataconRedisBackend(backend.redis_config(), check_server=False)
+    try:
+        durability = redis_backend.durability()
+    finally:
+        redis_backend.close()
+    assert durability.persists
+    assert durability.detail.startswith("appendonly yes, appendfsync everysec")
 
 
 def test_waits_for_a_replica(aof_server: RedisServer, tmp_path: Path) -> None:

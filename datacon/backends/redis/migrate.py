@@ -9,15 +9,16 @@ wrote in two ways (``keys``, ``scores``):
   (every datacon write also rewrites the set it adds to, so only sets untouched since the
   upgrade are left for the migration).
 
-Redis has no schema table: the status is found by ``SCAN``ning the schema's keys (no
-blocking command; a large database takes a while), and the database is up to date when
-nothing is left to move or rewrite. Every step is atomic per key (a Lua script) and the whole
-migration is idempotent, so it can be interrupted and run again. A link or safety-identifier
-set whose raw and escaped keys both exist is merged into the escaped one (a member already
-there keeps its score); a record hash whose escaped key already exists is left in place and
-stays pending, for the operator to resolve. Keys are told apart by type and by the record's
-own ``id`` field, so an unowned schema sharing a database with a schema whose ``owner`` is
-``conversation``, ``item``, ``response`` or ``safety`` is not supported.
+Redis has no schema table: the status is found by ``SCAN``ning the schema's keys (no blocking
+command; a large database takes a while), and the layout is at version ``LATEST`` when nothing
+is left to move or rewrite, else at 0 (``RedisBackend.schema_status``). Every step is atomic
+per key (a Lua script) and the whole migration is idempotent, so it can be interrupted and run
+again. A link or safety-identifier set whose raw and escaped keys both exist is merged into the
+escaped one (a member already there keeps its score); a record hash whose escaped key already
+exists is left in place and stays pending, for the operator to resolve. Keys are told apart by
+type and by the record's own ``id`` field, so an unowned schema sharing a database with a
+schema whose ``owner`` is ``conversation``, ``item``, ``response`` or ``safety`` is not
+supported.
 """
 
 from __future__ import annotations
@@ -27,12 +28,10 @@ from typing import Any
 
 import attrs
 
-from datacon.config import RedisConfig
-
 from .keys import Keys, id_of_part
 from .scores import LUA_TO_MS
 
-__all__ = ["LATEST", "RedisMigrationPlan", "apply_migrations", "plan", "schema_status"]
+__all__ = ["LATEST", "RedisMigrationPlan", "apply", "plan"]
 
 LATEST = 1
 
@@ -64,15 +63,6 @@ class RedisMigrationPlan:
         lines = [f"RENAME {old} {new}  -- escaped key of a non-plain id" for old, new in self.moves]
         lines += [f"RESCALE {key}  -- microsecond scores to milliseconds" for key in self.rescales]
         return tuple(lines)
-
-
-@attrs.define(frozen=True)
-class RedisSchemaStatus:
-    """``current`` is ``LATEST`` when nothing is pending, else 0 (upstream's raw layout)."""
-
-    current: int
-    latest: int
-    statements: tuple[str, ...]
 
 
 def _scan(client: Any, pattern: str, key_type: str) -> Iterator[str]:
@@ -159,39 +149,3 @@ def apply(client: Any, steps: RedisMigrationPlan) -> None:
         move(keys=[old, new], args=[])
     for key in steps.rescales:
         rescale(keys=[key], args=[])
-
-
-def _open(config: RedisConfig) -> tuple[Any, Any]:
-    # Imported here: store imports this module's package.
-    from .store import RedisStore
-
-    store = RedisStore(config, check=False)
-    fields = {
-        "conversation": store.codec.conversations.field("id"),
-        "item": store.codec.items.field("id"),
-        "response": store.codec.responses.field("id"),
-    }
-    return store, fields
-
-
-def schema_status(config: RedisConfig) -> RedisSchemaStatus:
-    """What ``datacon migrate status`` shows for Redis (reads only)."""
-    store, fields = _open(config)
-    try:
-        steps = store.call("migrate status", lambda: plan(store.client, store.keys, fields))
-    finally:
-        store.close()
-    return RedisSchemaStatus(0 if steps.statements else LATEST, LATEST, steps.statements)
-
-
-def apply_migrations(config: RedisConfig) -> list[int]:
-    """Move and rewrite what ``schema_status`` lists; returns ``[1]`` when anything was done."""
-    store, fields = _open(config)
-    try:
-        steps = store.call("migrate plan", lambda: plan(store.client, store.keys, fields))
-        if not steps.statements:
-            return []
-        store.call("migrate apply", lambda: apply(store.client, steps))
-    finally:
-        store.close()
-    return [LATEST]
