@@ -22,7 +22,7 @@ from datacon.models import (
     ResponseChain,
     StoredResponse,
 )
-from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage, Storage
+from datacon.storage import ConversationItemStorage, ConversationStorage, HealthReport, ResponseStorage, Storage
 
 __all__ = [
     "AsyncConversationItemStorage",
@@ -275,6 +275,14 @@ class AsyncStorage:
     def closed(self) -> bool:
         """Whether the storage has been closed."""
         return self._sync.closed
+
+    async def health(self) -> HealthReport:
+        """One cheap round trip and the pool's counters, in a worker thread (see :meth:`Storage.health`).
+
+        It queues on this storage's limiter like any call, so a saturated facade shows as a
+        slow check. Never raises for a backend failure: the report says ``ok=False``.
+        """
+        return await self._runner.run(self._sync.health)
 
     async def aclose(self) -> None:
         """Close the backend's pool in a worker thread. Idempotent.

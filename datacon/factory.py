@@ -11,10 +11,11 @@ from datacon.config import HistoryBackend, StorageFactoryConfig
 from datacon.errors import ConfigError
 from datacon.hooks import StorageHook
 from datacon.storage import Storage
+from datacon.telemetry import observer_for
 
 __all__ = ["create_storage", "wrap"]
 
-log = logging.getLogger("datacon")
+log = logging.getLogger(__name__)
 
 # backend -> (module, pip extra naming its driver, display name used in upstream's messages)
 _BACKENDS: dict[HistoryBackend, tuple[str, str, str]] = {
@@ -64,21 +65,26 @@ def create_storage(config: StorageFactoryConfig | None = None) -> Storage:
     config = config or StorageFactoryConfig()
     if not isinstance(config, StorageFactoryConfig):
         raise ConfigError(f"create_storage takes a StorageFactoryConfig, got {type(config).__name__}", "config")
-    return wrap(_open_backend(config), config.hook)
+    return wrap(_open_backend(config), config.hook, slow_operation_secs=config.slow_operation_secs)
 
 
-def wrap(raw: Storage, hook: StorageHook | None) -> Storage:
+def wrap(raw: Storage, hook: StorageHook | None, *, slow_operation_secs: float | None = None) -> Storage:
     """``raw`` (a backend's own stores) behind the guard: arguments checked, ``hook`` run.
 
     This is the step ``create_storage`` adds after opening a backend; the result shares the
-    backend's pool, and closing it closes the backend.
+    backend's pool, and closing it closes the backend. Operations are traced and measured
+    when OpenTelemetry is installed, and logged when slower than ``slow_operation_secs``
+    (:mod:`datacon.telemetry`).
     """
+    observer = observer_for(raw.backend, slow_operation_secs, raw.pool_stats)
     return Storage(
-        GuardedResponseStorage(raw.responses, hook),
-        GuardedConversationStorage(raw.conversations, hook),
-        GuardedItemStorage(raw.items, hook),
+        GuardedResponseStorage(raw.responses, hook, observer),
+        GuardedConversationStorage(raw.conversations, hook, observer),
+        GuardedItemStorage(raw.items, hook, observer),
         backend=raw.backend,
         max_concurrency=raw.max_concurrency,
         close=raw.close,
         pool_stats=raw.pool_stats,
+        probe=raw.conversations.get_conversation,
+        observer=observer,
     )

@@ -16,7 +16,7 @@ from .session import Session
 
 __all__ = ["LATEST", "MIGRATIONS", "Migration", "bootstrap", "migration_message", "version_insert_sql"]
 
-log = logging.getLogger("datacon.migrations")
+log = logging.getLogger(__name__)
 
 
 @attrs.frozen
