@@ -50,6 +50,9 @@ def run_backend(name: str, settings: Settings) -> list[Row]:
     from benchmarks import peers, targets, workloads
 
     rows: list[Row] = []
+    # Every section but "telemetry" measures a default install (no opentelemetry); that one
+    # opens its own with and without (workloads.run_telemetry).
+    workloads.disable_telemetry()
     try:
         with targets.open_target(name, settings) as target:
             steps = [
@@ -61,6 +64,8 @@ def run_backend(name: str, settings: Settings) -> list[Row]:
             ]
             if name == "memory":
                 steps.append(("memory", lambda: workloads.run_rss(settings)))
+            if name in ("memory", "sqlite"):
+                steps.append(("telemetry", lambda: workloads.run_telemetry(target, settings)))
             for section, step in steps:
                 print(f"[{name}] {section}...", file=sys.stderr, flush=True)
                 started = time.perf_counter()

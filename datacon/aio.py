@@ -394,7 +394,7 @@ class AsyncStorage:
         return self._sync.closed
 
     async def health(self) -> HealthReport:
-        """One cheap round trip and the pool's counters, in a worker thread (see :meth:`Storage.health`).
+        """A cheap round trip and the pool counters, in a thread (:meth:`~datacon.storage.Storage.health`).
 
         It queues on this storage's limiter like any call, so a saturated facade shows as a
         slow check. Never raises for a backend failure: the report says ``ok=False``.

@@ -218,45 +218,46 @@ class Observer:
 
     def observe(self, op: StorageOperation, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``func(*args)`` inside the span of ``op``, timed; an exception is recorded and re-raised."""
+        span = token = None
         tracer = self._tracer
-        if tracer is None:
-            start = perf_counter()
-            try:
-                result: T = func(*args, **kwargs)
-            except BaseException:
-                self._check_slow(op, perf_counter() - start, "error")
-                raise
-            self._check_slow(op, perf_counter() - start, "ok")
-            return result
-        span = tracer.start_span(self._names[op], kind=_SpanKind.CLIENT, attributes=self.span_attributes)
-        # A span that records becomes the current one, so driver spans nest under it; a
-        # non-recording one (no SDK, or not sampled) is skipped: attaching it changes nothing.
-        token = _otel_context.attach(_otel_trace.set_span_in_context(span)) if span.is_recording() else None
+        # No tracer provider set (the API without an SDK): the API would hand out a no-op span
+        # after a context lookup; skip that. The check reads the API's own "provider set"
+        # global, which its proxy tracer reads too; should it ever disappear, spans are made.
+        if tracer is not None and getattr(_otel_trace, "_TRACER_PROVIDER", tracer) is not None:
+            span = tracer.start_span(self._names[op], kind=_SpanKind.CLIENT, attributes=self.span_attributes)
+            # A recording span becomes the current one, so driver spans nest under it; a
+            # non-recording one (not sampled) is not attached: that would change nothing.
+            if span.is_recording():
+                token = _otel_context.attach(_otel_trace.set_span_in_context(span))
         start = perf_counter()
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
             duration = perf_counter() - start
-            if token is not None:
-                _otel_context.detach(token)
             name = type(exc).__name__
-            span.record_exception(exc, attributes=_error_attributes(exc))
-            span.set_attribute("error.type", name)
-            span.set_status(_Status(_StatusCode.ERROR, name))
-            span.end()
+            if span is not None:
+                if token is not None:
+                    _otel_context.detach(token)
+                span.record_exception(exc, attributes=_error_attributes(exc))
+                span.set_attribute("error.type", name)
+                span.set_status(_Status(_StatusCode.ERROR, name))
+                span.end()
             instruments = self._instruments
             if instruments is not None:
                 instruments.duration.record(duration, self._attributes[op, "error"])
                 instruments.errors.add(1, {"operation": op.value, "backend": self._backend, "error.type": name})
-            self._check_slow(op, duration, "error")
+            if self._slow is not None:
+                self._check_slow(op, duration, "error")
             raise
         duration = perf_counter() - start
-        if token is not None:
-            _otel_context.detach(token)
-        span.end()
+        if span is not None:
+            if token is not None:
+                _otel_context.detach(token)
+            span.end()
         if self._instruments is not None:
             self._instruments.duration.record(duration, self._attributes[op, "ok"])
-        self._check_slow(op, duration, "ok")
+        if self._slow is not None:
+            self._check_slow(op, duration, "ok")
         return result
 
     def _check_slow(self, op: StorageOperation, duration: float, outcome: str) -> None:
