@@ -153,10 +153,15 @@ def delta(before: Points, after: Points) -> dict[frozenset[tuple[str, Any]], flo
 
 
 @pytest.mark.parametrize("api", ["sync", "asyncio", "trio"])
-def test_one_span_per_operation_in_the_callers_trace_and_metrics(backend: BackendUnderTest, api: str) -> None:
+def test_one_span_per_operation_in_the_callers_trace_and_metrics(
+    backend: BackendUnderTest, api: str, caplog: pytest.LogCaptureFixture
+) -> None:
     hook = Recorder()
     name = backend.name
-    with recording() as sdk_, create_storage(backend.config(hook=hook)) as storage:
+    caplog.set_level(logging.DEBUG, logger="datacon")
+    config = backend.config(hook=hook)
+    config.slow_operation_secs = 1e-9  # every operation logs its slow-operation warning
+    with recording() as sdk_, create_storage(config) as storage:
         durations, errors = counts(sdk_, DURATION), counts(sdk_, ERRORS)
         trace_id, parent_id = run_scenario(storage, api, name, sdk_)
         spans = [s for s in sdk_.spans() if s.name.startswith("datacon.")]
@@ -196,6 +201,11 @@ def test_one_span_per_operation_in_the_callers_trace_and_metrics(backend: Backen
         if error is not None
     }
     assert new_errors == expected_errors
+    slow = [r for r in caplog.records if r.name == "datacon.telemetry"]
+    assert [(r.operation, r.outcome) for r in slow] == [  # type: ignore[attr-defined]
+        (method, "error" if error else "ok") for _, method, _, error in plan
+    ]
+    assert SECRET not in caplog.text, "a payload reached a log record"
 
     # on_error: the backend's conflict, with the caller's context; never the hook's own rejection.
     if name == "none":
@@ -394,7 +404,7 @@ def _driver_spans(spans: list[Any], parent_name: str) -> tuple[Any, list[Any]]:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("api", ["sync", "asyncio"])
+@pytest.mark.parametrize("api", ["sync", "asyncio", "trio"])
 def test_psycopg_instrumentor_spans_nest_under_the_datacon_span(postgres_backend: BackendUnderTest, api: str) -> None:
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 
@@ -414,7 +424,7 @@ def test_psycopg_instrumentor_spans_nest_under_the_datacon_span(postgres_backend
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("api", ["sync", "asyncio"])
+@pytest.mark.parametrize("api", ["sync", "asyncio", "trio"])
 def test_redis_instrumentor_spans_nest_under_the_datacon_span(redis_backend: BackendUnderTest, api: str) -> None:
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
