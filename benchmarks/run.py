@@ -52,9 +52,8 @@ def run_backend(name: str, settings: Settings) -> list[Row]:
     rows: list[Row] = []
     # Every section but "telemetry" measures a default install (no opentelemetry); that one
     # opens its own with and without (workloads.run_telemetry).
-    workloads.disable_telemetry()
     try:
-        with targets.open_target(name, settings) as target:
+        with workloads.default_install(), targets.open_target(name, settings) as target:
             steps = [
                 ("overhead", lambda: workloads.run_overhead(target, settings)),
                 ("growth", lambda: workloads.run_growth(target, settings)),

@@ -7,6 +7,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from datacon.storage import Storage
 __all__ = [
     "MESSAGE",
     "Target",
-    "disable_telemetry",
+    "default_install",
     "run_async",
     "run_chains",
     "run_growth",
@@ -397,11 +398,17 @@ def otel_installed() -> bool:
     return importlib.util.find_spec("opentelemetry") is not None
 
 
-def disable_telemetry() -> None:
-    """Storages opened from now on behave as without ``opentelemetry-api`` (a default install)."""
+@contextmanager
+def default_install() -> Iterator[None]:
+    """Inside: storages open as without ``opentelemetry-api`` (a default install); restored after."""
     from datacon import telemetry
 
+    before = telemetry.OTEL_AVAILABLE
     telemetry.OTEL_AVAILABLE = False
+    try:
+        yield
+    finally:
+        telemetry.OTEL_AVAILABLE = before
 
 
 def run_telemetry(t: Target, s: Settings) -> list[Row]:

@@ -69,11 +69,11 @@ class _Hooked:
 
     def _run(self, op: StorageOperation, payload: Callable[[], Any], call: Callable[[], T]) -> T:
         observer = self._observer
-        if observer is not None:
-            return observer.observe(op, self._hooked, op, payload, call)
         if self._hook is None:
-            return call()
-        return self._hooked(op, payload, call)
+            return call() if observer is None else observer.observe(op, call)
+        if observer is None:
+            return self._hooked(op, payload, call)
+        return observer.observe(op, self._hooked, op, payload, call)
 
     def _hooked(self, op: StorageOperation, payload: Callable[[], Any], call: Callable[[], T]) -> T:
         hook = self._hook
