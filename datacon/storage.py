@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from time import perf_counter
 from types import TracebackType
@@ -23,6 +23,7 @@ from datacon.models import (
 )
 
 if TYPE_CHECKING:
+    from datacon.backends.base import Backend
     from datacon.telemetry import Observer
 
 __all__ = ["ConversationItemStorage", "ConversationStorage", "HealthReport", "ResponseStorage", "Storage"]
@@ -163,32 +164,30 @@ class Storage:
     Use it as a context manager, or call :meth:`close`. It unpacks like upstream's tuple:
     ``responses, conversations, items = create_storage(cfg)``.
 
+    ``create_storage`` (through ``datacon.factory.wrap``) builds it around a backend: the three
+    members are the backend's stores behind the guard, and ``raw`` is the backend itself,
+    whose capabilities (``datacon.backends.base``) the export, import and migrate tools use.
+
+    :ivar backend: the backend's name (``"memory"``, ``"sqlite"``...).
     :ivar max_concurrency: how many calls the backend serves at once (its pool size); the
         async facade sizes its thread limiter to it.
     """
 
     def __init__(
         self,
+        raw: Backend,
         responses: ResponseStorage,
         conversations: ConversationStorage,
         items: ConversationItemStorage,
         *,
-        backend: str,
-        max_concurrency: int,
-        close: Callable[[], None] | None = None,
-        pool_stats: Callable[[], dict[str, int]] | None = None,
-        probe: Callable[[str], object] | None = None,
         observer: Observer | None = None,
     ) -> None:
+        self.raw = raw
         self.responses = responses
         self.conversations = conversations
         self.items = items
-        self.backend = backend
-        self.max_concurrency = max_concurrency
-        self._close = close
-        self._pool_stats = pool_stats
-        # A read of one absent conversation, unguarded (no hook, no span): the health round trip.
-        self._probe = probe if probe is not None else conversations.get_conversation
+        self.backend = raw.kind
+        self.max_concurrency = raw.max_concurrency
         self._observer = observer
         self.closed = False
 
@@ -198,23 +197,23 @@ class Storage:
             self.closed = True
             if self._observer is not None:
                 self._observer.close()
-            if self._close is not None:
-                self._close()
+            self.raw.close()
 
     def health(self) -> HealthReport:
         """One cheap round trip to the backend, and the pool's counters: for readiness probes.
 
-        It reads a conversation that does not exist (one indexed lookup; nothing is written,
-        no hook runs, no span is made) and never raises for a backend failure: the report
-        says ``ok=False`` with the error instead. It waits for a pooled connection like any
-        call, so a saturated pool shows as a slow or failed (``PoolTimeoutError``) check.
+        It reads a conversation that does not exist through the backend itself (one indexed
+        lookup; nothing is written, no hook runs, no span is made) and never raises for a
+        backend failure: the report says ``ok=False`` with the error instead. It waits for a
+        pooled connection like any call, so a saturated pool shows as a slow or failed
+        (``PoolTimeoutError``) check.
         """
         if self.closed:
             return HealthReport(False, self.backend, 0.0, {}, "the storage is closed")
         start = perf_counter()
         error: str | None = None
         try:
-            self._probe(HEALTH_PROBE_ID)
+            self.raw.conversations.get_conversation(HEALTH_PROBE_ID)
         except DataconError as exc:
             error = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # noqa: BLE001 - a probe reports, it does not raise; the type only (no message)
@@ -228,7 +227,7 @@ class Storage:
 
     def pool_stats(self) -> dict[str, int]:
         """Pool counters (at least ``size`` and ``in_use`` where the backend has a pool)."""
-        return self._pool_stats() if self._pool_stats is not None else {}
+        return self.raw.pool_stats()
 
     def __enter__(self) -> Storage:
         return self
