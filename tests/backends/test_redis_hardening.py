@@ -379,11 +379,11 @@ def test_export_reads_every_score_unit(backend: RedisBackend, client: Any) -> No
 
 
 def durability_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "datacon.redis" and "appendonly no" in r.getMessage()]
+    return [r for r in caplog.records if r.name == "datacon.backends.redis.store" and "appendonly no" in r.getMessage()]
 
 
 def test_start_up_warns_once_when_appendonly_is_off(backend: RedisBackend, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, "datacon.redis")
+    caplog.set_level(logging.WARNING, "datacon.backends.redis.store")
     with open_store(backend) as storage:
         for _ in range(3):
             storage.conversations.create_conversation(NewConversation())
@@ -405,7 +405,7 @@ def aof_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer
 
 
 def test_no_warning_with_appendonly_yes(aof_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, "datacon.redis")
+    caplog.set_level(logging.DEBUG, "datacon.backends.redis.store")
     backend = RedisBackend(aof_server.url)
     with open_store(backend) as storage:
         storage.conversations.create_conversation(NewConversation())

@@ -64,7 +64,7 @@ from .url import connection_pool
 __all__ = ["RedisConversationStorage", "RedisItemStorage", "RedisResponseStorage", "RedisStore"]
 
 T = TypeVar("T")
-log = logging.getLogger("datacon.redis")
+log = logging.getLogger(__name__)
 
 
 class RedisStore:
