@@ -44,7 +44,7 @@ def _open_backend(config: StorageFactoryConfig) -> Storage:
     except ImportError as exc:
         # Only the backend's own driver can be missing here; name the extra that installs it.
         raise ConfigError(
-            f"the {backend.value} backend needs its driver ({exc.name}): pip install 'datacon[{extra}]'",
+            f"the {backend.value} backend needs its driver ({exc.name}): pip install 'datacon-store[{extra}]'",
             "backend",
         ) from None
     log.info("opening %s storage: %r", backend.value, section)
