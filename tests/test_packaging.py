@@ -127,7 +127,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def wheel_metadata(wheel: Path) -> email.message.Message:
     with zipfile.ZipFile(wheel) as archive:
         (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
-        return email.message_from_bytes(archive.read(name))
+        return email.message_from_string(archive.read(name).decode("utf-8"))  # core metadata is UTF-8
 
 
 def test_twine_check_passes(built: tuple[Path, Path]) -> None:
