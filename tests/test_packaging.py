@@ -249,3 +249,21 @@ def test_demo_from_a_fresh_tree_installs_the_core_only_and_prints_the_demo(tmp_p
     assert DIST in dists
     assert set(dists) - closure(dists, DIST) <= VENV_OWN
     assert not NOT_CORE & set(dists)
+
+
+def test_install_lines_name_the_distribution() -> None:
+    """Docs, README, changelog and messages tell users to install datacon-store, never ``datacon``.
+
+    The name ``datacon`` on PyPI is somebody else's project: ``pip install datacon`` or
+    ``'datacon[postgres]'`` would install it.
+    """
+    wrong = re.compile(r"pip install\s+['\"]?datacon(?![-\w])|(?<![-\w])datacon\[")
+    root = repo_root()
+    files = [root / "README.md", root / "CHANGELOG.md", *root.glob("docs/*.md"), *root.glob("datacon/**/*.py")]
+    found = [
+        f"{path.relative_to(root)}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if wrong.search(line)
+    ]
+    assert not found, "\n".join(found)
