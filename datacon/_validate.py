@@ -6,6 +6,9 @@ Backends may rely on what these checks guarantee: ids are non-empty ``str`` of a
 
 from __future__ import annotations
 
+from typing import Any
+
+from datacon._serde import dump_json
 from datacon.errors import InvalidInputError
 from datacon.models import ConversationItem, NewConversationItem, StoredResponse
 
@@ -16,6 +19,7 @@ __all__ = [
     "check_count",
     "check_id",
     "check_item_fields",
+    "check_json",
     "check_metadata",
     "check_response_fields",
     "check_str",
@@ -58,6 +62,12 @@ def check_count(value: object, what: str, *, optional: bool) -> None:
         raise InvalidInputError(f"{what} must be an integer, got {type(value).__name__}")
     if value < 0:
         raise InvalidInputError(f"{what} must not be negative (got {value})")
+
+
+def check_json(value: Any, what: str) -> None:
+    """The check every backend makes before writing a JSON value (no NaN or infinity, no lone
+    surrogate, JSON types only): ``InvalidInputError`` otherwise."""
+    dump_json(value, what)
 
 
 def check_metadata(value: object) -> None:

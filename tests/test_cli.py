@@ -385,6 +385,33 @@ def test_import_of_a_malformed_file_writes_nothing(tmp_path: Path) -> None:
         assert transfer.counts(s) == dict.fromkeys(transfer.KINDS, 0)
 
 
+@pytest.mark.parametrize(
+    ("kind", "field", "bad", "message"),
+    [
+        ("item", "content", '["ok", "\\ud800"]', "invalid item: content contains a lone surrogate"),
+        ("conversation", "metadata", '{"score": NaN}', "invalid conversation: metadata is not JSON-serialisable"),
+        ("conversation", "metadata", '{"\\udfff": 1}', "invalid conversation: metadata contains a lone surrogate"),
+        ("response", "input", '[{"x": -Infinity}]', "invalid response: input is not JSON-serialisable"),
+        ("response", "raw_response", '{"t": "\\ud83d"}', "invalid response: raw_response contains a lone surrogate"),
+        ("item", "id", '"msg_' + "0" * 70 + '"', "invalid item: id is 74 characters long; the maximum is 64"),
+    ],
+)
+def test_import_runs_the_storages_value_checks_before_writing_anything(
+    place: Place, tmp_path: Path, kind: str, field: str, bad: str, message: str
+) -> None:
+    lines = dump_lines(40)
+    # The last record of its kind turns bad: every batch before it would be written first.
+    index = max(n for n, line in enumerate(lines) if json.loads(line)["type"] == kind)
+    record = json.loads(lines[index])
+    lines[index] = json.dumps({**record, field: "@BAD@"}).replace('"@BAD@"', bad)
+    dump = tmp_path / "bad.jsonl"
+    dump.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    line = one_error_line(run("--config", str(place.file), "import", str(dump), "--batch", "5"))
+    assert line.startswith(f"datacon: error: line {index + 1}: {message}"), line
+    with place.storage() as s:
+        assert transfer.counts(s) == dict.fromkeys(transfer.KINDS, 0)
+
+
 def test_import_resumes_after_an_interrupted_run(tmp_path: Path) -> None:
     target = sqlite_place(tmp_path)
     lines = dump_lines(300)

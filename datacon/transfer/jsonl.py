@@ -28,7 +28,7 @@ from cattrs.v import transform_error
 
 from datacon._serde import converter
 from datacon._time import utc_or_raise
-from datacon._validate import check_id, check_item_fields, check_response_fields
+from datacon._validate import check_id, check_item_fields, check_json, check_response_fields
 from datacon.errors import InvalidInputError
 from datacon.models import Conversation, ConversationItem, Link, StoredResponse
 
@@ -94,16 +94,19 @@ def parse_record(line: str, lineno: int = 0) -> Record:
 
 
 def _check(record: Record) -> None:
-    # The same limits the guard applies to every write, since restore_* bypasses it.
+    # The checks the guard and the backends apply to every write (restore_* bypasses the
+    # guard), made while parsing so that a bad line is found, with its number, before any write.
     if isinstance(record, Conversation):
         check_id(record.id, "id")
         utc_or_raise(record.created_at, "created_at")
         if record.metadata is not None and not isinstance(record.metadata, dict):
             raise InvalidInputError("metadata must be a JSON object or null")
+        check_json(record.metadata, "metadata")
     elif isinstance(record, ConversationItem):
         check_id(record.id, "id")
         check_item_fields(record)
         utc_or_raise(record.created_at, "created_at")
+        check_json(record.content, "content")
     elif isinstance(record, Link):
         check_id(record.conversation_id, "conversation_id")
         check_id(record.item_id, "item_id")
@@ -112,6 +115,8 @@ def _check(record: Record) -> None:
         check_id(record.id, "id")
         check_response_fields(record)
         utc_or_raise(record.created_at, "created_at")
+        check_json(record.input, "input")
+        check_json(record.raw_response, "raw_response")
 
 
 def read_records(lines: Iterable[str | bytes]) -> Iterator[Record]:
