@@ -13,6 +13,7 @@ from datacon.errors import InvalidInputError
 from datacon.models import ConversationItem, NewConversationItem, StoredResponse
 
 __all__ = [
+    "COUNT_MAX",
     "ID_MAX",
     "LONG_MAX",
     "SHORT_MAX",
@@ -29,6 +30,9 @@ __all__ = [
 ID_MAX = 64
 SHORT_MAX = 32
 LONG_MAX = 128
+#: The largest ``limit``/``max_depth`` (any count) a call accepts: 2**31 - 1, which every
+#: backend takes as it is (SQL LIMIT, Redis ZRANGE counts, Lua numbers); use ``None`` for "all".
+COUNT_MAX = 2**31 - 1
 
 
 def check_str(value: object, what: str, max_len: int, *, optional: bool = False, empty_ok: bool = False) -> None:
@@ -61,7 +65,12 @@ def check_count(value: object, what: str, *, optional: bool) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidInputError(f"{what} must be an integer, got {type(value).__name__}")
     if value < 0:
-        raise InvalidInputError(f"{what} must not be negative (got {value})")
+        got = f" (got {value})" if value >= -COUNT_MAX else ""
+        raise InvalidInputError(f"{what} must not be negative{got}")
+    if value > COUNT_MAX:
+        # The value itself is not echoed: it may have thousands of digits.
+        hint = "; use None for no limit" if optional else ""
+        raise InvalidInputError(f"{what} must be at most {COUNT_MAX} (2**31 - 1){hint}")
 
 
 def check_json(value: Any, what: str) -> None:

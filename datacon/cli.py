@@ -22,6 +22,7 @@ import click
 
 from datacon import _admin, transfer
 from datacon._serde import converter
+from datacon._validate import COUNT_MAX
 from datacon.config import HistoryBackend, SqliteConfig, StorageFactoryConfig
 from datacon.errors import DataconError, MigrationRequiredError
 from datacon.factory import create_storage
@@ -249,7 +250,7 @@ def items() -> None:
 
 @items.command("list")
 @click.argument("conversation_id")
-@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Page size.")
+@click.option("--limit", type=click.IntRange(min=0, max=COUNT_MAX), default=20, show_default=True, help="Page size.")
 @click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
 @click.option("--after", metavar="ITEM_ID", help="Start after this item (exclusive cursor).")
 @json_option
@@ -260,7 +261,7 @@ def items_list(
     """List one page of a conversation's items, by (added_at, item id)."""
     with _open(_config(ctx)) as storage:
         # One extra row tells whether another page follows.
-        page = storage.items.list_items(conversation_id, ListParams(limit + 1, SortOrder(order), after))
+        page = storage.items.list_items(conversation_id, ListParams(min(limit + 1, COUNT_MAX), SortOrder(order), after))
     has_more = len(page) > limit
     page = page[:limit]
     last_id = page[-1].id if page else None
@@ -317,7 +318,7 @@ def _response_fields(response: StoredResponse) -> list[tuple[str, object]]:
 
 @responses.command("chain")
 @click.argument("response_id")
-@click.option("--max-depth", type=click.IntRange(min=0), help="Keep only the newest N responses.")
+@click.option("--max-depth", type=click.IntRange(min=0, max=COUNT_MAX), help="Keep only the newest N responses.")
 @json_option
 @click.pass_context
 def responses_chain(ctx: click.Context, response_id: str, max_depth: int | None, as_json: bool) -> None:
@@ -359,7 +360,7 @@ def _report(result: transfer.ImportCounts, as_json: bool, problems: list[str] | 
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-", help="File (default: stdout)."
 )
-@click.option("--batch", type=click.IntRange(min=1), default=transfer.DEFAULT_BATCH, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1, max=COUNT_MAX), default=transfer.DEFAULT_BATCH, show_default=True)
 @click.pass_context
 def export_command(ctx: click.Context, output: str, batch: int) -> None:
     """Write every record as JSON Lines (format: docs/cli.md).
@@ -394,7 +395,7 @@ def _write_dump(storage: Storage, stream: IO[str], batch: int) -> dict[str, int]
 
 @cli.command("import")
 @click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--batch", type=click.IntRange(min=1), default=transfer.DEFAULT_BATCH, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1, max=COUNT_MAX), default=transfer.DEFAULT_BATCH, show_default=True)
 @json_option
 @click.pass_context
 def import_command(ctx: click.Context, source: str, batch: int, as_json: bool) -> None:
@@ -436,7 +437,7 @@ def _read_file(path: str) -> Iterator[transfer.Record]:
 @cli.command("copy")
 @click.option("--from", "source_path", required=True, type=click.Path(dir_okay=False), help="Source config file.")
 @click.option("--to", "target_path", required=True, type=click.Path(dir_okay=False), help="Destination config file.")
-@click.option("--batch", type=click.IntRange(min=1), default=transfer.DEFAULT_BATCH, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1, max=COUNT_MAX), default=transfer.DEFAULT_BATCH, show_default=True)
 @click.option("--verify", is_flag=True, help="Then compare counts and content hashes of both sides.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @json_option

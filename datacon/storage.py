@@ -70,7 +70,10 @@ class ConversationItemStorage(Protocol):
 
     @abstractmethod
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
-        """One page of linked items in ``(added_at, item_id)`` order after the ``after`` cursor."""
+        """One page of linked items in ``(added_at, item_id)`` order after the ``after`` cursor.
+
+        ``params.limit`` is 0 to 2**31 - 1; outside that range: ``InvalidInputError``.
+        """
 
     @abstractmethod
     def get_item(self, item_id: str) -> ConversationItem | None:
@@ -107,12 +110,17 @@ class ResponseStorage(Protocol):
     def get_response_chain(self, response_id: str, max_depth: int | None = None) -> ResponseChain:
         """The chain ending at ``response_id``, oldest first; the newest ``max_depth`` only.
 
+        ``max_depth``: ``None`` for all, else 0 to 2**31 - 1 (``InvalidInputError`` outside).
+
         :raises InvalidChainError: the chain loops back on itself.
         """
 
     @abstractmethod
     def list_identifier_responses(self, identifier: str, limit: int | None = None) -> list[StoredResponse]:
-        """Responses with this safety identifier, newest first (ties: id descending)."""
+        """Responses with this safety identifier, newest first (ties: id descending).
+
+        ``limit``: ``None`` for all, else 0 to 2**31 - 1 (``InvalidInputError`` outside).
+        """
 
     @abstractmethod
     def delete_identifier_responses(self, identifier: str) -> int:

@@ -288,6 +288,25 @@ def test_items_list_pages_in_both_orders(place: Place) -> None:
     assert "--order" in one_error_line(run(*cfg, "items", "list", ids["conv"], "--order", "sideways"))
 
 
+@pytest.mark.parametrize("count", [str(2**31), str(2**63), str(10**30)])
+def test_counts_above_the_maximum_are_one_clean_error(place: Place, count: str) -> None:
+    ids = seed(place)
+    cfg = ("--config", str(place.file))
+    for args in [
+        ("items", "list", ids["conv"], "--limit", count),
+        ("responses", "chain", ids["resp2"], "--max-depth", count),
+        ("export", "--batch", count),
+    ]:
+        line = one_error_line(run(*cfg, *args))
+        assert "0<=x<=2147483647" in line or "1<=x<=2147483647" in line, line
+    # The maximum itself works (the page it asks for is one more row than that: capped).
+    page = json.loads(run(*cfg, "items", "list", ids["conv"], "--limit", str(2**31 - 1), "--json").stdout)
+    assert [i["id"] for i in page["data"]] == [ids["item0"], ids["item1"], ids["item2"]]
+    assert page["has_more"] is False
+    chain = json.loads(run(*cfg, "responses", "chain", ids["resp2"], "--max-depth", str(2**31 - 1), "--json").stdout)
+    assert len(chain) == 3
+
+
 def test_responses_show_and_chain(place: Place) -> None:
     ids = seed(place)
     cfg = ("--config", str(place.file))
