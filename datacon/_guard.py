@@ -26,7 +26,7 @@ from datacon._validate import (
     check_str,
 )
 from datacon.context import current_request_context, extra_columns
-from datacon.errors import ConflictError, HookRejectedError, InvalidInputError
+from datacon.errors import BackendUnavailableError, ConflictError, HookRejectedError, InvalidInputError
 from datacon.hooks import WRITE_OPERATIONS, StorageHook, StorageOperation
 from datacon.ids import make_item_id, new_conversation_id
 from datacon.models import (
@@ -41,7 +41,7 @@ from datacon.models import (
 )
 from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage
 
-__all__ = ["GuardedConversationStorage", "GuardedItemStorage", "GuardedResponseStorage"]
+__all__ = ["Gate", "GuardedConversationStorage", "GuardedItemStorage", "GuardedResponseStorage"]
 
 log = logging.getLogger("datacon.hooks")
 T = TypeVar("T")
@@ -53,11 +53,35 @@ def _payload(value: Any) -> Any:
         return None
 
 
+class Gate:
+    """Whether one storage is still open; its three guarded stores share it.
+
+    Once :meth:`close` ran, every call raises the same ``BackendUnavailableError`` on every
+    backend (without it, memory, none and Redis went on serving and the SQL backends failed
+    each in their own way).
+    """
+
+    __slots__ = ("backend", "closed")
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def refuse(self) -> BackendUnavailableError:
+        return BackendUnavailableError(f"the {self.backend} storage is closed")
+
+
 class _Hooked:
-    def __init__(self, hook: StorageHook | None) -> None:
+    def __init__(self, hook: StorageHook | None, gate: Gate) -> None:
         self._hook = hook
+        self._gate = gate
 
     def _run(self, op: StorageOperation, payload: Callable[[], Any], call: Callable[[], T]) -> T:
+        if self._gate.closed:
+            raise self._gate.refuse()
         hook = self._hook
         if hook is None:
             return call()
@@ -87,8 +111,8 @@ class _Hooked:
 class GuardedConversationStorage(_Hooked, ConversationStorage):
     """Checks arguments and runs hooks around a backend's conversation storage."""
 
-    def __init__(self, inner: ConversationStorage, hook: StorageHook | None) -> None:
-        super().__init__(hook)
+    def __init__(self, inner: ConversationStorage, hook: StorageHook | None, gate: Gate) -> None:
+        super().__init__(hook, gate)
         self.inner = inner
 
     def create_conversation(self, new: NewConversation) -> Conversation:
@@ -142,8 +166,8 @@ class GuardedConversationStorage(_Hooked, ConversationStorage):
 class GuardedItemStorage(_Hooked, ConversationItemStorage):
     """Checks arguments and runs hooks around a backend's item storage."""
 
-    def __init__(self, inner: ConversationItemStorage, hook: StorageHook | None) -> None:
-        super().__init__(hook)
+    def __init__(self, inner: ConversationItemStorage, hook: StorageHook | None, gate: Gate) -> None:
+        super().__init__(hook, gate)
         self.inner = inner
 
     def create_item(self, new: NewConversationItem) -> ConversationItem:
@@ -267,8 +291,8 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
 class GuardedResponseStorage(_Hooked, ResponseStorage):
     """Checks arguments and runs hooks around a backend's response storage."""
 
-    def __init__(self, inner: ResponseStorage, hook: StorageHook | None) -> None:
-        super().__init__(hook)
+    def __init__(self, inner: ResponseStorage, hook: StorageHook | None, gate: Gate) -> None:
+        super().__init__(hook, gate)
         self.inner = inner
 
     def store_response(self, response: StoredResponse) -> str:

@@ -6,7 +6,7 @@ import importlib
 import logging
 from typing import Any
 
-from datacon._guard import GuardedConversationStorage, GuardedItemStorage, GuardedResponseStorage
+from datacon._guard import Gate, GuardedConversationStorage, GuardedItemStorage, GuardedResponseStorage
 from datacon.config import HistoryBackend, StorageFactoryConfig
 from datacon.errors import ConfigError
 from datacon.hooks import StorageHook
@@ -73,12 +73,18 @@ def wrap(raw: Storage, hook: StorageHook | None) -> Storage:
     This is the step ``create_storage`` adds after opening a backend; the result shares the
     backend's pool, and closing it closes the backend.
     """
+    gate = Gate(raw.backend)
+
+    def close() -> None:
+        gate.close()  # first: from now on every call is refused the same way, whatever the backend
+        raw.close()
+
     return Storage(
-        GuardedResponseStorage(raw.responses, hook),
-        GuardedConversationStorage(raw.conversations, hook),
-        GuardedItemStorage(raw.items, hook),
+        GuardedResponseStorage(raw.responses, hook, gate),
+        GuardedConversationStorage(raw.conversations, hook, gate),
+        GuardedItemStorage(raw.items, hook, gate),
         backend=raw.backend,
         max_concurrency=raw.max_concurrency,
-        close=raw.close,
+        close=close,
         pool_stats=raw.pool_stats,
     )
