@@ -262,6 +262,10 @@ def items_list(
     with _open(_config(ctx)) as storage:
         # One extra row tells whether another page follows.
         page = storage.items.list_items(conversation_id, ListParams(min(limit + 1, COUNT_MAX), SortOrder(order), after))
+        if not page and storage.conversations.get_conversation(conversation_id) is None:
+            # Nothing linked and no such record: an unknown id (a conversation with no items
+            # lists an empty page; links whose conversation record is absent still list).
+            _fail(f"conversation {conversation_id} not found")
     has_more = len(page) > limit
     page = page[:limit]
     last_id = page[-1].id if page else None
@@ -528,6 +532,9 @@ def migrate_status(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
     else:
         _fields(_status_lines(status))
+    if not status.up_to_date:
+        # Pending migrations are a failure (status 1, docs/cli.md), so scripts can test for them.
+        _fail(f"{len(status.statements)} migration statement(s) pending: run 'datacon migrate apply'")
 
 
 @migrate.command("plan")

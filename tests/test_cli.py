@@ -307,6 +307,28 @@ def test_counts_above_the_maximum_are_one_clean_error(place: Place, count: str) 
     assert len(chain) == 3
 
 
+def test_items_list_of_an_unknown_conversation_is_an_error(place: Place) -> None:
+    ids = seed(place)
+    cfg = ("--config", str(place.file))
+    for extra in [(), ("--json",), ("--order", "desc")]:
+        assert one_error_line(run(*cfg, "items", "list", "conv_unknown", *extra)) == (
+            "datacon: error: conversation conv_unknown not found"
+        )
+    with place.storage() as s:
+        empty = s.conversations.create_conversation(NewConversation(id="conv_empty"))
+        # Links need no conversation record (no foreign keys, upstream parity): they still list.
+        s.items.link_item("conv_recordless", ids["item0"], T0)
+    listed = run(*cfg, "items", "list", empty.id, "--json")
+    assert listed.exit_code == 0
+    assert json.loads(listed.stdout)["data"] == []
+    recordless = json.loads(run(*cfg, "items", "list", "conv_recordless", "--json").stdout)
+    assert [i["id"] for i in recordless["data"]] == [ids["item0"]]
+    # A cursor past the last item of a real conversation is an empty page, not an error.
+    past = run(*cfg, "items", "list", ids["conv"], "--after", ids["item2"], "--json")
+    assert past.exit_code == 0
+    assert json.loads(past.stdout)["data"] == []
+
+
 def test_responses_show_and_chain(place: Place) -> None:
     ids = seed(place)
     cfg = ("--config", str(place.file))
@@ -748,7 +770,9 @@ def test_migrate_status_plan_apply(sql_place: SchemaPlace) -> None:
         assert fresh.stdout.startswith("no SQLite database at")
     with target.storage():
         pass
-    status = json.loads(run(*cfg, "migrate", "status", "--json").stdout)
+    up_to_date = run(*cfg, "migrate", "status", "--json")
+    assert up_to_date.exit_code == 0
+    status = json.loads(up_to_date.stdout)
     assert status["up_to_date"] is True
     assert status["statements"] == []
     assert status["current"] == status["latest"] == sql_place.versions()[-1]
@@ -758,13 +782,22 @@ def test_migrate_status_plan_apply(sql_place: SchemaPlace) -> None:
 
     # Forget the recorded versions, as a database made by an old release would look.
     sql_place.sql("DELETE FROM _schema_versions")
-    old = json.loads(run(*cfg, "migrate", "status", "--json").stdout)
+    pending = run(*cfg, "migrate", "status", "--json")
+    # Pending migrations are a failure (docs/cli.md, exit status 1): the status, then one line.
+    assert one_error_line(pending) == (
+        f"datacon: error: {len(json.loads(pending.stdout)['statements'])} migration statement(s) pending: "
+        "run 'datacon migrate apply'"
+    )
+    assert pending.exit_code == 1
+    old = json.loads(pending.stdout)
     assert old["up_to_date"] is False
     assert old["current"] == 0
     assert old["latest"] == latest
     assert any("_schema_versions" in s for s in old["statements"])
     plan = run(*cfg, "migrate", "plan").stdout
     assert plan.strip().splitlines() == [s if s.rstrip().endswith(";") else f"{s};" for s in old["statements"]]
+    assert run(*cfg, "migrate", "plan").exit_code == 0  # the plan is what was asked for
+    assert run(*cfg, "migrate", "status").exit_code == 1
     human = run(*cfg, "migrate", "status").stdout.splitlines()
     assert human[1:] == ["current  0", f"latest   {latest}", f"pending  {len(old['statements'])} statement(s)"]
     blocked = one_error_line(run(*cfg, "conversations", "show", "c"))

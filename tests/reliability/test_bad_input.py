@@ -717,6 +717,9 @@ HOSTILE_SCHEMAS = {
         conversation_items=TableConfig("conversation_items", extra_columns={"tenant": ColumnDef("TEXT DEFAULT 'x'")})
     ),
     "skip column": SchemaConfig(conversation_items=TableConfig("conversation_items", skip_columns={"status;--"})),
+    "skipping a column of the links table": SchemaConfig(
+        conversation_item_links=TableConfig("conversation_item_links", skip_columns={"added_at"})
+    ),
     "owner": SchemaConfig(owner="public; DROP SCHEMA public"),
     "unicode lookalike table": SchemaConfig(conversations=TableConfig("conversаtions")),  # Cyrillic 'а'
 }
