@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from datacon.errors import BackendUnavailableError
 from datacon.models import (
     Conversation,
     ConversationItem,
@@ -18,7 +19,10 @@ from datacon.models import (
     StoredResponse,
 )
 
-__all__ = ["ConversationItemStorage", "ConversationStorage", "ResponseStorage", "Storage"]
+if TYPE_CHECKING:
+    from datacon.backends.base import Backend
+
+__all__ = ["ConversationItemStorage", "ConversationStorage", "Gate", "ResponseStorage", "Storage"]
 
 
 class ConversationStorage(Protocol):
@@ -127,46 +131,69 @@ class ResponseStorage(Protocol):
         """Delete every response with this safety identifier; how many were deleted."""
 
 
+class Gate:
+    """Whether one storage is still open; its three guarded stores check it before every call.
+
+    Once the storage is closed every call raises the same ``BackendUnavailableError`` on every
+    backend (without it, memory, none and Redis went on serving and the SQL backends failed
+    each in their own way).
+    """
+
+    __slots__ = ("backend", "closed")
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.closed = False
+
+    def refuse(self) -> BackendUnavailableError:
+        """The error every call of a closed storage raises."""
+        return BackendUnavailableError(f"the {self.backend} storage is closed")
+
+
 class Storage:
     """The three storages of one backend, sharing one pool.
 
     Use it as a context manager, or call :meth:`close`. It unpacks like upstream's tuple:
     ``responses, conversations, items = create_storage(cfg)``.
 
+    ``create_storage`` (through ``datacon.factory.wrap``) builds it around a backend: the three
+    members are the backend's stores behind the guard, and ``raw`` is the backend itself,
+    whose capabilities (``datacon.backends.base``) the export, import and migrate tools use.
+
+    :ivar backend: the backend's name (``"memory"``, ``"sqlite"``...).
     :ivar max_concurrency: how many calls the backend serves at once (its pool size); the
         async facade sizes its thread limiter to it.
     """
 
     def __init__(
         self,
+        raw: Backend,
         responses: ResponseStorage,
         conversations: ConversationStorage,
         items: ConversationItemStorage,
         *,
-        backend: str,
-        max_concurrency: int,
-        close: Callable[[], None] | None = None,
-        pool_stats: Callable[[], dict[str, int]] | None = None,
+        gate: Gate | None = None,
     ) -> None:
+        self.raw = raw
+        self._gate = gate
         self.responses = responses
         self.conversations = conversations
         self.items = items
-        self.backend = backend
-        self.max_concurrency = max_concurrency
-        self._close = close
-        self._pool_stats = pool_stats
+        self.backend = raw.kind
+        self.max_concurrency = raw.max_concurrency
         self.closed = False
 
     def close(self) -> None:
         """Close the backend's pool. Idempotent."""
         if not self.closed:
             self.closed = True
-            if self._close is not None:
-                self._close()
+            if self._gate is not None:
+                self._gate.closed = True  # first: from now on every call is refused the same way
+            self.raw.close()
 
     def pool_stats(self) -> dict[str, int]:
         """Pool counters (at least ``size`` and ``in_use`` where the backend has a pool)."""
-        return self._pool_stats() if self._pool_stats is not None else {}
+        return self.raw.pool_stats()
 
     def __enter__(self) -> Storage:
         return self

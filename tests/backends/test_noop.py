@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -74,7 +74,7 @@ NOT_JSON: list[object] = [float("nan"), float("inf"), "bad\ud800text", object(),
 def test_it_refuses_what_every_other_backend_refuses(noop: Storage, value: object) -> None:
     # The memory backend is the reference: the same call must fail the same way on both.
     with create_storage(StorageFactoryConfig()) as memory:
-        calls = [
+        calls: list[Callable[[Storage], object]] = [
             lambda s: s.conversations.create_conversation(NewConversation(metadata={"v": value})),
             lambda s: s.conversations.update_conversation("conv_1", {"v": value}),
             lambda s: s.items.create_item(NewConversationItem("message", [value])),

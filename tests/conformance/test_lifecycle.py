@@ -62,9 +62,7 @@ def test_every_call_after_close_raises_the_same_error(case: Case) -> None:
 
 def _schema_without_metadata(schema: SchemaConfig | None) -> SchemaConfig:
     schema = schema or SchemaConfig()
-    return attrs.evolve(
-        schema, conversations=attrs.evolve(schema.conversations, skip_columns=frozenset({"metadata"}))
-    )
+    return attrs.evolve(schema, conversations=attrs.evolve(schema.conversations, skip_columns=frozenset({"metadata"})))
 
 
 @pytest.fixture
