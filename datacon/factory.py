@@ -12,10 +12,11 @@ from datacon.config import HistoryBackend, StorageFactoryConfig
 from datacon.errors import ConfigError
 from datacon.hooks import StorageHook
 from datacon.storage import Gate, Storage
+from datacon.telemetry import observer_for
 
 __all__ = ["create_storage", "open_backend", "wrap"]
 
-log = logging.getLogger("datacon")
+log = logging.getLogger(__name__)
 
 # backend -> (package, pip extra naming its driver, display name used in upstream's messages)
 _BACKENDS: dict[HistoryBackend, tuple[str, str, str]] = {
@@ -77,20 +78,24 @@ def create_storage(config: StorageFactoryConfig | str | None = None) -> Storage:
         raise ConfigError(
             f"create_storage takes a StorageFactoryConfig or a URL, got {type(config).__name__}", "config"
         )
-    return wrap(open_backend(config), config.hook)
+    return wrap(open_backend(config), config.hook, slow_operation_secs=config.slow_operation_secs)
 
 
-def wrap(backend: Backend, hook: StorageHook | None) -> Storage:
+def wrap(backend: Backend, hook: StorageHook | None, *, slow_operation_secs: float | None = None) -> Storage:
     """``backend`` behind the guard (arguments checked, ids minted, ``hook`` run): a ``Storage``.
 
     This is the step ``create_storage`` adds after opening a backend; the result shares the
-    backend's pool, and closing it closes the backend.
+    backend's pool, and closing it closes the backend. Operations are traced and measured
+    when OpenTelemetry is installed, and logged when slower than ``slow_operation_secs``
+    (:mod:`datacon.telemetry`).
     """
+    observer = observer_for(backend.kind, slow_operation_secs, backend.pool_stats)
     gate = Gate(backend.kind)  # closed by Storage.close(): every call after it is refused alike
     return Storage(
         backend,
-        GuardedResponseStorage(backend.responses, hook, gate),
-        GuardedConversationStorage(backend.conversations, hook, gate),
-        GuardedItemStorage(backend.items, hook, gate),
+        GuardedResponseStorage(backend.responses, hook, observer, gate),
+        GuardedConversationStorage(backend.conversations, hook, observer, gate),
+        GuardedItemStorage(backend.items, hook, observer, gate),
+        observer=observer,
         gate=gate,
     )
