@@ -255,7 +255,7 @@ def test_cli_migrate_on_redis(backend: RedisBackend, client: Any, tmp_path: Path
     write_raw_layout(client)
     runner = CliRunner()
     status = runner.invoke(cli, ["--config", str(cfg), "migrate", "status", "--json"], catch_exceptions=False)
-    assert status.exit_code == 0, status.output
+    assert status.exit_code == 1, status.output  # pending migrations (docs/cli.md)
     data = json.loads(status.stdout)
     assert (data["backend"], data["current"], data["latest"], data["up_to_date"]) == ("redis", 0, 1, False)
     plan = runner.invoke(cli, ["--config", str(cfg), "migrate", "plan"], catch_exceptions=False)
@@ -263,6 +263,8 @@ def test_cli_migrate_on_redis(backend: RedisBackend, client: Any, tmp_path: Path
     applied = runner.invoke(cli, ["--config", str(cfg), "migrate", "apply"], catch_exceptions=False)
     assert applied.exit_code == 0, applied.output
     assert "the schema is up to date (version 1)" in applied.stdout
+    after = runner.invoke(cli, ["--config", str(cfg), "migrate", "status"], catch_exceptions=False)
+    assert after.exit_code == 0, after.output
     assert PASSWORD not in status.output + plan.output + applied.output
     doctor = runner.invoke(cli, ["--config", str(cfg), "doctor"], catch_exceptions=False)
     assert [line.split()[:2] for line in doctor.stdout.splitlines()[1:]] == [
