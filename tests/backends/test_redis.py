@@ -205,8 +205,10 @@ def test_hook_supplied_extras_are_written(backend: RedisBackend, client: Any) ->
     config = backend.redis_config(RENAMED_SCHEMA)
     with create_storage(StorageFactoryConfig(backend="redis", redis=config, hook=ExtraHook())) as storage:
         storage.items.create_item(NewConversationItem("message", None, id="msg_h"))
+        storage.items.append_items("conv_h", [NewConversationItem("message", None, id="msg_h2")])
         storage.responses.store_response(StoredResponse(id="resp_h"))
     assert client.hget(f"{OWNER}:item:msg_h", "tenant_id") == "t-9"
+    assert client.hget(f"{OWNER}:item:msg_h2", "tenant_id") == "t-9"
     assert client.hmget(f"{OWNER}:response:resp_h", ["score", "stored_by"]) == ["42", "system"]
 
 
@@ -548,3 +550,40 @@ def test_huge_limits_return_everything(backend: RedisBackend) -> None:
             storage.responses.store_response(StoredResponse(safety_identifier="u"))
         assert [i.id for i in storage.items.list_items("conv_h", ListParams(2**62))] == sorted(ids)
         assert len(storage.responses.list_identifier_responses("u", 2**62)) == 3
+
+
+def test_links_written_before_the_sequence_keep_their_order_by_item_id(backend: RedisBackend, client: Any) -> None:
+    # Upstream's layout: a sorted set of links and nothing else (no sequence hash).
+    with open_store(backend) as storage:
+        for item_id in ("msg_c", "msg_a", "msg_b"):
+            storage.items.create_item(NewConversationItem("message", [], id=item_id))
+        client.zadd("conversation:conv_old:items", {"msg_c": 1.0, "msg_a": 1.0, "msg_b": 1.0, "msg_0": 0.5})
+        storage.items.create_item(NewConversationItem("message", [], id="msg_0"))
+        when = datetime.fromtimestamp(1e-6, UTC)  # score 1.0: the same instant as the old links
+        storage.items.append_items(
+            "conv_old", [NewConversationItem("message", [], id=i) for i in ("msg_z", "msg_1")], when
+        )
+        order = ["msg_0", "msg_a", "msg_b", "msg_c", "msg_z", "msg_1"]
+        assert [i.id for i in storage.items.list_items("conv_old", ListParams(10))] == order
+        assert [i.id for i in storage.items.list_items("conv_old", ListParams(10, SortOrder.DESC))] == order[::-1]
+        for limit in (1, 2, 4):  # pages cut runs of equal scores anywhere
+            for direction in (SortOrder.ASC, SortOrder.DESC):
+                seen: list[str] = []
+                after: str | None = None
+                while page := storage.items.list_items("conv_old", ListParams(limit, direction, after)):
+                    seen += [i.id for i in page]
+                    after = seen[-1]
+                assert seen == (order if direction is SortOrder.ASC else order[::-1])
+    assert client.hgetall("link_seq:conv_old") == {"": "2", "msg_z": "1", "msg_1": "2"}
+
+
+def test_the_sequence_goes_with_its_links(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend) as storage:
+        storage.items.append_items("conv_s", [NewConversationItem("message", [], id=i) for i in ("msg_b", "msg_a")], T0)
+        storage.items.delete_item("conv_s", "msg_b")
+        assert client.hgetall("link_seq:conv_s") == {"": "2", "msg_a": "2"}
+        storage.conversations.delete_conversation("conv_s")
+        assert client.exists("link_seq:conv_s") == 0
+    with open_store(backend, retention_days=1) as storage:
+        storage.items.append_items("conv_t", [NewConversationItem("message", [], id="msg_t")], T0)
+        assert 0 < client.ttl("link_seq:conv_t") <= DAY
