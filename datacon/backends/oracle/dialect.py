@@ -46,7 +46,7 @@ INSERT_ALL_MAX_COLUMNS = 999
 _OBJECT_NAMES = {
     "links_pk": "PK_{}",
     "links_idx": "{}_CONV_IDX",
-    "links_order_idx": "{}_ORDER_IDX",
+    "links_order_idx": "{}_SEQ_IX",  # 30 characters for the default table (pre-12.2 limit)
     "prev_idx": "{}_PREV_IDX",
     "safety_idx": "{}_USER_IDX",
 }
