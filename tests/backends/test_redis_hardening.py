@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from datacon import (
     ListParams,
     NewConversation,
+    NewConversationItem,
     RedisConfig,
     SortOrder,
     Storage,
@@ -101,6 +102,12 @@ def test_plain_ids_keep_upstream_keys_and_the_others_are_escaped(backend: RedisB
             "conversation:%a%7Bb%7D:items",
             "conversation:50%",  # a '%' inside a plain id is kept: only a leading one escapes
             "conversation:50%:items",
+            # The link-sequence hashes are named the same way.
+            "link_seq:conv_plain",
+            "link_seq:%X%3Aitems",
+            "link_seq:%%25x",
+            "link_seq:%a%7Bb%7D",
+            "link_seq:50%",
             "response:%resp%3A1",
             "safety:%tenant%3A7:responses",
         ]
@@ -236,6 +243,54 @@ def test_migrate_merges_a_link_set_written_under_both_keys(backend: RedisBackend
     assert schema_status(backend.redis_config()).pending_statements == ()
     assert client.exists("conversation:a:b:items") == 0
     assert client.zrange("conversation:%a%3Ab:items", 0, -1) == ["msg_1", "msg_2", "msg_3"]
+
+
+def test_migrate_moves_the_link_sequence_of_a_non_plain_id(backend: RedisBackend, client: Any) -> None:
+    # The sequence hash as datacon wrote it before ids were escaped in keys.
+    client.zadd("conversation:a:b:items", {"msg_2": upstream_millis(T0), "msg_1": upstream_millis(T0)})
+    client.hset("link_seq:a:b", mapping={"": "2", "msg_2": "1", "msg_1": "2"})
+    for item_id in ("msg_1", "msg_2"):
+        upstream_item(client, item_id)
+    assert "RENAME link_seq:a:b link_seq:%a%3Ab  -- escaped key of a non-plain id" in (
+        schema_status(backend.redis_config()).pending_statements
+    )
+    assert apply_migrations(backend.redis_config()) == [1]
+    assert client.exists("link_seq:a:b") == 0
+    assert client.hgetall("link_seq:%a%3Ab") == {"": "2", "msg_2": "1", "msg_1": "2"}
+    with open_store(backend) as storage:
+        assert listed(storage, "a:b") == ["msg_2", "msg_1"]  # the sequence orders the tie
+
+
+def test_append_items_escapes_keys_and_rewrites_microsecond_scores(backend: RedisBackend, client: Any) -> None:
+    client.zadd("conversation:%c%3A1:items", {"msg_o1": 1772600767891011})  # datacon 0.1: microseconds
+    upstream_item(client, "msg_o1")
+    with open_store(backend) as storage:
+        turn = [NewConversationItem("message", [], id=i) for i in ("msg:n2", "msg:n1")]
+        storage.items.append_items("c:1", turn, T0 + US)
+        assert listed(storage, "c:1") == ["msg_o1", "msg:n2", "msg:n1"]
+        assert listed(storage, "c:1", SortOrder.DESC) == ["msg:n1", "msg:n2", "msg_o1"]
+        page = storage.items.list_items("c:1", ListParams(1, SortOrder.ASC, "msg:n2"))
+        assert [i.id for i in page] == ["msg:n1"]
+    assert client.exists("item:%msg%3An2", "item:%msg%3An1", "link_seq:%c%3A1") == 3
+    assert client.zrange("conversation:%c%3A1:items", 0, -1, withscores=True) == [
+        ("msg_o1", 1772600767891.011),
+        ("msg:n1", 1772600767891.012),
+        ("msg:n2", 1772600767891.012),
+    ]
+
+
+def test_listing_rewrites_microsecond_scores_and_reads_them_back(backend: RedisBackend, client: Any) -> None:
+    client.zadd("conversation:conv_l:items", {"msg_l2": 1772600767891012, "msg_l1": 1772600767891011})
+    for item_id in ("msg_l1", "msg_l2"):
+        upstream_item(client, item_id)
+    with open_store(backend) as storage:
+        assert listed(storage, "conv_l") == ["msg_l1", "msg_l2"]
+        links = {link.item_id: link.added_at for link in enumerable(storage).iter_links(None, 10)}
+        assert links == {"msg_l1": T0, "msg_l2": T0 + US}
+    assert client.zrange("conversation:conv_l:items", 0, -1, withscores=True) == [
+        ("msg_l1", 1772600767891.011),
+        ("msg_l2", 1772600767891.012),
+    ]
 
 
 def test_migrate_leaves_other_schemas_keys_alone(backend: RedisBackend, client: Any) -> None:

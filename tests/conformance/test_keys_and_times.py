@@ -83,6 +83,23 @@ def test_item_response_and_identifier_ids_with_separators(case: Case) -> None:
         assert case.responses.get_response("resp:X:items:items") is not None
 
 
+def test_append_items_with_ids_with_separators(case: Case) -> None:
+    for n, tricky in enumerate(TRICKY):
+        turn = [NewConversationItem("message", n, id=f"msg:{tricky}:{k}") for k in ("b", "a")]
+        appended = case.items.append_items(tricky, turn, T + n * US)
+        assert [i.id for i in appended] == [f"msg:{tricky}:b", f"msg:{tricky}:a"]
+    for n, tricky in enumerate(TRICKY):
+        # One turn shares one added_at: listed in the order appended, not by id.
+        assert _listed(case, tricky) == [f"msg:{tricky}:b", f"msg:{tricky}:a"]
+        assert _listed(case, tricky, limit=1) == [f"msg:{tricky}:b"]
+        got = case.items.get_item(f"msg:{tricky}:a")
+        assert got is not None
+        assert got.content == n
+    case.items.delete_item("X", "msg:X:b")
+    assert _listed(case, "X") == ["msg:X:a"]
+    assert _listed(case, "X:items") == ["msg:X:items:b", "msg:X:items:a"]
+
+
 # The accepted range
 
 
@@ -106,8 +123,11 @@ def test_datetimes_outside_the_range_are_invalid_input(case: Case, when: datetim
         case.items.link_items("conv_r", [("msg_ok", T), (item, when)])
     with pytest.raises(InvalidInputError, match="2100-01-01"):
         case.responses.store_response(StoredResponse(id="resp_r", created_at=when, safety_identifier="u"))
+    with pytest.raises(InvalidInputError, match="2100-01-01"):
+        case.items.append_items("conv_r", [NewConversationItem("message", "y", id="msg_app")], when)
     assert not case.items.is_item_linked("conv_r", item)
     assert not case.items.is_item_linked("conv_r", "msg_ok")
+    assert case.items.get_item("msg_app") is None
     assert case.responses.get_response("resp_r") is None
 
 

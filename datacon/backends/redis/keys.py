@@ -1,7 +1,8 @@
 """Key names of the Redis backend: upstream's layout, with the ids that could collide escaped.
 
 Upstream names keys ``P conversation:{id}``, ``P conversation:{id}:items``, ``P item:{id}``,
-``P response:{id}`` and ``P safety:{identifier}:responses`` (``P`` is ``"{owner}:"`` or empty).
+``P response:{id}`` and ``P safety:{identifier}:responses`` (``P`` is ``"{owner}:"`` or empty);
+datacon adds ``P link_seq:{id}``, a conversation's link sequences.
 Taken literally, a conversation whose id ends in ``:items`` shares its key with another
 conversation's links. So the id part of a key is:
 
@@ -60,6 +61,7 @@ class Keys:
         self.item_prefix = f"{self.prefix}item:"
         self.response_prefix = f"{self.prefix}response:"
         self.safety_prefix = f"{self.prefix}safety:"
+        self.sequence_prefix = f"{self.prefix}link_seq:"
         self.links_suffix = ":items"
         self.safety_suffix = ":responses"
 
@@ -68,6 +70,10 @@ class Keys:
 
     def links(self, conversation_id: str) -> str:
         return self.conversation_prefix + key_part(conversation_id) + self.links_suffix
+
+    def sequence(self, conversation_id: str) -> str:
+        """The hash of the conversation's link sequences (``P link_seq:{id}``)."""
+        return self.sequence_prefix + key_part(conversation_id)
 
     def item(self, item_id: str) -> str:
         return self.item_prefix + key_part(item_id)

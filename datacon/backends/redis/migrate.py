@@ -4,7 +4,8 @@ Layout version 1 (the only one) differs from what upstream and earlier datacon v
 wrote in two ways (``keys``, ``scores``):
 
 - a key names an id that is not plain (one with ``:``, ``{``, ``}``, or a leading ``%``) by
-  its escaped form, so such records written under the raw id are renamed;
+  its escaped form, so such records written under the raw id are renamed (a conversation's
+  link-sequence hash ``link_seq:{id}`` included);
 - scores are milliseconds, so sets holding microsecond scores (earlier datacon) are rewritten
   (every datacon write also rewrites the set it adds to, so only sets untouched since the
   upgrade are left for the migration).
@@ -17,7 +18,7 @@ again. A link or safety-identifier set whose raw and escaped keys both exist is 
 escaped one (a member already there keeps its score); a record hash whose escaped key already
 exists is left in place and stays pending, for the operator to resolve. Keys are told apart by
 type and by the record's own ``id`` field, so an unowned schema sharing a database with a
-schema whose ``owner`` is ``conversation``, ``item``, ``response`` or ``safety`` is not
+schema whose ``owner`` is ``conversation``, ``item``, ``response``, ``safety`` or ``link_seq`` is not
 supported.
 """
 
@@ -82,6 +83,7 @@ def plan(client: Any, keys: Keys, id_fields: dict[str, str | None]) -> RedisMigr
         ("conversation", keys.conversation_prefix, keys.conversation),
         ("item", keys.item_prefix, keys.item),
         ("response", keys.response_prefix, keys.response),
+        ("link_seq", keys.sequence_prefix, keys.sequence),  # no id field: moved by its key
     )
     for kind, prefix, make in hashes:
         field = id_fields.get(kind)

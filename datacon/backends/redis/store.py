@@ -6,6 +6,7 @@ Key layout (upstream's; ``P`` is ``"{owner}:"`` when the schema has an owner, el
 ====================================  ===========  ===========================================
 ``P conversation:{id}``               hash         the conversation's fields
 ``P conversation:{id}:items``         sorted set   links: member item id, score ``added_at``
+``P link_seq:{id}``                   hash         links' sequences: item id -> n; ``''`` -> last n
 ``P item:{id}``                       hash         the item's fields
 ``P response:{id}``                   hash         the response's fields
 ``P safety:{identifier}:responses``   sorted set   member response id, score ``created_at``
@@ -16,6 +17,11 @@ ordered to the microsecond over the accepted range (1900 to 2100), and in upstre
 so links written by upstream and by datacon interleave. With ``retention_days`` every key
 gets that TTL when written, the sorted sets included (their TTL is refreshed on every write,
 so a set never outlives the records it indexes by more than that).
+
+Links sharing one ``added_at`` list in sequence order (the page script orders each run of
+equal scores by the sequence hash); a link without a sequence (made before datacon kept
+one, or restored from an export) counts as 0 and keeps its old place by item id, so data
+written before needs no migration.
 
 Every operation is one round trip: a single command, a ``MULTI`` transaction, or a Lua
 script (see ``lua``) run with ``EVALSHA``. With ``wait_replicas`` or ``wait_aof`` a write is
@@ -34,12 +40,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import attrs
 import redis
 
 from datacon._serde import dump_json, normalize_json
 from datacon._time import utc_now
 from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
 from datacon.backends.chain import walk_chain
+from datacon.backends.created import created_item, minted_id
 from datacon.config import RedisConfig
 from datacon.errors import BackendUnavailableError, ConfigError, ConflictError
 from datacon.models import (
@@ -58,7 +66,7 @@ from . import lua
 from .errors import DRIVER_ERRORS, convert, translate
 from .keys import Keys
 from .records import Codec, pairs
-from .scores import score
+from .scores import score, score_time
 from .url import connection_pool
 
 __all__ = ["RedisConversationStorage", "RedisItemStorage", "RedisResponseStorage", "RedisStore"]
@@ -82,6 +90,7 @@ class RedisStore:
         self.item_prefix = keys.item_prefix
         self.response_prefix = keys.response_prefix
         self.safety_prefix = keys.safety_prefix
+        self.sequence_prefix = keys.sequence_prefix
         # hiredis, when installed, is picked up by redis-py as its reply parser. The pool
         # connects lazily; the URL's options are checked now (ConfigError), not at first use.
         self.pool = connection_pool(
@@ -100,12 +109,14 @@ class RedisStore:
         self.lua_store_response = register(lua.STORE_RESPONSE)
         self.lua_update_conversation = register(lua.UPDATE_CONVERSATION)
         self.lua_link_items = register(lua.LINK_ITEMS)
+        self.lua_append_items = register(lua.APPEND_ITEMS)
         self.lua_list_items = register(lua.LIST_ITEMS)
         self.lua_get_chain = register(lua.GET_CHAIN)
         self.lua_list_identifier = register(lua.LIST_IDENTIFIER)
         self.lua_delete_identifier = register(lua.DELETE_IDENTIFIER)
         self.lua_delete_response = register(lua.DELETE_RESPONSE)
         self.lua_delete_conversation = register(lua.DELETE_CONVERSATION)
+        self.lua_delete_link = register(lua.DELETE_LINK)
         if check:
             self.check_server()
 
@@ -232,6 +243,9 @@ class RedisStore:
     def links_key(self, conversation_id: str) -> str:
         return self.keys.links(conversation_id)
 
+    def sequence_key(self, conversation_id: str) -> str:
+        return self.keys.sequence(conversation_id)
+
     def item_key(self, item_id: str) -> str:
         return self.keys.item(item_id)
 
@@ -300,8 +314,7 @@ class RedisConversationStorage(BackendConversations):
 
     def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
         s = self.store
-        conversation_id = new.id
-        assert conversation_id is not None  # the guard mints it
+        conversation_id = minted_id(new)
         metadata = None if new.metadata is None else normalize_json(new.metadata, "metadata")
         conversation = Conversation(id=conversation_id, created_at=utc_now(), metadata=metadata)
         fields = s.codec.conversation_fields(conversation, extra)
@@ -336,7 +349,7 @@ class RedisConversationStorage(BackendConversations):
 
     def delete_conversation(self, conversation_id: str) -> bool:
         s = self.store
-        keys = [s.conversation_key(conversation_id), s.links_key(conversation_id)]
+        keys = [s.conversation_key(conversation_id), s.links_key(conversation_id), s.sequence_key(conversation_id)]
         return bool(s.write("delete_conversation", lambda c: s.lua_delete_conversation(keys=keys, args=[], client=c)))
 
 
@@ -348,22 +361,12 @@ class RedisItemStorage(BackendItems):
 
     def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
         s = self.store
-        item_id = new.id
-        assert item_id is not None  # the guard mints it
-        item = ConversationItem(
-            id=item_id,
-            response_id=new.response_id,
-            item_type=new.item_type,
-            role=new.role,
-            content=normalize_json(new.content, "content"),
-            status=new.status,
-            created_at=utc_now(),
-        )
+        item = created_item(new, normalize_json(new.content, "content"))
         fields = s.codec.item_fields(item, extra)
-        key = s.item_key(item_id)
+        key = s.item_key(item.id)
         created = s.write("create_item", lambda c: s.create_record(key, fields, client=c))
         if not created:
-            raise ConflictError(f"item {item_id} already exists")
+            raise ConflictError(f"item {item.id} already exists")
         return item
 
     def link_items(
@@ -375,23 +378,69 @@ class RedisItemStorage(BackendItems):
         args = [s.ttl]
         for item_id, added_at in items:
             args += [score(added_at), item_id]
-        key = s.links_key(conversation_id)
-        taken = s.write("link_items", lambda c: s.lua_link_items(keys=[key], args=args, client=c))
+        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        taken = s.write("link_items", lambda c: s.lua_link_items(keys=keys, args=args, client=c))
         if taken is not None:
             raise ConflictError(f"item {taken} is already linked to conversation {conversation_id}")
+
+    def append_items(
+        self,
+        conversation_id: str,
+        items: Sequence[NewConversationItem],
+        added_at: datetime | None = None,
+        *,
+        extra: Extra = NO_EXTRA,
+    ) -> list[ConversationItem]:
+        if not items:
+            return []
+        s = self.store
+        now = utc_now()
+        keep_status = s.codec.items.field("status") is not None
+        created = []
+        fields: list[str] = []
+        for new in items:  # everything encoded before any I/O (bad content writes nothing)
+            item = attrs.evolve(created_item(new, normalize_json(new.content, "content")), created_at=now)
+            created.append(item if keep_status else attrs.evolve(item, status=None))  # as it reads back
+            flat = _flat(s.codec.item_fields(item, extra))
+            fields += [str(len(flat)), *flat]
+        at = score(added_at or now)
+        args = [s.ttl, s.item_prefix, at, str(len(created)), *(item.id for item in created), *fields]
+        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        refused = s.write("append_items", lambda c: s.lua_append_items(keys=keys, args=args, client=c))
+        if refused is not None:
+            why, item_id = (str(part) for part in refused)
+            if why == "exists":
+                raise ConflictError(f"item {item_id} already exists (nothing was appended)")
+            raise ConflictError(f"item {item_id} is already linked to conversation {conversation_id}")
+        return created
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         if params.limit <= 0:
             return []
+        return [item for item, _ in self.page(conversation_id, params, None)[0]]
+
+    def page(
+        self, conversation_id: str, params: ListParams, position: tuple[datetime, int, str] | None
+    ) -> tuple[list[tuple[ConversationItem, tuple[datetime, int]]], bool]:
+        """A page after the ``after`` item, or after ``position`` (``added_at``, sequence, item
+        id); each item with its link's ``added_at`` and sequence, and whether more links follow."""
         s = self.store
+        where: list[str | int] = ["", "", ""]
+        if position is not None:
+            where = [score(position[0]), position[1], position[2]]
         args: list[str | int] = [
             s.item_prefix,
             params.limit,
             "1" if params.order is SortOrder.DESC else "0",
-            params.after or "",
+            (params.after or "") if position is None else "",
+            *where,
         ]
-        rows = s.call("list_items", lambda: s.lua_list_items(keys=[s.links_key(conversation_id)], args=args))
-        return [s.codec.item(str(item_id), pairs(row)) for item_id, row in rows]
+        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        more, rows = s.call("list_items", lambda: s.lua_list_items(keys=keys, args=args))
+        return [
+            (s.codec.item(str(item_id), pairs(row)), (score_time(float(at)), int(seq)))
+            for item_id, row, at, seq in rows
+        ], bool(more)
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         s = self.store
@@ -405,8 +454,8 @@ class RedisItemStorage(BackendItems):
 
     def delete_item(self, conversation_id: str, item_id: str) -> None:
         s = self.store
-        key = s.links_key(conversation_id)
-        s.write("delete_item", lambda c: c.zrem(key, item_id))
+        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        s.write("delete_item", lambda c: s.lua_delete_link(keys=keys, args=[item_id], client=c))
 
 
 class RedisResponseStorage(BackendResponses):
