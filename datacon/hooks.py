@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class StorageOperation(enum.StrEnum):
-    """The 17 operations a hook sees, in upstream's order."""
+    """The operations a hook sees: upstream's 17 in upstream's order, then SPEC §7's."""
 
     CREATE_CONVERSATION = "create_conversation"
     GET_CONVERSATION = "get_conversation"
@@ -37,6 +37,8 @@ class StorageOperation(enum.StrEnum):
     GET_RESPONSE_CHAIN = "get_response_chain"
     LIST_IDENTIFIER_RESPONSES = "list_identifier_responses"
     DELETE_IDENTIFIER_RESPONSES = "delete_identifier_responses"
+    #: SPEC §7.5. Payload ``{"params": {"limit", "order", "after"}, "filter": {...}}``.
+    LIST_CONVERSATIONS = "list_conversations"
 
 
 #: Operations whose backend call receives the hook's extra-column values.

@@ -17,6 +17,7 @@ from datacon.ids import new_response_id
 __all__ = [
     "Conversation",
     "ConversationItem",
+    "ConversationPage",
     "JsonRecord",
     "Link",
     "ListParams",
@@ -163,6 +164,21 @@ class ListParams(JsonRecord):
     limit: int
     order: SortOrder = SortOrder.ASC
     after: str | None = None
+
+
+@attrs.define
+class ConversationPage(JsonRecord):
+    """One page of ``list_conversations``, ordered by ``(created_at, id)``.
+
+    ``next_cursor`` is ``None`` exactly when ``has_more`` is false; pass it as ``ListParams.after``
+    for the next page.
+    """
+
+    data: list[Conversation] = attrs.field(factory=list)
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool = False
+    next_cursor: str | None = None
 
 
 @attrs.define(frozen=True)

@@ -147,7 +147,7 @@ def test_fastapi_returns_and_accepts_records() -> None:
         return [ITEM]
 
     @app.post("/conversation")
-    def post_conversation(body: Conversation = fastapi.Body()) -> dict[str, Any]:
+    def post_conversation(body: Conversation = fastapi.Body()) -> dict[str, Any]:  # noqa: B008 (FastAPI idiom)
         return {"id": body.id, "created_at": body.created_at.isoformat()}
 
     @app.get("/conflict")

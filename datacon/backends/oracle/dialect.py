@@ -127,6 +127,10 @@ class OracleDialect(Dialect):
         pattern = _OBJECT_NAMES.get(kind)
         return None if pattern is None else pattern.format(table.upper())[:MAX_IDENTIFIER]
 
+    def listing_index_name(self, table: str, column: str | None) -> str:
+        name = f"{table}_{column}_LIST_IDX" if column else f"{table}_LIST_IDX"
+        return name.upper()[:MAX_IDENTIFIER]
+
     def create_table(self, ref: str, body: str) -> str:
         # The caller has probed the catalog; ORA-00955 (name already used) is ignored so that
         # two processes creating the schema at once both succeed.
