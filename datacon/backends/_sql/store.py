@@ -125,7 +125,6 @@ class SqlConversationStorage(BackendConversations):
                     session.execute(statement, params)
                 return session.execute(statements[-1], params) > 0
 
-
     def filter_columns(self) -> frozenset[str]:
         return frozenset(name for name, _ in self._store.schema.conversations.sorted_extra_columns())
 
