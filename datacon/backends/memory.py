@@ -204,9 +204,12 @@ class MemoryConversationStorage(BackendConversations):
                 walk = (keys[i] for i in range(start, len(keys)))
             out: list[Conversation] = []
             for key in walk:
+                row = s.conversations.get(key[1])
+                if row is None or row[0] != key[0]:
+                    continue  # removed without unindexing (not by this module): not listed
                 values = s.conversation_extra.get(key[1], {})
                 if all(values.get(name) == value for name, value in filter.items()):
-                    out.append(_conversation(key[1], s.conversations[key[1]]))
+                    out.append(_conversation(key[1], row))
                     if len(out) >= limit:
                         break
             return out
