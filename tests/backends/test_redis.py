@@ -124,7 +124,7 @@ def test_no_ttl_without_retention(backend: RedisBackend, client: Any) -> None:
     with open_store(backend, retention_days=None) as storage:
         fill(storage)
     keys = client.keys("*")
-    assert len(keys) == 6
+    assert len(keys) == 7
     assert {key: client.ttl(key) for key in keys} == dict.fromkeys(keys, -1)
 
 
