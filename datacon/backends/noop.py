@@ -1,13 +1,19 @@
-"""The ``none`` backend: accepts every write, stores nothing, finds nothing."""
+"""The ``none`` backend: accepts every write the other backends accept, stores nothing, finds nothing.
+
+It refuses what every other backend refuses (values that are not JSON: NaN, infinities,
+lone surrogates, objects JSON cannot hold), so switching a deployment to ``none`` and back
+changes no outcome but storage.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
+from datacon._serde import dump_json, normalize_json
 from datacon._time import utc_now
 from datacon.backends.base import NO_EXTRA, Backend, BackendConversations, BackendItems, BackendResponses, Extra
-from datacon.ids import make_item_id, new_conversation_id
+from datacon.backends.created import created_item, minted_id
 from datacon.models import (
     Conversation,
     ConversationItem,
@@ -25,12 +31,15 @@ class NoopConversationStorage(BackendConversations):
     """Creates return the would-be record; reads find nothing."""
 
     def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
-        return Conversation(id=new.id or new_conversation_id(), created_at=utc_now(), metadata=new.metadata)
+        metadata = None if new.metadata is None else normalize_json(new.metadata, "metadata")
+        return Conversation(id=minted_id(new), created_at=utc_now(), metadata=metadata)
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         return None
 
     def update_conversation(self, conversation_id: str, metadata: dict[str, object] | None) -> Conversation | None:
+        if metadata is not None:
+            dump_json(metadata, "metadata")
         return None
 
     def delete_conversation(self, conversation_id: str) -> bool:
@@ -41,15 +50,7 @@ class NoopItemStorage(BackendItems):
     """Creates return the would-be item; links are accepted and forgotten."""
 
     def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
-        return ConversationItem(
-            id=new.id or make_item_id(new.item_type),
-            response_id=new.response_id,
-            item_type=new.item_type,
-            role=new.role,
-            content=new.content,
-            status=new.status,
-            created_at=utc_now(),
-        )
+        return created_item(new, normalize_json(new.content, "content"))
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
         return None
@@ -76,6 +77,8 @@ class NoopResponseStorage(BackendResponses):
     """Stores return the id; reads find nothing; deletes delete nothing."""
 
     def store_response(self, response: StoredResponse, *, extra: Extra = NO_EXTRA) -> str:
+        dump_json(response.input, "input")
+        dump_json(response.raw_response, "raw_response")
         return response.id
 
     def get_response(self, response_id: str) -> StoredResponse | None:
