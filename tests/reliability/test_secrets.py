@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -218,7 +219,7 @@ def test_postgres_url_is_parsed_by_libpq_at_create_storage_and_never_shown(
         ("unknown query parameter", f"{with_password.replace(BAD_ESCAPE, SECRET)}?foo=bar"),
     ):
         exposure.show(f"config({label})", postgres(url))
-        error = exposure.error(label, lambda url=url: use(url), ConfigError)
+        error = exposure.error(label, functools.partial(use, url), ConfigError)
         assert isinstance(error, ConfigError)
         assert error.field == "postgres.db_url", label
 
