@@ -108,6 +108,7 @@ def test_plain_ids_keep_upstream_keys_and_the_others_are_escaped(backend: RedisB
             "link_seq:%%25x",
             "link_seq:%a%7Bb%7D",
             "link_seq:50%",
+            "conversations:list",  # list_conversations' index: members are (created_at, id), not keys
             "response:%resp%3A1",
             "safety:%tenant%3A7:responses",
         ]
@@ -120,6 +121,21 @@ def test_plain_ids_keep_upstream_keys_and_the_others_are_escaped(backend: RedisB
 
 
 ids = st.text(min_size=1, max_size=64).filter(lambda s: "\x00" not in s)
+
+
+def test_list_conversations_reads_escaped_keys(backend: RedisBackend, client: Any) -> None:
+    tricky = ["conv_plain", "X:items", "%x", "a{b}", "50%"]
+    with open_store(backend) as storage:
+        created = [storage.conversations.create_conversation(NewConversation(id=i, metadata={"id": i})) for i in tricky]
+        order = [c.id for c in sorted(created, key=lambda c: (c.created_at, c.id))]
+        page = storage.conversations.list_conversations(ListParams(10))
+        assert [c.id for c in page.data] == order
+        assert [c.metadata for c in page.data] == [{"id": i} for i in order]
+        assert storage.conversations.delete_conversation("X:items") is True
+        assert [c.id for c in storage.conversations.list_conversations(ListParams(10)).data] == [
+            i for i in order if i != "X:items"
+        ]
+    assert client.zcard("conversations:list") == len(tricky) - 1
 
 
 @settings(max_examples=300, deadline=None)

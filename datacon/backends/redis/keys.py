@@ -62,6 +62,8 @@ class Keys:
         self.response_prefix = f"{self.prefix}response:"
         self.safety_prefix = f"{self.prefix}safety:"
         self.sequence_prefix = f"{self.prefix}link_seq:"
+        self.conversations_list = f"{self.prefix}conversations:list"
+        self.conversations_by_prefix = f"{self.prefix}conversations:by:"
         self.links_suffix = ":items"
         self.safety_suffix = ":responses"
 

@@ -10,6 +10,8 @@ Key layout (upstream's; ``P`` is ``"{owner}:"`` when the schema has an owner, el
 ``P item:{id}``                       hash         the item's fields
 ``P response:{id}``                   hash         the response's fields
 ``P safety:{identifier}:responses``   sorted set   member response id, score ``created_at``
+``P conversations:list``              sorted set   every conversation (``list_conversations``)
+``P conversations:by:{col}:{value}``  sorted set   conversations whose extra column is value
 ====================================  ===========  ===========================================
 
 Scores are epoch milliseconds with the microseconds as a fraction (``scores``): exact and
@@ -17,6 +19,11 @@ ordered to the microsecond over the accepted range (1900 to 2100), and in upstre
 so links written by upstream and by datacon interleave. With ``retention_days`` every key
 gets that TTL when written, the sorted sets included (their TTL is refreshed on every write,
 so a set never outlives the records it indexes by more than that).
+The two ``conversations:`` sets have members ``"{created_at}:{id}"`` (``created_at`` as 18
+digits of microseconds since year 1) at score 0, so their lexical order is ``(created_at, id)``
+and a page is one ``ZRANGEBYLEX`` from the cursor; the conversation hash keeps its member and
+its sets (fields ``datacon:member``, ``datacon:sets``) so the delete script removes them.
+Conversations written before datacon kept these sets are not listed until re-imported.
 
 Links sharing one ``added_at`` list in sequence order (the page script orders each run of
 equal scores by the sequence hash); a link without a sequence (made before datacon kept
@@ -44,7 +51,7 @@ import attrs
 import redis
 
 from datacon._serde import dump_json, normalize_json
-from datacon._time import utc_now
+from datacon._time import to_epoch_us, utc_now
 from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
 from datacon.backends.chain import walk_chain
 from datacon.backends.created import created_item, minted_id
@@ -117,6 +124,10 @@ class RedisStore:
         self.lua_delete_response = register(lua.DELETE_RESPONSE)
         self.lua_delete_conversation = register(lua.DELETE_CONVERSATION)
         self.lua_delete_link = register(lua.DELETE_LINK)
+        self.lua_create_conversation = register(lua.CREATE_CONVERSATION)
+        self.lua_list_conversations = register(lua.LIST_CONVERSATIONS)
+        self.conversations_list_key = keys.conversations_list
+        self.conversations_by_prefix = keys.conversations_by_prefix
         if check:
             self.check_server()
 
@@ -266,6 +277,21 @@ class RedisStore:
         """Write the hash at ``key`` unless it exists (``CREATE_RECORD``); truthy when written."""
         return self.lua_create_record(keys=[key], args=[self.ttl, *_flat(fields)], client=client)
 
+    def conversations_by_key(self, column: str, value: str) -> str:
+        """The index set of the conversations whose extra ``column`` is ``value``."""
+        return f"{self.conversations_by_prefix}{column}:{value}"
+
+    def put_conversation(self, conversation: Conversation, extra: Mapping[str, Any], client: Any = None) -> Any:
+        """Write the conversation and its listing index entries unless it exists; truthy when written."""
+        fields = self.codec.conversation_fields(conversation, extra)
+        keys = [self.conversation_key(conversation.id), self.conversations_list_key]
+        for name, _ in self.schema.conversations.sorted_extra_columns():
+            value = fields.get(name)
+            if value is not None:
+                keys.append(self.conversations_by_key(name, value))
+        args = [self.ttl, listing_member(conversation.created_at, conversation.id), *_flat(fields)]
+        return self.lua_create_conversation(keys=keys, args=args, client=client)
+
     def put_response(self, response: StoredResponse, extra: Mapping[str, Any], client: Any = None) -> Any:
         """Write the response and its safety index entry unless it exists; truthy when written."""
         fields = self.codec.response_fields(response, extra)
@@ -302,6 +328,15 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else 0 for part in text.split(".")[:3])
 
 
+#: Microseconds from 0001-01-01 to the epoch: listing members count from year 1, never negative.
+_YEAR_ONE_US = 62_135_596_800_000_000
+
+
+def listing_member(created_at: datetime, conversation_id: str) -> str:
+    """A conversation's member in the listing sets: lexical order is ``(created_at, id)``."""
+    return f"{to_epoch_us(created_at) + _YEAR_ONE_US:018d}:{conversation_id}"
+
+
 def _flat(fields: dict[str, str]) -> list[str]:
     return [part for pair in fields.items() for part in pair]
 
@@ -317,9 +352,7 @@ class RedisConversationStorage(BackendConversations):
         conversation_id = minted_id(new)
         metadata = None if new.metadata is None else normalize_json(new.metadata, "metadata")
         conversation = Conversation(id=conversation_id, created_at=utc_now(), metadata=metadata)
-        fields = s.codec.conversation_fields(conversation, extra)
-        key = s.conversation_key(conversation_id)
-        created = s.write("create_conversation", lambda c: s.create_record(key, fields, client=c))
+        created = s.write("create_conversation", lambda c: s.put_conversation(conversation, extra, client=c))
         if not created:
             raise ConflictError(f"conversation {conversation_id} already exists")
         return conversation
@@ -351,6 +384,26 @@ class RedisConversationStorage(BackendConversations):
         s = self.store
         keys = [s.conversation_key(conversation_id), s.links_key(conversation_id), s.sequence_key(conversation_id)]
         return bool(s.write("delete_conversation", lambda c: s.lua_delete_conversation(keys=keys, args=[], client=c)))
+
+    def filter_columns(self) -> frozenset[str]:
+        return frozenset(name for name, _ in self.store.schema.conversations.sorted_extra_columns())
+
+    def page_conversations(
+        self, filter: Mapping[str, str], after: tuple[datetime, str] | None, descending: bool, limit: int
+    ) -> list[Conversation]:
+        s = self.store
+        pairs_ = sorted(filter.items())
+        # Walk the first filter's set (every conversation's without a filter); check the rest.
+        walk = s.conversations_by_key(*pairs_[0]) if pairs_ else s.conversations_list_key
+        args = [
+            s.conversation_prefix,
+            str(limit),
+            "1" if descending else "0",
+            "" if after is None else listing_member(*after),
+            *[part for pair in pairs_[1:] for part in pair],
+        ]
+        rows = s.call("list_conversations", lambda: s.lua_list_conversations(keys=[walk], args=args))
+        return [s.codec.conversation(str(cid), pairs(row)) for cid, row in rows]
 
 
 class RedisItemStorage(BackendItems):
