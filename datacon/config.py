@@ -36,6 +36,7 @@ __all__ = [
     "StorageFactoryConfig",
     "expand_env",
     "load_config",
+    "redact_conninfo",
     "redact_url",
 ]
 
@@ -71,6 +72,55 @@ def _redact_descriptor(value: str) -> str:
     # Oracle accepts "user/password@dsn" easy-connect strings; mask the password part.
     value = _DESCRIPTOR_PASSWORD.sub(r"\1/****@", value)
     return redact_url(value) if "://" in value else value
+
+
+# libpq's key=value form: a password value, bare or single-quoted (with \' and \\ escapes).
+_CONNINFO_SECRET = re.compile(r"(?<![\w.-])((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)")
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def redact_conninfo(value: str) -> str:
+    """A libpq connection string (``postgresql://`` URL or ``key=value`` pairs) with every
+    ``password``/``sslpassword`` replaced by ``****``."""
+    if _URL_SCHEME.match(value):
+        masked = redact_url(value)
+        # libpq also reads passwords from the query string (password=, sslpassword=).
+        return re.sub(r"([?&](?:ssl)?password=)[^&#]*", r"\1****", masked)
+    return _CONNINFO_SECRET.sub(r"\1****", value)
+
+
+def _libpq_reason(message: str, conninfo: str) -> str:
+    """libpq's parse error without the fragments it quotes from the string (they may be part
+    of a password), except a fragment the string uses as a parameter name (``"foo"=``)."""
+    first = message.strip().splitlines()[0] if message.strip() else "cannot be parsed"
+
+    def keep_names(match: re.Match[str]) -> str:
+        fragment = match[1]
+        is_name = re.fullmatch(r"[a-z_]+", fragment) is not None and f"{fragment}=" in conninfo
+        return f'"{fragment}"' if is_name or fragment == "=" else '"…"'
+
+    return re.sub(r'"([^"]*)"', keep_names, first)
+
+
+def _check_libpq(conninfo: str, field: str) -> None:
+    """Parse ``conninfo`` with libpq's own parser (when psycopg is installed) and check its ports."""
+    url = _URL_SCHEME.match(conninfo)
+    if url is not None and url[1] not in ("postgres", "postgresql"):
+        raise ConfigError(f"unsupported URL scheme: {url[1]}", field)
+    try:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:  # the backend reports the missing driver when it is opened
+        if url is None and "=" not in conninfo:
+            raise ConfigError("invalid db_url: neither a postgresql:// URL nor key=value pairs", field) from None
+        return
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.Error as exc:
+        raise ConfigError(f"invalid db_url: {_libpq_reason(str(exc), conninfo)}", field) from None
+    for port in str(params.get("port") or "").split(","):
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigError("invalid db_url: invalid port", field)
 
 
 def _parse_url(url: str, field: str, kind: str, schemes: tuple[str, ...]) -> SplitResult:
@@ -115,11 +165,16 @@ def _validate_schema(schema: SchemaConfig | None, section: str) -> None:
 class PostgresConfig:
     """PostgreSQL: ``db_url`` like ``postgres://user:pass@host:5432/db``; a pool of ``pool_max``.
 
+    ``db_url`` is anything libpq accepts: a ``postgresql://``/``postgres://`` URL (several
+    ``host:port`` pairs, ``?host=/run/postgresql`` for a unix socket) or ``key=value`` pairs
+    (``host=db dbname=chat user=app``); what it leaves out comes from libpq's ``PG*``
+    environment variables and defaults. Passwords are masked in every ``repr`` and message.
+
     TLS settings (``sslmode``, ``sslrootcert``...) go in the URL's query string and pass
     through to libpq unchanged.
     """
 
-    db_url: str = attrs.field(repr=redact_url)
+    db_url: str = attrs.field(repr=redact_conninfo)
     pool_max: int = 16
     schema: SchemaConfig | None = None
     pool_timeout_secs: float = 30.0
@@ -135,9 +190,11 @@ class PostgresConfig:
 
     def validate(self) -> None:
         """Upstream's rules: URL scheme, host, database name, ``pool_max > 0``."""
-        parts = _parse_url(self.db_url, "postgres.db_url", "db_url", ("postgres", "postgresql"))
-        if not parts.path.lstrip("/"):
-            raise ConfigError("db_url must include a database name", "postgres.db_url")
+        if not isinstance(self.db_url, str) or not self.db_url.strip():
+            raise ConfigError("db_url should not be empty", "postgres.db_url")
+        # Whatever libpq accepts: a URL (multi-host, ?host=/socket, parts left to PG* variables)
+        # or key=value pairs; libpq's parser decides.
+        _check_libpq(self.db_url.strip(), "postgres.db_url")
         _check_pool_max(self.pool_max, "postgres.pool_max")
         _check_positive(self.pool_timeout_secs, "postgres.pool_timeout_secs", "pool_timeout_secs")
         _check_positive(self.connect_timeout_secs, "postgres.connect_timeout_secs", "connect_timeout_secs")
