@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
+
+import attrs
 
 from datacon.backends._sql import Dialect
 
 __all__ = ["PostgresDialect"]
 
 
+@attrs.frozen
 class PostgresDialect(Dialect):
     """PostgreSQL 12+ through psycopg 3 (server-side binding, so values keep their types).
 
@@ -28,20 +30,9 @@ class PostgresDialect(Dialect):
     time_max: ClassVar[str] = "'infinity'::timestamptz"
     writable_cte: ClassVar[bool] = True
     versions_applied_at: ClassVar[str] = "TIMESTAMPTZ NOT NULL DEFAULT NOW()"
-
-    def param(self, name: str) -> str:
-        return f"%({name})s"
-
-    def ident(self, name: str) -> str:
-        return f'"{name.lower()}"'
-
-    def json_out(self, expression: str) -> str:
-        return f"{expression}::text"
-
-    def decode_time(self, value: Any) -> datetime:
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected a timestamptz, got {type(value).__name__}")
-        return value.astimezone(UTC)
+    param_format: ClassVar[str] = "%({})s"
+    ident_case: ClassVar[str] = "lower"
+    json_out_format: ClassVar[str] = "{}::text"
 
     def table_exists_sql(self) -> str:
         # to_regclass resolves through search_path, as the unqualified table names do.
