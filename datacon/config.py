@@ -172,9 +172,13 @@ class PostgresConfig:
 
     TLS settings (``sslmode``, ``sslrootcert``...) go in the URL's query string and pass
     through to libpq unchanged.
+
+    ``pool`` (code only) is an application's own open ``psycopg_pool.ConnectionPool``, used
+    instead of ``db_url`` and the pool settings; datacon borrows its connections (setting
+    autocommit while it holds one) and never closes it.
     """
 
-    db_url: str = attrs.field(repr=redact_conninfo)
+    db_url: str = attrs.field(default="", repr=redact_conninfo)
     pool_max: int = 16
     schema: SchemaConfig | None = None
     pool_timeout_secs: float = 30.0
@@ -187,9 +191,24 @@ class PostgresConfig:
     #: prepared statements (psycopg ``prepare_threshold=None``), no session-level state, and
     #: migrations lock with a transaction-scoped advisory lock.
     transaction_pooling: bool = False
+    #: Connections the pool keeps open even when idle (0 to ``pool_max``).
+    pool_min: int = 1
+    #: An idle connection above ``pool_min`` is closed after this long.
+    max_idle_secs: float = 600.0
+    #: Every connection is replaced after this long (picks up new server settings, spreads
+    #: reconnects over time; a connection in use is replaced when it comes back).
+    max_lifetime_secs: float = 3600.0
+    #: Check each connection with a round trip (``SELECT 1``) when it is taken from the pool,
+    #: so one the network silently dropped is replaced before use (costs that round trip).
+    check_connection: bool = False
+    pool: Any = attrs.field(default=None, repr=lambda pool: "None" if pool is None else f"<{type(pool).__name__}>")
 
     def validate(self) -> None:
-        """Upstream's rules: URL scheme, host, database name, ``pool_max > 0``."""
+        """``db_url`` as libpq reads it (or ``pool``), pool sizes and timeouts, the schema."""
+        if self.pool is not None:
+            _check_given_pool(self)
+            _validate_schema(self.schema, "postgres")
+            return
         if not isinstance(self.db_url, str) or not self.db_url.strip():
             raise ConfigError("db_url should not be empty", "postgres.db_url")
         # Whatever libpq accepts: a URL (multi-host, ?host=/socket, parts left to PG* variables)
@@ -202,7 +221,30 @@ class PostgresConfig:
             _check_positive(self.read_timeout_secs, "postgres.read_timeout_secs", "read_timeout_secs")
         if not isinstance(self.transaction_pooling, bool):
             raise ConfigError("transaction_pooling must be true or false", "postgres.transaction_pooling")
+        pool_min = self.pool_min
+        if not isinstance(pool_min, int) or isinstance(pool_min, bool) or pool_min < 0 or pool_min > self.pool_max:
+            raise ConfigError("pool_min must be between 0 and pool_max", "postgres.pool_min")
+        _check_positive(self.max_idle_secs, "postgres.max_idle_secs", "max_idle_secs")
+        _check_positive(self.max_lifetime_secs, "postgres.max_lifetime_secs", "max_lifetime_secs")
+        if not isinstance(self.check_connection, bool):
+            raise ConfigError("check_connection must be true or false", "postgres.check_connection")
         _validate_schema(self.schema, "postgres")
+
+
+def _check_given_pool(config: PostgresConfig) -> None:
+    try:
+        import psycopg_pool
+    except ImportError:
+        psycopg_pool = None  # type: ignore[assignment]
+    if psycopg_pool is None or not isinstance(config.pool, psycopg_pool.ConnectionPool):
+        raise ConfigError(
+            f"pool must be a psycopg_pool.ConnectionPool (passed in code), got {type(config.pool).__name__}",
+            "postgres.pool",
+        )
+    if config.db_url:
+        raise ConfigError("give db_url or pool, not both", "postgres.pool")
+    if config.pool.closed:
+        raise ConfigError("the pool is not open: open it (pool.open()) before passing it", "postgres.pool")
 
 
 @attrs.define(frozen=True)
