@@ -76,6 +76,13 @@ def test_postgres_accepts_what_libpq_accepts(url: str) -> None:
     PostgresConfig(url).validate()
 
 
+def test_postgres_db_url_is_required_without_a_pool() -> None:
+    config = StorageFactoryConfig.from_mapping({"backend": "postgres", "postgres": {"pool_max": 3}})
+    with pytest.raises(ConfigError, match="db_url should not be empty") as caught:
+        create_storage(config)
+    assert caught.value.field == "postgres.db_url"
+
+
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
@@ -242,7 +249,7 @@ def test_from_mapping_upstream_shape() -> None:
         ({"backend": "redis", "redis": {"url": "redis://h", "pool_max": "many"}}, "redis.pool_max", "expected int"),
         ({"backend": "redis", "redis": {"url": "redis://h", "typo": 1}}, "redis", "extra fields found (typo)"),
         ({"backend": "redis", "redis": "redis://h"}, "redis", "expected a mapping"),
-        ({"backend": "postgres", "postgres": {"pool_max": 3}}, "postgres", "required field missing"),
+        ({"backend": "oracle", "oracle": {"username": "u"}}, "oracle", "required field missing"),
         ({"backend": "memory", "history_backend": "memory"}, "backend", "not both"),
     ],
 )
