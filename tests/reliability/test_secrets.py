@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -50,7 +51,7 @@ def test_redis_password_appears_nowhere(tmp_path: Path, caplog: pytest.LogCaptur
     exposure = Exposure()
     try:
         good = f"redis://:{SECRET}@127.0.0.1:{server.port}/0"
-        short = {"pool_timeout_secs": 1.0, "socket_timeout_secs": 1.0, "connect_timeout_secs": 1.0}
+        short: dict[str, Any] = {"pool_timeout_secs": 1.0, "socket_timeout_secs": 1.0, "connect_timeout_secs": 1.0}
 
         def redis(url: str) -> StorageFactoryConfig:
             return StorageFactoryConfig(backend="redis", redis=RedisConfig(url=url, **short))

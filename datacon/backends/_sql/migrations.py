@@ -14,7 +14,16 @@ from .dialect import Dialect
 from .render import Statements
 from .session import Session
 
-__all__ = ["LATEST", "MIGRATIONS", "Migration", "bootstrap", "migration_message", "version_insert_sql"]
+__all__ = [
+    "LATEST",
+    "MIGRATIONS",
+    "Migration",
+    "Plan",
+    "bootstrap",
+    "inspect",
+    "migration_message",
+    "version_insert_sql",
+]
 
 log = logging.getLogger("datacon.migrations")
 
@@ -106,15 +115,14 @@ def migration_message(
     return "".join(lines), tuple(statements)
 
 
-def bootstrap(session: Session, sql: Statements) -> list[int]:
-    """Create what is missing and bring the schema to the latest version; the versions applied.
+Plan = list[tuple[Migration, list[str]]]
 
-    Runs while the caller holds the backend's migration lock (Postgres: an advisory lock;
-    SQLite: an IMMEDIATE transaction), so concurrent starters see each other's work and
-    every migration is applied once. A *fresh* database (none of the four tables exists) is
-    created at the latest version and recorded so. An existing schema with pending
-    migrations raises ``MigrationRequiredError`` unless ``schema.auto_migrate``; each
-    migration runs in its own transaction with its ``_schema_versions`` row.
+
+def inspect(session: Session, sql: Statements) -> tuple[int, Plan]:
+    """Create what is missing; the schema's version and the migrations still to apply.
+
+    A *fresh* database (none of the four tables exists) is created at the latest version and
+    recorded so. The version is the recorded one, or ``schema.version`` if that is higher.
     """
     dialect, schema = sql.dialect, sql.schema
     exists = [session.fetchone(dialect.table_exists_sql(), {"name": name}) is not None for name in sql.table_probes]
@@ -130,34 +138,50 @@ def bootstrap(session: Session, sql: Statements) -> list[int]:
             session.execute(ddl)
     row = session.fetchone(sql.max_version)
     current = int(row[0]) if row is not None and row[0] is not None else 0
-    applied: list[int] = []
     if fresh:
         for migration in MIGRATIONS:
             if migration.version > current:
                 record = {"version": migration.version, "description": migration.description}
                 session.execute(sql.insert_version, record)
-    else:
-        start = max(current, schema.version or 0)
-        pending = [m for m in MIGRATIONS if m.version > start]
-        if pending:
-            existing = None
-            if not dialect.idempotent_migrations:
-                probe = {"name": dialect.table_name_for_probe(schema.responses.table)}
-                rows = session.fetchall(dialect.columns_sql(), probe)
-                existing = frozenset(str(r[0]).lower() for r in rows)
-            plans = [(m, m.up(schema, dialect, existing)) for m in pending]
-            if not schema.auto_migrate:
-                message, listed = migration_message(dialect, start, plans)
-                raise MigrationRequiredError(message, listed)
-            for migration, statements in plans:
-                with session.transaction():
-                    for statement in statements:
-                        session.execute(statement)
-                    session.execute(
-                        sql.insert_version, {"version": migration.version, "description": migration.description}
-                    )
-                applied.append(migration.version)
-                log.info("applied %s schema migration v%d: %s", dialect.name, migration.version, migration.description)
+        return max(current, LATEST), []
+    start = max(current, schema.version or 0)
+    pending = [m for m in MIGRATIONS if m.version > start]
+    if not pending:
+        return start, []
+    existing = None
+    if not dialect.idempotent_migrations:
+        probe = {"name": dialect.table_name_for_probe(schema.responses.table)}
+        rows = session.fetchall(dialect.columns_sql(), probe)
+        existing = frozenset(str(r[0]).lower() for r in rows)
+    return start, [(m, m.up(schema, dialect, existing)) for m in pending]
+
+
+def bootstrap(session: Session, sql: Statements, *, auto_migrate: bool | None = None) -> list[int]:
+    """Create what is missing and bring the schema to the latest version; the versions applied.
+
+    Runs while the caller holds the backend's migration lock (Postgres: an advisory lock;
+    SQLite: an IMMEDIATE transaction), so concurrent starters see each other's work and
+    every migration is applied once. A fresh database is created at the latest version
+    (:func:`inspect`). An existing schema with pending migrations raises
+    ``MigrationRequiredError`` unless ``auto_migrate`` (default: ``schema.auto_migrate``);
+    each migration runs in its own transaction with its ``_schema_versions`` row.
+    """
+    dialect = sql.dialect
+    start, plans = inspect(session, sql)
+    applied: list[int] = []
+    if plans:
+        if not (sql.schema.auto_migrate if auto_migrate is None else auto_migrate):
+            message, listed = migration_message(dialect, start, plans)
+            raise MigrationRequiredError(message, listed)
+        for migration, statements in plans:
+            with session.transaction():
+                for statement in statements:
+                    session.execute(statement)
+                session.execute(
+                    sql.insert_version, {"version": migration.version, "description": migration.description}
+                )
+            applied.append(migration.version)
+            log.info("applied %s schema migration v%d: %s", dialect.name, migration.version, migration.description)
     # Index statements are idempotent in every dialect (IF NOT EXISTS, or the dialect's own
     # guarded form); they run after the migrations since an index may need a migrated column.
     # A failure is only logged (upstream): e.g. ``version`` skipped the migration that adds

@@ -7,21 +7,21 @@ code; every single-statement operation is one round trip on an autocommit connec
 
 from __future__ import annotations
 
-from datacon.backends._sql import open_sql_storage
+from datacon.backends._sql import open_sql_backend
+from datacon.backends.base import Backend
 from datacon.config import PostgresConfig
-from datacon.storage import Storage
 
 from .connector import MIGRATION_LOCK, PostgresConnector
 from .dialect import PostgresDialect
 
-__all__ = ["MIGRATION_LOCK", "PostgresConnector", "PostgresDialect", "open_storage"]
+__all__ = ["MIGRATION_LOCK", "PostgresConnector", "PostgresDialect", "open_backend"]
 
 
-def open_storage(config: PostgresConfig) -> Storage:
+def open_backend(config: PostgresConfig, *, check_schema: bool = True) -> Backend:
     """The three Postgres storages over one pool; tables created and migrations checked.
 
     :raises BackendUnavailableError: the server cannot be reached (or refuses the login).
     :raises MigrationRequiredError: an existing older schema needs migrations and
         ``auto_migrate`` is off.
     """
-    return open_sql_storage(PostgresConnector(config), PostgresDialect(), config.schema)
+    return open_sql_backend(PostgresConnector(config), PostgresDialect(), config.schema, check_schema=check_schema)
