@@ -8,6 +8,7 @@ as the ``postgres`` user. Locally a missing PostgreSQL skips; in CI it fails.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -19,9 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import attrs
 import pytest
 
 from datacon import PostgresConfig, SchemaConfig, StorageFactoryConfig, StorageHook
+from datacon._serde import converter
 from tests.servers._pgbouncer import PgBouncer, pgbouncer_executable
 from tests.support import free_port, server_missing
 
@@ -234,3 +237,90 @@ def pgbouncer_backend(pgbouncer_server: PgBouncer, postgres_backend: PostgresBac
     return PostgresBackend(
         pgbouncer_server.url(user, password), {"transaction_pooling": True}, admin_url=postgres_backend.admin_url
     )
+
+
+#: The application role of the DML-only run: it may read and write rows, nothing else.
+DML_ROLE = "datacon_app"
+DML_PASSWORD = "dc-app-s3cret"
+DML_DATABASE = "datacon_dml"
+
+
+class DmlOnlyBackend(PostgresBackend):
+    """The ``postgres`` backend as deployed by a cautious DBA: the application connects as a
+    role with only SELECT/INSERT/UPDATE/DELETE on the tables and ``create_tables: false``.
+    For each schema it is used with, the DBA (the test superuser) first applies what
+    ``datacon migrate sql`` prints, with ``psql``, and grants the role its rights."""
+
+    def __init__(self, url: str, admin_url: str, bindir: Path | None) -> None:
+        super().__init__(url, admin_url=admin_url)
+        self.bindir = bindir
+        self._applied: set[str] = set()
+
+    def postgres_config(
+        self, schema: SchemaConfig | None = None, url: str | None = None, **options: Any
+    ) -> PostgresConfig:
+        schema = attrs.evolve(schema or SchemaConfig(), create_tables=False)
+        self.apply_schema(schema)
+        return super().postgres_config(schema, url, **options)
+
+    def apply_schema(self, schema: SchemaConfig) -> None:
+        """``datacon migrate sql`` for ``schema``, applied by the DBA; the role granted DML on it."""
+        key = repr(schema)
+        if key in self._applied:
+            return
+        from click.testing import CliRunner
+
+        from datacon.cli import cli
+
+        config = StorageFactoryConfig(backend="postgres", postgres=PostgresConfig(db_url=self.admin_url, schema=schema))
+        with tempfile.TemporaryDirectory() as tmp:
+            file = Path(tmp) / "datacon.json"
+            file.write_text(json.dumps({"backend": "postgres", "postgres": converter.unstructure(config.postgres)}))
+            result = CliRunner().invoke(cli, ["migrate", "sql", "--config", str(file)], catch_exceptions=False)
+            assert result.exit_code == 0, result.output
+            script = Path(tmp) / "schema.sql"
+            script.write_text(result.stdout)
+            psql = self.bindir / "psql" if self.bindir is not None else None
+            if psql is not None and psql.exists():
+                run = subprocess.run(
+                    [str(psql), self.admin_url, "-v", "ON_ERROR_STOP=1", "-q", "-f", str(script)],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    timeout=60,
+                )
+                assert run.returncode == 0, run.stderr
+            else:
+                with self.connect() as conn:
+                    conn.execute(result.stdout)
+        with self.connect() as conn:
+            conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {DML_ROLE}")
+        self._applied.add(key)
+
+
+@pytest.fixture(scope="session")
+def postgres_dml_backend(postgres_backend: PostgresBackend) -> Iterator[DmlOnlyBackend]:
+    """A database of its own whose tables a DBA created, and the application's DML-only role."""
+    from psycopg import sql
+
+    admin = postgres_backend.url_for(DML_DATABASE)
+    parts = urlsplit(admin)
+    url = parts._replace(netloc=f"{DML_ROLE}:{DML_PASSWORD}@{parts.netloc.rpartition('@')[2]}").geturl()
+
+    def drop(conn: Any) -> None:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DML_DATABASE}" WITH (FORCE)')
+        conn.execute(f"DROP ROLE IF EXISTS {DML_ROLE}")
+
+    with postgres_backend.connect() as conn:
+        drop(conn)
+        conn.execute(f'CREATE DATABASE "{DML_DATABASE}"')
+        create = sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}")  # no CREATEDB, no CREATEROLE, not a superuser
+        conn.execute(create.format(sql.Identifier(DML_ROLE), sql.Literal(DML_PASSWORD)))
+    with postgres_backend.connect(admin) as conn:
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")  # PostgreSQL 15's default, made sure of
+    bindir = Path(os.environ.get("PGBIN", DEFAULT_BIN))
+    try:
+        yield DmlOnlyBackend(url, admin, bindir)
+    finally:
+        with postgres_backend.connect() as conn:
+            drop(conn)
