@@ -249,7 +249,8 @@ def _check_given_pool(config: PostgresConfig) -> None:
 
 @attrs.define(frozen=True)
 class RedisConfig:
-    """Redis: ``url`` like ``redis://:pass@host:6379/0`` (``rediss://`` for TLS).
+    """Redis: ``url`` like ``redis://:pass@host:6379/0`` (``rediss://`` for TLS,
+    ``unix://:pass@/run/redis.sock?db=0`` for a unix socket).
 
     ``retention_days`` sets a TTL on every record (``None``: never expire).
     """
@@ -264,7 +265,16 @@ class RedisConfig:
 
     def validate(self) -> None:
         """Upstream's rules: URL scheme, host, ``pool_max > 0``; plus ``retention_days > 0``."""
-        _parse_url(self.url, "redis.url", "redis url", ("redis", "rediss"))
+        if isinstance(self.url, str) and self.url.strip().lower().startswith("unix://"):
+            # redis-py's unix socket form: unix://[[user]:[password]@]/path/to/redis.sock[?db=N]
+            try:
+                path = urlsplit(self.url.strip()).path
+            except ValueError:
+                path = ""
+            if not path:
+                raise ConfigError("a unix:// redis url must name the socket's path", "redis.url")
+        else:
+            _parse_url(self.url, "redis.url", "redis url", ("redis", "rediss"))
         _check_pool_max(self.pool_max, "redis.pool_max")
         if self.retention_days is not None and (
             not isinstance(self.retention_days, int)
