@@ -67,21 +67,13 @@ def test_the_dml_role_cannot_create_anything(postgres_dml_backend: DmlOnlyBacken
 
 
 def test_the_dml_role_needs_create_tables_off(postgres_dml_backend: DmlOnlyBackend) -> None:
-    schema = SchemaConfig()
-    postgres_dml_backend.apply_schema(attrs_evolve(schema))
     # As before this change (and upstream): start-up's CREATE TABLE IF NOT EXISTS is refused.
     with pytest.raises(BackendError, match="permission denied"):
-        open_pg(postgres_dml_backend.url, schema)
+        open_pg(postgres_dml_backend.url, SchemaConfig())
     with open_pg(postgres_dml_backend.url, NO_DDL) as storage:
         conversation = storage.conversations.create_conversation(NewConversation(metadata={"role": "dml"}))
         assert storage.conversations.get_conversation(conversation.id) == conversation
         assert storage.conversations.delete_conversation(conversation.id)
-
-
-def attrs_evolve(schema: SchemaConfig) -> SchemaConfig:
-    import attrs
-
-    return attrs.evolve(schema, create_tables=False)
 
 
 def test_missing_tables_are_reported_with_the_whole_schema(postgres_backend: PostgresBackend, empty_db: str) -> None:

@@ -248,42 +248,66 @@ DML_DATABASE = "datacon_dml"
 class DmlOnlyBackend(PostgresBackend):
     """The ``postgres`` backend as deployed by a cautious DBA: the application connects as a
     role with only SELECT/INSERT/UPDATE/DELETE on the tables and ``create_tables: false``.
-    For each schema it is used with, the DBA (the test superuser) first applies what
-    ``datacon migrate sql`` prints, with ``psql``, and grants the role its rights."""
 
-    def __init__(self, url: str, admin_url: str, bindir: Path | None) -> None:
-        super().__init__(url, admin_url=admin_url)
+    Each schema it is used with gets a database of its own (schemas share ``_schema_versions``,
+    so two would not fit one empty database): the DBA (the test superuser) creates it, applies
+    what ``datacon migrate sql`` prints with ``psql``, and grants the role its rights. ``url``
+    and ``admin_url`` are those of the default schema's database.
+    """
+
+    def __init__(self, server: PostgresBackend, bindir: Path | None) -> None:
+        self.server = server
         self.bindir = bindir
-        self._applied: set[str] = set()
+        self._databases: dict[str, tuple[str, str]] = {}  # repr(schema) -> (app url, admin url)
+        url, admin = self.apply_schema(attrs.evolve(SchemaConfig(), create_tables=False))
+        super().__init__(url, admin_url=admin)
 
     def postgres_config(
         self, schema: SchemaConfig | None = None, url: str | None = None, **options: Any
     ) -> PostgresConfig:
         schema = attrs.evolve(schema or SchemaConfig(), create_tables=False)
-        self.apply_schema(schema)
-        return super().postgres_config(schema, url, **options)
+        app_url, _ = self.apply_schema(schema)
+        return super().postgres_config(schema, url or app_url, **options)
 
-    def apply_schema(self, schema: SchemaConfig) -> None:
-        """``datacon migrate sql`` for ``schema``, applied by the DBA; the role granted DML on it."""
+    def wipe(self, schema: SchemaConfig | None = None) -> None:
+        _, admin = self.apply_schema(attrs.evolve(schema or SchemaConfig(), create_tables=False))
+        tables = [f'"{table.table.lower()}"' for table in (schema or SchemaConfig()).tables().values()]
+        with self.server.connect(admin) as conn:
+            conn.execute(f"TRUNCATE {', '.join(tables)}")
+
+    def databases(self) -> list[str]:
+        return [urlsplit(admin).path.lstrip("/") for _, admin in self._databases.values()]
+
+    def apply_schema(self, schema: SchemaConfig) -> tuple[str, str]:
+        """The database for ``schema`` (made on first use: ``datacon migrate sql`` applied by the
+        DBA, DML granted to the role); its application and admin URLs."""
         key = repr(schema)
-        if key in self._applied:
-            return
+        if key in self._databases:
+            return self._databases[key]
         from click.testing import CliRunner
 
         from datacon.cli import cli
 
-        config = StorageFactoryConfig(backend="postgres", postgres=PostgresConfig(db_url=self.admin_url, schema=schema))
+        name = f"{DML_DATABASE}_{len(self._databases)}"
+        with self.server.connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        admin = self.server.url_for(name)
+        parts = urlsplit(admin)
+        url = parts._replace(netloc=f"{DML_ROLE}:{DML_PASSWORD}@{parts.netloc.rpartition('@')[2]}").geturl()
+        config = PostgresConfig(db_url=admin, schema=schema)
         with tempfile.TemporaryDirectory() as tmp:
             file = Path(tmp) / "datacon.json"
-            file.write_text(json.dumps({"backend": "postgres", "postgres": converter.unstructure(config.postgres)}))
+            file.write_text(json.dumps({"backend": "postgres", "postgres": converter.unstructure(config)}))
             result = CliRunner().invoke(cli, ["migrate", "sql", "--config", str(file)], catch_exceptions=False)
             assert result.exit_code == 0, result.output
             script = Path(tmp) / "schema.sql"
             script.write_text(result.stdout)
             psql = self.bindir / "psql" if self.bindir is not None else None
+            with self.server.connect(admin) as conn:
+                conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")  # PostgreSQL 15's default, made sure of
             if psql is not None and psql.exists():
                 run = subprocess.run(
-                    [str(psql), self.admin_url, "-v", "ON_ERROR_STOP=1", "-q", "-f", str(script)],
+                    [str(psql), admin, "-v", "ON_ERROR_STOP=1", "-q", "-f", str(script)],
                     capture_output=True,
                     text=True,
                     check=False,
@@ -291,36 +315,33 @@ class DmlOnlyBackend(PostgresBackend):
                 )
                 assert run.returncode == 0, run.stderr
             else:
-                with self.connect() as conn:
+                with self.server.connect(admin) as conn:
                     conn.execute(result.stdout)
-        with self.connect() as conn:
+        with self.server.connect(admin) as conn:
             conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {DML_ROLE}")
-        self._applied.add(key)
+        self._databases[key] = (url, admin)
+        return url, admin
 
 
 @pytest.fixture(scope="session")
 def postgres_dml_backend(postgres_backend: PostgresBackend) -> Iterator[DmlOnlyBackend]:
-    """A database of its own whose tables a DBA created, and the application's DML-only role."""
+    """Databases whose tables a DBA created, and the application's DML-only role."""
     from psycopg import sql
 
-    admin = postgres_backend.url_for(DML_DATABASE)
-    parts = urlsplit(admin)
-    url = parts._replace(netloc=f"{DML_ROLE}:{DML_PASSWORD}@{parts.netloc.rpartition('@')[2]}").geturl()
-
-    def drop(conn: Any) -> None:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DML_DATABASE}" WITH (FORCE)')
+    def drop(conn: Any, databases: list[str]) -> None:
+        for name in databases:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f"DROP ROLE IF EXISTS {DML_ROLE}")
 
     with postgres_backend.connect() as conn:
-        drop(conn)
-        conn.execute(f'CREATE DATABASE "{DML_DATABASE}"')
+        stale = [row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'datacon_dml%'")]
+        drop(conn, stale)
         create = sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}")  # no CREATEDB, no CREATEROLE, not a superuser
         conn.execute(create.format(sql.Identifier(DML_ROLE), sql.Literal(DML_PASSWORD)))
-    with postgres_backend.connect(admin) as conn:
-        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")  # PostgreSQL 15's default, made sure of
-    bindir = Path(os.environ.get("PGBIN", DEFAULT_BIN))
+    backend: DmlOnlyBackend | None = None
     try:
-        yield DmlOnlyBackend(url, admin, bindir)
+        backend = DmlOnlyBackend(postgres_backend, Path(os.environ.get("PGBIN", DEFAULT_BIN)))
+        yield backend
     finally:
         with postgres_backend.connect() as conn:
-            drop(conn)
+            drop(conn, backend.databases() if backend is not None else [])
