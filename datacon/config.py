@@ -142,6 +142,11 @@ def _parse_url(url: str, field: str, kind: str, schemes: tuple[str, ...]) -> Spl
     return parts
 
 
+def _object_repr(value: object) -> str:
+    # An application's pool or client: its type only (its repr may show a connection string).
+    return "None" if value is None else f"<{type(value).__name__}>"
+
+
 def _check_pool_max(value: int, field: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ConfigError("pool_max must be greater than 0", field)
@@ -201,7 +206,7 @@ class PostgresConfig:
     #: Check each connection with a round trip (``SELECT 1``) when it is taken from the pool,
     #: so one the network silently dropped is replaced before use (costs that round trip).
     check_connection: bool = False
-    pool: Any = attrs.field(default=None, repr=lambda pool: "None" if pool is None else f"<{type(pool).__name__}>")
+    pool: Any = attrs.field(default=None, repr=_object_repr)
 
     def validate(self) -> None:
         """``db_url`` as libpq reads it (or ``pool``), pool sizes and timeouts, the schema."""
@@ -231,6 +236,21 @@ class PostgresConfig:
         _validate_schema(self.schema, "postgres")
 
 
+def _check_given_client(config: RedisConfig) -> None:
+    try:
+        import redis
+    except ImportError:
+        redis = None  # type: ignore[assignment]
+    if redis is None or not isinstance(config.client, redis.Redis):
+        raise ConfigError(
+            f"client must be a redis.Redis (passed in code), got {type(config.client).__name__}", "redis.client"
+        )
+    if config.url:
+        raise ConfigError("give url or client, not both", "redis.client")
+    if not config.client.connection_pool.connection_kwargs.get("decode_responses"):
+        raise ConfigError("the client must be made with decode_responses=True", "redis.client")
+
+
 def _check_given_pool(config: PostgresConfig) -> None:
     try:
         import psycopg_pool
@@ -255,17 +275,22 @@ class RedisConfig:
     ``retention_days`` sets a TTL on every record (``None``: never expire).
     """
 
-    url: str = attrs.field(repr=redact_url)
+    url: str = attrs.field(default="", repr=redact_url)
     pool_max: int = 16
     retention_days: int | None = 30
     schema: SchemaConfig | None = None
     pool_timeout_secs: float = 30.0
     socket_timeout_secs: float = 10.0
     connect_timeout_secs: float = 10.0
+    #: Code only: the application's own ``redis.Redis`` (made with ``decode_responses=True``),
+    #: used instead of ``url`` and the pool settings; datacon never closes it or its pool.
+    client: Any = attrs.field(default=None, repr=_object_repr)
 
     def validate(self) -> None:
         """Upstream's rules: URL scheme, host, ``pool_max > 0``; plus ``retention_days > 0``."""
-        if isinstance(self.url, str) and self.url.strip().lower().startswith("unix://"):
+        if self.client is not None:
+            _check_given_client(self)
+        elif isinstance(self.url, str) and self.url.strip().lower().startswith("unix://"):
             # redis-py's unix socket form: unix://[[user]:[password]@]/path/to/redis.sock[?db=N]
             try:
                 path = urlsplit(self.url.strip()).path
