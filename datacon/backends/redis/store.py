@@ -78,14 +78,7 @@ class RedisStore:
         self.safety_prefix = f"{prefix}safety:"
         #: Whether datacon made the pool (and so closes it); not for an application's client.
         self.owned = config.client is None
-        if config.client is not None:
-            self.client: redis.Redis = config.client
-            self.pool = self.client.connection_pool
-            password = self.pool.connection_kwargs.get("password")
-            self._password = str(password) if password else None
-            # The async facade's limit: the client's pool size, at most pool_max.
-            self.max_concurrency = min(int(getattr(self.pool, "max_connections", config.pool_max)), config.pool_max)
-        else:
+        if config.client is None:
             self.max_concurrency = config.pool_max
             with self.translate("connection setup"):
                 # hiredis, when installed, is picked up by redis-py as its reply parser. The
@@ -99,6 +92,13 @@ class RedisStore:
                     decode_responses=True,
                 )
                 self.client = redis.Redis(connection_pool=self.pool)
+        else:
+            self.client = config.client
+            self.pool = self.client.connection_pool  # type: ignore[assignment]  # any pool of the client's
+            password = self.pool.connection_kwargs.get("password")
+            self._password = str(password) if password else None
+            # The async facade's limit: the client's pool size, at most pool_max.
+            self.max_concurrency = min(int(getattr(self.pool, "max_connections", config.pool_max)), config.pool_max)
         # Registered once: each call is an EVALSHA (redis-py loads the script on NOSCRIPT).
         register = self.client.register_script
         self.lua_create_record = register(lua.CREATE_RECORD)
