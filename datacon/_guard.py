@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import attrs
+
 from datacon._serde import converter
-from datacon._time import to_iso, utc_or_raise
+from datacon._time import to_iso, utc_now, utc_or_raise
 from datacon._validate import (
     ID_MAX,
     LONG_MAX,
@@ -248,6 +250,52 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
             lambda: {"conversation_id": conversation_id, "items_count": len(checked)},
             lambda extra: self.inner.link_items(conversation_id, checked, extra=extra) if checked else None,
         )
+
+    def append_items(
+        self, conversation_id: str, items: Sequence[NewConversationItem], added_at: datetime | None = None
+    ) -> list[ConversationItem]:
+        check_id(conversation_id, "conversation id")
+        raw: object = items  # callers without type checking may pass anything
+        if isinstance(raw, str | bytes) or not isinstance(raw, Sequence):
+            raise InvalidInputError("items must be a sequence of NewConversationItem")
+        when = utc_now() if added_at is None else utc_or_raise(added_at, "added_at")
+        filled: list[NewConversationItem] = []
+        seen: set[str] = set()
+        for index, new in enumerate(items):
+            if not isinstance(new, NewConversationItem):
+                raise InvalidInputError(f"items[{index}] must be a NewConversationItem, got {type(new).__name__}")
+            if new.id is not None:
+                check_id(new.id, f"items[{index}] id")
+            check_item_fields(new)
+            # Ids are made here, before any I/O, so a retried call can reuse them.
+            item_id = new.id if new.id is not None else make_item_id(new.item_type)
+            if item_id in seen:
+                # All or nothing: the second record would be a duplicate, so nothing is written.
+                raise ConflictError(f"item {item_id} appears twice in append_items")
+            seen.add(item_id)
+            filled.append(new if new.id is not None else attrs.evolve(new, id=item_id))
+
+        def payload() -> Any:
+            return {
+                "conversation_id": conversation_id,
+                "added_at": to_iso(when),
+                "items": [
+                    {
+                        "id": new.id,
+                        "response_id": new.response_id,
+                        "item_type": new.item_type,
+                        "role": new.role,
+                        "content": _payload(new.content),
+                        "status": new.status,
+                    }
+                    for new in filled
+                ],
+            }
+
+        def call(extra: Extra) -> list[ConversationItem]:
+            return self.inner.append_items(conversation_id, filled, when, extra=extra) if filled else []
+
+        return self._run(StorageOperation.APPEND_ITEMS, payload, call)
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         check_id(conversation_id, "conversation id")

@@ -257,8 +257,17 @@ class AsyncConversationItemStorage:
         """
         return await self._run(self._sync.link_items, conversation_id, items)
 
+    async def append_items(
+        self, conversation_id: str, items: Sequence[NewConversationItem], added_at: datetime | None = None
+    ) -> list[ConversationItem]:
+        """Create the items and link them in the order given, atomically, in one call and one thread.
+
+        Cancelled: every item was created and linked, or none.
+        """
+        return await self._run(self._sync.append_items, conversation_id, items, added_at)
+
     async def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
-        """One page of linked items in ``(added_at, item_id)`` order after the ``after`` cursor."""
+        """One page of linked items in ``(added_at, link sequence)`` order after the ``after`` cursor."""
         return await self._run(self._sync.list_items, conversation_id, params)
 
     async def get_item(self, item_id: str) -> ConversationItem | None:

@@ -59,7 +59,7 @@ class ConversationStorage(Protocol):
 
 
 class ConversationItemStorage(Protocol):
-    """Items, and their links to conversations (ordered by ``added_at`` then item id)."""
+    """Items, and their links to conversations (ordered by ``added_at``, then the order linked)."""
 
     @abstractmethod
     def create_item(self, new: NewConversationItem) -> ConversationItem:
@@ -80,9 +80,26 @@ class ConversationItemStorage(Protocol):
         """Link several items atomically: all links are made, or none (``ConflictError``)."""
 
     @abstractmethod
-    def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
-        """One page of linked items in ``(added_at, item_id)`` order after the ``after`` cursor.
+    def append_items(
+        self, conversation_id: str, items: Sequence[NewConversationItem], added_at: datetime | None = None
+    ) -> list[ConversationItem]:
+        """Create every item and link it to the conversation at ``added_at`` (default: now),
+        atomically (all or nothing), in one round trip on SQL and Redis.
 
+        The links list in the order given (their sequence), after any link made before
+        with the same ``added_at``. The conversation is not checked (as ``link_item``).
+        An empty sequence returns ``[]`` and writes nothing.
+
+        :return: the created items, in the given order.
+        :raises ConflictError: an id repeats, exists, or is already linked (nothing is written).
+        """
+
+    @abstractmethod
+    def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
+        """One page of linked items in ``(added_at, link sequence)`` order after the ``after`` cursor.
+
+        Links that share one ``added_at`` list in the order they were linked; links made
+        before datacon kept a sequence tie on it and are ordered by item id.
         ``params.limit`` is 0 to 2**31 - 1; outside that range: ``InvalidInputError``.
         """
 

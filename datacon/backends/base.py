@@ -85,6 +85,23 @@ class BackendItems(ConversationItemStorage, Protocol):
     ) -> None:
         """As the public method; the guard has checked ``items`` has no repeated id."""
 
+    @abstractmethod
+    def append_items(
+        self,
+        conversation_id: str,
+        items: Sequence[NewConversationItem],
+        added_at: datetime | None = None,
+        *,
+        extra: Extra = NO_EXTRA,
+    ) -> list[ConversationItem]:
+        """As the public method, atomically: every item created and linked, or nothing.
+
+        The guard has set every ``id``, checked that none repeats and that ``items`` is not
+        empty, and resolved ``added_at`` (``None`` only from a direct caller: now). ``extra``
+        fills the extra columns of the items table and of the links table (as ``create_item``
+        and ``link_items``).
+        """
+
 
 class BackendResponses(ResponseStorage, Protocol):
     """A backend's response store: the public contract; storing takes ``extra``."""

@@ -2,7 +2,9 @@
 
 Records are kept as JSON text (as a database would), so callers mutating returned or
 passed-in objects never change stored data. Each conversation keeps its links in a
-sorted list of ``(added_at_us, item_id)`` keys, so a page costs O(log n + limit).
+sorted list of ``(added_at_us, sequence, item_id)`` keys, so a page costs O(log n + limit).
+The sequence is a per-conversation counter: links sharing one ``added_at`` list in the
+order they were linked.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from datacon.backends.base import (
     Restorable,
 )
 from datacon.backends.chain import walk_chain
+from datacon.backends.created import minted_id
 from datacon.errors import ConflictError
-from datacon.ids import make_item_id, new_conversation_id
 from datacon.models import (
     Conversation,
     ConversationItem,
@@ -48,8 +50,15 @@ __all__ = ["MemoryBackend", "MemoryState", "open_backend"]
 
 @attrs.define(slots=True)
 class _Links:
-    keys: list[tuple[int, str]] = attrs.field(factory=list)  # sorted (added_at_us, item_id)
-    by_item: dict[str, int] = attrs.field(factory=dict)  # item_id -> added_at_us
+    keys: list[tuple[int, int, str]] = attrs.field(factory=list)  # sorted (added_at_us, seq, item_id)
+    by_item: dict[str, tuple[int, int]] = attrs.field(factory=dict)  # item_id -> (added_at_us, seq)
+    last_seq: int = 0
+
+    def add(self, item_id: str, added_us: int) -> None:
+        """Link ``item_id`` after every link made before (the caller checked it is not linked)."""
+        self.last_seq += 1
+        bisect.insort(self.keys, (added_us, self.last_seq, item_id))
+        self.by_item[item_id] = (added_us, self.last_seq)
 
 
 @attrs.define(slots=True)
@@ -113,7 +122,7 @@ class MemoryConversationStorage(BackendConversations):
         self._s = state
 
     def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
-        conversation_id = new.id or new_conversation_id()
+        conversation_id = minted_id(new)
         metadata = None if new.metadata is None else dump_json(new.metadata, "metadata")
         created_at = utc_now()
         with self._s.lock:
@@ -165,7 +174,7 @@ class MemoryItemStorage(BackendItems):
         )
 
     def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
-        item_id = new.id or make_item_id(new.item_type)
+        item_id = minted_id(new)
         content = dump_json(new.content, "content")
         row = (new.response_id, new.item_type, new.role, content, new.status, utc_now())
         with self._s.lock:
@@ -175,6 +184,41 @@ class MemoryItemStorage(BackendItems):
             item = self.read(item_id)
         assert item is not None
         return item
+
+    def append_items(
+        self,
+        conversation_id: str,
+        items: Sequence[NewConversationItem],
+        added_at: datetime | None = None,
+        *,
+        extra: Extra = NO_EXTRA,
+    ) -> list[ConversationItem]:
+        added_us = to_epoch_us(added_at or utc_now())
+        now = utc_now()
+        rows = []
+        for new in items:  # encode everything first: a bad content writes nothing
+            item_id = minted_id(new)
+            content = dump_json(new.content, "content")
+            rows.append((item_id, (new.response_id, new.item_type, new.role, content, new.status, now)))
+        with self._s.lock:
+            links = self._s.links.get(conversation_id)
+            seen: set[str] = set()
+            for item_id, _ in rows:  # check everything first: all or nothing
+                if item_id in self._s.items or item_id in seen:
+                    raise ConflictError(f"item {item_id} already exists (nothing was appended)")
+                if links is not None and item_id in links.by_item:
+                    raise ConflictError(f"item {item_id} is already linked to conversation {conversation_id}")
+                seen.add(item_id)
+            if links is None:
+                links = self._s.links[conversation_id] = _Links()
+            created = []
+            for item_id, row in rows:
+                self._s.items[item_id] = row
+                links.add(item_id, added_us)
+                item = self.read(item_id)
+                assert item is not None
+                created.append(item)
+        return created
 
     def link_items(
         self, conversation_id: str, items: Sequence[tuple[str, datetime]], *, extra: Extra = NO_EXTRA
@@ -187,9 +231,8 @@ class MemoryItemStorage(BackendItems):
             for _, item_id in keys:  # check everything first: all links or none
                 if item_id in links.by_item:
                     raise ConflictError(f"item {item_id} is already linked to conversation {conversation_id}")
-            for key in keys:
-                bisect.insort(links.keys, key)
-                links.by_item[key[1]] = key[0]
+            for added_us, item_id in keys:
+                links.add(item_id, added_us)
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         result: list[ConversationItem] = []
@@ -198,15 +241,16 @@ class MemoryItemStorage(BackendItems):
             if links is None or params.limit <= 0:
                 return result
             keys = links.keys
-            cursor_us = links.by_item.get(params.after) if params.after is not None else None
+            position = links.by_item.get(params.after) if params.after is not None else None
+            cursor = None if position is None else (*position, params.after or "")
             if params.order is SortOrder.ASC:
-                start = 0 if cursor_us is None else bisect.bisect_right(keys, (cursor_us, params.after or ""))
+                start = 0 if cursor is None else bisect.bisect_right(keys, cursor)
                 indexes: range = range(start, len(keys))
             else:
-                stop = len(keys) if cursor_us is None else bisect.bisect_left(keys, (cursor_us, params.after or ""))
+                stop = len(keys) if cursor is None else bisect.bisect_left(keys, cursor)
                 indexes = range(stop - 1, -1, -1)
             for index in indexes:
-                item = self.read(keys[index][1])
+                item = self.read(keys[index][2])
                 if item is not None:  # links whose item record is missing are skipped
                     result.append(item)
                     if len(result) >= params.limit:
@@ -227,10 +271,10 @@ class MemoryItemStorage(BackendItems):
             links = self._s.links.get(conversation_id)
             if links is None:
                 return
-            added_us = links.by_item.pop(item_id, None)
-            if added_us is None:
+            position = links.by_item.pop(item_id, None)
+            if position is None:
                 return
-            key = (added_us, item_id)
+            key = (*position, item_id)
             index = bisect.bisect_left(links.keys, key)
             del links.keys[index]
             if not links.keys:
@@ -357,7 +401,7 @@ class MemoryBackend(Enumerable, Restorable):
                     if after is None or (conversation_id, item_id) > after
                 ),
             )
-            return [Link(c, i, from_epoch_us(all_links[c].by_item[i])) for c, i in keys]
+            return [Link(c, i, from_epoch_us(all_links[c].by_item[i][0])) for c, i in keys]
 
     def restore_items(self, records: Sequence[ConversationItem]) -> int:
         """Insert the items whose id is absent, ``created_at`` kept; how many were inserted."""
@@ -383,9 +427,7 @@ class MemoryBackend(Enumerable, Restorable):
                     links = self.state.links[link.conversation_id] = _Links()
                 if link.item_id in links.by_item:
                     continue
-                added_us = to_epoch_us(link.added_at)
-                bisect.insort(links.keys, (added_us, link.item_id))
-                links.by_item[link.item_id] = added_us
+                links.add(link.item_id, to_epoch_us(link.added_at))
                 created += 1
         return created
 

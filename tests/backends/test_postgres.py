@@ -24,6 +24,7 @@ from datacon import (
     PostgresConfig,
     RequestContext,
     SchemaConfig,
+    SortOrder,
     Storage,
     StorageFactoryConfig,
     StorageHook,
@@ -82,15 +83,24 @@ LEGACY_RESPONSES = (
     "previous_response_id VARCHAR(64), input JSON, created_at TIMESTAMPTZ, model VARCHAR(128), raw_response JSON, "
     "user_id VARCHAR(128), output JSON, metadata JSON, instructions TEXT, tool_calls JSON)"
 )
+# The links table and its page index as upstream (and datacon before v4) made them: no sequence.
+LEGACY_LINKS = (
+    (
+        "CREATE TABLE conversation_item_links (conversation_id VARCHAR(64) NOT NULL, item_id VARCHAR(64) NOT NULL, "
+        "added_at TIMESTAMPTZ, CONSTRAINT pk_conv_item_link PRIMARY KEY (conversation_id, item_id))"
+    ),
+    "CREATE INDEX conv_item_links_conv_idx ON conversation_item_links (conversation_id, added_at)",
+)
 
 
 @pytest.fixture
 def legacy_url(postgres_backend: PostgresBackend, fresh_url: str) -> str:
     """A database as an older upstream release left it: tables at v0, no versions recorded."""
     with postgres_backend.connect(fresh_url) as conn:
-        for ddl in render(SchemaConfig(), PG).create_tables[:3]:
+        for ddl in render(SchemaConfig(), PG).create_tables[:2]:
             conn.execute(ddl)
-        conn.execute(LEGACY_RESPONSES)
+        for ddl in (*LEGACY_LINKS, LEGACY_RESPONSES):
+            conn.execute(ddl)
         conn.execute(
             "INSERT INTO responses (id, input, created_at, raw_response, user_id, output) "
             "VALUES ('resp_old', '[\"hi\"]', %s, 'null', 'u', '{}')",
@@ -109,19 +119,26 @@ EXPECTED_STATEMENTS = (
         'DROP COLUMN IF EXISTS "instructions", DROP COLUMN IF EXISTS "tool_calls"'
     ),
     version_insert_sql(PG, MIGRATIONS[2]),
+    'ALTER TABLE "conversation_item_links" ADD COLUMN IF NOT EXISTS "seq" BIGINT DEFAULT 0 NOT NULL',
+    'DROP INDEX IF EXISTS "conv_item_links_conv_idx"',
+    (
+        'CREATE INDEX IF NOT EXISTS "conv_item_links_order_idx" ON "conversation_item_links" '
+        '("conversation_id", "added_at", "seq", "item_id")'
+    ),
+    version_insert_sql(PG, MIGRATIONS[3]),
 )
 
 
 def test_fresh_database_is_created_at_the_latest_version(postgres_backend: PostgresBackend, fresh_url: str) -> None:
     with open_pg(fresh_url, SchemaConfig(auto_migrate=False)) as storage:
         storage.responses.store_response(StoredResponse(id="r1", safety_identifier="u"))
-    assert versions(postgres_backend, fresh_url) == [1, 2, 3]
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4]
     assert "safety_identifier" in columns(postgres_backend, fresh_url, "responses")
     indexes = {row[0] for row in query(postgres_backend, fresh_url, "SELECT indexname FROM pg_indexes")}
-    assert {"conv_item_links_conv_idx", "responses_safety_idx", "pk_conv_item_link"} <= indexes
+    assert {"conv_item_links_order_idx", "responses_safety_idx", "pk_conv_item_link"} <= indexes
     with open_pg(fresh_url, SchemaConfig(auto_migrate=False)):  # reopens with nothing pending
         pass
-    assert versions(postgres_backend, fresh_url) == [1, 2, 3]
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4]
 
 
 def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: PostgresBackend, legacy_url: str) -> None:
@@ -129,10 +146,10 @@ def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: Postgre
         open_pg(legacy_url, SchemaConfig(auto_migrate=False))
     assert info.value.statements == EXPECTED_STATEMENTS
     message = str(info.value)
-    assert message.startswith("Schema migration required (current version: 0, latest version: 3).")
+    assert message.startswith("Schema migration required (current version: 0, latest version: 4).")
     assert "  v1: Add safety_identifier column to responses\n" in message
     assert "set `auto_migrate: true` in your postgres schema config" in message
-    assert "set `version: 3`" in message
+    assert "set `version: 4`" in message
     assert "user_id" in columns(postgres_backend, legacy_url, "responses")  # nothing migrated
     # The listed SQL, applied by hand, brings the schema up to date.
     with postgres_backend.connect(legacy_url) as conn:
@@ -144,14 +161,14 @@ def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: Postgre
 
 def test_auto_migrate_applies_and_keeps_data(postgres_backend: PostgresBackend, legacy_url: str) -> None:
     with open_pg(legacy_url, SchemaConfig(auto_migrate=True)) as storage:
-        assert sql_store(storage).applied_migrations == [1, 2, 3]
+        assert sql_store(storage).applied_migrations == [1, 2, 3, 4]
         old = storage.responses.get_response("resp_old")
         assert old is not None
         assert old.input == ["hi"]
         assert old.created_at == T0
         storage.responses.store_response(StoredResponse(id="resp_new", safety_identifier="u"))
         assert [r.id for r in storage.responses.list_identifier_responses("u")] == ["resp_new"]
-    assert versions(postgres_backend, legacy_url) == [1, 2, 3]
+    assert versions(postgres_backend, legacy_url) == [1, 2, 3, 4]
     assert columns(postgres_backend, legacy_url, "responses") == {
         "id",
         "conversation_id",
@@ -169,12 +186,69 @@ def test_auto_migrate_applies_and_keeps_data(postgres_backend: PostgresBackend, 
 def test_version_setting_skips_migrations(postgres_backend: PostgresBackend, legacy_url: str) -> None:
     with pytest.raises(MigrationRequiredError) as info:
         open_pg(legacy_url, SchemaConfig(version=2))
-    assert "current version: 2, latest version: 3" in str(info.value)
+    assert "current version: 2, latest version: 4" in str(info.value)
     assert info.value.statements == EXPECTED_STATEMENTS[4:]
-    with open_pg(legacy_url, SchemaConfig(version=3)):  # the safety index cannot be made: only logged
+    with open_pg(legacy_url, SchemaConfig(version=4)):  # the safety index cannot be made: only logged
         pass
     assert versions(postgres_backend, legacy_url) == []  # skipped, not recorded
     assert "user_id" in columns(postgres_backend, legacy_url, "responses")
+
+
+def _upstream_v3_links(backend: PostgresBackend, url: str) -> None:
+    """Bring the legacy database to upstream's v3 and give it links sharing one added_at."""
+    with pytest.raises(MigrationRequiredError) as info:
+        open_pg(url, SchemaConfig(auto_migrate=False))
+    with backend.connect(url) as conn:
+        for statement in info.value.statements[: EXPECTED_STATEMENTS.index(version_insert_sql(PG, MIGRATIONS[2])) + 1]:
+            conn.execute(statement)
+        for item_id in ("msg_c", "msg_a", "msg_b"):  # linked out of id order, at one added_at
+            conn.execute(
+                "INSERT INTO conversation_items (id, item_type, content, created_at) VALUES (%s, 'message', '[]', %s)",
+                (item_id, T0),
+            )
+            conn.execute("INSERT INTO conversation_item_links VALUES ('conv_old', %s, %s)", (item_id, T0))
+    assert versions(backend, url) == [1, 2, 3]
+
+
+def test_an_upstream_v3_database_migrates_to_the_turn_order(postgres_backend: PostgresBackend, legacy_url: str) -> None:
+    _upstream_v3_links(postgres_backend, legacy_url)
+    with pytest.raises(MigrationRequiredError) as info:
+        open_pg(legacy_url, SchemaConfig(auto_migrate=False))
+    assert info.value.statements == EXPECTED_STATEMENTS[-4:]
+    assert "current version: 3, latest version: 4" in str(info.value)
+    with open_pg(legacy_url, SchemaConfig(auto_migrate=True)) as storage:
+        assert sql_store(storage).applied_migrations == [4]
+        # Links made before keep their old tie-break (item id); new ones follow in the order made.
+        assert [i.id for i in storage.items.list_items("conv_old", ListParams(10))] == ["msg_a", "msg_b", "msg_c"]
+        storage.items.append_items(
+            "conv_old", [NewConversationItem("message", [], id=i) for i in ("msg_z", "msg_0")], T0
+        )
+        order = ["msg_a", "msg_b", "msg_c", "msg_z", "msg_0"]
+        assert [i.id for i in storage.items.list_items("conv_old", ListParams(10))] == order
+        desc = storage.items.list_items("conv_old", ListParams(2, SortOrder.DESC, after="msg_z"))
+        assert [i.id for i in desc] == ["msg_c", "msg_b"]
+    indexes = {row[0] for row in query(postgres_backend, legacy_url, "SELECT indexname FROM pg_indexes")}
+    assert "conv_item_links_order_idx" in indexes
+    assert "conv_item_links_conv_idx" not in indexes
+
+
+@pytest.mark.parametrize("order", [SortOrder.ASC, SortOrder.DESC])
+@pytest.mark.parametrize("cursor", [False, True])
+def test_a_page_is_read_in_index_order_without_a_sort(
+    postgres_backend: PostgresBackend, fresh_url: str, order: SortOrder, cursor: bool
+) -> None:
+    with open_pg(fresh_url) as storage:
+        for n in range(40):
+            storage.items.append_items(f"conv_{n % 4}", [NewConversationItem("message", [], id=f"msg_{n}")], T0)
+        sql = sql_store(storage).sql
+    with postgres_backend.connect(fresh_url) as conn:
+        conn.execute("ANALYZE")
+        conn.execute("SET enable_seqscan = off")  # a tiny table: make the planner show the index path
+        page = sql.list_asc if order is SortOrder.ASC else sql.list_desc
+        params = {"cid": "conv_1", "after": "msg_5" if cursor else None, "limit": 10}
+        plan = "\n".join(str(row[0]) for row in conn.execute(f"EXPLAIN {page}", params).fetchall())
+    assert "conv_item_links_order_idx" in plan
+    assert "Sort" not in plan  # the index gives the order: the scan stops after limit rows
 
 
 RACER = """
@@ -214,14 +288,14 @@ def test_processes_migrating_at_once_apply_each_migration_once(
     postgres_backend: PostgresBackend, legacy_url: str
 ) -> None:
     applied = race(legacy_url, 5)
-    assert sorted(v for versions_ in applied for v in versions_) == [1, 2, 3]
-    assert [1, 2, 3] in applied  # the first one under the lock applied all three
-    assert versions(postgres_backend, legacy_url) == [1, 2, 3]
+    assert sorted(v for versions_ in applied for v in versions_) == [1, 2, 3, 4]
+    assert [1, 2, 3, 4] in applied  # the first one under the lock applied all four
+    assert versions(postgres_backend, legacy_url) == [1, 2, 3, 4]
 
 
 def test_processes_creating_a_fresh_database_at_once(postgres_backend: PostgresBackend, fresh_url: str) -> None:
     assert race(fresh_url, 5) == [[]] * 5  # created at the latest version, nothing to migrate
-    assert versions(postgres_backend, fresh_url) == [1, 2, 3]
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4]
 
 
 # --- JSON and typed extra columns ----------------------------------------------------------------
@@ -314,9 +388,11 @@ def test_typed_extra_columns_are_written_with_their_types(postgres_backend: Post
         storage.items.link_item(conv.id, items[0], T0)
         storage.items.link_items(conv.id, [(items[1], T0), (items[2], T0 + timedelta(seconds=1))])
         storage.responses.store_response(StoredResponse(id="resp_x"))
-        assert [i.id for i in storage.items.list_items(conv.id, ListParams(5))] == items
+        turn = [NewConversationItem("message", n, id=f"msg_{n}") for n in (4, 3)]  # one statement, both tables
+        items += [i.id for i in storage.items.append_items(conv.id, turn, T0 + timedelta(seconds=2))]
+        assert [i.id for i in storage.items.list_items(conv.id, ListParams(9))] == items
     expected = (42, T0, datetime(2026, 1, 2, 3, 4, 5, 123456), {"k": [1, "two"]}, True, Decimal("12.34"), "dflt")
-    for table, rows in (("tx_convs", 1), ("tx_items", 3), ("tx_links", 3), ("tx_resps", 1)):
+    for table, rows in (("tx_convs", 1), ("tx_items", 5), ("tx_links", 5), ("tx_resps", 1)):
         got = query(postgres_backend, fresh_url, f"SELECT n, at, local_ts, doc, flag, price, label FROM {table}")
         assert got == [expected] * rows, table
     kinds = query(postgres_backend, fresh_url, "SELECT pg_typeof(n)::text, pg_typeof(doc)::text FROM tx_links LIMIT 1")
@@ -346,7 +422,7 @@ def test_skipped_columns_are_not_in_the_tables(postgres_backend: PostgresBackend
         "created_at",
         "tenant_id",
     }
-    assert columns(postgres_backend, fresh_url, "dc_links") == {"conv_ref", "item_id", "linked_at", "tenant_id"}
+    assert columns(postgres_backend, fresh_url, "dc_links") == {"conv_ref", "item_id", "linked_at", "seq", "tenant_id"}
 
 
 # --- errors and the pool -------------------------------------------------------------------------

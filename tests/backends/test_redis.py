@@ -83,12 +83,14 @@ def test_default_key_layout(backend: RedisBackend, client: Any) -> None:
     assert set(client.keys("*")) == {
         f"conversation:{conv}",
         f"conversation:{conv}:items",
+        f"link_seq:{conv}",
         f"item:{item}",
         f"response:{response}",
         "safety:user-1:responses",
     }
     assert client.type(f"conversation:{conv}:items") == "zset"
     assert client.type("safety:user-1:responses") == "zset"
+    assert client.type(f"link_seq:{conv}") == "hash"
 
 
 def test_owner_prefixes_every_key(backend: RedisBackend, client: Any) -> None:
@@ -97,6 +99,7 @@ def test_owner_prefixes_every_key(backend: RedisBackend, client: Any) -> None:
     assert set(client.keys("*")) == {
         f"acme:conversation:{conv}",
         f"acme:conversation:{conv}:items",
+        f"acme:link_seq:{conv}",
         f"acme:item:{item}",
         f"acme:response:{response}",
         "acme:safety:user-1:responses",
@@ -107,7 +110,7 @@ def test_every_key_gets_the_retention_ttl(backend: RedisBackend, client: Any) ->
     with open_store(backend, retention_days=2) as storage:
         fill(storage)
     keys = client.keys("*")
-    assert len(keys) == 5
+    assert len(keys) == 6  # the link sequence hash too
     for key in keys:
         assert 2 * DAY - 60 < client.ttl(key) <= 2 * DAY, key
 
@@ -116,7 +119,7 @@ def test_no_ttl_without_retention(backend: RedisBackend, client: Any) -> None:
     with open_store(backend, retention_days=None) as storage:
         fill(storage)
     keys = client.keys("*")
-    assert len(keys) == 5
+    assert len(keys) == 6
     assert {key: client.ttl(key) for key in keys} == dict.fromkeys(keys, -1)
 
 
@@ -205,8 +208,10 @@ def test_hook_supplied_extras_are_written(backend: RedisBackend, client: Any) ->
     config = backend.redis_config(RENAMED_SCHEMA)
     with create_storage(StorageFactoryConfig(backend="redis", redis=config, hook=ExtraHook())) as storage:
         storage.items.create_item(NewConversationItem("message", None, id="msg_h"))
+        storage.items.append_items("conv_h", [NewConversationItem("message", None, id="msg_h2")])
         storage.responses.store_response(StoredResponse(id="resp_h"))
     assert client.hget(f"{OWNER}:item:msg_h", "tenant_id") == "t-9"
+    assert client.hget(f"{OWNER}:item:msg_h2", "tenant_id") == "t-9"
     assert client.hmget(f"{OWNER}:response:resp_h", ["score", "stored_by"]) == ["42", "system"]
 
 
@@ -289,7 +294,7 @@ def test_200_links_sharing_one_added_at_page_exactly(backend: RedisBackend, orde
         conv = storage.conversations.create_conversation(NewConversation()).id
         storage.items.link_items(conv, [(i, T0) for i in ids] + [(early, T0 - timedelta(microseconds=1))])
         storage.items.link_item(conv, late, T0 + timedelta(microseconds=1))
-        expected = [early, *sorted(ids), late]
+        expected = [early, *ids, late]  # ties: the order linked
         if order is SortOrder.DESC:
             expected.reverse()
         seen: list[str] = []
@@ -547,7 +552,46 @@ def test_huge_limits_return_everything(backend: RedisBackend) -> None:
         for _ in range(3):
             storage.responses.store_response(StoredResponse(safety_identifier="u"))
         # The largest count datacon accepts (2**31 - 1); above it, InvalidInputError everywhere.
-        assert [i.id for i in storage.items.list_items("conv_h", ListParams(2**31 - 1))] == sorted(ids)
+        assert [
+            i.id for i in storage.items.list_items("conv_h", ListParams(2**31 - 1))
+        ] == ids  # ties: the order linked
         assert len(storage.responses.list_identifier_responses("u", 2**31 - 1)) == 3
         with pytest.raises(InvalidInputError):
             storage.items.list_items("conv_h", ListParams(2**62))
+
+
+def test_links_written_before_the_sequence_keep_their_order_by_item_id(backend: RedisBackend, client: Any) -> None:
+    # Upstream's layout: a sorted set of links and nothing else (no sequence hash).
+    with open_store(backend) as storage:
+        for item_id in ("msg_c", "msg_a", "msg_b"):
+            storage.items.create_item(NewConversationItem("message", [], id=item_id))
+        client.zadd("conversation:conv_old:items", {"msg_c": 1.0, "msg_a": 1.0, "msg_b": 1.0, "msg_0": 0.5})
+        storage.items.create_item(NewConversationItem("message", [], id="msg_0"))
+        when = datetime.fromtimestamp(1e-6, UTC)  # score 1.0: the same instant as the old links
+        storage.items.append_items(
+            "conv_old", [NewConversationItem("message", [], id=i) for i in ("msg_z", "msg_1")], when
+        )
+        order = ["msg_0", "msg_a", "msg_b", "msg_c", "msg_z", "msg_1"]
+        assert [i.id for i in storage.items.list_items("conv_old", ListParams(10))] == order
+        assert [i.id for i in storage.items.list_items("conv_old", ListParams(10, SortOrder.DESC))] == order[::-1]
+        for limit in (1, 2, 4):  # pages cut runs of equal scores anywhere
+            for direction in (SortOrder.ASC, SortOrder.DESC):
+                seen: list[str] = []
+                after: str | None = None
+                while page := storage.items.list_items("conv_old", ListParams(limit, direction, after)):
+                    seen += [i.id for i in page]
+                    after = seen[-1]
+                assert seen == (order if direction is SortOrder.ASC else order[::-1])
+    assert client.hgetall("link_seq:conv_old") == {"": "2", "msg_z": "1", "msg_1": "2"}
+
+
+def test_the_sequence_goes_with_its_links(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend) as storage:
+        storage.items.append_items("conv_s", [NewConversationItem("message", [], id=i) for i in ("msg_b", "msg_a")], T0)
+        storage.items.delete_item("conv_s", "msg_b")
+        assert client.hgetall("link_seq:conv_s") == {"": "2", "msg_a": "2"}
+        storage.conversations.delete_conversation("conv_s")
+        assert client.exists("link_seq:conv_s") == 0
+    with open_store(backend, retention_days=1) as storage:
+        storage.items.append_items("conv_t", [NewConversationItem("message", [], id="msg_t")], T0)
+        assert 0 < client.ttl("link_seq:conv_t") <= DAY

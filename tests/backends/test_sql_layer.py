@@ -65,14 +65,36 @@ def _responses(**table: Any) -> SchemaConfig:
 # --- upstream's migration tests (postgres_migrations.rs), then the SQLite forms ---------------
 
 
-def test_migrations_are_upstreams_three_in_order() -> None:
-    assert [m.version for m in MIGRATIONS] == [1, 2, 3]
-    assert LATEST == 3
+def test_migrations_are_upstreams_three_in_order_then_the_link_sequence() -> None:
+    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4]
+    assert LATEST == 4
     assert [m.description for m in MIGRATIONS] == [
         "Add safety_identifier column to responses",
         "Remove legacy user_id column from responses",
         "Drop redundant output, metadata, instructions, tool_calls columns from responses",
+        "Add the link sequence (turn order) and the page index on (added_at, seq, item_id)",
     ]
+
+
+def test_v4_adds_the_sequence_and_replaces_the_page_index() -> None:
+    assert _up(4, SchemaConfig()) == [
+        'ALTER TABLE "conversation_item_links" ADD COLUMN IF NOT EXISTS "seq" BIGINT DEFAULT 0 NOT NULL',
+        'DROP INDEX IF EXISTS "conv_item_links_conv_idx"',
+        (
+            'CREATE INDEX IF NOT EXISTS "conv_item_links_order_idx" ON "conversation_item_links" '
+            '("conversation_id", "added_at", "seq", "item_id")'
+        ),
+    ]
+    renamed = SchemaConfig(conversation_item_links=TableConfig("dc_links", columns={"added_at": "linked_at"}))
+    assert _up(4, renamed, LITE, frozenset({"conversation_id", "item_id", "linked_at"})) == [
+        "ALTER TABLE `dc_links` ADD COLUMN `seq` BIGINT DEFAULT 0 NOT NULL",
+        "DROP INDEX IF EXISTS `dc_links_conv_idx`",
+        (
+            "CREATE INDEX IF NOT EXISTS `dc_links_order_idx` ON `dc_links` "
+            "(`conversation_id`, `linked_at`, `seq`, `item_id`)"
+        ),
+    ]
+    assert _up(4, SchemaConfig(), LITE, frozenset({"seq"}))[0].startswith("DROP INDEX")  # the column is there
 
 
 def test_v1_adds_column_if_not_exists_unless_skipped() -> None:
@@ -121,10 +143,10 @@ def test_sqlite_migrations_render_against_the_existing_columns() -> None:
 
 
 def test_pending_migration_message_has_upstreams_shape() -> None:
-    plans = [(m, m.up(SchemaConfig(), PG, None)) for m in MIGRATIONS[1:]]
+    plans = [(m, m.up(SchemaConfig(), PG, None)) for m in MIGRATIONS[1:3]]
     message, statements = migration_message(PG, 1, plans)
     assert message.startswith(
-        "Schema migration required (current version: 1, latest version: 3).\n\n"
+        "Schema migration required (current version: 1, latest version: 4).\n\n"
         "The following migrations need to be applied:\n"
         "\n  v2: Remove legacy user_id column from responses\n"
         '    ALTER TABLE "responses" DROP COLUMN IF EXISTS "user_id";\n'
@@ -133,7 +155,7 @@ def test_pending_migration_message_has_upstreams_shape() -> None:
     )
     assert message.endswith(
         "\nTo apply automatically, set `auto_migrate: true` in your postgres schema config.\n"
-        "To skip, set `version: 3` to mark your schema as already up to date."
+        "To skip, set `version: 4` to mark your schema as already up to date."
     )
     assert statements == (
         plans[0][1][0],
@@ -181,12 +203,13 @@ def test_renamed_schema_ddl_has_renames_and_extras_but_no_skipped_columns(dialec
 def test_index_names_are_upstreams_for_default_tables_and_derived_for_renamed_ones() -> None:
     default = " ".join(render(SchemaConfig(), PG).create_indexes + render(SchemaConfig(), PG).create_tables)
     assert (
-        '"conv_item_links_conv_idx" ON "conversation_item_links" ("conversation_id", "added_at", "item_id")' in default
+        '"conv_item_links_order_idx" ON "conversation_item_links" ("conversation_id", "added_at", "seq", "item_id")'
+        in default
     )
     assert '"responses_safety_idx" ON "responses" ("safety_identifier")' in default
     assert 'CONSTRAINT "pk_conv_item_link"' in default
     renamed = " ".join(render(RENAMED_SCHEMA, PG).create_indexes + render(RENAMED_SCHEMA, PG).create_tables)
-    assert '"dc_links_conv_idx" ON "dc_links" ("conv_ref", "linked_at", "item_id")' in renamed
+    assert '"dc_links_order_idx" ON "dc_links" ("conv_ref", "linked_at", "seq", "item_id")' in renamed
     assert '"dc_resps_safety_idx" ON "dc_resps" ("user_ident")' in renamed
     assert 'CONSTRAINT "dc_links_pk"' in renamed
 
@@ -217,8 +240,9 @@ def test_queries_are_keyset_and_recursive(dialect: Dialect) -> None:
         if dialect.keyset is Keyset.JOINED:  # the cursor link LEFT JOINed
             assert page.count("SELECT") == 1
             assert " LEFT JOIN " in page
-        else:  # the page, and the cursor resolved in a scalar subquery
-            assert page.count("SELECT") == 2
+        else:  # the page, and the cursor's added_at and sequence resolved in scalar subqueries
+            assert page.count("SELECT") == 3
+        assert page.count(" ORDER BY ") == 1
     assert sql.chain_all.startswith(f"{dialect.recursive_with} chain ")
     if dialect.cycle_clause:  # UNION ALL only: the cycle clause ends a cycle
         assert " UNION ALL SELECT " in sql.chain_all
@@ -233,6 +257,7 @@ def test_queries_are_keyset_and_recursive(dialect: Dialect) -> None:
     assert three.startswith("INSERT ")
     assert [three.count(dialect.param(f"i{n}")) for n in range(4)] == [1, 1, 1, 0]  # three rows in one statement
     assert three.count(dialect.param("cid")) == 3
+    assert three.count(dialect.param("scid")) == 3  # each row's sequence: the highest so far at its added_at, + n
     assert sql.link_insert(3) is three  # rendered once per row count
 
 

@@ -21,20 +21,27 @@ __all__ = ["UPSTREAM_OBJECT_NAMES", "Dialect", "Keyset"]
 UPSTREAM_OBJECT_NAMES = {
     "links_pk": ("conversation_item_links", "pk_conv_item_link"),
     "links_idx": ("conversation_item_links", "conv_item_links_conv_idx"),
+    "links_order_idx": ("conversation_item_links", "conv_item_links_order_idx"),
     "safety_idx": ("responses", "responses_safety_idx"),
 }
-_DERIVED_SUFFIX = {"links_pk": "_pk", "links_idx": "_conv_idx", "safety_idx": "_safety_idx"}
+_DERIVED_SUFFIX = {
+    "links_pk": "_pk",
+    "links_idx": "_conv_idx",
+    "links_order_idx": "_order_idx",
+    "safety_idx": "_safety_idx",
+}
 
 
 class Keyset(enum.Enum):
-    """How a page of links continues after the cursor item ``(added_at, item_id)``.
+    """How a page of links continues after the cursor link ``(added_at, seq, item_id)``.
 
     The cursor is resolved inside the page query, in this conversation's links only; an
     unknown (or no) cursor lists from the start.
     """
 
-    #: A scalar subquery gives the cursor's ``added_at`` (a sentinel below/above every
-    #: timestamp when unknown) and row values compare ``(added_at, item_id) > (x, y)``.
+    #: Scalar subqueries give the cursor's ``added_at`` (a sentinel below/above every
+    #: timestamp when unknown) and sequence, and row values compare
+    #: ``(added_at, seq, item_id) > (x, s, y)``.
     ROW_VALUES = "row values"
     #: The same scalar subquery, the row comparison written out with ``AND``/``OR``.
     EXPANDED = "expanded"
@@ -69,6 +76,8 @@ class Dialect:
     json_type: ClassVar[str]
     #: Column type of the timestamp columns.
     timestamp_type: ClassVar[str]
+    #: Column type of a 64-bit integer (the links' sequence).
+    bigint_type: ClassVar[str] = "BIGINT"
     #: SQL literals below and above every storable timestamp (keyset cursor sentinels).
     time_min: ClassVar[str]
     time_max: ClassVar[str]
@@ -150,6 +159,10 @@ class Dialect:
         """CREATE INDEX ``name`` on table ``ref`` (quoted ``columns``) unless it exists."""
         exists = "IF NOT EXISTS " if self.create_if_not_exists else ""
         return f"CREATE INDEX {exists}{self.qualify(self.ident(name))} ON {ref} ({', '.join(columns)})"
+
+    def drop_index(self, name: str) -> str:
+        """DROP INDEX ``name`` if it exists."""
+        return f"DROP INDEX IF EXISTS {self.qualify(self.ident(name))}"
 
     def insert_rows(self, ref: str, columns: Sequence[str], rows: Sequence[Sequence[str]], key: int = 0) -> str:
         """One INSERT into table ``ref`` (quoted ``columns``) of ``rows`` (each its value

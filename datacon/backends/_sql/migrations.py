@@ -1,4 +1,4 @@
-"""Schema versions: upstream's migrations v1-v3 and the start-up runner every SQL backend uses."""
+"""Schema versions: upstream's migrations v1-v3, datacon's v4, and the start-up runner every SQL backend uses."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 import attrs
 
+from datacon._columns import LINK_SEQUENCE
 from datacon.errors import MigrationRequiredError
 from datacon.schema import CORE_COLUMNS, SchemaConfig
 
 from .dialect import Dialect
-from .render import Statements
+from .render import Statements, sequence_column
 from .session import Session
 
 __all__ = [
@@ -35,13 +36,14 @@ log = logging.getLogger(__name__)
 class Migration:
     """One schema change. ``up`` renders its statements (possibly none) for a schema.
 
-    ``existing`` is the responses table's current column names (lowercase) when the dialect's
-    DDL is not idempotent by itself, else ``None``.
+    ``existing`` is the current column names (lowercase) of the table it changes (``table``,
+    a logical table name) when the dialect's DDL is not idempotent by itself, else ``None``.
     """
 
     version: int
     description: str
     up: Callable[[SchemaConfig, Dialect, frozenset[str] | None], list[str]]
+    table: str = "responses"
 
 
 def _v1(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None) -> list[str]:
@@ -75,11 +77,35 @@ def _v3(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None)
     return dialect.drop_columns(dialect.ident(table.table), [dialect.ident(c) for c in drop], existing)
 
 
-#: Upstream's core-history migrations, in order (descriptions verbatim).
+def _v4(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None) -> list[str]:
+    # The links' sequence (SPEC 7.2), 0 for the links made before, whose ties then keep their
+    # old order by item id; and the page index on the new order, replacing the old one.
+    table = schema.conversation_item_links
+    ref = dialect.table(table.table)
+    column_type = sequence_column(dialect).split(" ", 1)[1]  # the type, default and NOT NULL
+    statements = dialect.add_column(dialect.ident(table.table), dialect.ident(LINK_SEQUENCE), column_type, existing)
+    old = dialect.object_name("links_idx", table.table)
+    if old is not None:
+        statements.append(dialect.drop_index(old))
+    name = dialect.object_name("links_order_idx", table.table)
+    if name is not None:
+        fields = ("conversation_id", "added_at", LINK_SEQUENCE, "item_id")
+        columns = [dialect.ident(table.col(field)) for field in fields]
+        statements.append(dialect.create_index(name, ref, columns))
+    return statements
+
+
+#: Upstream's core-history migrations, in order (descriptions verbatim), then datacon's.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "Add safety_identifier column to responses", _v1),
     Migration(2, "Remove legacy user_id column from responses", _v2),
     Migration(3, "Drop redundant output, metadata, instructions, tool_calls columns from responses", _v3),
+    Migration(
+        4,
+        "Add the link sequence (turn order) and the page index on (added_at, seq, item_id)",
+        _v4,
+        "conversation_item_links",
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 
@@ -151,12 +177,17 @@ def inspect(session: Session, sql: Statements) -> tuple[int, Plan]:
     pending = [m for m in MIGRATIONS if m.version > start]
     if not pending:
         return start, []
-    existing = None
-    if not dialect.idempotent_migrations:
-        probe = {"name": dialect.table_name_for_probe(schema.responses.table)}
-        rows = session.fetchall(dialect.columns_sql(), probe)
-        existing = frozenset(str(r[0]).lower() for r in rows)
-    return start, [(m, m.up(schema, dialect, existing)) for m in pending]
+    existing: dict[str, frozenset[str] | None] = {}
+
+    def columns(table: str) -> frozenset[str] | None:
+        if dialect.idempotent_migrations:
+            return None
+        if table not in existing:
+            probe = {"name": dialect.table_name_for_probe(schema.tables()[table].table)}
+            existing[table] = frozenset(str(r[0]).lower() for r in session.fetchall(dialect.columns_sql(), probe))
+        return existing[table]
+
+    return start, [(m, m.up(schema, dialect, columns(m.table))) for m in pending]
 
 
 def bootstrap(session: Session, sql: Statements, *, auto_migrate: bool | None = None) -> list[int]:

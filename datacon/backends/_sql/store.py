@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import attrs
+
 from datacon._columns import CONVERSATIONS, ITEMS, RESPONSES
 from datacon._time import utc_now
 from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
 from datacon.backends.chain import walk_chain
+from datacon.backends.created import created_item, minted_id
 from datacon.backends.extras import extra_values
-from datacon.ids import make_item_id, new_conversation_id
 from datacon.models import (
     Conversation,
     ConversationItem,
@@ -66,12 +68,12 @@ class SqlStore:
         with self.connector.migration_session() as session:
             self.applied_migrations = bootstrap(session, self.sql)
 
-    def extras(self, table: TableConfig, params: dict[str, Any], extra: Extra) -> dict[str, Any]:
+    def extras(self, table: TableConfig, params: dict[str, Any], extra: Extra, prefix: str = "x") -> dict[str, Any]:
         """``params`` plus ``x0``, ``x1``... for the table's extra columns (``extra``'s value, default, NULL)."""
         if not table.extra_columns:
             return params
         for n, (_, value) in enumerate(extra_values(table, self.dialect.extra_keys(extra))):
-            params[f"x{n}"] = self.dialect.encode_extra(value)
+            params[f"{prefix}{n}"] = self.dialect.encode_extra(value)
         return params
 
     def json(self, value: Any, what: str) -> tuple[Any, Any]:
@@ -91,7 +93,7 @@ class SqlConversationStorage(BackendConversations):
         self._encode = store.encode_conversation
 
     def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
-        conversation = Conversation(id=new.id or new_conversation_id(), created_at=utc_now(), metadata=new.metadata)
+        conversation = Conversation(id=minted_id(new), created_at=utc_now(), metadata=new.metadata)
         params = self._store.extras(self._store.schema.conversations, self._encode(conversation), extra)
         conflict = f"conversation {conversation.id} already exists"
         with self._store.connector.session(write=True, conflict=conflict) as session:
@@ -145,29 +147,56 @@ class SqlItemStorage(BackendItems):
         self._encode = store.encode_item
 
     def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
-        item = ConversationItem(
-            id=new.id or make_item_id(new.item_type),
-            response_id=new.response_id,
-            item_type=new.item_type,
-            role=new.role,
-            content=new.content,
-            status=new.status,
-            created_at=utc_now(),
-        )
+        item = created_item(new, new.content)
         params = self._store.extras(self._store.schema.conversation_items, self._encode(item), extra)
         with self._store.connector.session(write=True, conflict=f"item {item.id} already exists") as session:
             session.execute(self._sql.item_insert, params)
+        return self._read_back(new, item, params)
+
+    def _read_back(self, new: NewConversationItem, item: ConversationItem, params: Params) -> ConversationItem:
+        """The item as it will read back, from the parameters that wrote it."""
         # The content as it will read back (JSON text, parsed; encoded here if the column is skipped).
         text = params["content"] if "content" in params else self._store.dialect.encode_json(new.content, "content")
-        return ConversationItem(
-            id=item.id,
-            response_id=new.response_id,
-            item_type=new.item_type,
-            role=new.role,
-            content=json.loads(text),
-            status=new.status if "status" in params else None,
-            created_at=item.created_at,
-        )
+        return attrs.evolve(item, content=json.loads(text), status=item.status if "status" in params else None)
+
+    def append_items(
+        self,
+        conversation_id: str,
+        items: Sequence[NewConversationItem],
+        added_at: datetime | None = None,
+        *,
+        extra: Extra = NO_EXTRA,
+    ) -> list[ConversationItem]:
+        if not items:
+            return []
+        when = added_at or utc_now()
+        now = utc_now()
+        records = [attrs.evolve(created_item(new, new.content), created_at=now) for new in items]
+        # Everything is encoded before any I/O (a bad content writes nothing).
+        encoded = [self._encode(item) for item in records]
+        links = self.link_params(conversation_id, extra)
+        links = self._store.extras(self._store.schema.conversation_items, links, extra, prefix="ix")
+        # Rows per statement: the links' limit, scaled to the items' wider rows.
+        size = max(1, self._d.max_rows_per_insert * 4 // max(len(encoded[0]) + len(self._sql.item_parts[1]), 8))
+        batches = []
+        for start in range(0, len(records), size):
+            params = dict(links)
+            for n, row in enumerate(encoded[start : start + size]):
+                for field, value in row.items():
+                    params[f"{field}{n}"] = value
+            chunk = [(item.id, when) for item in records[start : start + size]]
+            params = self.rows_params(params, chunk)
+            batches.append((self._sql.append(len(chunk), len(chunk)), params))
+        conflict = f"an item already exists or is already linked to {conversation_id} (nothing was appended)"
+        with self._store.connector.session(write=True, conflict=conflict) as session:
+            if len(batches) == 1 and len(batches[0][0]) == 1:  # one statement: atomic by itself
+                session.execute(batches[0][0][0], batches[0][1])
+            else:
+                with session.transaction():
+                    for statements, params in batches:
+                        for statement in statements:
+                            session.execute(statement, params)
+        return [self._read_back(new, item, row) for new, item, row in zip(items, records, encoded, strict=True)]
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
         conflict = f"item {item_id} is already linked to {conversation_id}"
@@ -197,7 +226,8 @@ class SqlItemStorage(BackendItems):
 
     def link_params(self, conversation_id: str, extra: Extra) -> dict[str, Any]:
         """The bind parameters shared by every row of a links INSERT into one conversation."""
-        return self._store.extras(self._store.schema.conversation_item_links, {"cid": conversation_id}, extra)
+        params = {"cid": conversation_id, "scid": conversation_id}
+        return self._store.extras(self._store.schema.conversation_item_links, params, extra)
 
     def rows_params(self, extras: Params, chunk: Sequence[tuple[str, datetime]]) -> dict[str, Any]:
         """``extras`` plus ``i{n}``/``a{n}`` for each ``(item_id, added_at)`` row of ``link_insert``."""
@@ -214,7 +244,7 @@ class SqlItemStorage(BackendItems):
         sql = self._sql.list_asc if params.order is SortOrder.ASC else self._sql.list_desc
         with self._store.connector.session() as session:
             rows = session.fetchall(sql, {"cid": conversation_id, "after": params.after, "limit": params.limit})
-        return [self._row(row) for row in rows]
+        return [self._row(row) for row in rows]  # the row's trailing link position is not needed
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         with self._store.connector.session() as session:

@@ -13,6 +13,7 @@ member without a TTL is made persistent so it never expires before a record it i
 from __future__ import annotations
 
 __all__ = [
+    "APPEND_ITEMS",
     "CREATE_RECORD",
     "DELETE_IDENTIFIER",
     "DELETE_RESPONSE",
@@ -58,10 +59,37 @@ end
 return redis.call('HGETALL', KEYS[1])
 """
 
-# KEYS[1]: the conversation's link set. ARGV[1]: TTL; ARGV[2..]: score, item id pairs.
-# Checks every link first: returns the first item id already linked (or repeated), writing
-# nothing; otherwise adds them all and returns nil.
-LINK_ITEMS = """
+# The order of a conversation's links is (added_at, sequence, item id): the sorted set
+# orders them by score (added_at) then member, and the sequence hash (member -> sequence,
+# field '' the conversation's last sequence) orders the links that share a score, in the
+# order they were linked. A link without a sequence (made before datacon kept one, or
+# restored from an export) counts as 0 and keeps its old place by item id.
+
+# Shared by the write scripts: give ARGV's links (members at ARGV[first], ARGV[first+2]...)
+# the next sequences, in the order given. KEYS[2]: the sequence hash; ttl: ARGV[1].
+_SEQUENCE = """
+local function sequence(first, step, count)
+  local base = redis.call('HINCRBY', KEYS[2], '', count) - count
+  local batch = {}
+  local n = 0
+  for i = first, first + (count - 1) * step, step do
+    n = n + 1
+    batch[#batch + 1] = ARGV[i]
+    batch[#batch + 1] = base + n
+    if #batch >= 1000 then redis.call('HSET', KEYS[2], unpack(batch)); batch = {} end
+  end
+  if #batch > 0 then redis.call('HSET', KEYS[2], unpack(batch)) end
+  if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[1]) else redis.call('PERSIST', KEYS[2]) end
+end
+"""
+
+# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: TTL;
+# ARGV[2..]: score, item id pairs. Checks every link first: returns the first item id
+# already linked (or repeated), writing nothing; otherwise adds them all, sequenced in the
+# order given, and returns nil.
+LINK_ITEMS = (
+    _SEQUENCE
+    + """
 local seen = {}
 for i = 2, #ARGV, 2 do
   local member = ARGV[i + 1]
@@ -79,42 +107,169 @@ for i = 2, #ARGV, 2 do
 end
 if #batch > 0 then redis.call('ZADD', KEYS[1], unpack(batch)) end
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) else redis.call('PERSIST', KEYS[1]) end
+sequence(3, 2, (#ARGV - 1) / 2)
 return false
 """
+)
 
-# KEYS[1]: the conversation's link set. ARGV[1]: item key prefix; ARGV[2]: limit (> 0);
-# ARGV[3]: '1' for descending; ARGV[4]: cursor item id, or '' for none.
-# A sorted set orders equal scores by member, ascending (ZRANGE) or descending
-# (ZREVRANGE), which is exactly (added_at, item_id) in either direction; the cursor's
-# rank in that order makes the page exclusive and exact however many scores tie.
-# A cursor that is not a member is ignored. Links whose item hash is missing are skipped
-# and the walk goes on until the page is full. Returns {item id, hash fields} pairs.
+# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: TTL;
+# ARGV[2]: item key prefix; ARGV[3]: score (added_at); ARGV[4]: the number of items;
+# ARGV[5..4+count]: their ids, in order; then per item, its field count and its field,
+# value pairs. Checks everything first: returns {'exists', id} or {'linked', id} and
+# writes nothing; otherwise creates every item hash, links them all at one score,
+# sequenced in the order given, and returns nil.
+APPEND_ITEMS = (
+    _SEQUENCE
+    + """
+local count = tonumber(ARGV[4])
+local seen = {}
+for i = 5, 4 + count do
+  local id = ARGV[i]
+  if seen[id] or redis.call('EXISTS', ARGV[2] .. id) == 1 then return {'exists', id} end
+  if redis.call('ZSCORE', KEYS[1], id) then return {'linked', id} end
+  seen[id] = true
+end
+local at = 5 + count
+for i = 5, 4 + count do
+  local key = ARGV[2] .. ARGV[i]
+  local fields = tonumber(ARGV[at])
+  redis.call('HSET', key, unpack(ARGV, at + 1, at + fields))
+  if ARGV[1] ~= '' then redis.call('EXPIRE', key, ARGV[1]) end
+  at = at + fields + 1
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[i])
+end
+if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) else redis.call('PERSIST', KEYS[1]) end
+sequence(5, 1, count)
+return false
+"""
+)
+
+# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: item key
+# prefix; ARGV[2]: limit (> 0); ARGV[3]: '1' for descending; ARGV[4]: cursor item id, or
+# ''; ARGV[5..7]: a position instead (score, sequence, item id of a link that may be
+# gone; a page cursor), or ''.
+# Reads by rank in slices, each starting where a score begins; the links of one score are
+# put in sequence order (a run cut by the slice's end is read whole). A cursor that is not
+# a member is ignored. Links whose item hash is missing are skipped and the walk goes on
+# until the page is full. Returns {more, {item id, hash fields, score, sequence}...}, more
+# being 1 when at least one more link follows the page.
 LIST_ITEMS = """
+local key, seqkey, prefix = KEYS[1], KEYS[2], ARGV[1]
 local limit = tonumber(ARGV[2])
 local desc = ARGV[3] == '1'
 local range = desc and 'ZREVRANGE' or 'ZRANGE'
-local start = 0
-if ARGV[4] ~= '' then
-  local rank
-  if desc then rank = redis.call('ZREVRANK', KEYS[1], ARGV[4])
-  else rank = redis.call('ZRANK', KEYS[1], ARGV[4]) end
-  if rank then start = rank + 1 end
-end
-local batch = math.min(math.max(limit, 16), 500)  -- limit may be huge: read in bounded slices
 local out = {}
-while #out < limit do
-  local ids = redis.call(range, KEYS[1], start, start + batch - 1)
+
+local function seqs(ids, into)
+  for first = 1, #ids, 500 do
+    local last = math.min(first + 499, #ids)
+    local values = redis.call('HMGET', seqkey, unpack(ids, first, last))
+    for i = first, last do into[ids[i]] = tonumber(values[i - first + 1]) or 0 end
+  end
+end
+
+-- Put ids (given in the set's order for one score) in listing order.
+local function order(ids, s)
+  if #ids < 2 then return ids end
+  local place = {}
+  for i, id in ipairs(ids) do place[id] = i end
+  table.sort(ids, function(a, b)
+    if s[a] ~= s[b] then if desc then return s[a] > s[b] end return s[a] < s[b] end
+    return place[a] < place[b]
+  end)
+  return ids
+end
+
+-- Every member with exactly this score, in listing order.
+local function run(score, s)
+  local ids
+  if desc then ids = redis.call('ZREVRANGEBYSCORE', key, score, score)
+  else ids = redis.call('ZRANGEBYSCORE', key, score, score) end
+  seqs(ids, s)
+  return order(ids, s)
+end
+
+-- The rank (in listing direction) of the first member past this score.
+local function past(score)
+  if desc then return redis.call('ZCOUNT', key, score, '+inf') end
+  return redis.call('ZCOUNT', key, '-inf', score)
+end
+
+-- Emit id (if its item exists); true when the page was already full (one more link follows).
+local function emit(id, score, s)
+  if #out >= limit then return true end
+  local row = redis.call('HGETALL', prefix .. id)
+  if #row > 0 then out[#out + 1] = {id, row, score, s[id]} end
+  return false
+end
+
+local start = 0
+local first, first_score, first_s = nil, nil, {}
+if ARGV[4] ~= '' then
+  local score = redis.call('ZSCORE', key, ARGV[4])
+  if score then
+    local ids = run(score, first_s)
+    first, first_score = {}, score
+    local found = false
+    for _, id in ipairs(ids) do
+      if found then first[#first + 1] = id end
+      if id == ARGV[4] then found = true end
+    end
+    start = past(score)
+  end
+elseif ARGV[5] ~= '' then
+  local score, seq, at = ARGV[5], tonumber(ARGV[6]), ARGV[7]
+  local ids = run(score, first_s)
+  first, first_score = {}, score
   for _, id in ipairs(ids) do
-    local row = redis.call('HGETALL', ARGV[1] .. id)
-    if #row > 0 then
-      out[#out + 1] = {id, row}
-      if #out >= limit then break end
+    local s = first_s[id]
+    local after
+    if s ~= seq then after = (s > seq) ~= desc else after = (id > at) ~= desc and id ~= at end
+    if after then first[#first + 1] = id end
+  end
+  start = past(score)
+end
+
+local function walk()
+  if first then
+    for _, id in ipairs(first) do
+      if emit(id, first_score, first_s) then return 1 end
     end
   end
-  if #ids < batch then break end
-  start = start + batch
+  local batch = math.min(math.max(limit + 1, 16), 500)  -- limit may be huge: bounded slices
+  while true do
+    local slice = redis.call(range, key, start, start + batch - 1, 'WITHSCORES')
+    local n = #slice / 2
+    if n == 0 then return 0 end
+    local ids = {}
+    for i = 1, n do ids[i] = slice[2 * i - 1] end
+    local s = {}
+    seqs(ids, s)
+    local i = 1
+    while i <= n do
+      local score = slice[2 * i]
+      local j = i
+      while j < n and slice[2 * j + 2] == score do j = j + 1 end
+      local group
+      if j == n and n == batch then
+        group = run(score, s)  -- the score's links may go on past this slice
+        start = past(score)
+      else
+        group = {}
+        for k = i, j do group[#group + 1] = ids[k] end
+        group = order(group, s)
+      end
+      for _, id in ipairs(group) do
+        if emit(id, score, s) then return 1 end
+      end
+      i = j + 1
+    end
+    if n < batch then return 0 end
+  end
 end
-return out
+
+local more = walk()
+return {more, out}
 """
 
 # ARGV[1]: response key prefix; ARGV[2]: start id; ARGV[3]: max depth (-1: unlimited);

@@ -5,10 +5,16 @@ Key layout (upstream's; ``P`` is ``"{owner}:"`` when the schema has an owner, el
 ====================================  ===========  ===========================================
 ``P conversation:{id}``               hash         the conversation's fields
 ``P conversation:{id}:items``         sorted set   links: member item id, score ``added_at``
+``P link_seq:{id}``                   hash         links' sequences: item id -> n; ``''`` -> last n
 ``P item:{id}``                       hash         the item's fields
 ``P response:{id}``                   hash         the response's fields
 ``P safety:{identifier}:responses``   sorted set   member response id, score ``created_at``
 ====================================  ===========  ===========================================
+
+Links sharing one ``added_at`` list in sequence order (the page script orders each run of
+equal scores by the sequence hash); a link without a sequence (made before datacon kept
+one, or restored from an export) counts as 0 and keeps its old place by item id, so data
+written before needs no migration.
 
 Scores are epoch microseconds, exact in a double for instants between the years 1685
 and 2255 (outside that range nearby instants may share a score and order by id). With
@@ -32,12 +38,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import attrs
 import redis
 
 from datacon._serde import dump_json, normalize_json
-from datacon._time import to_epoch_us, utc_now
+from datacon._time import from_epoch_us, to_epoch_us, utc_now
 from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
 from datacon.backends.chain import walk_chain
+from datacon.backends.created import created_item, minted_id
 from datacon.config import RedisConfig
 from datacon.errors import ConflictError
 from datacon.models import (
@@ -76,6 +84,7 @@ class RedisStore:
         self.item_prefix = f"{prefix}item:"
         self.response_prefix = f"{prefix}response:"
         self.safety_prefix = f"{prefix}safety:"
+        self.sequence_prefix = f"{prefix}link_seq:"
         #: Whether datacon made the pool (and so closes it); not for an application's client.
         self.owned = config.client is None
         if config.client is None:
@@ -105,6 +114,7 @@ class RedisStore:
         self.lua_store_response = register(lua.STORE_RESPONSE)
         self.lua_update_conversation = register(lua.UPDATE_CONVERSATION)
         self.lua_link_items = register(lua.LINK_ITEMS)
+        self.lua_append_items = register(lua.APPEND_ITEMS)
         self.lua_list_items = register(lua.LIST_ITEMS)
         self.lua_get_chain = register(lua.GET_CHAIN)
         self.lua_list_identifier = register(lua.LIST_IDENTIFIER)
@@ -134,6 +144,9 @@ class RedisStore:
 
     def links_key(self, conversation_id: str) -> str:
         return f"{self.conversation_prefix}{conversation_id}:items"
+
+    def sequence_key(self, conversation_id: str) -> str:
+        return self.sequence_prefix + conversation_id
 
     def item_key(self, item_id: str) -> str:
         return self.item_prefix + item_id
@@ -193,8 +206,7 @@ class RedisConversationStorage(BackendConversations):
 
     def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
         s = self.store
-        conversation_id = new.id
-        assert conversation_id is not None  # the guard mints it
+        conversation_id = minted_id(new)
         metadata = None if new.metadata is None else normalize_json(new.metadata, "metadata")
         conversation = Conversation(id=conversation_id, created_at=utc_now(), metadata=metadata)
         fields = s.codec.conversation_fields(conversation, extra)
@@ -232,7 +244,7 @@ class RedisConversationStorage(BackendConversations):
         def run() -> list[Any]:
             with s.client.pipeline(transaction=True) as pipe:
                 pipe.delete(s.conversation_key(conversation_id))
-                pipe.delete(s.links_key(conversation_id))
+                pipe.delete(s.links_key(conversation_id), s.sequence_key(conversation_id))
                 return pipe.execute()
 
         return bool(s.call("delete_conversation", run)[0])
@@ -246,21 +258,11 @@ class RedisItemStorage(BackendItems):
 
     def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
         s = self.store
-        item_id = new.id
-        assert item_id is not None  # the guard mints it
-        item = ConversationItem(
-            id=item_id,
-            response_id=new.response_id,
-            item_type=new.item_type,
-            role=new.role,
-            content=normalize_json(new.content, "content"),
-            status=new.status,
-            created_at=utc_now(),
-        )
+        item = created_item(new, normalize_json(new.content, "content"))
         fields = s.codec.item_fields(item, extra)
-        created = s.call("create_item", lambda: s.create_record(s.item_key(item_id), fields))
+        created = s.call("create_item", lambda: s.create_record(s.item_key(item.id), fields))
         if not created:
-            raise ConflictError(f"item {item_id} already exists")
+            raise ConflictError(f"item {item.id} already exists")
         return item
 
     def link_items(
@@ -272,22 +274,69 @@ class RedisItemStorage(BackendItems):
         args = [s.ttl]
         for item_id, added_at in items:
             args += [str(to_epoch_us(added_at)), item_id]
-        taken = s.call("link_items", lambda: s.lua_link_items(keys=[s.links_key(conversation_id)], args=args))
+        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        taken = s.call("link_items", lambda: s.lua_link_items(keys=keys, args=args))
         if taken is not None:
             raise ConflictError(f"item {taken} is already linked to conversation {conversation_id}")
+
+    def append_items(
+        self,
+        conversation_id: str,
+        items: Sequence[NewConversationItem],
+        added_at: datetime | None = None,
+        *,
+        extra: Extra = NO_EXTRA,
+    ) -> list[ConversationItem]:
+        if not items:
+            return []
+        s = self.store
+        now = utc_now()
+        keep_status = s.codec.items.field("status") is not None
+        created = []
+        fields: list[str] = []
+        for new in items:  # everything encoded before any I/O (bad content writes nothing)
+            item = attrs.evolve(created_item(new, normalize_json(new.content, "content")), created_at=now)
+            created.append(item if keep_status else attrs.evolve(item, status=None))  # as it reads back
+            flat = _flat(s.codec.item_fields(item, extra))
+            fields += [str(len(flat)), *flat]
+        score = str(to_epoch_us(added_at or now))
+        args = [s.ttl, s.item_prefix, score, str(len(created)), *(item.id for item in created), *fields]
+        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        refused = s.call("append_items", lambda: s.lua_append_items(keys=keys, args=args))
+        if refused is not None:
+            why, item_id = (str(part) for part in refused)
+            if why == "exists":
+                raise ConflictError(f"item {item_id} already exists (nothing was appended)")
+            raise ConflictError(f"item {item_id} is already linked to conversation {conversation_id}")
+        return created
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         if params.limit <= 0:
             return []
+        return [item for item, _ in self.page(conversation_id, params, None)[0]]
+
+    def page(
+        self, conversation_id: str, params: ListParams, position: tuple[datetime, int, str] | None
+    ) -> tuple[list[tuple[ConversationItem, tuple[datetime, int]]], bool]:
+        """A page after the ``after`` item, or after ``position`` (``added_at``, sequence, item
+        id); each item with its link's ``added_at`` and sequence, and whether more links follow."""
         s = self.store
+        where: list[str | int] = ["", "", ""]
+        if position is not None:
+            where = [str(to_epoch_us(position[0])), position[1], position[2]]
         args: list[str | int] = [
             s.item_prefix,
             params.limit,
             "1" if params.order is SortOrder.DESC else "0",
-            params.after or "",
+            (params.after or "") if position is None else "",
+            *where,
         ]
-        rows = s.call("list_items", lambda: s.lua_list_items(keys=[s.links_key(conversation_id)], args=args))
-        return [s.codec.item(str(item_id), pairs(row)) for item_id, row in rows]
+        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        more, rows = s.call("list_items", lambda: s.lua_list_items(keys=keys, args=args))
+        return [
+            (s.codec.item(str(item_id), pairs(row)), (from_epoch_us(round(float(score))), int(seq)))
+            for item_id, row, score, seq in rows
+        ], bool(more)
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         s = self.store
@@ -301,7 +350,14 @@ class RedisItemStorage(BackendItems):
 
     def delete_item(self, conversation_id: str, item_id: str) -> None:
         s = self.store
-        s.call("delete_item", lambda: s.client.zrem(s.links_key(conversation_id), item_id))
+
+        def run() -> list[Any]:
+            with s.client.pipeline(transaction=True) as pipe:
+                pipe.zrem(s.links_key(conversation_id), item_id)
+                pipe.hdel(s.sequence_key(conversation_id), item_id)
+                return pipe.execute()
+
+        s.call("delete_item", run)
 
 
 class RedisResponseStorage(BackendResponses):
