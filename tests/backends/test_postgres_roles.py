@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from datacon import NewConversation, PostgresConfig, SchemaConfig, StorageFactoryConfig, create_storage
-from datacon.backends._sql import MIGRATIONS, render
+from datacon.backends._sql import LATEST, MIGRATIONS, render
 from datacon.backends._sql.migrations import version_insert_sql
 from datacon.backends.postgres import PostgresDialect
 from datacon.cli import cli
@@ -111,17 +111,17 @@ def test_status_plan_and_doctor_write_nothing_then_apply_creates(
     status = run("migrate", "status", "--json", "--url", empty_db)
     assert status.exit_code == 1, status.output  # pending: a deployment script can test it
     data = json.loads(status.stdout)
-    assert (data["current"], data["latest"], data["up_to_date"]) == (0, 3, False)
+    assert (data["current"], data["latest"], data["up_to_date"]) == (0, LATEST, False)
     plan = run("migrate", "plan", "--url", empty_db)
     assert plan.exit_code == 0
     assert plan.stdout == run("migrate", "sql", "--url", empty_db).stdout  # an empty database: the whole schema
     doctor = run("doctor", "--url", empty_db)
     assert "FAIL  schema" in doctor.stdout
-    assert "version 0, latest 3" in doctor.stdout
+    assert f"version 0, latest {LATEST}" in doctor.stdout
     assert tables(postgres_backend, empty_db) == set()
     applied = run("migrate", "apply", "--url", empty_db)
     assert applied.exit_code == 0, applied.output
-    assert "up to date (version 3)" in applied.stdout
+    assert f"up to date (version {LATEST})" in applied.stdout
     assert tables(postgres_backend, empty_db) >= {"_schema_versions", "conversations", "responses"}
     with open_pg(empty_db, NO_DDL) as storage:
         assert storage.conversations.get_conversation("conv_absent") is None
