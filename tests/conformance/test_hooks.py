@@ -92,9 +92,10 @@ def test_every_operation_fires_before_and_after_with_upstream_payloads(hooked: t
     storage.responses.list_identifier_responses("sid", 5)
     storage.responses.delete_response("resp_h")
     storage.responses.delete_identifier_responses("sid")
+    storage.conversations.list_conversations(ListParams(2))
     storage.conversations.delete_conversation(conv.id)
 
-    assert len(StorageOperation) == 18  # upstream's 17, then append_items (SPEC 7.2)
+    assert len(StorageOperation) == 19  # upstream's 17, then append_items (SPEC 7.2), list_conversations (7.5)
     assert sorted(call[0] for call in rec.before_calls) == sorted(StorageOperation)  # each once
     assert sorted(call[0] for call in rec.after_calls) == sorted(StorageOperation)
     payloads = {op: payload for op, _, payload in rec.before_calls}
@@ -133,6 +134,7 @@ def test_every_operation_fires_before_and_after_with_upstream_payloads(hooked: t
         "conversation_id": "conv_h",
         "params": {"limit": 5, "order": "Asc", "after": None},
     }
+    assert payloads[Op.LIST_CONVERSATIONS] == {"params": {"limit": 2, "order": "Asc", "after": None}, "filter": {}}
     assert payloads[Op.IS_ITEM_LINKED] == {"conversation_id": "conv_h", "item_id": "msg_h"}
     assert payloads[Op.STORE_RESPONSE]["id"] == "resp_h"
     assert payloads[Op.STORE_RESPONSE]["safety_identifier"] == "sid"
