@@ -50,7 +50,7 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable):
 
     def __init__(self, config: RedisConfig, *, check_server: bool = True) -> None:
         self.store = RedisStore(config, check=check_server)
-        self.max_concurrency = config.pool_max
+        self.max_concurrency = self.store.max_concurrency
         self.conversations = RedisConversationStorage(self.store)
         self.items = RedisItemStorage(self.store)
         self.responses = RedisResponseStorage(self.store)
