@@ -17,6 +17,7 @@ from datacon.ids import make_item_id
 from datacon.models import (
     Conversation,
     ConversationItem,
+    ItemPage,
     ListParams,
     NewConversation,
     NewConversationItem,
@@ -36,6 +37,7 @@ __all__ = [
     "ConversationStorage",
     "HealthReport",
     "HistoryBackend",
+    "ItemPage",
     "ListParams",
     "NewConversation",
     "NewConversationItem",
