@@ -15,6 +15,7 @@ from datacon.ids import new_response_id
 __all__ = [
     "Conversation",
     "ConversationItem",
+    "ItemPage",
     "Link",
     "ListParams",
     "NewConversation",
