@@ -17,6 +17,7 @@ from datacon.ids import make_item_id
 from datacon.models import (
     Conversation,
     ConversationItem,
+    ConversationPage,
     ItemPage,
     ListParams,
     NewConversation,
@@ -34,6 +35,7 @@ __all__ = [
     "Conversation",
     "ConversationItem",
     "ConversationItemStorage",
+    "ConversationPage",
     "ConversationStorage",
     "HealthReport",
     "HistoryBackend",

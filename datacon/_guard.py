@@ -8,12 +8,13 @@ limits are non-negative ints, and ``ListParams.order`` is a :class:`SortOrder`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
 
+from datacon._conversation_pages import list_page
 from datacon._cursor import decode_cursor, encode_cursor, is_cursor
 from datacon._serde import converter
 from datacon._time import to_iso, utc_now, utc_or_raise
@@ -36,6 +37,7 @@ from datacon.ids import make_item_id, new_conversation_id
 from datacon.models import (
     Conversation,
     ConversationItem,
+    ConversationPage,
     ItemPage,
     ListParams,
     NewConversation,
@@ -179,6 +181,55 @@ class GuardedConversationStorage(_Hooked, ConversationStorage):
             lambda _: self.inner.delete_conversation(conversation_id),
         )
 
+    def list_conversations(self, params: ListParams, filter: Mapping[str, str] | None = None) -> ConversationPage:
+        params, order = _checked_params(params, "list_conversations")
+        checked = _checked_filter(filter, self.inner.filter_columns())
+        return self._run(
+            StorageOperation.LIST_CONVERSATIONS,
+            lambda: {
+                "params": {"limit": params.limit, "order": order.name.title(), "after": params.after},
+                "filter": dict(checked),
+            },
+            lambda _: list_page(self.inner, params, checked),
+        )
+
+
+def _checked_params(params: ListParams, method: str) -> tuple[ListParams, SortOrder]:
+    """``params`` checked (limit, order, after), with ``order`` a ``SortOrder``."""
+    if not isinstance(params, ListParams):
+        raise InvalidInputError(f"{method} takes ListParams, got {type(params).__name__}")
+    check_count(params.limit, "limit", optional=False)
+    try:
+        order = SortOrder(params.order)
+    except ValueError:
+        raise InvalidInputError(f"order must be 'asc' or 'desc', got {params.order!r}") from None
+    if params.after is not None:
+        check_str(params.after, "after", 10_000)
+    if order is not params.order:
+        params = ListParams(limit=params.limit, order=order, after=params.after)
+    return params, order
+
+
+def _checked_filter(filter: Mapping[str, str] | None, columns: frozenset[str] | None) -> dict[str, str]:
+    """``filter`` as a dict; every key a declared extra column (``columns``; ``None``: any), every
+    value a string."""
+    if filter is None:
+        return {}
+    if not isinstance(filter, Mapping):
+        raise InvalidInputError(f"filter must be a mapping of column names to strings, got {type(filter).__name__}")
+    checked: dict[str, str] = {}
+    for key, value in filter.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidInputError(f"filter keys must be non-empty strings, got {key!r}")
+        if columns is not None and key not in columns:
+            declared = ", ".join(sorted(columns)) or "none"
+            raise InvalidInputError(
+                f"filter key {key!r} is not an extra column of the conversations table (declared: {declared})"
+            )
+        check_str(value, f"filter value of {key!r}", 10_000, empty_ok=True)
+        checked[key] = value
+    return checked
+
 
 class GuardedItemStorage(_Hooked, ConversationItemStorage):
     """Checks arguments and runs hooks around a backend's item storage."""
@@ -303,23 +354,16 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
     def _page_params(conversation_id: str, params: ListParams, method: str) -> tuple[ListParams, Position | None]:
         """Checked ``params`` (``after`` an item id, or ``None``) and the position of a cursor."""
         check_id(conversation_id, "conversation id")
-        if not isinstance(params, ListParams):
-            raise InvalidInputError(f"{method} takes ListParams, got {type(params).__name__}")
-        check_count(params.limit, "limit", optional=False)
-        try:
-            order = SortOrder(params.order)
-        except ValueError:
-            raise InvalidInputError(f"order must be 'asc' or 'desc', got {params.order!r}") from None
+        params, order = _checked_params(params, method)
         after = params.after
         position = None
         if after is not None:
-            check_str(after, "after", 10_000)
             if is_cursor(after):
                 position = decode_cursor(after, conversation_id, order)
                 after = None
             elif len(after) > ID_MAX:
                 after = None  # longer than any id: never linked, so ignored like any unknown item id
-        if order is not params.order or after != params.after:
+        if after != params.after:
             params = ListParams(limit=params.limit, order=order, after=after)
         return params, position
 

@@ -7,7 +7,7 @@ import contextlib
 import functools
 import math
 import threading
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Generic, ParamSpec, TypeVar
@@ -20,6 +20,7 @@ from datacon.factory import create_storage
 from datacon.models import (
     Conversation,
     ConversationItem,
+    ConversationPage,
     ItemPage,
     ListParams,
     NewConversation,
@@ -223,6 +224,10 @@ class AsyncConversationStorage:
         Cancelled: it is either untouched or fully deleted.
         """
         return await self._run(self._sync.delete_conversation, conversation_id)
+
+    async def list_conversations(self, params: ListParams, filter: Mapping[str, str] | None = None) -> ConversationPage:
+        """A page of conversations ordered by ``(created_at, id)``, filtered by extra columns."""
+        return await self._run(self._sync.list_conversations, params, filter)
 
 
 class AsyncConversationItemStorage:

@@ -39,6 +39,8 @@ class StorageOperation(enum.StrEnum):
     DELETE_IDENTIFIER_RESPONSES = "delete_identifier_responses"
     #: Creating a turn's items and linking them in one call (``append_items``, SPEC §7.2).
     APPEND_ITEMS = "append_items"
+    #: SPEC §7.5. Payload ``{"params": {"limit", "order", "after"}, "filter": {...}}``.
+    LIST_CONVERSATIONS = "list_conversations"
     #: A page of items with its cursor (``list_items_page``, SPEC 7.4).
     LIST_ITEMS_PAGE = "list_items_page"
 

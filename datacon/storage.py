@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from time import perf_counter
 from types import TracebackType
@@ -15,6 +15,7 @@ from datacon.errors import BackendUnavailableError, DataconError
 from datacon.models import (
     Conversation,
     ConversationItem,
+    ConversationPage,
     ItemPage,
     ListParams,
     NewConversation,
@@ -57,6 +58,16 @@ class ConversationStorage(Protocol):
     @abstractmethod
     def delete_conversation(self, conversation_id: str) -> bool:
         """Delete the conversation and its links (item records stay). Whether it existed."""
+
+    @abstractmethod
+    def list_conversations(self, params: ListParams, filter: Mapping[str, str] | None = None) -> ConversationPage:
+        """A page of conversations ordered by ``(created_at, id)`` (``params.order``), whose
+        extra columns equal ``filter`` (compared as text). ``params.after`` is a conversation id
+        or an earlier page's ``next_cursor``.
+
+        :raises InvalidInputError: a ``filter`` key is not an extra column declared on the
+            conversations table (memory and none accept any key), or bad ``params``.
+        """
 
 
 class ConversationItemStorage(Protocol):

@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from datacon import (
+    ColumnDef,
     Conversation,
     ConversationItem,
     ListParams,
@@ -29,6 +30,7 @@ from datacon import (
     SqliteConfig,
     StorageFactoryConfig,
     StoredResponse,
+    TableConfig,
     create_storage,
     transfer,
 )
@@ -861,3 +863,37 @@ def test_a_failed_import_batch_writes_nothing_and_a_rerun_resumes(sql_place: Sch
     resumed = json.loads(run("--config", str(target.file), "import", str(dump), "--batch", "20", "--json").stdout)
     assert resumed["created"] == {"conversation": 0, "item": 60, "link": 100, "response": 20}
     assert resumed["skipped"] == {"conversation": 4, "item": 40, "link": 0, "response": 0}
+
+
+def test_conversations_list_pages_and_filters(tmp_path: Path) -> None:
+    schema = SchemaConfig(
+        conversations=TableConfig(
+            table="conversations", extra_columns={"tenant_id": ColumnDef("VARCHAR(64)", default_value="t1")}
+        )
+    )
+    place = sqlite_place(tmp_path, schema=schema)
+    with place.storage() as s:
+        convs = [s.conversations.create_conversation(NewConversation(metadata={"n": n})) for n in range(3)]
+    ids = [c.id for c in sorted(convs, key=lambda c: (c.created_at, c.id))]
+    cfg = ("--config", str(place.file))
+    first = json.loads(run(*cfg, "conversations", "list", "--limit", "2", "--filter", "tenant_id=t1", "--json").stdout)
+    assert [c["id"] for c in first["data"]] == ids[:2]
+    assert first["has_more"] is True
+    assert first["first_id"] == ids[0]
+    assert first["last_id"] == ids[1]
+    rest = json.loads(run(*cfg, "conversations", "list", "--after", first["next_cursor"], "--json").stdout)
+    assert [c["id"] for c in rest["data"]] == ids[2:]
+    assert rest["has_more"] is False
+    assert rest["next_cursor"] is None
+    desc = json.loads(run(*cfg, "conversations", "list", "--order", "desc", "--json").stdout)
+    assert [c["id"] for c in desc["data"]] == ids[::-1]
+    none = json.loads(run(*cfg, "conversations", "list", "--filter", "tenant_id=t2", "--json").stdout)
+    assert none["data"] == []
+    table = run(*cfg, "conversations", "list", "--limit", "1")
+    assert table.exit_code == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["ID", "CREATED_AT", "METADATA"]
+    assert lines[1].startswith(ids[0])
+    assert lines[-1].startswith("(more: --after cv1_")
+    assert "is not an extra column" in one_error_line(run(*cfg, "conversations", "list", "--filter", "user=u1"))
+    assert "--filter" in one_error_line(run(*cfg, "conversations", "list", "--filter", "no-equals-sign"))

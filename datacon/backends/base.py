@@ -29,10 +29,12 @@ from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
+from datacon._conversation_pages import list_page
 from datacon.errors import DataconError
 from datacon.models import (
     Conversation,
     ConversationItem,
+    ConversationPage,
     ItemPage,
     Link,
     ListParams,
@@ -77,11 +79,30 @@ RECORD_KINDS: tuple[RecordKind, ...] = ("conversation", "item", "link", "respons
 
 
 class BackendConversations(ConversationStorage, Protocol):
-    """A backend's conversation store: the public contract; creating takes ``extra``."""
+    """A backend's conversation store: the public contract; creating takes ``extra``.
+
+    ``list_conversations`` is built on :meth:`page_conversations` (``datacon._conversation_pages``).
+    """
 
     @abstractmethod
     def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
         """As the public method; ``new.id`` is set (the guard mints it), ``extra`` fills extra columns."""
+
+    @abstractmethod
+    def page_conversations(
+        self, filter: Mapping[str, str], after: tuple[datetime, str] | None, descending: bool, limit: int
+    ) -> list[Conversation]:
+        """Up to ``limit`` (> 0) conversations in ``(created_at, id)`` order (descending if asked),
+        strictly after ``after``, whose extra columns equal ``filter`` as text; served from an index.
+        The guard has checked ``filter``'s keys against :meth:`filter_columns`."""
+
+    def filter_columns(self) -> frozenset[str] | None:
+        """The keys ``filter`` may use (the declared extra columns); ``None``: any key."""
+        return None
+
+    def list_conversations(self, params: ListParams, filter: Mapping[str, str] | None = None) -> ConversationPage:
+        """As the public method (arguments unchecked: the guard checks them)."""
+        return list_page(self, params, filter or {})
 
 
 class BackendItems(ConversationItemStorage, Protocol):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import attrs
@@ -111,6 +111,42 @@ class MemoryState:
         self.links: dict[str, _Links] = {}
         self.responses: dict[str, _Response] = {}
         self.by_identifier: dict[str, set[str]] = {}
+        # list_conversations' indexes: every conversation's (created_at, id), sorted; the same
+        # keys per (extra column, value as text); each conversation's extra values as text.
+        self.conversation_order: list[tuple[datetime, str]] = []
+        self.conversations_by: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
+        self.conversation_extra: dict[str, dict[str, str]] = {}
+
+    def index_conversation(self, conversation_id: str, created_at: datetime, extra: Mapping[str, object]) -> None:
+        """Add a new conversation to the listing indexes (under ``lock``)."""
+        key = (created_at, conversation_id)
+        bisect.insort(self.conversation_order, key)
+        values = {
+            name: value if isinstance(value, str) else dump_json(value, f"extra column {name}")
+            for name, value in extra.items()
+            if value is not None
+        }
+        if values:
+            self.conversation_extra[conversation_id] = values
+            for pair in values.items():
+                bisect.insort(self.conversations_by.setdefault(pair, []), key)
+
+    def unindex_conversation(self, conversation_id: str, created_at: datetime) -> None:
+        """Remove a conversation from the listing indexes (under ``lock``)."""
+        key = (created_at, conversation_id)
+        _remove(self.conversation_order, key)
+        for pair in self.conversation_extra.pop(conversation_id, {}).items():
+            keys = self.conversations_by.get(pair)
+            if keys is not None:
+                _remove(keys, key)
+                if not keys:
+                    del self.conversations_by[pair]
+
+
+def _remove(keys: list[tuple[datetime, str]], key: tuple[datetime, str]) -> None:
+    at = bisect.bisect_left(keys, key)
+    if at < len(keys) and keys[at] == key:
+        del keys[at]
 
 
 def _conversation(conversation_id: str, row: tuple[datetime, str | None]) -> Conversation:
@@ -131,6 +167,7 @@ class MemoryConversationStorage(BackendConversations):
             if conversation_id in self._s.conversations:
                 raise ConflictError(f"conversation {conversation_id} already exists")
             self._s.conversations[conversation_id] = (created_at, metadata)
+            self._s.index_conversation(conversation_id, created_at, extra)
         return _conversation(conversation_id, (created_at, metadata))
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
@@ -150,7 +187,43 @@ class MemoryConversationStorage(BackendConversations):
     def delete_conversation(self, conversation_id: str) -> bool:
         with self._s.lock:
             self._s.links.pop(conversation_id, None)
-            return self._s.conversations.pop(conversation_id, None) is not None
+            row = self._s.conversations.pop(conversation_id, None)
+            if row is None:
+                return False
+            self._s.unindex_conversation(conversation_id, row[0])
+            return True
+
+    def page_conversations(
+        self, filter: Mapping[str, str], after: tuple[datetime, str] | None, descending: bool, limit: int
+    ) -> list[Conversation]:
+        s = self._s
+        with s.lock:
+            # Walk the smallest index of the filter's pairs (all conversations without a
+            # filter) from the cursor on; the other pairs are checked per conversation.
+            keys = s.conversation_order
+            for pair in filter.items():
+                candidate = s.conversations_by.get(pair)
+                if candidate is None:
+                    return []
+                if len(candidate) < len(keys) or keys is s.conversation_order:
+                    keys = candidate
+            if descending:
+                end = len(keys) if after is None else bisect.bisect_left(keys, after)
+                walk = (keys[i] for i in range(end - 1, -1, -1))
+            else:
+                start = 0 if after is None else bisect.bisect_right(keys, after)
+                walk = (keys[i] for i in range(start, len(keys)))
+            out: list[Conversation] = []
+            for key in walk:
+                row = s.conversations.get(key[1])
+                if row is None or row[0] != key[0]:
+                    continue  # removed without unindexing (not by this module): not listed
+                values = s.conversation_extra.get(key[1], {})
+                if all(values.get(name) == value for name, value in filter.items()):
+                    out.append(_conversation(key[1], row))
+                    if len(out) >= limit:
+                        break
+            return out
 
 
 class MemoryItemStorage(BackendItems):
@@ -390,6 +463,7 @@ class MemoryBackend(Enumerable, Restorable):
             for conversation_id, row in rows:
                 if conversation_id not in self.state.conversations:
                     self.state.conversations[conversation_id] = row
+                    self.state.index_conversation(conversation_id, row[0], {})
                     created += 1
         return created
 

@@ -7,7 +7,7 @@ changes no outcome but storage.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from datacon._serde import dump_json, normalize_json
@@ -53,6 +53,11 @@ class NoopConversationStorage(BackendConversations):
 
     def delete_conversation(self, conversation_id: str) -> bool:
         return False
+
+    def page_conversations(
+        self, filter: Mapping[str, str], after: tuple[datetime, str] | None, descending: bool, limit: int
+    ) -> list[Conversation]:
+        return []
 
 
 class NoopItemStorage(BackendItems):

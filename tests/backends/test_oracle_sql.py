@@ -265,6 +265,8 @@ def test_default_tables_are_upstreams_oracle_ddl() -> None:
         ),
         _index("RESPONSES_PREV_IDX", "RESPONSES", '"PREVIOUS_RESPONSE_ID"'),
         _index("RESPONSES_USER_IDX", "RESPONSES", '"SAFETY_IDENTIFIER"'),
+        # list_conversations (SPEC §7.5; not in upstream).
+        _index("CONVERSATIONS_LIST_IDX", "CONVERSATIONS", '"CREATED_AT", "ID"'),
     )
     # Existence is probed in the current user's tables, by the catalog (uppercase) name.
     assert S.table_probes == ("CONVERSATIONS", "CONVERSATION_ITEMS", "CONVERSATION_ITEM_LINKS", "RESPONSES")
@@ -444,6 +446,8 @@ def test_renames_reach_every_statement() -> None:
         _index("DC_LINKS_SEQ_IX", "DC_LINKS", '"CONV_REF", "LINKED_AT", "SEQ", "ITEM_ID"'),
         _index("DC_RESPS_PREV_IDX", "DC_RESPS", '"PREVIOUS_RESPONSE_ID"'),
         _index("DC_RESPS_USER_IDX", "DC_RESPS", '"USER_IDENT"'),
+        _index("DC_CONVS_LIST_IDX", "DC_CONVS", '"CREATED_AT", "CONV_ID"'),
+        _index("DC_CONVS_TENANT_ID_LIST_IDX", "DC_CONVS", '"TENANT_ID", "CREATED_AT", "CONV_ID"'),
     )
     assert 'CONSTRAINT "PK_DC_LINKS" PRIMARY KEY ("CONV_REF", "ITEM_ID")' in statements.create_tables[2]
     # Logical names stay the bind names the generic storages use.
@@ -501,7 +505,7 @@ def test_skipped_columns_leave_ddl_writes_and_reads() -> None:
     assert statements.ident_list is None
     assert statements.ident_list_limit is None
     assert statements.ident_delete is None
-    assert len(statements.create_indexes) == 1  # no PREV_IDX, no USER_IDX
+    assert len(statements.create_indexes) == 2  # links and list_conversations; no PREV_IDX, no USER_IDX
     # The links table ignores skip_columns: it always has its three columns.
     assert '"ADDED_AT" TIMESTAMP(6) WITH TIME ZONE' in statements.create_tables[2]
     # Nothing to update when metadata is skipped: the conversation's created_at is read (as

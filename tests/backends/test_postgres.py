@@ -511,3 +511,45 @@ def test_non_object_metadata_written_by_others_is_a_backend_error(postgres_backe
         with pytest.raises(BackendError, match="expected JSON object for conversation metadata, got JSON list"):
             storage.conversations.get_conversation("conv_list_meta")
     postgres_backend.wipe()
+
+
+def test_list_conversations_is_served_from_an_index_without_a_sort(postgres_backend: PostgresBackend) -> None:
+    """SPEC §7.5: the listing indexes give the page order; no sequential scan, no sort."""
+    from tests.conformance.test_list_conversations import LISTING_SCHEMA
+
+    url = postgres_backend.create_database()
+    try:
+        with open_pg(url, LISTING_SCHEMA) as storage:
+            store = sql_store(storage)
+            with postgres_backend.connect(url) as conn:
+                # 20 000 conversations over 50 tenants, written straight to the table.
+                conn.execute(
+                    "INSERT INTO lc_convs (id, created_at, metadata, tenant_id, user_id) "
+                    "SELECT 'conv_' || lpad(g::text, 50, '0'), now() - g * interval '1 second', NULL, "
+                    "'t' || (g % 50), 'u' || (g % 7) FROM generate_series(1, 20000) g"
+                )
+                conn.execute("ANALYZE lc_convs")
+                after = {"after_at": datetime(2026, 1, 1, tzinfo=UTC), "after_id": "conv_x"}
+                cases = [
+                    ((), False, False, {}),
+                    ((), True, True, after),
+                    (("tenant_id",), False, False, {"f0": "t7"}),
+                    (("tenant_id",), True, False, {"f0": "t7", **after}),
+                    (("tenant_id",), True, True, {"f0": "t7", **after}),
+                    (("user_id",), True, False, {"f0": "u3", **after}),
+                ]
+                for keys, has_after, descending, params in cases:
+                    sql = store.sql.conversation_page(keys, has_after, descending)
+                    plan = "\n".join(
+                        row[0] for row in conn.execute(f"EXPLAIN {sql}", {**params, "limit": 21}).fetchall()
+                    )
+                    assert "Index" in plan, plan
+                    assert "Seq Scan" not in plan, plan
+                    assert "Sort" not in plan, plan
+                    assert "lc_convs_" in plan, plan
+            # The storage agrees with the table.
+            page = storage.conversations.list_conversations(ListParams(3), {"tenant_id": "t7"})
+            assert len(page.data) == 3
+            assert page.has_more
+    finally:
+        postgres_backend.drop_database(url)

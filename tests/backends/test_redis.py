@@ -15,6 +15,7 @@ import pytest
 
 from datacon import (
     BeforeHookResult,
+    ColumnDef,
     ListParams,
     NewConversation,
     NewConversationItem,
@@ -31,6 +32,7 @@ from datacon import (
 )
 from datacon.backends.redis import RedisBackend as RawRedisBackend
 from datacon.backends.redis import RedisStore
+from datacon.backends.redis.store import listing_member
 from datacon.errors import BackendError, BackendUnavailableError, ConflictError, InvalidInputError, PoolTimeoutError
 from tests.servers.redis import OWNER, PASSWORD, RedisBackend, RedisServer, redis_executable
 from tests.support import RENAMED_SCHEMA
@@ -87,8 +89,10 @@ def test_default_key_layout(backend: RedisBackend, client: Any) -> None:
         f"item:{item}",
         f"response:{response}",
         "safety:user-1:responses",
+        "conversations:list",
     }
     assert client.type(f"conversation:{conv}:items") == "zset"
+    assert client.type("conversations:list") == "zset"
     assert client.type("safety:user-1:responses") == "zset"
     assert client.type(f"link_seq:{conv}") == "hash"
 
@@ -103,6 +107,7 @@ def test_owner_prefixes_every_key(backend: RedisBackend, client: Any) -> None:
         f"acme:item:{item}",
         f"acme:response:{response}",
         "acme:safety:user-1:responses",
+        "acme:conversations:list",
     }
 
 
@@ -110,7 +115,7 @@ def test_every_key_gets_the_retention_ttl(backend: RedisBackend, client: Any) ->
     with open_store(backend, retention_days=2) as storage:
         fill(storage)
     keys = client.keys("*")
-    assert len(keys) == 6  # the link sequence hash too
+    assert len(keys) == 7  # the link sequence hash and the conversations listing set too
     for key in keys:
         assert 2 * DAY - 60 < client.ttl(key) <= 2 * DAY, key
 
@@ -119,7 +124,7 @@ def test_no_ttl_without_retention(backend: RedisBackend, client: Any) -> None:
     with open_store(backend, retention_days=None) as storage:
         fill(storage)
     keys = client.keys("*")
-    assert len(keys) == 6
+    assert len(keys) == 7
     assert {key: client.ttl(key) for key in keys} == dict.fromkeys(keys, -1)
 
 
@@ -185,6 +190,9 @@ def test_renamed_fields_extras_and_skips_in_the_hashes(backend: RedisBackend, cl
         "created_at": conv.created_at.isoformat(timespec="microseconds"),
         "conv_meta": '{"a":1}',
         "tenant_id": "tenant-default",  # the column's default_value
+        # list_conversations' bookkeeping: the member and the sets it is in (for the delete).
+        "datacon:member": listing_member(conv.created_at, "conv_r"),
+        "datacon:sets": f'["{OWNER}:conversations:list","{OWNER}:conversations:by:tenant_id:tenant-default"]',
     }
     item = client.hgetall(f"{OWNER}:item:msg_r")
     assert set(item) == {"id", "kind", "role", "body", "created_at"}  # status skipped; no tenant_id value
@@ -239,7 +247,7 @@ def test_skipped_columns_read_back_as_defaults(backend: RedisBackend, client: An
         assert storage.responses.list_identifier_responses("u") == []
         assert storage.responses.delete_identifier_responses("u") == 0
         assert storage.responses.get_response("resp_s") is not None
-    assert set(client.hgetall(f"{OWNER}:conversation:conv_s")) == {"id"}
+    assert set(client.hgetall(f"{OWNER}:conversation:conv_s")) == {"id", "datacon:member", "datacon:sets"}
     assert set(client.hgetall(f"{OWNER}:item:rs_s")) == {"id", "created_at"}
     assert not client.keys("*safety:*")
 
@@ -411,6 +419,8 @@ def test_one_round_trip_per_operation(backend: RedisBackend) -> None:
         storage.items.list_items(conv, ListParams(1))
         storage.responses.get_response_chain(prev)
         storage.responses.list_identifier_responses("u")
+        storage.conversations.delete_conversation("conv_absent")
+        storage.conversations.list_conversations(ListParams(1))
 
         checks: list[tuple[Callable[[], object], list[str]]] = [
             (lambda: storage.items.list_items(conv, ListParams(10, SortOrder.DESC, items[20])), ["EVALSHA"]),
@@ -419,7 +429,8 @@ def test_one_round_trip_per_operation(backend: RedisBackend) -> None:
             (lambda: storage.responses.list_identifier_responses("u", 5), ["EVALSHA"]),
             (lambda: storage.items.link_items(conv, [("msg_n1", T0), ("msg_n2", T0)]), ["EVALSHA"]),
             (lambda: storage.items.get_item(items[0]), ["HGETALL"]),
-            (lambda: storage.conversations.delete_conversation(conv), ["MULTI", "DEL", "DEL", "EXEC"]),
+            (lambda: storage.conversations.list_conversations(ListParams(5)), ["EVALSHA"]),
+            (lambda: storage.conversations.delete_conversation(conv), ["EVALSHA"]),
         ]
         for call, expected in checks:
             with commands_sent(backend) as seen:
@@ -558,6 +569,34 @@ def test_huge_limits_return_everything(backend: RedisBackend) -> None:
         assert len(storage.responses.list_identifier_responses("u", 2**31 - 1)) == 3
         with pytest.raises(InvalidInputError):
             storage.items.list_items("conv_h", ListParams(2**62))
+
+
+def test_listing_sets_follow_creates_and_deletes(backend: RedisBackend, client: Any) -> None:
+    """SPEC §7.5 on Redis: one set of every conversation, one per (extra column, value), kept by
+    the create and delete scripts; members order as (created_at, id)."""
+    schema = SchemaConfig(
+        conversations=TableConfig(
+            table="conversations", extra_columns={"tenant_id": ColumnDef("VARCHAR(64)", default_value="t1")}
+        )
+    )
+    with open_store(backend, schema) as storage:
+        a = storage.conversations.create_conversation(NewConversation())
+        b = storage.conversations.create_conversation(NewConversation())
+        every = raw_store(storage).conversations_list_key
+        by_t1 = raw_store(storage).conversations_by_key("tenant_id", "t1")
+        members = client.zrange(every, 0, -1)
+        assert [m.split(":", 1)[1] for m in members] == [
+            c.id for c in sorted([a, b], key=lambda c: (c.created_at, c.id))
+        ]
+        assert client.zrange(by_t1, 0, -1) == members
+        assert storage.conversations.delete_conversation(a.id) is True
+        assert [m.split(":", 1)[1] for m in client.zrange(every, 0, -1)] == [b.id]
+        assert [m.split(":", 1)[1] for m in client.zrange(by_t1, 0, -1)] == [b.id]
+        page = storage.conversations.list_conversations(ListParams(5), {"tenant_id": "t1"})
+        assert [c.id for c in page.data] == [b.id]
+        # A member whose hash expired is skipped, not returned half-read.
+        client.delete(every.replace("conversations:list", f"conversation:{b.id}"))
+        assert storage.conversations.list_conversations(ListParams(5)).data == []
 
 
 def test_links_written_before_the_sequence_keep_their_order_by_item_id(backend: RedisBackend, client: Any) -> None:

@@ -217,9 +217,10 @@ def test_index_names_are_upstreams_for_default_tables_and_derived_for_renamed_on
 @DIALECTS
 def test_skipped_safety_identifier_has_no_index_and_no_queries(dialect: Dialect) -> None:
     sql = _render(_responses(skip_columns={"safety_identifier"}), dialect)
-    # The page index, and (Oracle, as upstream) the previous_response_id index.
+    # The page index, (Oracle, as upstream) the previous_response_id index, and
+    # list_conversations' (created_at, id) index.
     has_prev_index = dialect.object_name("prev_idx", "responses") is not None
-    assert len(sql.create_indexes) == 1 + has_prev_index
+    assert len(sql.create_indexes) == 2 + has_prev_index
     assert not any(dialect.ident("safety_identifier") in index for index in sql.create_indexes)
     assert sql.ident_list is None
     assert sql.ident_delete is None

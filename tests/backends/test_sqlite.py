@@ -453,3 +453,37 @@ def test_rows_written_by_others_that_cannot_be_read_are_backend_errors(db: Path)
             storage.conversations.get_conversation("conv_bad")
         with pytest.raises(BackendError, match="SQLite response resp_bad has an unreadable column"):
             storage.responses.get_response_chain("resp_bad")
+
+
+def test_list_conversations_is_served_from_an_index_without_a_sort(db: Path) -> None:
+    """SPEC §7.5: the listing indexes give the page order (no table scan, no temporary B-tree)."""
+    from tests.conformance.test_list_conversations import LISTING_SCHEMA
+
+    with open_sqlite(db, LISTING_SCHEMA) as storage:
+        sql = sql_store(storage).sql
+        conn = sqlite3.connect(db)
+        try:
+            conn.execute(
+                "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 5000) "
+                "INSERT INTO lc_convs (id, created_at, metadata, tenant_id, user_id) "
+                "SELECT printf('conv_%050d', n), n, NULL, 't' || (n % 50), 'u' || (n % 7) FROM g"
+            )
+            conn.commit()
+            conn.execute("ANALYZE")
+            after = {"after_at": 1, "after_id": "conv_x"}
+            for keys, has_after, descending, params in [
+                ((), False, False, {}),
+                ((), True, True, after),
+                (("tenant_id",), True, False, {"f0": "t7", **after}),
+                (("user_id",), True, True, {"f0": "u3", **after}),
+            ]:
+                statement = sql.conversation_page(keys, has_after, descending)
+                plan = " | ".join(
+                    str(row[3]) for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", {**params, "limit": 21})
+                )
+                assert "INDEX lc_convs_" in plan, plan
+                assert "TEMP B-TREE" not in plan, plan
+        finally:
+            conn.close()
+        page = storage.conversations.list_conversations(ListParams(2), {"tenant_id": "t7"})
+        assert len(page.data) == 2

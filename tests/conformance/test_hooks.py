@@ -93,9 +93,12 @@ def test_every_operation_fires_before_and_after_with_upstream_payloads(hooked: t
     storage.responses.list_identifier_responses("sid", 5)
     storage.responses.delete_response("resp_h")
     storage.responses.delete_identifier_responses("sid")
+    storage.conversations.list_conversations(ListParams(2))
     storage.conversations.delete_conversation(conv.id)
 
-    assert len(StorageOperation) == 19  # upstream's 17, then append_items and list_items_page (SPEC 7.2, 7.4)
+    assert (
+        len(StorageOperation) == 20
+    )  # upstream's 17, then append_items (SPEC 7.2), list_conversations (7.5), list_items_page (7.4)
     assert sorted(call[0] for call in rec.before_calls) == sorted(StorageOperation)  # each once
     assert sorted(call[0] for call in rec.after_calls) == sorted(StorageOperation)
     payloads = {op: payload for op, _, payload in rec.before_calls}
@@ -134,6 +137,7 @@ def test_every_operation_fires_before_and_after_with_upstream_payloads(hooked: t
         "conversation_id": "conv_h",
         "params": {"limit": 5, "order": "Asc", "after": None},
     }
+    assert payloads[Op.LIST_CONVERSATIONS] == {"params": {"limit": 2, "order": "Asc", "after": None}, "filter": {}}
     assert payloads[Op.LIST_ITEMS_PAGE] == payloads[Op.LIST_ITEMS]
     assert payloads[Op.IS_ITEM_LINKED] == {"conversation_id": "conv_h", "item_id": "msg_h"}
     assert payloads[Op.STORE_RESPONSE]["id"] == "resp_h"

@@ -150,6 +150,11 @@ class Dialect:
         default_table, upstream = UPSTREAM_OBJECT_NAMES[kind]
         return upstream if table == default_table else f"{table}{_DERIVED_SUFFIX[kind]}"
 
+    def listing_index_name(self, table: str, column: str | None) -> str:
+        """The name of a ``list_conversations`` index on (configured) conversations ``table``:
+        by ``(created_at, id)`` (``column`` ``None``), or by extra ``column`` then those."""
+        return f"{table}_{column}_list_idx" if column else f"{table}_list_idx"
+
     def create_table(self, ref: str, body: str) -> str:
         """CREATE TABLE ``ref`` (``body``) that leaves an existing table alone."""
         exists = "IF NOT EXISTS " if self.create_if_not_exists else ""

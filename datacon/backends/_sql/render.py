@@ -156,11 +156,44 @@ class Statements:
     link_parts: tuple[str, tuple[str, ...], tuple[str, ...]]
     # The same for the items table (params ``{field}{n}``, extra columns ``ix*``).
     item_parts: tuple[str, tuple[str, ...], tuple[str, ...]]
+    # The conversations table, for list_conversations' pages (rendered per filter, kept).
+    conv_table: _Table
     # Keyset pages by primary key, counts, insert-if-absent, for datacon.transfer (see
     # _export_queries).
     export: Mapping[str, str] = attrs.field(factory=dict)
     _link_cache: dict[tuple[int, int], str] = attrs.field(factory=dict, init=False)
     _append_cache: dict[tuple[int, int], tuple[str, ...]] = attrs.field(factory=dict, init=False)
+    _page_cache: dict[tuple[tuple[str, ...], bool, bool], str] = attrs.field(factory=dict, init=False)
+
+    def conversation_page(self, keys: tuple[str, ...], after: bool, descending: bool) -> str:
+        """A page of conversations in ``(created_at, id)`` order whose extra columns ``keys``
+        equal ``f0``, ``f1``...; with ``after``, strictly after ``(after_at, after_id)``; at most
+        ``limit`` rows. The listing indexes give the order, so the scan stops at the limit."""
+        cached = self._page_cache.get((keys, after, descending))
+        if cached is not None:
+            return cached
+        convs, d = self.conv_table, self.dialect
+        p = d.param
+        cmp, order = ("<", "DESC") if descending else (">", "ASC")
+        where = [f"{d.ident(key)} = {p(f'f{n}')}" for n, key in enumerate(keys)]
+        cid = convs.c("id")
+        created = None if convs.config.is_skipped("created_at") else convs.c("created_at")
+        if after:
+            after_id = p("after_id")
+            if created is None:
+                where.append(f"{cid} {cmp} {after_id}")
+            elif d.keyset is Keyset.ROW_VALUES:
+                where.append(f"({created}, {cid}) {cmp} ({d.time_in(p('after_at'))}, {after_id})")
+            else:
+                at = d.time_in(p("after_at"))
+                where.append(f"({created} {cmp} {at} OR ({created} = {at} AND {cid} {cmp} {after_id}))")
+        order_by = f"{created} {order}, {cid} {order}" if created else f"{cid} {order}"
+        sql = (
+            f"SELECT {convs.select_list(convs.present())} FROM {convs.ref}"  # noqa: S608
+            f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {order_by} {d.limit(p('limit'))}"
+        )
+        self._page_cache[keys, after, descending] = sql
+        return sql
 
     def append(self, items: int, links: int) -> tuple[str, ...]:
         """What ``append_items`` runs: ``items`` rows into the items table (params ``{field}{n}``,
@@ -372,6 +405,14 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         indexes.append(resps.index("prev_idx", ["previous_response_id"]))
     if not resps.config.is_skipped("safety_identifier"):
         indexes.append(resps.index("safety_idx", ["safety_identifier"]))
+    # list_conversations: (created_at, id), and each extra column followed by those. They are
+    # created on every start like the others (idempotent DDL), so existing databases get them.
+    order_key = ["id"] if convs.config.is_skipped("created_at") else ["created_at", "id"]
+    order_cols = [convs.c(field) for field in order_key]
+    indexes.append(d.create_index(d.listing_index_name(convs.config.table, None), convs.ref, order_cols))
+    for name, _ in convs.config.sorted_extra_columns():
+        index_name = d.listing_index_name(convs.config.table, name)
+        indexes.append(d.create_index(index_name, convs.ref, [d.ident(name), *order_cols]))
 
     # Conversations.
     conv_columns = convs.present()
@@ -464,6 +505,7 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         export=_export_queries(convs, items, links, resps),
         link_parts=(links.ref, link_columns, link_row),
         item_parts=item_parts,
+        conv_table=convs,
     )
 
 

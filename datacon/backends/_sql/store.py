@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -134,6 +134,24 @@ class SqlConversationStorage(BackendConversations):
                 for statement in statements[:-1]:
                     session.execute(statement, params)
                 return session.execute(statements[-1], params) > 0
+
+    def filter_columns(self) -> frozenset[str]:
+        return frozenset(name for name, _ in self._store.schema.conversations.sorted_extra_columns())
+
+    def page_conversations(
+        self, filter: Mapping[str, str], after: tuple[datetime, str] | None, descending: bool, limit: int
+    ) -> list[Conversation]:
+        keys = tuple(sorted(filter))
+        params: dict[str, Any] = {f"f{n}": filter[key] for n, key in enumerate(keys)}
+        params["limit"] = limit
+        if after is not None:
+            params["after_id"] = after[1]
+            if not self._store.schema.conversations.is_skipped("created_at"):
+                params["after_at"] = self._d.encode_time(after[0])
+        sql = self._sql.conversation_page(keys, after is not None, descending)
+        with self._store.connector.session() as session:
+            rows = session.fetchall(sql, params)
+        return [self._row(row) for row in rows]
 
 
 class SqlItemStorage(BackendItems):

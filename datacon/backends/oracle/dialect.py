@@ -128,6 +128,10 @@ class OracleDialect(Dialect):
         pattern = _OBJECT_NAMES.get(kind)
         return None if pattern is None else pattern.format(table.upper())[:MAX_IDENTIFIER]
 
+    def listing_index_name(self, table: str, column: str | None) -> str:
+        name = f"{table}_{column}_LIST_IDX" if column else f"{table}_LIST_IDX"
+        return name.upper()[:MAX_IDENTIFIER]
+
     def drop_index(self, name: str) -> str:
         # ORA-01418: specified index does not exist.
         return plsql_ignoring(f"DROP INDEX {self.qualify(self.ident(name))}", -1418)

@@ -176,7 +176,12 @@ class RedisBackend(Enumerable, Restorable):
 
     def restore_conversations(self, records: Sequence[Conversation]) -> int:
         s = self.store
-        return self._restore_hashes("conversation", records, s.conversation_key, s.codec.conversation_fields)
+
+        def queue(pipe: Any) -> None:
+            for r in records:
+                s.put_conversation(r, NO_EXTRA, client=pipe)
+
+        return sum(1 for created in self._transaction("conversation", queue) if created)
 
     def restore_items(self, records: Sequence[ConversationItem]) -> int:
         s = self.store

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 __all__ = [
     "APPEND_ITEMS",
+    "CREATE_CONVERSATION",
     "CREATE_RECORD",
+    "DELETE_CONVERSATION",
     "DELETE_IDENTIFIER",
     "DELETE_RESPONSE",
     "GET_CHAIN",
     "LINK_ITEMS",
+    "LIST_CONVERSATIONS",
     "LIST_IDENTIFIER",
     "LIST_ITEMS",
     "STORE_RESPONSE",
@@ -32,6 +35,82 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return 1
+"""
+
+# list_conversations' indexes: sorted sets whose members (all score 0) are
+# "{created_at as 18 digits}:{id}", so lexical order is (created_at, id): one set of every
+# conversation, and one per (extra column, value). The hash keeps its member and the sets it
+# is in (fields "datacon:member" and "datacon:sets", a JSON array) for the delete.
+#
+# KEYS[1]: the conversation hash; KEYS[2..]: the index sets it joins. ARGV[1]: TTL;
+# ARGV[2]: its member; ARGV[3..]: field, value pairs. Returns 1, or 0 (and writes nothing)
+# when the conversation exists.
+CREATE_CONVERSATION = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local sets = {}
+for i = 2, #KEYS do sets[#sets + 1] = KEYS[i] end
+redis.call('HSET', KEYS[1], 'datacon:member', ARGV[2], 'datacon:sets', cjson.encode(sets), unpack(ARGV, 3))
+if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+for i = 2, #KEYS do
+  redis.call('ZADD', KEYS[i], 0, ARGV[2])
+  if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[i], ARGV[1]) else redis.call('PERSIST', KEYS[i]) end
+end
+return 1
+"""
+
+# KEYS[1]: the conversation hash; KEYS[2..]: its other keys (link set, sequence). Removes
+# them all and the conversation's index members. Returns 1 if the conversation existed, else 0.
+DELETE_CONVERSATION = """
+local member = redis.call('HGET', KEYS[1], 'datacon:member')
+if member then
+  local sets = redis.call('HGET', KEYS[1], 'datacon:sets')
+  if sets then
+    for _, key in ipairs(cjson.decode(sets)) do redis.call('ZREM', key, member) end
+  end
+end
+for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
+return redis.call('DEL', KEYS[1])
+"""
+
+# KEYS[1]: the index set to walk. ARGV[1]: conversation key prefix; ARGV[2]: limit (> 0);
+# ARGV[3]: '1' for descending; ARGV[4]: the member to start after, or '' for the start;
+# ARGV[5..]: field, value pairs the conversation must also have. Members whose hash is gone
+# (expired) or is another conversation's by now are skipped. Returns {id, hash fields} pairs.
+LIST_CONVERSATIONS = """
+local limit = tonumber(ARGV[2])
+local desc = ARGV[3] == '1'
+local lo, hi
+if desc then
+  lo = ARGV[4] == '' and '+' or '(' .. ARGV[4]
+  hi = '-'
+else
+  lo = ARGV[4] == '' and '-' or '(' .. ARGV[4]
+  hi = '+'
+end
+local batch = math.min(math.max(limit, 16), 500)
+local out = {}
+while #out < limit do
+  local members
+  if desc then members = redis.call('ZREVRANGEBYLEX', KEYS[1], lo, hi, 'LIMIT', 0, batch)
+  else members = redis.call('ZRANGEBYLEX', KEYS[1], lo, hi, 'LIMIT', 0, batch) end
+  for _, member in ipairs(members) do
+    local id = string.sub(member, 20)
+    local key = ARGV[1] .. id
+    if redis.call('HGET', key, 'datacon:member') == member then
+      local ok = true
+      for i = 5, #ARGV, 2 do
+        if redis.call('HGET', key, ARGV[i]) ~= ARGV[i + 1] then ok = false; break end
+      end
+      if ok then
+        out[#out + 1] = {id, redis.call('HGETALL', key)}
+        if #out >= limit then break end
+      end
+    end
+  end
+  if #members < batch then break end
+  lo = '(' .. members[#members]
+end
+return out
 """
 
 # KEYS[1]: the response hash; KEYS[2] (optional): its safety-identifier sorted set.

@@ -9,7 +9,15 @@ Key layout (upstream's; ``P`` is ``"{owner}:"`` when the schema has an owner, el
 ``P item:{id}``                       hash         the item's fields
 ``P response:{id}``                   hash         the response's fields
 ``P safety:{identifier}:responses``   sorted set   member response id, score ``created_at``
+``P conversations:list``              sorted set   every conversation (``list_conversations``)
+``P conversations:by:{col}:{value}``  sorted set   conversations whose extra column is value
 ====================================  ===========  ===========================================
+
+The two ``conversations:`` sets have members ``"{created_at}:{id}"`` (``created_at`` as 18
+digits of microseconds since year 1) at score 0, so their lexical order is ``(created_at, id)``
+and a page is one ``ZRANGEBYLEX`` from the cursor; the conversation hash keeps its member and
+its sets (fields ``datacon:member``, ``datacon:sets``) so the delete script removes them.
+Conversations written before datacon kept these sets are not listed until re-imported.
 
 Links sharing one ``added_at`` list in sequence order (the page script orders each run of
 equal scores by the sequence hash); a link without a sequence (made before datacon kept
@@ -117,6 +125,11 @@ class RedisStore:
         self.lua_list_identifier = register(lua.LIST_IDENTIFIER)
         self.lua_delete_identifier = register(lua.DELETE_IDENTIFIER)
         self.lua_delete_response = register(lua.DELETE_RESPONSE)
+        self.lua_create_conversation = register(lua.CREATE_CONVERSATION)
+        self.lua_delete_conversation = register(lua.DELETE_CONVERSATION)
+        self.lua_list_conversations = register(lua.LIST_CONVERSATIONS)
+        self.conversations_list_key = f"{prefix}conversations:list"
+        self.conversations_by_prefix = f"{prefix}conversations:by:"
 
     @contextmanager
     def translate(self, action: str) -> Iterator[None]:
@@ -165,6 +178,21 @@ class RedisStore:
         """Write the hash at ``key`` unless it exists (``CREATE_RECORD``); truthy when written."""
         return self.lua_create_record(keys=[key], args=[self.ttl, *_flat(fields)], client=client)
 
+    def conversations_by_key(self, column: str, value: str) -> str:
+        """The index set of the conversations whose extra ``column`` is ``value``."""
+        return f"{self.conversations_by_prefix}{column}:{value}"
+
+    def put_conversation(self, conversation: Conversation, extra: Mapping[str, Any], client: Any = None) -> Any:
+        """Write the conversation and its listing index entries unless it exists; truthy when written."""
+        fields = self.codec.conversation_fields(conversation, extra)
+        keys = [self.conversation_key(conversation.id), self.conversations_list_key]
+        for name, _ in self.schema.conversations.sorted_extra_columns():
+            value = fields.get(name)
+            if value is not None:
+                keys.append(self.conversations_by_key(name, value))
+        args = [self.ttl, listing_member(conversation.created_at, conversation.id), *_flat(fields)]
+        return self.lua_create_conversation(keys=keys, args=args, client=client)
+
     def put_response(self, response: StoredResponse, extra: Mapping[str, Any], client: Any = None) -> Any:
         """Write the response and its safety index entry unless it exists; truthy when written."""
         fields = self.codec.response_fields(response, extra)
@@ -189,6 +217,15 @@ class RedisStore:
             self.pool.disconnect()
 
 
+#: Microseconds from 0001-01-01 to the epoch: listing members count from year 1, never negative.
+_YEAR_ONE_US = 62_135_596_800_000_000
+
+
+def listing_member(created_at: datetime, conversation_id: str) -> str:
+    """A conversation's member in the listing sets: lexical order is ``(created_at, id)``."""
+    return f"{to_epoch_us(created_at) + _YEAR_ONE_US:018d}:{conversation_id}"
+
+
 def _flat(fields: dict[str, str]) -> list[str]:
     return [part for pair in fields.items() for part in pair]
 
@@ -204,8 +241,7 @@ class RedisConversationStorage(BackendConversations):
         conversation_id = minted_id(new)
         metadata = None if new.metadata is None else normalize_json(new.metadata, "metadata")
         conversation = Conversation(id=conversation_id, created_at=utc_now(), metadata=metadata)
-        fields = s.codec.conversation_fields(conversation, extra)
-        created = s.call("create_conversation", lambda: s.create_record(s.conversation_key(conversation_id), fields))
+        created = s.call("create_conversation", lambda: s.put_conversation(conversation, extra))
         if not created:
             raise ConflictError(f"conversation {conversation_id} already exists")
         return conversation
@@ -235,14 +271,28 @@ class RedisConversationStorage(BackendConversations):
 
     def delete_conversation(self, conversation_id: str) -> bool:
         s = self.store
+        keys = [s.conversation_key(conversation_id), s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        return bool(s.call("delete_conversation", lambda: s.lua_delete_conversation(keys=keys)))
 
-        def run() -> list[Any]:
-            with s.client.pipeline(transaction=True) as pipe:
-                pipe.delete(s.conversation_key(conversation_id))
-                pipe.delete(s.links_key(conversation_id), s.sequence_key(conversation_id))
-                return pipe.execute()
+    def filter_columns(self) -> frozenset[str]:
+        return frozenset(name for name, _ in self.store.schema.conversations.sorted_extra_columns())
 
-        return bool(s.call("delete_conversation", run)[0])
+    def page_conversations(
+        self, filter: Mapping[str, str], after: tuple[datetime, str] | None, descending: bool, limit: int
+    ) -> list[Conversation]:
+        s = self.store
+        pairs_ = sorted(filter.items())
+        # Walk the first filter's set (every conversation's without a filter); check the rest.
+        walk = s.conversations_by_key(*pairs_[0]) if pairs_ else s.conversations_list_key
+        args = [
+            s.conversation_prefix,
+            str(limit),
+            "1" if descending else "0",
+            "" if after is None else listing_member(*after),
+            *[part for pair in pairs_[1:] for part in pair],
+        ]
+        rows = s.call("list_conversations", lambda: s.lua_list_conversations(keys=[walk], args=args))
+        return [s.codec.conversation(str(cid), pairs(row)) for cid, row in rows]
 
 
 class RedisItemStorage(BackendItems):
