@@ -3,14 +3,18 @@
 They use only the backend contract (``datacon.backends.base``): the backend is opened with
 ``factory.open_backend(config, check_schema=False)``, and a backend with a versioned schema
 is :class:`~datacon.backends.base.Versioned` (``schema_status()``, ``apply_migrations()``).
-Reading the status creates the missing tables of a fresh database, as opening a storage does.
+Reading the status (``migrate status``/``plan``, ``doctor``) writes nothing, even in an empty
+database; ``schema_script`` renders a backend's whole schema without connecting
+(``migrate sql``).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
 import attrs
 
@@ -20,7 +24,7 @@ from datacon.errors import ConfigError, DataconError
 from datacon.factory import open_backend, wrap
 from datacon.storage import HealthReport
 
-__all__ = ["Check", "SchemaReport", "apply_migrations", "doctor", "schema_status"]
+__all__ = ["Check", "SchemaReport", "apply_migrations", "doctor", "schema_script", "schema_status"]
 
 
 @attrs.define(frozen=True)
@@ -61,6 +65,42 @@ def schema_status(config: StorageFactoryConfig) -> SchemaReport | None:
         if not isinstance(backend, Versioned):
             return None
         return SchemaReport.of(backend, backend.schema_status())
+
+
+class _SchemaScript(Protocol):
+    """A SQL backend package's ``schema_script(section)``: its whole schema as SQL, offline."""
+
+    def __call__(self, config: Any, /) -> list[str]: ...
+
+
+#: The backends whose package renders its schema without connecting (``schema_script``).
+_SCRIPTED = {
+    HistoryBackend.SQLITE: "datacon.backends.sqlite",
+    HistoryBackend.POSTGRES: "datacon.backends.postgres",
+    HistoryBackend.ORACLE: "datacon.backends.oracle",
+}
+
+
+def schema_script(config: StorageFactoryConfig) -> list[str]:
+    """The complete DDL of the configured SQL schema at the latest version, without connecting:
+    ``_schema_versions``, the tables, the rows recording the version, the indexes.
+
+    :raises ConfigError: the backend has no SQL schema, or its configuration is invalid.
+    """
+    backend = HistoryBackend(config.backend)
+    if backend not in _SCRIPTED:
+        raise ConfigError(f"the {backend.value} backend has no SQL schema", "backend")
+    section = config.section()
+    if section is None:
+        raise ConfigError(f"{backend.value} configuration is required when backend={backend.value}", backend.value)
+    if section.schema is not None:
+        section.schema.validate()
+    try:
+        module = importlib.import_module(_SCRIPTED[backend])
+    except ImportError as exc:
+        raise ConfigError(f"the {backend.value} backend needs its driver ({exc.name})", "backend") from None
+    script: _SchemaScript = module.schema_script
+    return script(section)
 
 
 def apply_migrations(config: StorageFactoryConfig) -> SchemaReport:

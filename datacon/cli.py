@@ -664,6 +664,18 @@ def migrate_plan(ctx: click.Context) -> None:
         click.echo(_admin.describe_pending(status.statements))
 
 
+@migrate.command("sql")
+@target_options
+@click.pass_context
+def migrate_sql(ctx: click.Context) -> None:
+    """Print the complete DDL of the configured schema, without connecting (for a DBA to apply).
+
+    Every table including _schema_versions, the rows recording the latest version, and the
+    indexes: what a start-up creates in an empty database.
+    """
+    click.echo(_admin.describe_pending(_admin.schema_script(_config(ctx))))
+
+
 @migrate.command("apply")
 @target_options
 @click.pass_context

@@ -686,12 +686,12 @@ def test_doctor_reports_invalid_config_and_unreachable_servers_without_secrets(t
     assert "hunter2-secret" not in unreachable
 
     pg = tmp_path / "pg.yaml"
-    pg.write_text("backend: postgres\npostgres:\n  db_url: postgres://u:hunter2-secret@db.example/\n")
+    pg.write_text("backend: postgres\npostgres:\n  db_url: postgres://u:hunter2-secret@db.example:99999/db\n")
     bad = run("--config", str(pg), "doctor")
     assert bad.exit_code == 1
-    assert "FAIL  config      postgres.db_url: db_url must include a database name" in bad.stdout
+    assert "FAIL  config      postgres.db_url: invalid db_url: invalid port" in bad.stdout
     assert "hunter2-secret" not in bad.stdout + bad.stderr
-    assert "db_url must include a database name" in one_error_line(run("--config", str(pg), "migrate", "status"))
+    assert "invalid db_url: invalid port" in one_error_line(run("--config", str(pg), "migrate", "status"))
 
 
 def test_migrate_on_backends_without_a_schema(tmp_path: Path) -> None:

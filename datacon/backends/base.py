@@ -256,9 +256,9 @@ class Versioned(Protocol):
     """A backend with a versioned schema and migrations."""
 
     def schema_status(self) -> SchemaStatus:
-        """The current and latest versions and the pending SQL; applies nothing.
+        """The current and latest versions and the pending SQL; reads only, writes nothing.
 
-        Missing tables of a fresh database are created (at the latest version), as opening does.
+        For an empty database the pending SQL is the whole schema at the latest version.
         """
         ...
 

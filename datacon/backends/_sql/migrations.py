@@ -23,6 +23,9 @@ __all__ = [
     "bootstrap",
     "inspect",
     "migration_message",
+    "pending",
+    "require_latest",
+    "schema_script",
     "version_insert_sql",
 ]
 
@@ -222,3 +225,61 @@ def bootstrap(session: Session, sql: Statements, *, auto_migrate: bool | None = 
         if problem is not None:
             log.warning("could not create a %s index (%s): %s", dialect.name, index, problem)
     return applied
+
+
+def schema_script(sql: Statements) -> list[str]:
+    """The complete DDL of the configured schema at the latest version, as start-up creates a
+    fresh database: ``_schema_versions``, the four tables, the rows recording every version,
+    then the indexes. What ``datacon migrate sql`` prints for a DBA; needs no connection."""
+    versions = [version_insert_sql(sql.dialect, migration) for migration in MIGRATIONS]
+    return [sql.create_versions, *sql.create_tables, *versions, *sql.create_indexes]
+
+
+def pending(session: Session, sql: Statements) -> tuple[int, list[str]]:
+    """The schema's version and the statements that would bring it to the latest; reads only.
+
+    The statements are those a start-up with ``auto_migrate`` would run: the missing tables
+    (``_schema_versions`` included) and their indexes, and the pending migrations with their
+    version rows. A fresh database gets :func:`schema_script` (less the versions it records).
+    The version is the recorded one (0 when none is), or ``schema.version`` if that is higher.
+    """
+    dialect, schema = sql.dialect, sql.schema
+    exists = [session.fetchone(dialect.table_exists_sql(), {"name": name}) is not None for name in sql.table_probes]
+    versions_probe = {"name": dialect.table_name_for_probe(dialect.versions_table)}
+    has_versions = session.fetchone(dialect.table_exists_sql(), versions_probe) is not None
+    recorded = 0
+    if has_versions:
+        row = session.fetchone(sql.max_version)
+        recorded = int(row[0]) if row is not None and row[0] is not None else 0
+    statements = [] if has_versions else [sql.create_versions]
+    statements += [ddl for table_exists, ddl in zip(exists, sql.create_tables, strict=True) if not table_exists]
+    if not any(exists):  # fresh: created at the latest version, recorded so
+        statements += [version_insert_sql(dialect, m) for m in MIGRATIONS if m.version > recorded]
+        return recorded, [*statements, *sql.create_indexes]
+    start = max(recorded, schema.version or 0)
+    existing = None
+    if not dialect.idempotent_migrations:
+        probe = {"name": dialect.table_name_for_probe(schema.responses.table)}
+        existing = frozenset(str(r[0]).lower() for r in session.fetchall(dialect.columns_sql(), probe))
+    for migration in MIGRATIONS:
+        if migration.version > start:
+            statements += [*migration.up(schema, dialect, existing), version_insert_sql(dialect, migration)]
+    if not all(exists):
+        statements += sql.create_indexes
+    return start, statements
+
+
+def require_latest(session: Session, sql: Statements) -> None:
+    """With ``create_tables: false``: raise ``MigrationRequiredError`` listing the statements
+    unless every table exists at the latest version (reads only, whatever ``auto_migrate`` says)."""
+    current, statements = pending(session, sql)
+    if not statements:
+        return
+    listing = "".join(f"    {s}{'' if s.endswith(';') else ';'}\n" for s in statements)
+    message = (
+        f"Schema migration required (current version: {current}, latest version: {LATEST}).\n\n"
+        f"The {sql.dialect.name} schema has `create_tables: false`, so datacon changes nothing itself. "
+        "Apply these statements as a role that may (or run `datacon migrate apply` as it):\n\n"
+        f"{listing}"
+    )
+    raise MigrationRequiredError(message, tuple(statements))

@@ -36,7 +36,7 @@ from datacon.models import (
 from datacon.schema import SchemaConfig, TableConfig
 
 from .dialect import Dialect
-from .migrations import bootstrap
+from .migrations import bootstrap, require_latest
 from .render import render
 from .rows import Decoder, Encoder, row_decoder, row_encoder
 from .session import Connector, Params, Session
@@ -64,7 +64,15 @@ class SqlStore:
         self.encode_response: Encoder = row_encoder(RESPONSES, sql.resp_fields, dialect)
 
     def open(self) -> None:
-        """Create missing tables and run the migrations, under the backend's migration lock."""
+        """Create missing tables and run the migrations, under the backend's migration lock.
+
+        With ``schema.create_tables`` off nothing is written: the schema is only checked
+        (``MigrationRequiredError`` unless every table is at the latest version).
+        """
+        if not self.schema.create_tables:
+            with self.connector.session() as session:
+                require_latest(session, self.sql)
+            return
         with self.connector.migration_session() as session:
             self.applied_migrations = bootstrap(session, self.sql)
 

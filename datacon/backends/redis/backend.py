@@ -35,7 +35,7 @@ class RedisBackend(Enumerable, Restorable):
 
     def __init__(self, config: RedisConfig) -> None:
         self.store = RedisStore(config)
-        self.max_concurrency = config.pool_max
+        self.max_concurrency = self.store.max_concurrency
         self.conversations = RedisConversationStorage(self.store)
         self.items = RedisItemStorage(self.store)
         self.responses = RedisResponseStorage(self.store)

@@ -101,18 +101,29 @@ class RedisStore:
         self.response_prefix = f"{prefix}response:"
         self.safety_prefix = f"{prefix}safety:"
         self.sequence_prefix = f"{prefix}link_seq:"
-        with self.translate("connection setup"):
-            # hiredis, when installed, is picked up by redis-py as its reply parser. The
-            # pool connects lazily: a server that is down does not fail start-up.
-            self.pool = redis.BlockingConnectionPool.from_url(
-                config.url,
-                max_connections=config.pool_max,
-                timeout=config.pool_timeout_secs,
-                socket_timeout=config.socket_timeout_secs,
-                socket_connect_timeout=config.connect_timeout_secs,
-                decode_responses=True,
-            )
-            self.client = redis.Redis(connection_pool=self.pool)
+        #: Whether datacon made the pool (and so closes it); not for an application's client.
+        self.owned = config.client is None
+        if config.client is None:
+            self.max_concurrency = config.pool_max
+            with self.translate("connection setup"):
+                # hiredis, when installed, is picked up by redis-py as its reply parser. The
+                # pool connects lazily: a server that is down does not fail start-up.
+                self.pool = redis.BlockingConnectionPool.from_url(
+                    config.url,
+                    max_connections=config.pool_max,
+                    timeout=config.pool_timeout_secs,
+                    socket_timeout=config.socket_timeout_secs,
+                    socket_connect_timeout=config.connect_timeout_secs,
+                    decode_responses=True,
+                )
+                self.client = redis.Redis(connection_pool=self.pool)
+        else:
+            self.client = config.client
+            self.pool = self.client.connection_pool  # type: ignore[assignment]  # any pool of the client's
+            password = self.pool.connection_kwargs.get("password")
+            self._password = str(password) if password else None
+            # The async facade's limit: the client's pool size, at most pool_max.
+            self.max_concurrency = min(int(getattr(self.pool, "max_connections", config.pool_max)), config.pool_max)
         # Registered once: each call is an EVALSHA (redis-py loads the script on NOSCRIPT).
         register = self.client.register_script
         self.lua_create_record = register(lua.CREATE_RECORD)
@@ -209,10 +220,12 @@ class RedisStore:
         made = list(getattr(self.pool, "_connections", ()))
         queue = getattr(getattr(self.pool, "pool", None), "queue", ())
         idle = sum(1 for conn in list(queue) if conn is not None)
-        return {"size": self.config.pool_max, "open": len(made), "in_use": max(len(made) - idle, 0)}
+        return {"size": self.max_concurrency, "open": len(made), "in_use": max(len(made) - idle, 0)}
 
     def close(self) -> None:
-        """Disconnect every pooled connection."""
+        """Disconnect every pooled connection (an application's client is left as it is)."""
+        if not self.owned:
+            return
         with self.translate("close"):
             self.pool.disconnect()
 
