@@ -132,7 +132,8 @@ def test_pydantic_type_adapter_serialises_and_validates_records() -> None:
 
 
 def test_fastapi_returns_and_accepts_records() -> None:
-    fastapi = pytest.importorskip("fastapi")
+    import fastapi
+    import fastapi.responses
     from fastapi.encoders import jsonable_encoder
     from fastapi.testclient import TestClient
 

@@ -155,7 +155,7 @@ def test_a_cursor_is_bound_to_its_conversation_and_order(case: Case) -> None:
     ("params", "named"),
     [
         (ListParams(-1), "limit"),
-        (ListParams(True), "limit"),  # type: ignore[arg-type]
+        (ListParams(True), "limit"),
         (ListParams(2, "sideways"), "order"),  # type: ignore[arg-type]
         (ListParams(2, after=7), "after"),  # type: ignore[arg-type]
         ({"limit": 2}, "ListParams"),
