@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import attrs
 
 from datacon._conversation_pages import list_page
+from datacon._cursor import decode_cursor, encode_cursor, is_cursor
 from datacon._serde import converter
 from datacon._time import to_iso, utc_now
 from datacon._validate import (
@@ -28,7 +29,7 @@ from datacon._validate import (
     check_str,
     check_time,
 )
-from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
+from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra, Position
 from datacon.context import current_request_context
 from datacon.errors import ConflictError, HookRejectedError, InvalidInputError
 from datacon.hooks import StorageHook, StorageOperation
@@ -38,6 +39,7 @@ from datacon.models import (
     Conversation,
     ConversationItem,
     ConversationPage,
+    ItemPage,
     ListParams,
     NewConversation,
     NewConversationItem,
@@ -349,25 +351,68 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
 
         return self._run(StorageOperation.APPEND_ITEMS, payload, call)
 
-    def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
+    @staticmethod
+    def _page_params(conversation_id: str, params: ListParams, method: str) -> tuple[ListParams, Position | None]:
+        """Checked ``params`` (``after`` an item id, or ``None``) and the position of a cursor."""
         check_id(conversation_id, "conversation id")
-        params, order = _checked_params(params, "list_items")
+        params, order = _checked_params(params, method)
+        after = params.after
+        position = None
+        if after is not None:
+            if is_cursor(after):
+                position = decode_cursor(after, conversation_id, order)
+                after = None
+            elif len(after) > ID_MAX:
+                after = None  # longer than any id: never linked, so ignored like any unknown item id
+        if after != params.after:
+            params = ListParams(limit=params.limit, order=order, after=after)
+        return params, position
+
+    @staticmethod
+    def _list_payload(conversation_id: str, params: ListParams, given: str | None) -> Any:
+        order = SortOrder(params.order)
+        return {
+            "conversation_id": conversation_id,
+            "params": {"limit": params.limit, "order": order.name.title(), "after": given},
+        }
+
+    def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
+        given = params.after if isinstance(params, ListParams) else None
+        checked, position = self._page_params(conversation_id, params, "list_items")
 
         def call(_: Extra) -> list[ConversationItem]:
-            if params.limit == 0:
+            if checked.limit == 0:
                 return []
-            if params.after is not None and len(params.after) > ID_MAX:
-                # Longer than any id: it cannot be linked, so it is ignored like any unknown cursor.
-                return self.inner.list_items(conversation_id, ListParams(params.limit, params.order, None))
-            return self.inner.list_items(conversation_id, params)
+            if position is not None:
+                return [item for item, _, _ in self.inner.page_items(conversation_id, checked, position)[0]]
+            return self.inner.list_items(conversation_id, checked)
+
+        return self._run(StorageOperation.LIST_ITEMS, lambda: self._list_payload(conversation_id, checked, given), call)
+
+    def list_items_page(self, conversation_id: str, params: ListParams) -> ItemPage:
+        given = params.after if isinstance(params, ListParams) else None
+        checked, position = self._page_params(conversation_id, params, "list_items_page")
+        order = SortOrder(checked.order)
+
+        def call(_: Extra) -> ItemPage:
+            if checked.limit == 0:
+                return ItemPage()
+            rows, more = self.inner.page_items(conversation_id, checked, position)
+            data = [item for item, _, _ in rows]
+            cursor = None
+            if more and rows:
+                last, added_at, seq = rows[-1]
+                cursor = encode_cursor(conversation_id, order, (added_at, seq, last.id))
+            return ItemPage(
+                data=data,
+                first_id=data[0].id if data else None,
+                last_id=data[-1].id if data else None,
+                has_more=cursor is not None,
+                next_cursor=cursor,
+            )
 
         return self._run(
-            StorageOperation.LIST_ITEMS,
-            lambda: {
-                "conversation_id": conversation_id,
-                "params": {"limit": params.limit, "order": order.name.title(), "after": params.after},
-            },
-            call,
+            StorageOperation.LIST_ITEMS_PAGE, lambda: self._list_payload(conversation_id, checked, given), call
         )
 
     def get_item(self, item_id: str) -> ConversationItem | None:

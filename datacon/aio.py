@@ -21,6 +21,7 @@ from datacon.models import (
     Conversation,
     ConversationItem,
     ConversationPage,
+    ItemPage,
     ListParams,
     NewConversation,
     NewConversationItem,
@@ -274,6 +275,10 @@ class AsyncConversationItemStorage:
     async def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         """One page of linked items in ``(added_at, link sequence)`` order after the ``after`` cursor."""
         return await self._run(self._sync.list_items, conversation_id, params)
+
+    async def list_items_page(self, conversation_id: str, params: ListParams) -> ItemPage:
+        """One page with its ``has_more`` and ``next_cursor`` (see the sync method)."""
+        return await self._run(self._sync.list_items_page, conversation_id, params)
 
     async def get_item(self, item_id: str) -> ConversationItem | None:
         """The item, or ``None``."""

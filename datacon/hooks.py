@@ -41,6 +41,8 @@ class StorageOperation(enum.StrEnum):
     APPEND_ITEMS = "append_items"
     #: SPEC §7.5. Payload ``{"params": {"limit", "order", "after"}, "filter": {...}}``.
     LIST_CONVERSATIONS = "list_conversations"
+    #: A page of items with its cursor (``list_items_page``, SPEC 7.4).
+    LIST_ITEMS_PAGE = "list_items_page"
 
 
 #: Operations whose backend call receives the hook's extra-column values.

@@ -18,6 +18,7 @@ __all__ = [
     "Conversation",
     "ConversationItem",
     "ConversationPage",
+    "ItemPage",
     "JsonRecord",
     "Link",
     "ListParams",
@@ -159,7 +160,8 @@ class ResponseChain(JsonRecord):
 
 @attrs.define
 class ListParams(JsonRecord):
-    """Parameters of ``list_items``: page size, order, and an exclusive item-id cursor.
+    """Parameters of ``list_items``: page size, order, and an exclusive cursor (``after``: an
+    item id, or a ``next_cursor`` of an earlier page).
 
     ``limit`` is 0 to 2**31 - 1 (2147483647, the maximum of every count datacon takes);
     outside that range ``list_items`` raises ``InvalidInputError``.
@@ -168,6 +170,27 @@ class ListParams(JsonRecord):
     limit: int
     order: SortOrder = SortOrder.ASC
     after: str | None = None
+
+
+@attrs.define
+class ItemPage(JsonRecord):
+    """One page of a conversation's items (``list_items_page``, SPEC 7.4).
+
+    :ivar data: the items, in the page's order.
+    :ivar first_id: the first item's id (``None`` for an empty page).
+    :ivar last_id: the last item's id (``None`` for an empty page).
+    :ivar has_more: the page is full and at least one more link follows it (that link's item
+        record may turn out missing, so the following page can be empty).
+    :ivar next_cursor: pass it as ``ListParams.after`` for the next page; ``None`` exactly
+        when ``has_more`` is false. Opaque; it names a position, so it stays valid after its
+        item is unlinked or deleted.
+    """
+
+    data: list[ConversationItem] = attrs.field(factory=list)
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool = False
+    next_cursor: str | None = None
 
 
 @attrs.define

@@ -16,6 +16,7 @@ from datacon.models import (
     Conversation,
     ConversationItem,
     ConversationPage,
+    ItemPage,
     ListParams,
     NewConversation,
     NewConversationItem,
@@ -112,6 +113,17 @@ class ConversationItemStorage(Protocol):
         Links that share one ``added_at`` list in the order they were linked; links made
         before datacon kept a sequence tie on it and are ordered by item id.
         ``params.limit`` is 0 to 2**31 - 1; outside that range: ``InvalidInputError``.
+        """
+
+    @abstractmethod
+    def list_items_page(self, conversation_id: str, params: ListParams) -> ItemPage:
+        """One page as :meth:`list_items`, with ``first_id``, ``last_id``, ``has_more`` and the
+        opaque ``next_cursor`` to pass as ``ListParams.after`` for the next page.
+
+        A cursor names a position, not an item: it stays valid after its item is unlinked or
+        deleted (the next page continues after that position, never repeating an item).
+
+        :raises InvalidInputError: ``after`` is a cursor of another conversation or order.
         """
 
     @abstractmethod

@@ -132,29 +132,30 @@ def test_pydantic_type_adapter_serialises_and_validates_records() -> None:
 
 
 def test_fastapi_returns_and_accepts_records() -> None:
-    fastapi = pytest.importorskip("fastapi")
+    import fastapi
+    import fastapi.responses
     from fastapi.encoders import jsonable_encoder
     from fastapi.testclient import TestClient
 
     app = fastapi.FastAPI()
 
-    @app.get("/conversation")  # type: ignore[untyped-decorator]  # fastapi comes from importorskip (Any)
+    @app.get("/conversation")
     def get_conversation() -> Conversation:
         return CONV
 
-    @app.get("/items")  # type: ignore[untyped-decorator]  # fastapi comes from importorskip (Any)
+    @app.get("/items")
     def get_items() -> list[ConversationItem]:
         return [ITEM]
 
-    @app.post("/conversation")  # type: ignore[untyped-decorator]  # fastapi comes from importorskip (Any)
+    @app.post("/conversation")
     def post_conversation(body: Conversation = fastapi.Body()) -> dict[str, Any]:  # noqa: B008 (FastAPI idiom)
         return {"id": body.id, "created_at": body.created_at.isoformat()}
 
-    @app.get("/conflict")  # type: ignore[untyped-decorator]  # fastapi comes from importorskip (Any)
+    @app.get("/conflict")
     def conflict() -> None:
         raise ConflictError("conversation exists")
 
-    @app.exception_handler(DataconError)  # type: ignore[untyped-decorator]  # fastapi comes from importorskip (Any)
+    @app.exception_handler(DataconError)
     def on_error(request: Any, exc: DataconError) -> Any:
         return fastapi.responses.JSONResponse({"error": str(exc)}, status_code=http_status(exc))
 

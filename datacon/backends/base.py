@@ -37,6 +37,7 @@ from datacon.models import (
     Conversation,
     ConversationItem,
     ConversationPage,
+    ItemPage,
     Link,
     ListParams,
     NewConversation,
@@ -58,6 +59,8 @@ __all__ = [
     "Extra",
     "NotEnumerableError",
     "OpenBackend",
+    "PageRow",
+    "Position",
     "RecordKind",
     "Restorable",
     "SchemaStatus",
@@ -68,6 +71,11 @@ __all__ = [
 Extra: TypeAlias = Mapping[str, Any]
 #: No extra-column values: every extra column gets its default (or NULL).
 NO_EXTRA: Extra = MappingProxyType({})
+
+#: A place in a conversation's page order: a link's ``(added_at, sequence, item_id)``.
+Position: TypeAlias = tuple[datetime, int, str]
+#: A page's item with its link's ``added_at`` and sequence (the position after it).
+PageRow: TypeAlias = tuple[ConversationItem, datetime, int]
 
 RecordKind: TypeAlias = Literal["conversation", "item", "link", "response"]
 #: The record kinds, in dump order.
@@ -134,6 +142,18 @@ class BackendItems(ConversationItemStorage, Protocol):
         fills the extra columns of the items table and of the links table (as ``create_item``
         and ``link_items``).
         """
+
+    @abstractmethod
+    def page_items(
+        self, conversation_id: str, params: ListParams, position: Position | None
+    ) -> tuple[list[PageRow], bool]:
+        """A page as ``list_items`` (after ``params.after``), or after ``position`` when given
+        (whether or not that link still exists); each item with its link's position, and
+        whether the page is full and at least one more link follows it. ``limit`` > 0."""
+
+    def list_items_page(self, conversation_id: str, params: ListParams) -> ItemPage:
+        """Not called on a backend: the guard builds pages (and cursors) from ``page_items``."""
+        raise TypeError(f"{type(self).__name__}: the guard serves list_items_page (cursors) through page_items")
 
 
 class BackendResponses(ResponseStorage, Protocol):

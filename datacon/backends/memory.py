@@ -27,6 +27,8 @@ from datacon.backends.base import (
     BackendResponses,
     Enumerable,
     Extra,
+    PageRow,
+    Position,
     RecordKind,
     Restorable,
 )
@@ -308,14 +310,22 @@ class MemoryItemStorage(BackendItems):
                 links.add(item_id, added_us)
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
-        result: list[ConversationItem] = []
+        return [item for item, _, _ in self.page_items(conversation_id, params, None)[0]]
+
+    def page_items(
+        self, conversation_id: str, params: ListParams, position: Position | None
+    ) -> tuple[list[PageRow], bool]:
+        result: list[PageRow] = []
         with self._s.lock:
             links = self._s.links.get(conversation_id)
             if links is None or params.limit <= 0:
-                return result
+                return result, False
             keys = links.keys
-            position = links.by_item.get(params.after) if params.after is not None else None
-            cursor = None if position is None else (*position, params.after or "")
+            cursor: tuple[int, int, str] | None = None
+            if position is not None:
+                cursor = (to_epoch_us(position[0]), position[1], position[2])
+            elif params.after is not None and params.after in links.by_item:
+                cursor = (*links.by_item[params.after], params.after)
             if params.order is SortOrder.ASC:
                 start = 0 if cursor is None else bisect.bisect_right(keys, cursor)
                 indexes: range = range(start, len(keys))
@@ -323,12 +333,13 @@ class MemoryItemStorage(BackendItems):
                 stop = len(keys) if cursor is None else bisect.bisect_left(keys, cursor)
                 indexes = range(stop - 1, -1, -1)
             for index in indexes:
-                item = self.read(keys[index][2])
+                if len(result) >= params.limit:
+                    return result, True  # one more link follows the full page
+                added_us, seq, item_id = keys[index]
+                item = self.read(item_id)
                 if item is not None:  # links whose item record is missing are skipped
-                    result.append(item)
-                    if len(result) >= params.limit:
-                        break
-        return result
+                    result.append((item, from_epoch_us(added_us), seq))
+        return result, False
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         with self._s.lock:

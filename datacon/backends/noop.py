@@ -12,7 +12,16 @@ from datetime import datetime
 
 from datacon._serde import dump_json, normalize_json
 from datacon._time import utc_now
-from datacon.backends.base import NO_EXTRA, Backend, BackendConversations, BackendItems, BackendResponses, Extra
+from datacon.backends.base import (
+    NO_EXTRA,
+    Backend,
+    BackendConversations,
+    BackendItems,
+    BackendResponses,
+    Extra,
+    PageRow,
+    Position,
+)
 from datacon.backends.created import created_item, minted_id
 from datacon.models import (
     Conversation,
@@ -77,6 +86,11 @@ class NoopItemStorage(BackendItems):
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         return []
+
+    def page_items(
+        self, conversation_id: str, params: ListParams, position: Position | None
+    ) -> tuple[list[PageRow], bool]:
+        return [], False
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         return None

@@ -529,7 +529,7 @@ def test_list_conversations_is_served_from_an_index_without_a_sort(postgres_back
                     "'t' || (g % 50), 'u' || (g % 7) FROM generate_series(1, 20000) g"
                 )
                 conn.execute("ANALYZE lc_convs")
-                after = {"after_at": datetime(2026, 1, 1, tzinfo=UTC), "after_id": "conv_x"}
+                after: dict[str, object] = {"after_at": datetime(2026, 1, 1, tzinfo=UTC), "after_id": "conv_x"}
                 cases: list[tuple[tuple[str, ...], bool, bool, dict[str, object]]] = [
                     ((), False, False, {}),
                     ((), True, True, after),

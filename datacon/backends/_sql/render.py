@@ -140,6 +140,9 @@ class Statements:
     # Pages after an explicit position (a page cursor): params cid, at, sq, after, limit.
     list_pos_asc: str
     list_pos_desc: str
+    # Whether any link follows a position (params cid, at, sq, after): has_more of a full page.
+    follows_asc: str
+    follows_desc: str
     resp_fields: tuple[str, ...]
     resp_insert: str
     resp_select: str
@@ -340,6 +343,18 @@ def _page(d: Dialect, items: _Table, links: _Table, ascending: bool, positional:
     )
 
 
+def _follows(d: Dialect, links: _Table, ascending: bool) -> str:
+    """One row if a link of the conversation follows the position (one index probe)."""
+    p = d.param
+    cmp = ">" if ascending else "<"
+    row = (links.c("added_at", "l"), links.c(LINK_SEQUENCE, "l"), links.c("item_id", "l"))
+    keyset = _after(d, cmp, row, (d.time_in(p("at")), p("sq"), p("after")))
+    return (
+        f"SELECT 1 FROM {links.ref} l WHERE {links.c('conversation_id', 'l')} = {p('cid')} "  # noqa: S608
+        f"AND {keyset} {d.limit(p('limit'))}"
+    )
+
+
 def _chain(d: Dialect, resps: _Table, resp_cols: str, resp_by_id: str, bounded: bool) -> str:
     """One recursive query collects the ids; the rows are then fetched by primary key.
 
@@ -476,6 +491,8 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         list_desc=_page(d, items, links, ascending=False),
         list_pos_asc=_page(d, items, links, ascending=True, positional=True),
         list_pos_desc=_page(d, items, links, ascending=False, positional=True),
+        follows_asc=_follows(d, links, ascending=True),
+        follows_desc=_follows(d, links, ascending=False),
         resp_fields=_names(resp_columns),
         resp_insert=resps.insert(resp_columns),
         resp_select=resp_by_id,

@@ -11,7 +11,15 @@ import attrs
 
 from datacon._columns import CONVERSATIONS, ITEMS, RESPONSES
 from datacon._time import utc_now
-from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
+from datacon.backends.base import (
+    NO_EXTRA,
+    BackendConversations,
+    BackendItems,
+    BackendResponses,
+    Extra,
+    PageRow,
+    Position,
+)
 from datacon.backends.chain import walk_chain
 from datacon.backends.created import created_item, minted_id
 from datacon.backends.extras import extra_values
@@ -263,6 +271,34 @@ class SqlItemStorage(BackendItems):
         with self._store.connector.session() as session:
             rows = session.fetchall(sql, {"cid": conversation_id, "after": params.after, "limit": params.limit})
         return [self._row(row) for row in rows]  # the row's trailing link position is not needed
+
+    def page_items(
+        self, conversation_id: str, params: ListParams, position: Position | None
+    ) -> tuple[list[PageRow], bool]:
+        ascending = params.order is SortOrder.ASC
+        sql = self._sql
+        args: dict[str, Any] = {"cid": conversation_id, "limit": params.limit}
+        if position is None:
+            page, args["after"] = (sql.list_asc if ascending else sql.list_desc), params.after
+        else:
+            page = sql.list_pos_asc if ascending else sql.list_pos_desc
+            args.update(at=self._d.encode_time(position[0]), sq=position[1], after=position[2])
+        d = self._d
+        with self._store.connector.session() as session:
+            rows = session.fetchall(page, args)
+            more = False
+            if rows and len(rows) >= params.limit:
+                # Full: does a link follow the last row? (One index probe, same connection.)
+                last = rows[-1]
+                follows = {
+                    "cid": conversation_id,
+                    "at": d.encode_time(d.decode_time(last[-2])),
+                    "sq": int(last[-1]),
+                    "after": self._row(last).id,
+                    "limit": 1,
+                }
+                more = session.fetchone(sql.follows_asc if ascending else sql.follows_desc, follows) is not None
+        return [(self._row(row), d.decode_time(row[-2]), int(row[-1])) for row in rows], more
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         with self._store.connector.session() as session:

@@ -52,7 +52,15 @@ import redis
 
 from datacon._serde import dump_json, normalize_json
 from datacon._time import to_epoch_us, utc_now
-from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
+from datacon.backends.base import (
+    NO_EXTRA,
+    BackendConversations,
+    BackendItems,
+    BackendResponses,
+    Extra,
+    PageRow,
+    Position,
+)
 from datacon.backends.chain import walk_chain
 from datacon.backends.created import created_item, minted_id
 from datacon.config import RedisConfig
@@ -483,13 +491,11 @@ class RedisItemStorage(BackendItems):
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         if params.limit <= 0:
             return []
-        return [item for item, _ in self.page(conversation_id, params, None)[0]]
+        return [item for item, _, _ in self.page_items(conversation_id, params, None)[0]]
 
-    def page(
-        self, conversation_id: str, params: ListParams, position: tuple[datetime, int, str] | None
-    ) -> tuple[list[tuple[ConversationItem, tuple[datetime, int]]], bool]:
-        """A page after the ``after`` item, or after ``position`` (``added_at``, sequence, item
-        id); each item with its link's ``added_at`` and sequence, and whether more links follow."""
+    def page_items(
+        self, conversation_id: str, params: ListParams, position: Position | None
+    ) -> tuple[list[PageRow], bool]:
         s = self.store
         where: list[str | int] = ["", "", ""]
         if position is not None:
@@ -504,8 +510,7 @@ class RedisItemStorage(BackendItems):
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
         more, rows = s.call("list_items", lambda: s.lua_list_items(keys=keys, args=args))
         return [
-            (s.codec.item(str(item_id), pairs(row)), (score_time(float(at)), int(seq)))
-            for item_id, row, at, seq in rows
+            (s.codec.item(str(item_id), pairs(row)), score_time(float(at)), int(seq)) for item_id, row, at, seq in rows
         ], bool(more)
 
     def get_item(self, item_id: str) -> ConversationItem | None:
