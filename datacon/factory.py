@@ -6,7 +6,12 @@ import importlib
 import logging
 from typing import Any
 
-from datacon._guard import GuardedConversationStorage, GuardedItemStorage, GuardedResponseStorage
+from datacon._guard import (
+    GuardedConversationStorage,
+    GuardedItemStorage,
+    GuardedResponseStorage,
+    GuardedRetention,
+)
 from datacon.backends.base import Backend, OpenBackend
 from datacon.config import HistoryBackend, StorageFactoryConfig
 from datacon.errors import ConfigError
@@ -98,4 +103,5 @@ def wrap(backend: Backend, hook: StorageHook | None, *, slow_operation_secs: flo
         GuardedItemStorage(backend.items, hook, observer, gate),
         observer=observer,
         gate=gate,
+        retention=GuardedRetention(backend, hook, observer, gate),
     )

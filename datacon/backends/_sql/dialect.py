@@ -99,6 +99,9 @@ class Dialect:
     #: Whether the database stores ``''`` as NULL (Oracle): a text column that must hold
     #: ``''`` is then nullable, and its NULL reads back as the column's default.
     empty_string_is_null: ClassVar[bool] = False
+    #: Most ids one ``IN (...)`` list carries (Oracle's limit is 1000 expressions): the
+    #: largest batch of ``prune``/``erase_identifier``.
+    max_in_list: ClassVar[int] = 1000
     #: Whether the migration DDL is idempotent by itself (``IF [NOT] EXISTS``); if not, the
     #: runner passes the table's current columns so only what is needed is rendered.
     idempotent_migrations: ClassVar[bool] = True
@@ -154,6 +157,12 @@ class Dialect:
         """The name of a ``list_conversations`` index on (configured) conversations ``table``:
         by ``(created_at, id)`` (``column`` ``None``), or by extra ``column`` then those."""
         return f"{table}_{column}_list_idx" if column else f"{table}_list_idx"
+
+    def retention_index_name(self, table: str, what: str) -> str:
+        """The name of an index that ``prune``/``erase_identifier`` read (migration v5) on
+        (configured) ``table``: ``what`` is ``created`` (``(created_at, id)``), ``item``
+        (links by item) or ``conversation`` (responses by conversation)."""
+        return f"{table}_{what}_idx"
 
     def create_table(self, ref: str, body: str) -> str:
         """CREATE TABLE ``ref`` (``body``) that leaves an existing table alone."""
