@@ -110,17 +110,26 @@ class RedisClusterTopology:
     def url(self) -> str:
         return f"redis://:{PASSWORD}@{self.nodes[0].address}/0"
 
-    def _node(self, index: int) -> _Node:
+    def _node(self, base: Path, index: int) -> _Node:
         port, bus = free_port(), free_port()
         args = [
             *_data_args(port),
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", str(bus),
             "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--cluster-replica-validity-factor", "0",
         ]  # fmt: skip
-        return _Node(self.executable, self.workdir / f"node{index}", port, args)
+        return _Node(self.executable, base / f"node{index}", port, args)
 
     def start(self, timeout: float = 60.0) -> None:
-        self.nodes = [self._node(i) for i in range(6)]
+        """Start and join the six nodes; once more on fresh ports should the first try fail
+        (a free port can be taken before a node binds it)."""
+        try:
+            self._start(timeout, self.workdir / "try1")
+        except RuntimeError:
+            self.stop()
+            self._start(timeout, self.workdir / "try2")
+
+    def _start(self, timeout: float, base: Path) -> None:
+        self.nodes = [self._node(base, i) for i in range(6)]
         for node in self.nodes:
             node.start()
         for node in self.nodes:
@@ -154,7 +163,17 @@ class RedisClusterTopology:
                 lines = str(client.execute_command("CLUSTER", "NODES")).splitlines()
             replicas = [line for line in lines if " slave " in f" {line.split()[2].replace(',', ' ')} "]
             healthy = [line for line in replicas if "fail" not in line.split()[2] and line.split()[7] == "connected"]
-            return len(healthy) == 3
+            if len(healthy) != 3:
+                return False
+            # ... and each replica's replication link up (its initial sync done).
+            for node in self.nodes:
+                if node.process is None:
+                    continue
+                with node.client(socket_timeout=1) as client:
+                    info = client.info("replication")
+                    if info["role"] == "slave" and info.get("master_link_status") != "up":
+                        return False
+            return True
 
         _wait(whole, "the Redis Cluster reported ok with 3 masters and 3 replicas", timeout, self.workdir)
 
@@ -219,10 +238,19 @@ class RedisSentinelTopology:
         return [s.address for s in self.sentinels]
 
     def start(self, timeout: float = 60.0) -> None:
+        """Start the five processes; once more on fresh ports should the first try fail."""
+        try:
+            self._start(timeout, self.workdir / "try1")
+        except RuntimeError:
+            self.stop()
+            self._start(timeout, self.workdir / "try2")
+
+    def _start(self, timeout: float, base: Path) -> None:
+        self.data, self.sentinels = [], []
         master_port, replica_port = free_port(), free_port()
-        master = _Node(self.executable, self.workdir / "master", master_port, _data_args(master_port))
+        master = _Node(self.executable, base / "master", master_port, _data_args(master_port))
         replica_args = [*_data_args(replica_port), "--replicaof", "127.0.0.1", str(master_port)]
-        replica = _Node(self.executable, self.workdir / "replica", replica_port, replica_args)
+        replica = _Node(self.executable, base / "replica", replica_port, replica_args)
         self.data = [master, replica]
         for node in self.data:
             node.start()
@@ -232,7 +260,7 @@ class RedisSentinelTopology:
             )
         for i in range(3):
             port = free_port()
-            directory = self.workdir / f"sentinel{i}"
+            directory = base / f"sentinel{i}"
             directory.mkdir(parents=True, exist_ok=True)
             (directory / "sentinel.conf").write_text(
                 f"port {port}\nbind 127.0.0.1\ndir {directory}\n"

@@ -302,9 +302,20 @@ class RedisStore:
     # Writes shared by the storages and the backend's restore; ``client`` may be a pipeline
     # (the script then runs inside its MULTI/EXEC), else the store's client.
 
+    def run_script(self, script: Any, keys: list[str], args: list[Any], client: Any) -> Any:
+        """``script`` on ``client`` (the store's client when ``None``, or a pipeline).
+
+        redis-py refuses ``Script`` calls on a cluster pipeline (its ``evalsha`` method is
+        blocked there), so a cluster pipeline gets the ``EVALSHA`` command itself; the caller
+        has loaded the scripts (``load_scripts``), as a plain pipeline does by itself.
+        """
+        if self.cluster and client is not None and client is not self.client:
+            return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return script(keys=keys, args=args, client=client)
+
     def create_record(self, key: str, fields: dict[str, str], client: Any = None) -> Any:
         """Write the hash at ``key`` unless it exists (``CREATE_RECORD``); truthy when written."""
-        return self.lua_create_record(keys=[key], args=[self.ttl, *_flat(fields)], client=client)
+        return self.run_script(self.lua_create_record, [key], [self.ttl, *_flat(fields)], client)
 
     def conversations_by_key(self, column: str, value: str) -> str:
         """The index set of the conversations whose extra ``column`` is ``value``."""
@@ -319,7 +330,7 @@ class RedisStore:
             if value is not None:
                 keys.append(self.conversations_by_key(name, value))
         args = [self.ttl, listing_member(conversation.created_at, conversation.id), *_flat(fields)]
-        return self.lua_create_conversation(keys=keys, args=args, client=client)
+        return self.run_script(self.lua_create_conversation, keys, args, client)
 
     def put_response(self, response: StoredResponse, extra: Mapping[str, Any], client: Any = None) -> Any:
         """Write the response and its safety index entry unless it exists; truthy when written."""
@@ -328,7 +339,7 @@ class RedisStore:
         if response.safety_identifier is not None and self.safety_field() is not None:
             keys.append(self.safety_key(response.safety_identifier))
         args = [self.ttl, score(response.created_at), response.id, *_flat(fields)]
-        return self.lua_store_response(keys=keys, args=args, client=client)
+        return self.run_script(self.lua_store_response, keys, args, client)
 
     def pool_stats(self) -> dict[str, int]:
         """``size`` (pool_max), ``open`` connections and those ``in_use``."""
