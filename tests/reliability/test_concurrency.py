@@ -214,3 +214,50 @@ def test_paging_while_others_append_never_repeats(rel_backend: BackendUnderTest,
         f"paging under appends[{rel_backend.name}]",
         f"{passes[SortOrder.ASC]} ascending and {passes[SortOrder.DESC]} descending passes, no repeats",
     )
+
+
+def test_concurrent_link_items_in_different_orders_yield_one_success(
+    rel_backend: BackendUnderTest, rel_storage: Storage
+) -> None:
+    """The same links given in a different order by each caller: one winner, ``ConflictError``
+    for the others (PostgreSQL used to abort some with ``DeadlockDetected`` as ``BackendError``)."""
+    s = rel_storage
+    tag = secrets.token_hex(4)
+    rounds, size = 12, 20
+    for attempt in range(rounds):
+        conv = s.conversations.create_conversation(NewConversation(id=f"order-{tag}-{attempt}")).id
+        ids = [f"msg_{tag}_{attempt}_{n:02}" for n in range(size)]
+        for item_id in ids:
+            s.items.create_item(NewConversationItem("message", [], id=item_id))
+        links = [(item_id, at(n)) for n, item_id in enumerate(ids)]
+        barrier = threading.Barrier(THREADS)
+        results: list[str] = []
+
+        def racer(
+            t: int,
+            conv: str = conv,
+            links: list[tuple[str, datetime]] = links,
+            seed: int = attempt,
+            barrier: threading.Barrier = barrier,
+            results: list[str] = results,
+        ) -> None:
+            mine = links[:]
+            random.Random(t * 1000 + seed).shuffle(mine)
+            barrier.wait(timeout=30)
+            try:
+                s.items.link_items(conv, mine)
+            except ConflictError:
+                results.append("conflict")
+            except Exception as exc:  # any other outcome is the failure reported below
+                results.append(f"{type(exc).__name__}: {exc}")
+            else:
+                results.append("ok")
+
+        run_threads(THREADS, racer)
+        assert sorted(results) == ["conflict"] * (THREADS - 1) + ["ok"], f"round {attempt}: {results}"
+        # The winner's links, each once, in (added_at, item id) order whatever order won.
+        assert [item.id for item in s.items.list_items(conv, ListParams(100))] == ids
+    figures.record(
+        f"link_items order races[{rel_backend.name}]",
+        f"{rounds} rounds x {THREADS} threads linking the same {size} items in shuffled orders: one success each",
+    )

@@ -154,6 +154,10 @@ class SqlConversationStorage(ConversationStorage):
                 return session.execute(statements[-1], params) > 0
 
 
+def _item_id(link: tuple[str, datetime]) -> str:
+    return link[0]
+
+
 class SqlItemStorage(ConversationItemStorage):
     """Items in the items table; links ``(conversation_id, item_id, added_at)`` in the links table."""
 
@@ -219,6 +223,13 @@ class SqlItemStorage(ConversationItemStorage):
         # One multi-row INSERT: a duplicate (already linked, or repeated in ``items``) fails
         # the whole statement, so nothing is linked. Beyond the dialect's row limit the
         # chunks run in one transaction, which keeps it all-or-nothing.
+        # Rows go in item-id order, whatever order the caller gave: each row locks its key in
+        # the primary-key index, and two calls locking the same keys in different orders would
+        # deadlock (PostgreSQL aborts one with DeadlockDetected) instead of one winning and the
+        # other waiting for it and then failing with the unique violation (ConflictError).
+        # Nothing may depend on the physical insertion order: whatever records the caller's
+        # order must be bound as a value of each row.
+        items = sorted(items, key=_item_id)
         size = self._d.max_rows_per_insert
         chunks = [items[start : start + size] for start in range(0, len(items), size)]
         extras = self._store.extras(self._store.schema.conversation_item_links, {"cid": conversation_id})
