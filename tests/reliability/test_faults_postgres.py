@@ -5,14 +5,16 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 
-from datacon import PostgresConfig, StorageFactoryConfig, create_storage
+from datacon import NewConversation, PostgresConfig, StorageFactoryConfig, create_storage
 from datacon.errors import BackendUnavailableError
 from tests.reliability import figures
 from tests.reliability._load import WriterLoad
 from tests.reliability._pg import FaultablePostgres
+from tests.reliability._secrets import find_instances
 from tests.servers.postgres import PASSWORD
 
 pytestmark = [pytest.mark.reliability, pytest.mark.postgres]
@@ -34,12 +36,16 @@ def cluster() -> Iterator[FaultablePostgres]:
         server.stop()
 
 
-def terminate_datacon_backends(server: FaultablePostgres) -> int:
-    """``pg_terminate_backend`` every client connection but this one; how many were killed."""
+def terminate_datacon_backends(server: FaultablePostgres, wait_ms: int = 0) -> int:
+    """``pg_terminate_backend`` every client connection but this one; how many were killed.
+
+    With ``wait_ms``, each call waits (up to that long) until the backend has exited.
+    """
     with server.admin() as conn:
         row = conn.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            "SELECT count(pg_terminate_backend(pid, %s)) FROM pg_stat_activity "
+            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+            (wait_ms,),
         ).fetchone()
     return int(row[0])
 
@@ -104,3 +110,60 @@ def test_postgres_killed_and_restarted_loses_no_acknowledged_write(cluster: Faul
         f"{terminate_recovery:.3f} s from pg_terminate_backend to the next acknowledged write; "
         f"{load.conflicts_after_retry} conflicts from retries",
     )
+
+
+@pytest.fixture(scope="module")
+def restarted_cluster() -> Iterator[FaultablePostgres]:
+    server = FaultablePostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def _count(server: FaultablePostgres, conversation_id: str) -> int:
+    with server.admin() as conn:
+        row = conn.execute("SELECT count(*) FROM conversations WHERE id = %s", (conversation_id,)).fetchone()
+    return int(row[0])
+
+
+@pytest.mark.parametrize("first", ["read", "write"])
+@pytest.mark.parametrize("fault", ["restart fast", "restart immediate", "pg_terminate_backend"])
+def test_first_calls_after_a_restart_succeed(restarted_cluster: FaultablePostgres, fault: str, first: str) -> None:
+    """Every pooled connection dies with the server; the calls after it comes back must not fail."""
+    from datacon.backends.postgres import PostgresConnector
+
+    server = restarted_cluster
+    pool_max = 4
+    config = PostgresConfig(
+        db_url=server.url(), pool_max=pool_max, pool_timeout_secs=POOL_TIMEOUT, connect_timeout_secs=CONNECT_TIMEOUT
+    )
+    tag = secrets.token_hex(3)
+    with create_storage(StorageFactoryConfig(backend="postgres", postgres=config)) as storage:
+        (connector,) = find_instances(storage, PostgresConnector)
+        with ExitStack() as stack:  # fill the pool: four idle connections to the old server
+            for _ in range(pool_max):
+                stack.enter_context(connector.session())
+        assert storage.pool_stats()["size"] == pool_max
+        storage.conversations.create_conversation(NewConversation(id=f"before-{tag}"))
+
+        if fault == "pg_terminate_backend":
+            assert terminate_datacon_backends(server, wait_ms=5000) >= pool_max
+        else:
+            server.pg_ctl("-m", fault.split()[1], "-w", "stop")
+            server.resume()
+
+        calls: list[str] = []
+        for n in range(2 * pool_max):  # more calls than dead connections
+            if (n % 2 == 0) == (first == "read"):
+                assert storage.conversations.get_conversation(f"before-{tag}") is not None
+                calls.append("read")
+            else:
+                storage.conversations.create_conversation(NewConversation(id=f"after-{tag}-{n}"))
+                calls.append("write")
+        assert calls[0] == first
+    # Writes stay exactly-once: each acknowledged create is there once, none was re-sent twice.
+    for n in range(2 * pool_max):
+        if calls[n] == "write":
+            assert _count(server, f"after-{tag}-{n}") == 1
