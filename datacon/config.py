@@ -50,12 +50,19 @@ class HistoryBackend(enum.StrEnum):
     ORACLE = "oracle"
 
 
+# libpq also takes the password from a ``password`` query parameter.
+_QUERY_PASSWORD = re.compile(r"((?:^|&)password=)[^&#]*")
+
+
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``****``; ``<redacted>`` if it cannot be parsed."""
+    """``url`` with any password (in the authority or a ``password`` query parameter) replaced
+    by ``****``; ``<redacted>`` if it cannot be parsed."""
     try:
         parts = urlsplit(url)
+        if parts.query and "password=" in parts.query:
+            parts = parts._replace(query=_QUERY_PASSWORD.sub(r"\1****", parts.query))
         if parts.password is None:
-            return url
+            return parts.geturl()
         user = parts.username or ""
         host = parts.netloc.rpartition("@")[2]
         return parts._replace(netloc=f"{user}:****@{host}").geturl()

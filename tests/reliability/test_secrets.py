@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,6 +21,7 @@ from datacon.errors import BackendUnavailableError, ConfigError
 from tests.reliability._pg import FaultablePostgres
 from tests.reliability._secrets import Exposure, log_everything
 from tests.servers.postgres import PASSWORD as PG_PASSWORD
+from tests.servers.postgres import PostgresBackend
 from tests.servers.redis import RedisServer, redis_executable
 from tests.support import free_port
 
@@ -181,3 +183,65 @@ def test_postgres_password_appears_nowhere(caplog: pytest.LogCaptureFixture) -> 
     assert exposure.leaks(PG_PASSWORD) == []
     assert exposure.leaks(SPECIAL) == []
     assert len(exposure.errors) == 12
+
+
+# libpq refuses "%zz" (not a percent-escape); its message quotes the whole token, password included.
+BAD_ESCAPE = "pa%zz" + SECRET
+
+
+@pytest.mark.postgres
+def test_postgres_url_is_parsed_by_libpq_at_create_storage_and_never_shown(
+    postgres_backend: PostgresBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    log_everything(caplog)
+    exposure = Exposure()
+    good = postgres_backend.url
+    base = good.split("?")[0]
+    with_password = base.replace(f":{PG_PASSWORD}@", f":{BAD_ESCAPE}@")
+    without_password = base.replace(f":{PG_PASSWORD}@", "@")
+    assert with_password != base
+    assert without_password != base
+
+    def postgres(url: str) -> StorageFactoryConfig:
+        config = PostgresConfig(db_url=url, pool_max=2, pool_timeout_secs=1.0, connect_timeout_secs=1.0)
+        return StorageFactoryConfig(backend="postgres", postgres=config)
+
+    def use(url: str) -> None:
+        with create_storage(postgres(url)) as storage:
+            storage.conversations.get_conversation("x")
+
+    for label, url in (
+        ("bad escape in the password", with_password),
+        ("bad escape in a password query parameter", f"{without_password}?password={BAD_ESCAPE}"),
+        ("bad escape, password given twice", f"{with_password}?password={BAD_ESCAPE}"),
+        ("unknown query parameter", f"{with_password.replace(BAD_ESCAPE, SECRET)}?foo=bar"),
+    ):
+        exposure.show(f"config({label})", postgres(url))
+        error = exposure.error(label, lambda url=url: use(url), ConfigError)
+        assert isinstance(error, ConfigError)
+        assert error.field == "postgres.db_url", label
+
+    # A valid password given as a query parameter: masked in the config's repr, and in the
+    # errors and logs of a failed login (it is the wrong password for this server).
+    in_query = f"{without_password}?password={SECRET}"
+    exposure.show("config(password in the query)", postgres(in_query))
+    exposure.error("password in the query, wrong", lambda: use(in_query), BackendUnavailableError)
+
+    # Whatever the driver or the pool logs while a storage is open is scrubbed of its password.
+    with create_storage(postgres(f"{without_password}?password={quote(PG_PASSWORD)}")) as storage:
+        storage.conversations.get_conversation("x")
+        logging.getLogger("psycopg.pool").warning("a driver message quoting %s", PG_PASSWORD)
+        try:
+            raise RuntimeError(f"an exception quoting {PG_PASSWORD}")
+        except RuntimeError:
+            logging.getLogger("psycopg").info("a driver traceback", exc_info=True)
+
+    exposure.texts.append(("logs", caplog.text))
+    exposure.texts.extend((f"log record {r.name}", r.getMessage()) for r in caplog.records)
+    assert any(r.name.startswith("psycopg") for r in caplog.records), "no driver log captured: the check proves nothing"
+    assert "a driver message quoting ****" in caplog.text
+    assert "an exception quoting ****" in caplog.text
+    assert exposure.leaks(SECRET) == [], [t for t in exposure.texts if t[0] in exposure.leaks(SECRET)]
+    assert exposure.leaks(PG_PASSWORD) == []
+    assert exposure.leaks(BAD_ESCAPE) == []
+    assert len(exposure.errors) == 5

@@ -19,7 +19,7 @@ from datacon.backends._sql import Params
 from datacon.config import PostgresConfig
 from datacon.errors import BackendUnavailableError
 
-from .errors import DRIVER_ERRORS, Scrubber, convert, translate
+from .errors import DRIVER_ERRORS, Scrubber, check_url, convert, hide_in_driver_logs, translate
 
 __all__ = ["MIGRATION_LOCK", "PostgresConnector", "PostgresSession"]
 
@@ -100,8 +100,9 @@ class PostgresConnector:
     def __init__(self, config: PostgresConfig) -> None:
         self.max_concurrency = config.pool_max
         self._timeout = config.pool_timeout_secs
-        self._scrub = Scrubber(config.db_url)
+        self._scrub: Scrubber = check_url(config.db_url)
         self._url = config.db_url
+        self._unhide = hide_in_driver_logs(self._scrub)
         self._connect_timeout = max(2, math.ceil(config.connect_timeout_secs))  # libpq's minimum is 2 s
         self._pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
             config.db_url,
@@ -117,7 +118,10 @@ class PostgresConnector:
             self._pool.open(wait=True, timeout=config.connect_timeout_secs)
         except psycopg_pool.PoolTimeout as exc:
             self._pool.close()
-            raise self._why_not(exc) from exc
+            try:
+                raise self._why_not(exc) from exc
+            finally:
+                self._unhide()
 
     def _why_not(self, timeout: Exception) -> Exception:
         # The pool only says it timed out; one direct attempt gives the server's reason
@@ -155,6 +159,7 @@ class PostgresConnector:
 
     def close(self) -> None:
         self._pool.close()
+        self._unhide()
 
     def stats(self) -> dict[str, int]:
         stats = self._pool.get_stats()
