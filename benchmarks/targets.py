@@ -11,8 +11,7 @@ from typing import TypeVar
 
 from benchmarks.harness import Settings
 from benchmarks.workloads import Target
-from datacon._front import FrontConversationStorage, FrontItemStorage, FrontResponseStorage
-from datacon.storage import Storage
+from datacon.factory import wrap
 
 __all__ = ["open_target"]
 
@@ -29,19 +28,6 @@ def _no_skip(find: Callable[[], T]) -> T:
         raise RuntimeError(str(exc.msg)) from None
 
 
-def wrap(raw: Storage) -> Storage:
-    """What ``create_storage`` returns for ``raw``: the same backend behind the front layer."""
-    return Storage(
-        FrontResponseStorage(raw.responses, None),
-        FrontConversationStorage(raw.conversations, None),
-        FrontItemStorage(raw.items, None),
-        backend=raw.backend,
-        max_concurrency=raw.max_concurrency,
-        close=raw.close,
-        pool_stats=raw.pool_stats,
-    )
-
-
 @contextmanager
 def _memory(settings: Settings) -> Iterator[Target]:
     from benchmarks.baselines.memory import MemoryBaseline
@@ -49,7 +35,7 @@ def _memory(settings: Settings) -> Iterator[Target]:
 
     raw = memory.open_storage()
     # The baseline calls the unwrapped backend; datacon reads the same state through the front layer.
-    storage = wrap(raw)
+    storage = wrap(raw, None)
     try:
         # No driver here: the ratio is the cost of the front layer (checks, hooks), without a target.
         yield Target("memory", storage, MemoryBaseline(raw), overhead_target=None)

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from datacon import _admin, _export
+from datacon import _admin, transfer
 from datacon._serde import converter
 from datacon.config import HistoryBackend, SqliteConfig, StorageFactoryConfig
 from datacon.errors import DataconError, MigrationRequiredError
@@ -339,7 +339,7 @@ def responses_chain(ctx: click.Context, response_id: str, max_depth: int | None,
 # -- export, import, copy ----------------------------------------------------------------------
 
 
-def _report(result: _export.ImportCounts, as_json: bool, problems: list[str] | None = None) -> None:
+def _report(result: transfer.ImportCounts, as_json: bool, problems: list[str] | None = None) -> None:
     """Print an import's (or copy's) warnings and counts, and ``--verify``'s ``problems`` if run."""
     for warning in result.warnings:
         click.echo(f"datacon: warning: {warning}", err=True)
@@ -350,7 +350,7 @@ def _report(result: _export.ImportCounts, as_json: bool, problems: list[str] | N
             data["differences"] = problems
         click.echo(json.dumps(data, indent=2))
         return
-    _table(["TYPE", "CREATED", "SKIPPED"], [(k, result.created[k], result.skipped[k]) for k in _export.KINDS])
+    _table(["TYPE", "CREATED", "SKIPPED"], [(k, result.created[k], result.skipped[k]) for k in transfer.KINDS])
     if problems is not None and not problems:
         click.echo("verified: both sides hold the same records")
 
@@ -359,7 +359,7 @@ def _report(result: _export.ImportCounts, as_json: bool, problems: list[str] | N
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-", help="File (default: stdout)."
 )
-@click.option("--batch", type=click.IntRange(min=1), default=_export.DEFAULT_BATCH, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=transfer.DEFAULT_BATCH, show_default=True)
 @click.pass_context
 def export_command(ctx: click.Context, output: str, batch: int) -> None:
     """Write every record as JSON Lines (format: docs/cli.md).
@@ -380,13 +380,13 @@ def export_command(ctx: click.Context, output: str, batch: int) -> None:
                 partial.replace(target)
             finally:
                 partial.unlink(missing_ok=True)
-    click.echo("exported " + ", ".join(f"{totals[k]} {k}s" for k in _export.KINDS), err=True)
+    click.echo("exported " + ", ".join(f"{totals[k]} {k}s" for k in transfer.KINDS), err=True)
 
 
 def _write_dump(storage: Storage, stream: IO[str], batch: int) -> dict[str, int]:
-    totals: dict[str, int] = dict.fromkeys(_export.KINDS, 0)
-    for kind, page in _export.iter_batches(storage, batch):
-        stream.write("".join(_export.dump_record(record) + "\n" for record in page))
+    totals: dict[str, int] = dict.fromkeys(transfer.KINDS, 0)
+    for kind, page in transfer.iter_batches(storage, batch):
+        stream.write("".join(transfer.dump_record(record) + "\n" for record in page))
         totals[kind] += len(page)
     stream.flush()
     return totals
@@ -394,7 +394,7 @@ def _write_dump(storage: Storage, stream: IO[str], batch: int) -> dict[str, int]
 
 @cli.command("import")
 @click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--batch", type=click.IntRange(min=1), default=_export.DEFAULT_BATCH, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=transfer.DEFAULT_BATCH, show_default=True)
 @json_option
 @click.pass_context
 def import_command(ctx: click.Context, source: str, batch: int, as_json: bool) -> None:
@@ -407,13 +407,13 @@ def import_command(ctx: click.Context, source: str, batch: int, as_json: bool) -
     if source == "-":
         # Bytes, decoded line by line: an undecodable line is reported with its number.
         stdin: IO[bytes] = sys.stdin.buffer
-        records = _export.read_records(stdin)
+        records = transfer.read_records(stdin)
     else:
         for _ in _read_file(source):
             pass
         records = _read_file(source)
     with _open(config, must_exist=False) as storage, _resumable():
-        result = _export.import_records(storage, records, batch)
+        result = transfer.import_records(storage, records, batch)
     _report(result, as_json)
 
 
@@ -422,21 +422,21 @@ def _resumable() -> Iterator[None]:
     """Say, with a failure in the middle of a write, what was kept and how to go on."""
     try:
         yield
-    except _export.NotEnumerableError:
+    except transfer.NotEnumerableError:
         raise  # refused before anything was read or written
     except DataconError as exc:
         _fail(f"{_error_line(exc)} (the batches before it are written: re-run the same command to resume)")
 
 
-def _read_file(path: str) -> Iterator[_export.Record]:
+def _read_file(path: str) -> Iterator[transfer.Record]:
     with open(path, "rb") as stream:
-        yield from _export.read_records(stream)
+        yield from transfer.read_records(stream)
 
 
 @cli.command("copy")
 @click.option("--from", "source_path", required=True, type=click.Path(dir_okay=False), help="Source config file.")
 @click.option("--to", "target_path", required=True, type=click.Path(dir_okay=False), help="Destination config file.")
-@click.option("--batch", type=click.IntRange(min=1), default=_export.DEFAULT_BATCH, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=transfer.DEFAULT_BATCH, show_default=True)
 @click.option("--verify", is_flag=True, help="Then compare counts and content hashes of both sides.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @json_option
@@ -452,7 +452,7 @@ def copy_command(source_path: str, target_path: str, batch: int, verify: bool, p
         _fail("--from and --to name the same configuration")
     with _open(source_config) as source, _open(target_config, must_exist=False) as target:
         if progress:
-            total = sum(_export.counts(source).values())
+            total = sum(transfer.counts(source).values())
             bar: ProgressBar[int]
             with click.progressbar(length=total, label="copying", file=sys.stderr, show_pos=True) as bar:
 
@@ -461,10 +461,10 @@ def copy_command(source_path: str, target_path: str, batch: int, verify: bool, p
                     bar.update(n)
 
                 with _resumable():
-                    result = _export.copy_storage(source, target, batch, advance)
+                    result = transfer.copy_storage(source, target, batch, advance)
         else:
             with _resumable():
-                result = _export.copy_storage(source, target, batch)
+                result = transfer.copy_storage(source, target, batch)
         problems = _verify(source, target, batch) if verify else None
     _report(result, as_json, problems)
     if problems:
@@ -472,7 +472,7 @@ def copy_command(source_path: str, target_path: str, batch: int, verify: bool, p
 
 
 def _verify(source: Storage, target: Storage, batch: int) -> list[str]:
-    return _export.compare_digests(_export.digest(source, batch), _export.digest(target, batch))
+    return transfer.compare_digests(transfer.digest(source, batch), transfer.digest(target, batch))
 
 
 # -- migrations ------------------------------------------------------------------------------

@@ -6,12 +6,13 @@ import importlib
 import logging
 from typing import Any
 
-from datacon._front import FrontConversationStorage, FrontItemStorage, FrontResponseStorage
+from datacon._guard import GuardedConversationStorage, GuardedItemStorage, GuardedResponseStorage
 from datacon.config import HistoryBackend, StorageFactoryConfig
 from datacon.errors import ConfigError
+from datacon.hooks import StorageHook
 from datacon.storage import Storage
 
-__all__ = ["create_storage"]
+__all__ = ["create_storage", "wrap"]
 
 log = logging.getLogger("datacon")
 
@@ -63,12 +64,19 @@ def create_storage(config: StorageFactoryConfig | None = None) -> Storage:
     config = config or StorageFactoryConfig()
     if not isinstance(config, StorageFactoryConfig):
         raise ConfigError(f"create_storage takes a StorageFactoryConfig, got {type(config).__name__}", "config")
-    raw = _open_backend(config)
-    hook = config.hook
+    return wrap(_open_backend(config), config.hook)
+
+
+def wrap(raw: Storage, hook: StorageHook | None) -> Storage:
+    """``raw`` (a backend's own stores) behind the guard: arguments checked, ``hook`` run.
+
+    This is the step ``create_storage`` adds after opening a backend; the result shares the
+    backend's pool, and closing it closes the backend.
+    """
     return Storage(
-        FrontResponseStorage(raw.responses, hook),
-        FrontConversationStorage(raw.conversations, hook),
-        FrontItemStorage(raw.items, hook),
+        GuardedResponseStorage(raw.responses, hook),
+        GuardedConversationStorage(raw.conversations, hook),
+        GuardedItemStorage(raw.items, hook),
         backend=raw.backend,
         max_concurrency=raw.max_concurrency,
         close=raw.close,

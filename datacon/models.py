@@ -15,6 +15,7 @@ from datacon.ids import new_response_id
 __all__ = [
     "Conversation",
     "ConversationItem",
+    "Link",
     "ListParams",
     "NewConversation",
     "NewConversationItem",
@@ -116,3 +117,12 @@ class ListParams:
     limit: int
     order: SortOrder = SortOrder.ASC
     after: str | None = None
+
+
+@attrs.define(frozen=True)
+class Link:
+    """An item linked to a conversation at ``added_at`` (the links table's row)."""
+
+    conversation_id: str
+    item_id: str
+    added_at: datetime

@@ -29,11 +29,12 @@ from datacon import (
     SqliteConfig,
     StorageFactoryConfig,
     StoredResponse,
-    _export,
     create_storage,
+    transfer,
 )
 from datacon._serde import converter
 from datacon.cli import cli, main
+from datacon.models import Link
 from tests.support import RENAMED_SCHEMA, free_port, server_missing
 
 SERVER_FIXTURES = sorted(
@@ -143,7 +144,7 @@ def seed(place: Place) -> dict[str, str]:
 
 def dump_lines(n_items: int, n_conversations: int = 4) -> list[str]:
     """A dump with ``n_items`` items spread over conversations, each linked once, and responses."""
-    records: list[_export.Record] = []
+    records: list[transfer.Record] = []
     conversations = [f"conv_{c:050x}" for c in range(n_conversations)]
     for c, conversation_id in enumerate(conversations):
         records.append(Conversation(id=conversation_id, created_at=T0 + timedelta(seconds=c), metadata={"c": c}))
@@ -161,7 +162,7 @@ def dump_lines(n_items: int, n_conversations: int = 4) -> list[str]:
     )
     for n in range(n_items):
         added = T0 + timedelta(milliseconds=n // 3)  # ties on added_at on purpose
-        records.append(_export.Link(conversations[n % n_conversations], f"msg_{n:050x}", added))
+        records.append(Link(conversations[n % n_conversations], f"msg_{n:050x}", added))
     previous = None
     for n in range(20):
         response_id = f"01JRESP{n:019d}"
@@ -176,7 +177,7 @@ def dump_lines(n_items: int, n_conversations: int = 4) -> list[str]:
             )
         )
         previous = response_id
-    return [_export.dump_record(r) for r in records]
+    return [transfer.dump_record(r) for r in records]
 
 
 # -- the console script ----------------------------------------------------------------------
@@ -337,7 +338,7 @@ def test_export_then_import_round_trips_and_reimport_skips(place: Place, tmp_pat
     assert first.exit_code == 0, first.stderr
     counts = json.loads(first.stdout)
     assert counts["created"] == {"conversation": 1, "item": 3, "link": 3, "response": 3}
-    assert counts["skipped"] == dict.fromkeys(_export.KINDS, 0)
+    assert counts["skipped"] == dict.fromkeys(transfer.KINDS, 0)
     again = run("--config", str(target.file), "import", str(dump))
     assert again.exit_code == 0
     assert again.stdout.splitlines()[1:] == [
@@ -347,7 +348,7 @@ def test_export_then_import_round_trips_and_reimport_skips(place: Place, tmp_pat
         "response      0        3",
     ]
     with place.storage() as a, target.storage() as b:
-        assert _export.compare_digests(_export.digest(a), _export.digest(b)) == []
+        assert transfer.compare_digests(transfer.digest(a), transfer.digest(b)) == []
     # The same dump through stdin, and stdout: byte-identical exports on both sides.
     again_out = run("--config", str(target.file), "export").stdout
     assert again_out == dump.read_text(encoding="utf-8")
@@ -364,7 +365,7 @@ def test_import_of_a_malformed_file_writes_nothing(tmp_path: Path) -> None:
     line = one_error_line(run("--config", str(target.file), "import", str(bad)))
     assert line.startswith("datacon: error: line 8: invalid item: ")
     with target.storage() as s:
-        assert _export.counts(s) == dict.fromkeys(_export.KINDS, 0)
+        assert transfer.counts(s) == dict.fromkeys(transfer.KINDS, 0)
     for text, expected in [
         ("not json\n", "line 1: not valid JSON"),
         ('{"type": "nope"}\n', "line 1: unknown record type 'nope'"),
@@ -381,7 +382,7 @@ def test_import_of_a_malformed_file_writes_nothing(tmp_path: Path) -> None:
         "datacon: error: line 2: not UTF-8 text"
     )
     with target.storage() as s:
-        assert _export.counts(s) == dict.fromkeys(_export.KINDS, 0)
+        assert transfer.counts(s) == dict.fromkeys(transfer.KINDS, 0)
 
 
 def test_import_resumes_after_an_interrupted_run(tmp_path: Path) -> None:
@@ -394,13 +395,13 @@ def test_import_resumes_after_an_interrupted_run(tmp_path: Path) -> None:
     assert run("--config", str(target.file), "import", str(half), "--batch", "64").exit_code == 0
     resumed = json.loads(run("--config", str(target.file), "import", str(full), "--batch", "64", "--json").stdout)
     assert resumed["created"]["response"] == 20
-    total = {k: resumed["created"][k] + resumed["skipped"][k] for k in _export.KINDS}
+    total = {k: resumed["created"][k] + resumed["skipped"][k] for k in transfer.KINDS}
     assert total == {"conversation": 4, "item": 300, "link": 300, "response": 20}
     assert resumed["skipped"]["item"] > 0
     reference = sqlite_place(tmp_path, "reference")
     assert run("--config", str(reference.file), "import", str(full)).exit_code == 0
     with target.storage() as a, reference.storage() as b:
-        assert _export.compare_digests(_export.digest(a), _export.digest(b)) == []
+        assert transfer.compare_digests(transfer.digest(a), transfer.digest(b)) == []
 
 
 # -- copy ------------------------------------------------------------------------------------

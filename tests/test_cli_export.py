@@ -1,4 +1,4 @@
-"""The export seam and JSON Lines format of ``datacon._export``, on the memory backend."""
+"""The export seam and JSON Lines format of ``datacon.transfer``, on the memory backend."""
 
 from __future__ import annotations
 
@@ -14,17 +14,17 @@ from datacon import (
     NewConversationItem,
     StorageFactoryConfig,
     StoredResponse,
-    _export,
     create_storage,
+    transfer,
 )
-from datacon._export import Link
 from datacon.errors import InvalidInputError
+from datacon.models import Link
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
 
 
-def records(n: int = 7) -> list[_export.Record]:
-    out: list[_export.Record] = [
+def records(n: int = 7) -> list[transfer.Record]:
+    out: list[transfer.Record] = [
         Conversation(id=f"conv_{c}", created_at=T0 + timedelta(days=c), metadata=None if c else {"k": [1, 2.5]})
         for c in range(3)
     ]
@@ -46,19 +46,19 @@ def memory() -> object:
 
 def test_dump_record_is_canonical_and_parses_back() -> None:
     for record in records():
-        line = _export.dump_record(record)
-        assert json.loads(line)["type"] == _export.kind_of(record)
+        line = transfer.dump_record(record)
+        assert json.loads(line)["type"] == transfer.kind_of(record)
         assert list(json.loads(line)) == sorted(json.loads(line))
         assert " " not in line.replace("é", "")
-        assert _export.parse_record(line) == record
-    item = _export.dump_record(records()[3])
+        assert transfer.parse_record(line) == record
+    item = transfer.dump_record(records()[3])
     assert '"created_at":"2026-01-02T03:04:05.000006Z"' in item
     assert '"content":{"a":"é","b":1}' in item
 
 
 def test_parse_converts_offsets_to_utc_and_reports_bad_lines() -> None:
     line = '{"type":"link","conversation_id":"c","item_id":"i","added_at":"2026-01-02T05:04:05.5+02:00"}'
-    link = _export.parse_record(line)
+    link = transfer.parse_record(line)
     assert link == Link("c", "i", datetime(2026, 1, 2, 3, 4, 5, 500000, tzinfo=UTC))
     bad = [
         (
@@ -79,7 +79,7 @@ def test_parse_converts_offsets_to_utc_and_reports_bad_lines() -> None:
     ]
     for text, expected in bad:
         with pytest.raises(InvalidInputError) as raised:
-            _export.parse_record(text, 4)
+            transfer.parse_record(text, 4)
         assert expected in str(raised.value)
 
 
@@ -87,26 +87,26 @@ def test_parse_converts_offsets_to_utc_and_reports_bad_lines() -> None:
 def test_iter_all_walks_every_record_in_dump_order_whatever_the_batch(batch: int) -> None:
     with create_storage(StorageFactoryConfig()) as storage:
         given = records()
-        counts = _export.import_records(storage, reversed(given), batch)
+        counts = transfer.import_records(storage, reversed(given), batch)
         assert counts.created == {"conversation": 3, "item": 7, "link": 8, "response": 4}
         assert counts.warnings == []
-        out = list(_export.iter_all(storage, batch))
+        out = list(transfer.iter_all(storage, batch))
         key = {"conversation": 0, "item": 1, "link": 2, "response": 3}
-        assert [_export.kind_of(r) for r in out] == sorted((_export.kind_of(r) for r in out), key=key.__getitem__)
-        assert sorted(map(_export.dump_record, out)) == sorted(map(_export.dump_record, given))
-        assert _export.counts(storage) == {"conversation": 3, "item": 7, "link": 8, "response": 4}
+        assert [transfer.kind_of(r) for r in out] == sorted((transfer.kind_of(r) for r in out), key=key.__getitem__)
+        assert sorted(map(transfer.dump_record, out)) == sorted(map(transfer.dump_record, given))
+        assert transfer.counts(storage) == {"conversation": 3, "item": 7, "link": 8, "response": 4}
         # created_at is restored as given, not the import time.
         assert storage.conversations.get_conversation("conv_2").created_at == T0 + timedelta(days=2)
 
 
 def test_digest_ignores_order_and_sees_any_change() -> None:
     with create_storage(StorageFactoryConfig()) as a, create_storage(StorageFactoryConfig()) as b:
-        _export.import_records(a, records())
-        _export.import_records(b, list(reversed(records())), batch=2)
-        assert _export.compare_digests(_export.digest(a), _export.digest(b)) == []
+        transfer.import_records(a, records())
+        transfer.import_records(b, list(reversed(records())), batch=2)
+        assert transfer.compare_digests(transfer.digest(a), transfer.digest(b)) == []
         b.items.delete_item("conv_0", "msg_003")
         b.items.link_item("conv_0", "msg_003", T0 + timedelta(microseconds=1))
-        assert _export.compare_digests(_export.digest(a), _export.digest(b)) == [
+        assert transfer.compare_digests(transfer.digest(a), transfer.digest(b)) == [
             "links: same count (8) but different content"
         ]
 
@@ -114,30 +114,30 @@ def test_digest_ignores_order_and_sees_any_change() -> None:
 def test_import_skips_existing_records_and_counts_them() -> None:
     with create_storage(StorageFactoryConfig()) as storage:
         storage.conversations.create_conversation(NewConversation(id="conv_1", metadata={"mine": True}))
-        result = _export.import_records(storage, records())
+        result = transfer.import_records(storage, records())
         assert result.skipped == {"conversation": 1, "item": 0, "link": 0, "response": 0}
         assert storage.conversations.get_conversation("conv_1").metadata == {"mine": True}  # never overwritten
-        again = _export.import_records(storage, records(), batch=3)
-        assert again.created == dict.fromkeys(_export.KINDS, 0)
+        again = transfer.import_records(storage, records(), batch=3)
+        assert again.created == dict.fromkeys(transfer.KINDS, 0)
         assert again.skipped == {"conversation": 3, "item": 7, "link": 8, "response": 4}
 
 
 def test_public_api_fallback_is_idempotent_and_warns() -> None:
     with create_storage(StorageFactoryConfig()) as storage:
         warnings: list[str] = []
-        writer = _export._ApiWriter(storage, warnings)
+        writer = transfer.copy.ApiWriter(storage, warnings)
         given = records(4)
         storage.items.create_item(NewConversationItem("message", None, id="msg_001"))
         storage.items.link_item("conv_1", "msg_001", T0)
-        by_kind: dict[str, list[_export.Record]] = {}
+        by_kind: dict[str, list[transfer.Record]] = {}
         for record in given:
-            by_kind.setdefault(_export.kind_of(record), []).append(record)
+            by_kind.setdefault(transfer.kind_of(record), []).append(record)
         created = {kind: writer.restore(kind, batch) for kind, batch in by_kind.items()}  # type: ignore[arg-type]
         assert created == {"conversation": 3, "item": 3, "link": 4, "response": 4}
         assert storage.items.is_item_linked("conv_2", "msg_002")
         assert storage.items.is_item_linked("conv_none", "msg_000")
         assert {kind: writer.restore(kind, batch) for kind, batch in by_kind.items()} == dict.fromkeys(  # type: ignore[arg-type]
-            _export.KINDS, 0
+            transfer.KINDS, 0
         )
         assert warnings == [
             "the memory backend cannot restore conversations as given: their created_at is the import time",
@@ -148,8 +148,8 @@ def test_public_api_fallback_is_idempotent_and_warns() -> None:
 
 def test_a_backend_without_the_seam_is_refused() -> None:
     with create_storage(StorageFactoryConfig(backend="none")) as storage:
-        with pytest.raises(_export.NotEnumerableError) as raised:
-            _export.enumerable(storage)
+        with pytest.raises(transfer.NotEnumerableError) as raised:
+            transfer.enumerable(storage)
         assert "the none backend cannot be enumerated" in str(raised.value)
         assert "conversations.iter_conversations" in str(raised.value)
-        assert _export.restorable(storage) is None
+        assert transfer.restorable(storage) is None

@@ -15,15 +15,15 @@ from datetime import datetime
 
 import attrs
 
-from datacon._export import Link
 from datacon._serde import dump_json, load_json
 from datacon._time import from_epoch_us, to_epoch_us, utc_now
-from datacon.backends._common import walk_chain
+from datacon.backends.chain import walk_chain
 from datacon.errors import ConflictError
 from datacon.ids import make_item_id, new_conversation_id
 from datacon.models import (
     Conversation,
     ConversationItem,
+    Link,
     ListParams,
     NewConversation,
     NewConversationItem,
@@ -131,7 +131,7 @@ class MemoryConversationStorage(ConversationStorage):
             self._s.links.pop(conversation_id, None)
             return self._s.conversations.pop(conversation_id, None) is not None
 
-    # The enumeration and restore seam of datacon._export (export, import, copy).
+    # The enumeration and restore seam of datacon.transfer (export, import, copy).
 
     def iter_conversations(self, after_id: str | None, batch: int) -> list[Conversation]:
         """Up to ``batch`` conversations whose id is greater than ``after_id``, by id."""
@@ -252,7 +252,7 @@ class MemoryItemStorage(ConversationItemStorage):
             if not links.keys:
                 del self._s.links[conversation_id]
 
-    # The enumeration and restore seam of datacon._export (export, import, copy).
+    # The enumeration and restore seam of datacon.transfer (export, import, copy).
 
     def iter_items(self, after_id: str | None, batch: int) -> list[ConversationItem]:
         """Up to ``batch`` items whose id is greater than ``after_id``, by id."""
@@ -374,7 +374,7 @@ class MemoryResponseStorage(ResponseStorage):
             ids = list(self._s.by_identifier.get(identifier, ()))
             return sum(self._delete(rid) for rid in ids)
 
-    # The enumeration and restore seam of datacon._export (export, import, copy).
+    # The enumeration and restore seam of datacon.transfer (export, import, copy).
 
     def iter_responses(self, after_id: str | None, batch: int) -> list[StoredResponse]:
         """Up to ``batch`` responses whose id is greater than ``after_id``, by id."""

@@ -92,7 +92,7 @@ class Statements:
     ident_list_limit: str | None
     ident_delete: str | None
     link_parts: tuple[str, str]  # (INSERT ... VALUES, one row with {n} standing for its number)
-    # Keyset pages by primary key, counts, insert-if-absent, for datacon._export (see
+    # Keyset pages by primary key, counts, insert-if-absent, for datacon.transfer (see
     # _export_queries); empty for a dialect that renders none.
     export: Mapping[str, str] = attrs.field(factory=dict)
     _link_cache: dict[int, str] = attrs.field(factory=dict, init=False)
@@ -139,7 +139,7 @@ def _insert(t: _Table, fields: Sequence[str]) -> str:
 def _export_queries(
     convs: _Table, items: _Table, links: _Table, resps: _Table, fields: Mapping[str, tuple[str, ...]]
 ) -> dict[str, str]:
-    """Whole-table enumeration for ``datacon._export``: ``{kind}_first`` / ``{kind}_next`` pages
+    """Whole-table enumeration for ``datacon.transfer``: ``{kind}_first`` / ``{kind}_next`` pages
     (``after``, or ``acid``/``aiid`` for links; ``limit``) by primary key, ``count_{kind}``,
     and ``restore_{kind}`` (insert unless the key exists; links use ``link_restore``)."""
     d = convs.dialect

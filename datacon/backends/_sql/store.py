@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from datacon._time import utc_now
-from datacon.backends._common import extra_values, walk_chain
+from datacon.backends.chain import walk_chain
+from datacon.backends.extras import extra_values
 from datacon.errors import BackendError
 from datacon.ids import make_item_id, new_conversation_id
 from datacon.models import (

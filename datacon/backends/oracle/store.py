@@ -6,7 +6,6 @@ from typing import Any
 
 import attrs
 
-from datacon.backends._common import extra_values
 from datacon.backends._sql import (
     Connector,
     SqlConversationStorage,
@@ -14,6 +13,7 @@ from datacon.backends._sql import (
     SqlResponseStorage,
     SqlStore,
 )
+from datacon.backends.extras import extra_values
 from datacon.context import current_extra_columns
 from datacon.models import ConversationItem
 from datacon.schema import SchemaConfig, TableConfig

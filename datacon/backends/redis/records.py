@@ -17,7 +17,7 @@ from typing import Any
 
 from datacon._serde import dump_json, load_json
 from datacon._time import parse_iso, utc_now
-from datacon.backends._common import extra_values
+from datacon.backends.extras import extra_values
 from datacon.models import Conversation, ConversationItem, StoredResponse
 from datacon.schema import SchemaConfig, TableConfig
 

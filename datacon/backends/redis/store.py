@@ -36,7 +36,7 @@ import redis
 
 from datacon._serde import dump_json, normalize_json
 from datacon._time import to_epoch_us, utc_now
-from datacon.backends._common import walk_chain
+from datacon.backends.chain import walk_chain
 from datacon.config import RedisConfig
 from datacon.errors import ConflictError
 from datacon.models import (

@@ -1,23 +1,7 @@
-"""Whole-storage export, import, copy and verify, over a per-backend enumeration seam.
-
-The dump format is JSON Lines (UTF-8), one record per line, in this order: every
-conversation, every item, every link, every response (each group by id, links by
-``(conversation_id, item_id)``). Each line is a JSON object with keys sorted and no spaces,
-holding a ``"type"`` field (``"conversation"``, ``"item"``, ``"link"`` or ``"response"``) and
-the record's fields as the datacon cattrs converter (``datacon._serde.converter``) writes them:
-
-- conversation: ``id``, ``created_at``, ``metadata``
-- item: ``id``, ``response_id``, ``item_type``, ``role``, ``content``, ``status``, ``created_at``
-- link: ``conversation_id``, ``item_id``, ``added_at``
-- response: ``id``, ``previous_response_id``, ``input``, ``created_at``, ``safety_identifier``,
-  ``model``, ``conversation_id``, ``raw_response``
-
-Datetimes are ISO-8601 UTC with six fractional digits and a ``Z`` (``2026-01-02T03:04:05.000006Z``).
-Blank lines are ignored; an unknown ``type``, a missing or unknown field is an error naming the
-line. Extra-column values are not part of a record (backends do not read them back).
+"""The enumeration and restore seam of each backend (temporary: adapters over internals).
 
 Enumeration: the storage API has no "list everything", so every backend offers a small seam
-on its *raw* stores (the objects behind the factory's front layer), keyset-paginated by id:
+on its *raw* stores (the objects behind the factory's guard), keyset-paginated by id:
 
 - conversation storage: ``iter_conversations(after_id, batch)``, ``count_conversations()``,
   ``restore_conversations(records)``
@@ -35,81 +19,24 @@ inserted; each call is atomic (one transaction): a failed call writes nothing.
 The memory backend implements these on its stores. For SQLite and PostgreSQL (over the shared
 SQL layer) and for Redis, adapters in this module implement the same contract over the
 backends' internals (``_ADAPTERS``), until those backends carry the methods themselves.
-
-Writing falls back to the public API when a backend has no ``restore_*``: still idempotent
-(an existing id or link is skipped), but not atomic per batch, and conversations and items get
-a new ``created_at`` (a warning says so). Re-running an import or copy is always safe.
 """
 
 from __future__ import annotations
 
 import bisect
-import hashlib
-import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, TypeAlias, TypeVar, cast, runtime_checkable
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
-import attrs
-from cattrs.errors import BaseValidationError, ClassValidationError
-from cattrs.v import transform_error
-
-from datacon._front import ID_MAX, LONG_MAX, SHORT_MAX, check_id, check_str
-from datacon._serde import converter
-from datacon._time import from_epoch_us, to_epoch_us, utc_or_raise
-from datacon.errors import ConflictError, DataconError, InvalidInputError
-from datacon.models import Conversation, ConversationItem, NewConversation, NewConversationItem, StoredResponse
+from datacon._time import from_epoch_us, to_epoch_us
+from datacon.errors import DataconError
+from datacon.models import Conversation, ConversationItem, Link, StoredResponse
 from datacon.storage import Storage
+from datacon.transfer.jsonl import Kind, Record
 
-__all__ = [
-    "DEFAULT_BATCH",
-    "KINDS",
-    "Digest",
-    "Enumerable",
-    "ImportCounts",
-    "Kind",
-    "Link",
-    "NotEnumerableError",
-    "Record",
-    "Restorable",
-    "compare_digests",
-    "copy_storage",
-    "counts",
-    "digest",
-    "dump_record",
-    "enumerable",
-    "import_records",
-    "iter_all",
-    "iter_batches",
-    "kind_of",
-    "parse_record",
-    "read_records",
-    "restorable",
-]
+__all__ = ["Enumerable", "NotEnumerableError", "Restorable", "enumerable", "restorable"]
 
-Kind: TypeAlias = Literal["conversation", "item", "link", "response"]
-KINDS: tuple[Kind, ...] = ("conversation", "item", "link", "response")
-DEFAULT_BATCH = 500
-
-
-@attrs.define(frozen=True)
-class Link:
-    """An item linked to a conversation at ``added_at`` (the links table's row)."""
-
-    conversation_id: str
-    item_id: str
-    added_at: datetime
-
-
-Record: TypeAlias = Conversation | ConversationItem | Link | StoredResponse
 R = TypeVar("R", Conversation, ConversationItem, Link, StoredResponse)
-
-_CLASSES: dict[str, type[Any]] = {
-    "conversation": Conversation,
-    "item": ConversationItem,
-    "link": Link,
-    "response": StoredResponse,
-}
 
 
 class NotEnumerableError(DataconError):
@@ -138,22 +65,11 @@ class Restorable(Protocol):
     def restore(self, kind: Kind, records: Sequence[Record]) -> int: ...
 
 
-def kind_of(record: Record) -> Kind:
-    """The ``"type"`` of a record."""
-    if isinstance(record, Conversation):
-        return "conversation"
-    if isinstance(record, ConversationItem):
-        return "item"
-    if isinstance(record, Link):
-        return "link"
-    return "response"
-
-
 # -- locating the seam -------------------------------------------------------------------------
 
 
 def _raw(store: object) -> Any:
-    # The factory's front layer keeps the backend's store in ``inner``.
+    # The factory's guard keeps the backend's store in ``inner``.
     return getattr(store, "inner", store)
 
 
@@ -519,285 +435,3 @@ _ADAPTERS: dict[str, Callable[[Storage], _RedisSeam | _SqlSeam]] = {
     "sqlite": _SqlSeam,
     "postgres": _SqlSeam,
 }
-
-
-# -- reading -----------------------------------------------------------------------------------
-
-
-def _pages(fetch: Callable[[Any, int], Sequence[R]], key: Callable[[R], Any], batch: int) -> Iterator[Sequence[R]]:
-    cursor: Any = None
-    while True:
-        page = fetch(cursor, batch)
-        if not page:
-            return
-        yield page
-        cursor = key(page[-1])
-
-
-def iter_batches(storage: Storage, batch: int = DEFAULT_BATCH) -> Iterator[tuple[Kind, Sequence[Record]]]:
-    """Every record of ``storage`` in pages of at most ``batch``, in dump order."""
-    seam = enumerable(storage)
-    for page in _pages(seam.iter_conversations, lambda r: r.id, batch):
-        yield "conversation", page
-    for items in _pages(seam.iter_items, lambda r: r.id, batch):
-        yield "item", items
-    for links in _pages(seam.iter_links, lambda r: (r.conversation_id, r.item_id), batch):
-        yield "link", links
-    for responses in _pages(seam.iter_responses, lambda r: r.id, batch):
-        yield "response", responses
-
-
-def iter_all(storage: Storage, batch: int = DEFAULT_BATCH) -> Iterator[Record]:
-    """Every record of ``storage``, in dump order, read ``batch`` at a time."""
-    for _, page in iter_batches(storage, batch):
-        yield from page
-
-
-def counts(storage: Storage) -> dict[Kind, int]:
-    """How many records of each kind ``storage`` holds."""
-    seam = enumerable(storage)
-    return {kind: seam.count(kind) for kind in KINDS}
-
-
-def dump_record(record: Record) -> str:
-    """The record's JSON line (without newline): canonical, so equal records give equal text."""
-    data = converter.unstructure(record)
-    data["type"] = kind_of(record)
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-# -- parsing -----------------------------------------------------------------------------------
-
-
-def parse_record(line: str, lineno: int = 0) -> Record:
-    """One record from its JSON line; ``InvalidInputError`` naming the line if it is not one."""
-    where = f"line {lineno}: " if lineno else ""
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{where}not valid JSON ({exc.msg})") from None
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"{where}expected a JSON object, got {type(data).__name__}")
-    kind = data.pop("type", None)
-    cls = _CLASSES.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise InvalidInputError(f"{where}unknown record type {kind!r} (expected one of: {', '.join(KINDS)})")
-    try:
-        record: Record = converter.structure(data, cls)
-    except (ClassValidationError, BaseValidationError) as exc:
-        # transform_error says "<problem> @ $.<field>"; values are not echoed.
-        problem, _, field = transform_error(exc, path="$")[0].rpartition(" @ ")
-        field = field.removeprefix("$").lstrip(".")
-        raise InvalidInputError(f"{where}invalid {kind}: {field + ': ' if field else ''}{problem}") from None
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{where}invalid {kind}: {exc}") from None
-    try:
-        _check(record)
-    except InvalidInputError as exc:
-        raise InvalidInputError(f"{where}invalid {kind}: {exc}") from None
-    return record
-
-
-def _check(record: Record) -> None:
-    # The same limits the front layer applies to every write, since restore_* bypasses it.
-    if isinstance(record, Conversation):
-        check_id(record.id, "id")
-        utc_or_raise(record.created_at, "created_at")
-        if record.metadata is not None and not isinstance(record.metadata, dict):
-            raise InvalidInputError("metadata must be a JSON object or null")
-    elif isinstance(record, ConversationItem):
-        check_id(record.id, "id")
-        check_str(record.item_type, "item_type", SHORT_MAX, empty_ok=True)
-        check_str(record.response_id, "response_id", ID_MAX, optional=True)
-        check_str(record.role, "role", SHORT_MAX, optional=True)
-        check_str(record.status, "status", SHORT_MAX, optional=True)
-        utc_or_raise(record.created_at, "created_at")
-    elif isinstance(record, Link):
-        check_id(record.conversation_id, "conversation_id")
-        check_id(record.item_id, "item_id")
-        utc_or_raise(record.added_at, "added_at")
-    else:
-        check_id(record.id, "id")
-        check_str(record.previous_response_id, "previous_response_id", ID_MAX, optional=True)
-        check_str(record.conversation_id, "conversation_id", ID_MAX, optional=True)
-        check_str(record.safety_identifier, "safety_identifier", LONG_MAX, optional=True)
-        check_str(record.model, "model", LONG_MAX, optional=True)
-        utc_or_raise(record.created_at, "created_at")
-
-
-def read_records(lines: Iterable[str | bytes]) -> Iterator[Record]:
-    """Parse a JSON Lines stream lazily (text, or bytes lines in UTF-8); blank lines are skipped."""
-    for lineno, line in enumerate(lines, 1):
-        if isinstance(line, bytes):
-            try:
-                line = line.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InvalidInputError(f"line {lineno}: not UTF-8 text") from None
-        if line.strip():
-            yield parse_record(line, lineno)
-
-
-# -- writing -----------------------------------------------------------------------------------
-
-
-@attrs.define
-class ImportCounts:
-    """How many records of each kind were created, and how many already existed (skipped)."""
-
-    created: dict[Kind, int] = attrs.field(factory=lambda: dict.fromkeys(KINDS, 0))
-    skipped: dict[Kind, int] = attrs.field(factory=lambda: dict.fromkeys(KINDS, 0))
-    warnings: list[str] = attrs.field(factory=list)
-
-    def add(self, kind: Kind, created: int, total: int) -> None:
-        self.created[kind] += created
-        self.skipped[kind] += total - created
-
-
-class _ApiWriter:
-    """Idempotent writes through the public API, for backends without ``restore_*``."""
-
-    def __init__(self, storage: Storage, warnings: list[str]) -> None:
-        self._s = storage
-        self._warnings = warnings
-        self._warned: set[Kind] = set()
-
-    def _warn(self, kind: Kind) -> None:
-        if kind not in self._warned:
-            self._warned.add(kind)
-            self._warnings.append(
-                f"the {self._s.backend} backend cannot restore {kind}s as given: their created_at is the import time"
-            )
-
-    def restore(self, kind: Kind, records: Sequence[Record]) -> int:
-        created = 0
-        if kind == "link":
-            by_conversation: dict[str, list[tuple[str, datetime]]] = {}
-            for link in cast(Sequence[Link], records):
-                by_conversation.setdefault(link.conversation_id, []).append((link.item_id, link.added_at))
-            for conversation_id, pairs in by_conversation.items():
-                try:
-                    self._s.items.link_items(conversation_id, pairs)  # atomic: the usual case, one call
-                    created += len(pairs)
-                    continue
-                except ConflictError:
-                    pass
-                for item_id, added_at in pairs:  # some exist already: link the rest one by one
-                    created += _unless_conflict(self._s.items.link_item, conversation_id, item_id, added_at)
-            return created
-        for record in records:
-            if isinstance(record, Conversation):
-                self._warn(kind)
-                new_conversation = NewConversation(id=record.id, metadata=record.metadata)
-                created += _unless_conflict(self._s.conversations.create_conversation, new_conversation)
-            elif isinstance(record, ConversationItem):
-                self._warn(kind)
-                new_item = NewConversationItem(
-                    item_type=record.item_type,
-                    content=record.content,
-                    id=record.id,
-                    response_id=record.response_id,
-                    role=record.role,
-                    status=record.status,
-                )
-                created += _unless_conflict(self._s.items.create_item, new_item)
-            elif isinstance(record, StoredResponse):
-                created += _unless_conflict(self._s.responses.store_response, record)
-        return created
-
-
-def _unless_conflict(call: Callable[..., object], *args: Any) -> int:
-    # 1 if written, 0 if it existed already (the front layer raised ConflictError, nothing changed).
-    try:
-        call(*args)
-    except ConflictError:
-        return 0
-    return 1
-
-
-def _batched(records: Iterable[Record], batch: int) -> Iterator[tuple[Kind, list[Record]]]:
-    # Consecutive records of one kind form a batch (a dump is grouped by kind already).
-    kind: Kind | None = None
-    pending: list[Record] = []
-    for record in records:
-        this = kind_of(record)
-        if pending and (this != kind or len(pending) >= batch):
-            assert kind is not None
-            yield kind, pending
-            pending = []
-        kind = this
-        pending.append(record)
-    if pending and kind is not None:
-        yield kind, pending
-
-
-def import_records(
-    storage: Storage,
-    records: Iterable[Record],
-    batch: int = DEFAULT_BATCH,
-    progress: Callable[[Kind, int], None] | None = None,
-) -> ImportCounts:
-    """Write ``records`` into ``storage``, skipping those that exist; counts per kind.
-
-    Each batch is written atomically when the backend has ``restore_*`` (else record by
-    record). A failure stops the import; batches before it stay written, and re-running the
-    same input resumes, since existing records are skipped.
-    """
-    result = ImportCounts()
-    seam = restorable(storage)
-    writer: Restorable = seam if seam is not None else _ApiWriter(storage, result.warnings)
-    for kind, chunk in _batched(records, batch):
-        result.add(kind, writer.restore(kind, chunk), len(chunk))
-        if progress is not None:
-            progress(kind, len(chunk))
-    return result
-
-
-def copy_storage(
-    source: Storage,
-    destination: Storage,
-    batch: int = DEFAULT_BATCH,
-    progress: Callable[[Kind, int], None] | None = None,
-) -> ImportCounts:
-    """Copy every record of ``source`` into ``destination`` (resumable, like :func:`import_records`)."""
-    return import_records(destination, iter_all(source, batch), batch, progress)
-
-
-# -- verifying ---------------------------------------------------------------------------------
-
-_MOD = 1 << 256
-
-
-@attrs.define(frozen=True)
-class Digest:
-    """Record count and an order-independent hash of one kind of record.
-
-    The hash is the sum, modulo 2**256, of the SHA-256 of every record's canonical JSON
-    line (:func:`dump_record`): equal multisets of records give equal hashes, whatever the
-    order in which a backend returns them.
-    """
-
-    count: int
-    sha256: str
-
-
-def digest(storage: Storage, batch: int = DEFAULT_BATCH) -> dict[Kind, Digest]:
-    """Count and hash every kind of record in ``storage``."""
-    totals: dict[Kind, list[int]] = {kind: [0, 0] for kind in KINDS}
-    for kind, page in iter_batches(storage, batch):
-        total = totals[kind]
-        for record in page:
-            total[0] += 1
-            total[1] = (total[1] + int.from_bytes(hashlib.sha256(dump_record(record).encode()).digest())) % _MOD
-    return {kind: Digest(count, f"{value:064x}") for kind, (count, value) in totals.items()}
-
-
-def compare_digests(left: dict[Kind, Digest], right: dict[Kind, Digest]) -> list[str]:
-    """One line per kind whose count or hash differs; empty when both sides are equal."""
-    problems = []
-    for kind in KINDS:
-        a, b = left[kind], right[kind]
-        if a.count != b.count:
-            problems.append(f"{kind}s: {a.count} in the source, {b.count} in the destination")
-        elif a.sha256 != b.sha256:
-            problems.append(f"{kind}s: same count ({a.count}) but different content")
-    return problems

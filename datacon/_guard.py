@@ -1,4 +1,4 @@
-"""The layer in front of every backend: argument checks, id minting, and hooks.
+"""The guard in front of every backend: argument checks, id minting, and hooks.
 
 The factory wraps every backend in these classes, so every backend (memory and none
 included) sees the same validated input and fires the same hooks. Backends may then
@@ -15,6 +15,16 @@ from typing import Any, TypeVar
 
 from datacon._serde import converter
 from datacon._time import to_iso, utc_or_raise
+from datacon._validate import (
+    ID_MAX,
+    LONG_MAX,
+    check_count,
+    check_id,
+    check_item_fields,
+    check_metadata,
+    check_response_fields,
+    check_str,
+)
 from datacon.context import current_request_context, extra_columns
 from datacon.errors import ConflictError, HookRejectedError, InvalidInputError
 from datacon.hooks import WRITE_OPERATIONS, StorageHook, StorageOperation
@@ -31,54 +41,10 @@ from datacon.models import (
 )
 from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage
 
-__all__ = ["FrontConversationStorage", "FrontItemStorage", "FrontResponseStorage"]
+__all__ = ["GuardedConversationStorage", "GuardedItemStorage", "GuardedResponseStorage"]
 
 log = logging.getLogger("datacon.hooks")
 T = TypeVar("T")
-
-# Column widths of the SQL schemas; every backend enforces them so data can move between backends.
-ID_MAX = 64
-SHORT_MAX = 32
-LONG_MAX = 128
-
-
-def check_str(value: object, what: str, max_len: int, *, optional: bool = False, empty_ok: bool = False) -> None:
-    """Raise ``InvalidInputError`` unless ``value`` is a storable string (or ``None`` if optional)."""
-    if value is None and optional:
-        return
-    if not isinstance(value, str):
-        raise InvalidInputError(f"{what} must be a string, got {type(value).__name__}")
-    if not value and not empty_ok:
-        raise InvalidInputError(f"{what} must not be empty")
-    if len(value) > max_len:
-        raise InvalidInputError(f"{what} is {len(value)} characters long; the maximum is {max_len}")
-    if "\x00" in value:
-        raise InvalidInputError(f"{what} contains a NUL character")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInputError(f"{what} contains a lone surrogate, which cannot be stored as UTF-8") from None
-
-
-def check_id(value: object, what: str) -> str:
-    check_str(value, what, ID_MAX)
-    return value  # type: ignore[return-value]  # checked above
-
-
-def check_count(value: object, what: str, *, optional: bool) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidInputError(f"{what} must be an integer, got {type(value).__name__}")
-    if value < 0:
-        raise InvalidInputError(f"{what} must not be negative (got {value})")
-
-
-def check_metadata(value: object) -> None:
-    if value is not None and not isinstance(value, dict):
-        raise InvalidInputError(f"metadata must be a JSON object (dict) or None, got {type(value).__name__}")
-
 
 def _payload(value: Any) -> Any:
     try:
@@ -118,7 +84,7 @@ class _Hooked:
         return result
 
 
-class FrontConversationStorage(_Hooked, ConversationStorage):
+class GuardedConversationStorage(_Hooked, ConversationStorage):
     """Checks arguments and runs hooks around a backend's conversation storage."""
 
     def __init__(self, inner: ConversationStorage, hook: StorageHook | None) -> None:
@@ -173,7 +139,7 @@ class FrontConversationStorage(_Hooked, ConversationStorage):
         )
 
 
-class FrontItemStorage(_Hooked, ConversationItemStorage):
+class GuardedItemStorage(_Hooked, ConversationItemStorage):
     """Checks arguments and runs hooks around a backend's item storage."""
 
     def __init__(self, inner: ConversationItemStorage, hook: StorageHook | None) -> None:
@@ -185,10 +151,7 @@ class FrontItemStorage(_Hooked, ConversationItemStorage):
             raise InvalidInputError(f"create_item takes a NewConversationItem, got {type(new).__name__}")
         if new.id is not None:
             check_id(new.id, "item id")
-        check_str(new.item_type, "item_type", SHORT_MAX, empty_ok=True)
-        check_str(new.response_id, "response_id", ID_MAX, optional=True)
-        check_str(new.role, "role", SHORT_MAX, optional=True)
-        check_str(new.status, "status", SHORT_MAX, optional=True)
+        check_item_fields(new)
 
         def payload() -> Any:
             data = {
@@ -301,7 +264,7 @@ class FrontItemStorage(_Hooked, ConversationItemStorage):
         )
 
 
-class FrontResponseStorage(_Hooked, ResponseStorage):
+class GuardedResponseStorage(_Hooked, ResponseStorage):
     """Checks arguments and runs hooks around a backend's response storage."""
 
     def __init__(self, inner: ResponseStorage, hook: StorageHook | None) -> None:
@@ -312,10 +275,7 @@ class FrontResponseStorage(_Hooked, ResponseStorage):
         if not isinstance(response, StoredResponse):
             raise InvalidInputError(f"store_response takes a StoredResponse, got {type(response).__name__}")
         check_id(response.id, "response id")
-        check_str(response.previous_response_id, "previous_response_id", ID_MAX, optional=True)
-        check_str(response.conversation_id, "conversation_id", ID_MAX, optional=True)
-        check_str(response.safety_identifier, "safety_identifier", LONG_MAX, optional=True)
-        check_str(response.model, "model", LONG_MAX, optional=True)
+        check_response_fields(response)
         created = utc_or_raise(response.created_at, "created_at")
         if created is not response.created_at:
             response = StoredResponse(

@@ -1,16 +1,13 @@
-"""Logic every backend shares: chain walking, extra-column values, record defaults."""
+"""Walking a response chain by ``previous_response_id``, for backends that fetch one at a time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
-from datacon.context import current_extra_columns
 from datacon.errors import InvalidChainError
 from datacon.models import ResponseChain, StoredResponse
-from datacon.schema import TableConfig
 
-__all__ = ["extra_values", "walk_chain"]
+__all__ = ["walk_chain"]
 
 
 def walk_chain(start: str, fetch: Callable[[str], StoredResponse | None], max_depth: int | None) -> ResponseChain:
@@ -36,21 +33,3 @@ def walk_chain(start: str, fetch: Callable[[str], StoredResponse | None], max_de
         current = response.previous_response_id
     chain.reverse()
     return ResponseChain(responses=chain)
-
-
-def extra_values(table: TableConfig, overrides: Mapping[str, Any] | None = None) -> list[tuple[str, Any]]:
-    """Values for ``table``'s extra columns, sorted by name.
-
-    For each column: the hook-supplied value (if not ``None``), else ``default_value``
-    (if not ``None``), else ``None`` (SQL NULL; Redis leaves the field out).
-    """
-    if not table.extra_columns:
-        return []
-    supplied = current_extra_columns() if overrides is None else overrides
-    values: list[tuple[str, Any]] = []
-    for name, column in table.sorted_extra_columns():
-        value = supplied.get(name)
-        if value is None:
-            value = column.default_value
-        values.append((name, value))
-    return values
