@@ -35,7 +35,7 @@ from datacon import (
 from datacon.backends._sql import MIGRATIONS, render
 from datacon.backends._sql.migrations import version_insert_sql
 from datacon.backends.postgres import PostgresDialect
-from datacon.errors import BackendError, BackendUnavailableError, MigrationRequiredError, PoolTimeoutError
+from datacon.errors import BackendError, BackendUnavailableError, ConfigError, MigrationRequiredError, PoolTimeoutError
 from tests.servers.postgres import PASSWORD, PostgresBackend
 from tests.support import RENAMED_SCHEMA, free_port, repo_root
 
@@ -435,3 +435,83 @@ def test_non_object_metadata_written_by_others_is_a_backend_error(postgres_backe
         with pytest.raises(BackendError, match="expected JSON object for conversation metadata, got JSON list"):
             storage.conversations.get_conversation("conv_list_meta")
     postgres_backend.wipe()
+
+
+# --- identifier lengths (PostgreSQL truncates names to 63 bytes) ----------------------------------
+
+LONG = "dc_" + "x" * 60  # 63 bytes: the longest name PostgreSQL keeps
+
+
+def tables_like(backend: PostgresBackend, url: str, prefix: str) -> list[str]:
+    rows = query(backend, url, "SELECT relname FROM pg_class WHERE relname LIKE %s ORDER BY relname", (prefix + "%",))
+    return [row[0] for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("schema", "where"),
+    [
+        (  # four table names that the server would truncate to one
+            SchemaConfig(
+                conversations=TableConfig(LONG + "_conversations"),
+                responses=TableConfig(LONG + "_responses"),
+                conversation_items=TableConfig(LONG + "_items"),
+                conversation_item_links=TableConfig(LONG + "_links"),
+            ),
+            f"conversations.table: '{LONG}_conversations' is 77 bytes",
+        ),
+        (  # the table fits, its derived index name does not
+            SchemaConfig(conversation_item_links=TableConfig("l" * 61)),
+            f"conversation_item_links.table: the primary-key constraint name '{'l' * 61}_pk' derived from it is 64",
+        ),
+        (
+            SchemaConfig(conversation_item_links=TableConfig("l" * 55)),
+            f"the index name '{'l' * 55}_conv_idx' derived from it is 64 bytes",
+        ),
+        (
+            SchemaConfig(responses=TableConfig("r" * 53)),
+            f"responses.table: the index name '{'r' * 53}_safety_idx' derived from it is 64 bytes",
+        ),
+        (
+            SchemaConfig(responses=TableConfig("responses", columns={"model": "m" * 64})),
+            "responses.columns['model']: '" + "m" * 64 + "' is 64 bytes",
+        ),
+        (
+            SchemaConfig(conversations=TableConfig("conversations", extra_columns={"e" * 70: ColumnDef("TEXT")})),
+            "conversations.extra_columns['" + "e" * 70 + "']: '" + "e" * 70 + "' is 70 bytes",
+        ),
+        (  # PostgreSQL folds the (quoted, lower-cased) names: one table
+            SchemaConfig(conversations=TableConfig("Dup_Table"), conversation_items=TableConfig("dup_table")),
+            "conversation_items.table: 'dup_table' names the same table as conversations.table",
+        ),
+    ],
+)
+def test_names_longer_than_postgres_keeps_are_a_config_error(
+    postgres_backend: PostgresBackend, fresh_url: str, schema: SchemaConfig, where: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        open_pg(fresh_url, schema)
+    assert info.value.field == "postgres.schema"
+    assert where in info.value.reason
+    assert tables_like(postgres_backend, fresh_url, "dc_x") == []  # nothing was created
+    assert tables_like(postgres_backend, fresh_url, "dup_") == []
+
+
+def test_names_of_exactly_63_bytes_work(postgres_backend: PostgresBackend, fresh_url: str) -> None:
+    schema = SchemaConfig(
+        conversations=TableConfig(LONG, extra_columns={"t" * 63: ColumnDef("TEXT", default_value="v")}),
+        conversation_items=TableConfig("i" * 63, columns={"content": "c" * 63}),
+        conversation_item_links=TableConfig("l" * 54),  # + "_conv_idx": 63
+        responses=TableConfig("r" * 52),  # + "_safety_idx": 63
+    )
+    with open_pg(fresh_url, schema) as storage:
+        conv = storage.conversations.create_conversation(NewConversation())
+        item = storage.items.create_item(NewConversationItem("message", {"k": 1}))
+        storage.items.link_items(conv.id, [(item.id, T0)])
+        storage.responses.store_response(StoredResponse(id="r1", safety_identifier="u"))
+        assert [i.content for i in storage.items.list_items(conv.id, ListParams(5))] == [{"k": 1}]
+        assert [r.id for r in storage.responses.list_identifier_responses("u")] == ["r1"]
+    names = {row[0] for row in query(postgres_backend, fresh_url, "SELECT relname FROM pg_class")}
+    expected = {LONG, "i" * 63, "l" * 54, "r" * 52}  # the tables, and the derived names of 63 bytes or fewer:
+    expected |= {"l" * 54 + "_conv_idx", "l" * 54 + "_pk", "r" * 52 + "_safety_idx"}
+    assert expected <= names
+    assert "t" * 63 in columns(postgres_backend, fresh_url, LONG)

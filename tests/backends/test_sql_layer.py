@@ -24,6 +24,7 @@ from datacon.backends._sql import LATEST, MIGRATIONS, Dialect, migration_message
 from datacon.backends._sql.migrations import version_insert_sql
 from datacon.backends.postgres import PostgresDialect
 from datacon.backends.sqlite import SqliteDialect
+from datacon.errors import ConfigError
 from tests.support import RENAMED_SCHEMA, BackendUnderTest
 
 PG = PostgresDialect()
@@ -164,6 +165,19 @@ def test_index_names_are_upstreams_for_default_tables_and_derived_for_renamed_on
     assert '"dc_links_conv_idx" ON "dc_links" ("conv_ref", "linked_at", "item_id")' in renamed
     assert '"dc_resps_safety_idx" ON "dc_resps" ("user_ident")' in renamed
     assert 'CONSTRAINT "dc_links_pk"' in renamed
+
+
+def test_identifier_limits_are_the_dialects() -> None:
+    # SQLite keeps names of any length: the schema rules' 128 bytes, and longer derived names, work.
+    long = SchemaConfig(conversation_item_links=TableConfig("l" * 128), responses=TableConfig("r" * 128))
+    assert "l" * 128 + "_conv_idx" in render(long, LITE).create_indexes[0]
+    with pytest.raises(ConfigError, match=r"is 128 bytes; Postgres identifiers are at most 63 bytes"):
+        render(long, PG)
+    # Two logical tables on one physical table (names ignore case in both databases).
+    same = SchemaConfig(conversations=TableConfig("Shared"), responses=TableConfig("shared"))
+    for dialect in (LITE, PG):
+        with pytest.raises(ConfigError, match=r"responses.table: 'shared' names the same table as conversations.table"):
+            render(same, dialect)
 
 
 def test_skipped_safety_identifier_has_no_index_and_no_queries() -> None:

@@ -22,7 +22,7 @@ upstream's default (``created_at`` now, ``input`` ``[]``, ``item_type`` ``""``, 
 
 from .dialect import Dialect
 from .migrations import LATEST, MIGRATIONS, Migration, bootstrap, migration_message
-from .render import Statements, render
+from .render import Statements, check_identifiers, render
 from .session import Connector, Params, Session
 from .store import SqlConversationStorage, SqlItemStorage, SqlResponseStorage, SqlStore, open_sql_storage
 
@@ -40,6 +40,7 @@ __all__ = [
     "SqlStore",
     "Statements",
     "bootstrap",
+    "check_identifiers",
     "migration_message",
     "open_sql_storage",
     "render",

@@ -45,6 +45,9 @@ class Dialect:
     insert_ignore_suffix: ClassVar[str] = " ON CONFLICT DO NOTHING"
     #: Whether a data-modifying CTE can delete the links and the conversation in one statement.
     writable_cte: ClassVar[bool] = False
+    #: Longest identifier in bytes (``None``: no limit below the schema rules' 128); the
+    #: rendered names, derived index and constraint names included, are checked against it.
+    max_identifier_bytes: ClassVar[int | None] = None
     #: Most rows one multi-row INSERT carries (bind-parameter limits); more go in a transaction.
     max_rows_per_insert: ClassVar[int] = 500
     #: Whether the migration DDL is idempotent by itself (``IF [NOT] EXISTS``); if not, the

@@ -12,11 +12,12 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from datacon.schema import SchemaConfig, TableConfig
+from datacon.errors import ConfigError
+from datacon.schema import CORE_COLUMNS, SchemaConfig, TableConfig
 
 from .dialect import Dialect
 
-__all__ = ["UPSTREAM_INDEX_NAMES", "Statements", "render"]
+__all__ = ["UPSTREAM_INDEX_NAMES", "Statements", "check_identifiers", "render"]
 
 # The links index is upstream's (conversation_id, added_at) plus item_id, the tie-break of the
 # page order, so a page is read in index order and never sorted (an upstream database keeps
@@ -32,9 +33,72 @@ UPSTREAM_INDEX_NAMES = {
 _DERIVED_SUFFIX = {"links_pk": "_pk", "links_idx": "_conv_idx", "safety_idx": "_safety_idx"}
 
 
+_OBJECT_WHAT = {"links_pk": "primary-key constraint", "links_idx": "index", "safety_idx": "index"}
+
+
 def _object_name(kind: str, table: str) -> str:
     default_table, upstream = UPSTREAM_INDEX_NAMES[kind]
     return upstream if table == default_table else f"{table}{_DERIVED_SUFFIX[kind]}"
+
+
+def check_identifiers(schema: SchemaConfig, dialect: Dialect) -> None:
+    """Every name the rendered SQL uses fits the dialect's identifier limit, the index and
+    constraint names derived from table names included, and the four tables are distinct
+    tables in the database (whose names ignore case).
+
+    A server truncates a longer name silently (PostgreSQL: to 63 bytes), so long table names
+    that share a prefix would be one table and an index could land on another table's name.
+
+    :raises ConfigError: on ``<backend>.schema``, naming the setting and the limit.
+    """
+    field = f"{dialect.name}.schema"
+    tables = schema.tables()
+    seen: dict[str, str] = {}
+    for label, table in tables.items():
+        other = seen.setdefault(table.table.lower(), label)
+        if other != label:
+            raise ConfigError(
+                f"{label}.table: '{table.table}' names the same table as {other}.table "
+                f"('{tables[other].table}'; {dialect.display} table names ignore case)",
+                field,
+            )
+    limit = dialect.max_identifier_bytes
+    if limit is None:
+        return
+
+    def check(where: str, name: str) -> None:
+        size = len(name.encode("utf-8"))
+        if size > limit:
+            raise ConfigError(
+                f"{where}: '{name}' is {size} bytes; {dialect.display} identifiers are at most {limit} bytes "
+                "(the server would truncate it)",
+                field,
+            )
+
+    if schema.owner:
+        check("owner", schema.owner)
+    for label, table in tables.items():
+        check(f"{label}.table", table.table)
+        for logical in CORE_COLUMNS[label]:
+            if label == "conversation_item_links" or not table.is_skipped(logical):
+                check(f"{label}.columns['{logical}']", table.col(logical))
+        for name in table.extra_columns:
+            check(f"{label}.extra_columns['{name}']", name)
+    derived = [("links_pk", "conversation_item_links"), ("links_idx", "conversation_item_links")]
+    if not schema.responses.is_skipped("safety_identifier"):
+        derived.append(("safety_idx", "responses"))
+    for kind, label in derived:
+        table_name = tables[label].table
+        name = _object_name(kind, table_name)
+        size = len(name.encode("utf-8"))
+        if size > limit:
+            suffix = _DERIVED_SUFFIX[kind]
+            raise ConfigError(
+                f"{label}.table: the {_OBJECT_WHAT[kind]} name '{name}' derived from it is {size} bytes; "
+                f"{dialect.display} identifiers are at most {limit} bytes (use a table name of at most "
+                f"{limit - len(suffix)} bytes)",
+                field,
+            )
 
 
 @attrs.frozen
@@ -185,7 +249,11 @@ def identifier_queries(resps: _Table, resp_cols: str, d: Dialect) -> tuple[str |
 
 
 def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
-    """All statements of a store for ``schema`` (validated) in ``dialect``."""
+    """All statements of a store for ``schema`` (validated) in ``dialect``.
+
+    :raises ConfigError: a name does not fit the dialect (``check_identifiers``).
+    """
+    check_identifiers(schema, dialect)
     d = dialect
     p = d.param
     ts, js = d.timestamp_type, d.json_type

@@ -7,8 +7,9 @@ code; every single-statement operation is one round trip on an autocommit connec
 
 from __future__ import annotations
 
-from datacon.backends._sql import open_sql_storage
+from datacon.backends._sql import check_identifiers, open_sql_storage
 from datacon.config import PostgresConfig
+from datacon.schema import SchemaConfig
 from datacon.storage import Storage
 
 from .connector import MIGRATION_LOCK, PostgresConnector
@@ -20,8 +21,12 @@ __all__ = ["MIGRATION_LOCK", "PostgresConnector", "PostgresDialect", "open_stora
 def open_storage(config: PostgresConfig) -> Storage:
     """The three Postgres storages over one pool; tables created and migrations checked.
 
+    :raises ConfigError: ``db_url`` is not a URL libpq accepts, or a schema name does not fit
+        PostgreSQL's 63-byte identifiers.
     :raises BackendUnavailableError: the server cannot be reached (or refuses the login).
     :raises MigrationRequiredError: an existing older schema needs migrations and
         ``auto_migrate`` is off.
     """
-    return open_sql_storage(PostgresConnector(config), PostgresDialect(), config.schema)
+    dialect = PostgresDialect()
+    check_identifiers(config.schema or SchemaConfig(), dialect)  # before connecting
+    return open_sql_storage(PostgresConnector(config), dialect, config.schema)

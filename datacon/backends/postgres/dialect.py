@@ -27,6 +27,8 @@ class PostgresDialect(Dialect):
     time_min: ClassVar[str] = "'-infinity'::timestamptz"
     time_max: ClassVar[str] = "'infinity'::timestamptz"
     writable_cte: ClassVar[bool] = True
+    #: NAMEDATALEN - 1: the server truncates longer names (with only a NOTICE).
+    max_identifier_bytes: ClassVar[int | None] = 63
     versions_applied_at: ClassVar[str] = "TIMESTAMPTZ NOT NULL DEFAULT NOW()"
 
     def param(self, name: str) -> str:
