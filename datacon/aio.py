@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
+import math
+import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
-from anyio import CancelScope, CapacityLimiter, to_thread
-from anyio.lowlevel import RunVar, checkpoint_if_cancelled
+from anyio import CancelScope, CapacityLimiter, Event, WouldBlock, get_cancelled_exc_class, to_thread
+from anyio.lowlevel import RunVar, checkpoint_if_cancelled, current_token
 
 from datacon.config import StorageFactoryConfig
 from datacon.factory import create_storage
@@ -35,6 +39,112 @@ __all__ = [
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+_PENDING, _RUNNING, _DONE, _DROPPED = range(4)
+
+# anyio's to_thread needs a limiter of its own; the storage's limiter, held by the caller
+# until the thread has finished, is what bounds the threads, so this one never makes anyone wait.
+_DISPATCH: RunVar[CapacityLimiter] = RunVar("datacon-dispatch")
+
+
+def _dispatch_limiter() -> CapacityLimiter:
+    limiter = _DISPATCH.get(None)
+    if limiter is None:
+        limiter = CapacityLimiter(math.inf)
+        _DISPATCH.set(limiter)
+    return limiter
+
+
+class _Dropped(Exception):
+    """The call was cancelled before its thread took it up; it never ran."""
+
+
+class _Call(Generic[T]):
+    """One blocking call handed to a worker thread: whether it has started, and whom to wake when it ends.
+
+    The worker thread and the event loop agree under ``_lock`` on one of two outcomes: the
+    call is dropped before it starts (then it never runs), or it starts and the loop waits
+    for it to end.
+    """
+
+    __slots__ = ("_func", "_lock", "_state", "_wake")
+
+    def __init__(self, func: Callable[[], T]) -> None:
+        self._func = func
+        self._lock = threading.Lock()
+        self._state = _PENDING
+        self._wake: Callable[[], object] | None = None
+
+    def __call__(self) -> T:
+        """Run the call (in the worker thread), unless it was dropped first."""
+        with self._lock:
+            if self._state == _DROPPED:
+                raise _Dropped
+            self._state = _RUNNING
+        try:
+            return self._func()
+        finally:
+            with self._lock:
+                self._state = _DONE
+                wake = self._wake
+            if wake is not None:
+                with contextlib.suppress(RuntimeError):  # the event loop has closed: nobody waits any more
+                    wake()
+
+    def drop(self) -> bool:
+        """Make sure the call never starts; ``False`` if it already has (it runs to its end)."""
+        with self._lock:
+            if self._state == _PENDING:
+                self._state = _DROPPED
+            return self._state == _DROPPED
+
+    async def finished(self) -> None:
+        """Wait until the started call has ended, whatever cancellation arrives meanwhile."""
+        event = Event()
+        native = current_token().native_token
+        with self._lock:
+            if self._state == _DONE:
+                return
+            if isinstance(native, asyncio.AbstractEventLoop):
+                self._wake = functools.partial(native.call_soon_threadsafe, event.set)
+            else:  # trio
+                self._wake = functools.partial(native.run_sync_soon, event.set)  # type: ignore[attr-defined]
+        while not event.is_set():
+            try:
+                with CancelScope(shield=True):
+                    await event.wait()
+            except get_cancelled_exc_class():
+                # asyncio's own task.cancel() reaches through shields; the caller re-raises
+                # the first cancellation once the thread is done.
+                pass
+
+
+async def _run_whole(func: Callable[[], T], limiter: CapacityLimiter) -> T:
+    """``func()`` in a worker thread; ``limiter``'s token is held until that thread has finished.
+
+    Cancelled (anyio scopes, trio, or asyncio's ``task.cancel()``/``wait_for``/``timeout``)
+    while waiting for the token or before the thread took the call up: it never runs.
+    Cancelled later: the caller waits for the thread to finish, then the cancellation
+    propagates (under anyio scopes and trio the call's result is returned first, and the
+    cancellation lands at the next checkpoint; asyncio's own cancellation pierces anyio's
+    shield, so there the result is discarded and ``CancelledError`` raised after the thread).
+    """
+    try:
+        limiter.acquire_nowait()
+    except WouldBlock:
+        await limiter.acquire()  # queued, FIFO; cancelled here, nothing has started
+    call = _Call(func)
+    try:
+        return await to_thread.run_sync(call, limiter=_dispatch_limiter())
+    except BaseException:
+        if not call.drop():
+            # The thread took the call up, yet the await ended: asyncio's own cancellation.
+            # Keep the token, and keep the caller here, until the thread is done.
+            await call.finished()
+        raise
+    finally:
+        limiter.release()
 
 
 class _ThreadRunner:
@@ -64,11 +174,12 @@ class _ThreadRunner:
     async def run(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``func(*args, **kwargs)`` in a worker thread, in a copy of the caller's context.
 
-        ``abandon_on_cancel`` stays ``False`` (anyio's default): once the thread has started
-        the call is shielded and runs to completion, so its connection goes back to the pool.
+        Once the thread has started, the call runs to completion and the caller resumes only
+        after it (see :func:`_run_whole`), so its connection goes back to the pool and the
+        limiter's token is held exactly as long as the thread runs.
         """
         # run_sync takes positional arguments only; bind keywords first.
-        return await to_thread.run_sync(functools.partial(func, *args, **kwargs), limiter=self.limiter)
+        return await _run_whole(functools.partial(func, *args, **kwargs), self.limiter)
 
 
 class AsyncConversationStorage:
@@ -233,6 +344,12 @@ class AsyncStorage:
     ``move_on_after``/``fail_after`` cannot cut a started call short: the backend's own
     timeouts (pool wait, socket, statement) bound it.
 
+    asyncio's own cancellation (``task.cancel()``, ``asyncio.wait_for``, ``asyncio.timeout``)
+    reaches through anyio's shield; a started call still keeps its thread and its limiter token
+    to the end, and the task raises ``CancelledError`` only after the thread finished (the
+    call's result is then discarded). When the canceller sees the cancellation, a write that
+    committed is visible, and no more than ``max_concurrency`` threads ever run.
+
     ``AsyncStorage(storage)`` wraps an open storage; :func:`create_async_storage` opens one
     without blocking the event loop. Use ``async with`` or call :meth:`aclose`.
     """
@@ -327,13 +444,13 @@ class AsyncStorageOpener:
         # Opening may connect and run DDL: a thread, under a private one-token limiter.
         limiter = CapacityLimiter(1)
         try:
-            storage = await to_thread.run_sync(open_storage, limiter=limiter)
+            storage = await _run_whole(open_storage, limiter)
             # Cancelled while opening: hand no open pool to a cancelled task.
             await checkpoint_if_cancelled()
         except BaseException:
             if opened:
                 with CancelScope(shield=True):
-                    await to_thread.run_sync(opened[0].close, limiter=limiter)
+                    await _run_whole(opened[0].close, limiter)
             raise
         return AsyncStorage(storage)
 

@@ -134,6 +134,10 @@ class PostgresConfig:
     #: dropped and ``BackendUnavailableError`` raised (libpq itself never gives up on a
     #: server that stopped answering). ``None`` waits forever.
     read_timeout_secs: float | None = 60.0
+    #: Set behind a transaction-mode pooler (PgBouncer ``pool_mode = transaction``): no
+    #: prepared statements (psycopg ``prepare_threshold=None``), no session-level state, and
+    #: migrations lock with a transaction-scoped advisory lock.
+    transaction_pooling: bool = False
 
     def validate(self) -> None:
         """Upstream's rules: URL scheme, host, database name, ``pool_max > 0``."""
@@ -145,6 +149,8 @@ class PostgresConfig:
         _check_positive(self.connect_timeout_secs, "postgres.connect_timeout_secs", "connect_timeout_secs")
         if self.read_timeout_secs is not None:
             _check_positive(self.read_timeout_secs, "postgres.read_timeout_secs", "read_timeout_secs")
+        if not isinstance(self.transaction_pooling, bool):
+            raise ConfigError("transaction_pooling must be true or false", "postgres.transaction_pooling")
         _validate_schema(self.schema, "postgres")
 
 

@@ -33,6 +33,63 @@ CORE_COLUMNS: dict[str, tuple[str, ...]] = {
 _IDENT = re.compile(r"[A-Za-z0-9_]+")
 _SQL_TYPE = re.compile(r"[A-Za-z0-9_ (),.]+")
 
+# A column type, not a DDL fragment: a type name (optionally schema-qualified), then only known
+# type modifiers; the name and each modifier may take one argument list "(n)" or "(n, m)"
+# (Oracle's length semantics too: "(n CHAR)", "(n BYTE)"). So "INTEGER, injected INTEGER",
+# "TEXT NOT NULL", "TEXT DEFAULT 'x'" or "INTEGER REFERENCES t (id)" are refused.
+_TYPE_WORD = r"[A-Za-z_][A-Za-z0-9_]*"
+_TYPE_ARGS = r"\(\s*\d+(?:\s+(?:CHAR|BYTE))?\s*(?:,\s*\d+\s*)?\)"
+_TYPE_TOKEN = re.compile(rf"\s*(?:(?P<word>{_TYPE_WORD}(?:\.{_TYPE_WORD})?)|(?P<args>{_TYPE_ARGS}))", re.IGNORECASE)
+#: Words allowed after the type name: those of multi-word SQL types (DOUBLE PRECISION,
+#: CHARACTER VARYING, TIMESTAMP WITH [LOCAL] TIME ZONE, INTERVAL DAY TO SECOND, LONG RAW...).
+TYPE_MODIFIERS = frozenset(
+    {
+        "VARYING",
+        "PRECISION",
+        "CHARACTER",
+        "CHAR",
+        "VARCHAR",
+        "WITH",
+        "WITHOUT",
+        "LOCAL",
+        "TIME",
+        "ZONE",
+        "TO",
+        "YEAR",
+        "MONTH",
+        "DAY",
+        "HOUR",
+        "MINUTE",
+        "SECOND",
+        "RAW",
+        "LARGE",
+        "OBJECT",
+        "UNSIGNED",
+        "SIGNED",
+    }
+)
+
+
+def _type_grammar_problem(sql_type: str) -> str | None:
+    """Why ``sql_type`` is not "name [(args)] {modifier [(args)]}", or ``None``."""
+    position, words, after_args = 0, 0, True
+    text = sql_type.rstrip()
+    while position < len(text):
+        token = _TYPE_TOKEN.match(text, position)
+        if token is None:
+            return f"unexpected {text[position:].strip()[:20]!r}"
+        if word := token.group("word"):
+            if words and ("." in word or word.upper() not in TYPE_MODIFIERS):
+                return f"'{word}' is not a known type modifier"
+            words += 1
+            after_args = False
+        else:
+            if after_args:
+                return "an argument list must follow the type name or a modifier, once"
+            after_args = True
+        position = token.end()
+    return None if words else "a type name is required"
+
 
 def validate_identifier(name: str) -> str | None:
     """Upstream's identifier rule; returns the problem, or ``None`` when ``name`` is fine."""
@@ -54,6 +111,12 @@ def _sql_type_problem(sql_type: str) -> str | None:
         return (
             f"invalid sql_type '{sql_type}' \u2014 only ASCII alphanumeric, underscore, space, "
             "parentheses, comma, and period are allowed"
+        )
+    if problem := _type_grammar_problem(sql_type):
+        return (
+            f"invalid sql_type '{sql_type}' \u2014 {problem}; expected a type name with optional "
+            "(n) or (n, m) arguments and type modifiers, e.g. VARCHAR(64), NUMERIC(10, 2), "
+            "TIMESTAMP WITH TIME ZONE (constraints, defaults and other DDL are not accepted)"
         )
     return None
 

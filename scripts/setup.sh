@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything datacon's tests and demo need on a fresh Debian machine (idempotent):
-# system packages (redis-server; PostgreSQL 15 server binaries), and a .venv with datacon
+# system packages (redis-server; PostgreSQL 15 server binaries; pgbouncer), and a .venv with datacon
 # installed in editable mode with every backend driver and the test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || command -v pg_ctl >/dev/null 2>&1 || missing+=(postgresql-15)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing ${missing[*]}"

@@ -480,3 +480,207 @@ async def test_request_context_set_in_a_task_reaches_the_hook() -> None:
     # Outside any request_context block the hook sees none.
     assert seen[(StorageOperation.GET_CONVERSATION, "conv_none")] is None
     assert len(probe.contexts) == 7
+
+
+# --- asyncio's own cancellation (task.cancel, wait_for, timeout), and trio's -------------------
+
+NATIVE_CANCELS = ["task.cancel", "wait_for", "timeout"]
+
+
+async def until(event: threading.Event) -> None:
+    """Wait (without blocking the loop) until a worker thread sets ``event``."""
+    assert await to_thread.run_sync(event.wait, 5)
+
+
+async def cancel_natively(how: str, call: Callable[[], Any], started: threading.Event) -> None:
+    """Cancel ``call()`` with asyncio's own machinery once it runs in its thread; return when the canceller sees it."""
+    import asyncio
+
+    if how == "task.cancel":
+        task = asyncio.ensure_future(call())
+        await until(started)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    elif how == "wait_for":
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(call(), 0.1)
+    else:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):
+                await call()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("how", NATIVE_CANCELS)
+async def test_asyncio_cancellation_of_a_started_call_is_seen_after_its_thread_finished(how: str) -> None:
+    probe = Probe(delay=lambda: 0.4)
+    storage = AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=1))
+    async with storage:
+        started = time.monotonic()
+        await cancel_natively(
+            how,
+            lambda: storage.conversations.create_conversation(NewConversation(id="conv_native")),
+            probe.first_started,
+        )
+        # What the canceller sees when the cancellation reaches it: the thread has finished,
+        # the token is back, and the write that committed is visible.
+        assert probe.active == 0
+        assert probe.started == 1
+        assert time.monotonic() - started >= 0.39
+        assert storage.limiter.borrowed_tokens == 0
+        probe.delay = lambda: 0.0
+        assert storage.sync.conversations.get_conversation("conv_native") is not None
+        with pytest.raises(ConflictError):
+            await storage.conversations.create_conversation(NewConversation(id="conv_native"))
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_asyncio_cancellation_while_waiting_for_a_thread_runs_nothing() -> None:
+    import asyncio
+
+    probe = Probe(delay=lambda: 0.3)
+    storage = AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=1))
+    async with storage:
+        first = asyncio.ensure_future(storage.conversations.create_conversation(NewConversation(id="conv_first")))
+        await until(probe.first_started)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(storage.conversations.create_conversation(NewConversation(id="conv_second")), 0.05)
+        await first
+        assert probe.started == 1
+        assert storage.sync.conversations.get_conversation("conv_second") is None
+        assert storage.limiter.borrowed_tokens == 0
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_asyncio_cancellation_never_runs_more_threads_than_the_pool() -> None:
+    import asyncio
+
+    rng = random.Random("datacon-native-cancel")
+    probe = Probe(delay=lambda: 0.03)
+    storage = AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=2))
+    async with storage:
+        tasks = [
+            asyncio.ensure_future(storage.conversations.create_conversation(NewConversation(id=f"conv_{n}")))
+            for n in range(40)
+        ]
+        for task in tasks:
+            await asyncio.sleep(rng.uniform(0, 0.01))
+            if rng.random() < 0.6:
+                task.cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        # Every cancelled task has been seen: no thread still runs one of them.
+        assert probe.active == 0
+        assert storage.limiter.borrowed_tokens == 0
+        assert probe.max_active == 2
+        cancelled = [o for o in outcomes if isinstance(o, asyncio.CancelledError)]
+        assert cancelled
+        assert len(cancelled) < len(outcomes)
+        assert all(not isinstance(o, BaseException) or isinstance(o, asyncio.CancelledError) for o in outcomes)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_asyncio_cancellation_leaks_no_connection(any_backend: BackendUnderTest) -> None:
+    import asyncio
+
+    rng = random.Random(f"datacon-native-leak-{any_backend.name}")
+    probe = Probe(delay=lambda: rng.uniform(0, 0.01))
+    async with create_async_storage(any_backend.config(hook=probe)) as storage:
+        pool = storage.max_concurrency
+        tasks = [
+            asyncio.ensure_future(storage.conversations.create_conversation(NewConversation(id=f"conv_native_{n}")))
+            for n in range(6 * pool)
+        ]
+        await asyncio.sleep(0.005)
+        for task in tasks:
+            if rng.random() < 0.5:
+                task.cancel()
+            await asyncio.sleep(rng.uniform(0, 0.002))
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        assert probe.active == 0
+        assert probe.max_active <= pool
+        assert storage.limiter.borrowed_tokens == 0
+        assert all(not isinstance(o, BaseException) or isinstance(o, asyncio.CancelledError) for o in outcomes)
+        await assert_pool_idle(storage)
+        # The pool serves every connection it has, within its timeout: none was lost.
+        probe.delay = lambda: 0.0
+        seen = await asyncio.gather(
+            *(storage.conversations.get_conversation(f"conv_native_{n}") for n in range(6 * pool))
+        )
+        for n, (outcome, conv) in enumerate(zip(outcomes, seen, strict=True)):
+            if not isinstance(outcome, BaseException):
+                assert conv == outcome, n
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_storage_opened_for_an_asyncio_cancelled_caller_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    made: list[Storage] = []
+
+    def slow_create(config: StorageFactoryConfig | None = None) -> Storage:
+        time.sleep(0.3)
+        made.append(create_storage(config))
+        return made[-1]
+
+    monkeypatch.setattr(aio, "create_storage", slow_create)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(create_async_storage(), 0.05)  # type: ignore[arg-type]
+    assert len(made) == 1
+    assert made[0].closed
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_aclose_completes_before_an_asyncio_cancellation_is_seen() -> None:
+    import asyncio
+
+    raw = create_storage()
+    closing = threading.Event()
+
+    def slow_close() -> None:
+        closing.set()
+        time.sleep(0.3)
+        raw.close()
+
+    storage = AsyncStorage(resized(raw, close=slow_close))
+    task = asyncio.ensure_future(storage.aclose())
+    await until(closing)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert raw.closed
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+@pytest.mark.parametrize("how", ["move_on_after", "fail_after", "cancel_scope"])
+async def test_trio_cancellation_of_a_started_call_is_seen_after_its_thread_finished(how: str) -> None:
+    import trio
+
+    probe = Probe(delay=lambda: 0.4)
+    storage = AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=1))
+    async with storage:
+        started = time.monotonic()
+        returned: list[object] = []
+
+        async def call() -> None:
+            returned.append(await storage.conversations.create_conversation(NewConversation(id="conv_trio")))
+            await trio.sleep(5)
+
+        if how == "move_on_after":
+            with trio.move_on_after(0.1) as scope:
+                await call()
+            assert scope.cancelled_caught
+        elif how == "fail_after":
+            with pytest.raises(trio.TooSlowError):
+                with trio.fail_after(0.1):
+                    await call()
+        else:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(call)
+                await until(probe.first_started)
+                nursery.cancel_scope.cancel()
+        assert probe.active == 0
+        assert time.monotonic() - started >= 0.39
+        assert storage.limiter.borrowed_tokens == 0
+        assert storage.sync.conversations.get_conversation("conv_trio") is not None
+        assert [c.id for c in returned] == ["conv_trio"]  # type: ignore[attr-defined]

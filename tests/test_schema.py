@@ -123,6 +123,62 @@ def test_valid_sql_types(sql_type: str) -> None:
     SchemaConfig(responses=TableConfig("r", extra_columns={"x": ColumnDef(sql_type)})).validate()
 
 
+@pytest.mark.parametrize(
+    "sql_type",
+    [
+        "NUMERIC(10, 2)",
+        "numeric( 10 , 2 )",
+        "double precision",
+        "CHARACTER VARYING(20)",
+        "TIMESTAMP(6) WITH TIME ZONE",
+        "TIME WITHOUT TIME ZONE",
+        "TIMESTAMP WITH LOCAL TIME ZONE",
+        "INTERVAL DAY(2) TO SECOND(6)",
+        "VARCHAR2(100 CHAR)",
+        "LONG RAW",
+        "TIMESTAMPTZ",
+        "JSONB",
+        "public.citext",
+        "INT UNSIGNED",
+    ],
+)
+def test_type_names_with_arguments_and_known_modifiers_are_accepted(sql_type: str) -> None:
+    SchemaConfig(responses=TableConfig("r", extra_columns={"x": ColumnDef(sql_type)})).validate()
+
+
+@pytest.mark.parametrize(
+    ("sql_type", "why"),
+    [
+        ("INTEGER, injected_col INTEGER", "unexpected ', injected_col"),
+        ("TEXT NOT NULL", "'NOT' is not a known type modifier"),
+        ("TEXT DEFAULT 1", "'DEFAULT' is not a known type modifier"),
+        ("INTEGER PRIMARY KEY", "'PRIMARY' is not a known type modifier"),
+        ("TEXT UNIQUE", "'UNIQUE' is not a known type modifier"),
+        ("TEXT COLLATE C", "'COLLATE' is not a known type modifier"),
+        ("INTEGER CHECK (1)", "'CHECK' is not a known type modifier"),
+        ("INTEGER REFERENCES t (id)", "'REFERENCES' is not a known type modifier"),
+        ("INTEGER GENERATED ALWAYS", "'GENERATED' is not a known type modifier"),
+        ("TEXT public.x", "'public.x' is not a known type modifier"),
+        ("(10)", "an argument list must follow"),
+        ("VARCHAR(10)(20)", "an argument list must follow"),
+        ("VARCHAR(10) (5)", "an argument list must follow"),
+        ("VARCHAR(a)", "unexpected '(a)'"),
+        ("VARCHAR(1,2,3)", "unexpected '(1,2,3)'"),
+        ("NUMERIC(10,", "unexpected '(10,'"),
+        ("TEXT,", "unexpected ','"),
+        ("x.y.z", "unexpected '.z'"),
+        ("1TEXT", "unexpected '1TEXT'"),
+    ],
+)
+def test_a_ddl_fragment_is_not_a_sql_type(sql_type: str, why: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SchemaConfig(responses=TableConfig("r", extra_columns={"x": ColumnDef(sql_type)})).validate()
+    message = str(info.value)
+    assert "responses.extra_columns['x'].sql_type: invalid sql_type" in message
+    assert why in message
+    assert "expected a type name with optional (n) or (n, m) arguments" in message
+
+
 def test_sql_injection_in_sql_type() -> None:
     _fails(
         SchemaConfig(responses=TableConfig("r", extra_columns={"x": ColumnDef("TEXT); DROP TABLE r; --")})),

@@ -702,6 +702,20 @@ HOSTILE_SCHEMAS = {
     "extra column sql_type": SchemaConfig(
         responses=TableConfig("responses", extra_columns={"tenant": ColumnDef("TEXT); DROP TABLE responses; --")})
     ),
+    "extra column sql_type adding a column": SchemaConfig(
+        conversations=TableConfig("conversations", extra_columns={"tenant": ColumnDef("INTEGER, injected_col INTEGER")})
+    ),
+    "extra column sql_type with a constraint": SchemaConfig(
+        conversation_item_links=TableConfig(
+            "conversation_item_links", extra_columns={"tenant": ColumnDef("TEXT PRIMARY KEY")}
+        )
+    ),
+    "extra column sql_type with a reference": SchemaConfig(
+        responses=TableConfig("responses", extra_columns={"tenant": ColumnDef("TEXT REFERENCES conversations (id)")})
+    ),
+    "extra column sql_type with a default": SchemaConfig(
+        conversation_items=TableConfig("conversation_items", extra_columns={"tenant": ColumnDef("TEXT DEFAULT 'x'")})
+    ),
     "skip column": SchemaConfig(conversation_items=TableConfig("conversation_items", skip_columns={"status;--"})),
     "owner": SchemaConfig(owner="public; DROP SCHEMA public"),
     "unicode lookalike table": SchemaConfig(conversations=TableConfig("conversаtions")),  # Cyrillic 'а'

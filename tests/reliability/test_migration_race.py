@@ -1,4 +1,8 @@
-"""Six processes start at once against one Postgres database with auto_migrate: each migration once."""
+"""Six processes start at once against one Postgres database with auto_migrate: each migration once.
+
+Directly, and through PgBouncer in transaction pooling mode (``transaction_pooling=True``: the
+migration lock is transaction-scoped, as a session lock would land on a shared server connection).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.reliability import figures
+from tests.servers._pgbouncer import PgBouncer
 from tests.servers.postgres import PostgresBackend
 from tests.support import repo_root
 
@@ -66,16 +72,25 @@ def database(postgres_backend: PostgresBackend) -> Iterator[str]:
         postgres_backend.drop_database(url)
 
 
-@pytest.mark.parametrize("start", list(STARTS))
-def test_six_processes_apply_each_migration_once(postgres_backend: PostgresBackend, database: str, start: str) -> None:
+@pytest.mark.parametrize(
+    ("start", "via"), [*((start, "direct") for start in STARTS), ("pre-v1", "pgbouncer"), ("fresh", "pgbouncer")]
+)
+def test_six_processes_apply_each_migration_once(
+    request: pytest.FixtureRequest, postgres_backend: PostgresBackend, database: str, start: str, via: str
+) -> None:
     setup, recorded, to_apply = STARTS[start]
     with postgres_backend.connect(database) as conn:
         for statement in setup:
             conn.execute(statement)
+    target, flags = database, []
+    if via == "pgbouncer":
+        bouncer: PgBouncer = request.getfixturevalue("pgbouncer_server")
+        user, password = next(iter(bouncer.users.items()))
+        target, flags = bouncer.url(user, password, urlsplit(database).path.lstrip("/")), ["--transaction-pooling"]
 
     children = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability._migrator", database],
+            [sys.executable, "-m", "tests.reliability._migrator", target, *flags],
             cwd=repo_root(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -120,7 +135,7 @@ def test_six_processes_apply_each_migration_once(postgres_backend: PostgresBacke
     assert racers == PROCESSES
     assert legacy == ([("old-model",)] if setup else [])
     figures.record(
-        f"migration race[{start}]",
+        f"migration race[{start}, {via}]",
         f"{PROCESSES} processes all started; applied {dict(sorted(applied.items())) or 'none (fresh: created at v3)'}, "
         f"_schema_versions = {versions}",
     )

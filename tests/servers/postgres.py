@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from datacon import PostgresConfig, SchemaConfig, StorageFactoryConfig, StorageHook
+from tests.servers._pgbouncer import PgBouncer, pgbouncer_executable
 from tests.support import free_port, server_missing
 
 USER = "datacon"
@@ -113,17 +114,23 @@ class PostgresServer:
 
 
 class PostgresBackend:
-    """The ``postgres`` backend under test, bound to one database URL."""
+    """The ``postgres`` backend under test, bound to one database URL.
+
+    ``options`` are extra ``PostgresConfig`` fields of every config it makes; ``admin_url``
+    (default: ``url``) is where tests inspect and wipe tables, straight on the server.
+    """
 
     name = "postgres"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, options: dict[str, Any] | None = None, admin_url: str | None = None) -> None:
         self.url = url
+        self.options = dict(options or {})
+        self.admin_url = admin_url or url
 
     def postgres_config(
         self, schema: SchemaConfig | None = None, url: str | None = None, **options: Any
     ) -> PostgresConfig:
-        return PostgresConfig(db_url=url or self.url, schema=schema, **options)
+        return PostgresConfig(db_url=url or self.url, schema=schema, **{**self.options, **options})
 
     def config(self, schema: SchemaConfig | None = None, hook: StorageHook | None = None) -> StorageFactoryConfig:
         return StorageFactoryConfig(backend="postgres", postgres=self.postgres_config(schema), hook=hook)
@@ -132,10 +139,10 @@ class PostgresBackend:
         """A plain autocommit psycopg connection (for inspecting tables in tests)."""
         import psycopg
 
-        return psycopg.connect(url or self.url, autocommit=True)
+        return psycopg.connect(url or self.admin_url, autocommit=True)
 
     def url_for(self, database: str) -> str:
-        return urlsplit(self.url)._replace(path=f"/{database}").geturl()
+        return urlsplit(self.admin_url)._replace(path=f"/{database}").geturl()
 
     def create_database(self) -> str:
         """A new empty database on the same server; its URL (drop it with ``drop_database``)."""
@@ -200,3 +207,30 @@ def postgres_backend(postgres_server: PostgresServer | None) -> PostgresBackend:
     if postgres_server is None:
         return PostgresBackend(os.environ["DATACON_TEST_POSTGRES_URL"])
     return PostgresBackend(postgres_server.url())
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_server(postgres_backend: PostgresBackend) -> Iterator[PgBouncer]:
+    """A ``pgbouncer`` in transaction pooling mode in front of the test server (one per run)."""
+    executable = pgbouncer_executable()
+    import psycopg.conninfo
+
+    target = psycopg.conninfo.conninfo_to_dict(postgres_backend.admin_url)
+    if target.get("host") not in (None, "127.0.0.1", "localhost"):
+        server_missing("pgbouncer is only started in front of a PostgreSQL server on this machine")
+    users = {str(target["user"]): str(target["password"])}
+    bouncer = PgBouncer(executable, int(target.get("port") or 5432), str(target["dbname"]), users)
+    try:
+        bouncer.start()
+        yield bouncer
+    finally:
+        bouncer.stop()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_backend(pgbouncer_server: PgBouncer, postgres_backend: PostgresBackend) -> PostgresBackend:
+    """The ``postgres`` backend through PgBouncer (``transaction_pooling=True``); tables wiped directly."""
+    user, password = next(iter(pgbouncer_server.users.items()))
+    return PostgresBackend(
+        pgbouncer_server.url(user, password), {"transaction_pooling": True}, admin_url=postgres_backend.admin_url
+    )

@@ -104,12 +104,18 @@ class PostgresConnector:
         self._url = config.db_url
         self._unhide = hide_in_driver_logs(self._scrub)
         self._connect_timeout = max(2, math.ceil(config.connect_timeout_secs))  # libpq's minimum is 2 s
+        self._transaction_pooling = config.transaction_pooling
+        connect_kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": self._connect_timeout}
+        if config.transaction_pooling:
+            # A transaction-mode pooler runs each transaction on whichever server connection is
+            # free: a statement prepared on one is unknown (or already taken) on the next.
+            connect_kwargs["prepare_threshold"] = None
         self._pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
             config.db_url,
             min_size=1,
             max_size=config.pool_max,
             timeout=config.pool_timeout_secs,
-            kwargs={"autocommit": True, "connect_timeout": self._connect_timeout},
+            kwargs=connect_kwargs,
             connection_class=_connection_class(config.read_timeout_secs),
             name="datacon",
             open=False,
@@ -146,7 +152,18 @@ class PostgresConnector:
     @contextmanager
     def migration_session(self) -> Iterator[PostgresSession]:
         """A session holding ``pg_advisory_lock(0x736D675F6D696772)`` (released on exit, even
-        on error), so processes starting at once bootstrap one after the other."""
+        on error), so processes starting at once bootstrap one after the other.
+
+        With ``transaction_pooling`` the whole block is one transaction holding
+        ``pg_advisory_xact_lock`` instead (its migrations nest as savepoints): a pooler may
+        send the unlock to another server connection than the lock, while COMMIT/ROLLBACK
+        releases a transaction-scoped lock where it was taken.
+        """
+        if self._transaction_pooling:
+            with self.session() as session, session.transaction():
+                session.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": MIGRATION_LOCK})
+                yield session
+            return
         with self.session() as session:
             session.execute("SELECT pg_advisory_lock(%(key)s)", {"key": MIGRATION_LOCK})
             try:
