@@ -24,10 +24,10 @@ from datacon import (
     TableConfig,
     create_storage,
 )
+from datacon.backends._sql import SqlItemStorage, SqlStore
 from datacon.backends.oracle import OracleConnector, dialect_for, oracle_schema, pool_params
 from datacon.backends.oracle.connector import CALL_TIMEOUT_SECS, bind_names, secrets_of
 from datacon.backends.oracle.errors import Scrubber, convert, translate
-from datacon.backends.oracle.store import OracleItemStorage, OracleStore
 from datacon.context import extra_columns
 from datacon.errors import (
     BackendError,
@@ -279,7 +279,7 @@ def test_bind_names_skip_string_literals() -> None:
 
 
 @pytest.fixture
-def store() -> Iterator[OracleStore]:
+def store() -> Iterator[SqlStore]:
     schema = oracle_schema(
         SchemaConfig(
             conversations=TableConfig(
@@ -293,12 +293,12 @@ def store() -> Iterator[OracleStore]:
     )
     connector = OracleConnector(_config(pool_min=0))
     try:
-        yield OracleStore(connector, dialect_for(schema), schema)  # no I/O until open()
+        yield SqlStore(connector, dialect_for(schema), schema)  # no I/O until open()
     finally:
         connector.close()
 
 
-def test_hook_extra_keys_match_the_declared_name_in_any_case(store: OracleStore) -> None:
+def test_hook_extra_keys_match_the_declared_name_in_any_case(store: SqlStore) -> None:
     table = store.schema.conversations
     assert [name for name, _ in table.sorted_extra_columns()] == ["SCORE", "TENANT_ID"]
     assert store.extras(table, {}) == {"x0": None, "x1": "t-default"}
@@ -308,14 +308,14 @@ def test_hook_extra_keys_match_the_declared_name_in_any_case(store: OracleStore)
         assert store.extras(table, {})["x1"] == "upper"
 
 
-def test_store_uses_oracles_statements(store: OracleStore) -> None:
+def test_store_uses_oracles_statements(store: SqlStore) -> None:
     assert store.sql.conv_insert.startswith('INSERT INTO "CONVERSATIONS" ("ID", "CREATED_AT", "METADATA", "SCORE"')
     assert store.sql.link_insert(1).startswith("INSERT ALL INTO ")
 
 
-def test_an_empty_item_type_reads_back_empty(store: OracleStore) -> None:
+def test_an_empty_item_type_reads_back_empty(store: SqlStore) -> None:
     # Oracle stores '' as NULL; the row mapping gives back "".
-    items = OracleItemStorage(store)
+    items = SqlItemStorage(store)
     row = ("itm_1", None, None, None, '{"k":1}', None, datetime(2026, 1, 2, 3, 4, 5, 6))
     item = items._row(row)
     assert item.item_type == ""

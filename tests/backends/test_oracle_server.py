@@ -26,7 +26,8 @@ from datacon import (
     TableConfig,
     create_storage,
 )
-from datacon.backends.oracle import OracleConnector, dialect_for, oracle_schema, render_oracle
+from datacon.backends._sql import render
+from datacon.backends.oracle import OracleConnector, dialect_for, oracle_schema
 from datacon.errors import ConflictError, MigrationRequiredError, PoolTimeoutError
 from tests.servers.oracle import OracleBackend
 
@@ -99,7 +100,7 @@ def test_old_schema_needs_migration_then_auto_migrate_applies_it(
     run(oracle_backend, f"INSERT INTO \"{responses}\" (ID, INPUT, USER_ID) VALUES ('old', '[1]', 'u')")
     uppercased = oracle_schema(schema)
     dialect = dialect_for(uppercased)
-    run(oracle_backend, render_oracle(uppercased, dialect).create_versions)  # if this is the first run
+    run(oracle_backend, render(uppercased, dialect).create_versions)  # if this is the first run
     saved = run(oracle_backend, 'SELECT version, description FROM "_schema_versions"')
     run(oracle_backend, 'DELETE FROM "_schema_versions"')
     try:

@@ -19,22 +19,22 @@ import pytest
 import sqlglot
 
 from datacon import ColumnDef, SchemaConfig, TableConfig
-from datacon.backends._sql import LATEST, MIGRATIONS, migration_message
+from datacon.backends._sql import LATEST, MIGRATIONS, Statements, migration_message, render
 from datacon.backends._sql.migrations import version_insert_sql
-from datacon.backends.oracle import dialect_for, oracle_schema, render_oracle
-from datacon.backends.oracle.dialect import OracleDialect, OracleStatements, plsql_ignoring, versions_table
+from datacon.backends.oracle import dialect_for, oracle_schema
+from datacon.backends.oracle.dialect import OracleDialect, plsql_ignoring, versions_table
 from datacon.errors import ConfigError
 from tests.support import RENAMED_SCHEMA
 
 DEFAULT = oracle_schema(None)
 D = dialect_for(DEFAULT)
-S = render_oracle(DEFAULT, D)
+S = render(DEFAULT, D)
 
 
-def _rendered(schema: SchemaConfig | None) -> tuple[SchemaConfig, OracleDialect, OracleStatements]:
+def _rendered(schema: SchemaConfig | None) -> tuple[SchemaConfig, OracleDialect, Statements]:
     uppercased = oracle_schema(schema)
     dialect = dialect_for(uppercased)
-    return uppercased, dialect, render_oracle(uppercased, dialect)
+    return uppercased, dialect, render(uppercased, dialect)
 
 
 def _up(version: int, schema: SchemaConfig | None = None) -> list[str]:
@@ -166,12 +166,12 @@ def test_oracle_versions_table_ddl_without_owner() -> None:
         "description VARCHAR2(512), applied_at TIMESTAMP DEFAULT SYSTIMESTAMP NOT NULL)'; "
         "EXCEPTION WHEN OTHERS THEN IF SQLCODE != -955 THEN RAISE; END IF; END;"
     )
-    assert "PRIMARY KEY" in D.versions_ddl("")
+    assert "PRIMARY KEY" in D.versions_columns()
 
 
 def test_oracle_versions_table_ddl_with_owner() -> None:
     _, dialect, statements = _rendered(SchemaConfig(owner="ADMIN"))
-    assert dialect.versions_ddl("").startswith('CREATE TABLE ADMIN."_schema_versions" (')
+    assert dialect.versions_table == 'ADMIN."_schema_versions"'
     assert 'CREATE TABLE ADMIN."_schema_versions" (' in statements.create_versions
     assert statements.max_version == 'SELECT COALESCE(MAX(version), 0) FROM ADMIN."_schema_versions"'
     assert statements.insert_version == (
@@ -362,7 +362,7 @@ def test_versions_statements_without_owner() -> None:
 # --- what the schema variations change ------------------------------------------------------
 
 
-def _all_sql(statements: OracleStatements) -> list[str]:
+def _all_sql(statements: Statements) -> list[str]:
     single = [
         statements.create_versions,
         statements.insert_version,
@@ -386,6 +386,9 @@ def _all_sql(statements: OracleStatements) -> list[str]:
     optional = [statements.ident_list, statements.ident_list_limit, statements.ident_delete]
     return [
         *single,
+        statements.link_restore(1),
+        statements.link_restore(2),
+        *statements.export.values(),
         *statements.create_tables,
         *statements.create_indexes,
         *statements.conv_delete,
@@ -494,8 +497,15 @@ def test_skipped_columns_leave_ddl_writes_and_reads() -> None:
     assert len(statements.create_indexes) == 1  # no PREV_IDX, no USER_IDX
     # The links table ignores skip_columns: it always has its three columns.
     assert '"ADDED_AT" TIMESTAMP(6) WITH TIME ZONE' in statements.create_tables[2]
+    # Nothing to update when metadata is skipped: the conversation's created_at is read (as
+    # every other dialect does). Oracle's own renderer selected "ID" here, which the store
+    # then decoded as a timestamp (a TypeError); the shared renderer fixed that.
     skip_metadata = SchemaConfig(conversations=TableConfig("conversations", skip_columns={"metadata"}))
-    assert _rendered(skip_metadata)[2].conv_update == 'SELECT "ID" FROM "CONVERSATIONS" WHERE "ID" = :id'
+    assert _rendered(skip_metadata)[2].conv_update == (
+        'SELECT SYS_EXTRACT_UTC("CREATED_AT") FROM "CONVERSATIONS" WHERE "ID" = :id'
+    )
+    skip_both = SchemaConfig(conversations=TableConfig("conversations", skip_columns={"metadata", "created_at"}))
+    assert _rendered(skip_both)[2].conv_update == 'SELECT "ID" FROM "CONVERSATIONS" WHERE "ID" = :id'
 
 
 def test_uppercasing_runs_before_validation_and_keeps_skips() -> None:
@@ -513,7 +523,7 @@ def test_uppercasing_runs_before_validation_and_keeps_skips() -> None:
     assert schema.conversations.col("id") == "CONV_ID"
     assert list(schema.conversations.extra_columns) == ["EXPIRES_AT"]
     assert schema.conversations.skip_columns == {"metadata"}
-    statements = render_oracle(schema, dialect_for(schema))
+    statements = render(schema, dialect_for(schema))
     assert statements.conv_insert == (
         'INSERT INTO "MY_CONVOS" ("CONV_ID", "CREATED_AT", "EXPIRES_AT") '
         "VALUES (:id, FROM_TZ(:created_at, '+00:00'), :x0)"

@@ -20,8 +20,9 @@ from datacon import (
     TableConfig,
     create_storage,
 )
-from datacon.backends._sql import LATEST, MIGRATIONS, Dialect, migration_message, render
+from datacon.backends._sql import LATEST, MIGRATIONS, Dialect, Keyset, Statements, migration_message, render
 from datacon.backends._sql.migrations import version_insert_sql
+from datacon.backends.oracle import OracleDialect, oracle_schema
 from datacon.backends.postgres import PostgresDialect
 from datacon.backends.sqlite import SqliteDialect
 from datacon.errors import ConfigError
@@ -29,6 +30,14 @@ from tests.support import RENAMED_SCHEMA, BackendUnderTest
 
 PG = PostgresDialect()
 LITE = SqliteDialect()
+ORACLE = OracleDialect()
+#: The three dialects of the one renderer (Oracle's exact text: tests/backends/test_oracle_sql.py).
+DIALECTS = pytest.mark.parametrize("dialect", [PG, LITE, ORACLE], ids=["postgres", "sqlite", "oracle"])
+
+
+def _render(schema: SchemaConfig, dialect: Dialect) -> Statements:
+    """``render``, with the schema uppercased first for Oracle (as its backend does)."""
+    return render(oracle_schema(schema) if isinstance(dialect, OracleDialect) else schema, dialect)
 
 
 def _up(version: int, schema: SchemaConfig, dialect: Dialect = PG, existing: frozenset[str] | None = None) -> list[str]:
@@ -125,9 +134,9 @@ def test_pending_migration_message_has_upstreams_shape() -> None:
 # --- rendering ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dialect", [PG, LITE], ids=["postgres", "sqlite"])
+@DIALECTS
 def test_renamed_schema_ddl_has_renames_and_extras_but_no_skipped_columns(dialect: Dialect) -> None:
-    sql = render(RENAMED_SCHEMA, dialect)
+    sql = _render(RENAMED_SCHEMA, dialect)
     q = dialect.ident
     convs, items, links, resps = sql.create_tables
     assert q("conv_id") in convs
@@ -141,7 +150,7 @@ def test_renamed_schema_ddl_has_renames_and_extras_but_no_skipped_columns(dialec
     assert q("model") not in resps  # skipped
     assert f"{q('score')} INTEGER" in resps
     assert f"{q('stored_by')} VARCHAR(64)" in resps
-    assert f"{q('user_ident')} VARCHAR(128)" in resps
+    assert f"{q('user_ident')} {dialect.varchar(128)}" in resps
     assert all(q("model") not in s for s in (sql.resp_insert, sql.resp_select, sql.chain_all, sql.ident_list))
     assert sql.resp_fields == (
         "id",
@@ -193,19 +202,32 @@ def test_postgres_folds_identifiers_like_unquoted_upstream_names() -> None:
     assert '"meta" JSON' in sql.create_tables[0]
 
 
-@pytest.mark.parametrize("dialect", [PG, LITE], ids=["postgres", "sqlite"])
+@DIALECTS
 def test_queries_are_keyset_and_recursive(dialect: Dialect) -> None:
-    sql = render(SchemaConfig(), dialect)
+    sql = _render(SchemaConfig(), dialect)
     for page in (sql.list_asc, sql.list_desc):
         assert "OFFSET" not in page.upper()
-        assert page.count("SELECT") == 2  # the page, and the cursor resolved in a scalar subquery
-    assert sql.chain_all.startswith("WITH RECURSIVE")
-    assert " UNION SELECT " in sql.chain_all
-    assert "depth" not in sql.chain_all
+        assert page.endswith(dialect.limit(dialect.param("limit")))
+        if dialect.keyset is Keyset.JOINED:  # the cursor link LEFT JOINed
+            assert page.count("SELECT") == 1
+            assert " LEFT JOIN " in page
+        else:  # the page, and the cursor resolved in a scalar subquery
+            assert page.count("SELECT") == 2
+    assert sql.chain_all.startswith(f"{dialect.recursive_with} chain ")
+    if dialect.cycle_clause:  # UNION ALL only: the cycle clause ends a cycle
+        assert " UNION ALL SELECT " in sql.chain_all
+        assert f") {dialect.cycle_clause} SELECT " in sql.chain_all
+        assert dialect.cycle_clause in sql.chain_depth
+    else:  # UNION discards repeated rows
+        assert " UNION SELECT " in sql.chain_all
+        assert "depth" not in sql.chain_all
     assert " UNION ALL SELECT " in sql.chain_depth
     assert "depth <" in sql.chain_depth
-    assert sql.link_insert(3).count("), (") == 2  # three rows in one statement
-    assert sql.link_insert(3) is sql.link_insert(3)  # rendered once per row count
+    three = sql.link_insert(3)
+    assert three.startswith("INSERT ")
+    assert [three.count(dialect.param(f"i{n}")) for n in range(4)] == [1, 1, 1, 0]  # three rows in one statement
+    assert three.count(dialect.param("cid")) == 3
+    assert sql.link_insert(3) is three  # rendered once per row count
 
 
 # --- round trips per call, on the real databases -------------------------------------------------
@@ -313,9 +335,9 @@ def test_every_operation_is_one_statement(sql_backend: BackendUnderTest) -> None
             assert len(deleting) == 3
 
 
-@pytest.mark.parametrize("dialect", [PG, LITE], ids=["postgres", "sqlite"])
+@DIALECTS
 def test_export_queries_are_rendered_with_the_store(dialect: Dialect) -> None:
-    sql = render(RENAMED_SCHEMA, dialect)
+    sql = _render(RENAMED_SCHEMA, dialect)
     q = dialect.ident
     assert set(sql.export) == {
         *(f"{kind}_{page}" for kind in ("conv", "item", "resp", "link") for page in ("first", "next")),
@@ -323,8 +345,19 @@ def test_export_queries_are_rendered_with_the_store(dialect: Dialect) -> None:
         "count_link",
     }
     assert sql.export["conv_next"].endswith(
-        f"WHERE {q('conv_id')} > {dialect.param('after')} ORDER BY {q('conv_id')} LIMIT {dialect.param('limit')}"
+        f"WHERE {q('conv_id')} > {dialect.param('after')} ORDER BY {q('conv_id')} "
+        f"{dialect.limit(dialect.param('limit'))}"
     )
     assert q("model") not in sql.export["resp_first"]  # skipped columns stay out
-    assert sql.export["restore_response"] == sql.resp_insert + " ON CONFLICT DO NOTHING"
-    assert sql.link_restore(2) == sql.link_insert(2) + " ON CONFLICT DO NOTHING"
+    # Pages read columns as the store's own SELECTs do (timestamps through time_out).
+    assert sql.export["resp_first"].startswith(sql.resp_select.split(" WHERE ")[0])
+    if isinstance(dialect, OracleDialect):  # no ON CONFLICT: MERGE inserts what is missing
+        columns_and_values = sql.resp_insert.removeprefix('INSERT INTO "DC_RESPS" ')
+        assert sql.export["restore_response"] == (
+            f'MERGE INTO "DC_RESPS" t USING DUAL ON (t."ID" = :id) WHEN NOT MATCHED THEN INSERT {columns_and_values}'
+        )
+        assert sql.link_restore(2).startswith('MERGE INTO "DC_LINKS" t USING (SELECT :cid AS "CONV_REF", :i0 AS')
+        assert ' ON (t."CONV_REF" = s."CONV_REF" AND t."ITEM_ID" = s."ITEM_ID") ' in sql.link_restore(2)
+    else:
+        assert sql.export["restore_response"] == sql.resp_insert + " ON CONFLICT DO NOTHING"
+        assert sql.link_restore(2) == sql.link_insert(2) + " ON CONFLICT DO NOTHING"

@@ -234,7 +234,7 @@ def test_timestamps_are_integer_microseconds_and_json_is_text(db: Path) -> None:
 
 
 def test_link_items_beyond_one_statement_is_still_all_or_nothing(db: Path) -> None:
-    rows = SqliteDialect.max_rows_per_insert * 2 + 10
+    rows = SqliteDialect().max_rows_per_insert * 2 + 10
     with open_sqlite(db) as storage:
         pairs = [(f"msg_{n:05d}", T0 + timedelta(microseconds=n)) for n in range(rows)]
         with pytest.raises(ConflictError):

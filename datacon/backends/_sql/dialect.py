@@ -2,26 +2,64 @@
 
 from __future__ import annotations
 
+import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
+
+import attrs
 
 from datacon._serde import dump_json
 from datacon._time import to_iso
 
-__all__ = ["Dialect"]
+__all__ = ["UPSTREAM_OBJECT_NAMES", "Dialect", "Keyset"]
+
+# Upstream's fixed index and constraint names. They do not follow table renames there, which
+# breaks a second (renamed) schema in the same database; datacon keeps them for the default
+# table names (so an upstream database is recognised) and derives them from the table otherwise.
+UPSTREAM_OBJECT_NAMES = {
+    "links_pk": ("conversation_item_links", "pk_conv_item_link"),
+    "links_idx": ("conversation_item_links", "conv_item_links_conv_idx"),
+    "safety_idx": ("responses", "responses_safety_idx"),
+}
+_DERIVED_SUFFIX = {"links_pk": "_pk", "links_idx": "_conv_idx", "safety_idx": "_safety_idx"}
 
 
+class Keyset(enum.Enum):
+    """How a page of links continues after the cursor item ``(added_at, item_id)``.
+
+    The cursor is resolved inside the page query, in this conversation's links only; an
+    unknown (or no) cursor lists from the start.
+    """
+
+    #: A scalar subquery gives the cursor's ``added_at`` (a sentinel below/above every
+    #: timestamp when unknown) and row values compare ``(added_at, item_id) > (x, y)``.
+    ROW_VALUES = "row values"
+    #: The same scalar subquery, the row comparison written out with ``AND``/``OR``.
+    EXPANDED = "expanded"
+    #: The cursor link is LEFT JOINed (upstream's Oracle query): no match leaves it NULL.
+    JOINED = "joined"
+
+
+@attrs.frozen
 class Dialect:
     """One SQL database's syntax and value encodings, used by the shared SQL layer.
 
-    Subclasses set the class attributes and override the methods whose default does not
-    fit. Every method returns SQL *fragments* or Python values; whole statements are
-    assembled only in ``datacon.backends._sql.render`` (and a backend's own ``dialect.py``),
-    from identifiers that ``SchemaConfig.validate`` has already restricted to
-    ``[A-Za-z0-9_]``.
+    A dialect is a frozen instance: subclasses set the class attributes (what is fixed for
+    the database) and override the methods whose default does not fit; the fields are what
+    varies per schema (the owner of the tables, how many rows one INSERT may carry). Every
+    method returns SQL *fragments* or Python values; whole statements are assembled only in
+    ``datacon.backends._sql.render``, from identifiers that ``SchemaConfig.validate`` has
+    already restricted to ``[A-Za-z0-9_]``.
     """
+
+    #: The schema owning the tables (as written in SQL), qualifying every table and index;
+    #: ``None`` for the connection's default. Only Oracle sets it (Postgres and SQLite
+    #: ignore ``SchemaConfig.owner`` and use the search path).
+    owner: str | None = None
+    #: Most rows one multi-row INSERT carries (bind-parameter limits); more go in a transaction.
+    max_rows_per_insert: int = 500
 
     #: Short name used in messages and in the migration hint ("postgres", "sqlite").
     name: ClassVar[str]
@@ -36,11 +74,15 @@ class Dialect:
     time_max: ClassVar[str]
     #: How a recursive common table expression opens (Oracle: plain ``WITH``).
     recursive_with: ClassVar[str] = "WITH RECURSIVE"
+    #: A clause after a recursive CTE that ends the recursion at a row already on the path
+    #: (Oracle's ``CYCLE``, where a recursive ``WITH`` allows only ``UNION ALL``). Empty: the
+    #: unbounded chain uses ``UNION``, which discards repeated rows.
+    cycle_clause: ClassVar[str] = ""
     #: ``IF NOT EXISTS`` on CREATE TABLE / CREATE INDEX; a dialect without it checks the
     #: catalog first (``table_exists_sql``) and creates only what is missing.
     create_if_not_exists: ClassVar[bool] = True
-    #: Whether row values compare, ``(a, b) > (x, y)`` (else the keyset predicate is expanded).
-    row_values: ClassVar[bool] = True
+    #: How a page continues after its cursor.
+    keyset: ClassVar[Keyset] = Keyset.ROW_VALUES
     #: What turns an INSERT into "insert unless the key exists" (restores of exports).
     insert_ignore_suffix: ClassVar[str] = " ON CONFLICT DO NOTHING"
     #: Whether a data-modifying CTE can delete the links and the conversation in one statement.
@@ -48,8 +90,9 @@ class Dialect:
     #: Longest identifier in bytes (``None``: no limit below the schema rules' 128); the
     #: rendered names, derived index and constraint names included, are checked against it.
     max_identifier_bytes: ClassVar[int | None] = None
-    #: Most rows one multi-row INSERT carries (bind-parameter limits); more go in a transaction.
-    max_rows_per_insert: ClassVar[int] = 500
+    #: Whether the database stores ``''`` as NULL (Oracle): a text column that must hold
+    #: ``''`` is then nullable, and its NULL reads back as the column's default.
+    empty_string_is_null: ClassVar[bool] = False
     #: Whether the migration DDL is idempotent by itself (``IF [NOT] EXISTS``); if not, the
     #: runner passes the table's current columns so only what is needed is rendered.
     idempotent_migrations: ClassVar[bool] = True
@@ -66,6 +109,48 @@ class Dialect:
         """The type of a string column of at most ``size`` characters."""
         return f"VARCHAR({size})"
 
+    def table(self, name: str) -> str:
+        """The reference of (validated) table ``name``: quoted, owner-qualified when there is one."""
+        return self.qualify(self.ident(name))
+
+    def qualify(self, quoted: str) -> str:
+        """A quoted table or index name, qualified with the owner when there is one."""
+        return f"{self.owner}.{quoted}" if self.owner else quoted
+
+    def object_name(self, kind: str, table: str) -> str | None:
+        """The name of index or constraint ``kind`` on (configured) ``table``; ``None`` when
+        this dialect creates no such object.
+
+        Kinds: ``links_pk`` (the links table's primary key), ``links_idx`` (the page index),
+        ``prev_idx`` (responses by ``previous_response_id``), ``safety_idx`` (responses by
+        ``safety_identifier``).
+        """
+        if kind not in UPSTREAM_OBJECT_NAMES:
+            return None
+        default_table, upstream = UPSTREAM_OBJECT_NAMES[kind]
+        return upstream if table == default_table else f"{table}{_DERIVED_SUFFIX[kind]}"
+
+    def create_table(self, ref: str, body: str) -> str:
+        """CREATE TABLE ``ref`` (``body``) that leaves an existing table alone."""
+        exists = "IF NOT EXISTS " if self.create_if_not_exists else ""
+        return f"CREATE TABLE {exists}{ref} ({body})"
+
+    def create_index(self, name: str, ref: str, columns: Sequence[str]) -> str:
+        """CREATE INDEX ``name`` on table ``ref`` (quoted ``columns``) unless it exists."""
+        exists = "IF NOT EXISTS " if self.create_if_not_exists else ""
+        return f"CREATE INDEX {exists}{self.qualify(self.ident(name))} ON {ref} ({', '.join(columns)})"
+
+    def insert_rows(self, ref: str, columns: Sequence[str], rows: Sequence[Sequence[str]], key: int = 0) -> str:
+        """One INSERT into table ``ref`` (quoted ``columns``) of ``rows`` (each its value
+        expressions). One statement, so it is atomic: a duplicate key fails it whole.
+
+        With ``key`` > 0, a row whose first ``key`` columns match an existing row is skipped
+        instead, and not counted (restores of exports).
+        """
+        values = ", ".join(f"({', '.join(row)})" for row in rows)
+        ignore = self.insert_ignore_suffix if key else ""
+        return f"INSERT INTO {ref} ({', '.join(columns)}) VALUES {values}{ignore}"  # noqa: S608
+
     def limit(self, placeholder: str) -> str:
         """The row-limiting clause that ends a query."""
         return f"LIMIT {placeholder}"
@@ -74,9 +159,18 @@ class Dialect:
         """A SELECT expression giving a JSON column as text (so SQL NULL and JSON null differ)."""
         return expression
 
-    def returning(self, column: str) -> str:
-        """The clause that makes an UPDATE return ``column`` of the updated row."""
-        return f"RETURNING {column}"
+    def returning(self, column: str | None, key: str) -> str:
+        """What ends an UPDATE so that fetching its result gives ``column`` of the updated row
+        (or any value, here ``key``, when ``column`` is ``None``), and no row if none matched."""
+        return f" RETURNING {key if column is None else column}"
+
+    def time_in(self, placeholder: str) -> str:
+        """How a bound timestamp is written to a timestamp column (as is by default)."""
+        return placeholder
+
+    def time_out(self, expression: str) -> str:
+        """How a timestamp column is read in a SELECT list (as is by default)."""
+        return expression
 
     # Values -----------------------------------------------------------------------------
 
@@ -102,6 +196,10 @@ class Dialect:
             value = bytes(value).decode("utf-8")
         return json.loads(value)
 
+    def extra_keys(self, supplied: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Hook-supplied extra-column values keyed as the schema declares the columns."""
+        return supplied
+
     def encode_extra(self, value: Any) -> Any:
         """An extra-column value, bound with its own type: objects and arrays as JSON text."""
         if isinstance(value, dict | list | tuple):
@@ -110,17 +208,26 @@ class Dialect:
 
     # Catalog probes and migration DDL ----------------------------------------------------
 
-    #: The migration-versions table as written in SQL (never owner-qualified in Postgres).
-    versions_table: ClassVar[str] = "_schema_versions"
+    #: Type of the versions table's ``version`` column.
+    versions_version_type: ClassVar[str] = "INTEGER"
     #: Type and default of its ``applied_at`` column.
     versions_applied_at: ClassVar[str]
 
-    def versions_ddl(self, if_not_exists: str) -> str:
-        """CREATE TABLE of the versions table (``if_not_exists`` is ``"IF NOT EXISTS "`` or ``""``)."""
+    @property
+    def versions_table(self) -> str:
+        """The migration-versions table as written in SQL (never owner-qualified in Postgres)."""
+        return "_schema_versions"
+
+    def versions_columns(self) -> str:
+        """The column list of the versions table."""
         return (
-            f"CREATE TABLE {if_not_exists}{self.versions_table} (version INTEGER NOT NULL PRIMARY KEY, "
-            f"description {self.varchar(512)}, applied_at {self.versions_applied_at})"
+            f"version {self.versions_version_type} NOT NULL PRIMARY KEY, description {self.varchar(512)}, "
+            f"applied_at {self.versions_applied_at}"
         )
+
+    def version_insert(self, insert: str) -> str:
+        """The statement recording a migration, from its plain INSERT (as is by default)."""
+        return insert
 
     def table_exists_sql(self) -> str:
         """A query with parameter ``name`` returning a row iff table ``name`` exists."""

@@ -4,6 +4,10 @@ This is the one module (with each backend's own ``dialect.py``) where SQL text i
 It is safe because every interpolated name is a table or column name that
 ``SchemaConfig.validate`` restricted to ``[A-Za-z0-9_]`` (then quoted by the dialect), or a
 ``sql_type`` restricted to ``[A-Za-z0-9_ (),.]``; values are always bind parameters.
+
+The columns of each table come from ``datacon._columns`` (declared once); what differs
+between databases comes from the :class:`Dialect`'s hooks (quoting, owner, timestamps in
+and out, guarded DDL, multi-row INSERT, the chain's cycle clause, the page keyset).
 """
 
 from __future__ import annotations
@@ -12,33 +16,21 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
+from datacon._columns import CONVERSATIONS, ITEMS, LINKS, RESPONSES, Column, Kind, Record
 from datacon.errors import ConfigError
 from datacon.schema import CORE_COLUMNS, SchemaConfig, TableConfig
 
-from .dialect import Dialect
+from .dialect import Dialect, Keyset
 
-__all__ = ["UPSTREAM_INDEX_NAMES", "Statements", "check_identifiers", "render"]
+__all__ = ["Statements", "check_identifiers", "render"]
 
-# The links index is upstream's (conversation_id, added_at) plus item_id, the tie-break of the
-# page order, so a page is read in index order and never sorted (an upstream database keeps
-# its two-column index under the same name, which still serves the query).
-# Upstream's fixed index and constraint names. They do not follow table renames there, which
-# breaks a second (renamed) schema in the same database; datacon keeps them for the default
-# table names (so an upstream database is recognised) and derives them from the table otherwise.
-UPSTREAM_INDEX_NAMES = {
-    "links_pk": ("conversation_item_links", "pk_conv_item_link"),
-    "links_idx": ("conversation_item_links", "conv_item_links_conv_idx"),
-    "safety_idx": ("responses", "responses_safety_idx"),
-}
-_DERIVED_SUFFIX = {"links_pk": "_pk", "links_idx": "_conv_idx", "safety_idx": "_safety_idx"}
-
-
-_OBJECT_WHAT = {"links_pk": "primary-key constraint", "links_idx": "index", "safety_idx": "index"}
-
-
-def _object_name(kind: str, table: str) -> str:
-    default_table, upstream = UPSTREAM_INDEX_NAMES[kind]
-    return upstream if table == default_table else f"{table}{_DERIVED_SUFFIX[kind]}"
+# The indexes and constraints named after a table: (kind for Dialect.object_name, table, what).
+_DERIVED = (
+    ("links_pk", "conversation_item_links", "primary-key constraint"),
+    ("links_idx", "conversation_item_links", "index"),
+    ("prev_idx", "responses", "index"),
+    ("safety_idx", "responses", "index"),
+)
 
 
 def check_identifiers(schema: SchemaConfig, dialect: Dialect) -> None:
@@ -84,46 +76,113 @@ def check_identifiers(schema: SchemaConfig, dialect: Dialect) -> None:
                 check(f"{label}.columns['{logical}']", table.col(logical))
         for name in table.extra_columns:
             check(f"{label}.extra_columns['{name}']", name)
-    derived = [("links_pk", "conversation_item_links"), ("links_idx", "conversation_item_links")]
-    if not schema.responses.is_skipped("safety_identifier"):
-        derived.append(("safety_idx", "responses"))
-    for kind, label in derived:
+    for kind, label, what in _DERIVED:
+        if kind == "safety_idx" and schema.responses.is_skipped("safety_identifier"):
+            continue
         table_name = tables[label].table
-        name = _object_name(kind, table_name)
-        size = len(name.encode("utf-8"))
+        derived = dialect.object_name(kind, table_name)
+        size = 0 if derived is None else len(derived.encode("utf-8"))
         if size > limit:
-            suffix = _DERIVED_SUFFIX[kind]
+            longest = limit - (size - len(table_name.encode("utf-8")))
             raise ConfigError(
-                f"{label}.table: the {_OBJECT_WHAT[kind]} name '{name}' derived from it is {size} bytes; "
+                f"{label}.table: the {what} name '{derived}' derived from it is {size} bytes; "
                 f"{dialect.display} identifiers are at most {limit} bytes (use a table name of at most "
-                f"{limit - len(suffix)} bytes)",
+                f"{longest} bytes)",
                 field,
             )
 
 
 @attrs.frozen
 class _Table:
-    """A table's quoted name and its present (not skipped) logical columns."""
+    """A table's quoted (owner-qualified) name, its declared columns, and its configuration."""
 
     config: TableConfig
-    ref: str
+    record: Record
     dialect: Dialect
+    ref: str = attrs.field(init=False)
+
+    @ref.default
+    def _ref(self) -> str:
+        return self.dialect.table(self.config.table)
 
     def c(self, field: str, alias: str = "") -> str:
         """The quoted physical column of logical ``field`` (optionally ``alias.``-qualified)."""
         name = self.dialect.ident(self.config.col(field))
         return f"{alias}.{name}" if alias else name
 
-    def present(self, fields: Sequence[str]) -> tuple[str, ...]:
-        return tuple(f for f in fields if not self.config.is_skipped(f))
+    def present(self) -> tuple[Column, ...]:
+        """The declared columns that are not skipped (the links table ignores skips)."""
+        if self.record is LINKS:
+            return self.record.columns
+        return tuple(column for column in self.record if not self.config.is_skipped(column.name))
+
+    def out(self, column: Column, alias: str = "") -> str:
+        """``column`` as a SELECT expression: JSON as text, timestamps as the dialect reads them."""
+        if column.kind is Kind.JSON:
+            return self.dialect.json_out(self.c(column.name, alias))
+        if column.kind is Kind.TIME:
+            return self.dialect.time_out(self.c(column.name, alias))
+        return self.c(column.name, alias)
+
+    def select_list(self, columns: Sequence[Column], alias: str = "") -> str:
+        return ", ".join(self.out(column, alias) for column in columns)
+
+    def value(self, column: Column, placeholder: str) -> str:
+        """How ``placeholder`` is written to ``column`` (timestamps through the dialect)."""
+        return self.dialect.time_in(placeholder) if column.kind is Kind.TIME else placeholder
+
+    def column_type(self, column: Column) -> str:
+        d = self.dialect
+        if column.kind is Kind.JSON:
+            return d.json_type
+        if column.kind is Kind.TIME:
+            return d.timestamp_type
+        sql_type = d.varchar(column.size)
+        if column.primary_key:
+            return f"{sql_type} PRIMARY KEY"
+        # A database that stores '' as NULL cannot hold an empty text under NOT NULL.
+        if not column.nullable and (column.kind is Kind.ID or not d.empty_string_is_null):
+            return f"{sql_type} NOT NULL"
+        return sql_type
+
+    def extras(self) -> tuple[list[str], list[str]]:
+        """The extra columns' quoted names and their bind parameters ``x0``, ``x1``..."""
+        names = [self.dialect.ident(name) for name, _ in self.config.sorted_extra_columns()]
+        return names, [self.dialect.param(f"x{n}") for n in range(len(names))]
+
+    def create(self, tail: str = "") -> str:
+        """CREATE TABLE (guarded by the dialect) of the present columns, the extra columns, ``tail``."""
+        d = self.dialect
+        body = ", ".join(f"{self.c(column.name)} {self.column_type(column)}" for column in self.present())
+        extras = "".join(f", {d.ident(name)} {column.sql_type}" for name, column in self.config.sorted_extra_columns())
+        return d.create_table(self.ref, f"{body}{extras}{tail}")
+
+    def insert(self, columns: Sequence[Column], key: int = 0) -> str:
+        """An INSERT of one row (params named as the columns, then ``x*``); with ``key``,
+        one that skips a row whose first ``key`` columns exist already (``insert_rows``)."""
+        d = self.dialect
+        names, params = self.extras()
+        quoted = [self.c(column.name) for column in columns] + names
+        values = [self.value(column, d.param(column.name)) for column in columns] + params
+        if key:
+            return d.insert_rows(self.ref, quoted, [values], key)
+        return f"INSERT INTO {self.ref} ({', '.join(quoted)}) VALUES ({', '.join(values)})"  # noqa: S608
+
+    def index(self, kind: str, fields: Sequence[str]) -> str | None:
+        """The dialect's CREATE INDEX ``kind`` on ``fields``, or ``None`` when it has none."""
+        name = self.dialect.object_name(kind, self.config.table)
+        if name is None:
+            return None
+        return self.dialect.create_index(name, self.ref, [self.c(field) for field in fields])
 
 
 @attrs.frozen(eq=False)
 class Statements:
     """The rendered statements of one store. Bind parameters are named (``dialect.param``).
 
-    ``*_fields`` are the logical columns each SELECT returns, in order; extra-column
-    parameters are ``x0``, ``x1``... in the sorted order of ``TableConfig.sorted_extra_columns``.
+    ``*_fields`` are the logical columns each SELECT returns, in order (the bind names of the
+    INSERTs too); extra-column parameters are ``x0``, ``x1``... in the sorted order of
+    ``TableConfig.sorted_extra_columns``.
     """
 
     dialect: Dialect
@@ -137,7 +196,7 @@ class Statements:
     conv_fields: tuple[str, ...]
     conv_insert: str
     conv_select: str
-    conv_update: str  # RETURNING created_at (or id); a plain SELECT when metadata is skipped
+    conv_update: str  # returns created_at (or any value) of the updated row; a SELECT when metadata is skipped
     conv_delete: tuple[str, ...]
     item_fields: tuple[str, ...]
     item_insert: str
@@ -155,11 +214,12 @@ class Statements:
     ident_list: str | None
     ident_list_limit: str | None
     ident_delete: str | None
-    link_parts: tuple[str, str]  # (INSERT ... VALUES, one row with {n} standing for its number)
+    # The links table, its quoted columns, and one row's values with {n} standing for its number.
+    link_parts: tuple[str, tuple[str, ...], tuple[str, ...]]
     # Keyset pages by primary key, counts, insert-if-absent, for datacon.transfer (see
-    # _export_queries); empty for a dialect that renders none.
+    # _export_queries).
     export: Mapping[str, str] = attrs.field(factory=dict)
-    _link_cache: dict[int, str] = attrs.field(factory=dict, init=False)
+    _link_cache: dict[tuple[int, int], str] = attrs.field(factory=dict, init=False)
 
     def link_insert(self, rows: int) -> str:
         """A multi-row INSERT of ``rows`` links (params ``cid``, ``i{n}``, ``a{n}``, ``x*``).
@@ -167,56 +227,39 @@ class Statements:
         Rendered once per row count and kept (a store sees few distinct counts, and at most
         ``dialect.max_rows_per_insert``).
         """
-        sql = self._link_cache.get(rows)
-        if sql is None:
-            head, row = self.link_parts
-            sql = self._link_cache[rows] = head + ", ".join(row.replace("{n}", str(n)) for n in range(rows))
-        return sql
+        return self._links(rows, 0)
 
     def link_restore(self, rows: int) -> str:
         """``link_insert(rows)`` that skips links which exist already (export restores)."""
-        return self.link_insert(rows) + self.dialect.insert_ignore_suffix
+        return self._links(rows, 2)
+
+    def _links(self, rows: int, key: int) -> str:
+        sql = self._link_cache.get((rows, key))
+        if sql is None:
+            ref, columns, row = self.link_parts
+            values = [[value.replace("{n}", str(n)) for value in row] for n in range(rows)]
+            sql = self._link_cache[rows, key] = self.dialect.insert_rows(ref, columns, values, key)
+        return sql
 
 
-def _extras_ddl(table: TableConfig, dialect: Dialect) -> str:
-    return "".join(f", {dialect.ident(name)} {column.sql_type}" for name, column in table.sorted_extra_columns())
+def _names(columns: Sequence[Column]) -> tuple[str, ...]:
+    return tuple(column.name for column in columns)
 
 
-def _extras(table: TableConfig, dialect: Dialect) -> tuple[list[str], list[str]]:
-    names = [dialect.ident(name) for name, _ in table.sorted_extra_columns()]
-    params = [dialect.param(f"x{n}") for n in range(len(names))]
-    return names, params
-
-
-def _select_list(t: _Table, fields: Sequence[str], json_fields: frozenset[str], alias: str = "") -> str:
-    return ", ".join(t.dialect.json_out(t.c(f, alias)) if f in json_fields else t.c(f, alias) for f in fields)
-
-
-def _insert(t: _Table, fields: Sequence[str]) -> str:
-    d = t.dialect
-    names, params = _extras(t.config, d)
-    columns = ", ".join([t.c(f) for f in fields] + names)
-    values = ", ".join([d.param(f) for f in fields] + params)
-    return f"INSERT INTO {t.ref} ({columns}) VALUES ({values})"  # noqa: S608
-
-
-def _export_queries(
-    convs: _Table, items: _Table, links: _Table, resps: _Table, fields: Mapping[str, tuple[str, ...]]
-) -> dict[str, str]:
+def _export_queries(convs: _Table, items: _Table, links: _Table, resps: _Table) -> dict[str, str]:
     """Whole-table enumeration for ``datacon.transfer``: ``{kind}_first`` / ``{kind}_next`` pages
     (``after``, or ``acid``/``aiid`` for links; ``limit``) by primary key, ``count_{kind}``,
     and ``restore_{kind}`` (insert unless the key exists; links use ``link_restore``)."""
     d = convs.dialect
     p = d.param
-    json_fields = frozenset({"metadata", "content", "input", "raw_response"})
     queries: dict[str, str] = {}
     for prefix, t in (("conv", convs), ("item", items), ("resp", resps)):
-        head = f"SELECT {_select_list(t, fields[prefix], json_fields)} FROM {t.ref}"  # noqa: S608
+        head = f"SELECT {t.select_list(t.present())} FROM {t.ref}"  # noqa: S608
         tail = f"ORDER BY {t.c('id')} {d.limit(p('limit'))}"
         queries[f"{prefix}_first"] = f"{head} {tail}"
         queries[f"{prefix}_next"] = f"{head} WHERE {t.c('id')} > {p('after')} {tail}"
-    cid, iid, added = links.c("conversation_id"), links.c("item_id"), links.c("added_at")
-    link_head = f"SELECT {cid}, {iid}, {added} FROM {links.ref}"  # noqa: S608
+    cid, iid = links.c("conversation_id"), links.c("item_id")
+    link_head = f"SELECT {links.select_list(links.present())} FROM {links.ref}"  # noqa: S608
     link_tail = f"ORDER BY {cid}, {iid} {d.limit(p('limit'))}"
     queries["link_first"] = f"{link_head} {link_tail}"
     queries["link_next"] = (
@@ -224,12 +267,12 @@ def _export_queries(
     )
     for kind, t in (("conversation", convs), ("item", items), ("link", links), ("response", resps)):
         queries[f"count_{kind}"] = f"SELECT COUNT(*) FROM {t.ref}"  # noqa: S608
-    for kind, t, prefix in (("conversation", convs, "conv"), ("item", items, "item"), ("response", resps, "resp")):
-        queries[f"restore_{kind}"] = _insert(t, fields[prefix]) + d.insert_ignore_suffix
+    for kind, t in (("conversation", convs), ("item", items), ("response", resps)):
+        queries[f"restore_{kind}"] = t.insert(t.present(), key=1)
     return queries
 
 
-def identifier_queries(resps: _Table, resp_cols: str, d: Dialect) -> tuple[str | None, str | None, str | None]:
+def _identifier_queries(resps: _Table, resp_cols: str) -> tuple[str | None, str | None, str | None]:
     """List (newest first, ties id descending), limited list, and delete by safety identifier.
 
     All ``None`` when ``safety_identifier`` is a skipped column (the storages then list
@@ -237,6 +280,7 @@ def identifier_queries(resps: _Table, resp_cols: str, d: Dialect) -> tuple[str |
     """
     if resps.config.is_skipped("safety_identifier"):
         return None, None, None
+    d = resps.dialect
     p = d.param
     rid = resps.c("id")
     newest = f"{resps.c('created_at')} DESC, " if not resps.config.is_skipped("created_at") else ""
@@ -248,6 +292,67 @@ def identifier_queries(resps: _Table, resp_cols: str, d: Dialect) -> tuple[str |
     return ident_list, f"{ident_list} {d.limit(p('limit'))}", ident_delete
 
 
+def _page(d: Dialect, items: _Table, links: _Table, ascending: bool) -> str:
+    """One keyset query on the (conversation_id, added_at, item_id) index, which gives the
+    exact order, so the scan stops after ``limit`` rows. The cursor is resolved inside the
+    query, in this conversation's links only: an unknown cursor lists from the beginning."""
+    p = d.param
+    cmp, order = (">", "ASC") if ascending else ("<", "DESC")
+    added, item_id = links.c("added_at", "l"), links.c("item_id", "l")
+    join = ""
+    if d.keyset is Keyset.JOINED:
+        # The cursor link LEFT JOINed within this conversation; no match leaves c.* NULL.
+        # Ties on added_at are broken by item id in the same direction.
+        c_added, c_item = links.c("added_at", "c"), links.c("item_id", "c")
+        join = f"LEFT JOIN {links.ref} c ON {links.c('conversation_id', 'c')} = {p('cid')} AND {c_item} = {p('after')} "
+        keyset = f"({c_item} IS NULL OR {added} {cmp} {c_added} OR ({added} = {c_added} AND {item_id} {cmp} {c_item}))"
+    else:
+        # An unknown cursor yields the sentinel, below (above) every timestamp.
+        sentinel = d.time_min if ascending else d.time_max
+        cursor = (
+            f"COALESCE((SELECT {links.c('added_at', 'c')} FROM {links.ref} c "  # noqa: S608
+            f"WHERE {links.c('conversation_id', 'c')} = {p('cid')} AND {links.c('item_id', 'c')} = {p('after')}), "
+            f"{sentinel})"
+        )
+        if d.keyset is Keyset.ROW_VALUES:
+            # (a, b) > (x, y) is decided by the first unequal pair: with the sentinel (or a
+            # NULL cursor id) the added_at comparison alone decides.
+            keyset = f"({added}, {item_id}) {cmp} ({cursor}, {p('after')})"
+        else:
+            keyset = f"{added} {cmp}= {cursor} AND ({added} {cmp} {cursor} OR {item_id} {cmp} {p('after')})"
+    return (
+        f"SELECT {items.select_list(items.present(), 'i')} "  # noqa: S608
+        f"FROM {links.ref} l JOIN {items.ref} i ON {items.c('id', 'i')} = {item_id} "
+        f"{join}WHERE {links.c('conversation_id', 'l')} = {p('cid')} AND {keyset} "
+        f"ORDER BY {added} {order}, {item_id} {order} {d.limit(p('limit'))}"
+    )
+
+
+def _chain(d: Dialect, resps: _Table, resp_cols: str, resp_by_id: str, bounded: bool) -> str:
+    """One recursive query collects the ids; the rows are then fetched by primary key.
+
+    Unbounded: UNION (no depth column) discards repeated rows, so a cycle ends the recursion;
+    a dialect that allows only UNION ALL there ends it with its cycle clause instead.
+    Bounded: UNION ALL stops at max_depth. walk_chain orders the rows and reports a cycle.
+    """
+    if resps.config.is_skipped("previous_response_id"):
+        return resp_by_id
+    p = d.param
+    rid, prev = resps.c("id"), resps.c("previous_response_id")
+    depth_col, first_depth, next_depth, union = ("", "", "", "UNION")
+    if bounded or d.cycle_clause:
+        depth_col, first_depth, next_depth, union = (", depth", ", 1", ", c.depth + 1", "UNION ALL")
+    where = f" WHERE c.depth < {p('max_depth')}" if bounded else ""
+    cycle = f"{d.cycle_clause} " if d.cycle_clause else ""
+    return (
+        f"{d.recursive_with} chain (rid, prev{depth_col}) AS ("  # noqa: S608
+        f"SELECT {rid}, {prev}{first_depth} FROM {resps.ref} WHERE {rid} = {p('id')} "
+        f"{union} SELECT {resps.c('id', 'r')}, {resps.c('previous_response_id', 'r')}{next_depth} "
+        f"FROM {resps.ref} r JOIN chain c ON {resps.c('id', 'r')} = c.prev{where}) "
+        f"{cycle}SELECT {resp_cols} FROM {resps.ref} WHERE {rid} IN (SELECT rid FROM chain)"
+    )
+
+
 def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
     """All statements of a store for ``schema`` (validated) in ``dialect``.
 
@@ -256,195 +361,92 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
     check_identifiers(schema, dialect)
     d = dialect
     p = d.param
-    ts, js = d.timestamp_type, d.json_type
-    convs = _Table(schema.conversations, d.ident(schema.conversations.table), d)
-    items = _Table(schema.conversation_items, d.ident(schema.conversation_items.table), d)
-    links = _Table(schema.conversation_item_links, d.ident(schema.conversation_item_links.table), d)
-    resps = _Table(schema.responses, d.ident(schema.responses.table), d)
-    ine = "IF NOT EXISTS " if d.create_if_not_exists else ""
+    convs = _Table(schema.conversations, CONVERSATIONS, d)
+    items = _Table(schema.conversation_items, ITEMS, d)
+    links = _Table(schema.conversation_item_links, LINKS, d)
+    resps = _Table(schema.responses, RESPONSES, d)
 
-    def ddl(t: _Table, columns: list[tuple[str, str]], tail: str = "") -> str:
-        body = ", ".join(f"{t.c(f)} {sql_type}" for f, sql_type in columns if not t.config.is_skipped(f))
-        return f"CREATE TABLE {ine}{t.ref} ({body}{_extras_ddl(t.config, d)}{tail})"
-
-    v64 = d.varchar(64)
+    link_key = f"{links.c('conversation_id')}, {links.c('item_id')}"
+    links_pk = d.object_name("links_pk", links.config.table)
     create_tables = (
-        ddl(convs, [("id", f"{v64} PRIMARY KEY"), ("created_at", ts), ("metadata", js)]),
-        ddl(
-            items,
-            [
-                ("id", f"{v64} PRIMARY KEY"),
-                ("response_id", v64),
-                ("item_type", f"{d.varchar(32)} NOT NULL"),
-                ("role", d.varchar(32)),
-                ("content", js),
-                ("status", d.varchar(32)),
-                ("created_at", ts),
-            ],
-        ),
-        # The links table ignores skip_columns (upstream): it always has its three columns.
-        (
-            f"CREATE TABLE {ine}{links.ref} ({links.c('conversation_id')} {v64} NOT NULL, "
-            f"{links.c('item_id')} {v64} NOT NULL, {links.c('added_at')} {ts}{_extras_ddl(links.config, d)}, "
-            f"CONSTRAINT {d.ident(_object_name('links_pk', links.config.table))} "
-            f"PRIMARY KEY ({links.c('conversation_id')}, {links.c('item_id')}))"
-        ),
-        ddl(
-            resps,
-            [
-                ("id", f"{v64} PRIMARY KEY"),
-                ("conversation_id", v64),
-                ("previous_response_id", v64),
-                ("input", js),
-                ("created_at", ts),
-                ("safety_identifier", d.varchar(128)),
-                ("model", d.varchar(128)),
-                ("raw_response", js),
-            ],
-        ),
+        convs.create(),
+        items.create(),
+        links.create(f", CONSTRAINT {d.ident(links_pk)} PRIMARY KEY ({link_key})" if links_pk else ""),
+        resps.create(),
     )
-    create_indexes = [
-        (
-            f"CREATE INDEX {ine}{d.ident(_object_name('links_idx', links.config.table))} "
-            f"ON {links.ref} ({links.c('conversation_id')}, {links.c('added_at')}, {links.c('item_id')})"
-        )
-    ]
+    # The links index also holds item_id, the page order's tie-break, so a page is read in
+    # index order and never sorted (an upstream database keeps its two-column index under the
+    # same name, which still serves the query).
+    indexes = [links.index("links_idx", ["conversation_id", "added_at", "item_id"])]
+    if not resps.config.is_skipped("previous_response_id"):
+        indexes.append(resps.index("prev_idx", ["previous_response_id"]))
     if not resps.config.is_skipped("safety_identifier"):
-        create_indexes.append(
-            f"CREATE INDEX {ine}{d.ident(_object_name('safety_idx', resps.config.table))} "
-            f"ON {resps.ref} ({resps.c('safety_identifier')})"
-        )
+        indexes.append(resps.index("safety_idx", ["safety_identifier"]))
 
     # Conversations.
-    conv_fields = convs.present(("id", "created_at", "metadata"))
-    conv_json = frozenset({"metadata"})
-    conv_key = convs.c("created_at") if not convs.config.is_skipped("created_at") else convs.c("id")
+    conv_columns = convs.present()
+    cid = convs.c("id")
+    created = None if convs.config.is_skipped("created_at") else convs.out(CONVERSATIONS["created_at"])
     if convs.config.is_skipped("metadata"):
-        conv_update = f"SELECT {conv_key} FROM {convs.ref} WHERE {convs.c('id')} = {p('id')}"  # noqa: S608
+        # Nothing to update (upstream answers without persisting anything): does it exist?
+        conv_update = f"SELECT {created or cid} FROM {convs.ref} WHERE {cid} = {p('id')}"  # noqa: S608
     else:
         conv_update = (
             f"UPDATE {convs.ref} SET {convs.c('metadata')} = {p('metadata')} "  # noqa: S608
-            f"WHERE {convs.c('id')} = {p('id')} {d.returning(conv_key)}"
+            f"WHERE {cid} = {p('id')}{d.returning(created, cid)}"
         )
     unlink_all = f"DELETE FROM {links.ref} WHERE {links.c('conversation_id')} = {p('id')}"  # noqa: S608
-    delete_conv = f"DELETE FROM {convs.ref} WHERE {convs.c('id')} = {p('id')}"  # noqa: S608
+    delete_conv = f"DELETE FROM {convs.ref} WHERE {cid} = {p('id')}"  # noqa: S608
     conv_delete = (f"WITH unlinked AS ({unlink_all}) {delete_conv}",) if d.writable_cte else (unlink_all, delete_conv)
 
     # Items and links.
-    item_fields = items.present(("id", "response_id", "item_type", "role", "content", "status", "created_at"))
-    item_json = frozenset({"content"})
-    link_cols = [links.c("conversation_id"), links.c("item_id"), links.c("added_at")]
-    link_extra_names, link_extra_params = _extras(links.config, d)
-    link_head = f"INSERT INTO {links.ref} ({', '.join(link_cols + link_extra_names)}) VALUES "  # noqa: S608
-    link_row = "(" + ", ".join([p("cid"), p("i{n}"), p("a{n}"), *link_extra_params]) + ")"
+    item_columns = items.present()
+    link_names, link_params = links.extras()
+    link_columns = (*[links.c(c.name) for c in links.present()], *link_names)
+    link_row = (p("cid"), p("i{n}"), d.time_in(p("a{n}")), *link_params)
     link_where = f"{links.c('conversation_id')} = {p('cid')} AND {links.c('item_id')} = {p('iid')}"
 
-    def page(ascending: bool) -> str:
-        # One keyset query on the (conversation_id, added_at, item_id) index. The cursor is
-        # resolved inside the query, in this conversation's links only: an unknown cursor
-        # yields the sentinel, below (above) every timestamp, so the listing starts at the
-        # beginning. The index gives the exact order, so the scan stops after ``limit`` rows.
-        cmp, sentinel, order = (">", d.time_min, "ASC") if ascending else ("<", d.time_max, "DESC")
-        added, item_id = links.c("added_at", "l"), links.c("item_id", "l")
-        cursor = (
-            f"COALESCE((SELECT {links.c('added_at', 'c')} FROM {links.ref} c "  # noqa: S608
-            f"WHERE {links.c('conversation_id', 'c')} = {p('cid')} AND {links.c('item_id', 'c')} = {p('after')}), "
-            f"{sentinel})"
-        )
-        if d.row_values:
-            # (a, b) > (x, y) is decided by the first unequal pair: with the sentinel (or a
-            # NULL cursor id) the added_at comparison alone decides.
-            keyset = f"({added}, {item_id}) {cmp} ({cursor}, {p('after')})"
-        else:
-            keyset = f"{added} {cmp}= {cursor} AND ({added} {cmp} {cursor} OR {item_id} {cmp} {p('after')})"
-        return (
-            f"SELECT {_select_list(items, item_fields, item_json, 'i')} "  # noqa: S608
-            f"FROM {links.ref} l JOIN {items.ref} i ON {items.c('id', 'i')} = {item_id} "
-            f"WHERE {links.c('conversation_id', 'l')} = {p('cid')} AND {keyset} "
-            f"ORDER BY {added} {order}, {item_id} {order} {d.limit(p('limit'))}"
-        )
-
     # Responses.
-    resp_fields = resps.present(
-        (
-            "id",
-            "conversation_id",
-            "previous_response_id",
-            "input",
-            "created_at",
-            "safety_identifier",
-            "model",
-            "raw_response",
-        )
-    )
-    resp_json = frozenset({"input", "raw_response"})
-    resp_cols = _select_list(resps, resp_fields, resp_json)
-    resp_by_id = f"SELECT {resp_cols} FROM {resps.ref} WHERE {resps.c('id')} = {p('id')}"  # noqa: S608
-    rid, prev = resps.c("id"), resps.c("previous_response_id")
-
-    def chain(bounded: bool) -> str:
-        # One recursive query collects the ids; the rows are then fetched by primary key.
-        # Unbounded: UNION (no depth column) discards repeated rows, so a cycle ends the
-        # recursion. Bounded: UNION ALL stops at max_depth. walk_chain orders and validates.
-        if resps.config.is_skipped("previous_response_id"):
-            return resp_by_id
-        depth_col, first_depth, next_depth, union = ("", "", "", "UNION")
-        where = ""
-        if bounded:
-            depth_col, first_depth, next_depth, union = (", depth", ", 1", ", c.depth + 1", "UNION ALL")
-            where = f" WHERE c.depth < {p('max_depth')}"
-        return (
-            f"{d.recursive_with} chain (rid, prev{depth_col}) AS ("  # noqa: S608
-            f"SELECT {rid}, {prev}{first_depth} FROM {resps.ref} WHERE {rid} = {p('id')} "
-            f"{union} SELECT {resps.c('id', 'r')}, {resps.c('previous_response_id', 'r')}{next_depth} "
-            f"FROM {resps.ref} r JOIN chain c ON {resps.c('id', 'r')} = c.prev{where}) "
-            f"SELECT {resp_cols} FROM {resps.ref} WHERE {rid} IN (SELECT rid FROM chain)"
-        )
-
-    ident_list, ident_list_limit, ident_delete = identifier_queries(resps, resp_cols, d)
+    resp_columns = resps.present()
+    resp_cols = resps.select_list(resp_columns)
+    rid = resps.c("id")
+    resp_by_id = f"SELECT {resp_cols} FROM {resps.ref} WHERE {rid} = {p('id')}"  # noqa: S608
+    ident_list, ident_list_limit, ident_delete = _identifier_queries(resps, resp_cols)
 
     versions = d.versions_table
-    tables = (convs, items, links, resps)
+    insert_version = f"INSERT INTO {versions} (version, description) VALUES ({p('version')}, {p('description')})"  # noqa: S608
     return Statements(
         dialect=d,
         schema=schema,
-        create_versions=d.versions_ddl(ine),
-        insert_version=(
-            f"INSERT INTO {versions} (version, description) VALUES ({p('version')}, {p('description')})"  # noqa: S608
-        ),
+        create_versions=d.create_table(versions, d.versions_columns()),
+        insert_version=d.version_insert(insert_version),
         max_version=f"SELECT COALESCE(MAX(version), 0) FROM {versions}",  # noqa: S608
         create_tables=create_tables,
-        create_indexes=tuple(create_indexes),
-        table_probes=tuple(d.table_name_for_probe(t.config.table) for t in tables),
-        conv_fields=conv_fields,
-        conv_insert=_insert(convs, conv_fields),
-        conv_select=(
-            f"SELECT {_select_list(convs, conv_fields, conv_json)} FROM {convs.ref} "  # noqa: S608
-            f"WHERE {convs.c('id')} = {p('id')}"
-        ),
+        create_indexes=tuple(index for index in indexes if index is not None),
+        table_probes=tuple(d.table_name_for_probe(t.config.table) for t in (convs, items, links, resps)),
+        conv_fields=_names(conv_columns),
+        conv_insert=convs.insert(conv_columns),
+        conv_select=f"SELECT {convs.select_list(conv_columns)} FROM {convs.ref} WHERE {cid} = {p('id')}",  # noqa: S608
         conv_update=conv_update,
         conv_delete=conv_delete,
-        item_fields=item_fields,
-        item_insert=_insert(items, item_fields),
+        item_fields=_names(item_columns),
+        item_insert=items.insert(item_columns),
         item_select=(
-            f"SELECT {_select_list(items, item_fields, item_json)} FROM {items.ref} "  # noqa: S608
-            f"WHERE {items.c('id')} = {p('id')}"
+            f"SELECT {items.select_list(item_columns)} FROM {items.ref} WHERE {items.c('id')} = {p('id')}"  # noqa: S608
         ),
         link_exists=f"SELECT 1 FROM {links.ref} WHERE {link_where}",  # noqa: S608
         link_delete=f"DELETE FROM {links.ref} WHERE {link_where}",  # noqa: S608
-        list_asc=page(ascending=True),
-        list_desc=page(ascending=False),
-        resp_fields=resp_fields,
-        resp_insert=_insert(resps, resp_fields),
+        list_asc=_page(d, items, links, ascending=True),
+        list_desc=_page(d, items, links, ascending=False),
+        resp_fields=_names(resp_columns),
+        resp_insert=resps.insert(resp_columns),
         resp_select=resp_by_id,
         resp_delete=f"DELETE FROM {resps.ref} WHERE {rid} = {p('id')}",  # noqa: S608
-        chain_all=chain(bounded=False),
-        chain_depth=chain(bounded=True),
+        chain_all=_chain(d, resps, resp_cols, resp_by_id, bounded=False),
+        chain_depth=_chain(d, resps, resp_cols, resp_by_id, bounded=True),
         ident_list=ident_list,
         ident_list_limit=ident_list_limit,
         ident_delete=ident_delete,
-        export=_export_queries(
-            convs, items, links, resps, {"conv": conv_fields, "item": item_fields, "resp": resp_fields}
-        ),
-        link_parts=(link_head, link_row),
+        export=_export_queries(convs, items, links, resps),
+        link_parts=(links.ref, link_columns, link_row),
     )

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from datacon._columns import CONVERSATIONS, ITEMS, RESPONSES
 from datacon._time import utc_now
 from datacon.backends.chain import walk_chain
 from datacon.backends.extras import extra_values
-from datacon.errors import BackendError
+from datacon.context import current_extra_columns
 from datacon.ids import make_item_id, new_conversation_id
 from datacon.models import (
     Conversation,
@@ -27,21 +28,31 @@ from datacon.storage import ConversationItemStorage, ConversationStorage, Respon
 
 from .dialect import Dialect
 from .migrations import bootstrap
-from .render import Statements, render
+from .render import render
+from .rows import Decoder, Encoder, row_decoder, row_encoder
 from .session import Connector, Params, Session
 
 __all__ = ["SqlConversationStorage", "SqlItemStorage", "SqlResponseStorage", "SqlStore", "open_sql_storage"]
 
 
 class SqlStore:
-    """What the three storages share: the connector, the dialect and the rendered statements."""
+    """What the three storages share: the connector, the dialect, the rendered statements, and
+    each record's row decoder and bind-parameter encoder (generated from the declared columns)."""
 
     def __init__(self, connector: Connector, dialect: Dialect, schema: SchemaConfig) -> None:
         self.connector = connector
         self.dialect = dialect
         self.schema = schema
-        self.sql: Statements = render(schema, dialect)
+        sql = self.sql = render(schema, dialect)
         self.applied_migrations: list[int] = []
+        self.decode_conversation: Decoder[Conversation] = row_decoder(
+            CONVERSATIONS, sql.conv_fields, Conversation, dialect
+        )
+        self.decode_item: Decoder[ConversationItem] = row_decoder(ITEMS, sql.item_fields, ConversationItem, dialect)
+        self.decode_response: Decoder[StoredResponse] = row_decoder(RESPONSES, sql.resp_fields, StoredResponse, dialect)
+        self.encode_conversation: Encoder = row_encoder(CONVERSATIONS, sql.conv_fields, dialect)
+        self.encode_item: Encoder = row_encoder(ITEMS, sql.item_fields, dialect)
+        self.encode_response: Encoder = row_encoder(RESPONSES, sql.resp_fields, dialect)
 
     def open(self) -> None:
         """Create missing tables and run the migrations, under the backend's migration lock."""
@@ -50,7 +61,9 @@ class SqlStore:
 
     def extras(self, table: TableConfig, params: dict[str, Any]) -> dict[str, Any]:
         """``params`` plus ``x0``, ``x1``... for the table's extra columns (hook value, default, NULL)."""
-        for n, (_, value) in enumerate(extra_values(table)):
+        if not table.extra_columns:
+            return params
+        for n, (_, value) in enumerate(extra_values(table, self.dialect.extra_keys(current_extra_columns()))):
             params[f"x{n}"] = self.dialect.encode_extra(value)
         return params
 
@@ -60,29 +73,6 @@ class SqlStore:
         return text, json.loads(text)
 
 
-def _positions(fields: Sequence[str], names: Sequence[str]) -> tuple[int | None, ...]:
-    """Where each logical column of ``names`` sits in a SELECT returning ``fields`` (``None``
-    when it is skipped): rows are decoded by position, computed once per store."""
-    where = {name: n for n, name in enumerate(fields)}
-    return tuple(where.get(name) for name in names)
-
-
-_DECODE_ERRORS = (ValueError, TypeError, OverflowError)
-
-
-def _unreadable(dialect: Dialect, kind: str, row: tuple[Any, ...], exc: Exception) -> BackendError:
-    # Only rows written outside datacon can get here; the value itself is never echoed.
-    record_id = row[0] if row else "?"
-    return BackendError(f"{dialect.display} {kind} {record_id} has an unreadable column ({type(exc).__name__})")
-
-
-def _metadata(value: Any) -> dict[str, Any] | None:
-    if value is None or isinstance(value, dict):
-        return value
-    # The value itself is never echoed (upstream postgres.rs parse_metadata).
-    raise BackendError(f"expected JSON object for conversation metadata, got JSON {type(value).__name__}")
-
-
 class SqlConversationStorage(ConversationStorage):
     """Conversations in the conversations table; their links in the links table."""
 
@@ -90,38 +80,20 @@ class SqlConversationStorage(ConversationStorage):
         self._store = store
         self._sql = store.sql
         self._d = store.dialect
-        self._at = _positions(self._sql.conv_fields, ("id", "created_at", "metadata"))
-
-    def _row(self, row: tuple[Any, ...]) -> Conversation:
-        i_id, i_created, i_metadata = self._at
-        d = self._d
-        try:
-            return Conversation(
-                id=row[i_id],  # type: ignore[index]  # never skipped
-                # A skipped created_at reads as "now" (upstream's default for a skipped column).
-                created_at=utc_now() if i_created is None else d.decode_time(row[i_created]),
-                metadata=_metadata(None if i_metadata is None else d.decode_json(row[i_metadata], None)),
-            )
-        except _DECODE_ERRORS as exc:
-            raise _unreadable(self._d, "conversation", row, exc) from exc
+        self._row = store.decode_conversation
+        self._encode = store.encode_conversation
 
     def create_conversation(self, new: NewConversation) -> Conversation:
-        conversation_id = new.id or new_conversation_id()
-        created_at = utc_now()
-        params: dict[str, Any] = {"id": conversation_id}
-        fields = self._sql.conv_fields
-        metadata = new.metadata
-        if "created_at" in fields:
-            params["created_at"] = self._d.encode_time(created_at)
-        if "metadata" in fields:
-            params["metadata"] = None
-            if metadata is not None:
-                params["metadata"], metadata = self._store.json(metadata, "metadata")
-        self._store.extras(self._store.schema.conversations, params)
-        conflict = f"conversation {conversation_id} already exists"
+        conversation = Conversation(id=new.id or new_conversation_id(), created_at=utc_now(), metadata=new.metadata)
+        params = self._store.extras(self._store.schema.conversations, self._encode(conversation))
+        conflict = f"conversation {conversation.id} already exists"
         with self._store.connector.session(write=True, conflict=conflict) as session:
             session.execute(self._sql.conv_insert, params)
-        return Conversation(id=conversation_id, created_at=created_at, metadata=metadata)
+        text = params.get("metadata")
+        if text is None:
+            return conversation
+        # The metadata as it will read back (JSON text, parsed).
+        return Conversation(id=conversation.id, created_at=conversation.created_at, metadata=json.loads(text))
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         with self._store.connector.session() as session:
@@ -166,51 +138,32 @@ class SqlItemStorage(ConversationItemStorage):
         self._store = store
         self._sql = store.sql
         self._d = store.dialect
-        self._at = _positions(
-            self._sql.item_fields, ("id", "response_id", "item_type", "role", "content", "status", "created_at")
-        )
-
-    def _row(self, row: tuple[Any, ...]) -> ConversationItem:
-        i_id, i_response, i_type, i_role, i_content, i_status, i_created = self._at
-        d = self._d
-        try:
-            return ConversationItem(
-                id=row[i_id],  # type: ignore[index]  # never skipped
-                response_id=None if i_response is None else row[i_response],
-                item_type="" if i_type is None else row[i_type],
-                role=None if i_role is None else row[i_role],
-                content=d.decode_json(None if i_content is None else row[i_content], None),
-                status=None if i_status is None else row[i_status],
-                created_at=utc_now() if i_created is None else d.decode_time(row[i_created]),
-            )
-        except _DECODE_ERRORS as exc:
-            raise _unreadable(self._d, "item", row, exc) from exc
+        self._row = store.decode_item
+        self._encode = store.encode_item
 
     def create_item(self, new: NewConversationItem) -> ConversationItem:
-        item_id = new.id or make_item_id(new.item_type)
-        created_at = utc_now()
-        content_text, content = self._store.json(new.content, "content")
-        fields = self._sql.item_fields
-        values: dict[str, Any] = {
-            "id": item_id,
-            "response_id": new.response_id,
-            "item_type": new.item_type,
-            "role": new.role,
-            "content": content_text,
-            "status": new.status,
-            "created_at": self._d.encode_time(created_at),
-        }
-        params = self._store.extras(self._store.schema.conversation_items, {f: values[f] for f in fields})
-        with self._store.connector.session(write=True, conflict=f"item {item_id} already exists") as session:
-            session.execute(self._sql.item_insert, params)
-        return ConversationItem(
-            id=item_id,
+        item = ConversationItem(
+            id=new.id or make_item_id(new.item_type),
             response_id=new.response_id,
             item_type=new.item_type,
             role=new.role,
-            content=content,
-            status=new.status if "status" in fields else None,
-            created_at=created_at,
+            content=new.content,
+            status=new.status,
+            created_at=utc_now(),
+        )
+        params = self._store.extras(self._store.schema.conversation_items, self._encode(item))
+        with self._store.connector.session(write=True, conflict=f"item {item.id} already exists") as session:
+            session.execute(self._sql.item_insert, params)
+        # The content as it will read back (JSON text, parsed; encoded here if the column is skipped).
+        text = params["content"] if "content" in params else self._store.dialect.encode_json(new.content, "content")
+        return ConversationItem(
+            id=item.id,
+            response_id=new.response_id,
+            item_type=new.item_type,
+            role=new.role,
+            content=json.loads(text),
+            status=new.status if "status" in params else None,
+            created_at=item.created_at,
         )
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime) -> None:
@@ -276,52 +229,11 @@ class SqlResponseStorage(ResponseStorage):
         self._store = store
         self._sql = store.sql
         self._d = store.dialect
-        self._at = _positions(
-            self._sql.resp_fields,
-            (
-                "id",
-                "previous_response_id",
-                "input",
-                "created_at",
-                "safety_identifier",
-                "model",
-                "conversation_id",
-                "raw_response",
-            ),
-        )
-
-    def _row(self, row: tuple[Any, ...]) -> StoredResponse:
-        i_id, i_previous, i_input, i_created, i_safety, i_model, i_conversation, i_raw = self._at
-        d = self._d
-        try:
-            return StoredResponse(
-                id=row[i_id],  # type: ignore[index]  # never skipped
-                previous_response_id=None if i_previous is None else row[i_previous],
-                input=d.decode_json(None if i_input is None else row[i_input], []),
-                created_at=utc_now() if i_created is None else d.decode_time(row[i_created]),
-                safety_identifier=None if i_safety is None else row[i_safety],
-                model=None if i_model is None else row[i_model],
-                conversation_id=None if i_conversation is None else row[i_conversation],
-                raw_response=d.decode_json(None if i_raw is None else row[i_raw], None),
-            )
-        except _DECODE_ERRORS as exc:
-            raise _unreadable(self._d, "response", row, exc) from exc
+        self._row = store.decode_response
+        self._encode = store.encode_response
 
     def store_response(self, response: StoredResponse) -> str:
-        fields = self._sql.resp_fields
-        values: dict[str, Any] = {
-            "id": response.id,
-            "conversation_id": response.conversation_id,
-            "previous_response_id": response.previous_response_id,
-            "created_at": self._d.encode_time(response.created_at),
-            "safety_identifier": response.safety_identifier,
-            "model": response.model,
-        }
-        if "input" in fields:
-            values["input"] = self._d.encode_json(response.input, "input")
-        if "raw_response" in fields:
-            values["raw_response"] = self._d.encode_json(response.raw_response, "raw_response")
-        params = self._store.extras(self._store.schema.responses, {f: values[f] for f in fields})
+        params = self._store.extras(self._store.schema.responses, self._encode(response))
         with self._store.connector.session(write=True, conflict=f"response {response.id} already exists") as session:
             session.execute(self._sql.resp_insert, params)
         return response.id

@@ -1,25 +1,24 @@
 """The ``oracle`` backend: Oracle Database through python-oracledb (thin mode) and its pool.
 
-The shared SQL layer (``datacon.backends._sql``: generic storages, migrations runner,
-``_schema_versions``) with :class:`OracleDialect` and Oracle's own statements
-(``_sql.render_oracle``): owner-qualified uppercase identifiers, JSON as CLOB text,
-``TIMESTAMP(6) WITH TIME ZONE``, DDL guarded by catalog probes and PL/SQL blocks,
-``INSERT ALL`` for several links, a single keyset query per page (``FETCH NEXT``), and one
-recursive query (``CYCLE``) per response chain. Every single-statement operation is one
-round trip on an autocommit connection.
+The shared SQL layer (``datacon.backends._sql``: generic storages, renderer, migrations
+runner, ``_schema_versions``) with :class:`OracleDialect`: owner-qualified uppercase
+identifiers, JSON as CLOB text, ``TIMESTAMP(6) WITH TIME ZONE``, DDL guarded by catalog
+probes and PL/SQL blocks, ``INSERT ALL`` for several links, a single keyset query per page
+(``FETCH NEXT``), and one recursive query (``CYCLE``) per response chain. Every
+single-statement operation is one round trip on an autocommit connection.
 
 Not run against an Oracle server in this repository's CI: see docs/oracle.md.
 """
 
 from __future__ import annotations
 
+from datacon.backends._sql import open_sql_storage
 from datacon.config import OracleConfig
 from datacon.schema import SchemaConfig
 from datacon.storage import Storage
 
 from .connector import OracleConnector, pool_params
-from .dialect import OracleDialect, dialect_for, render_oracle
-from .store import open_oracle_storage
+from .dialect import OracleDialect, dialect_for
 
 __all__ = [
     "OracleConnector",
@@ -28,7 +27,6 @@ __all__ = [
     "open_storage",
     "oracle_schema",
     "pool_params",
-    "render_oracle",
 ]
 
 
@@ -48,4 +46,4 @@ def open_storage(config: OracleConfig) -> Storage:
         ``auto_migrate`` is off.
     """
     schema = oracle_schema(config.schema)
-    return open_oracle_storage(OracleConnector(config), dialect_for(schema), schema)
+    return open_sql_storage(OracleConnector(config), dialect_for(schema), schema)
