@@ -515,3 +515,67 @@ def test_names_of_exactly_63_bytes_work(postgres_backend: PostgresBackend, fresh
     expected |= {"l" * 54 + "_conv_idx", "l" * 54 + "_pk", "r" * 52 + "_safety_idx"}
     assert expected <= names
     assert "t" * 63 in columns(postgres_backend, fresh_url, LONG)
+
+
+# --- owner: the tables live in that schema (upstream's owner."table") ---------------------------
+
+
+def tables_in(backend: PostgresBackend, url: str) -> set[tuple[str, str]]:
+    rows = query(backend, url, "SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT LIKE 'pg_%%'")
+    return {(row[0], row[1]) for row in rows if row[0] != "information_schema"}
+
+
+def test_owner_puts_the_tables_in_that_schema(postgres_backend: PostgresBackend, fresh_url: str) -> None:
+    with postgres_backend.connect(fresh_url) as conn:
+        conn.execute("CREATE SCHEMA tenant_a")
+        conn.execute("CREATE SCHEMA tenant_b")
+    with (
+        open_pg(fresh_url, SchemaConfig(owner="tenant_a")) as a,
+        open_pg(fresh_url, SchemaConfig(owner="Tenant_B")) as b,
+    ):
+        a.conversations.create_conversation(NewConversation(id="conv_a"))
+        a.items.create_item(NewConversationItem("message", "x", id="msg_a"))
+        a.items.link_item("conv_a", "msg_a", T0)
+        a.responses.store_response(StoredResponse(id="resp_a", safety_identifier="u"))
+        assert b.conversations.get_conversation("conv_a") is None  # another schema, other tables
+        b.conversations.create_conversation(NewConversation(id="conv_a"))  # no conflict there
+        assert [r.id for r in a.responses.list_identifier_responses("u")] == ["resp_a"]
+        assert [i.id for i in a.items.list_items("conv_a", ListParams(5))] == ["msg_a"]
+    core = {"conversations", "conversation_items", "conversation_item_links", "responses"}
+    found = tables_in(postgres_backend, fresh_url)
+    assert {(schema, table) for schema in ("tenant_a", "tenant_b") for table in core} <= found
+    assert ("public", "_schema_versions") in found  # upstream: never owner-qualified
+    assert not {table for schema, table in found if schema == "public"} & core  # nothing written elsewhere
+    indexes = query(
+        postgres_backend, fresh_url, "SELECT schemaname, indexname FROM pg_indexes WHERE schemaname = 'tenant_a'"
+    )
+    assert {"conv_item_links_conv_idx", "responses_safety_idx", "pk_conv_item_link"} <= {row[1] for row in indexes}
+    assert query(postgres_backend, fresh_url, "SELECT id FROM tenant_a.conversations") == [("conv_a",)]
+
+
+def test_owner_without_its_schema_is_a_config_error(postgres_backend: PostgresBackend, fresh_url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        open_pg(fresh_url, SchemaConfig(owner="no_such_schema"))
+    assert info.value.field == "postgres.schema"
+    assert "no schema 'no_such_schema'" in info.value.reason
+    assert 'CREATE SCHEMA "no_such_schema"' in info.value.reason
+    assert tables_in(postgres_backend, fresh_url) == set()  # not even the versions table
+
+
+def test_owner_schema_is_migrated_in_place(postgres_backend: PostgresBackend, fresh_url: str) -> None:
+    with postgres_backend.connect(fresh_url) as conn:
+        conn.execute("CREATE SCHEMA legacy")
+        conn.execute("SET search_path TO legacy")
+        for ddl in render(SchemaConfig(), PG).create_tables[:3]:
+            conn.execute(ddl)
+        conn.execute(LEGACY_RESPONSES)
+    with pytest.raises(MigrationRequiredError) as info:
+        open_pg(fresh_url, SchemaConfig(owner="legacy"))
+    assert info.value.statements[0] == (
+        'ALTER TABLE "legacy"."responses" ADD COLUMN IF NOT EXISTS "safety_identifier" VARCHAR(128)'
+    )
+    with open_pg(fresh_url, SchemaConfig(owner="legacy", auto_migrate=True)) as storage:
+        storage.responses.store_response(StoredResponse(id="r1", safety_identifier="u"))
+    columns_sql = "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+    found = query(postgres_backend, fresh_url, columns_sql, ("legacy", "responses"))
+    assert "safety_identifier" in {row[0] for row in found}

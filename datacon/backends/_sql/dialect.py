@@ -55,8 +55,8 @@ class Dialect:
     """
 
     #: The schema owning the tables (as written in SQL), qualifying every table and index;
-    #: ``None`` for the connection's default. Only Oracle sets it (Postgres and SQLite
-    #: ignore ``SchemaConfig.owner`` and use the search path).
+    #: ``None`` for the connection's default. Oracle and Postgres set it from
+    #: ``SchemaConfig.owner``; SQLite ignores the owner.
     owner: str | None = None
     #: Most rows one multi-row INSERT carries (bind-parameter limits); more go in a transaction.
     max_rows_per_insert: int = 500

@@ -2,18 +2,20 @@
 
 The shared SQL layer (``datacon.backends._sql``) with :class:`PostgresDialect`. Blocking
 code; every single-statement operation is one round trip on an autocommit connection.
-``schema.owner`` is ignored (use ``search_path``, e.g. ``?options=-csearch_path%3Dmyschema``).
+With ``schema.owner`` the tables are in that (existing) schema, as upstream puts them
+(``owner."table"``); without, in the connection's ``search_path``.
 """
 
 from __future__ import annotations
 
 from datacon.backends._sql import check_identifiers, open_sql_storage
 from datacon.config import PostgresConfig
+from datacon.errors import ConfigError
 from datacon.schema import SchemaConfig
 from datacon.storage import Storage
 
 from .connector import MIGRATION_LOCK, PostgresConnector
-from .dialect import PostgresDialect
+from .dialect import PostgresDialect, dialect_for
 
 __all__ = ["MIGRATION_LOCK", "PostgresConnector", "PostgresDialect", "open_storage"]
 
@@ -21,12 +23,34 @@ __all__ = ["MIGRATION_LOCK", "PostgresConnector", "PostgresDialect", "open_stora
 def open_storage(config: PostgresConfig) -> Storage:
     """The three Postgres storages over one pool; tables created and migrations checked.
 
-    :raises ConfigError: ``db_url`` is not a URL libpq accepts, or a schema name does not fit
-        PostgreSQL's 63-byte identifiers.
+    :raises ConfigError: ``db_url`` is not a URL libpq accepts, a schema name does not fit
+        PostgreSQL's 63-byte identifiers, or the ``owner`` schema does not exist.
     :raises BackendUnavailableError: the server cannot be reached (or refuses the login).
     :raises MigrationRequiredError: an existing older schema needs migrations and
         ``auto_migrate`` is off.
     """
-    dialect = PostgresDialect()
-    check_identifiers(config.schema or SchemaConfig(), dialect)  # before connecting
-    return open_sql_storage(PostgresConnector(config), dialect, config.schema)
+    schema = config.schema or SchemaConfig()
+    dialect = dialect_for(schema)
+    check_identifiers(schema, dialect)  # before connecting
+    connector = PostgresConnector(config)
+    if schema.owner:
+        _check_owner(connector, dialect, schema.owner)
+    return open_sql_storage(connector, dialect, config.schema)
+
+
+def _check_owner(connector: PostgresConnector, dialect: PostgresDialect, owner: str) -> None:
+    # Tables are never created in another schema than the one configured; nor is the schema
+    # created here (that takes the database's CREATE privilege, and a typo would go unseen).
+    try:
+        with connector.session() as session:
+            found = session.fetchone(dialect.schema_exists_sql(), {"name": owner.lower()})
+    except BaseException:
+        connector.close()
+        raise
+    if found is None:
+        connector.close()
+        raise ConfigError(
+            f"owner: the database has no schema '{owner.lower()}' to put the tables in "
+            f"(create it first: CREATE SCHEMA {dialect.ident(owner)})",
+            "postgres.schema",
+        )

@@ -7,15 +7,18 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from datacon.backends._sql import Dialect
+from datacon.schema import SchemaConfig
 
-__all__ = ["PostgresDialect"]
+__all__ = ["PostgresDialect", "dialect_for"]
 
 
 class PostgresDialect(Dialect):
     """PostgreSQL 12+ through psycopg 3 (server-side binding, so values keep their types).
 
     Identifiers are quoted in lower case: the same table an unquoted upstream name folds to,
-    and reserved words or leading digits still work. JSON columns are ``JSON`` (upstream);
+    and reserved words or leading digits still work. With ``SchemaConfig.owner`` the tables
+    are in that schema (``"owner"."table"``, upstream's ``owner."table"``), their indexes with
+    them; ``_schema_versions`` stays unqualified, in the search path (upstream). JSON columns are ``JSON`` (upstream);
     they are bound as JSON text (an untyped parameter the server casts to ``json``) and read
     as ``::text``, so a stored JSON ``null`` and an SQL NULL stay distinct.
     """
@@ -45,12 +48,20 @@ class PostgresDialect(Dialect):
             raise TypeError(f"expected a timestamptz, got {type(value).__name__}")
         return value.astimezone(UTC)
 
+    def create_index(self, name: str, ref: str, columns: Sequence[str]) -> str:
+        # An index always lives in its table's schema; PostgreSQL refuses a qualified name.
+        return f"CREATE INDEX IF NOT EXISTS {self.ident(name)} ON {ref} ({', '.join(columns)})"
+
     def table_exists_sql(self) -> str:
-        # to_regclass resolves through search_path, as the unqualified table names do.
+        # to_regclass resolves an unqualified name through search_path, as the statements do.
         return "SELECT 1 WHERE to_regclass(%(name)s) IS NOT NULL"
 
     def table_name_for_probe(self, table: str) -> str:
-        return self.ident(table)
+        return self.table(table)  # "owner"."table" with an owner
+
+    def schema_exists_sql(self) -> str:
+        """A query with parameter ``name`` returning a row iff that schema (namespace) exists."""
+        return "SELECT 1 FROM pg_namespace WHERE nspname = %(name)s"
 
     def columns_sql(self) -> str:
         return (
@@ -59,8 +70,14 @@ class PostgresDialect(Dialect):
         )
 
     def add_column(self, table: str, column: str, sql_type: str, existing: frozenset[str] | None) -> list[str]:
-        return [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}"]
+        return [f"ALTER TABLE {self.qualify(table)} ADD COLUMN IF NOT EXISTS {column} {sql_type}"]
 
     def drop_columns(self, table: str, columns: Sequence[str], existing: frozenset[str] | None) -> list[str]:
         # One statement (upstream v3): ALTER TABLE t DROP COLUMN IF EXISTS a, DROP COLUMN IF EXISTS b.
-        return [f"ALTER TABLE {table} " + ", ".join(f"DROP COLUMN IF EXISTS {column}" for column in columns)]
+        drops = ", ".join(f"DROP COLUMN IF EXISTS {column}" for column in columns)
+        return [f"ALTER TABLE {self.qualify(table)} {drops}"]
+
+
+def dialect_for(schema: SchemaConfig) -> PostgresDialect:
+    """The dialect of a (validated) schema: tables qualified with its owner, if any."""
+    return PostgresDialect(owner=f'"{schema.owner.lower()}"' if schema.owner else None)
