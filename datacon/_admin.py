@@ -200,7 +200,10 @@ def _schema_line(status: SchemaStatus) -> str:
         if status.current is not None and status.latest is not None
         else "an older version"
     )
-    return f"{version}: {len(status.statements)} statement(s) pending (see: datacon migrate plan)"
+    # The statements name what is missing (a migration's column, or a column the config
+    # declares that a table lacks): the operator sees it without running the plan.
+    pending = "; ".join(status.statements)
+    return f"{version}: {len(status.statements)} statement(s) pending (see: datacon migrate plan): {pending}"
 
 
 def describe_pending(statements: Sequence[str]) -> str:

@@ -170,8 +170,17 @@ def test_version_setting_skips_migrations(postgres_backend: PostgresBackend, leg
     with pytest.raises(MigrationRequiredError) as info:
         open_pg(legacy_url, SchemaConfig(version=2))
     assert "current version: 2, latest version: 3" in str(info.value)
-    assert info.value.statements == EXPECTED_STATEMENTS[4:]
-    with open_pg(legacy_url, SchemaConfig(version=3)):  # the safety index cannot be made: only logged
+    # v3, then the column v1 would have added (skipped by `version`, yet declared: drift).
+    assert info.value.statements == EXPECTED_STATEMENTS[4:] + EXPECTED_STATEMENTS[:1]
+    assert "table 'responses' has no column 'safety_identifier'" in str(info.value)
+    # Skipped up to 3, but the table still lacks safety_identifier, which v1 would have added:
+    # that is schema drift (every store_response would fail), reported with its fix.
+    with pytest.raises(MigrationRequiredError) as drift:
+        open_pg(legacy_url, SchemaConfig(version=3))
+    assert str(drift.value).startswith("Schema drift (current version: 3, latest version: 3)")
+    assert drift.value.statements == EXPECTED_STATEMENTS[:1]
+    skipped = TableConfig("responses", skip_columns={"safety_identifier"})
+    with open_pg(legacy_url, SchemaConfig(version=3, responses=skipped)):
         pass
     assert versions(postgres_backend, legacy_url) == []  # skipped, not recorded
     assert "user_id" in columns(postgres_backend, legacy_url, "responses")

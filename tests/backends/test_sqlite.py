@@ -21,6 +21,7 @@ from datacon import (
     Storage,
     StorageFactoryConfig,
     StoredResponse,
+    TableConfig,
     create_storage,
 )
 from datacon._time import to_epoch_us
@@ -357,7 +358,14 @@ def test_version_setting_skips_migrations_without_recording_them(legacy_db: Path
         open_sqlite(legacy_db, SchemaConfig(version=1))
     assert "current version: 1, latest version: 3" in str(info.value)
     assert info.value.statements[0] == "ALTER TABLE `responses` DROP COLUMN `user_id`"
-    with open_sqlite(legacy_db, SchemaConfig(version=3)):
+    # Skipped up to 3, but the table still lacks safety_identifier, which v1 would have added:
+    # that is schema drift (every store_response would fail), reported with its fix.
+    with pytest.raises(MigrationRequiredError) as drift:
+        open_sqlite(legacy_db, SchemaConfig(version=3))
+    assert str(drift.value).startswith("Schema drift (current version: 3, latest version: 3)")
+    assert drift.value.statements == ("ALTER TABLE `responses` ADD COLUMN `safety_identifier` VARCHAR(128)",)
+    skipped = TableConfig("responses", skip_columns={"safety_identifier"})
+    with open_sqlite(legacy_db, SchemaConfig(version=3, responses=skipped)):
         pass
     assert versions(legacy_db) == []
     assert "user_id" in columns(legacy_db, "responses")

@@ -249,6 +249,10 @@ class Dialect:
         """Statements dropping those of ``columns`` (quoted) that exist in ``table``."""
         raise NotImplementedError
 
+    def rename_column(self, table: str, old: str, new: str) -> list[str]:
+        """Statements renaming column ``old`` of ``table`` to ``new`` (all quoted)."""
+        return [f"ALTER TABLE {self.qualify(table)} RENAME COLUMN {old} TO {new}"]
+
     # Helpers shared by dialects ---------------------------------------------------------
 
     @staticmethod

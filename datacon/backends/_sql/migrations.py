@@ -14,7 +14,17 @@ from .dialect import Dialect
 from .render import Statements
 from .session import Session
 
-__all__ = ["LATEST", "MIGRATIONS", "Migration", "bootstrap", "migration_message", "version_insert_sql"]
+__all__ = [
+    "LATEST",
+    "MIGRATIONS",
+    "Drift",
+    "Migration",
+    "bootstrap",
+    "drift_message",
+    "find_drift",
+    "migration_message",
+    "version_insert_sql",
+]
 
 log = logging.getLogger("datacon.migrations")
 
@@ -106,6 +116,69 @@ def migration_message(
     return "".join(lines), tuple(statements)
 
 
+@attrs.frozen
+class Drift:
+    """A column the configuration declares that its existing table lacks, and the statements
+    that give it (``ADD COLUMN``, or ``RENAME COLUMN`` when a renamed core column still has
+    its old name, which keeps the data)."""
+
+    table: str
+    column: str
+    note: str
+    statements: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"table '{self.table}' has no column '{self.column}' ({self.note})"
+
+
+def find_drift(session: Session, sql: Statements, exists: list[bool]) -> list[Drift]:
+    """The declared columns missing from the tables that existed before this start-up
+    (``exists``, in ``sql.table_probes`` order); tables created just now have them all."""
+    dialect = sql.dialect
+    found: list[Drift] = []
+    for table_existed, probe, (table, declared) in zip(exists, sql.table_probes, sql.declared, strict=True):
+        if not table_existed:
+            continue
+        have = frozenset(str(row[0]).lower() for row in session.fetchall(dialect.columns_sql(), {"name": probe}))
+        if not have:
+            continue  # not visible to this role: nothing to compare
+        wanted = {column.name.lower() for column in declared}
+        for column in declared:
+            if column.name.lower() in have:
+                continue
+            old = column.renamed_from
+            quoted_table, quoted = dialect.ident(table), dialect.ident(column.name)
+            if old is not None and old.lower() in have and old.lower() not in wanted:
+                statements = dialect.rename_column(quoted_table, dialect.ident(old), quoted)
+                note = f"the rename of '{old}', which it still has: renaming it keeps the data"
+            else:
+                statements = dialect.add_column(quoted_table, quoted, column.sql_type, have)
+                note = f"the rename of '{old}'" if old is not None else f"{column.what} {column.sql_type}"
+            found.append(Drift(table, column.name, note, tuple(statements)))
+    return found
+
+
+def drift_message(dialect: Dialect, version: int, drift: list[Drift]) -> tuple[str, tuple[str, ...]]:
+    """What the configuration declares that the tables lack, and the statements that fix it."""
+    lines = [
+        (
+            f"Schema drift (current version: {version}, latest version: {LATEST}): "
+            "the configuration declares columns that the existing tables lack.\n"
+        )
+    ]
+    statements: list[str] = []
+    for problem in drift:
+        lines.append(f"\n  {problem.describe()}:\n")
+        for statement in problem.statements:
+            lines.append(f"    {statement}{'' if statement.endswith(';') else ';'}\n")
+            statements.append(statement)
+    lines.append(
+        f"\nApply them (`datacon migrate apply`, or `auto_migrate: true` in your {dialect.name} schema "
+        "config), or change the configuration to match the tables."
+    )
+    return "".join(lines), tuple(statements)
+
+
 def bootstrap(session: Session, sql: Statements) -> list[int]:
     """Create what is missing and bring the schema to the latest version; the versions applied.
 
@@ -113,8 +186,10 @@ def bootstrap(session: Session, sql: Statements) -> list[int]:
     SQLite: an IMMEDIATE transaction), so concurrent starters see each other's work and
     every migration is applied once. A *fresh* database (none of the four tables exists) is
     created at the latest version and recorded so. An existing schema with pending
-    migrations raises ``MigrationRequiredError`` unless ``schema.auto_migrate``; each
-    migration runs in its own transaction with its ``_schema_versions`` row.
+    migrations, or whose tables lack a column the configuration declares (schema drift: an
+    extra column or a rename added to the config later), raises ``MigrationRequiredError``
+    with the statements that fix it, unless ``schema.auto_migrate``; then each migration runs
+    in its own transaction with its ``_schema_versions`` row, and each drift fix in its own.
     """
     dialect, schema = sql.dialect, sql.schema
     exists = [session.fetchone(dialect.table_exists_sql(), {"name": name}) is not None for name in sql.table_probes]
@@ -139,6 +214,7 @@ def bootstrap(session: Session, sql: Statements) -> list[int]:
     else:
         start = max(current, schema.version or 0)
         pending = [m for m in MIGRATIONS if m.version > start]
+        plans: list[tuple[Migration, list[str]]] = []
         if pending:
             existing = None
             if not dialect.idempotent_migrations:
@@ -146,9 +222,17 @@ def bootstrap(session: Session, sql: Statements) -> list[int]:
                 rows = session.fetchall(dialect.columns_sql(), probe)
                 existing = frozenset(str(r[0]).lower() for r in rows)
             plans = [(m, m.up(schema, dialect, existing)) for m in pending]
-            if not schema.auto_migrate:
-                message, listed = migration_message(dialect, start, plans)
+        if not schema.auto_migrate:
+            # What a pending migration adds is not drift (v1 adds safety_identifier).
+            planned = {statement for _, statements in plans for statement in statements}
+            drift = [d for d in find_drift(session, sql, exists) if not set(d.statements) <= planned]
+            if plans or drift:
+                message, listed = migration_message(dialect, start, plans) if plans else ("", ())
+                if drift:
+                    found, fixes = drift_message(dialect, start, drift)
+                    message, listed = (f"{message}\n\n{found}" if message else found), listed + fixes
                 raise MigrationRequiredError(message, listed)
+        if pending:
             for migration, statements in plans:
                 with session.transaction():
                     for statement in statements:
@@ -158,6 +242,12 @@ def bootstrap(session: Session, sql: Statements) -> list[int]:
                     )
                 applied.append(migration.version)
                 log.info("applied %s schema migration v%d: %s", dialect.name, migration.version, migration.description)
+        if schema.auto_migrate:
+            for missing in find_drift(session, sql, exists):
+                with session.transaction():
+                    for statement in missing.statements:
+                        session.execute(statement)
+                log.info("fixed %s schema drift: %s", dialect.name, missing.describe())
     # Index statements are idempotent in every dialect (IF NOT EXISTS, or the dialect's own
     # guarded form); they run after the migrations since an index may need a migrated column.
     # A failure is only logged (upstream): e.g. ``version`` skipped the migration that adds

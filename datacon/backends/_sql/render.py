@@ -22,7 +22,7 @@ from datacon.schema import CORE_COLUMNS, SchemaConfig, TableConfig
 
 from .dialect import Dialect, Keyset
 
-__all__ = ["Statements", "check_identifiers", "render"]
+__all__ = ["DeclaredColumn", "Statements", "check_identifiers", "render"]
 
 # The indexes and constraints named after a table: (kind for Dialect.object_name, table, what).
 _DERIVED = (
@@ -93,6 +93,21 @@ def check_identifiers(schema: SchemaConfig, dialect: Dialect) -> None:
 
 
 @attrs.frozen
+class DeclaredColumn:
+    """A column the configuration gives a table (what a schema-drift check compares).
+
+    ``name`` is the physical name, ``sql_type`` the type without constraints (as ``ALTER
+    TABLE ... ADD COLUMN`` takes it), ``renamed_from`` the logical (upstream) name of a
+    renamed core column, ``what`` how messages call it.
+    """
+
+    name: str
+    sql_type: str
+    renamed_from: str | None
+    what: str
+
+
+@attrs.frozen
 class _Table:
     """A table's quoted (owner-qualified) name, its declared columns, and its configuration."""
 
@@ -131,19 +146,40 @@ class _Table:
         """How ``placeholder`` is written to ``column`` (timestamps through the dialect)."""
         return self.dialect.time_in(placeholder) if column.kind is Kind.TIME else placeholder
 
-    def column_type(self, column: Column) -> str:
+    def bare_type(self, column: Column) -> str:
+        """``column``'s type without constraints."""
         d = self.dialect
         if column.kind is Kind.JSON:
             return d.json_type
         if column.kind is Kind.TIME:
             return d.timestamp_type
-        sql_type = d.varchar(column.size)
+        return d.varchar(column.size)
+
+    def column_type(self, column: Column) -> str:
+        d = self.dialect
+        sql_type = self.bare_type(column)
+        if column.kind is Kind.JSON or column.kind is Kind.TIME:
+            return sql_type
         if column.primary_key:
             return f"{sql_type} PRIMARY KEY"
         # A database that stores '' as NULL cannot hold an empty text under NOT NULL.
         if not column.nullable and (column.kind is Kind.ID or not d.empty_string_is_null):
             return f"{sql_type} NOT NULL"
         return sql_type
+
+    def declared(self) -> tuple[DeclaredColumn, ...]:
+        """Every column the DDL gives this table, as a missing one would be added (its bare
+        type: ``NOT NULL`` would fail on a table that has rows)."""
+        core = []
+        for column in self.present():
+            name = self.config.col(column.name)
+            renamed = name != column.name
+            what = "renamed column" if renamed else "column"
+            core.append(DeclaredColumn(name, self.bare_type(column), column.name if renamed else None, what))
+        extra = [
+            DeclaredColumn(name, c.sql_type, None, "extra column") for name, c in self.config.sorted_extra_columns()
+        ]
+        return (*core, *extra)
 
     def extras(self) -> tuple[list[str], list[str]]:
         """The extra columns' quoted names and their bind parameters ``x0``, ``x1``..."""
@@ -193,6 +229,8 @@ class Statements:
     create_tables: tuple[str, ...]
     create_indexes: tuple[str, ...]
     table_probes: tuple[str, ...]
+    #: Per table (configured name, in ``table_probes`` order): the columns it must have.
+    declared: tuple[tuple[str, tuple[DeclaredColumn, ...]], ...]
     conv_fields: tuple[str, ...]
     conv_insert: str
     conv_select: str
@@ -424,6 +462,7 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         create_tables=create_tables,
         create_indexes=tuple(index for index in indexes if index is not None),
         table_probes=tuple(d.table_name_for_probe(t.config.table) for t in (convs, items, links, resps)),
+        declared=tuple((t.config.table, t.declared()) for t in (convs, items, links, resps)),
         conv_fields=_names(conv_columns),
         conv_insert=convs.insert(conv_columns),
         conv_select=f"SELECT {convs.select_list(conv_columns)} FROM {convs.ref} WHERE {cid} = {p('id')}",  # noqa: S608
