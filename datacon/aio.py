@@ -425,7 +425,7 @@ class AsyncStorageOpener:
     It opens once: awaiting it again, or entering it twice, raises ``RuntimeError``.
     """
 
-    def __init__(self, config: StorageFactoryConfig | None) -> None:
+    def __init__(self, config: StorageFactoryConfig | str | None) -> None:
         self._config = config
         self._used = False
         self._storage: AsyncStorage | None = None
@@ -468,8 +468,9 @@ class AsyncStorageOpener:
             await self._storage.aclose()
 
 
-def create_async_storage(config: StorageFactoryConfig | None = None) -> AsyncStorageOpener:
-    """Open the storage of ``config`` (memory when ``None``) in a worker thread, without blocking the loop.
+def create_async_storage(config: StorageFactoryConfig | str | None = None) -> AsyncStorageOpener:
+    """Open the storage of ``config`` (memory when ``None``; a URL as for ``create_storage``)
+    in a worker thread, without blocking the loop.
 
     ``storage = await create_async_storage(cfg)`` (then :meth:`AsyncStorage.aclose`) or
     ``async with create_async_storage(cfg) as storage:``. Errors are those of

@@ -1,7 +1,9 @@
 """The ``datacon`` command: inspect records, export/import JSON Lines, copy between backends, migrate, doctor.
 
-The storage is configured by a YAML, TOML or JSON file (``--config``, or ``DATACON_CONFIG``);
-without one, the README's SQLite file ``datacon-demo.db`` in the current directory is used.
+The storage is configured by a YAML, TOML or JSON file (``--config``, or ``DATACON_CONFIG``) or
+by one URL (``--url``, or ``DATACON_URL``), given before the subcommand or after the last
+command word; without either, the README's SQLite file ``datacon-demo.db`` in the current
+directory is used.
 Errors print one line, ``datacon: error: ...``, on stderr: exit status 1 for a failure, 2 for
 a usage error. See docs/cli.md.
 """
@@ -107,9 +109,68 @@ def default_config() -> StorageFactoryConfig:
     return StorageFactoryConfig(backend="sqlite", sqlite=SqliteConfig(DEFAULT_DATABASE))
 
 
+_TARGETS = "datacon.targets"  # ctx.meta key: --config/--url given after the command words
+
+
+def _remember_target(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.find_root().meta.setdefault(_TARGETS, []).append((param.name, value))
+
+
+def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--config``/``--url`` on a command too, so they may follow the last command word
+    (``datacon doctor --url …``) as well as precede the subcommand."""
+    command = click.option(
+        "--url",
+        "url",
+        metavar="URL",
+        expose_value=False,
+        callback=_remember_target,
+        help="Storage URL (postgresql://…, redis://…, sqlite:///file.db…) instead of --config.",
+    )(command)
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        expose_value=False,
+        callback=_remember_target,
+        help="Storage config file (.yaml, .yml, .json, .toml).",
+    )(command)
+
+
+def _target(ctx: click.Context) -> tuple[str, str] | None:
+    """``("config_path", FILE)`` or ``("url", URL)``: the command line's, else the environment's."""
+    root = ctx.find_root()
+    given: list[tuple[str, str]] = []
+    from_env: list[tuple[str, str]] = []
+    for name in ("config_path", "url"):
+        value = root.params.get(name)
+        if value is not None:
+            from_command_line = root.get_parameter_source(name) is not click.core.ParameterSource.ENVIRONMENT
+            (given if from_command_line else from_env).append((name, value))
+    given += root.meta.get(_TARGETS, [])
+    chosen = given or from_env
+    if len(set(chosen)) > 1:
+        where = "" if given else " (DATACON_CONFIG and DATACON_URL are both set)"
+        kinds = {name for name, _ in chosen}
+        what = "--config or --url, not both" if len(kinds) > 1 else f"one {'--url' if 'url' in kinds else '--config'}"
+        raise click.UsageError(f"give {what}{where}", ctx)
+    return chosen[0] if chosen else None
+
+
+def load_target(value: str) -> StorageFactoryConfig:
+    """A config file, or a storage URL (``scheme://…``, see ``StorageFactoryConfig.from_url``)."""
+    if "://" in value and not Path(value).exists():
+        return StorageFactoryConfig.from_url(value)
+    return StorageFactoryConfig.from_file(value)
+
+
 def _config(ctx: click.Context) -> StorageFactoryConfig:
-    path: str | None = ctx.find_root().params.get("config_path")
-    return StorageFactoryConfig.from_file(path) if path else default_config()
+    target = _target(ctx)
+    if target is None:
+        return default_config()
+    name, value = target
+    return StorageFactoryConfig.from_url(value) if name == "url" else StorageFactoryConfig.from_file(value)
 
 
 def _require_database(config: StorageFactoryConfig) -> None:
@@ -193,9 +254,16 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
     type=click.Path(dir_okay=False),
     help=f"Storage config file (.yaml, .yml, .json, .toml); default: SQLite {DEFAULT_DATABASE} here.",
 )
+@click.option(
+    "--url",
+    "url",
+    envvar="DATACON_URL",
+    metavar="URL",
+    help="Storage URL instead of a config file: postgresql://…, redis://…, sqlite:///file.db, memory://…",
+)
 @click.option("-v", "--verbose", count=True, help="Log to stderr: -v for info, -vv for debug.")
 @click.version_option(package_name="datacon", prog_name="datacon")
-def cli(config_path: str | None, verbose: int) -> None:
+def cli(config_path: str | None, url: str | None, verbose: int) -> None:
     """Inspect, export, import, copy and migrate datacon storage."""
     _setup_logging(verbose)
 
@@ -222,6 +290,7 @@ def conversations() -> None:
 
 
 @conversations.command("show")
+@target_options
 @click.argument("conversation_id")
 @json_option
 @click.pass_context
@@ -248,6 +317,7 @@ def items() -> None:
 
 
 @items.command("list")
+@target_options
 @click.argument("conversation_id")
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Page size.")
 @click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
@@ -288,6 +358,7 @@ def responses() -> None:
 
 
 @responses.command("show")
+@target_options
 @click.argument("response_id")
 @json_option
 @click.pass_context
@@ -316,6 +387,7 @@ def _response_fields(response: StoredResponse) -> list[tuple[str, object]]:
 
 
 @responses.command("chain")
+@target_options
 @click.argument("response_id")
 @click.option("--max-depth", type=click.IntRange(min=0), help="Keep only the newest N responses.")
 @json_option
@@ -356,6 +428,7 @@ def _report(result: transfer.ImportCounts, as_json: bool, problems: list[str] | 
 
 
 @cli.command("export")
+@target_options
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-", help="File (default: stdout)."
 )
@@ -393,6 +466,7 @@ def _write_dump(storage: Storage, stream: IO[str], batch: int) -> dict[str, int]
 
 
 @cli.command("import")
+@target_options
 @click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--batch", type=click.IntRange(min=1), default=transfer.DEFAULT_BATCH, show_default=True)
 @json_option
@@ -434,8 +508,12 @@ def _read_file(path: str) -> Iterator[transfer.Record]:
 
 
 @cli.command("copy")
-@click.option("--from", "source_path", required=True, type=click.Path(dir_okay=False), help="Source config file.")
-@click.option("--to", "target_path", required=True, type=click.Path(dir_okay=False), help="Destination config file.")
+@click.option(
+    "--from", "source_path", required=True, type=click.Path(dir_okay=False), help="Source config file or storage URL."
+)
+@click.option(
+    "--to", "target_path", required=True, type=click.Path(dir_okay=False), help="Destination config file or URL."
+)
 @click.option("--batch", type=click.IntRange(min=1), default=transfer.DEFAULT_BATCH, show_default=True)
 @click.option("--verify", is_flag=True, help="Then compare counts and content hashes of both sides.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
@@ -446,9 +524,9 @@ def copy_command(source_path: str, target_path: str, batch: int, verify: bool, p
     Resumable: records that exist in the destination are skipped, so re-running an
     interrupted copy finishes it.
     """
-    source_config = StorageFactoryConfig.from_file(source_path)
-    target_config = StorageFactoryConfig.from_file(target_path)
-    if Path(source_path).resolve() == Path(target_path).resolve():
+    source_config = load_target(source_path)
+    target_config = load_target(target_path)
+    if source_path == target_path or Path(source_path).resolve() == Path(target_path).resolve():
         _fail("--from and --to name the same configuration")
     with _open(source_config) as source, _open(target_config, must_exist=False) as target:
         if progress:
@@ -509,6 +587,7 @@ def _status_lines(status: _admin.SchemaStatus) -> list[tuple[str, object]]:
 
 
 @migrate.command("status")
+@target_options
 @json_option
 @click.pass_context
 def migrate_status(ctx: click.Context, as_json: bool) -> None:
@@ -530,6 +609,7 @@ def migrate_status(ctx: click.Context, as_json: bool) -> None:
 
 
 @migrate.command("plan")
+@target_options
 @click.pass_context
 def migrate_plan(ctx: click.Context) -> None:
     """Print the exact SQL that 'migrate apply' would run."""
@@ -543,6 +623,7 @@ def migrate_plan(ctx: click.Context) -> None:
 
 
 @migrate.command("apply")
+@target_options
 @click.pass_context
 def migrate_apply(ctx: click.Context) -> None:
     """Apply the pending migrations (under the backend's migration lock)."""
@@ -564,12 +645,17 @@ def migrate_apply(ctx: click.Context) -> None:
 
 
 @cli.command("doctor")
+@target_options
 @json_option
 @click.pass_context
 def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check the configuration, the connection and the schema version (secrets masked)."""
-    root = ctx.find_root().params.get("config_path")
-    source = f"config file {root}" if root else f"default config (SQLite {DEFAULT_DATABASE})"
+    target = _target(ctx)
+    if target is None:
+        source = f"default config (SQLite {DEFAULT_DATABASE})"
+    else:
+        # A URL may carry a password: the config check below shows it masked, this line not at all.
+        source = f"config file {target[1]}" if target[0] == "config_path" else "the --url storage URL"
     try:
         config = _config(ctx)
     except DataconError as exc:

@@ -34,6 +34,7 @@ __all__ = [
     "RedisConfig",
     "SqliteConfig",
     "StorageFactoryConfig",
+    "expand_env",
     "load_config",
     "redact_url",
 ]
@@ -271,6 +272,39 @@ def _structure(cls: type[T], data: Any, section: str) -> T:
         raise ConfigError(f"invalid configuration ({type(exc).__name__})", section) from None
 
 
+#: URL schemes of ``StorageFactoryConfig.from_url``.
+_URL_SCHEMES: dict[str, HistoryBackend] = {
+    "memory": HistoryBackend.MEMORY,
+    "none": HistoryBackend.NONE,
+    "sqlite": HistoryBackend.SQLITE,
+    "postgresql": HistoryBackend.POSTGRES,
+    "postgres": HistoryBackend.POSTGRES,
+    "redis": HistoryBackend.REDIS,
+    "rediss": HistoryBackend.REDIS,
+    "unix": HistoryBackend.REDIS,
+}
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,19}")
+
+
+def _sqlite_path(rest: str) -> str:
+    """The database path of a ``sqlite://`` URL (``rest`` is what follows ``sqlite://``)."""
+    if "?" in rest or "#" in rest:
+        raise ConfigError("SQLite URLs take no query options", "url")
+    if rest == ":memory:":
+        return rest
+    if not rest.startswith("/"):
+        raise ConfigError(
+            "a SQLite URL has no host: sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite://:memory:",
+            "url",
+        )
+    path = rest[1:]
+    if not path or path.endswith("/"):
+        raise ConfigError("a SQLite URL must name a database file", "url")
+    return path
+
+
 @attrs.define
 class StorageFactoryConfig:
     """What ``create_storage`` builds: the backend, its config, and an optional hook."""
@@ -306,6 +340,36 @@ class StorageFactoryConfig:
         return cls(backend=backend, **sections)
 
     @classmethod
+    def from_url(cls, url: str) -> StorageFactoryConfig:
+        """The backend and its config named by one URL; the URL is kept verbatim.
+
+        ``memory://``, ``none://``, ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``,
+        ``sqlite://:memory:``; ``postgresql://…``/``postgres://…`` (anything libpq accepts in URL
+        form) as ``PostgresConfig.db_url``; ``redis://…``, ``rediss://…``, ``unix://…`` as
+        ``RedisConfig.url``. Server URLs are validated when the storage is created. An unknown
+        scheme is a ``ConfigError``; the URL itself never appears in an error.
+        """
+        if not isinstance(url, str) or not url.strip():
+            raise ConfigError("url should not be empty", "url")
+        scheme, separator, rest = url.strip().partition("://")
+        backend = _URL_SCHEMES.get(scheme.lower()) if separator else None
+        if backend is None:
+            known = ", ".join(f"{name}://" for name in _URL_SCHEMES)
+            # Only a well-formed scheme is echoed: whatever else was typed may hold a secret.
+            valid = separator and _SCHEME.fullmatch(scheme) is not None
+            shown = f"unknown URL scheme {scheme!r}" if valid else "not a storage URL"
+            raise ConfigError(f"{shown} (expected one of: {known})", "url")
+        if backend in (HistoryBackend.MEMORY, HistoryBackend.NONE):
+            if rest:
+                raise ConfigError(f"a {scheme}:// URL takes nothing after the scheme", "url")
+            return cls(backend=backend)
+        if backend is HistoryBackend.SQLITE:
+            return cls(backend=backend, sqlite=SqliteConfig(_sqlite_path(rest)))
+        if backend is HistoryBackend.POSTGRES:
+            return cls(backend=backend, postgres=PostgresConfig(db_url=url))
+        return cls(backend=backend, redis=RedisConfig(url=url))
+
+    @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> StorageFactoryConfig:
         """Load a YAML (``.yaml``/``.yml``), JSON (``.json``) or TOML (``.toml``) config file."""
         return cls.from_mapping(load_config(path))
@@ -315,8 +379,58 @@ class StorageFactoryConfig:
         return getattr(self, self.backend.value, None)
 
 
+_ENV_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+_ENV_BODY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)(.*))?", re.DOTALL)
+
+
+def expand_env(value: Any, where: str = "config", environ: Mapping[str, str] | None = None) -> Any:
+    """``value`` with ``${VAR}`` and ``${VAR:-default}`` in every string replaced, as a shell would.
+
+    ``${VAR:-default}`` gives the default when ``VAR`` is unset or empty, ``${VAR-default}``
+    only when it is unset; ``${VAR}`` of an unset variable is a ``ConfigError`` naming it (and
+    ``where``, the key path). Mappings and lists are expanded recursively (values, not keys);
+    other values are returned as they are. Expanded values never appear in an error.
+    """
+    env = os.environ if environ is None else environ
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+
+        def substitute(match: re.Match[str]) -> str:
+            body = _ENV_BODY.fullmatch(match[1])
+            if body is None:
+                raise ConfigError(f"invalid environment reference ${{{match[1]}}}", where)
+            name, operator, default = body.groups()
+            found = env.get(name)
+            if operator == ":-" and not found:
+                return str(default)
+            if operator == "-" and found is None:
+                return str(default)
+            if found is None:
+                raise ConfigError(f"environment variable {name} is not set (no default given)", where)
+            return found
+
+        expanded = _ENV_REFERENCE.sub(substitute, value)
+        # A reference left unterminated: "${" with no "}" after it in the original text.
+        if "${" in _ENV_REFERENCE.sub("", value):
+            raise ConfigError("unterminated environment reference '${' (missing '}')", where)
+        return expanded
+    if isinstance(value, Mapping):
+        return {
+            key: expand_env(item, f"{where}.{key}" if where != "config" else str(key), env)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [expand_env(item, f"{where}[{n}]", env) for n, item in enumerate(value)]
+    return value
+
+
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML, JSON or TOML file into a mapping (format chosen by the file's suffix)."""
+    """Read a YAML, JSON or TOML file into a mapping (format chosen by the file's suffix).
+
+    String values expand ``${VAR}`` and ``${VAR:-default}`` from the environment
+    (:func:`expand_env`), so a file can take its password from a secret store's variable.
+    """
     file = Path(path)
     suffix = file.suffix.lower()
     try:
@@ -346,4 +460,5 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{file.name} must contain a mapping at the top level", "config")
-    return data
+    expanded: dict[str, Any] = expand_env(data)
+    return expanded

@@ -53,17 +53,22 @@ def _open_backend(config: StorageFactoryConfig) -> Storage:
     return storage
 
 
-def create_storage(config: StorageFactoryConfig | None = None) -> Storage:
+def create_storage(config: StorageFactoryConfig | str | None = None) -> Storage:
     """Build the storages of ``config.backend`` (memory when ``config`` is ``None``).
 
-    The configuration is validated first (``ConfigError`` names the field); SQL
-    backends create missing tables and check migrations (``MigrationRequiredError``).
-    Every backend is wrapped so that arguments are checked and ``config.hook`` runs
-    around each operation.
+    ``config`` may be a URL (``postgresql://…``, ``redis://…``, ``sqlite:///data.db``…), read by
+    :meth:`~datacon.config.StorageFactoryConfig.from_url`. The configuration is validated first
+    (``ConfigError`` names the field); SQL backends create missing tables and check
+    migrations (``MigrationRequiredError``). Every backend is wrapped so that arguments are
+    checked and ``config.hook`` runs around each operation.
     """
+    if isinstance(config, str):
+        config = StorageFactoryConfig.from_url(config)
     config = config or StorageFactoryConfig()
     if not isinstance(config, StorageFactoryConfig):
-        raise ConfigError(f"create_storage takes a StorageFactoryConfig, got {type(config).__name__}", "config")
+        raise ConfigError(
+            f"create_storage takes a StorageFactoryConfig or a URL, got {type(config).__name__}", "config"
+        )
     return wrap(_open_backend(config), config.hook)
 
 

@@ -175,8 +175,10 @@ async def test_open_errors_pass_through() -> None:
 
     with pytest.raises(ConfigError):
         await create_async_storage(StorageFactoryConfig(backend="postgres"))
-    with pytest.raises(ConfigError, match="StorageFactoryConfig"):
-        await create_async_storage("memory")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="StorageFactoryConfig or a URL"):
+        await create_async_storage(42)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="not a storage URL"):
+        await create_async_storage("memory")
 
 
 async def test_every_storage_operates_through_the_facade() -> None:

@@ -10,6 +10,8 @@ Rules (also stated in docs/contributing.md):
   console block must run it.
 - ``yaml``/``toml``/``json`` blocks must parse; one whose top level names a backend or a
   backend section is loaded with ``StorageFactoryConfig.from_file`` and its section validated.
+  A ``${VAR}`` reference (no default) to a variable the environment does not set gets a
+  placeholder value for that check, as a deployment would inject the real one.
   A ``json`` block that is not one document must be JSON Lines (one object a line).
 - ``console``/``bash``/``shell`` blocks: lines starting with ``$ `` are commands, the lines
   after one are its expected output (compared with doctest's ``ELLIPSIS``; empty means "not
@@ -54,6 +56,7 @@ SAMPLE_TIMEOUT = 180
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*)$")
 _MARKER = re.compile(r"^\s*<!--\s*(?P<kind>not-tested|file)\s*:\s*(?P<value>.*?)\s*-->\s*$")
 _COMMENT = re.compile(r"^\s*<!--.*-->\s*$")
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Synopsis notation in a command line: an ellipsis, [optional], <placeholder>, a|b choices
 # outside quotes are not checked (pipes are shell), UPPERCASE metavars such as ID or FILE.
 _SYNOPSIS = re.compile(r"…|\[[^\]]*\]|<[a-z][^>]*>|(?<![\w$-])[A-Z][A-Z_]*(?![\w=])")
@@ -354,13 +357,18 @@ def _check_config(block: Block, scripts: Path) -> None:
     # Through the file loader, as an application would read it.
     target = scripts / f"config_{block.path.stem}_{block.line}{CONFIG_LANGS[block.lang]}"
     target.write_text(block.code, encoding="utf-8")
+    injected = {name for name in _ENV_REFERENCE.findall(block.code) if name not in os.environ}
     try:
+        os.environ.update(dict.fromkeys(injected, "placeholder"))
         config = StorageFactoryConfig.from_file(target)
         section = config.section()
         if section is not None:
             section.validate()
     except ConfigError as exc:
         raise AssertionError(f"{block.where}: invalid configuration: {exc}") from exc
+    finally:
+        for name in injected:
+            os.environ.pop(name, None)
 
 
 # -- the tests ---------------------------------------------------------------------------------
