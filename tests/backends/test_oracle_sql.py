@@ -617,3 +617,29 @@ def test_plsql_check_rejects_a_broken_block() -> None:
         _check_plsql("BEGIN EXECUTE IMMEDIATE 'CREATE TABLE x (a NUMBER'; END;")
     with pytest.raises(sqlglot.errors.ParseError):
         _check_plsql(plsql_ignoring("CREATE TABLE x (a NUMBER", -955))
+
+
+def test_schema_drift_fixes_are_oracle_statements() -> None:
+    """The declared columns (what the start-up drift check compares) and the statements that
+    add or rename a missing one, owner-qualified, in Oracle's SQL."""
+    schema = SchemaConfig(
+        owner="admin",
+        conversations=TableConfig(
+            "conversations", columns={"metadata": "meta"}, extra_columns={"tenant": ColumnDef("VARCHAR(64)")}
+        ),
+    )
+    _, dialect, sql = _rendered(schema)
+    declared = dict(sql.declared)["CONVERSATIONS"]
+    assert [(c.name, c.sql_type, c.renamed_from) for c in declared] == [
+        ("id", "VARCHAR2(64)", None),  # quoted in upper case (the check compares ignoring case)
+        ("created_at", "TIMESTAMP(6) WITH TIME ZONE", None),
+        ("META", "CLOB", "metadata"),
+        ("TENANT", "VARCHAR(64)", None),
+    ]
+    table = dialect.ident("CONVERSATIONS")
+    (rename,) = dialect.rename_column(table, dialect.ident("metadata"), dialect.ident("META"))
+    assert rename == 'ALTER TABLE ADMIN."CONVERSATIONS" RENAME COLUMN "METADATA" TO "META"'
+    _parse_exactly(rename)
+    (add,) = dialect.add_column(table, dialect.ident("TENANT"), "VARCHAR(64)", frozenset({"id"}))
+    _check_plsql(add)
+    assert 'ALTER TABLE ADMIN."CONVERSATIONS" ADD ("TENANT" VARCHAR(64))' in add
