@@ -11,12 +11,13 @@ parameter.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
 
 __all__ = [
+    "BY_KIND",
     "CONVERSATIONS",
     "ITEMS",
     "LINKS",
@@ -25,6 +26,7 @@ __all__ = [
     "Column",
     "Kind",
     "Record",
+    "compile_function",
 ]
 
 
@@ -143,3 +145,21 @@ RESPONSES = Record(
 
 #: Every record table by its default (logical) table name, in ``SchemaConfig.tables()`` order.
 RECORDS: dict[str, Record] = {r.table: r for r in (CONVERSATIONS, RESPONSES, ITEMS, LINKS)}
+#: Every record table by its record kind (``conversation``, ``item``, ``link``, ``response``).
+BY_KIND: dict[str, Record] = {r.kind: r for r in RECORDS.values()}
+
+
+def compile_function(name: str, source: str, namespace: Mapping[str, Any]) -> Any:
+    """The function ``name`` defined by ``source``, with ``namespace`` as its globals.
+
+    How codecs are derived from the declared columns (as cattrs generates its structuring
+    functions): the caller writes the source from the declared logical names (checked
+    identifiers), positions and literals; configured names and values go in ``namespace``,
+    never in the source.
+    """
+    scope = dict(namespace)
+    for column in (c for record in RECORDS.values() for c in record):
+        if not column.name.isidentifier():
+            raise ValueError(f"column name {column.name!r} is not an identifier")
+    exec(compile(source, f"<datacon {name}>", "exec"), scope)  # noqa: S102  # our own source, see above
+    return scope[name]

@@ -6,6 +6,10 @@ Backends may rely on what these checks guarantee: ids are non-empty ``str`` of a
 
 from __future__ import annotations
 
+from typing import Any
+
+from datacon._columns import CONVERSATIONS, ITEMS, RESPONSES, Kind, Record
+from datacon._time import utc_or_raise
 from datacon.errors import InvalidInputError
 from datacon.models import ConversationItem, NewConversationItem, StoredResponse
 
@@ -17,14 +21,16 @@ __all__ = [
     "check_id",
     "check_item_fields",
     "check_metadata",
+    "check_record",
     "check_response_fields",
     "check_str",
 ]
 
-# Column widths of the SQL schemas; every backend enforces them so data can move between backends.
-ID_MAX = 64
-SHORT_MAX = 32
-LONG_MAX = 128
+# Column widths of the SQL schemas (declared in datacon._columns); every backend enforces
+# them so data can move between backends.
+ID_MAX = CONVERSATIONS["id"].size
+SHORT_MAX = ITEMS["role"].size
+LONG_MAX = RESPONSES["model"].size
 
 
 def check_str(value: object, what: str, max_len: int, *, optional: bool = False, empty_ok: bool = False) -> None:
@@ -65,17 +71,44 @@ def check_metadata(value: object) -> None:
         raise InvalidInputError(f"metadata must be a JSON object (dict) or None, got {type(value).__name__}")
 
 
+def _text_checks(record: Record, *, key: bool) -> tuple[tuple[str, int, bool, bool], ...]:
+    """``(name, width, optional, empty_ok)`` of the id and text columns of ``record`` (its
+    primary key only if ``key``): a required text may be empty (``item_type`` ``""``), an
+    optional one is ``None`` or not empty, an id is never empty."""
+    return tuple(
+        (column.name, column.size, column.nullable, column.kind is Kind.TEXT and not column.nullable)
+        for column in record
+        if column.kind in (Kind.ID, Kind.TEXT) and (key or not column.primary_key)
+    )
+
+
+_ITEM_FIELDS = _text_checks(ITEMS, key=False)
+_RESPONSE_FIELDS = _text_checks(RESPONSES, key=False)
+
+
 def check_item_fields(item: NewConversationItem | ConversationItem) -> None:
     """The string fields of an item other than its id."""
-    check_str(item.item_type, "item_type", SHORT_MAX, empty_ok=True)
-    check_str(item.response_id, "response_id", ID_MAX, optional=True)
-    check_str(item.role, "role", SHORT_MAX, optional=True)
-    check_str(item.status, "status", SHORT_MAX, optional=True)
+    for name, width, optional, empty_ok in _ITEM_FIELDS:
+        check_str(getattr(item, name), name, width, optional=optional, empty_ok=empty_ok)
 
 
 def check_response_fields(response: StoredResponse) -> None:
     """The string fields of a response other than its id."""
-    check_str(response.previous_response_id, "previous_response_id", ID_MAX, optional=True)
-    check_str(response.conversation_id, "conversation_id", ID_MAX, optional=True)
-    check_str(response.safety_identifier, "safety_identifier", LONG_MAX, optional=True)
-    check_str(response.model, "model", LONG_MAX, optional=True)
+    for name, width, optional, empty_ok in _RESPONSE_FIELDS:
+        check_str(getattr(response, name), name, width, optional=optional, empty_ok=empty_ok)
+
+
+def check_record(record: Record, value: Any) -> None:
+    """Every declared column of a whole stored record (``value``, a model of ``record``), as an
+    import gives it: ids and texts fit, timestamps are aware UTC, a JSON-object column holds
+    an object or nothing. Messages name the column."""
+    for column in record:
+        field = getattr(value, column.name)
+        if column.kind is Kind.TIME:
+            utc_or_raise(field, column.name)
+        elif column.kind is Kind.JSON:
+            if column.object_only and field is not None and not isinstance(field, dict):
+                raise InvalidInputError(f"{column.name} must be a JSON object or null")
+        else:
+            empty_ok = column.kind is Kind.TEXT and not column.nullable
+            check_str(field, column.name, column.size, optional=column.nullable, empty_ok=empty_ok)

@@ -9,26 +9,13 @@ from typing import Any
 
 import attrs
 
+from datacon._columns import RECORDS
 from datacon.errors import ConfigError
 
 __all__ = ["CORE_COLUMNS", "ColumnDef", "SchemaConfig", "TableConfig", "validate_identifier"]
 
-#: Logical columns of each table, in canonical order.
-CORE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "conversations": ("id", "created_at", "metadata"),
-    "responses": (
-        "id",
-        "conversation_id",
-        "previous_response_id",
-        "input",
-        "created_at",
-        "safety_identifier",
-        "model",
-        "raw_response",
-    ),
-    "conversation_items": ("id", "response_id", "item_type", "role", "content", "status", "created_at"),
-    "conversation_item_links": ("conversation_id", "item_id", "added_at"),
-}
+#: Logical columns of each table, in canonical order (declared in ``datacon._columns``).
+CORE_COLUMNS: dict[str, tuple[str, ...]] = {table: record.names for table, record in RECORDS.items()}
 
 _IDENT = re.compile(r"[A-Za-z0-9_]+")
 _SQL_TYPE = re.compile(r"[A-Za-z0-9_ (),.]+")

@@ -5,6 +5,9 @@ conversation, every item, every link, every response (each group by id, links by
 ``(conversation_id, item_id)``). Each line is a JSON object with keys sorted and no spaces,
 holding a ``"type"`` field (``"conversation"``, ``"item"``, ``"link"`` or ``"response"``) and
 the record's fields as the datacon cattrs converter (``datacon._serde.converter``) writes them:
+the model's attributes, which are the record's columns declared in ``datacon._columns``
+(``tests/test_columns.py`` keeps the two and this list equal), checked on import as declared
+there (widths, UTC timestamps, metadata an object):
 
 - conversation: ``id``, ``created_at``, ``metadata``
 - item: ``id``, ``response_id``, ``item_type``, ``role``, ``content``, ``status``, ``created_at``
@@ -26,9 +29,9 @@ from typing import Any, Literal, TypeAlias
 from cattrs.errors import BaseValidationError, ClassValidationError
 from cattrs.v import transform_error
 
+from datacon._columns import BY_KIND
 from datacon._serde import converter
-from datacon._time import utc_or_raise
-from datacon._validate import check_id, check_item_fields, check_response_fields
+from datacon._validate import check_record
 from datacon.errors import InvalidInputError
 from datacon.models import Conversation, ConversationItem, Link, StoredResponse
 
@@ -95,23 +98,7 @@ def parse_record(line: str, lineno: int = 0) -> Record:
 
 def _check(record: Record) -> None:
     # The same limits the guard applies to every write, since restore_* bypasses it.
-    if isinstance(record, Conversation):
-        check_id(record.id, "id")
-        utc_or_raise(record.created_at, "created_at")
-        if record.metadata is not None and not isinstance(record.metadata, dict):
-            raise InvalidInputError("metadata must be a JSON object or null")
-    elif isinstance(record, ConversationItem):
-        check_id(record.id, "id")
-        check_item_fields(record)
-        utc_or_raise(record.created_at, "created_at")
-    elif isinstance(record, Link):
-        check_id(record.conversation_id, "conversation_id")
-        check_id(record.item_id, "item_id")
-        utc_or_raise(record.added_at, "added_at")
-    else:
-        check_id(record.id, "id")
-        check_response_fields(record)
-        utc_or_raise(record.created_at, "created_at")
+    check_record(BY_KIND[kind_of(record)], record)
 
 
 def read_records(lines: Iterable[str | bytes]) -> Iterator[Record]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import attrs
@@ -97,17 +97,31 @@ class Dialect:
     #: runner passes the table's current columns so only what is needed is rendered.
     idempotent_migrations: ClassVar[bool] = True
 
+    # Fragments written as templates, ``{}`` standing for what is filled in.
+    #: A named bind parameter's placeholder (``:{}``, ``%({})s``).
+    param_format: ClassVar[str]
+    #: A quoted identifier, and the case it is folded to first (``"upper"``, ``"lower"`` or ``""``).
+    ident_format: ClassVar[str] = '"{}"'
+    ident_case: ClassVar[str] = ""
+    #: The type of a string column of at most ``{}`` characters.
+    varchar_format: ClassVar[str] = "VARCHAR({})"
+    #: The row-limiting clause that ends a query, for a placeholder.
+    limit_format: ClassVar[str] = "LIMIT {}"
+    #: A SELECT expression giving a JSON column as text (so SQL NULL and JSON null differ).
+    json_out_format: ClassVar[str] = "{}"
+
     def param(self, name: str) -> str:
         """The placeholder of the named bind parameter ``name``."""
-        raise NotImplementedError
+        return self.param_format.format(name)
 
     def ident(self, name: str) -> str:
         """A (validated) identifier, quoted so reserved words and leading digits work."""
-        return f'"{name}"'
+        folded = name.upper() if self.ident_case == "upper" else name.lower() if self.ident_case == "lower" else name
+        return self.ident_format.format(folded)
 
     def varchar(self, size: int) -> str:
         """The type of a string column of at most ``size`` characters."""
-        return f"VARCHAR({size})"
+        return self.varchar_format.format(size)
 
     def table(self, name: str) -> str:
         """The reference of (validated) table ``name``: quoted, owner-qualified when there is one."""
@@ -153,11 +167,11 @@ class Dialect:
 
     def limit(self, placeholder: str) -> str:
         """The row-limiting clause that ends a query."""
-        return f"LIMIT {placeholder}"
+        return self.limit_format.format(placeholder)
 
     def json_out(self, expression: str) -> str:
         """A SELECT expression giving a JSON column as text (so SQL NULL and JSON null differ)."""
-        return expression
+        return self.json_out_format.format(expression)
 
     def returning(self, column: str | None, key: str) -> str:
         """What ends an UPDATE so that fetching its result gives ``column`` of the updated row
@@ -179,8 +193,14 @@ class Dialect:
         return value
 
     def decode_time(self, value: Any) -> datetime:
-        """A timestamp column's value as a timezone-aware UTC datetime."""
-        raise NotImplementedError
+        """A timestamp column's value as a timezone-aware UTC datetime.
+
+        By default the driver gives a ``datetime``: an aware one is converted to UTC, a naive
+        one is UTC wall time (Oracle's ``SYS_EXTRACT_UTC``).
+        """
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a {self.timestamp_type}, got {type(value).__name__}")
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     def encode_json(self, value: Any, what: str) -> str:
         """JSON text for a JSON column (``InvalidInputError`` before any I/O if impossible)."""

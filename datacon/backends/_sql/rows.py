@@ -4,8 +4,8 @@ Like cattrs' generated structuring functions, each decoder and encoder is a smal
 function written for one record and one schema (which columns are present, where each sits
 in the SELECT), then compiled: a row is decoded by position with no per-column branching on
 the hot path. The generated source holds only the declared logical column names (Python
-identifiers, checked), integer positions and the literals ``None``, ``""`` and ``[]``;
-never a configured name or a value.
+identifiers, checked by ``compile_function``), integer positions and the literals ``None``,
+``""`` and ``[]``; never a configured name or a value.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from datacon._columns import Column, Kind, Record
+from datacon._columns import Column, Kind, Record, compile_function
 from datacon._time import utc_now
 from datacon.errors import BackendError
 
@@ -29,22 +29,10 @@ _DECODE_ERRORS = (ValueError, TypeError, OverflowError)
 _LITERALS: tuple[Any, ...] = (None, "", [])
 
 
-def _compile(name: str, source: str, namespace: dict[str, Any]) -> Any:
-    # Only our own source, built from the checked names and literals above (see the module doc).
-    exec(compile(source, f"<datacon {name}>", "exec"), namespace)  # noqa: S102
-    return namespace[name]
-
-
 def _default(column: Column) -> str:
     if column.default_when_skipped not in _LITERALS:
         raise ValueError(f"unsupported default for column {column.name}")
     return repr(column.default_when_skipped)
-
-
-def _checked(record: Record) -> None:
-    for column in record:
-        if not column.name.isidentifier():
-            raise ValueError(f"column name {column.name!r} is not an identifier")
 
 
 def _object(value: Any) -> dict[str, Any] | None:
@@ -61,7 +49,6 @@ def row_decoder(record: Record, fields: Sequence[str], model: Callable[..., T], 
     An unreadable value (only rows written outside datacon) raises ``BackendError`` naming
     the record and the error type, never the value.
     """
-    _checked(record)
     where = {name: n for n, name in enumerate(fields)}
     arguments = []
     for column in record:
@@ -102,7 +89,7 @@ def row_decoder(record: Record, fields: Sequence[str], model: Callable[..., T], 
         "DECODE_ERRORS": _DECODE_ERRORS,
         "unreadable": unreadable,
     }
-    decoder: Decoder[T] = _compile("decode", source, namespace)
+    decoder: Decoder[T] = compile_function("decode", source, namespace)
     return decoder
 
 
@@ -112,7 +99,6 @@ def row_encoder(record: Record, fields: Sequence[str], dialect: Dialect) -> Enco
 
     :raises InvalidInputError: a JSON value cannot be encoded (before any I/O).
     """
-    _checked(record)
     items = []
     for name in fields:
         column = record[name]
@@ -125,5 +111,5 @@ def row_encoder(record: Record, fields: Sequence[str], dialect: Dialect) -> Enco
         items.append(f"{name!r}: {value}")
     source = f"def encode(m):\n    return {{{', '.join(items)}}}\n"
     namespace = {"encode_time": dialect.encode_time, "encode_json": dialect.encode_json}
-    encoder: Encoder = _compile("encode", source, namespace)
+    encoder: Encoder = compile_function("encode", source, namespace)
     return encoder

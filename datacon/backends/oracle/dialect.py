@@ -102,19 +102,11 @@ class OracleDialect(Dialect):
     empty_string_is_null: ClassVar[bool] = True
     idempotent_migrations: ClassVar[bool] = True  # PL/SQL blocks ignoring "exists"/"absent"
     versions_version_type: ClassVar[str] = "NUMBER(10)"
+    param_format: ClassVar[str] = ":{}"
+    ident_case: ClassVar[str] = "upper"
+    varchar_format: ClassVar[str] = "VARCHAR2({})"
+    limit_format: ClassVar[str] = "FETCH NEXT {} ROWS ONLY"
     versions_applied_at: ClassVar[str] = "TIMESTAMP DEFAULT SYSTIMESTAMP NOT NULL"
-
-    def param(self, name: str) -> str:
-        return f":{name}"
-
-    def ident(self, name: str) -> str:
-        return f'"{name.upper()}"'
-
-    def varchar(self, size: int) -> str:
-        return f"VARCHAR2({size})"
-
-    def limit(self, placeholder: str) -> str:
-        return f"FETCH NEXT {placeholder} ROWS ONLY"
 
     def returning(self, column: str | None, key: str) -> str:
         # The session binds :returned as a TIMESTAMP; with nothing to return, fetching an
@@ -189,12 +181,6 @@ class OracleDialect(Dialect):
     def encode_time(self, value: datetime) -> Any:
         # Naive UTC: python-oracledb ignores tzinfo when binding; FROM_TZ supplies the zone.
         return value.astimezone(UTC).replace(tzinfo=None)
-
-    def decode_time(self, value: Any) -> datetime:
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected a timestamp, got {type(value).__name__}")
-        # SYS_EXTRACT_UTC gives a naive TIMESTAMP holding UTC wall time.
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     def decode_json(self, value: Any, default: Any) -> Any:
         # CLOBs are fetched as text (the session's output type handler); a LOB locator

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
+
+import attrs
 
 from datacon.backends._sql import Dialect
 from datacon.schema import SchemaConfig
@@ -12,6 +13,7 @@ from datacon.schema import SchemaConfig
 __all__ = ["PostgresDialect", "dialect_for"]
 
 
+@attrs.frozen
 class PostgresDialect(Dialect):
     """PostgreSQL 12+ through psycopg 3 (server-side binding, so values keep their types).
 
@@ -33,20 +35,9 @@ class PostgresDialect(Dialect):
     #: NAMEDATALEN - 1: the server truncates longer names (with only a NOTICE).
     max_identifier_bytes: ClassVar[int | None] = 63
     versions_applied_at: ClassVar[str] = "TIMESTAMPTZ NOT NULL DEFAULT NOW()"
-
-    def param(self, name: str) -> str:
-        return f"%({name})s"
-
-    def ident(self, name: str) -> str:
-        return f'"{name.lower()}"'
-
-    def json_out(self, expression: str) -> str:
-        return f"{expression}::text"
-
-    def decode_time(self, value: Any) -> datetime:
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected a timestamptz, got {type(value).__name__}")
-        return value.astimezone(UTC)
+    param_format: ClassVar[str] = "%({})s"
+    ident_case: ClassVar[str] = "lower"
+    json_out_format: ClassVar[str] = "{}::text"
 
     def create_index(self, name: str, ref: str, columns: Sequence[str]) -> str:
         # An index always lives in its table's schema; PostgreSQL refuses a qualified name.

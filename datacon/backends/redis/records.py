@@ -11,10 +11,11 @@ time of the read, ``item_type`` ``""`` (as the SQL backends; upstream Redis gave
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from datacon._columns import CONVERSATIONS, ITEMS, RESPONSES, Kind, Record, compile_function
 from datacon._serde import dump_json, load_json
 from datacon._time import parse_iso, utc_now
 from datacon.backends.extras import extra_values
@@ -43,29 +44,17 @@ def _extra_text(value: Any, name: str) -> str:
     return value if isinstance(value, str) else dump_json(value, f"extra column {name}")
 
 
-_CONVERSATION = ("id", "created_at", "metadata")
-_ITEM = ("id", "response_id", "item_type", "role", "content", "status", "created_at")
-_RESPONSE = (
-    "id",
-    "previous_response_id",
-    "conversation_id",
-    "input",
-    "created_at",
-    "safety_identifier",
-    "model",
-    "raw_response",
-)
-
-
 class _Table:
-    """One table's field names, with helpers to write and read its fields."""
+    """One table's field names (from its declared columns), with helpers to write and read its fields."""
 
-    def __init__(self, config: TableConfig, kind: str, names: Sequence[str]) -> None:
+    def __init__(self, config: TableConfig, record: Record) -> None:
         self.config = config
-        self.kind = kind
+        self.kind = record.kind
         #: Hash field of each logical column, ``None`` when skipped; computed once per store.
         #: ``row.get(None)`` is ``None`` on a hash's dict, so a skipped column reads as absent.
-        self.fields: dict[str, str | None] = {name: self._resolve(name) for name in names}
+        self.fields: dict[str, str | None] = {name: self._resolve(name) for name in record.names}
+        #: The record's hash fields, generated from the declared columns (see ``_encoder``).
+        self.encode: Callable[[Any], Fields] = _encoder(self, record)
 
     def _resolve(self, name: str) -> str | None:
         return None if self.config.is_skipped(name) else self.config.col(name)
@@ -76,11 +65,6 @@ class _Table:
             return self.fields[name]
         except KeyError:
             return self._resolve(name)
-
-    def put(self, out: Fields, name: str, value: str | None) -> None:
-        field = self.field(name)
-        if field is not None and value is not None:
-            out[field] = value
 
     def extras(self, out: Fields) -> None:
         for name, value in extra_values(self.config):
@@ -112,25 +96,45 @@ class _Table:
             raise corrupt_record(self.kind, record_id, "created_at", exc) from exc
 
 
+def _encoder(table: _Table, record: Record) -> Callable[[Any], Fields]:
+    """A function giving the hash fields of a model of ``record``: timestamps as RFC 3339
+    text, JSON as JSON text (a JSON-object column's ``None`` left out), text as is (``None``
+    left out), then the extra columns. Generated once per store (``compile_function``): the
+    field names (configured) are constants of its namespace, never part of its source."""
+    namespace: dict[str, Any] = {"time_text": _time_text, "dump_json": dump_json, "extras": table.extras}
+    lines = ["def encode(m):", "    out = {}"]
+    for n, column in enumerate(record):
+        field = table.fields[column.name]
+        if field is None:
+            continue
+        namespace[f"f{n}"] = field
+        value = f"m.{column.name}"
+        if column.kind is Kind.TIME:
+            lines.append(f"    out[f{n}] = time_text({value})")
+        elif column.kind is Kind.JSON and not column.object_only:
+            lines.append(f"    out[f{n}] = dump_json({value}, {column.name!r})")
+        else:
+            encoded = f"dump_json(v, {column.name!r})" if column.kind is Kind.JSON else "v"
+            lines += [f"    v = {value}", "    if v is not None:", f"        out[f{n}] = {encoded}"]
+    if table.config.extra_columns:
+        lines.append("    extras(out)")
+    lines.append("    return out")
+    encode: Callable[[Any], Fields] = compile_function("encode", "\n".join(lines) + "\n", namespace)
+    return encode
+
+
 class Codec:
     """Encodes and decodes the three record kinds for one ``SchemaConfig``."""
 
     def __init__(self, schema: SchemaConfig) -> None:
-        self.conversations = _Table(schema.conversations, "conversation", _CONVERSATION)
-        self.items = _Table(schema.conversation_items, "item", _ITEM)
-        self.responses = _Table(schema.responses, "response", _RESPONSE)
+        self.conversations = _Table(schema.conversations, CONVERSATIONS)
+        self.items = _Table(schema.conversation_items, ITEMS)
+        self.responses = _Table(schema.responses, RESPONSES)
 
     # Conversations
 
     def conversation_fields(self, conversation: Conversation) -> Fields:
-        t = self.conversations
-        out: Fields = {}
-        t.put(out, "id", conversation.id)
-        t.put(out, "created_at", _time_text(conversation.created_at))
-        if conversation.metadata is not None:
-            t.put(out, "metadata", dump_json(conversation.metadata, "metadata"))
-        t.extras(out)
-        return out
+        return self.conversations.encode(conversation)
 
     def conversation(self, conversation_id: str, row: Mapping[str, str]) -> Conversation:
         t = self.conversations
@@ -146,17 +150,7 @@ class Codec:
     # Items
 
     def item_fields(self, item: ConversationItem) -> Fields:
-        t = self.items
-        out: Fields = {}
-        t.put(out, "id", item.id)
-        t.put(out, "response_id", item.response_id)
-        t.put(out, "item_type", item.item_type)
-        t.put(out, "role", item.role)
-        t.put(out, "content", dump_json(item.content, "content"))
-        t.put(out, "status", item.status)
-        t.put(out, "created_at", _time_text(item.created_at))
-        t.extras(out)
-        return out
+        return self.items.encode(item)
 
     def item(self, item_id: str, row: Mapping[str, str]) -> ConversationItem:
         t = self.items
@@ -175,18 +169,7 @@ class Codec:
     # Responses
 
     def response_fields(self, response: StoredResponse) -> Fields:
-        t = self.responses
-        out: Fields = {}
-        t.put(out, "id", response.id)
-        t.put(out, "previous_response_id", response.previous_response_id)
-        t.put(out, "conversation_id", response.conversation_id)
-        t.put(out, "input", dump_json(response.input, "input"))
-        t.put(out, "created_at", _time_text(response.created_at))
-        t.put(out, "safety_identifier", response.safety_identifier)
-        t.put(out, "model", response.model)
-        t.put(out, "raw_response", dump_json(response.raw_response, "raw_response"))
-        t.extras(out)
-        return out
+        return self.responses.encode(response)
 
     def response(self, response_id: str, row: Mapping[str, str]) -> StoredResponse:
         t = self.responses

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
+import attrs
+
 from datacon._time import from_epoch_us, to_epoch_us
 from datacon.backends._sql import Dialect
 
@@ -16,6 +18,7 @@ def _bare(quoted: str) -> str:
     return quoted.strip("`").lower()
 
 
+@attrs.frozen
 class SqliteDialect(Dialect):
     """SQLite 3.35+ (RETURNING, DROP COLUMN; JSON is not needed: it is stored as text).
 
@@ -37,12 +40,8 @@ class SqliteDialect(Dialect):
     time_max: ClassVar[str] = str(2**63 - 1)
     idempotent_migrations: ClassVar[bool] = False  # no ADD COLUMN IF NOT EXISTS / DROP COLUMN IF EXISTS
     versions_applied_at: ClassVar[str] = "TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP"
-
-    def param(self, name: str) -> str:
-        return f":{name}"
-
-    def ident(self, name: str) -> str:
-        return f"`{name}`"
+    param_format: ClassVar[str] = ":{}"
+    ident_format: ClassVar[str] = "`{}`"
 
     def encode_time(self, value: datetime) -> Any:
         return to_epoch_us(value)

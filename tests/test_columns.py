@@ -1,0 +1,172 @@
+"""Each record's columns are declared once (datacon/_columns.py); what derives from them agrees."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import pytest
+
+from datacon import SchemaConfig, StoredResponse, TableConfig
+from datacon._columns import BY_KIND, CONVERSATIONS, ITEMS, LINKS, RECORDS, RESPONSES, Kind, Record
+from datacon._validate import ID_MAX, LONG_MAX, SHORT_MAX, check_item_fields, check_record, check_response_fields
+from datacon.backends._sql import SqlStore, render
+from datacon.backends.oracle import dialect_for, oracle_schema
+from datacon.backends.postgres import PostgresDialect
+from datacon.backends.redis.records import Codec
+from datacon.errors import BackendError, InvalidInputError
+from datacon.models import Conversation, ConversationItem, Link, NewConversationItem
+from datacon.schema import CORE_COLUMNS
+from datacon.transfer import jsonl
+
+MODELS: dict[str, type[Any]] = {
+    "conversation": Conversation,
+    "item": ConversationItem,
+    "link": Link,
+    "response": StoredResponse,
+}
+T0 = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_each_model_has_exactly_its_declared_columns(kind: str) -> None:
+    # The export format writes the models' attributes: they are the declared columns.
+    assert {field.name for field in attrs.fields(MODELS[kind])} == set(BY_KIND[kind].names)
+
+
+def test_the_export_format_documents_the_declared_columns() -> None:
+    doc = jsonl.__doc__ or ""
+    for kind, record in BY_KIND.items():
+        line = re.search(rf"^- {kind}: (.+?)(?=^- |\n\n)", doc, re.M | re.S)
+        assert line is not None, kind
+        documented = re.findall(r"``(\w+)``", line.group(1))
+        assert documented
+        assert set(documented) == set(record.names)
+
+
+def test_core_columns_are_the_declared_ones() -> None:
+    assert {table: record.names for table, record in RECORDS.items()} == CORE_COLUMNS
+    assert list(CORE_COLUMNS) == list(SchemaConfig().tables())
+    assert CORE_COLUMNS["conversations"] == ("id", "created_at", "metadata")
+
+
+def test_widths_are_the_declared_sizes_and_the_ddl_widths() -> None:
+    assert (ID_MAX, SHORT_MAX, LONG_MAX) == (64, 32, 128)
+    ddl = " ".join(render(SchemaConfig(), PostgresDialect()).create_tables)
+    for record in (CONVERSATIONS, ITEMS, LINKS, RESPONSES):
+        for column in record:
+            if column.kind in (Kind.ID, Kind.TEXT):
+                assert f'"{column.name}" VARCHAR({column.size})' in ddl
+
+
+def test_ddl_follows_the_declared_kinds_and_nullability() -> None:
+    sql = render(SchemaConfig(), PostgresDialect())
+    assert '"item_type" VARCHAR(32) NOT NULL' in sql.create_tables[1]
+    assert '"role" VARCHAR(32),' in sql.create_tables[1]
+    assert '"conversation_id" VARCHAR(64) NOT NULL' in sql.create_tables[2]
+    assert '"input" JSON' in sql.create_tables[3]
+    # Oracle stores '' as NULL: a required text that may be empty is nullable there.
+    schema = oracle_schema(None)
+    oracle = render(schema, dialect_for(schema))
+    assert '"ITEM_TYPE" VARCHAR2(32),' in oracle.create_tables[1]
+    assert '"CONVERSATION_ID" VARCHAR2(64) NOT NULL' in oracle.create_tables[2]
+
+
+def test_checks_follow_the_declared_columns() -> None:
+    check_item_fields(NewConversationItem("", None))  # a required text may be empty
+    with pytest.raises(InvalidInputError, match="role must not be empty"):
+        check_item_fields(NewConversationItem("message", None, role=""))
+    with pytest.raises(InvalidInputError, match="status is 33 characters long; the maximum is 32"):
+        check_item_fields(NewConversationItem("message", None, status="s" * 33))
+    with pytest.raises(InvalidInputError, match="model is 129 characters long; the maximum is 128"):
+        check_response_fields(StoredResponse(model="m" * 129))
+    with pytest.raises(InvalidInputError, match="conversation_id is 65 characters long"):
+        check_response_fields(StoredResponse(conversation_id="c" * 65))
+    check_record(LINKS, Link("conv_1", "msg_1", T0))
+    with pytest.raises(InvalidInputError, match="item_id must not be empty"):
+        check_record(LINKS, Link("conv_1", "", T0))
+    with pytest.raises(InvalidInputError, match="added_at"):
+        check_record(LINKS, Link("conv_1", "msg_1", datetime(2026, 1, 2)))  # naive on purpose
+    with pytest.raises(InvalidInputError, match="metadata must be a JSON object or null"):
+        check_record(CONVERSATIONS, Conversation("conv_1", T0, metadata=[1]))  # type: ignore[arg-type]
+
+
+SKIPS = SchemaConfig(
+    conversations=TableConfig("conversations", skip_columns={"created_at"}),
+    conversation_items=TableConfig("conversation_items", skip_columns={"item_type", "content", "status"}),
+    responses=TableConfig("responses", skip_columns={"input", "model", "raw_response"}),
+)
+
+
+def _store(schema: SchemaConfig) -> SqlStore:
+    return SqlStore(None, PostgresDialect(), schema)  # type: ignore[arg-type]  # no I/O: rendering and codecs only
+
+
+def test_sql_decoders_read_skipped_columns_as_their_declared_defaults() -> None:
+    store = _store(SKIPS)
+    assert store.sql.item_fields == ("id", "response_id", "role", "created_at")
+    item = store.decode_item(("msg_1", None, "user", T0))
+    assert (item.item_type, item.content, item.status, item.role, item.created_at) == ("", None, None, "user", T0)
+    response = store.decode_response(("resp_1", "conv_1", None, T0, "u1"))
+    assert (response.input, response.model, response.raw_response, response.safety_identifier) == ([], None, None, "u1")
+    assert response.input is not store.decode_response(("r", None, None, T0, None)).input  # a fresh list each time
+    before = datetime.now(UTC)
+    conversation = store.decode_conversation(("conv_1", '{"a": 1}'))
+    assert conversation.metadata == {"a": 1}
+    assert conversation.created_at >= before  # a skipped timestamp reads as now
+
+
+def test_sql_decoders_report_unreadable_rows_without_the_value() -> None:
+    store = _store(SchemaConfig())
+    with pytest.raises(BackendError, match=r"^Postgres item msg_1 has an unreadable column \(TypeError\)$"):
+        store.decode_item(("msg_1", None, "message", None, "[]", None, "not a time"))
+    with pytest.raises(BackendError, match="expected JSON object for conversation metadata, got JSON list"):
+        store.decode_conversation(("conv_1", T0, "[1]"))
+
+
+def test_sql_encoders_bind_the_present_columns() -> None:
+    store = _store(SKIPS)
+    response = StoredResponse(id="resp_1", input=[1], safety_identifier="u1", created_at=T0)
+    assert store.encode_response(response) == {
+        "id": "resp_1",
+        "conversation_id": None,
+        "previous_response_id": None,
+        "created_at": T0,
+        "safety_identifier": "u1",
+    }
+    full = _store(SchemaConfig())
+    assert full.encode_conversation(Conversation("conv_1", T0, None))["metadata"] is None  # SQL NULL
+    assert full.encode_conversation(Conversation("conv_1", T0, {"a": 1}))["metadata"] == '{"a":1}'
+    assert full.encode_item(ConversationItem("m", None, "t", None, None, None, T0))["content"] == "null"
+
+
+def test_redis_fields_follow_the_declared_columns_renames_and_skips() -> None:
+    schema = SchemaConfig(
+        conversation_items=TableConfig("conversation_items", columns={"content": "body"}, skip_columns={"status"})
+    )
+    codec = Codec(schema)
+    assert set(codec.items.fields) == set(ITEMS.names)
+    assert codec.items.fields["status"] is None
+    item = ConversationItem("msg_1", None, "", "user", {"k": 1}, "done", T0)
+    assert codec.item_fields(item) == {
+        "id": "msg_1",
+        "item_type": "",
+        "role": "user",
+        "body": '{"k":1}',
+        "created_at": "2026-01-02T03:04:05.000006+00:00",
+    }
+    assert codec.conversation_fields(Conversation("conv_1", T0, None)) == {
+        "id": "conv_1",
+        "created_at": "2026-01-02T03:04:05.000006+00:00",
+    }
+    assert codec.item("msg_1", codec.item_fields(item)) == attrs.evolve(item, status=None)
+
+
+@pytest.mark.parametrize("record", list(RECORDS.values()), ids=list(RECORDS))
+def test_declared_names_are_identifiers_and_defaults_are_literals(record: Record) -> None:
+    # The generated codecs rely on both (datacon._columns.compile_function).
+    for column in record:
+        assert column.name.isidentifier()
+        assert column.default_when_skipped in (None, "", [])
