@@ -20,9 +20,10 @@ class PostgresDialect(Dialect):
     Identifiers are quoted in lower case: the same table an unquoted upstream name folds to,
     and reserved words or leading digits still work. With ``SchemaConfig.owner`` the tables
     are in that schema (``"owner"."table"``, upstream's ``owner."table"``), their indexes with
-    them; ``_schema_versions`` stays unqualified, in the search path (upstream). JSON columns are ``JSON`` (upstream);
-    they are bound as JSON text (an untyped parameter the server casts to ``json``) and read
-    as ``::text``, so a stored JSON ``null`` and an SQL NULL stay distinct.
+    them; ``_schema_versions`` stays unqualified, in the search path (upstream). JSON columns
+    are ``JSON`` (upstream); they are bound as JSON text (an untyped parameter the server
+    casts to ``json``) and read as ``::text``, so a stored JSON ``null`` and an SQL NULL stay
+    distinct.
     """
 
     name: ClassVar[str] = "postgres"
