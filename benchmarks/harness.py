@@ -29,10 +29,26 @@ class Settings:
     @classmethod
     def make(cls, quick: bool) -> Settings:
         if quick:
-            return cls(True, rounds=3, inner=5, big_conversation=2_000, chain_depths=(10, 100),
-                       peer_messages=50, rss_items=2_000, async_calls=320)
-        return cls(False, rounds=21, inner=40, big_conversation=100_000, chain_depths=(10, 100, 1_000),
-                   peer_messages=1_000, rss_items=100_000, async_calls=3_200)
+            return cls(
+                True,
+                rounds=3,
+                inner=5,
+                big_conversation=2_000,
+                chain_depths=(10, 100),
+                peer_messages=50,
+                rss_items=2_000,
+                async_calls=320,
+            )
+        return cls(
+            False,
+            rounds=21,
+            inner=40,
+            big_conversation=100_000,
+            chain_depths=(10, 100, 1_000),
+            peer_messages=1_000,
+            rss_items=100_000,
+            async_calls=3_200,
+        )
 
 
 @dataclass
@@ -209,8 +225,14 @@ def _chain_depth_chart(rows: Sequence[Row], path: Path, plt: Any) -> Path | None
         points.sort()
         depths = [p[0] for p in points]
         line = ax.plot(depths, [p[1] * 1e3 for p in points], marker="o", label=f"{backend}: datacon")[0]
-        ax.plot(depths, [p[2] * 1e3 for p in points], marker="x", linestyle="--", color=line.get_color(),
-                label=f"{backend}: naive walk")
+        ax.plot(
+            depths,
+            [p[2] * 1e3 for p in points],
+            marker="x",
+            linestyle="--",
+            color=line.get_color(),
+            label=f"{backend}: naive walk",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("chain depth (responses)")

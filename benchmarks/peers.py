@@ -269,16 +269,21 @@ def _peer_adapters(t: Target) -> list[tuple[str, Callable[[], Adapter]]]:
         directory = server["directory"]
         return [
             ("openai-agents SQLiteSession", lambda: AgentsSQLite(f"{directory}/agents.db")),
-            ("google-adk DatabaseSessionService (aiosqlite)",
-             lambda: AdkDatabase(f"sqlite+aiosqlite:///{directory}/adk.db",
-                                 "google-adk DatabaseSessionService (aiosqlite)")),
+            (
+                "google-adk DatabaseSessionService (aiosqlite)",
+                lambda: AdkDatabase(
+                    f"sqlite+aiosqlite:///{directory}/adk.db", "google-adk DatabaseSessionService (aiosqlite)"
+                ),
+            ),
         ]
     if t.backend == "postgres":
         dsn = server["dsn"]
         return [
             ("langchain-postgres PostgresChatMessageHistory", lambda: LangchainPostgres(dsn)),
-            ("google-adk DatabaseSessionService (asyncpg)",
-             lambda: AdkDatabase(server["sqlalchemy_asyncpg_url"], "google-adk DatabaseSessionService (asyncpg)")),
+            (
+                "google-adk DatabaseSessionService (asyncpg)",
+                lambda: AdkDatabase(server["sqlalchemy_asyncpg_url"], "google-adk DatabaseSessionService (asyncpg)"),
+            ),
         ]
     if t.backend == "redis":
         url = server["url"]
@@ -303,8 +308,18 @@ async def _run_peers(t: Target, s: Settings, candidates: list[tuple[str, Callabl
         try:
             adapters.append(factory())
         except Exception as exc:  # a peer that will not install or start is a table row, not a crash
-            rows.append(Row(t.backend, "peers", "(peer unavailable)", "", label, "not run", None,
-                            note=f"{type(exc).__name__}: {exc}"[:160]))
+            rows.append(
+                Row(
+                    t.backend,
+                    "peers",
+                    "(peer unavailable)",
+                    "",
+                    label,
+                    "not run",
+                    None,
+                    note=f"{type(exc).__name__}: {exc}"[:160],
+                )
+            )
     try:
         rows += await _measure(t, s, adapters)
     finally:
@@ -361,8 +376,11 @@ async def _measure(t: Target, s: Settings, adapters: list[Adapter]) -> list[Row]
     # datacon's own 100-deep history is a response chain; shown beside the item-list read.
     tip = build_chain(t, HISTORY)[-1]
     chain = t.storage.responses
-    chain_time = (await _ainterleaved({"chain": _wrap(lambda: chain.get_response_chain(tip))},
-                                      rounds=s.rounds, inner=max(1, s.inner // 4)))["chain"]
+    chain_time = (
+        await _ainterleaved(
+            {"chain": _wrap(lambda: chain.get_response_chain(tip))}, rounds=s.rounds, inner=max(1, s.inner // 4)
+        )
+    )["chain"]
 
     rows: list[Row] = []
     ref = "datacon"
@@ -376,11 +394,30 @@ async def _measure(t: Target, s: Settings, adapters: list[Adapter]) -> list[Row]
             if adapter.label == ref:
                 continue
             ratio = times[adapter.label] / times[ref]
-            rows.append(Row(t.backend, "peers", measure, fmt_time(times[ref]), adapter.label,
-                            fmt_time(times[adapter.label]), ratio, note=_peer_note(adapter.label, measure)))
-    rows.append(Row(t.backend, "peers", f"read a {HISTORY}-deep history as a response chain", fmt_time(chain_time),
-                    "datacon list_items (same depth)", fmt_time(hist[ref]), hist[ref] / chain_time,
-                    note="get_response_chain vs list_items(limit=100), both datacon"))
+            rows.append(
+                Row(
+                    t.backend,
+                    "peers",
+                    measure,
+                    fmt_time(times[ref]),
+                    adapter.label,
+                    fmt_time(times[adapter.label]),
+                    ratio,
+                    note=_peer_note(adapter.label, measure),
+                )
+            )
+    rows.append(
+        Row(
+            t.backend,
+            "peers",
+            f"read a {HISTORY}-deep history as a response chain",
+            fmt_time(chain_time),
+            "datacon list_items (same depth)",
+            fmt_time(hist[ref]),
+            hist[ref] / chain_time,
+            note="get_response_chain vs list_items(limit=100), both datacon",
+        )
+    )
     for label, reason in failed.items():
         rows.append(Row(t.backend, "peers", "(peer failed)", "", label, "not run", None, note=reason))
     return rows

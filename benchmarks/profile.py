@@ -24,8 +24,10 @@ def _variants(t: Target, op: str) -> tuple[Callable[[], object], Callable[[], ob
     """(datacon, baseline) callables for ``op`` on ``t``, with their data prepared."""
     storage, base = t.storage, t.baseline
     if op == "store_response":
-        return (lambda: storage.responses.store_response(StoredResponse(**response_fields())),
-                lambda: base.store_response(response_fields()))
+        return (
+            lambda: storage.responses.store_response(StoredResponse(**response_fields())),
+            lambda: base.store_response(response_fields()),
+        )
     if op == "get_response":
         fields = response_fields()
         storage.responses.store_response(StoredResponse(**fields))
@@ -33,6 +35,7 @@ def _variants(t: Target, op: str) -> tuple[Callable[[], object], Callable[[], ob
         return lambda: storage.responses.get_response(rid), lambda: base.get_response(rid)
     conversation = storage.conversations.create_conversation(NewConversation()).id
     if op == "create_item_link_item":
+
         def datacon() -> None:
             item = storage.items.create_item(NewConversationItem("message", MESSAGE, role="user", status="completed"))
             storage.items.link_item(conversation, item.id, datetime.now(UTC))
@@ -42,8 +45,10 @@ def _variants(t: Target, op: str) -> tuple[Callable[[], object], Callable[[], ob
         base.bulk_items(conversation, _timeline(1_000, EPOCH), MESSAGE)
         analyze(t)
         page = ListParams(20, SortOrder.DESC)
-        return (lambda: storage.items.list_items(conversation, page),
-                lambda: base.list_page(conversation, 20, desc=True))
+        return (
+            lambda: storage.items.list_items(conversation, page),
+            lambda: base.list_page(conversation, 20, desc=True),
+        )
     tip = build_chain(t, 100)[-1]
     analyze(t)
     return lambda: storage.responses.get_response_chain(tip), lambda: base.chain(tip)
@@ -72,8 +77,10 @@ def main() -> None:
             for _ in range(args.calls):
                 call()
             profiler.stop()
-            reports.append(f"===== {label}: {args.calls} × {args.op} on {args.backend}\n"
-                           + profiler.output_text(unicode=True, color=False, show_all=False))
+            reports.append(
+                f"===== {label}: {args.calls} × {args.op} on {args.backend}\n"
+                + profiler.output_text(unicode=True, color=False, show_all=False)
+            )
     path = args.out / f"profile-{args.backend}-{args.op}.txt"
     path.write_text("\n".join(reports), encoding="utf-8")
     print(f"wrote {path}")

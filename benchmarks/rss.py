@@ -50,7 +50,10 @@ def _peak_kib() -> int:
 def _run(count: int) -> int:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.rss", "--child", str(count)],
-        cwd=ROOT, check=True, capture_output=True, text=True,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     kib: int = json.loads(out.strip().splitlines()[-1])["maxrss_kib"]
     return kib * 1024

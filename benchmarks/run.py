@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from benchmarks.harness import Row, Settings, write_charts, write_markdown
@@ -52,7 +52,7 @@ def run_backend(name: str, settings: Settings) -> list[Row]:
     rows: list[Row] = []
     try:
         with targets.open_target(name, settings) as target:
-            steps = [
+            steps: list[tuple[str, Callable[[], list[Row]]]] = [
                 ("overhead", lambda: workloads.run_overhead(target, settings)),
                 ("growth", lambda: workloads.run_growth(target, settings)),
                 ("chain", lambda: workloads.run_chains(target, settings)),
@@ -68,13 +68,24 @@ def run_backend(name: str, settings: Settings) -> list[Row]:
                     rows += step()
                 except Exception as exc:
                     traceback.print_exc()
-                    rows.append(Row(name, section, f"{section} workload", "failed", "", "", None,
-                                    note=f"{type(exc).__name__}: {exc}"[:200]))
+                    rows.append(
+                        Row(
+                            name,
+                            section,
+                            f"{section} workload",
+                            "failed",
+                            "",
+                            "",
+                            None,
+                            note=f"{type(exc).__name__}: {exc}"[:200],
+                        )
+                    )
                 print(f"[{name}] {section} took {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     except Exception as exc:
         traceback.print_exc()
-        rows.append(Row(name, "overhead", "backend", "not run", "", "", None,
-                        note=f"{type(exc).__name__}: {exc}"[:200]))
+        rows.append(
+            Row(name, "overhead", "backend", "not run", "", "", None, note=f"{type(exc).__name__}: {exc}"[:200])
+        )
     return rows
 
 
@@ -115,9 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_charts(rows, out, name)
     # The index gathers the latest result of every backend (each may come from a different run).
     every = _load_all(out)
-    write_markdown(every, out / "README.md", title="datacon benchmarks: latest results",
-                   header="Latest result of each backend; see each `<backend>.md` for its run's details.\n\n"
-                   + header)
+    write_markdown(
+        every,
+        out / "README.md",
+        title="datacon benchmarks: latest results",
+        header="Latest result of each backend; see each `<backend>.md` for its run's details.\n\n" + header,
+    )
     if not args.no_charts:
         write_charts(every, out, "all")
     print(f"wrote {out}/README.md", file=sys.stderr)

@@ -33,11 +33,11 @@ def _memory(settings: Settings) -> Iterator[Target]:
     from benchmarks.baselines.memory import MemoryBaseline
     from datacon.backends import memory
 
-    raw = memory.open_storage()
-    # The baseline calls the unwrapped backend; datacon reads the same state through the front layer.
+    raw = memory.MemoryBackend()
+    # The baseline calls the unwrapped backend; datacon reads the same state through the guard.
     storage = wrap(raw, None)
     try:
-        # No driver here: the ratio is the cost of the front layer (checks, hooks), without a target.
+        # No driver here: the ratio is the cost of the guard (checks, hooks), without a target.
         yield Target("memory", storage, MemoryBaseline(raw), overhead_target=None)
     finally:
         storage.close()
@@ -80,8 +80,14 @@ def _sqlite(settings: Settings) -> Iterator[Target]:
         storage = create_storage(SqliteBackend(path).config())
         baseline = SqliteBaseline(str(path))
         try:
-            yield Target("sqlite", storage, baseline, chain_target=10, server={"directory": workdir},
-                         baseline_drift=baseline.drift())
+            yield Target(
+                "sqlite",
+                storage,
+                baseline,
+                chain_target=10,
+                server={"directory": workdir},
+                baseline_drift=baseline.drift(),
+            )
         finally:
             baseline.close()
             storage.close()
@@ -108,9 +114,14 @@ def _postgres(settings: Settings) -> Iterator[Target]:
             baseline = PostgresBaseline(database)
             asyncpg_url = database.replace("postgresql://", "postgresql+asyncpg://", 1)
             try:
-                yield Target("postgres", storage, baseline, chain_target=10,
-                             server={"dsn": database, "sqlalchemy_asyncpg_url": asyncpg_url},
-                             baseline_drift=baseline.drift())
+                yield Target(
+                    "postgres",
+                    storage,
+                    baseline,
+                    chain_target=10,
+                    server={"dsn": database, "sqlalchemy_asyncpg_url": asyncpg_url},
+                    baseline_drift=baseline.drift(),
+                )
             finally:
                 baseline.close()
                 storage.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 from collections.abc import Callable, Iterator
@@ -78,8 +79,16 @@ def _overhead_row(t: Target, measure: str, times: dict[str, float], note: str = 
     if t.baseline_drift:
         note = f"{note}; baseline SQL differs from datacon's: {', '.join(t.baseline_drift)}".lstrip("; ")
     return Row(
-        t.backend, "overhead", measure, fmt_time(times["datacon"]), t.baseline.label, fmt_time(times["baseline"]),
-        ratio, "" if limit is None else f"≤ {limit:g}", None if limit is None else ratio <= limit, note,
+        t.backend,
+        "overhead",
+        measure,
+        fmt_time(times["datacon"]),
+        t.baseline.label,
+        fmt_time(times["baseline"]),
+        ratio,
+        "" if limit is None else f"≤ {limit:g}",
+        None if limit is None else ratio <= limit,
+        note,
     )
 
 
@@ -95,7 +104,8 @@ def run_overhead(t: Target, s: Settings) -> list[Row]:
             "datacon": lambda: responses.store_response(StoredResponse(**response_fields())),
             "baseline": lambda: base.store_response(response_fields()),
         },
-        rounds=s.rounds, inner=s.inner,
+        rounds=s.rounds,
+        inner=s.inner,
     )
     rows.append(_overhead_row(t, "store_response", times))
 
@@ -103,7 +113,8 @@ def run_overhead(t: Target, s: Settings) -> list[Row]:
     responses.store_response(StoredResponse(**stored))
     times = interleaved(
         {"datacon": lambda: responses.get_response(stored["id"]), "baseline": lambda: base.get_response(stored["id"])},
-        rounds=s.rounds, inner=s.inner,
+        rounds=s.rounds,
+        inner=s.inner,
     )
     rows.append(_overhead_row(t, "get_response", times))
 
@@ -116,7 +127,8 @@ def run_overhead(t: Target, s: Settings) -> list[Row]:
             "datacon": datacon_create_link,
             "baseline": lambda: base.create_and_link(conversation, make_item_id("message"), MESSAGE, datetime.now(UTC)),
         },
-        rounds=s.rounds, inner=s.inner,
+        rounds=s.rounds,
+        inner=s.inner,
     )
     rows.append(_overhead_row(t, "create_item + link_item", times))
 
@@ -129,7 +141,8 @@ def run_overhead(t: Target, s: Settings) -> list[Row]:
             "datacon": lambda: items.list_items(conversation, desc),
             "baseline": lambda: base.list_page(conversation, 20, desc=True),
         },
-        rounds=s.rounds, inner=s.inner,
+        rounds=s.rounds,
+        inner=s.inner,
     )
     rows.append(_overhead_row(t, "list_items(limit=20)", times))
 
@@ -137,7 +150,8 @@ def run_overhead(t: Target, s: Settings) -> list[Row]:
     analyze(t)
     times = interleaved(
         {"datacon": lambda: responses.get_response_chain(tip), "baseline": lambda: base.chain(tip)},
-        rounds=s.rounds, inner=max(1, s.inner // 4),
+        rounds=s.rounds,
+        inner=max(1, s.inner // 4),
     )
     rows.append(_overhead_row(t, "get_response_chain(depth 100)", times, "baseline: the same one-round-trip walk"))
     return rows
@@ -176,12 +190,24 @@ def run_growth(t: Target, s: Settings) -> list[Row]:
         # grew since autovacuum last looked at it: the plan, not datacon, decides this one.
         cold = interleaved(
             {"short": lambda: items.list_items(short_id, newest), "long": lambda: items.list_items(long_id, newest)},
-            rounds=max(3, s.rounds // 3), inner=max(1, s.inner // 4),
+            rounds=max(3, s.rounds // 3),
+            inner=max(1, s.inner // 4),
         )
         ratio = cold["long"] / cold["short"]
-        rows.append(Row(t.backend, "growth", f"list_items newest page, {size} vs 100 links, stale statistics",
-                        fmt_time(cold["long"]), "100-link conversation", fmt_time(cold["short"]), ratio, "≤ 1.5",
-                        ratio <= 1.5, "measured before ANALYZE; see docs/performance.md"))
+        rows.append(
+            Row(
+                t.backend,
+                "growth",
+                f"list_items newest page, {size} vs 100 links, stale statistics",
+                fmt_time(cold["long"]),
+                "100-link conversation",
+                fmt_time(cold["short"]),
+                ratio,
+                "≤ 1.5",
+                ratio <= 1.5,
+                "measured before ANALYZE; see docs/performance.md",
+            )
+        )
     analyze(t)
     # "At the end": the page after the cursor 21 links before the last one (ascending), and
     # the newest page (descending, no cursor), which is what a chat reads most.
@@ -197,19 +223,41 @@ def run_growth(t: Target, s: Settings) -> list[Row]:
             "base_short": lambda: base.list_page(short_id, 20, after=short_links[-21][0]),
             "base_long": lambda: base.list_page(long_id, 20, after=long_links[-21][0]),
         },
-        rounds=s.rounds, inner=s.inner,
+        rounds=s.rounds,
+        inner=s.inner,
     )
     assert len(items.list_items(long_id, long_after)) == 20, "the page at the end must hold 20 items"
     assert items.list_items(long_id, newest)[0].id == long_links[-1][0], "the newest page starts at the last link"
     for key, measure in (("", "page at the end (asc, after a cursor)"), ("_desc", "newest page (desc, no cursor)")):
         ratio = times[f"long{key}"] / times[f"short{key}"]
-        rows.append(Row(t.backend, "growth", f"list_items {measure}, {size} vs 100 links",
-                        fmt_time(times[f"long{key}"]), "100-link conversation", fmt_time(times[f"short{key}"]),
-                        ratio, "≤ 1.5", ratio <= 1.5))
+        rows.append(
+            Row(
+                t.backend,
+                "growth",
+                f"list_items {measure}, {size} vs 100 links",
+                fmt_time(times[f"long{key}"]),
+                "100-link conversation",
+                fmt_time(times[f"short{key}"]),
+                ratio,
+                "≤ 1.5",
+                ratio <= 1.5,
+            )
+        )
     base_ratio = times["base_long"] / times["base_short"]
-    rows.append(Row(t.backend, "growth", f"baseline page at the end, {size} vs 100 links", fmt_time(times["base_long"]),
-                    "100-link conversation", fmt_time(times["base_short"]), base_ratio, "", None,
-                    f"{base.label}: what the statements alone cost"))
+    rows.append(
+        Row(
+            t.backend,
+            "growth",
+            f"baseline page at the end, {size} vs 100 links",
+            fmt_time(times["base_long"]),
+            "100-link conversation",
+            fmt_time(times["base_short"]),
+            base_ratio,
+            "",
+            None,
+            f"{base.label}: what the statements alone cost",
+        )
+    )
     return rows
 
 
@@ -234,19 +282,29 @@ def run_chains(t: Target, s: Settings) -> list[Row]:
         inner = max(1, s.inner * 10 // depth) if depth > 10 else s.inner
         times = interleaved(
             {
-                "datacon": lambda tip=tip: responses.get_response_chain(tip),
-                "naive": lambda tip=tip: base.naive_chain(tip),
+                "datacon": functools.partial(responses.get_response_chain, tip),
+                "naive": functools.partial(base.naive_chain, tip),
             },
-            rounds=s.rounds, inner=inner,
+            rounds=s.rounds,
+            inner=inner,
         )
         speedup = times["naive"] / times["datacon"]
         target, met = "", None
         if depth == 100 and t.chain_target is not None:
             target, met = f"≥ {t.chain_target:g}", speedup >= t.chain_target
         rows.append(
-            Row(t.backend, "chain", f"get_response_chain, depth {depth:,}", fmt_time(times["datacon"]),
-                "naive walk (one query per link)", fmt_time(times["naive"]), speedup, target, met,
-                seconds=(times["datacon"], times["naive"]))
+            Row(
+                t.backend,
+                "chain",
+                f"get_response_chain, depth {depth:,}",
+                fmt_time(times["datacon"]),
+                "naive walk (one query per link)",
+                fmt_time(times["naive"]),
+                speedup,
+                target,
+                met,
+                seconds=(times["datacon"], times["naive"]),
+            )
         )
     return rows
 
@@ -258,8 +316,18 @@ def run_async(t: Target, s: Settings, storage_factory: Callable[[], Storage] | N
     try:
         from datacon.aio import AsyncStorage
     except ImportError:
-        return [Row(t.backend, "async", "AsyncStorage", "not available", "", "", None,
-                    note="datacon.aio is not importable in this checkout")]
+        return [
+            Row(
+                t.backend,
+                "async",
+                "AsyncStorage",
+                "not available",
+                "",
+                "",
+                None,
+                note="datacon.aio is not importable in this checkout",
+            )
+        ]
     storage = t.storage
     facade = AsyncStorage(storage)
     stored = response_fields()
@@ -290,16 +358,39 @@ def run_async(t: Target, s: Settings, storage_factory: Callable[[], Storage] | N
                 "sync": sync_batch,
                 "hop": lambda: loop.run_until_complete(hop_batch()),
             },
-            rounds=s.rounds, inner=1,
+            rounds=s.rounds,
+            inner=1,
         )
         per_async, per_sync, hop = times["async"] / batch, times["sync"] / batch, times["hop"] / batch
-        rows.append(Row(t.backend, "async", "get_response per call (1 task)", fmt_time(per_async),
-                        "sync call", fmt_time(per_sync), per_async / per_sync, "", None,
-                        "one anyio.to_thread hand-off per call"))
+        rows.append(
+            Row(
+                t.backend,
+                "async",
+                "get_response per call (1 task)",
+                fmt_time(per_async),
+                "sync call",
+                fmt_time(per_sync),
+                per_async / per_sync,
+                "",
+                None,
+                "one anyio.to_thread hand-off per call",
+            )
+        )
         added = per_async - per_sync
-        rows.append(Row(t.backend, "async", "time the facade adds per call", fmt_time(added),
-                        "bare anyio.to_thread.run_sync(no-op)", fmt_time(hop), added / hop, "", None,
-                        "≈ 1×: the added cost is anyio's thread hop itself"))
+        rows.append(
+            Row(
+                t.backend,
+                "async",
+                "time the facade adds per call",
+                fmt_time(added),
+                "bare anyio.to_thread.run_sync(no-op)",
+                fmt_time(hop),
+                added / hop,
+                "",
+                None,
+                "≈ 1×: the added cost is anyio's thread hop itself",
+            )
+        )
 
         workers = 32
         per_worker = max(1, s.async_calls // workers)
@@ -324,15 +415,27 @@ def run_async(t: Target, s: Settings, storage_factory: Callable[[], Storage] | N
         try:
             times = interleaved(
                 {"async": lambda: loop.run_until_complete(async_all()), "threads": threads_all},
-                rounds=max(3, s.rounds // 2), inner=1,
+                rounds=max(3, s.rounds // 2),
+                inner=1,
             )
         finally:
             pool.shutdown()
         async_tput, thread_tput = total / times["async"], total / times["threads"]
         ratio = async_tput / thread_tput
-        rows.append(Row(t.backend, "async", "get_response throughput, 32 tasks vs 32 threads",
-                        f"{async_tput:,.0f} calls/s", "32 sync threads", f"{thread_tput:,.0f} calls/s",
-                        ratio, "≥ 0.8", ratio >= 0.8, f"pool size {storage.max_concurrency}"))
+        rows.append(
+            Row(
+                t.backend,
+                "async",
+                "get_response throughput, 32 tasks vs 32 threads",
+                f"{async_tput:,.0f} calls/s",
+                "32 sync threads",
+                f"{thread_tput:,.0f} calls/s",
+                ratio,
+                "≥ 0.8",
+                ratio >= 0.8,
+                f"pool size {storage.max_concurrency}",
+            )
+        )
     finally:
         loop.close()
     return rows
@@ -348,8 +451,16 @@ def run_rss(s: Settings) -> list[Row]:
 
     per_item, empty, full = measure(s.rss_items)
     return [
-        Row("memory", "memory", f"peak RSS per item, {s.rss_items:,} items created and linked",
-            f"{per_item:,.0f} bytes/item", "empty run (imports + empty storage)",
-            f"{empty / 2**20:,.1f} MiB → {full / 2**20:,.1f} MiB", None, "", None,
-            f"item content {len(json.dumps(MESSAGE))} bytes of JSON"),
+        Row(
+            "memory",
+            "memory",
+            f"peak RSS per item, {s.rss_items:,} items created and linked",
+            f"{per_item:,.0f} bytes/item",
+            "empty run (imports + empty storage)",
+            f"{empty / 2**20:,.1f} MiB → {full / 2**20:,.1f} MiB",
+            None,
+            "",
+            None,
+            f"item content {len(json.dumps(MESSAGE))} bytes of JSON",
+        ),
     ]

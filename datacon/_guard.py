@@ -9,7 +9,7 @@ limits are non-negative ints, and ``ListParams.order`` is a :class:`SortOrder`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -25,9 +25,10 @@ from datacon._validate import (
     check_response_fields,
     check_str,
 )
-from datacon.context import current_request_context, extra_columns
+from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
+from datacon.context import current_request_context
 from datacon.errors import ConflictError, HookRejectedError, InvalidInputError
-from datacon.hooks import WRITE_OPERATIONS, StorageHook, StorageOperation
+from datacon.hooks import StorageHook, StorageOperation
 from datacon.ids import make_item_id, new_conversation_id
 from datacon.models import (
     Conversation,
@@ -46,6 +47,7 @@ __all__ = ["GuardedConversationStorage", "GuardedItemStorage", "GuardedResponseS
 log = logging.getLogger("datacon.hooks")
 T = TypeVar("T")
 
+
 def _payload(value: Any) -> Any:
     try:
         return converter.unstructure(value)
@@ -57,13 +59,14 @@ class _Hooked:
     def __init__(self, hook: StorageHook | None) -> None:
         self._hook = hook
 
-    def _run(self, op: StorageOperation, payload: Callable[[], Any], call: Callable[[], T]) -> T:
+    def _run(self, op: StorageOperation, payload: Callable[[], Any], call: Callable[[Extra], T]) -> T:
+        # ``call`` gets the hook's extra-column values; only the inserting methods pass them on.
         hook = self._hook
         if hook is None:
-            return call()
+            return call(NO_EXTRA)
         ctx = current_request_context()
         data = payload()
-        extra: Mapping[str, Any] = {}
+        extra: Extra = NO_EXTRA
         try:
             decision = hook.before(op, ctx, data)
         except Exception as exc:  # noqa: BLE001 - a failing hook must not fail the operation
@@ -72,11 +75,7 @@ class _Hooked:
             if decision.rejected:
                 raise HookRejectedError(decision.reason)
             extra = decision.extra
-        if op in WRITE_OPERATIONS:
-            with extra_columns(extra):
-                result = call()
-        else:
-            result = call()
+        result = call(extra)
         try:
             hook.after(op, ctx, data, _payload(result), extra)
         except Exception as exc:  # noqa: BLE001 - as above
@@ -87,7 +86,7 @@ class _Hooked:
 class GuardedConversationStorage(_Hooked, ConversationStorage):
     """Checks arguments and runs hooks around a backend's conversation storage."""
 
-    def __init__(self, inner: ConversationStorage, hook: StorageHook | None) -> None:
+    def __init__(self, inner: BackendConversations, hook: StorageHook | None) -> None:
         super().__init__(hook)
         self.inner = inner
 
@@ -106,10 +105,10 @@ class GuardedConversationStorage(_Hooked, ConversationStorage):
                 data["metadata"] = new.metadata
             return data
 
-        def call() -> Conversation:
+        def call(extra: Extra) -> Conversation:
             # The id is made here, before any I/O, so a retried call can reuse it.
             filled = new if new.id is not None else NewConversation(id=new_conversation_id(), metadata=new.metadata)
-            return self.inner.create_conversation(filled)
+            return self.inner.create_conversation(filled, extra=extra)
 
         return self._run(StorageOperation.CREATE_CONVERSATION, payload, call)
 
@@ -118,7 +117,7 @@ class GuardedConversationStorage(_Hooked, ConversationStorage):
         return self._run(
             StorageOperation.GET_CONVERSATION,
             lambda: conversation_id,
-            lambda: self.inner.get_conversation(conversation_id),
+            lambda _: self.inner.get_conversation(conversation_id),
         )
 
     def update_conversation(self, conversation_id: str, metadata: dict[str, object] | None) -> Conversation | None:
@@ -127,7 +126,7 @@ class GuardedConversationStorage(_Hooked, ConversationStorage):
         return self._run(
             StorageOperation.UPDATE_CONVERSATION,
             lambda: {"id": conversation_id, "metadata": _payload(metadata)},
-            lambda: self.inner.update_conversation(conversation_id, metadata),
+            lambda _: self.inner.update_conversation(conversation_id, metadata),
         )
 
     def delete_conversation(self, conversation_id: str) -> bool:
@@ -135,14 +134,14 @@ class GuardedConversationStorage(_Hooked, ConversationStorage):
         return self._run(
             StorageOperation.DELETE_CONVERSATION,
             lambda: conversation_id,
-            lambda: self.inner.delete_conversation(conversation_id),
+            lambda _: self.inner.delete_conversation(conversation_id),
         )
 
 
 class GuardedItemStorage(_Hooked, ConversationItemStorage):
     """Checks arguments and runs hooks around a backend's item storage."""
 
-    def __init__(self, inner: ConversationItemStorage, hook: StorageHook | None) -> None:
+    def __init__(self, inner: BackendItems, hook: StorageHook | None) -> None:
         super().__init__(hook)
         self.inner = inner
 
@@ -163,7 +162,7 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
             }
             return data if new.id is None else {"id": new.id, **data}
 
-        def call() -> ConversationItem:
+        def call(extra: Extra) -> ConversationItem:
             filled = new
             if new.id is None:
                 filled = NewConversationItem(
@@ -174,7 +173,7 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
                     role=new.role,
                     status=new.status,
                 )
-            return self.inner.create_item(filled)
+            return self.inner.create_item(filled, extra=extra)
 
         return self._run(StorageOperation.CREATE_ITEM, payload, call)
 
@@ -185,7 +184,7 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
         self._run(
             StorageOperation.LINK_ITEM,
             lambda: {"conversation_id": conversation_id, "item_id": item_id, "added_at": to_iso(when)},
-            lambda: self.inner.link_item(conversation_id, item_id, when),
+            lambda extra: self.inner.link_item(conversation_id, item_id, when, extra=extra),
         )
 
     def link_items(self, conversation_id: str, items: Sequence[tuple[str, datetime]]) -> None:
@@ -207,7 +206,7 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
         self._run(
             StorageOperation.LINK_ITEMS,
             lambda: {"conversation_id": conversation_id, "items_count": len(checked)},
-            lambda: self.inner.link_items(conversation_id, checked) if checked else None,
+            lambda extra: self.inner.link_items(conversation_id, checked, extra=extra) if checked else None,
         )
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
@@ -224,7 +223,7 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
         if order is not params.order:
             params = ListParams(limit=params.limit, order=order, after=params.after)
 
-        def call() -> list[ConversationItem]:
+        def call(_: Extra) -> list[ConversationItem]:
             if params.limit == 0:
                 return []
             if params.after is not None and len(params.after) > ID_MAX:
@@ -243,7 +242,7 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         check_id(item_id, "item id")
-        return self._run(StorageOperation.GET_ITEM, lambda: item_id, lambda: self.inner.get_item(item_id))
+        return self._run(StorageOperation.GET_ITEM, lambda: item_id, lambda _: self.inner.get_item(item_id))
 
     def is_item_linked(self, conversation_id: str, item_id: str) -> bool:
         check_id(conversation_id, "conversation id")
@@ -251,7 +250,7 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
         return self._run(
             StorageOperation.IS_ITEM_LINKED,
             lambda: {"conversation_id": conversation_id, "item_id": item_id},
-            lambda: self.inner.is_item_linked(conversation_id, item_id),
+            lambda _: self.inner.is_item_linked(conversation_id, item_id),
         )
 
     def delete_item(self, conversation_id: str, item_id: str) -> None:
@@ -260,14 +259,14 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
         self._run(
             StorageOperation.DELETE_ITEM,
             lambda: {"conversation_id": conversation_id, "item_id": item_id},
-            lambda: self.inner.delete_item(conversation_id, item_id),
+            lambda _: self.inner.delete_item(conversation_id, item_id),
         )
 
 
 class GuardedResponseStorage(_Hooked, ResponseStorage):
     """Checks arguments and runs hooks around a backend's response storage."""
 
-    def __init__(self, inner: ResponseStorage, hook: StorageHook | None) -> None:
+    def __init__(self, inner: BackendResponses, hook: StorageHook | None) -> None:
         super().__init__(hook)
         self.inner = inner
 
@@ -291,19 +290,19 @@ class GuardedResponseStorage(_Hooked, ResponseStorage):
         return self._run(
             StorageOperation.STORE_RESPONSE,
             lambda: _payload(response),
-            lambda: self.inner.store_response(response),
+            lambda extra: self.inner.store_response(response, extra=extra),
         )
 
     def get_response(self, response_id: str) -> StoredResponse | None:
         check_id(response_id, "response id")
         return self._run(
-            StorageOperation.GET_RESPONSE, lambda: response_id, lambda: self.inner.get_response(response_id)
+            StorageOperation.GET_RESPONSE, lambda: response_id, lambda _: self.inner.get_response(response_id)
         )
 
     def delete_response(self, response_id: str) -> None:
         check_id(response_id, "response id")
         self._run(
-            StorageOperation.DELETE_RESPONSE, lambda: response_id, lambda: self.inner.delete_response(response_id)
+            StorageOperation.DELETE_RESPONSE, lambda: response_id, lambda _: self.inner.delete_response(response_id)
         )
 
     def get_response_chain(self, response_id: str, max_depth: int | None = None) -> ResponseChain:
@@ -312,7 +311,7 @@ class GuardedResponseStorage(_Hooked, ResponseStorage):
         return self._run(
             StorageOperation.GET_RESPONSE_CHAIN,
             lambda: {"response_id": response_id, "max_depth": max_depth},
-            lambda: ResponseChain() if max_depth == 0 else self.inner.get_response_chain(response_id, max_depth),
+            lambda _: ResponseChain() if max_depth == 0 else self.inner.get_response_chain(response_id, max_depth),
         )
 
     def list_identifier_responses(self, identifier: str, limit: int | None = None) -> list[StoredResponse]:
@@ -321,7 +320,7 @@ class GuardedResponseStorage(_Hooked, ResponseStorage):
         return self._run(
             StorageOperation.LIST_IDENTIFIER_RESPONSES,
             lambda: {"identifier": identifier, "limit": limit},
-            lambda: [] if limit == 0 else self.inner.list_identifier_responses(identifier, limit),
+            lambda _: [] if limit == 0 else self.inner.list_identifier_responses(identifier, limit),
         )
 
     def delete_identifier_responses(self, identifier: str) -> int:
@@ -329,5 +328,5 @@ class GuardedResponseStorage(_Hooked, ResponseStorage):
         return self._run(
             StorageOperation.DELETE_IDENTIFIER_RESPONSES,
             lambda: {"identifier": identifier},
-            lambda: self.inner.delete_identifier_responses(identifier),
+            lambda _: self.inner.delete_identifier_responses(identifier),
         )

@@ -45,9 +45,7 @@ def to_iso(value: datetime) -> str:
     """ISO 8601 in UTC with a ``Z`` suffix and always six fractional digits."""
     v = value.astimezone(UTC)
     # Formatted by hand: strftime("%Y") does not zero-pad years below 1000 on glibc.
-    return (
-        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
-    )
+    return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
 
 
 def parse_iso(text: str) -> datetime:

@@ -561,27 +561,23 @@ def migrate() -> None:
     """Schema version and migrations of the SQL backends."""
 
 
-def _migratable(config: StorageFactoryConfig) -> bool:
-    if not _admin.has_migrations(config):
-        click.echo(f"the {HistoryBackend(config.backend).value} backend has no schema migrations")
-        return False
+def _migration_status(config: StorageFactoryConfig) -> _admin.SchemaReport | None:
+    """The configured backend's schema status; ``None`` (said why) when it has none to report."""
     missing = _admin.sqlite_file_missing(config)
     if missing is not None:
         click.echo(f"no SQLite database at {missing}: it is created at the latest version on first use")
-        return False
-    return True
+        return None
+    status = _admin.schema_status(config)
+    if status is None:
+        click.echo(f"the {HistoryBackend(config.backend).value} backend has no schema migrations")
+    return status
 
 
-def _migration_status(config: StorageFactoryConfig) -> _admin.SchemaStatus | None:
-    """The configured backend's schema status; ``None`` (said why) when it has none to report."""
-    return _admin.schema_status(config) if _migratable(config) else None
-
-
-def _status_lines(status: _admin.SchemaStatus) -> list[tuple[str, object]]:
+def _status_lines(status: _admin.SchemaReport) -> list[tuple[str, object]]:
     return [
         ("backend", status.backend),
-        ("current", status.current if status.current is not None else "unknown"),
-        ("latest", status.latest if status.latest is not None else "unknown"),
+        ("current", status.current),
+        ("latest", status.latest),
         ("pending", f"{len(status.statements)} statement(s)" if status.statements else "none"),
     ]
 
@@ -637,8 +633,7 @@ def migrate_apply(ctx: click.Context) -> None:
     after = _admin.apply_migrations(config)
     if not after.up_to_date:
         _fail(f"{len(after.statements)} statement(s) still pending after apply")
-    version = f" (version {after.current})" if after.current is not None else ""
-    click.echo(f"applied {len(before.statements)} statement(s); the schema is up to date{version}")
+    click.echo(f"applied {len(before.statements)} statement(s); the schema is up to date (version {after.current})")
 
 
 # -- doctor ----------------------------------------------------------------------------------

@@ -1,17 +1,14 @@
-"""Request context and extra-column values, carried in context variables."""
+"""Request context, carried in a context variable."""
 
 from __future__ import annotations
 
 import contextvars
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
 
 __all__ = [
     "RequestContext",
-    "current_extra_columns",
     "current_request_context",
-    "extra_columns",
     "request_context",
 ]
 
@@ -59,9 +56,6 @@ class RequestContext:
 _REQUEST_CONTEXT: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
     "datacon_request_context", default=None
 )
-_EXTRA_COLUMNS: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
-    "datacon_extra_columns", default=None
-)
 
 
 @contextmanager
@@ -83,18 +77,3 @@ def request_context(ctx: RequestContext | Mapping[str, str]) -> Iterator[Request
 def current_request_context() -> RequestContext | None:
     """The current request context, or ``None`` outside any :func:`request_context` block."""
     return _REQUEST_CONTEXT.get()
-
-
-@contextmanager
-def extra_columns(values: Mapping[str, Any]) -> Iterator[None]:
-    """Supply extra-column values for the writes made inside the block (hooks do this)."""
-    token = _EXTRA_COLUMNS.set(dict(values))
-    try:
-        yield
-    finally:
-        _EXTRA_COLUMNS.reset(token)
-
-
-def current_extra_columns() -> Mapping[str, Any]:
-    """Extra-column values supplied for the current write (empty when none)."""
-    return _EXTRA_COLUMNS.get() or {}

@@ -1,4 +1,4 @@
-"""``create_storage``: build the configured backend, wrapped with checks and hooks."""
+"""``create_storage``: open the configured backend (its ``open_backend``) and put the guard in front."""
 
 from __future__ import annotations
 
@@ -7,50 +7,58 @@ import logging
 from typing import Any
 
 from datacon._guard import GuardedConversationStorage, GuardedItemStorage, GuardedResponseStorage
+from datacon.backends.base import Backend, OpenBackend
 from datacon.config import HistoryBackend, StorageFactoryConfig
 from datacon.errors import ConfigError
 from datacon.hooks import StorageHook
 from datacon.storage import Storage
 
-__all__ = ["create_storage", "wrap"]
+__all__ = ["create_storage", "open_backend", "wrap"]
 
 log = logging.getLogger("datacon")
 
-# backend -> (module, pip extra naming its driver, display name used in upstream's messages)
+# backend -> (package, pip extra naming its driver, display name used in upstream's messages)
 _BACKENDS: dict[HistoryBackend, tuple[str, str, str]] = {
+    HistoryBackend.MEMORY: ("datacon.backends.memory", "", "memory"),
+    HistoryBackend.NONE: ("datacon.backends.noop", "", "none"),
     HistoryBackend.SQLITE: ("datacon.backends.sqlite", "", "SQLite"),
     HistoryBackend.POSTGRES: ("datacon.backends.postgres", "postgres", "Postgres"),
     HistoryBackend.REDIS: ("datacon.backends.redis", "redis", "Redis"),
     HistoryBackend.ORACLE: ("datacon.backends.oracle", "oracle", "oracle"),
 }
+# Backends without a config section.
+_SECTIONLESS = (HistoryBackend.MEMORY, HistoryBackend.NONE)
 
 
-def _open_backend(config: StorageFactoryConfig) -> Storage:
+def open_backend(config: StorageFactoryConfig, *, check_schema: bool = True) -> Backend:
+    """The configured backend, unguarded: its package's ``open_backend`` entry point.
+
+    The backend's section is validated first; a missing driver is a ``ConfigError`` naming
+    the pip extra. ``check_schema=False`` skips the migration check of a versioned backend
+    (``datacon migrate`` then reads and applies them through ``Versioned``).
+    """
     backend = HistoryBackend(config.backend)
-    if backend is HistoryBackend.MEMORY:
-        from datacon.backends import memory
-
-        return memory.open_storage()
-    if backend is HistoryBackend.NONE:
-        from datacon.backends import noop
-
-        return noop.open_storage()
-    module_name, extra, display = _BACKENDS[backend]
-    section: Any = getattr(config, backend.value)
-    if section is None:
-        raise ConfigError(f"{display} configuration is required when history_backend={backend.value}", backend.value)
-    section.validate()
+    package, extra, display = _BACKENDS[backend]
+    section: Any = None
+    if backend not in _SECTIONLESS:
+        section = getattr(config, backend.value)
+        if section is None:
+            raise ConfigError(
+                f"{display} configuration is required when history_backend={backend.value}", backend.value
+            )
+        section.validate()
     try:
-        module = importlib.import_module(module_name)
+        module = importlib.import_module(package)
     except ImportError as exc:
         # Only the backend's own driver can be missing here; name the extra that installs it.
         raise ConfigError(
             f"the {backend.value} backend needs its driver ({exc.name}): pip install 'datacon[{extra}]'",
             "backend",
         ) from None
-    log.info("opening %s storage: %r", backend.value, section)
-    storage: Storage = module.open_storage(section)
-    return storage
+    if section is not None:
+        log.info("opening %s storage: %r", backend.value, section)
+    entry: OpenBackend = module.open_backend
+    return entry(section, check_schema=check_schema)
 
 
 def create_storage(config: StorageFactoryConfig | str | None = None) -> Storage:
@@ -69,21 +77,18 @@ def create_storage(config: StorageFactoryConfig | str | None = None) -> Storage:
         raise ConfigError(
             f"create_storage takes a StorageFactoryConfig or a URL, got {type(config).__name__}", "config"
         )
-    return wrap(_open_backend(config), config.hook)
+    return wrap(open_backend(config), config.hook)
 
 
-def wrap(raw: Storage, hook: StorageHook | None) -> Storage:
-    """``raw`` (a backend's own stores) behind the guard: arguments checked, ``hook`` run.
+def wrap(backend: Backend, hook: StorageHook | None) -> Storage:
+    """``backend`` behind the guard (arguments checked, ids minted, ``hook`` run): a ``Storage``.
 
     This is the step ``create_storage`` adds after opening a backend; the result shares the
     backend's pool, and closing it closes the backend.
     """
     return Storage(
-        GuardedResponseStorage(raw.responses, hook),
-        GuardedConversationStorage(raw.conversations, hook),
-        GuardedItemStorage(raw.items, hook),
-        backend=raw.backend,
-        max_concurrency=raw.max_concurrency,
-        close=raw.close,
-        pool_stats=raw.pool_stats,
+        backend,
+        GuardedResponseStorage(backend.responses, hook),
+        GuardedConversationStorage(backend.conversations, hook),
+        GuardedItemStorage(backend.items, hook),
     )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from datacon.models import (
     Conversation,
@@ -17,6 +17,9 @@ from datacon.models import (
     ResponseChain,
     StoredResponse,
 )
+
+if TYPE_CHECKING:
+    from datacon.backends.base import Backend
 
 __all__ = ["ConversationItemStorage", "ConversationStorage", "ResponseStorage", "Storage"]
 
@@ -125,40 +128,39 @@ class Storage:
     Use it as a context manager, or call :meth:`close`. It unpacks like upstream's tuple:
     ``responses, conversations, items = create_storage(cfg)``.
 
+    ``create_storage`` (through ``datacon.factory.wrap``) builds it around a backend: the three
+    members are the backend's stores behind the guard, and ``raw`` is the backend itself,
+    whose capabilities (``datacon.backends.base``) the export, import and migrate tools use.
+
+    :ivar backend: the backend's name (``"memory"``, ``"sqlite"``...).
     :ivar max_concurrency: how many calls the backend serves at once (its pool size); the
         async facade sizes its thread limiter to it.
     """
 
     def __init__(
         self,
+        raw: Backend,
         responses: ResponseStorage,
         conversations: ConversationStorage,
         items: ConversationItemStorage,
-        *,
-        backend: str,
-        max_concurrency: int,
-        close: Callable[[], None] | None = None,
-        pool_stats: Callable[[], dict[str, int]] | None = None,
     ) -> None:
+        self.raw = raw
         self.responses = responses
         self.conversations = conversations
         self.items = items
-        self.backend = backend
-        self.max_concurrency = max_concurrency
-        self._close = close
-        self._pool_stats = pool_stats
+        self.backend = raw.kind
+        self.max_concurrency = raw.max_concurrency
         self.closed = False
 
     def close(self) -> None:
         """Close the backend's pool. Idempotent."""
         if not self.closed:
             self.closed = True
-            if self._close is not None:
-                self._close()
+            self.raw.close()
 
     def pool_stats(self) -> dict[str, int]:
         """Pool counters (at least ``size`` and ``in_use`` where the backend has a pool)."""
-        return self._pool_stats() if self._pool_stats is not None else {}
+        return self.raw.pool_stats()
 
     def __enter__(self) -> Storage:
         return self

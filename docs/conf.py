@@ -31,6 +31,8 @@ html_title = f"datacon {version}"
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_default_options = {"members": True, "show-inheritance": True}
+# Annotations imported only for type checking (a cycle otherwise), resolved for the docs.
+autodoc_type_aliases = {"Backend": "datacon.backends.base.Backend"}
 
 # Strict mode (-n) reports every unresolved reference. With no intersphinx (the build must work
 # offline), names from the standard library and from datacon's dependencies cannot resolve:

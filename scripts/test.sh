@@ -7,8 +7,9 @@ bash scripts/setup.sh
 
 echo "== ruff"
 .venv/bin/ruff check .
-echo "== mypy --strict"
-.venv/bin/mypy --strict datacon
+.venv/bin/ruff format --check .
+echo "== mypy --strict (datacon, tests, benchmarks)"
+.venv/bin/mypy --strict datacon tests benchmarks
 echo "== pytest"
 set +e
 .venv/bin/python -m pytest "$@"

@@ -9,7 +9,18 @@ from typing import Any, NoReturn, Protocol
 
 import pytest
 
-from datacon import ColumnDef, SchemaConfig, StorageFactoryConfig, StorageHook, TableConfig
+from datacon import (
+    ColumnDef,
+    ConversationItemStorage,
+    ConversationStorage,
+    ResponseStorage,
+    SchemaConfig,
+    Storage,
+    StorageFactoryConfig,
+    StorageHook,
+    TableConfig,
+)
+from datacon.backends._sql import SqlBackend, SqlStore
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -26,6 +37,13 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def sql_store(storage: Storage) -> SqlStore:
+    """The shared SQL layer's store behind a SQL backend's ``storage``."""
+    raw = storage.raw
+    assert isinstance(raw, SqlBackend), raw
+    return raw.store
 
 
 class BackendUnderTest(Protocol):
@@ -77,9 +95,10 @@ class Case:
         self.backend = backend
         self.variant = variant
         self.storage = storage
-        self.conversations = storage.conversations
-        self.items = storage.items
-        self.responses = storage.responses
+        # The sync API's types: the async facade's adapter offers the same methods.
+        self.conversations: ConversationStorage = storage.conversations
+        self.items: ConversationItemStorage = storage.items
+        self.responses: ResponseStorage = storage.responses
         self.schema = schema
 
     def skipped(self, table: str, field: str) -> bool:

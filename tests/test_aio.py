@@ -97,19 +97,25 @@ class Probe(StorageHook):
             self.active -= 1
 
 
+class _Resized:
+    """``storage``'s backend with another pool size or close function (a ``Backend``)."""
+
+    def __init__(self, storage: Storage, max_concurrency: int | None, close: Callable[[], None] | None) -> None:
+        raw = storage.raw
+        self.kind = raw.kind
+        self.max_concurrency = raw.max_concurrency if max_concurrency is None else max_concurrency
+        self.conversations = raw.conversations
+        self.items = raw.items
+        self.responses = raw.responses
+        self.close = storage.close if close is None else close
+        self.pool_stats = raw.pool_stats
+
+
 def resized(
     storage: Storage, *, max_concurrency: int | None = None, close: Callable[[], None] | None = None
 ) -> Storage:
-    """The same three storages, with another pool size or close function."""
-    return Storage(
-        storage.responses,
-        storage.conversations,
-        storage.items,
-        backend=storage.backend,
-        max_concurrency=storage.max_concurrency if max_concurrency is None else max_concurrency,
-        close=storage.close if close is None else close,
-        pool_stats=storage.pool_stats,
-    )
+    """The same three (guarded) storages, with another pool size or close function."""
+    return Storage(_Resized(storage, max_concurrency, close), storage.responses, storage.conversations, storage.items)
 
 
 async def assert_pool_idle(storage: AsyncStorage) -> None:
@@ -627,7 +633,7 @@ async def test_a_storage_opened_for_an_asyncio_cancelled_caller_is_closed(monkey
 
     monkeypatch.setattr(aio, "create_storage", slow_create)
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(create_async_storage(), 0.05)  # type: ignore[arg-type]
+        await asyncio.wait_for(create_async_storage(), 0.05)
     assert len(made) == 1
     assert made[0].closed
 

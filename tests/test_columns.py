@@ -13,6 +13,7 @@ from datacon import SchemaConfig, StoredResponse, TableConfig
 from datacon._columns import BY_KIND, CONVERSATIONS, ITEMS, LINKS, RECORDS, RESPONSES, Kind, Record
 from datacon._validate import ID_MAX, LONG_MAX, SHORT_MAX, check_item_fields, check_record, check_response_fields
 from datacon.backends._sql import SqlStore, render
+from datacon.backends.base import NO_EXTRA
 from datacon.backends.oracle import dialect_for, oracle_schema
 from datacon.backends.postgres import PostgresDialect
 from datacon.backends.redis.records import Codec
@@ -150,18 +151,18 @@ def test_redis_fields_follow_the_declared_columns_renames_and_skips() -> None:
     assert set(codec.items.fields) == set(ITEMS.names)
     assert codec.items.fields["status"] is None
     item = ConversationItem("msg_1", None, "", "user", {"k": 1}, "done", T0)
-    assert codec.item_fields(item) == {
+    assert codec.item_fields(item, NO_EXTRA) == {
         "id": "msg_1",
         "item_type": "",
         "role": "user",
         "body": '{"k":1}',
         "created_at": "2026-01-02T03:04:05.000006+00:00",
     }
-    assert codec.conversation_fields(Conversation("conv_1", T0, None)) == {
+    assert codec.conversation_fields(Conversation("conv_1", T0, None), NO_EXTRA) == {
         "id": "conv_1",
         "created_at": "2026-01-02T03:04:05.000006+00:00",
     }
-    assert codec.item("msg_1", codec.item_fields(item)) == attrs.evolve(item, status=None)
+    assert codec.item("msg_1", codec.item_fields(item, NO_EXTRA)) == attrs.evolve(item, status=None)
 
 
 @pytest.mark.parametrize("record", list(RECORDS.values()), ids=list(RECORDS))

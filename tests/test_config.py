@@ -27,7 +27,7 @@ SECRET = "s3cr3t-Pa55"
 def test_backend_values() -> None:
     assert [b.value for b in HistoryBackend] == ["memory", "none", "sqlite", "postgres", "redis", "oracle"]
     assert StorageFactoryConfig().backend is HistoryBackend.MEMORY
-    assert StorageFactoryConfig(backend="redis").backend is HistoryBackend.REDIS  # type: ignore[arg-type]
+    assert StorageFactoryConfig(backend="redis").backend is HistoryBackend.REDIS
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_oracle_rules(tmp_path: Path) -> None:
 
 def test_sqlite_rules(tmp_path: Path) -> None:
     SqliteConfig(":memory:").validate()
-    assert SqliteConfig(tmp_path / "x.db").path == str(tmp_path / "x.db")
+    assert SqliteConfig(tmp_path / "x.db").path == str(tmp_path / "x.db")  # type: ignore[arg-type]  # a Path is accepted
     with pytest.raises(ConfigError, match="sqlite path should not be empty"):
         SqliteConfig("").validate()
     with pytest.raises(ConfigError, match="pool_max must be greater than 0"):

@@ -517,10 +517,10 @@ def test_configuration_reference_lists_every_field() -> None:
         section = next((s for s in sections if s.startswith(f"`{cls.__name__}`")), "")
         missing += [f"{cls.__name__}.{f.name}" for f in attrs.fields(cls) if f"| `{f.name}` |" not in section]
     schema_section = next((s for s in sections if s.startswith("`SchemaConfig`")), "")
-    for cls in (SchemaConfig, TableConfig, ColumnDef):
+    for schema_cls in (SchemaConfig, TableConfig, ColumnDef):
         missing += [
-            f"{cls.__name__}.{f.name}"
-            for f in attrs.fields(cls)
-            if f"| `{cls.__name__}` | `{f.name}` |" not in schema_section
+            f"{schema_cls.__name__}.{f.name}"
+            for f in attrs.fields(schema_cls)
+            if f"| `{schema_cls.__name__}` | `{f.name}` |" not in schema_section
         ]
     assert not missing, f"fields missing from docs/configuration.md: {missing}"

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from datacon import ListParams, NewConversationItem, SortOrder, StoredResponse
-from datacon.storage import Storage
+from datacon.backends.base import Backend
 
 __all__ = ["MemoryBaseline"]
 
@@ -17,7 +17,7 @@ class MemoryBaseline:
 
     label = "unwrapped memory backend"
 
-    def __init__(self, raw: Storage) -> None:
+    def __init__(self, raw: Backend) -> None:
         self.raw = raw
 
     def store_response(self, fields: dict[str, Any]) -> None:
@@ -27,9 +27,7 @@ class MemoryBaseline:
         return self.raw.responses.get_response(response_id)
 
     def create_and_link(self, conversation_id: str, item_id: str, content: Any, added_at: datetime) -> None:
-        self.raw.items.create_item(
-            NewConversationItem("message", content, id=item_id, role="user", status="completed")
-        )
+        self.raw.items.create_item(NewConversationItem("message", content, id=item_id, role="user", status="completed"))
         self.raw.items.link_item(conversation_id, item_id, added_at)
 
     def list_page(self, conversation_id: str, limit: int, *, after: str | None = None, desc: bool = False) -> Any:

@@ -8,7 +8,7 @@ application using redis-py directly would.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +35,8 @@ def _row(flat: Sequence[str]) -> dict[str, str]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}
 
 
-def _response(row: dict[str, str]) -> dict[str, Any]:
+def _response(row: Mapping[Any, Any]) -> dict[str, Any]:
+    # The client decodes replies (decode_responses=True): keys and values are str.
     out: dict[str, Any] = dict(row)
     out["input"] = json.loads(row["input"])
     out["raw_response"] = json.loads(row["raw_response"])
@@ -88,8 +89,21 @@ class RedisBaseline:
 
     def _item_args(self, item_id: str, content: Any) -> list[str]:
         now = datetime.now(UTC).isoformat(timespec="microseconds")
-        return [TTL, "id", item_id, "item_type", "message", "role", "user", "content", _dump(content),
-                "status", "completed", "created_at", now]
+        return [
+            TTL,
+            "id",
+            item_id,
+            "item_type",
+            "message",
+            "role",
+            "user",
+            "content",
+            _dump(content),
+            "status",
+            "completed",
+            "created_at",
+            now,
+        ]
 
     def create_and_link(self, conversation_id: str, item_id: str, content: Any, added_at: datetime) -> None:
         if not self.create_record(keys=[f"item:{item_id}"], args=self._item_args(item_id, content)):

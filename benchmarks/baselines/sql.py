@@ -17,7 +17,13 @@ from typing import Any
 __all__ = ["SqlBaseline"]
 
 RESPONSE_FIELDS = (
-    "id", "conversation_id", "previous_response_id", "input", "created_at", "safety_identifier", "model",
+    "id",
+    "conversation_id",
+    "previous_response_id",
+    "input",
+    "created_at",
+    "safety_identifier",
+    "model",
     "raw_response",
 )
 ITEM_FIELDS = ("id", "response_id", "item_type", "role", "content", "status", "created_at")
@@ -98,10 +104,18 @@ class SqlBaseline:
     def create_and_link(self, conversation_id: str, item_id: str, content: Any, added_at: datetime) -> None:
         from datetime import UTC
 
-        self.conn.execute(self.ITEM_INSERT, {
-            "id": item_id, "response_id": None, "item_type": "message", "role": "user", "content": _dump(content),
-            "status": "completed", "created_at": self.encode_time(datetime.now(UTC)),
-        })
+        self.conn.execute(
+            self.ITEM_INSERT,
+            {
+                "id": item_id,
+                "response_id": None,
+                "item_type": "message",
+                "role": "user",
+                "content": _dump(content),
+                "status": "completed",
+                "created_at": self.encode_time(datetime.now(UTC)),
+            },
+        )
         self.conn.execute(self.LINK_INSERT, {"cid": conversation_id, "i0": item_id, "a0": self.encode_time(added_at)})
 
     def list_page(

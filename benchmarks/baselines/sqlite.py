@@ -12,23 +12,23 @@ from benchmarks.baselines.sql import SqlBaseline, _dump
 __all__ = ["SqliteBaseline"]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ITEM_COLUMNS = 'i.`id`, i.`response_id`, i.`item_type`, i.`role`, i.`content`, i.`status`, i.`created_at`'
+_ITEM_COLUMNS = "i.`id`, i.`response_id`, i.`item_type`, i.`role`, i.`content`, i.`status`, i.`created_at`"
 _RESPONSE_COLUMNS = (
-    '`id`, `conversation_id`, `previous_response_id`, `input`, `created_at`, `safety_identifier`, `model`, '
-    '`raw_response`'
+    "`id`, `conversation_id`, `previous_response_id`, `input`, `created_at`, `safety_identifier`, `model`, "
+    "`raw_response`"
 )
 
 
 def _page(cmp: str, sentinel: str, order: str) -> str:
     cursor = (
-        'COALESCE((SELECT c.`added_at` FROM `conversation_item_links` c '
-        f'WHERE c.`conversation_id` = :cid AND c.`item_id` = :after), {sentinel})'
+        "COALESCE((SELECT c.`added_at` FROM `conversation_item_links` c "
+        f"WHERE c.`conversation_id` = :cid AND c.`item_id` = :after), {sentinel})"
     )
     return (
-        f'SELECT {_ITEM_COLUMNS} FROM `conversation_item_links` l JOIN `conversation_items` i '
-        f'ON i.`id` = l.`item_id` WHERE l.`conversation_id` = :cid '
-        f'AND (l.`added_at`, l.`item_id`) {cmp} ({cursor}, :after) '
-        f'ORDER BY l.`added_at` {order}, l.`item_id` {order} LIMIT :limit'
+        f"SELECT {_ITEM_COLUMNS} FROM `conversation_item_links` l JOIN `conversation_items` i "
+        f"ON i.`id` = l.`item_id` WHERE l.`conversation_id` = :cid "
+        f"AND (l.`added_at`, l.`item_id`) {cmp} ({cursor}, :after) "
+        f"ORDER BY l.`added_at` {order}, l.`item_id` {order} LIMIT :limit"
     )
 
 
@@ -38,24 +38,24 @@ class SqliteBaseline(SqlBaseline):
     label = "sqlite3 (same SQL)"
     dialect_name = "sqlite"
     RESP_INSERT = (
-        f'INSERT INTO `responses` ({_RESPONSE_COLUMNS}) VALUES (:id, :conversation_id, :previous_response_id, '
+        f"INSERT INTO `responses` ({_RESPONSE_COLUMNS}) VALUES (:id, :conversation_id, :previous_response_id, "
         ":input, :created_at, :safety_identifier, :model, :raw_response)"
     )
-    RESP_SELECT = f'SELECT {_RESPONSE_COLUMNS} FROM `responses` WHERE `id` = :id'
+    RESP_SELECT = f"SELECT {_RESPONSE_COLUMNS} FROM `responses` WHERE `id` = :id"
     ITEM_INSERT = (
-        'INSERT INTO `conversation_items` (`id`, `response_id`, `item_type`, `role`, `content`, `status`, '
-        '`created_at`) VALUES (:id, :response_id, :item_type, :role, :content, :status, :created_at)'
+        "INSERT INTO `conversation_items` (`id`, `response_id`, `item_type`, `role`, `content`, `status`, "
+        "`created_at`) VALUES (:id, :response_id, :item_type, :role, :content, :status, :created_at)"
     )
     LINK_INSERT = (
-        'INSERT INTO `conversation_item_links` (`conversation_id`, `item_id`, `added_at`) VALUES (:cid, :i0, :a0)'
+        "INSERT INTO `conversation_item_links` (`conversation_id`, `item_id`, `added_at`) VALUES (:cid, :i0, :a0)"
     )
     LIST_ASC = _page(">", str(-(2**63)), "ASC")
     LIST_DESC = _page("<", str(2**63 - 1), "DESC")
     CHAIN = (
-        'WITH RECURSIVE chain (rid, prev) AS (SELECT `id`, `previous_response_id` FROM `responses` '
-        'WHERE `id` = :id UNION SELECT r.`id`, r.`previous_response_id` FROM `responses` r '
-        f'JOIN chain c ON r.`id` = c.prev) SELECT {_RESPONSE_COLUMNS} FROM `responses` '
-        'WHERE `id` IN (SELECT rid FROM chain)'
+        "WITH RECURSIVE chain (rid, prev) AS (SELECT `id`, `previous_response_id` FROM `responses` "
+        "WHERE `id` = :id UNION SELECT r.`id`, r.`previous_response_id` FROM `responses` r "
+        f"JOIN chain c ON r.`id` = c.prev) SELECT {_RESPONSE_COLUMNS} FROM `responses` "
+        "WHERE `id` IN (SELECT rid FROM chain)"
     )
 
     def __init__(self, path: str) -> None:
@@ -76,11 +76,25 @@ class SqliteBaseline(SqlBaseline):
         now = self.encode_time(datetime.now(UTC))
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany(self.ITEM_INSERT, (
-                {"id": item_id, "response_id": None, "item_type": "message", "role": "user", "content": text,
-                 "status": "completed", "created_at": now}
-                for item_id, _ in items
-            ))
-            self.conn.executemany(self.LINK_INSERT, (
-                {"cid": conversation_id, "i0": item_id, "a0": self.encode_time(added_at)} for item_id, added_at in items
-            ))
+            self.conn.executemany(
+                self.ITEM_INSERT,
+                (
+                    {
+                        "id": item_id,
+                        "response_id": None,
+                        "item_type": "message",
+                        "role": "user",
+                        "content": text,
+                        "status": "completed",
+                        "created_at": now,
+                    }
+                    for item_id, _ in items
+                ),
+            )
+            self.conn.executemany(
+                self.LINK_INSERT,
+                (
+                    {"cid": conversation_id, "i0": item_id, "a0": self.encode_time(added_at)}
+                    for item_id, added_at in items
+                ),
+            )

@@ -5,21 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from datacon.context import current_extra_columns
 from datacon.schema import TableConfig
 
 __all__ = ["extra_values"]
 
 
-def extra_values(table: TableConfig, overrides: Mapping[str, Any] | None = None) -> list[tuple[str, Any]]:
+def extra_values(table: TableConfig, supplied: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """Values for ``table``'s extra columns, sorted by name.
 
-    For each column: the hook-supplied value (if not ``None``), else ``default_value``
+    For each column: the value in ``supplied`` (the hook's, if not ``None``), else ``default_value``
     (if not ``None``), else ``None`` (SQL NULL; Redis leaves the field out).
     """
     if not table.extra_columns:
         return []
-    supplied = current_extra_columns() if overrides is None else overrides
     values: list[tuple[str, Any]] = []
     for name, column in table.sorted_extra_columns():
         value = supplied.get(name)

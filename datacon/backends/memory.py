@@ -17,6 +17,17 @@ import attrs
 
 from datacon._serde import dump_json, load_json
 from datacon._time import from_epoch_us, to_epoch_us, utc_now
+from datacon.backends.base import (
+    NO_EXTRA,
+    Backend,
+    BackendConversations,
+    BackendItems,
+    BackendResponses,
+    Enumerable,
+    Extra,
+    RecordKind,
+    Restorable,
+)
 from datacon.backends.chain import walk_chain
 from datacon.errors import ConflictError
 from datacon.ids import make_item_id, new_conversation_id
@@ -31,9 +42,8 @@ from datacon.models import (
     SortOrder,
     StoredResponse,
 )
-from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage, Storage
 
-__all__ = ["MemoryState", "open_storage"]
+__all__ = ["MemoryBackend", "MemoryState", "open_backend"]
 
 
 @attrs.define(slots=True)
@@ -96,13 +106,13 @@ def _conversation(conversation_id: str, row: tuple[datetime, str | None]) -> Con
     return Conversation(id=conversation_id, created_at=row[0], metadata=load_json(row[1]))
 
 
-class MemoryConversationStorage(ConversationStorage):
+class MemoryConversationStorage(BackendConversations):
     """Conversations in a dict."""
 
     def __init__(self, state: MemoryState) -> None:
         self._s = state
 
-    def create_conversation(self, new: NewConversation) -> Conversation:
+    def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
         conversation_id = new.id or new_conversation_id()
         metadata = None if new.metadata is None else dump_json(new.metadata, "metadata")
         created_at = utc_now()
@@ -131,40 +141,15 @@ class MemoryConversationStorage(ConversationStorage):
             self._s.links.pop(conversation_id, None)
             return self._s.conversations.pop(conversation_id, None) is not None
 
-    # The enumeration and restore seam of datacon.transfer (export, import, copy).
 
-    def iter_conversations(self, after_id: str | None, batch: int) -> list[Conversation]:
-        """Up to ``batch`` conversations whose id is greater than ``after_id``, by id."""
-        with self._s.lock:
-            rows = self._s.conversations
-            ids = heapq.nsmallest(batch, (key for key in rows if after_id is None or key > after_id))
-            return [_conversation(key, rows[key]) for key in ids]
-
-    def count_conversations(self) -> int:
-        with self._s.lock:
-            return len(self._s.conversations)
-
-    def restore_conversations(self, records: Sequence[Conversation]) -> int:
-        """Insert the conversations whose id is absent, ``created_at`` kept; how many were inserted."""
-        rows = [
-            (r.id, (r.created_at, None if r.metadata is None else dump_json(r.metadata, "metadata"))) for r in records
-        ]
-        created = 0
-        with self._s.lock:
-            for conversation_id, row in rows:
-                if conversation_id not in self._s.conversations:
-                    self._s.conversations[conversation_id] = row
-                    created += 1
-        return created
-
-
-class MemoryItemStorage(ConversationItemStorage):
+class MemoryItemStorage(BackendItems):
     """Items in a dict; links in per-conversation sorted lists."""
 
     def __init__(self, state: MemoryState) -> None:
         self._s = state
 
-    def _item(self, item_id: str) -> ConversationItem | None:
+    def read(self, item_id: str) -> ConversationItem | None:
+        """The item, or ``None``; the caller holds the lock."""
         row = self._s.items.get(item_id)
         if row is None:
             return None
@@ -179,7 +164,7 @@ class MemoryItemStorage(ConversationItemStorage):
             created_at=created_at,
         )
 
-    def create_item(self, new: NewConversationItem) -> ConversationItem:
+    def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
         item_id = new.id or make_item_id(new.item_type)
         content = dump_json(new.content, "content")
         row = (new.response_id, new.item_type, new.role, content, new.status, utc_now())
@@ -187,14 +172,13 @@ class MemoryItemStorage(ConversationItemStorage):
             if item_id in self._s.items:
                 raise ConflictError(f"item {item_id} already exists")
             self._s.items[item_id] = row
-            item = self._item(item_id)
+            item = self.read(item_id)
         assert item is not None
         return item
 
-    def link_item(self, conversation_id: str, item_id: str, added_at: datetime) -> None:
-        self.link_items(conversation_id, [(item_id, added_at)])
-
-    def link_items(self, conversation_id: str, items: Sequence[tuple[str, datetime]]) -> None:
+    def link_items(
+        self, conversation_id: str, items: Sequence[tuple[str, datetime]], *, extra: Extra = NO_EXTRA
+    ) -> None:
         keys = [(to_epoch_us(added_at), item_id) for item_id, added_at in items]
         with self._s.lock:
             links = self._s.links.get(conversation_id)
@@ -222,7 +206,7 @@ class MemoryItemStorage(ConversationItemStorage):
                 stop = len(keys) if cursor_us is None else bisect.bisect_left(keys, (cursor_us, params.after or ""))
                 indexes = range(stop - 1, -1, -1)
             for index in indexes:
-                item = self._item(keys[index][1])
+                item = self.read(keys[index][1])
                 if item is not None:  # links whose item record is missing are skipped
                     result.append(item)
                     if len(result) >= params.limit:
@@ -231,7 +215,7 @@ class MemoryItemStorage(ConversationItemStorage):
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         with self._s.lock:
-            return self._item(item_id)
+            return self.read(item_id)
 
     def is_item_linked(self, conversation_id: str, item_id: str) -> bool:
         with self._s.lock:
@@ -252,75 +236,14 @@ class MemoryItemStorage(ConversationItemStorage):
             if not links.keys:
                 del self._s.links[conversation_id]
 
-    # The enumeration and restore seam of datacon.transfer (export, import, copy).
 
-    def iter_items(self, after_id: str | None, batch: int) -> list[ConversationItem]:
-        """Up to ``batch`` items whose id is greater than ``after_id``, by id."""
-        with self._s.lock:
-            ids = heapq.nsmallest(batch, (key for key in self._s.items if after_id is None or key > after_id))
-            return [item for key in ids if (item := self._item(key)) is not None]
-
-    def iter_links(self, after: tuple[str, str] | None, batch: int) -> list[Link]:
-        """Up to ``batch`` links whose ``(conversation_id, item_id)`` is greater than ``after``, in that order."""
-        with self._s.lock:
-            all_links = self._s.links
-            keys = heapq.nsmallest(
-                batch,
-                (
-                    (conversation_id, item_id)
-                    for conversation_id, links in all_links.items()
-                    for item_id in links.by_item
-                    if after is None or (conversation_id, item_id) > after
-                ),
-            )
-            return [Link(c, i, from_epoch_us(all_links[c].by_item[i])) for c, i in keys]
-
-    def count_items(self) -> int:
-        with self._s.lock:
-            return len(self._s.items)
-
-    def count_links(self) -> int:
-        with self._s.lock:
-            return sum(len(links.by_item) for links in self._s.links.values())
-
-    def restore_items(self, records: Sequence[ConversationItem]) -> int:
-        """Insert the items whose id is absent, ``created_at`` kept; how many were inserted."""
-        rows = [
-            (r.id, (r.response_id, r.item_type, r.role, dump_json(r.content, "content"), r.status, r.created_at))
-            for r in records
-        ]
-        created = 0
-        with self._s.lock:
-            for item_id, row in rows:
-                if item_id not in self._s.items:
-                    self._s.items[item_id] = row
-                    created += 1
-        return created
-
-    def restore_links(self, records: Sequence[Link]) -> int:
-        """Make the links that do not exist yet; how many were made."""
-        created = 0
-        with self._s.lock:
-            for link in records:
-                links = self._s.links.get(link.conversation_id)
-                if links is None:
-                    links = self._s.links[link.conversation_id] = _Links()
-                if link.item_id in links.by_item:
-                    continue
-                added_us = to_epoch_us(link.added_at)
-                bisect.insort(links.keys, (added_us, link.item_id))
-                links.by_item[link.item_id] = added_us
-                created += 1
-        return created
-
-
-class MemoryResponseStorage(ResponseStorage):
+class MemoryResponseStorage(BackendResponses):
     """Responses in a dict, with a safety-identifier index."""
 
     def __init__(self, state: MemoryState) -> None:
         self._s = state
 
-    def store_response(self, response: StoredResponse) -> str:
+    def store_response(self, response: StoredResponse, *, extra: Extra = NO_EXTRA) -> str:
         row = _Response.from_model(response)
         with self._s.lock:
             if response.id in self._s.responses:
@@ -374,41 +297,130 @@ class MemoryResponseStorage(ResponseStorage):
             ids = list(self._s.by_identifier.get(identifier, ()))
             return sum(self._delete(rid) for rid in ids)
 
-    # The enumeration and restore seam of datacon.transfer (export, import, copy).
+
+class MemoryBackend(Enumerable, Restorable):
+    """The memory backend: three stores over one :class:`MemoryState`, enumerable and restorable."""
+
+    kind = "memory"
+    max_concurrency = 16
+
+    def __init__(self, state: MemoryState | None = None) -> None:
+        self.state = state or MemoryState()
+        self.conversations = MemoryConversationStorage(self.state)
+        self.items = MemoryItemStorage(self.state)
+        self.responses = MemoryResponseStorage(self.state)
+
+    def close(self) -> None:
+        """Nothing to close (the data lives as long as the state object)."""
+
+    def pool_stats(self) -> dict[str, int]:
+        return {}
+
+    # Enumerable
+
+    def iter_conversations(self, after_id: str | None, batch: int) -> list[Conversation]:
+        """Up to ``batch`` conversations whose id is greater than ``after_id``, by id."""
+        with self.state.lock:
+            rows = self.state.conversations
+            ids = heapq.nsmallest(batch, (key for key in rows if after_id is None or key > after_id))
+            return [_conversation(key, rows[key]) for key in ids]
+
+    def restore_conversations(self, records: Sequence[Conversation]) -> int:
+        """Insert the conversations whose id is absent, ``created_at`` kept; how many were inserted."""
+        rows = [
+            (r.id, (r.created_at, None if r.metadata is None else dump_json(r.metadata, "metadata"))) for r in records
+        ]
+        created = 0
+        with self.state.lock:
+            for conversation_id, row in rows:
+                if conversation_id not in self.state.conversations:
+                    self.state.conversations[conversation_id] = row
+                    created += 1
+        return created
+
+    def iter_items(self, after_id: str | None, batch: int) -> list[ConversationItem]:
+        """Up to ``batch`` items whose id is greater than ``after_id``, by id."""
+        with self.state.lock:
+            ids = heapq.nsmallest(batch, (key for key in self.state.items if after_id is None or key > after_id))
+            return [item for key in ids if (item := self.items.read(key)) is not None]
+
+    def iter_links(self, after: tuple[str, str] | None, batch: int) -> list[Link]:
+        """Up to ``batch`` links whose ``(conversation_id, item_id)`` is greater than ``after``, in that order."""
+        with self.state.lock:
+            all_links = self.state.links
+            keys = heapq.nsmallest(
+                batch,
+                (
+                    (conversation_id, item_id)
+                    for conversation_id, links in all_links.items()
+                    for item_id in links.by_item
+                    if after is None or (conversation_id, item_id) > after
+                ),
+            )
+            return [Link(c, i, from_epoch_us(all_links[c].by_item[i])) for c, i in keys]
+
+    def restore_items(self, records: Sequence[ConversationItem]) -> int:
+        """Insert the items whose id is absent, ``created_at`` kept; how many were inserted."""
+        rows = [
+            (r.id, (r.response_id, r.item_type, r.role, dump_json(r.content, "content"), r.status, r.created_at))
+            for r in records
+        ]
+        created = 0
+        with self.state.lock:
+            for item_id, row in rows:
+                if item_id not in self.state.items:
+                    self.state.items[item_id] = row
+                    created += 1
+        return created
+
+    def restore_links(self, records: Sequence[Link]) -> int:
+        """Make the links that do not exist yet; how many were made."""
+        created = 0
+        with self.state.lock:
+            for link in records:
+                links = self.state.links.get(link.conversation_id)
+                if links is None:
+                    links = self.state.links[link.conversation_id] = _Links()
+                if link.item_id in links.by_item:
+                    continue
+                added_us = to_epoch_us(link.added_at)
+                bisect.insort(links.keys, (added_us, link.item_id))
+                links.by_item[link.item_id] = added_us
+                created += 1
+        return created
 
     def iter_responses(self, after_id: str | None, batch: int) -> list[StoredResponse]:
         """Up to ``batch`` responses whose id is greater than ``after_id``, by id."""
-        with self._s.lock:
-            rows = self._s.responses
+        with self.state.lock:
+            rows = self.state.responses
             ids = heapq.nsmallest(batch, (key for key in rows if after_id is None or key > after_id))
             return [rows[key].to_model() for key in ids]
-
-    def count_responses(self) -> int:
-        with self._s.lock:
-            return len(self._s.responses)
 
     def restore_responses(self, records: Sequence[StoredResponse]) -> int:
         """Insert the responses whose id is absent; how many were inserted."""
         rows = [_Response.from_model(r) for r in records]
         created = 0
-        with self._s.lock:
+        with self.state.lock:
             for row in rows:
-                if row.id in self._s.responses:
+                if row.id in self.state.responses:
                     continue
-                self._s.responses[row.id] = row
+                self.state.responses[row.id] = row
                 if row.safety_identifier is not None:
-                    self._s.by_identifier.setdefault(row.safety_identifier, set()).add(row.id)
+                    self.state.by_identifier.setdefault(row.safety_identifier, set()).add(row.id)
                 created += 1
         return created
 
+    def count(self, kind: RecordKind) -> int:
+        with self.state.lock:
+            if kind == "conversation":
+                return len(self.state.conversations)
+            if kind == "item":
+                return len(self.state.items)
+            if kind == "link":
+                return sum(len(links.by_item) for links in self.state.links.values())
+            return len(self.state.responses)
 
-def open_storage(state: MemoryState | None = None) -> Storage:
-    """Three memory storages sharing one state (fresh unless ``state`` is given)."""
-    shared = state or MemoryState()
-    return Storage(
-        MemoryResponseStorage(shared),
-        MemoryConversationStorage(shared),
-        MemoryItemStorage(shared),
-        backend="memory",
-        max_concurrency=16,
-    )
+
+def open_backend(config: None = None, *, check_schema: bool = True) -> Backend:
+    """A fresh memory backend (it has no configuration and no schema)."""
+    return MemoryBackend()

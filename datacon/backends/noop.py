@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from datacon._time import utc_now
+from datacon.backends.base import NO_EXTRA, Backend, BackendConversations, BackendItems, BackendResponses, Extra
 from datacon.ids import make_item_id, new_conversation_id
 from datacon.models import (
     Conversation,
@@ -16,15 +17,14 @@ from datacon.models import (
     ResponseChain,
     StoredResponse,
 )
-from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage, Storage
 
-__all__ = ["open_storage"]
+__all__ = ["NoopBackend", "open_backend"]
 
 
-class NoopConversationStorage(ConversationStorage):
+class NoopConversationStorage(BackendConversations):
     """Creates return the would-be record; reads find nothing."""
 
-    def create_conversation(self, new: NewConversation) -> Conversation:
+    def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
         return Conversation(id=new.id or new_conversation_id(), created_at=utc_now(), metadata=new.metadata)
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
@@ -37,10 +37,10 @@ class NoopConversationStorage(ConversationStorage):
         return False
 
 
-class NoopItemStorage(ConversationItemStorage):
+class NoopItemStorage(BackendItems):
     """Creates return the would-be item; links are accepted and forgotten."""
 
-    def create_item(self, new: NewConversationItem) -> ConversationItem:
+    def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
         return ConversationItem(
             id=new.id or make_item_id(new.item_type),
             response_id=new.response_id,
@@ -51,10 +51,12 @@ class NoopItemStorage(ConversationItemStorage):
             created_at=utc_now(),
         )
 
-    def link_item(self, conversation_id: str, item_id: str, added_at: datetime) -> None:
+    def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
         return None
 
-    def link_items(self, conversation_id: str, items: Sequence[tuple[str, datetime]]) -> None:
+    def link_items(
+        self, conversation_id: str, items: Sequence[tuple[str, datetime]], *, extra: Extra = NO_EXTRA
+    ) -> None:
         return None
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
@@ -70,10 +72,10 @@ class NoopItemStorage(ConversationItemStorage):
         return None
 
 
-class NoopResponseStorage(ResponseStorage):
+class NoopResponseStorage(BackendResponses):
     """Stores return the id; reads find nothing; deletes delete nothing."""
 
-    def store_response(self, response: StoredResponse) -> str:
+    def store_response(self, response: StoredResponse, *, extra: Extra = NO_EXTRA) -> str:
         return response.id
 
     def get_response(self, response_id: str) -> StoredResponse | None:
@@ -92,8 +94,24 @@ class NoopResponseStorage(ResponseStorage):
         return 0
 
 
-def open_storage() -> Storage:
-    """The three no-op storages."""
-    return Storage(
-        NoopResponseStorage(), NoopConversationStorage(), NoopItemStorage(), backend="none", max_concurrency=16
-    )
+class NoopBackend:
+    """The ``none`` backend: three stores that keep nothing (neither enumerable nor restorable)."""
+
+    kind = "none"
+    max_concurrency = 16
+
+    def __init__(self) -> None:
+        self.conversations = NoopConversationStorage()
+        self.items = NoopItemStorage()
+        self.responses = NoopResponseStorage()
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def pool_stats(self) -> dict[str, int]:
+        return {}
+
+
+def open_backend(config: None = None, *, check_schema: bool = True) -> Backend:
+    """The no-op backend (it has no configuration and no schema)."""
+    return NoopBackend()

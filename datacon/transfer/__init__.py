@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from datacon.transfer._seam import Enumerable, NotEnumerableError, Restorable, enumerable, restorable
+from datacon.backends.base import Enumerable, NotEnumerableError, Restorable
+from datacon.transfer.capability import enumerable, restorable
 from datacon.transfer.copy import (
     DEFAULT_BATCH,
     ImportCounts,

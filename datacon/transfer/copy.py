@@ -10,19 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import attrs
 
+from datacon.backends.base import Restorable
 from datacon.errors import ConflictError
 from datacon.models import Conversation, ConversationItem, Link, NewConversation, NewConversationItem, StoredResponse
 from datacon.storage import Storage
-from datacon.transfer._seam import Restorable, enumerable, restorable
+from datacon.transfer.capability import enumerable, restorable
 from datacon.transfer.jsonl import KINDS, Kind, Record, kind_of
 
 __all__ = [
     "DEFAULT_BATCH",
     "ApiWriter",
+    "BackendWriter",
     "ImportCounts",
     "copy_storage",
     "counts",
@@ -83,8 +85,30 @@ class ImportCounts:
         self.skipped[kind] += total - created
 
 
+class _Writer(Protocol):
+    def restore(self, kind: Kind, records: Sequence[Record]) -> int: ...
+
+
+class BackendWriter:
+    """Atomic writes of one batch through the backend's :class:`Restorable` methods."""
+
+    def __init__(self, backend: Restorable) -> None:
+        self._b = backend
+
+    def restore(self, kind: Kind, records: Sequence[Record]) -> int:
+        # A batch holds records of one kind (see _batched).
+        b = self._b
+        if kind == "conversation":
+            return b.restore_conversations(cast(Sequence[Conversation], records))
+        if kind == "item":
+            return b.restore_items(cast(Sequence[ConversationItem], records))
+        if kind == "link":
+            return b.restore_links(cast(Sequence[Link], records))
+        return b.restore_responses(cast(Sequence[StoredResponse], records))
+
+
 class ApiWriter:
-    """Idempotent writes through the public API, for backends without ``restore_*``."""
+    """Idempotent writes through the public API, for backends that are not :class:`Restorable`."""
 
     def __init__(self, storage: Storage, warnings: list[str]) -> None:
         self._s = storage
@@ -168,13 +192,13 @@ def import_records(
 ) -> ImportCounts:
     """Write ``records`` into ``storage``, skipping those that exist; counts per kind.
 
-    Each batch is written atomically when the backend has ``restore_*`` (else record by
+    Each batch is written atomically when the backend is ``Restorable`` (else record by
     record). A failure stops the import; batches before it stay written, and re-running the
     same input resumes, since existing records are skipped.
     """
     result = ImportCounts()
     seam = restorable(storage)
-    writer: Restorable = seam if seam is not None else ApiWriter(storage, result.warnings)
+    writer: _Writer = BackendWriter(seam) if seam is not None else ApiWriter(storage, result.warnings)
     for kind, chunk in _batched(records, batch):
         result.add(kind, writer.restore(kind, chunk), len(chunk))
         if progress is not None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal, TypeAlias
+from typing import Any, TypeAlias
 
 from cattrs.errors import BaseValidationError, ClassValidationError
 from cattrs.v import transform_error
@@ -32,13 +32,14 @@ from cattrs.v import transform_error
 from datacon._columns import BY_KIND
 from datacon._serde import converter
 from datacon._validate import check_record
+from datacon.backends.base import RECORD_KINDS, RecordKind
 from datacon.errors import InvalidInputError
 from datacon.models import Conversation, ConversationItem, Link, StoredResponse
 
 __all__ = ["KINDS", "Kind", "Record", "dump_record", "kind_of", "parse_record", "read_records"]
 
-Kind: TypeAlias = Literal["conversation", "item", "link", "response"]
-KINDS: tuple[Kind, ...] = ("conversation", "item", "link", "response")
+Kind: TypeAlias = RecordKind
+KINDS: tuple[Kind, ...] = RECORD_KINDS
 Record: TypeAlias = Conversation | ConversationItem | Link | StoredResponse
 
 _CLASSES: dict[str, type[Any]] = {

@@ -24,11 +24,11 @@ from datacon import (
     TableConfig,
     create_storage,
 )
-from datacon.backends._sql import SqlItemStorage, SqlStore
+from datacon.backends._sql import SqlStore
+from datacon.backends.base import NO_EXTRA
 from datacon.backends.oracle import OracleConnector, dialect_for, oracle_schema, pool_params
 from datacon.backends.oracle.connector import CALL_TIMEOUT_SECS, bind_names, secrets_of
 from datacon.backends.oracle.errors import Scrubber, convert, translate
-from datacon.context import extra_columns
 from datacon.errors import (
     BackendError,
     BackendUnavailableError,
@@ -301,11 +301,9 @@ def store() -> Iterator[SqlStore]:
 def test_hook_extra_keys_match_the_declared_name_in_any_case(store: SqlStore) -> None:
     table = store.schema.conversations
     assert [name for name, _ in table.sorted_extra_columns()] == ["SCORE", "TENANT_ID"]
-    assert store.extras(table, {}) == {"x0": None, "x1": "t-default"}
-    with extra_columns({"tenant_id": "acme", "score": True}):
-        assert store.extras(table, {}) == {"x0": 1, "x1": "acme"}
-    with extra_columns({"tenant_id": "lower", "TENANT_ID": "upper"}):
-        assert store.extras(table, {})["x1"] == "upper"
+    assert store.extras(table, {}, NO_EXTRA) == {"x0": None, "x1": "t-default"}
+    assert store.extras(table, {}, {"tenant_id": "acme", "score": True}) == {"x0": 1, "x1": "acme"}
+    assert store.extras(table, {}, {"tenant_id": "lower", "TENANT_ID": "upper"})["x1"] == "upper"
 
 
 def test_store_uses_oracles_statements(store: SqlStore) -> None:
@@ -315,9 +313,8 @@ def test_store_uses_oracles_statements(store: SqlStore) -> None:
 
 def test_an_empty_item_type_reads_back_empty(store: SqlStore) -> None:
     # Oracle stores '' as NULL; the row mapping gives back "".
-    items = SqlItemStorage(store)
     row = ("itm_1", None, None, None, '{"k":1}', None, datetime(2026, 1, 2, 3, 4, 5, 6))
-    item = items._row(row)
+    item = store.decode_item(row)
     assert item.item_type == ""
     assert item.content == {"k": 1}
     assert item.created_at == datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)

@@ -37,7 +37,7 @@ from datacon.backends._sql.migrations import version_insert_sql
 from datacon.backends.postgres import PostgresDialect
 from datacon.errors import BackendError, BackendUnavailableError, ConfigError, MigrationRequiredError, PoolTimeoutError
 from tests.servers.postgres import PASSWORD, PostgresBackend
-from tests.support import RENAMED_SCHEMA, free_port, repo_root
+from tests.support import RENAMED_SCHEMA, free_port, repo_root, sql_store
 
 pytestmark = pytest.mark.postgres
 
@@ -144,7 +144,7 @@ def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: Postgre
 
 def test_auto_migrate_applies_and_keeps_data(postgres_backend: PostgresBackend, legacy_url: str) -> None:
     with open_pg(legacy_url, SchemaConfig(auto_migrate=True)) as storage:
-        assert storage.responses.inner._store.applied_migrations == [1, 2, 3]  # type: ignore[attr-defined]
+        assert sql_store(storage).applied_migrations == [1, 2, 3]
         old = storage.responses.get_response("resp_old")
         assert old is not None
         assert old.input == ["hi"]
@@ -193,7 +193,7 @@ url, start = sys.argv[1], float(sys.argv[2])
 time.sleep(max(0.0, start - time.time()))  # every process starts at the same instant
 cfg = PostgresConfig(db_url=url, schema=SchemaConfig(auto_migrate=True))
 with create_storage(StorageFactoryConfig(backend="postgres", postgres=cfg)) as storage:
-    print(json.dumps(storage.responses.inner._store.applied_migrations))
+    print(json.dumps(storage.raw.store.applied_migrations))
 """
 
 
@@ -397,7 +397,7 @@ def test_pool_stats_and_pool_timeout(postgres_backend: PostgresBackend) -> None:
         stats = storage.pool_stats()
         assert stats["size"] == 1
         assert stats["in_use"] == 0
-        connector = storage.conversations.inner._store.connector  # type: ignore[attr-defined]
+        connector = sql_store(storage).connector
         with connector.session():
             assert storage.pool_stats()["in_use"] == 1
             with pytest.raises(PoolTimeoutError, match=r"0\.5 s"):
@@ -430,7 +430,7 @@ def test_many_threads_share_the_pool(postgres_backend: PostgresBackend) -> None:
 
 def test_closed_storage_is_unavailable(postgres_backend: PostgresBackend) -> None:
     storage = open_pg(postgres_backend.url)
-    raw = storage.conversations.inner  # type: ignore[attr-defined]
+    raw = storage.raw.conversations
     storage.close()
     with pytest.raises(BackendUnavailableError):
         raw.get_conversation("conv_x")

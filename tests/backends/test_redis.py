@@ -29,6 +29,7 @@ from datacon import (
     TableConfig,
     create_storage,
 )
+from datacon.backends.redis import RedisBackend as RawRedisBackend
 from datacon.backends.redis import RedisStore
 from datacon.errors import BackendError, BackendUnavailableError, ConflictError, PoolTimeoutError
 from tests.servers.redis import OWNER, PASSWORD, RedisBackend, RedisServer, redis_executable
@@ -59,8 +60,9 @@ def open_store(backend: RedisBackend, schema: SchemaConfig | None = None, **opti
 
 
 def raw_store(storage: Storage) -> RedisStore:
-    store: RedisStore = storage.conversations.inner.store  # type: ignore[attr-defined]
-    return store
+    raw = storage.raw
+    assert isinstance(raw, RawRedisBackend), raw
+    return raw.store
 
 
 def fill(storage: Storage) -> tuple[str, str, str]:
@@ -311,11 +313,13 @@ def test_link_items_with_a_duplicate_writes_nothing(backend: RedisBackend, clien
 
 
 def test_raw_link_items_rejects_a_repeated_id(backend: RedisBackend, client: Any) -> None:
-    # The front layer catches repeats too; the script must not rely on it.
-    from datacon.backends.redis import open_storage
-
-    with open_storage(backend.redis_config()) as raw, pytest.raises(ConflictError, match="msg_x"):
-        raw.items.link_items("conv_a", [("msg_x", T0), ("msg_y", T0), ("msg_x", T0)])
+    # The guard catches repeats too; the script must not rely on it.
+    raw = RawRedisBackend(backend.redis_config())
+    try:
+        with pytest.raises(ConflictError, match="msg_x"):
+            raw.items.link_items("conv_a", [("msg_x", T0), ("msg_y", T0), ("msg_x", T0)])
+    finally:
+        raw.close()
     assert client.exists("conversation:conv_a:items") == 0
 
 
@@ -437,25 +441,25 @@ def test_pool_uses_hiredis_and_reports_stats(backend: RedisBackend) -> None:
         assert pool.max_connections == 3
         storage.conversations.get_conversation("conv_x")
         assert storage.pool_stats() == {"size": 3, "open": 1, "in_use": 0}
-        connection = pool.get_connection()
+        connection = pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         try:
             if importlib.util.find_spec("hiredis") is not None:
                 assert type(connection._parser).__name__ == "_HiredisParser"
             assert storage.pool_stats()["in_use"] == 1
         finally:
-            pool.release(connection)
+            pool.release(connection)  # type: ignore[no-untyped-call]
 
 
 def test_pool_exhaustion_is_a_pool_timeout(backend: RedisBackend) -> None:
     with open_store(backend, pool_max=1, pool_timeout_secs=0.2) as storage:
         pool = raw_store(storage).pool
-        held = pool.get_connection()
+        held = pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         try:
             with pytest.raises(PoolTimeoutError, match=r"0\.2 s") as info:
                 storage.conversations.get_conversation("conv_x")
             assert PASSWORD not in str(info.value)
         finally:
-            pool.release(held)
+            pool.release(held)  # type: ignore[no-untyped-call]
         assert storage.conversations.get_conversation("conv_x") is None
 
 

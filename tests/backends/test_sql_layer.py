@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,8 @@ import pytest
 
 from datacon import (
     ColumnDef,
+    Conversation,
+    ConversationItem,
     ListParams,
     NewConversation,
     NewConversationItem,
@@ -20,13 +23,25 @@ from datacon import (
     TableConfig,
     create_storage,
 )
-from datacon.backends._sql import LATEST, MIGRATIONS, Dialect, Keyset, Statements, migration_message, render
+from datacon.backends._sql import (
+    LATEST,
+    MIGRATIONS,
+    Dialect,
+    Keyset,
+    SqlBackend,
+    SqlStore,
+    Statements,
+    migration_message,
+    render,
+)
 from datacon.backends._sql.migrations import version_insert_sql
+from datacon.backends.base import RECORD_KINDS, Backend, Enumerable, Restorable, Versioned
 from datacon.backends.oracle import OracleDialect, oracle_schema
 from datacon.backends.postgres import PostgresDialect
 from datacon.backends.sqlite import SqliteDialect
 from datacon.errors import ConfigError
-from tests.support import RENAMED_SCHEMA, BackendUnderTest
+from datacon.models import Link
+from tests.support import RENAMED_SCHEMA, BackendUnderTest, sql_store
 
 PG = PostgresDialect()
 LITE = SqliteDialect()
@@ -151,6 +166,7 @@ def test_renamed_schema_ddl_has_renames_and_extras_but_no_skipped_columns(dialec
     assert f"{q('score')} INTEGER" in resps
     assert f"{q('stored_by')} VARCHAR(64)" in resps
     assert f"{q('user_ident')} {dialect.varchar(128)}" in resps
+    assert sql.ident_list is not None
     assert all(q("model") not in s for s in (sql.resp_insert, sql.resp_select, sql.chain_all, sql.ident_list))
     assert sql.resp_fields == (
         "id",
@@ -285,7 +301,7 @@ def sql_backend(request: pytest.FixtureRequest) -> Iterator[BackendUnderTest]:
 
 def test_every_operation_is_one_statement(sql_backend: BackendUnderTest) -> None:
     with create_storage(sql_backend.config()) as storage:
-        store = storage.conversations.inner._store  # type: ignore[attr-defined]
+        store = sql_store(storage)
         counter = _Counting(store.connector)
         store.connector = counter
         t0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -361,3 +377,98 @@ def test_export_queries_are_rendered_with_the_store(dialect: Dialect) -> None:
     else:
         assert sql.export["restore_response"] == sql.resp_insert + " ON CONFLICT DO NOTHING"
         assert sql.link_restore(2) == sql.link_insert(2) + " ON CONFLICT DO NOTHING"
+
+
+class _Recorder:
+    """A ``Connector`` with no database behind it: records each statement with its parameters.
+
+    Reads return no rows (``COUNT(*)``: 0) and writes report one row changed, so the shared
+    layer's ``SqlBackend`` can be driven over any dialect, Oracle included, without a server.
+    """
+
+    max_concurrency = 1
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    @contextmanager
+    def session(self, *, write: bool = False, conflict: str = "") -> Iterator[_Recorder]:
+        yield self
+
+    def migration_session(self) -> Any:
+        raise AssertionError("not used here")
+
+    def close(self) -> None:
+        pass
+
+    def stats(self) -> dict[str, int]:
+        return {}
+
+    def execute(self, sql: str, params: Any = None) -> int:
+        self.calls.append((sql, dict(params or {})))
+        return 1
+
+    def fetchone(self, sql: str, params: Any = None) -> tuple[Any, ...] | None:
+        self.calls.append((sql, dict(params or {})))
+        return (0,)
+
+    def fetchall(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        self.calls.append((sql, dict(params or {})))
+        return []
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        yield
+
+    def try_execute(self, sql: str) -> str | None:
+        raise AssertionError("not used here")
+
+
+def _placeholders(sql: str, dialect: Dialect) -> set[str]:
+    pattern = r"%\((\w+)\)s" if isinstance(dialect, PostgresDialect) else r"(?<![:\w]):(\w+)"
+    return set(re.findall(pattern, sql))
+
+
+@DIALECTS
+def test_the_sql_backend_binds_exactly_the_parameters_of_its_export_statements(dialect: Dialect) -> None:
+    """Every page, count and restore of ``SqlBackend`` runs the dialect's rendered statement with
+    exactly its bind parameters (a missing or extra name fails on Oracle and PostgreSQL)."""
+    schema = oracle_schema(RENAMED_SCHEMA) if isinstance(dialect, OracleDialect) else RENAMED_SCHEMA
+    recorder = _Recorder()
+    backend = SqlBackend(SqlStore(recorder, dialect, schema))
+    assert isinstance(backend, Backend)
+    assert isinstance(backend, Enumerable)
+    assert isinstance(backend, Restorable)
+    assert isinstance(backend, Versioned)
+    t0 = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    assert backend.iter_conversations(None, 5) == []
+    assert backend.iter_conversations("conv_a", 5) == []
+    assert backend.iter_items("msg_a", 5) == []
+    assert backend.iter_responses(None, 5) == []
+    assert backend.iter_links(("conv_a", "msg_a"), 5) == []
+    assert [backend.count(kind) for kind in RECORD_KINDS] == [0, 0, 0, 0]
+    assert backend.restore_conversations([Conversation("conv_a", t0, {"k": 1})]) == 1
+    assert backend.restore_items([ConversationItem("msg_a", None, "message", "user", [{"t": 1}], None, t0)]) == 1
+    assert backend.restore_responses([StoredResponse(id="resp_a", created_at=t0, safety_identifier="u")]) == 1
+    links = [Link("conv_a", f"msg_{n}", t0) for n in range(dialect.max_rows_per_insert + 1)]
+    assert backend.restore_links(links) == 2  # one statement per chunk; each "changes one row" here
+    export = backend.store.sql.export
+    expected = [
+        export["conv_first"],
+        export["conv_next"],
+        export["item_next"],
+        export["resp_first"],
+        export["link_next"],
+        *(export[f"count_{kind}"] for kind in RECORD_KINDS),
+        export["restore_conversation"],
+        export["restore_item"],
+        export["restore_response"],
+        backend.store.sql.link_restore(dialect.max_rows_per_insert),
+        backend.store.sql.link_restore(1),
+    ]
+    assert [sql for sql, _ in recorder.calls] == expected
+    for sql, params in recorder.calls:
+        assert set(params) == _placeholders(sql, dialect), sql
+    # Extra columns get their defaults on a restore (no hook values): stored_by's is "system".
+    _, response_params = recorder.calls[-3]
+    assert "system" in response_params.values()

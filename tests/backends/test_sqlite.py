@@ -29,7 +29,7 @@ from datacon.backends._sql import MIGRATIONS, render
 from datacon.backends._sql.migrations import version_insert_sql
 from datacon.backends.sqlite import SqliteDialect
 from datacon.errors import BackendError, ConflictError, MigrationRequiredError
-from tests.support import repo_root
+from tests.support import repo_root, sql_store
 
 pytestmark = pytest.mark.sqlite
 
@@ -334,7 +334,7 @@ def test_old_schema_needs_migration_with_the_exact_sql(legacy_db: Path) -> None:
 
 def test_auto_migrate_applies_and_keeps_data(legacy_db: Path) -> None:
     with open_sqlite(legacy_db, SchemaConfig(auto_migrate=True)) as storage:
-        assert storage.responses.inner._store.applied_migrations == [1, 2, 3]  # type: ignore[attr-defined]
+        assert sql_store(storage).applied_migrations == [1, 2, 3]
         old = storage.responses.get_response("resp_old")
         assert old is not None
         assert old.created_at == T0

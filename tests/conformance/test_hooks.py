@@ -16,6 +16,7 @@ from datacon import (
     RequestContext,
     SchemaConfig,
     Storage,
+    StorageFactoryConfig,
     StorageHook,
     StorageOperation,
     StoredResponse,
@@ -23,7 +24,7 @@ from datacon import (
     current_request_context,
     request_context,
 )
-from datacon.context import current_extra_columns
+from datacon.backends.base import NO_EXTRA
 from datacon.errors import HookRejectedError
 from tests.conformance._util import at
 from tests.support import BackendUnderTest
@@ -237,18 +238,20 @@ class ExtraProbe(StorageHook):
         return BeforeHookResult.cont({"tenant_id": "t-1"})
 
 
-def test_extra_columns_are_current_only_inside_writes() -> None:
+def test_extra_columns_are_passed_to_the_backend_write_only() -> None:
     seen: list[Mapping[str, Any]] = []
-    with create_storage() as storage:
-        inner = storage.conversations.inner  # type: ignore[attr-defined]
+    with create_storage(StorageFactoryConfig(hook=ExtraProbe())) as storage:
+        inner = storage.raw.conversations
         original = inner.create_conversation
 
-        def spy(new: NewConversation) -> Any:
-            seen.append(dict(current_extra_columns()))
-            return original(new)
+        def spy(new: NewConversation, *, extra: Mapping[str, Any] = NO_EXTRA) -> Any:
+            seen.append(dict(extra))
+            return original(new, extra=extra)
 
-        inner.create_conversation = spy
-        storage.conversations._hook = ExtraProbe()  # type: ignore[attr-defined]
-        storage.conversations.create_conversation(NewConversation())
-    assert seen == [{"tenant_id": "t-1"}]
-    assert dict(current_extra_columns()) == {}
+        inner.create_conversation = spy  # type: ignore[method-assign]
+        created = storage.conversations.create_conversation(NewConversation())
+        assert seen == [{"tenant_id": "t-1"}]
+        # The raw store called directly (as a restore does) gets no hook values.
+        inner.create_conversation(NewConversation(id="conv_direct"))
+        assert seen == [{"tenant_id": "t-1"}, {}]
+        assert storage.conversations.get_conversation(created.id) == created

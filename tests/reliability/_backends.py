@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -16,7 +17,7 @@ RELIABILITY_SERVERS = [name for name in ("sqlite", "postgres", "redis") if name 
 ALL_BACKENDS = ["memory", *RELIABILITY_SERVERS]
 
 
-def backend_params(names: list[str]) -> list[object]:
+def backend_params(names: Sequence[str]) -> list[object]:
     """``pytest.param``s for ``names``, each carrying its backend's marker (memory has none)."""
     return [
         pytest.param(name, id=name, marks=[] if name == "memory" else [getattr(pytest.mark, name)]) for name in names

@@ -429,7 +429,7 @@ hostile("a self-containing list as content", InvalidInputError)(_circular)
 then(item_absent(lambda w: w.id("loop")))
 
 hostile("a tuple as a metadata key", InvalidInputError)(
-    lambda s, w: s.conversations.create_conversation(NewConversation(id=w.id("tuplekey"), metadata={(1, 2): "v"}))
+    lambda s, w: s.conversations.create_conversation(NewConversation(id=w.id("tuplekey"), metadata={(1, 2): "v"}))  # type: ignore[dict-item]  # deliberately the wrong type
 )
 then(conv_absent(lambda w: w.id("tuplekey")))
 
@@ -490,7 +490,7 @@ hostile("naive created_at in a response", InvalidInputError)(
 then(response_absent(lambda w: w.id("naive")))
 
 hostile("a date string as added_at", InvalidInputError)(
-    lambda s, w: s.items.link_item(w.conv, w.items[0], "2026-01-01")
+    lambda s, w: s.items.link_item(w.conv, w.items[0], "2026-01-01")  # type: ignore[arg-type]  # deliberately the wrong type
 )
 then(nothing)
 
@@ -530,13 +530,13 @@ then(nothing)
 hostile("negative max_depth", InvalidInputError)(lambda s, w: s.responses.get_response_chain(w.responses[1], -1))
 then(nothing)
 
-hostile("a float limit", InvalidInputError)(lambda s, w: s.items.list_items(w.conv, ListParams(1.5)))
+hostile("a float limit", InvalidInputError)(lambda s, w: s.items.list_items(w.conv, ListParams(1.5)))  # type: ignore[arg-type]  # deliberately the wrong type
 then(nothing)
 
 hostile("a bool limit", InvalidInputError)(lambda s, w: s.items.list_items(w.conv, ListParams(True)))
 then(nothing)
 
-hostile("a string limit", InvalidInputError)(lambda s, w: s.responses.list_identifier_responses(w.ident, "10"))
+hostile("a string limit", InvalidInputError)(lambda s, w: s.responses.list_identifier_responses(w.ident, "10"))  # type: ignore[arg-type]  # deliberately the wrong type
 then(nothing)
 
 hostile("a huge limit returns everything")(lambda s, w: s.items.list_items(w.conv, ListParams(2**62)))
@@ -558,38 +558,38 @@ hostile("a cursor linked to another conversation is ignored")(
 then(equals(lambda w: []))
 
 hostile("an unknown sort order", InvalidInputError)(
-    lambda s, w: s.items.list_items(w.conv, ListParams(5, order="sideways"))
+    lambda s, w: s.items.list_items(w.conv, ListParams(5, order="sideways"))  # type: ignore[arg-type]  # deliberately the wrong type
 )
 then(nothing)
 
 # --- Wrong types, lengths and duplicates -----------------------------------------------------
 
-hostile("an int as conversation id", InvalidInputError)(lambda s, w: s.conversations.get_conversation(42))
+hostile("an int as conversation id", InvalidInputError)(lambda s, w: s.conversations.get_conversation(42))  # type: ignore[arg-type]  # deliberately the wrong type
 then(nothing)
 
-hostile("None as item id", InvalidInputError)(lambda s, w: s.items.get_item(None))
+hostile("None as item id", InvalidInputError)(lambda s, w: s.items.get_item(None))  # type: ignore[arg-type]  # deliberately the wrong type
 then(nothing)
 
 hostile("a dict instead of NewConversation", InvalidInputError)(
-    lambda s, w: s.conversations.create_conversation({"id": w.id("dict")})
+    lambda s, w: s.conversations.create_conversation({"id": w.id("dict")})  # type: ignore[arg-type]  # deliberately the wrong type
 )
 then(conv_absent(lambda w: w.id("dict")))
 
 hostile("a list as metadata", InvalidInputError)(
-    lambda s, w: s.conversations.create_conversation(NewConversation(id=w.id("listmeta"), metadata=[1, 2]))
+    lambda s, w: s.conversations.create_conversation(NewConversation(id=w.id("listmeta"), metadata=[1, 2]))  # type: ignore[arg-type]  # deliberately the wrong type
 )
 then(conv_absent(lambda w: w.id("listmeta")))
 
 hostile("a string as metadata in an update", InvalidInputError)(
-    lambda s, w: s.conversations.update_conversation(w.conv, "{}")
+    lambda s, w: s.conversations.update_conversation(w.conv, "{}")  # type: ignore[arg-type]  # deliberately the wrong type
 )
 then(nothing)
 
-hostile("a string instead of link pairs", InvalidInputError)(lambda s, w: s.items.link_items(w.conv, "msg_1"))
+hostile("a string instead of link pairs", InvalidInputError)(lambda s, w: s.items.link_items(w.conv, "msg_1"))  # type: ignore[arg-type]  # deliberately the wrong type
 then(nothing)
 
 hostile("bytes as a response id", InvalidInputError)(
-    lambda s, w: s.responses.store_response(StoredResponse(id=b"resp"))
+    lambda s, w: s.responses.store_response(StoredResponse(id=b"resp"))  # type: ignore[arg-type]  # deliberately the wrong type
 )
 then(nothing)
 

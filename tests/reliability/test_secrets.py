@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -52,7 +54,7 @@ def test_redis_password_appears_nowhere(tmp_path: Path, caplog: pytest.LogCaptur
     exposure = Exposure()
     try:
         good = f"redis://:{SECRET}@127.0.0.1:{server.port}/0"
-        short = {"pool_timeout_secs": 1.0, "socket_timeout_secs": 1.0, "connect_timeout_secs": 1.0}
+        short: dict[str, Any] = {"pool_timeout_secs": 1.0, "socket_timeout_secs": 1.0, "connect_timeout_secs": 1.0}
 
         def redis(url: str) -> StorageFactoryConfig:
             return StorageFactoryConfig(backend="redis", redis=RedisConfig(url=url, **short))
@@ -217,7 +219,7 @@ def test_postgres_url_is_parsed_by_libpq_at_create_storage_and_never_shown(
         ("unknown query parameter", f"{with_password.replace(BAD_ESCAPE, SECRET)}?foo=bar"),
     ):
         exposure.show(f"config({label})", postgres(url))
-        error = exposure.error(label, lambda url=url: use(url), ConfigError)
+        error = exposure.error(label, functools.partial(use, url), ConfigError)
         assert isinstance(error, ConfigError)
         assert error.field == "postgres.db_url", label
 

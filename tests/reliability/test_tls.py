@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ from tests.support import free_port, server_missing
 pytestmark = pytest.mark.reliability
 
 SECRET = "Tls-S3cret-pw"
-SHORT = {"pool_timeout_secs": 2.0, "socket_timeout_secs": 2.0, "connect_timeout_secs": 2.0}
+SHORT: dict[str, Any] = {"pool_timeout_secs": 2.0, "socket_timeout_secs": 2.0, "connect_timeout_secs": 2.0}
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:

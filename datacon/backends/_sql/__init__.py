@@ -21,11 +21,12 @@ column reads as its declared default (``created_at`` now, ``input`` ``[]``, ``it
 ``""``, others ``None``).
 """
 
+from .backend import SqlBackend, open_sql_backend
 from .dialect import Dialect, Keyset
 from .migrations import LATEST, MIGRATIONS, Migration, bootstrap, migration_message
 from .render import Statements, check_identifiers, render
 from .session import Connector, Params, Session
-from .store import SqlConversationStorage, SqlItemStorage, SqlResponseStorage, SqlStore, open_sql_storage
+from .store import SqlConversationStorage, SqlItemStorage, SqlResponseStorage, SqlStore
 
 __all__ = [
     "LATEST",
@@ -36,6 +37,7 @@ __all__ = [
     "Migration",
     "Params",
     "Session",
+    "SqlBackend",
     "SqlConversationStorage",
     "SqlItemStorage",
     "SqlResponseStorage",
@@ -44,6 +46,6 @@ __all__ = [
     "bootstrap",
     "check_identifiers",
     "migration_message",
-    "open_sql_storage",
+    "open_sql_backend",
     "render",
 ]

@@ -19,10 +19,13 @@ __all__ = [
     "MIGRATIONS",
     "Drift",
     "Migration",
+    "Plan",
     "bootstrap",
     "drift_message",
     "find_drift",
+    "inspect",
     "migration_message",
+    "pending_message",
     "version_insert_sql",
 ]
 
@@ -179,17 +182,25 @@ def drift_message(dialect: Dialect, version: int, drift: list[Drift]) -> tuple[s
     return "".join(lines), tuple(statements)
 
 
-def bootstrap(session: Session, sql: Statements) -> list[int]:
-    """Create what is missing and bring the schema to the latest version; the versions applied.
+Plan = list[tuple[Migration, list[str]]]
 
-    Runs while the caller holds the backend's migration lock (Postgres: an advisory lock;
-    SQLite: an IMMEDIATE transaction), so concurrent starters see each other's work and
-    every migration is applied once. A *fresh* database (none of the four tables exists) is
-    created at the latest version and recorded so. An existing schema with pending
-    migrations, or whose tables lack a column the configuration declares (schema drift: an
-    extra column or a rename added to the config later), raises ``MigrationRequiredError``
-    with the statements that fix it, unless ``schema.auto_migrate``; then each migration runs
-    in its own transaction with its ``_schema_versions`` row, and each drift fix in its own.
+
+def pending_message(dialect: Dialect, start: int, plans: Plan, drift: list[Drift]) -> tuple[str, tuple[str, ...]]:
+    """The message and statements of ``MigrationRequiredError``: the pending migrations in
+    upstream's shape, then the schema drift."""
+    message, listed = migration_message(dialect, start, plans) if plans else ("", ())
+    if drift:
+        found, fixes = drift_message(dialect, start, drift)
+        message, listed = (f"{message}\n\n{found}" if message else found), listed + fixes
+    return message, listed
+
+
+def inspect(session: Session, sql: Statements) -> tuple[int, Plan, list[Drift]]:
+    """Create what is missing; the schema's version, the migrations still to apply, and the
+    schema drift (declared columns the existing tables lack, beyond what those migrations add).
+
+    A *fresh* database (none of the four tables exists) is created at the latest version and
+    recorded so. The version is the recorded one, or ``schema.version`` if that is higher.
     """
     dialect, schema = sql.dialect, sql.schema
     exists = [session.fetchone(dialect.table_exists_sql(), {"name": name}) is not None for name in sql.table_probes]
@@ -205,49 +216,63 @@ def bootstrap(session: Session, sql: Statements) -> list[int]:
             session.execute(ddl)
     row = session.fetchone(sql.max_version)
     current = int(row[0]) if row is not None and row[0] is not None else 0
-    applied: list[int] = []
     if fresh:
         for migration in MIGRATIONS:
             if migration.version > current:
                 record = {"version": migration.version, "description": migration.description}
                 session.execute(sql.insert_version, record)
-    else:
-        start = max(current, schema.version or 0)
-        pending = [m for m in MIGRATIONS if m.version > start]
-        plans: list[tuple[Migration, list[str]]] = []
-        if pending:
-            existing = None
-            if not dialect.idempotent_migrations:
-                probe = {"name": dialect.table_name_for_probe(schema.responses.table)}
-                rows = session.fetchall(dialect.columns_sql(), probe)
-                existing = frozenset(str(r[0]).lower() for r in rows)
-            plans = [(m, m.up(schema, dialect, existing)) for m in pending]
-        if not schema.auto_migrate:
-            # What a pending migration adds is not drift (v1 adds safety_identifier).
-            planned = {statement for _, statements in plans for statement in statements}
-            drift = [d for d in find_drift(session, sql, exists) if not set(d.statements) <= planned]
-            if plans or drift:
-                message, listed = migration_message(dialect, start, plans) if plans else ("", ())
-                if drift:
-                    found, fixes = drift_message(dialect, start, drift)
-                    message, listed = (f"{message}\n\n{found}" if message else found), listed + fixes
-                raise MigrationRequiredError(message, listed)
-        if pending:
-            for migration, statements in plans:
-                with session.transaction():
-                    for statement in statements:
-                        session.execute(statement)
-                    session.execute(
-                        sql.insert_version, {"version": migration.version, "description": migration.description}
-                    )
-                applied.append(migration.version)
-                log.info("applied %s schema migration v%d: %s", dialect.name, migration.version, migration.description)
-        if schema.auto_migrate:
-            for missing in find_drift(session, sql, exists):
-                with session.transaction():
-                    for statement in missing.statements:
-                        session.execute(statement)
-                log.info("fixed %s schema drift: %s", dialect.name, missing.describe())
+        return max(current, LATEST), [], []
+    start = max(current, schema.version or 0)
+    pending = [m for m in MIGRATIONS if m.version > start]
+    plans: Plan = []
+    if pending:
+        existing = None
+        if not dialect.idempotent_migrations:
+            probe = {"name": dialect.table_name_for_probe(schema.responses.table)}
+            rows = session.fetchall(dialect.columns_sql(), probe)
+            existing = frozenset(str(r[0]).lower() for r in rows)
+        plans = [(m, m.up(schema, dialect, existing)) for m in pending]
+    # What a pending migration adds is not drift (v1 adds safety_identifier).
+    planned = {statement for _, statements in plans for statement in statements}
+    drift = [d for d in find_drift(session, sql, exists) if not set(d.statements) <= planned]
+    return start, plans, drift
+
+
+def bootstrap(session: Session, sql: Statements, *, auto_migrate: bool | None = None) -> list[int]:
+    """Create what is missing and bring the schema to the latest version; the versions applied.
+
+    Runs while the caller holds the backend's migration lock (Postgres: an advisory lock;
+    SQLite: an IMMEDIATE transaction), so concurrent starters see each other's work and
+    every migration is applied once. A fresh database is created at the latest version
+    (:func:`inspect`). An existing schema with pending migrations, or whose tables lack a
+    column the configuration declares (schema drift: an extra column or a rename added to the
+    config later), raises ``MigrationRequiredError`` with the statements that fix it unless
+    ``auto_migrate`` (default: ``schema.auto_migrate``); then each migration runs in its own
+    transaction with its ``_schema_versions`` row, and each drift fix in its own.
+    """
+    dialect = sql.dialect
+    start, plans, drift = inspect(session, sql)
+    applied: list[int] = []
+    if (plans or drift) and not (sql.schema.auto_migrate if auto_migrate is None else auto_migrate):
+        message, listed = pending_message(dialect, start, plans, drift)
+        raise MigrationRequiredError(message, listed)
+    if plans:
+        for migration, statements in plans:
+            with session.transaction():
+                for statement in statements:
+                    session.execute(statement)
+                session.execute(
+                    sql.insert_version, {"version": migration.version, "description": migration.description}
+                )
+            applied.append(migration.version)
+            log.info("applied %s schema migration v%d: %s", dialect.name, migration.version, migration.description)
+    if drift:
+        # Looked at again: the migrations just applied may have changed the tables.
+        for missing in find_drift(session, sql, [True] * len(sql.table_probes)):
+            with session.transaction():
+                for statement in missing.statements:
+                    session.execute(statement)
+            log.info("fixed %s schema drift: %s", dialect.name, missing.describe())
     # Index statements are idempotent in every dialect (IF NOT EXISTS, or the dialect's own
     # guarded form); they run after the migrations since an index may need a migrated column.
     # A failure is only logged (upstream): e.g. ``version`` skipped the migration that adds

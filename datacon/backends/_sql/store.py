@@ -9,9 +9,9 @@ from typing import Any
 
 from datacon._columns import CONVERSATIONS, ITEMS, RESPONSES
 from datacon._time import utc_now
+from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
 from datacon.backends.chain import walk_chain
 from datacon.backends.extras import extra_values
-from datacon.context import current_extra_columns
 from datacon.ids import make_item_id, new_conversation_id
 from datacon.models import (
     Conversation,
@@ -24,7 +24,6 @@ from datacon.models import (
     StoredResponse,
 )
 from datacon.schema import SchemaConfig, TableConfig
-from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage, Storage
 
 from .dialect import Dialect
 from .migrations import bootstrap
@@ -32,7 +31,7 @@ from .render import render
 from .rows import Decoder, Encoder, row_decoder, row_encoder
 from .session import Connector, Params, Session
 
-__all__ = ["SqlConversationStorage", "SqlItemStorage", "SqlResponseStorage", "SqlStore", "open_sql_storage"]
+__all__ = ["SqlConversationStorage", "SqlItemStorage", "SqlResponseStorage", "SqlStore"]
 
 
 class SqlStore:
@@ -59,11 +58,11 @@ class SqlStore:
         with self.connector.migration_session() as session:
             self.applied_migrations = bootstrap(session, self.sql)
 
-    def extras(self, table: TableConfig, params: dict[str, Any]) -> dict[str, Any]:
-        """``params`` plus ``x0``, ``x1``... for the table's extra columns (hook value, default, NULL)."""
+    def extras(self, table: TableConfig, params: dict[str, Any], extra: Extra) -> dict[str, Any]:
+        """``params`` plus ``x0``, ``x1``... for the table's extra columns (``extra``'s value, default, NULL)."""
         if not table.extra_columns:
             return params
-        for n, (_, value) in enumerate(extra_values(table, self.dialect.extra_keys(current_extra_columns()))):
+        for n, (_, value) in enumerate(extra_values(table, self.dialect.extra_keys(extra))):
             params[f"x{n}"] = self.dialect.encode_extra(value)
         return params
 
@@ -73,7 +72,7 @@ class SqlStore:
         return text, json.loads(text)
 
 
-class SqlConversationStorage(ConversationStorage):
+class SqlConversationStorage(BackendConversations):
     """Conversations in the conversations table; their links in the links table."""
 
     def __init__(self, store: SqlStore) -> None:
@@ -83,9 +82,9 @@ class SqlConversationStorage(ConversationStorage):
         self._row = store.decode_conversation
         self._encode = store.encode_conversation
 
-    def create_conversation(self, new: NewConversation) -> Conversation:
+    def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
         conversation = Conversation(id=new.id or new_conversation_id(), created_at=utc_now(), metadata=new.metadata)
-        params = self._store.extras(self._store.schema.conversations, self._encode(conversation))
+        params = self._store.extras(self._store.schema.conversations, self._encode(conversation), extra)
         conflict = f"conversation {conversation.id} already exists"
         with self._store.connector.session(write=True, conflict=conflict) as session:
             session.execute(self._sql.conv_insert, params)
@@ -131,7 +130,7 @@ def _item_id(link: tuple[str, datetime]) -> str:
     return link[0]
 
 
-class SqlItemStorage(ConversationItemStorage):
+class SqlItemStorage(BackendItems):
     """Items in the items table; links ``(conversation_id, item_id, added_at)`` in the links table."""
 
     def __init__(self, store: SqlStore) -> None:
@@ -141,7 +140,7 @@ class SqlItemStorage(ConversationItemStorage):
         self._row = store.decode_item
         self._encode = store.encode_item
 
-    def create_item(self, new: NewConversationItem) -> ConversationItem:
+    def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
         item = ConversationItem(
             id=new.id or make_item_id(new.item_type),
             response_id=new.response_id,
@@ -151,7 +150,7 @@ class SqlItemStorage(ConversationItemStorage):
             status=new.status,
             created_at=utc_now(),
         )
-        params = self._store.extras(self._store.schema.conversation_items, self._encode(item))
+        params = self._store.extras(self._store.schema.conversation_items, self._encode(item), extra)
         with self._store.connector.session(write=True, conflict=f"item {item.id} already exists") as session:
             session.execute(self._sql.item_insert, params)
         # The content as it will read back (JSON text, parsed; encoded here if the column is skipped).
@@ -166,14 +165,18 @@ class SqlItemStorage(ConversationItemStorage):
             created_at=item.created_at,
         )
 
-    def link_item(self, conversation_id: str, item_id: str, added_at: datetime) -> None:
-        self._link(conversation_id, [(item_id, added_at)], f"item {item_id} is already linked to {conversation_id}")
+    def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
+        conflict = f"item {item_id} is already linked to {conversation_id}"
+        self._link(conversation_id, [(item_id, added_at)], conflict, extra)
 
-    def link_items(self, conversation_id: str, items: Sequence[tuple[str, datetime]]) -> None:
+    def link_items(
+        self, conversation_id: str, items: Sequence[tuple[str, datetime]], *, extra: Extra = NO_EXTRA
+    ) -> None:
         if items:
-            self._link(conversation_id, items, f"an item is already linked to {conversation_id} (nothing was linked)")
+            conflict = f"an item is already linked to {conversation_id} (nothing was linked)"
+            self._link(conversation_id, items, conflict, extra)
 
-    def _link(self, conversation_id: str, items: Sequence[tuple[str, datetime]], conflict: str) -> None:
+    def _link(self, conversation_id: str, items: Sequence[tuple[str, datetime]], conflict: str, extra: Extra) -> None:
         # One multi-row INSERT: a duplicate (already linked, or repeated in ``items``) fails
         # the whole statement, so nothing is linked. Beyond the dialect's row limit the
         # chunks run in one transaction, which keeps it all-or-nothing.
@@ -186,7 +189,7 @@ class SqlItemStorage(ConversationItemStorage):
         items = sorted(items, key=_item_id)
         size = self._d.max_rows_per_insert
         chunks = [items[start : start + size] for start in range(0, len(items), size)]
-        extras = self._store.extras(self._store.schema.conversation_item_links, {"cid": conversation_id})
+        extras = self.link_params(conversation_id, extra)
         with self._store.connector.session(write=True, conflict=conflict) as session:
             if len(chunks) == 1:
                 self._insert_links(session, chunks[0], extras)
@@ -195,12 +198,20 @@ class SqlItemStorage(ConversationItemStorage):
                 for chunk in chunks:
                     self._insert_links(session, chunk, extras)
 
-    def _insert_links(self, session: Session, chunk: Sequence[tuple[str, datetime]], extras: Params) -> None:
+    def link_params(self, conversation_id: str, extra: Extra) -> dict[str, Any]:
+        """The bind parameters shared by every row of a links INSERT into one conversation."""
+        return self._store.extras(self._store.schema.conversation_item_links, {"cid": conversation_id}, extra)
+
+    def rows_params(self, extras: Params, chunk: Sequence[tuple[str, datetime]]) -> dict[str, Any]:
+        """``extras`` plus ``i{n}``/``a{n}`` for each ``(item_id, added_at)`` row of ``link_insert``."""
         params = dict(extras)
         for n, (item_id, added_at) in enumerate(chunk):
             params[f"i{n}"] = item_id
             params[f"a{n}"] = self._d.encode_time(added_at)
-        session.execute(self._sql.link_insert(len(chunk)), params)
+        return params
+
+    def _insert_links(self, session: Session, chunk: Sequence[tuple[str, datetime]], extras: Params) -> None:
+        session.execute(self._sql.link_insert(len(chunk)), self.rows_params(extras, chunk))
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         sql = self._sql.list_asc if params.order is SortOrder.ASC else self._sql.list_desc
@@ -222,7 +233,7 @@ class SqlItemStorage(ConversationItemStorage):
             session.execute(self._sql.link_delete, {"cid": conversation_id, "iid": item_id})
 
 
-class SqlResponseStorage(ResponseStorage):
+class SqlResponseStorage(BackendResponses):
     """Responses in the responses table; chains walked by one recursive query."""
 
     def __init__(self, store: SqlStore) -> None:
@@ -232,8 +243,8 @@ class SqlResponseStorage(ResponseStorage):
         self._row = store.decode_response
         self._encode = store.encode_response
 
-    def store_response(self, response: StoredResponse) -> str:
-        params = self._store.extras(self._store.schema.responses, self._encode(response))
+    def store_response(self, response: StoredResponse, *, extra: Extra = NO_EXTRA) -> str:
+        params = self._store.extras(self._store.schema.responses, self._encode(response), extra)
         with self._store.connector.session(write=True, conflict=f"response {response.id} already exists") as session:
             session.execute(self._sql.resp_insert, params)
         return response.id
@@ -275,25 +286,3 @@ class SqlResponseStorage(ResponseStorage):
             return 0
         with self._store.connector.session(write=True) as session:
             return session.execute(self._sql.ident_delete, {"sid": identifier})
-
-
-def open_sql_storage(connector: Connector, dialect: Dialect, schema: SchemaConfig | None) -> Storage:
-    """Bootstrap the schema (tables, migrations) and return the three storages over ``connector``.
-
-    The connector is closed if the bootstrap fails (``MigrationRequiredError``, backend errors).
-    """
-    try:
-        store = SqlStore(connector, dialect, schema or SchemaConfig())
-        store.open()
-    except BaseException:
-        connector.close()
-        raise
-    return Storage(
-        SqlResponseStorage(store),
-        SqlConversationStorage(store),
-        SqlItemStorage(store),
-        backend=dialect.name,
-        max_concurrency=connector.max_concurrency,
-        close=connector.close,
-        pool_stats=connector.stats,
-    )

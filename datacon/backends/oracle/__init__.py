@@ -12,10 +12,10 @@ Not run against an Oracle server in this repository's CI: see docs/oracle.md.
 
 from __future__ import annotations
 
-from datacon.backends._sql import open_sql_storage
+from datacon.backends._sql import open_sql_backend
+from datacon.backends.base import Backend
 from datacon.config import OracleConfig
 from datacon.schema import SchemaConfig
-from datacon.storage import Storage
 
 from .connector import OracleConnector, pool_params
 from .dialect import OracleDialect, dialect_for
@@ -24,7 +24,7 @@ __all__ = [
     "OracleConnector",
     "OracleDialect",
     "dialect_for",
-    "open_storage",
+    "open_backend",
     "oracle_schema",
     "pool_params",
 ]
@@ -37,7 +37,7 @@ def oracle_schema(schema: SchemaConfig | None) -> SchemaConfig:
     return uppercased
 
 
-def open_storage(config: OracleConfig) -> Storage:
+def open_backend(config: OracleConfig, *, check_schema: bool = True) -> Backend:
     """The three Oracle storages over one pool; tables created and migrations checked.
 
     :raises ConfigError: the schema is invalid, or ``external_auth`` in thin mode.
@@ -46,4 +46,4 @@ def open_storage(config: OracleConfig) -> Storage:
         ``auto_migrate`` is off.
     """
     schema = oracle_schema(config.schema)
-    return open_sql_storage(OracleConnector(config), dialect_for(schema), schema)
+    return open_sql_backend(OracleConnector(config), dialect_for(schema), schema, check_schema=check_schema)

@@ -8,19 +8,19 @@ With ``schema.owner`` the tables are in that (existing) schema, as upstream puts
 
 from __future__ import annotations
 
-from datacon.backends._sql import check_identifiers, open_sql_storage
+from datacon.backends._sql import check_identifiers, open_sql_backend
+from datacon.backends.base import Backend
 from datacon.config import PostgresConfig
 from datacon.errors import ConfigError
 from datacon.schema import SchemaConfig
-from datacon.storage import Storage
 
 from .connector import MIGRATION_LOCK, PostgresConnector
 from .dialect import PostgresDialect, dialect_for
 
-__all__ = ["MIGRATION_LOCK", "PostgresConnector", "PostgresDialect", "open_storage"]
+__all__ = ["MIGRATION_LOCK", "PostgresConnector", "PostgresDialect", "open_backend"]
 
 
-def open_storage(config: PostgresConfig) -> Storage:
+def open_backend(config: PostgresConfig, *, check_schema: bool = True) -> Backend:
     """The three Postgres storages over one pool; tables created and migrations checked.
 
     :raises ConfigError: ``db_url`` is not a URL libpq accepts, a schema name does not fit
@@ -35,7 +35,7 @@ def open_storage(config: PostgresConfig) -> Storage:
     connector = PostgresConnector(config)
     if schema.owner:
         _check_owner(connector, dialect, schema.owner)
-    return open_sql_storage(connector, dialect, config.schema)
+    return open_sql_backend(connector, dialect, config.schema, check_schema=check_schema)
 
 
 def _check_owner(connector: PostgresConnector, dialect: PostgresDialect, owner: str) -> None:

@@ -2,28 +2,20 @@
 
 Blocking code over a ``redis.BlockingConnectionPool`` of ``pool_max`` connections; every
 operation is one round trip, and everything that must be atomic runs as one Lua script
-or ``MULTI`` transaction. See ``_storage`` for the key layout.
+or ``MULTI`` transaction. See ``store`` for the key layout, ``backend`` for export and import.
 """
 
 from __future__ import annotations
 
+from datacon.backends.base import Backend
 from datacon.config import RedisConfig
-from datacon.storage import Storage
 
-from .store import RedisConversationStorage, RedisItemStorage, RedisResponseStorage, RedisStore
+from .backend import RedisBackend
+from .store import RedisStore
 
-__all__ = ["RedisStore", "open_storage"]
+__all__ = ["RedisBackend", "RedisStore", "open_backend"]
 
 
-def open_storage(config: RedisConfig) -> Storage:
+def open_backend(config: RedisConfig, *, check_schema: bool = True) -> Backend:
     """The three Redis storages over one pool (connections are opened on first use)."""
-    store = RedisStore(config)
-    return Storage(
-        RedisResponseStorage(store),
-        RedisConversationStorage(store),
-        RedisItemStorage(store),
-        backend="redis",
-        max_concurrency=config.pool_max,
-        close=store.close,
-        pool_stats=store.pool_stats,
-    )
+    return RedisBackend(config)

@@ -54,7 +54,7 @@ class _Table:
         #: ``row.get(None)`` is ``None`` on a hash's dict, so a skipped column reads as absent.
         self.fields: dict[str, str | None] = {name: self._resolve(name) for name in record.names}
         #: The record's hash fields, generated from the declared columns (see ``_encoder``).
-        self.encode: Callable[[Any], Fields] = _encoder(self, record)
+        self.encode: Callable[[Any, Mapping[str, Any]], Fields] = _encoder(self, record)
 
     def _resolve(self, name: str) -> str | None:
         return None if self.config.is_skipped(name) else self.config.col(name)
@@ -66,8 +66,8 @@ class _Table:
         except KeyError:
             return self._resolve(name)
 
-    def extras(self, out: Fields) -> None:
-        for name, value in extra_values(self.config):
+    def extras(self, out: Fields, extra: Mapping[str, Any]) -> None:
+        for name, value in extra_values(self.config, extra):
             if value is not None:
                 out[name] = _extra_text(value, name)
 
@@ -96,13 +96,14 @@ class _Table:
             raise corrupt_record(self.kind, record_id, "created_at", exc) from exc
 
 
-def _encoder(table: _Table, record: Record) -> Callable[[Any], Fields]:
+def _encoder(table: _Table, record: Record) -> Callable[[Any, Mapping[str, Any]], Fields]:
     """A function giving the hash fields of a model of ``record``: timestamps as RFC 3339
     text, JSON as JSON text (a JSON-object column's ``None`` left out), text as is (``None``
-    left out), then the extra columns. Generated once per store (``compile_function``): the
+    left out), then the extra columns (from its second argument, the hook's values).
+    Generated once per store (``compile_function``): the
     field names (configured) are constants of its namespace, never part of its source."""
     namespace: dict[str, Any] = {"time_text": _time_text, "dump_json": dump_json, "extras": table.extras}
-    lines = ["def encode(m):", "    out = {}"]
+    lines = ["def encode(m, extra):", "    out = {}"]
     for n, column in enumerate(record):
         field = table.fields[column.name]
         if field is None:
@@ -117,9 +118,9 @@ def _encoder(table: _Table, record: Record) -> Callable[[Any], Fields]:
             encoded = f"dump_json(v, {column.name!r})" if column.kind is Kind.JSON else "v"
             lines += [f"    v = {value}", "    if v is not None:", f"        out[f{n}] = {encoded}"]
     if table.config.extra_columns:
-        lines.append("    extras(out)")
+        lines.append("    extras(out, extra)")
     lines.append("    return out")
-    encode: Callable[[Any], Fields] = compile_function("encode", "\n".join(lines) + "\n", namespace)
+    encode: Callable[[Any, Mapping[str, Any]], Fields] = compile_function("encode", "\n".join(lines) + "\n", namespace)
     return encode
 
 
@@ -133,8 +134,8 @@ class Codec:
 
     # Conversations
 
-    def conversation_fields(self, conversation: Conversation) -> Fields:
-        return self.conversations.encode(conversation)
+    def conversation_fields(self, conversation: Conversation, extra: Mapping[str, Any]) -> Fields:
+        return self.conversations.encode(conversation, extra)
 
     def conversation(self, conversation_id: str, row: Mapping[str, str]) -> Conversation:
         t = self.conversations
@@ -149,8 +150,8 @@ class Codec:
 
     # Items
 
-    def item_fields(self, item: ConversationItem) -> Fields:
-        return self.items.encode(item)
+    def item_fields(self, item: ConversationItem, extra: Mapping[str, Any]) -> Fields:
+        return self.items.encode(item, extra)
 
     def item(self, item_id: str, row: Mapping[str, str]) -> ConversationItem:
         t = self.items
@@ -168,8 +169,8 @@ class Codec:
 
     # Responses
 
-    def response_fields(self, response: StoredResponse) -> Fields:
-        return self.responses.encode(response)
+    def response_fields(self, response: StoredResponse, extra: Mapping[str, Any]) -> Fields:
+        return self.responses.encode(response, extra)
 
     def response(self, response_id: str, row: Mapping[str, str]) -> StoredResponse:
         t = self.responses

@@ -26,7 +26,7 @@ made before any I/O, so the caller can look the record up).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -36,6 +36,7 @@ import redis
 
 from datacon._serde import dump_json, normalize_json
 from datacon._time import to_epoch_us, utc_now
+from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
 from datacon.backends.chain import walk_chain
 from datacon.config import RedisConfig
 from datacon.errors import ConflictError
@@ -50,7 +51,6 @@ from datacon.models import (
     StoredResponse,
 )
 from datacon.schema import SchemaConfig
-from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage
 
 from . import lua
 from .errors import DRIVER_ERRORS, convert, translate
@@ -137,6 +137,22 @@ class RedisStore:
         """The hash field holding the safety identifier, or ``None`` when it is skipped."""
         return self.codec.responses.field("safety_identifier")
 
+    # Writes shared by the storages and the backend's restore; ``client`` may be a pipeline
+    # (the script then runs inside its MULTI/EXEC), else the store's client.
+
+    def create_record(self, key: str, fields: dict[str, str], client: Any = None) -> Any:
+        """Write the hash at ``key`` unless it exists (``CREATE_RECORD``); truthy when written."""
+        return self.lua_create_record(keys=[key], args=[self.ttl, *_flat(fields)], client=client)
+
+    def put_response(self, response: StoredResponse, extra: Mapping[str, Any], client: Any = None) -> Any:
+        """Write the response and its safety index entry unless it exists; truthy when written."""
+        fields = self.codec.response_fields(response, extra)
+        keys = [self.response_key(response.id)]
+        if response.safety_identifier is not None and self.safety_field() is not None:
+            keys.append(self.safety_key(response.safety_identifier))
+        args = [self.ttl, str(to_epoch_us(response.created_at)), response.id, *_flat(fields)]
+        return self.lua_store_response(keys=keys, args=args, client=client)
+
     def pool_stats(self) -> dict[str, int]:
         """``size`` (pool_max), ``open`` connections and those ``in_use``."""
         # BlockingConnectionPool keeps every connection it made in _connections and the idle
@@ -156,23 +172,20 @@ def _flat(fields: dict[str, str]) -> list[str]:
     return [part for pair in fields.items() for part in pair]
 
 
-class RedisConversationStorage(ConversationStorage):
+class RedisConversationStorage(BackendConversations):
     """Conversations as hashes; ``delete_conversation`` also drops the link set."""
 
     def __init__(self, store: RedisStore) -> None:
         self.store = store
 
-    def create_conversation(self, new: NewConversation) -> Conversation:
+    def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
         s = self.store
         conversation_id = new.id
-        assert conversation_id is not None  # the front layer mints it
+        assert conversation_id is not None  # the guard mints it
         metadata = None if new.metadata is None else normalize_json(new.metadata, "metadata")
         conversation = Conversation(id=conversation_id, created_at=utc_now(), metadata=metadata)
-        fields = s.codec.conversation_fields(conversation)
-        created = s.call(
-            "create_conversation",
-            lambda: s.lua_create_record(keys=[s.conversation_key(conversation_id)], args=[s.ttl, *_flat(fields)]),
-        )
+        fields = s.codec.conversation_fields(conversation, extra)
+        created = s.call("create_conversation", lambda: s.create_record(s.conversation_key(conversation_id), fields))
         if not created:
             raise ConflictError(f"conversation {conversation_id} already exists")
         return conversation
@@ -204,16 +217,16 @@ class RedisConversationStorage(ConversationStorage):
         return bool(s.call("delete_conversation", run)[0])
 
 
-class RedisItemStorage(ConversationItemStorage):
+class RedisItemStorage(BackendItems):
     """Items as hashes; links as one sorted set per conversation."""
 
     def __init__(self, store: RedisStore) -> None:
         self.store = store
 
-    def create_item(self, new: NewConversationItem) -> ConversationItem:
+    def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
         s = self.store
         item_id = new.id
-        assert item_id is not None  # the front layer mints it
+        assert item_id is not None  # the guard mints it
         item = ConversationItem(
             id=item_id,
             response_id=new.response_id,
@@ -223,18 +236,15 @@ class RedisItemStorage(ConversationItemStorage):
             status=new.status,
             created_at=utc_now(),
         )
-        fields = s.codec.item_fields(item)
-        created = s.call(
-            "create_item", lambda: s.lua_create_record(keys=[s.item_key(item_id)], args=[s.ttl, *_flat(fields)])
-        )
+        fields = s.codec.item_fields(item, extra)
+        created = s.call("create_item", lambda: s.create_record(s.item_key(item_id), fields))
         if not created:
             raise ConflictError(f"item {item_id} already exists")
         return item
 
-    def link_item(self, conversation_id: str, item_id: str, added_at: datetime) -> None:
-        self.link_items(conversation_id, [(item_id, added_at)])
-
-    def link_items(self, conversation_id: str, items: Sequence[tuple[str, datetime]]) -> None:
+    def link_items(
+        self, conversation_id: str, items: Sequence[tuple[str, datetime]], *, extra: Extra = NO_EXTRA
+    ) -> None:
         if not items:
             return
         s = self.store
@@ -273,20 +283,15 @@ class RedisItemStorage(ConversationItemStorage):
         s.call("delete_item", lambda: s.client.zrem(s.links_key(conversation_id), item_id))
 
 
-class RedisResponseStorage(ResponseStorage):
+class RedisResponseStorage(BackendResponses):
     """Responses as hashes, indexed by safety identifier in sorted sets."""
 
     def __init__(self, store: RedisStore) -> None:
         self.store = store
 
-    def store_response(self, response: StoredResponse) -> str:
+    def store_response(self, response: StoredResponse, *, extra: Extra = NO_EXTRA) -> str:
         s = self.store
-        fields = s.codec.response_fields(response)
-        keys = [s.response_key(response.id)]
-        if response.safety_identifier is not None and s.safety_field() is not None:
-            keys.append(s.safety_key(response.safety_identifier))
-        args = [s.ttl, str(to_epoch_us(response.created_at)), response.id, *_flat(fields)]
-        if not s.call("store_response", lambda: s.lua_store_response(keys=keys, args=args)):
+        if not s.call("store_response", lambda: s.put_response(response, extra)):
             raise ConflictError(f"response {response.id} already exists")
         return response.id
 

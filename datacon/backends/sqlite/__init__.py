@@ -7,20 +7,20 @@ since the Unix epoch and JSON as text; ``":memory:"`` is one shared connection.
 
 from __future__ import annotations
 
-from datacon.backends._sql import open_sql_storage
+from datacon.backends._sql import open_sql_backend
+from datacon.backends.base import Backend
 from datacon.config import SqliteConfig
-from datacon.storage import Storage
 
 from .connector import SqliteConnector
 from .dialect import SqliteDialect
 
-__all__ = ["SqliteConnector", "SqliteDialect", "open_storage"]
+__all__ = ["SqliteConnector", "SqliteDialect", "open_backend"]
 
 
-def open_storage(config: SqliteConfig) -> Storage:
+def open_backend(config: SqliteConfig, *, check_schema: bool = True) -> Backend:
     """The three SQLite storages on ``config.path`` (created if missing), schema brought up to date.
 
     :raises MigrationRequiredError: an existing older schema needs migrations and
         ``auto_migrate`` is off.
     """
-    return open_sql_storage(SqliteConnector(config), SqliteDialect(), config.schema)
+    return open_sql_backend(SqliteConnector(config), SqliteDialect(), config.schema, check_schema=check_schema)

@@ -1,0 +1,164 @@
+"""``SqlBackend``: the three SQL storages over one store, enumerable, restorable and versioned."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from datacon.backends.base import (
+    NO_EXTRA,
+    Enumerable,
+    NotEnumerableError,
+    RecordKind,
+    Restorable,
+    SchemaStatus,
+    Versioned,
+)
+from datacon.models import Conversation, ConversationItem, Link, StoredResponse
+from datacon.schema import SchemaConfig
+
+from .dialect import Dialect
+from .migrations import LATEST, bootstrap, inspect, pending_message
+from .session import Connector
+from .store import SqlConversationStorage, SqlItemStorage, SqlResponseStorage, SqlStore
+
+__all__ = ["SqlBackend", "open_sql_backend"]
+
+R = TypeVar("R")
+
+
+class SqlBackend(Enumerable, Restorable, Versioned):
+    """One SQL database: the shared storages over a :class:`SqlStore` (connector, dialect, statements).
+
+    Enumeration pages are keyset queries on the primary keys (``WHERE id > :after ORDER BY
+    id``; links by ``(conversation_id, item_id)``), in the database's own collation, so the
+    cursor always agrees with the order; rows are decoded by the storages' own decoders. A
+    restore batch is one transaction of insert-if-absent statements built with the storages'
+    own bind parameters; extra columns get their defaults.
+    """
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self.kind = store.dialect.name
+        self.max_concurrency = store.connector.max_concurrency
+        self.conversations = SqlConversationStorage(store)
+        self.items = SqlItemStorage(store)
+        self.responses = SqlResponseStorage(store)
+
+    def close(self) -> None:
+        self.store.connector.close()
+
+    def pool_stats(self) -> dict[str, int]:
+        return self.store.connector.stats()
+
+    # Versioned
+
+    def schema_status(self) -> SchemaStatus:
+        store = self.store
+        with store.connector.migration_session() as session:
+            current, plans, drift = inspect(session, store.sql)
+        pending = pending_message(store.dialect, current, plans, drift)[1]
+        return SchemaStatus(current=current, latest=LATEST, pending_statements=pending)
+
+    def apply_migrations(self) -> list[int]:
+        store = self.store
+        with store.connector.migration_session() as session:
+            store.applied_migrations = bootstrap(session, store.sql, auto_migrate=True)
+        return store.applied_migrations
+
+    # Enumerable
+
+    def _query(self, name: str) -> str:
+        query = self.store.sql.export.get(name)
+        if query is None:
+            raise NotEnumerableError(f"the {self.kind} backend cannot be enumerated (it renders no export queries)")
+        return query
+
+    def _page(
+        self, name: str, after: dict[str, Any] | None, batch: int, decode: Callable[[tuple[Any, ...]], R]
+    ) -> list[R]:
+        query = self._query(f"{name}_first" if after is None else f"{name}_next")
+        with self.store.connector.session() as session:
+            rows = session.fetchall(query, {**(after or {}), "limit": batch})
+        return [decode(row) for row in rows]
+
+    def iter_conversations(self, after_id: str | None, batch: int) -> Sequence[Conversation]:
+        return self._page(
+            "conv", None if after_id is None else {"after": after_id}, batch, self.store.decode_conversation
+        )
+
+    def iter_items(self, after_id: str | None, batch: int) -> Sequence[ConversationItem]:
+        return self._page("item", None if after_id is None else {"after": after_id}, batch, self.store.decode_item)
+
+    def iter_responses(self, after_id: str | None, batch: int) -> Sequence[StoredResponse]:
+        return self._page("resp", None if after_id is None else {"after": after_id}, batch, self.store.decode_response)
+
+    def iter_links(self, after: tuple[str, str] | None, batch: int) -> Sequence[Link]:
+        cursor = None if after is None else {"acid": after[0], "aiid": after[1]}
+        decode_time = self.store.dialect.decode_time
+        return self._page("link", cursor, batch, lambda row: Link(str(row[0]), str(row[1]), decode_time(row[2])))
+
+    def count(self, kind: RecordKind) -> int:
+        query = self._query(f"count_{kind}")
+        with self.store.connector.session() as session:
+            row = session.fetchone(query)
+        return int(row[0]) if row is not None else 0
+
+    # Restorable
+
+    def _restore(self, kind: RecordKind, params: list[dict[str, Any]]) -> int:
+        statement = self._query(f"restore_{kind}")
+        with self.store.connector.session(write=True) as session, session.transaction():
+            return sum(session.execute(statement, p) for p in params)
+
+    def restore_conversations(self, records: Sequence[Conversation]) -> int:
+        s = self.store
+        table = s.schema.conversations
+        return self._restore("conversation", [s.extras(table, s.encode_conversation(r), NO_EXTRA) for r in records])
+
+    def restore_items(self, records: Sequence[ConversationItem]) -> int:
+        s = self.store
+        table = s.schema.conversation_items
+        return self._restore("item", [s.extras(table, s.encode_item(r), NO_EXTRA) for r in records])
+
+    def restore_responses(self, records: Sequence[StoredResponse]) -> int:
+        s = self.store
+        table = s.schema.responses
+        return self._restore("response", [s.extras(table, s.encode_response(r), NO_EXTRA) for r in records])
+
+    def restore_links(self, records: Sequence[Link]) -> int:
+        self._query("restore_conversation")  # a dialect without export queries cannot restore either
+        sql, items = self.store.sql, self.items
+        by_conversation: dict[str, list[Link]] = {}
+        for link in records:
+            by_conversation.setdefault(link.conversation_id, []).append(link)
+        size = self.store.dialect.max_rows_per_insert
+        created = 0
+        with self.store.connector.session(write=True) as session, session.transaction():
+            for conversation_id, group in by_conversation.items():
+                extras = items.link_params(conversation_id, NO_EXTRA)
+                for start in range(0, len(group), size):
+                    chunk = [(link.item_id, link.added_at) for link in group[start : start + size]]
+                    created += session.execute(sql.link_restore(len(chunk)), items.rows_params(extras, chunk))
+        return created
+
+
+def open_sql_backend(
+    connector: Connector,
+    dialect: Dialect,
+    schema: SchemaConfig | None,
+    *,
+    check_schema: bool = True,
+) -> SqlBackend:
+    """The backend over ``connector``; with ``check_schema``, tables created and migrations checked.
+
+    The connector is closed if that fails (``MigrationRequiredError``, backend errors).
+    """
+    try:
+        store = SqlStore(connector, dialect, schema or SchemaConfig())
+        if check_schema:
+            store.open()
+        return SqlBackend(store)
+    except BaseException:
+        connector.close()
+        raise

@@ -1,0 +1,212 @@
+"""The backend contract: what every backend's entry point returns, and its capabilities.
+
+Every backend package (``datacon.backends.<name>``) has one entry point,
+``open_backend(config, *, check_schema=True) -> Backend``, that the factory calls. A
+:class:`Backend` is three raw stores (the public storage Protocols, whose inserting methods
+also take the hook-supplied extra-column values as ``extra``), ``kind``,
+``max_concurrency``, ``close()`` and ``pool_stats()``. The factory puts the guard (argument
+checks, id minting, hooks) in front of it; nothing above the backends reaches past this
+module into a backend's internals.
+
+Capabilities a backend may have besides, each a ``runtime_checkable`` Protocol that the tools
+above test with ``isinstance``:
+
+- :class:`Enumerable`: keyset pages of every record kind and counts (export, copy, verify);
+- :class:`Restorable`: insert records exactly as given, atomically per batch (import, copy);
+- :class:`Versioned`: a versioned SQL schema (``datacon migrate``, ``datacon doctor``).
+
+Backends may assume the guard's checks hold (see ``datacon._validate``): ids are non-empty
+strings of at most 64 characters, datetimes are aware UTC, limits are non-negative ints.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+
+import attrs
+
+from datacon.errors import DataconError
+from datacon.models import Conversation, ConversationItem, Link, NewConversation, NewConversationItem, StoredResponse
+from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage
+
+__all__ = [
+    "NO_EXTRA",
+    "RECORD_KINDS",
+    "Backend",
+    "BackendConversations",
+    "BackendItems",
+    "BackendResponses",
+    "Enumerable",
+    "Extra",
+    "NotEnumerableError",
+    "OpenBackend",
+    "RecordKind",
+    "Restorable",
+    "SchemaStatus",
+    "Versioned",
+]
+
+#: Hook-supplied extra-column values for one write, by column name (``BeforeHookResult.extra``).
+Extra: TypeAlias = Mapping[str, Any]
+#: No extra-column values: every extra column gets its default (or NULL).
+NO_EXTRA: Extra = MappingProxyType({})
+
+RecordKind: TypeAlias = Literal["conversation", "item", "link", "response"]
+#: The record kinds, in dump order.
+RECORD_KINDS: tuple[RecordKind, ...] = ("conversation", "item", "link", "response")
+
+
+class BackendConversations(ConversationStorage, Protocol):
+    """A backend's conversation store: the public contract; creating takes ``extra``."""
+
+    @abstractmethod
+    def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
+        """As the public method; ``new.id`` is set (the guard mints it), ``extra`` fills extra columns."""
+
+
+class BackendItems(ConversationItemStorage, Protocol):
+    """A backend's item store: the public contract; creating and linking take ``extra``."""
+
+    @abstractmethod
+    def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
+        """As the public method; ``new.id`` is set (the guard mints it)."""
+
+    def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
+        """As the public method; by default one ``link_items`` call with one pair."""
+        self.link_items(conversation_id, [(item_id, added_at)], extra=extra)
+
+    @abstractmethod
+    def link_items(
+        self, conversation_id: str, items: Sequence[tuple[str, datetime]], *, extra: Extra = NO_EXTRA
+    ) -> None:
+        """As the public method; the guard has checked ``items`` has no repeated id."""
+
+
+class BackendResponses(ResponseStorage, Protocol):
+    """A backend's response store: the public contract; storing takes ``extra``."""
+
+    @abstractmethod
+    def store_response(self, response: StoredResponse, *, extra: Extra = NO_EXTRA) -> str:
+        """As the public method; ``created_at`` is aware UTC."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What ``open_backend`` returns: one backend's three raw stores over one pool.
+
+    Read-only members, so an implementation may declare narrower types (its own store
+    classes); implementations match structurally (mypy checks each ``open_backend``).
+    """
+
+    @property
+    def kind(self) -> str:
+        """The backend's name (the ``HistoryBackend`` value, e.g. ``"sqlite"``)."""
+        ...
+
+    @property
+    def max_concurrency(self) -> int:
+        """How many calls it serves at once (its pool size); the async facade sizes its limiter to it."""
+        ...
+
+    @property
+    def conversations(self) -> BackendConversations: ...
+
+    @property
+    def items(self) -> BackendItems: ...
+
+    @property
+    def responses(self) -> BackendResponses: ...
+
+    def close(self) -> None:
+        """Close the pool; called once by ``Storage.close``."""
+
+    def pool_stats(self) -> dict[str, int]:
+        """Pool counters (at least ``size`` and ``in_use`` where there is a pool), else ``{}``."""
+
+
+@runtime_checkable
+class Enumerable(Protocol):
+    """Keyset-paginated reads of every record, and record counts.
+
+    Each ``iter_*`` returns up to ``batch`` records whose key is strictly greater than the
+    cursor (``None``: from the start), ascending; an empty page is the end. The key is the
+    id; for links the ``(conversation_id, item_id)`` pair.
+    """
+
+    def iter_conversations(self, after_id: str | None, batch: int) -> Sequence[Conversation]: ...
+
+    def iter_items(self, after_id: str | None, batch: int) -> Sequence[ConversationItem]: ...
+
+    def iter_links(self, after: tuple[str, str] | None, batch: int) -> Sequence[Link]: ...
+
+    def iter_responses(self, after_id: str | None, batch: int) -> Sequence[StoredResponse]: ...
+
+    def count(self, kind: RecordKind) -> int:
+        """How many records of ``kind`` are stored."""
+        ...
+
+
+@runtime_checkable
+class Restorable(Protocol):
+    """Insert records whose key is absent exactly as given (``created_at`` kept), skip the others.
+
+    Each call is atomic (one transaction, or one ``MULTI``/``EXEC``) and returns how many
+    records it inserted. Extra columns get their defaults: a restore carries no hook values.
+    """
+
+    def restore_conversations(self, records: Sequence[Conversation]) -> int: ...
+
+    def restore_items(self, records: Sequence[ConversationItem]) -> int: ...
+
+    def restore_links(self, records: Sequence[Link]) -> int: ...
+
+    def restore_responses(self, records: Sequence[StoredResponse]) -> int: ...
+
+
+class NotEnumerableError(DataconError):
+    """The backend cannot list its records, so it cannot be exported or copied from."""
+
+
+@attrs.frozen
+class SchemaStatus:
+    """Where a versioned schema stands.
+
+    :ivar current: the version recorded (or configured with ``schema.version``, if higher).
+    :ivar latest: the newest version datacon knows.
+    :ivar pending_statements: the exact SQL still to apply, in order (empty when up to date).
+    """
+
+    current: int
+    latest: int
+    pending_statements: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class Versioned(Protocol):
+    """A backend with a versioned schema and migrations."""
+
+    def schema_status(self) -> SchemaStatus:
+        """The current and latest versions and the pending SQL; applies nothing.
+
+        Missing tables of a fresh database are created (at the latest version), as opening does.
+        """
+        ...
+
+    def apply_migrations(self) -> list[int]:
+        """Apply the pending migrations under the backend's migration lock; the versions applied."""
+        ...
+
+
+class OpenBackend(Protocol):
+    """The type of every backend package's ``open_backend`` entry point.
+
+    ``check_schema=False`` opens a versioned backend without checking its migrations (for
+    ``datacon migrate``); the usual opening raises ``MigrationRequiredError`` when some are
+    pending and ``auto_migrate`` is off.
+    """
+
+    def __call__(self, config: Any, /, *, check_schema: bool = True) -> Backend: ...

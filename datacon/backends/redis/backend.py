@@ -1,0 +1,209 @@
+"""``RedisBackend``: the three Redis storages over one store, enumerable and restorable.
+
+Redis keeps no order of its keys, so the first read of a kind ``SCAN``s its keys once and
+keeps the sorted ids (about 100 bytes each) for the backend's lifetime; pages then follow
+that snapshot (records deleted or expired meanwhile are skipped). Each restore batch is one
+``MULTI``/``EXEC`` of the store's own write scripts: applied whole, or not at all if the
+connection fails before ``EXEC``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+from datacon._time import from_epoch_us, to_epoch_us
+from datacon.backends.base import NO_EXTRA, Enumerable, RecordKind, Restorable
+from datacon.config import RedisConfig
+from datacon.models import Conversation, ConversationItem, Link, StoredResponse
+
+from .store import RedisConversationStorage, RedisItemStorage, RedisResponseStorage, RedisStore
+
+__all__ = ["RedisBackend"]
+
+R = TypeVar("R")
+H = TypeVar("H", Conversation, ConversationItem)
+_MAX_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+class RedisBackend(Enumerable, Restorable):
+    """One Redis database (``config.url``) through one pool; see ``store`` for the key layout."""
+
+    kind = "redis"
+
+    def __init__(self, config: RedisConfig) -> None:
+        self.store = RedisStore(config)
+        self.max_concurrency = config.pool_max
+        self.conversations = RedisConversationStorage(self.store)
+        self.items = RedisItemStorage(self.store)
+        self.responses = RedisResponseStorage(self.store)
+        self._ids: dict[str, list[str]] = {}
+        self._links: tuple[str, list[tuple[str, datetime]]] | None = None
+
+    def close(self) -> None:
+        self.store.close()
+
+    def pool_stats(self) -> dict[str, int]:
+        return self.store.pool_stats()
+
+    # Enumerable
+
+    def _scan(self, kind: RecordKind) -> list[str]:
+        cached = self._ids.get(kind)
+        if cached is not None:
+            return cached
+        s = self.store
+        prefix = {
+            "conversation": s.conversation_prefix,
+            "item": s.item_prefix,
+            "response": s.response_prefix,
+            "link": s.conversation_prefix,
+        }[kind]
+        key_type, suffix = ("zset", ":items") if kind == "link" else ("hash", "")
+
+        def scan() -> list[str]:
+            found = s.client.scan_iter(match=f"{prefix}*{suffix}", count=1000, _type=key_type)
+            return sorted({key[len(prefix) : len(key) - len(suffix)] for key in found})
+
+        ids = s.call(f"scan {kind}s", scan)
+        self._ids[kind] = ids
+        return ids
+
+    def _records(
+        self,
+        kind: RecordKind,
+        after_id: str | None,
+        batch: int,
+        key: Callable[[str], str],
+        decode: Callable[[str, Mapping[str, str]], R],
+    ) -> list[R]:
+        all_ids = self._scan(kind)
+        start = 0 if after_id is None else bisect.bisect_right(all_ids, after_id)
+        ids = all_ids[start : start + batch]
+        s = self.store
+
+        def run() -> list[dict[str, str]]:
+            with s.client.pipeline(transaction=False) as pipe:
+                for record_id in ids:
+                    pipe.hgetall(key(record_id))
+                return list(pipe.execute())
+
+        rows = s.call(f"export {kind}s", run)
+        return [decode(i, row) for i, row in zip(ids, rows, strict=True) if row]
+
+    def iter_conversations(self, after_id: str | None, batch: int) -> Sequence[Conversation]:
+        s = self.store
+        return self._records("conversation", after_id, batch, s.conversation_key, s.codec.conversation)
+
+    def iter_items(self, after_id: str | None, batch: int) -> Sequence[ConversationItem]:
+        s = self.store
+        return self._records("item", after_id, batch, s.item_key, s.codec.item)
+
+    def iter_responses(self, after_id: str | None, batch: int) -> Sequence[StoredResponse]:
+        s = self.store
+        return self._records("response", after_id, batch, s.response_key, s.codec.response)
+
+    def _conversation_links(self, conversation_id: str) -> list[tuple[str, datetime]]:
+        # One conversation's links sorted by item id; kept while pages walk through it.
+        if self._links is not None and self._links[0] == conversation_id:
+            return self._links[1]
+        s = self.store
+        key = s.links_key(conversation_id)
+        members = cast(
+            "list[tuple[str, float]]", s.call("export links", lambda: s.client.zrange(key, 0, -1, withscores=True))
+        )
+        links = sorted((str(member), from_epoch_us(round(score))) for member, score in members)
+        self._links = (conversation_id, links)
+        return links
+
+    def iter_links(self, after: tuple[str, str] | None, batch: int) -> Sequence[Link]:
+        conversations = self._scan("link")
+        index = 0 if after is None else bisect.bisect_left(conversations, after[0])
+        page: list[Link] = []
+        while index < len(conversations) and len(page) < batch:
+            conversation_id = conversations[index]
+            links = self._conversation_links(conversation_id)
+            start = 0
+            if after is not None and conversation_id == after[0]:
+                start = bisect.bisect_right(links, (after[1], _MAX_TIME))
+            for item_id, added_at in links[start : start + batch - len(page)]:
+                page.append(Link(conversation_id, item_id, added_at))
+            index += 1
+        return page
+
+    def count(self, kind: RecordKind) -> int:
+        if kind != "link":
+            return len(self._scan(kind))
+        s = self.store
+        keys = [s.links_key(c) for c in self._scan("link")]
+
+        def run() -> int:
+            with s.client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.zcard(key)
+                return sum(pipe.execute())
+
+        return int(s.call("count links", run))
+
+    # Restorable
+
+    def _transaction(self, kind: RecordKind, queue: Callable[[Any], None]) -> list[Any]:
+        s = self.store
+
+        def run() -> list[Any]:
+            with s.client.pipeline(transaction=True) as pipe:
+                queue(pipe)
+                return list(pipe.execute())
+
+        return s.call(f"import {kind}s", run)
+
+    def _restore_hashes(
+        self,
+        kind: RecordKind,
+        records: Sequence[H],
+        key: Callable[[str], str],
+        fields: Callable[[H, Mapping[str, Any]], dict[str, str]],
+    ) -> int:
+        s = self.store
+
+        def queue(pipe: Any) -> None:
+            for r in records:
+                s.create_record(key(r.id), fields(r, NO_EXTRA), client=pipe)
+
+        return sum(1 for created in self._transaction(kind, queue) if created)
+
+    def restore_conversations(self, records: Sequence[Conversation]) -> int:
+        s = self.store
+        return self._restore_hashes("conversation", records, s.conversation_key, s.codec.conversation_fields)
+
+    def restore_items(self, records: Sequence[ConversationItem]) -> int:
+        s = self.store
+        return self._restore_hashes("item", records, s.item_key, s.codec.item_fields)
+
+    def restore_responses(self, records: Sequence[StoredResponse]) -> int:
+        s = self.store
+
+        def queue(pipe: Any) -> None:
+            for r in records:
+                s.put_response(r, NO_EXTRA, client=pipe)
+
+        return sum(1 for created in self._transaction("response", queue) if created)
+
+    def restore_links(self, records: Sequence[Link]) -> int:
+        # Insert-if-absent per link (ZADD NX), unlike link_items' all-or-nothing script; the
+        # set's TTL is refreshed as by every write.
+        s = self.store
+
+        def queue(pipe: Any) -> None:
+            for link in records:
+                key = s.links_key(link.conversation_id)
+                pipe.zadd(key, {link.item_id: to_epoch_us(link.added_at)}, nx=True)
+                if s.ttl:
+                    pipe.expire(key, int(s.ttl))
+                else:
+                    pipe.persist(key)
+
+        results = self._transaction("link", queue)
+        return sum(int(added) for added in results[0::2])
