@@ -50,8 +50,10 @@ def run_backend(name: str, settings: Settings) -> list[Row]:
     from benchmarks import peers, targets, workloads
 
     rows: list[Row] = []
+    # Every section but "telemetry" measures a default install (no opentelemetry); that one
+    # opens its own with and without (workloads.run_telemetry).
     try:
-        with targets.open_target(name, settings) as target:
+        with workloads.default_install(), targets.open_target(name, settings) as target:
             steps: list[tuple[str, Callable[[], list[Row]]]] = [
                 ("overhead", lambda: workloads.run_overhead(target, settings)),
                 ("growth", lambda: workloads.run_growth(target, settings)),
@@ -61,6 +63,8 @@ def run_backend(name: str, settings: Settings) -> list[Row]:
             ]
             if name == "memory":
                 steps.append(("memory", lambda: workloads.run_rss(settings)))
+            if name in ("memory", "sqlite"):
+                steps.append(("telemetry", lambda: workloads.run_telemetry(target, settings)))
             for section, step in steps:
                 print(f"[{name}] {section}...", file=sys.stderr, flush=True)
                 started = time.perf_counter()

@@ -8,6 +8,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,16 @@ from datacon import ListParams, NewConversation, NewConversationItem, SortOrder,
 from datacon.ids import new_response_id
 from datacon.storage import Storage
 
-__all__ = ["MESSAGE", "Target", "run_async", "run_chains", "run_growth", "run_overhead"]
+__all__ = [
+    "MESSAGE",
+    "Target",
+    "default_install",
+    "run_async",
+    "run_chains",
+    "run_growth",
+    "run_overhead",
+    "run_telemetry",
+]
 
 #: A typical Responses-API message item (about 150 bytes of JSON).
 MESSAGE = [{"type": "input_text", "text": "What is the weather like in Paris today? Please answer briefly, in French."}]
@@ -463,4 +473,88 @@ def run_rss(s: Settings) -> list[Row]:
             None,
             f"item content {len(json.dumps(MESSAGE))} bytes of JSON",
         ),
+    ]
+
+
+def _rewrapped(t: Target, *, otel: bool) -> Storage:
+    """The target's backend behind a second guard, with OpenTelemetry seen as present or absent.
+
+    Absent is the exact path of a process without ``opentelemetry-api``: ``observer_for``
+    returns ``None`` and the guard's branch skips all telemetry work. (``run.py`` opens every
+    other target with telemetry off, so the other sections measure a default install.)
+    """
+    from datacon import telemetry
+    from datacon.factory import wrap
+
+    before = telemetry.OTEL_AVAILABLE
+    telemetry.OTEL_AVAILABLE = otel and otel_installed()
+    try:
+        return wrap(t.storage.raw, None)
+    finally:
+        telemetry.OTEL_AVAILABLE = before
+
+
+def otel_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("opentelemetry") is not None
+
+
+@contextmanager
+def default_install() -> Iterator[None]:
+    """Inside: storages open as without ``opentelemetry-api`` (a default install); restored after."""
+    from datacon import telemetry
+
+    before = telemetry.OTEL_AVAILABLE
+    telemetry.OTEL_AVAILABLE = False
+    try:
+        yield
+    finally:
+        telemetry.OTEL_AVAILABLE = before
+
+
+def run_telemetry(t: Target, s: Settings) -> list[Row]:
+    """``get_response`` with OpenTelemetry's API installed but no SDK, against without OpenTelemetry."""
+    if not otel_installed():
+        return [
+            Row(
+                t.backend,
+                "telemetry",
+                "get_response",
+                "not run",
+                "",
+                "",
+                None,
+                note="opentelemetry-api is not installed in this environment",
+            )
+        ]
+    from opentelemetry import trace
+
+    provider = type(trace.get_tracer_provider()).__name__
+    with_otel, without = _rewrapped(t, otel=True), _rewrapped(t, otel=False)
+    stored = response_fields()
+    t.storage.responses.store_response(StoredResponse(**stored))
+    times = interleaved(
+        {
+            "with": lambda: with_otel.responses.get_response(stored["id"]),
+            "without": lambda: without.responses.get_response(stored["id"]),
+        },
+        rounds=s.rounds,
+        inner=s.inner * 5,
+    )
+    ratio = times["with"] / times["without"]
+    extra = times["with"] - times["without"]
+    return [
+        Row(
+            t.backend,
+            "telemetry",
+            "get_response, opentelemetry-api without SDK",
+            fmt_time(times["with"]),
+            "without opentelemetry",
+            fmt_time(times["without"]),
+            ratio,
+            "≤ 1.10",
+            ratio <= 1.10,
+            f"+{extra * 1e6:.2f} µs per call; tracer provider: {provider}",
+        )
     ]

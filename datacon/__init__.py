@@ -25,7 +25,7 @@ from datacon.models import (
     StoredResponse,
 )
 from datacon.schema import ColumnDef, SchemaConfig, TableConfig
-from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage, Storage
+from datacon.storage import ConversationItemStorage, ConversationStorage, HealthReport, ResponseStorage, Storage
 
 __all__ = [
     "BeforeHookResult",
@@ -34,6 +34,7 @@ __all__ = [
     "ConversationItem",
     "ConversationItemStorage",
     "ConversationStorage",
+    "HealthReport",
     "HistoryBackend",
     "ListParams",
     "NewConversation",

@@ -17,7 +17,8 @@ import attrs
 from datacon.backends.base import Backend, SchemaStatus, Versioned
 from datacon.config import HistoryBackend, StorageFactoryConfig
 from datacon.errors import ConfigError, DataconError
-from datacon.factory import open_backend
+from datacon.factory import open_backend, wrap
+from datacon.storage import HealthReport
 
 __all__ = ["Check", "SchemaReport", "apply_migrations", "doctor", "schema_status"]
 
@@ -91,7 +92,7 @@ def sqlite_file_missing(config: StorageFactoryConfig) -> str | None:
 
 
 def doctor(config: StorageFactoryConfig) -> list[Check]:
-    """Validate the config, connect, and read the schema version; stops at the first failure.
+    """Validate the config, connect (``Storage.health``), and read the schema version; stops at the first failure.
 
     Details never contain a secret: configs are shown through their masking ``repr``, and
     errors through datacon's messages, which never include URLs or passwords.
@@ -115,22 +116,33 @@ def doctor(config: StorageFactoryConfig) -> list[Check]:
         checks.append(Check("database", False, f"no SQLite database at {missing} (it is created on first write)"))
         return checks
     schema: Check | None = None
+    connection = "connected"
     try:
         with _opened(config) as opened:
             if isinstance(opened, Versioned):
                 # Reading the schema status connects: a failure here is the connection's.
                 status = SchemaReport.of(opened, opened.schema_status())
                 schema = Check("schema", status.up_to_date, _schema_line(status))
-            else:
-                # A read of an id that cannot exist: proves the server answers, changes nothing.
-                opened.conversations.get_conversation("datacon_doctor_probe")
+            if schema is None or schema.ok:
+                # Storage.health(): a read of an id that cannot exist (nothing is written), timed,
+                # and the pool's counters (an older schema could fail that read: skipped then).
+                report = wrap(opened, None).health()
+                if not report.ok:
+                    checks.append(Check("connection", False, report.error or "the health check failed"))
+                    return checks
+                connection = _health_line(report)
     except DataconError as exc:
         checks.append(Check("connection", False, _describe(exc)))
         return checks
-    checks.append(Check("connection", True, "connected"))
+    checks.append(Check("connection", True, connection))
     if schema is not None:
         checks.append(schema)
     return checks
+
+
+def _health_line(report: HealthReport) -> str:
+    pool = ", ".join(f"{name} {value}" for name, value in sorted(report.pool.items()))
+    return f"connected (round trip {report.latency_secs * 1000:.1f} ms{'; pool: ' + pool if pool else ''})"
 
 
 def _describe(exc: DataconError) -> str:

@@ -8,7 +8,6 @@ limits are non-negative ints, and ``ListParams.order`` is a :class:`SortOrder`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -29,6 +28,7 @@ from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, 
 from datacon.context import current_request_context
 from datacon.errors import ConflictError, HookRejectedError, InvalidInputError
 from datacon.hooks import StorageHook, StorageOperation
+from datacon.hooks import log as hook_log
 from datacon.ids import make_item_id, new_conversation_id
 from datacon.models import (
     Conversation,
@@ -41,10 +41,10 @@ from datacon.models import (
     StoredResponse,
 )
 from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage
+from datacon.telemetry import Observer
 
 __all__ = ["GuardedConversationStorage", "GuardedItemStorage", "GuardedResponseStorage"]
 
-log = logging.getLogger("datacon.hooks")
 T = TypeVar("T")
 
 
@@ -56,11 +56,28 @@ def _payload(value: Any) -> Any:
 
 
 class _Hooked:
-    def __init__(self, hook: StorageHook | None) -> None:
+    """Runs one operation: inside its span and timing (``observer``), around it the hook.
+
+    ``observer`` is ``None`` when there is nothing to observe (no OpenTelemetry, no slow
+    threshold) and ``hook`` is ``None`` without a hook: the call then goes straight through.
+    """
+
+    def __init__(self, hook: StorageHook | None, observer: Observer | None = None) -> None:
         self._hook = hook
+        self._observer = observer
+        # Hooks written before on_error existed (or not subclassing StorageHook) lack it.
+        self._on_error = getattr(hook, "on_error", None)
 
     def _run(self, op: StorageOperation, payload: Callable[[], Any], call: Callable[[Extra], T]) -> T:
         # ``call`` gets the hook's extra-column values; only the inserting methods pass them on.
+        observer = self._observer
+        if self._hook is None:
+            return call(NO_EXTRA) if observer is None else observer.observe(op, call, NO_EXTRA)
+        if observer is None:
+            return self._hooked(op, payload, call)
+        return observer.observe(op, self._hooked, op, payload, call)
+
+    def _hooked(self, op: StorageOperation, payload: Callable[[], Any], call: Callable[[Extra], T]) -> T:
         hook = self._hook
         if hook is None:
             return call(NO_EXTRA)
@@ -70,24 +87,33 @@ class _Hooked:
         try:
             decision = hook.before(op, ctx, data)
         except Exception as exc:  # noqa: BLE001 - a failing hook must not fail the operation
-            log.warning("storage hook before(%s) failed: %s: %s", op.value, type(exc).__name__, exc)
+            hook_log.warning("storage hook before(%s) failed: %s: %s", op.value, type(exc).__name__, exc)
         else:
             if decision.rejected:
                 raise HookRejectedError(decision.reason)
             extra = decision.extra
-        result = call(extra)
+        try:
+            result = call(extra)
+        except Exception as error:
+            on_error = self._on_error
+            if on_error is not None:
+                try:
+                    on_error(op, ctx, data, error)
+                except Exception as exc:  # noqa: BLE001 - as above; the backend's error is what the caller gets
+                    hook_log.warning("storage hook on_error(%s) failed: %s: %s", op.value, type(exc).__name__, exc)
+            raise
         try:
             hook.after(op, ctx, data, _payload(result), extra)
         except Exception as exc:  # noqa: BLE001 - as above
-            log.warning("storage hook after(%s) failed: %s: %s", op.value, type(exc).__name__, exc)
+            hook_log.warning("storage hook after(%s) failed: %s: %s", op.value, type(exc).__name__, exc)
         return result
 
 
 class GuardedConversationStorage(_Hooked, ConversationStorage):
     """Checks arguments and runs hooks around a backend's conversation storage."""
 
-    def __init__(self, inner: BackendConversations, hook: StorageHook | None) -> None:
-        super().__init__(hook)
+    def __init__(self, inner: BackendConversations, hook: StorageHook | None, observer: Observer | None = None) -> None:
+        super().__init__(hook, observer)
         self.inner = inner
 
     def create_conversation(self, new: NewConversation) -> Conversation:
@@ -141,8 +167,8 @@ class GuardedConversationStorage(_Hooked, ConversationStorage):
 class GuardedItemStorage(_Hooked, ConversationItemStorage):
     """Checks arguments and runs hooks around a backend's item storage."""
 
-    def __init__(self, inner: BackendItems, hook: StorageHook | None) -> None:
-        super().__init__(hook)
+    def __init__(self, inner: BackendItems, hook: StorageHook | None, observer: Observer | None = None) -> None:
+        super().__init__(hook, observer)
         self.inner = inner
 
     def create_item(self, new: NewConversationItem) -> ConversationItem:
@@ -266,8 +292,8 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
 class GuardedResponseStorage(_Hooked, ResponseStorage):
     """Checks arguments and runs hooks around a backend's response storage."""
 
-    def __init__(self, inner: BackendResponses, hook: StorageHook | None) -> None:
-        super().__init__(hook)
+    def __init__(self, inner: BackendResponses, hook: StorageHook | None, observer: Observer | None = None) -> None:
+        super().__init__(hook, observer)
         self.inner = inner
 
     def store_response(self, response: StoredResponse) -> str:

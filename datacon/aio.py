@@ -26,7 +26,7 @@ from datacon.models import (
     ResponseChain,
     StoredResponse,
 )
-from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage, Storage
+from datacon.storage import ConversationItemStorage, ConversationStorage, HealthReport, ResponseStorage, Storage
 
 __all__ = [
     "AsyncConversationItemStorage",
@@ -392,6 +392,14 @@ class AsyncStorage:
     def closed(self) -> bool:
         """Whether the storage has been closed."""
         return self._sync.closed
+
+    async def health(self) -> HealthReport:
+        """A cheap round trip and the pool counters, in a thread (:meth:`~datacon.storage.Storage.health`).
+
+        It queues on this storage's limiter like any call, so a saturated facade shows as a
+        slow check. Never raises for a backend failure: the report says ``ok=False``.
+        """
+        return await self._runner.run(self._sync.health)
 
     async def aclose(self) -> None:
         """Close the backend's pool in a worker thread. Idempotent.

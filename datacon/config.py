@@ -272,6 +272,11 @@ def _structure(cls: type[T], data: Any, section: str) -> T:
         raise ConfigError(f"invalid configuration ({type(exc).__name__})", section) from None
 
 
+def _check_slow_secs(_instance: object, _attribute: object, value: float | None) -> None:
+    if value is not None:
+        _check_positive(value, "slow_operation_secs", "slow_operation_secs")
+
+
 #: URL schemes of ``StorageFactoryConfig.from_url``.
 _URL_SCHEMES: dict[str, HistoryBackend] = {
     "memory": HistoryBackend.MEMORY,
@@ -315,6 +320,9 @@ class StorageFactoryConfig:
     oracle: OracleConfig | None = None
     sqlite: SqliteConfig | None = None
     hook: StorageHook | None = None
+    #: Operations slower than this many seconds are logged as a warning (logger
+    #: ``datacon.telemetry``, with ``operation``/``backend``/``duration`` in ``extra``); ``None``: off.
+    slow_operation_secs: float | None = attrs.field(default=None, validator=_check_slow_secs)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> StorageFactoryConfig:
@@ -333,11 +341,21 @@ class StorageFactoryConfig:
         except ValueError:
             choices = ", ".join(b.value for b in HistoryBackend)
             raise ConfigError(f"unknown backend {raw_backend!r} (expected one of: {choices})", "backend") from None
+        options: dict[str, Any] = {}
+        slow = rest.get("slow_operation_secs")
+        if isinstance(slow, str):  # e.g. from ${SLOW_SECS:-0.5}
+            try:
+                slow = float(slow)
+            except ValueError:
+                raise ConfigError("slow_operation_secs must be a number of seconds", "slow_operation_secs") from None
+        if slow is not None:
+            options["slow_operation_secs"] = slow
+        rest.pop("slow_operation_secs", None)
         unknown = sorted(set(rest) - set(_SECTIONS))
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(map(str, unknown))}", "config")
         sections = {name: _structure(_SECTIONS[name], value, name) for name, value in rest.items() if value is not None}
-        return cls(backend=backend, **sections)
+        return cls(backend=backend, **sections, **options)
 
     @classmethod
     def from_url(cls, url: str) -> StorageFactoryConfig:

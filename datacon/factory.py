@@ -12,10 +12,11 @@ from datacon.config import HistoryBackend, StorageFactoryConfig
 from datacon.errors import ConfigError
 from datacon.hooks import StorageHook
 from datacon.storage import Storage
+from datacon.telemetry import observer_for
 
 __all__ = ["create_storage", "open_backend", "wrap"]
 
-log = logging.getLogger("datacon")
+log = logging.getLogger(__name__)
 
 # backend -> (package, pip extra naming its driver, display name used in upstream's messages)
 _BACKENDS: dict[HistoryBackend, tuple[str, str, str]] = {
@@ -77,18 +78,22 @@ def create_storage(config: StorageFactoryConfig | str | None = None) -> Storage:
         raise ConfigError(
             f"create_storage takes a StorageFactoryConfig or a URL, got {type(config).__name__}", "config"
         )
-    return wrap(open_backend(config), config.hook)
+    return wrap(open_backend(config), config.hook, slow_operation_secs=config.slow_operation_secs)
 
 
-def wrap(backend: Backend, hook: StorageHook | None) -> Storage:
+def wrap(backend: Backend, hook: StorageHook | None, *, slow_operation_secs: float | None = None) -> Storage:
     """``backend`` behind the guard (arguments checked, ids minted, ``hook`` run): a ``Storage``.
 
     This is the step ``create_storage`` adds after opening a backend; the result shares the
-    backend's pool, and closing it closes the backend.
+    backend's pool, and closing it closes the backend. Operations are traced and measured
+    when OpenTelemetry is installed, and logged when slower than ``slow_operation_secs``
+    (:mod:`datacon.telemetry`).
     """
+    observer = observer_for(backend.kind, slow_operation_secs, backend.pool_stats)
     return Storage(
         backend,
-        GuardedResponseStorage(backend.responses, hook),
-        GuardedConversationStorage(backend.conversations, hook),
-        GuardedItemStorage(backend.items, hook),
+        GuardedResponseStorage(backend.responses, hook, observer),
+        GuardedConversationStorage(backend.conversations, hook, observer),
+        GuardedItemStorage(backend.items, hook, observer),
+        observer=observer,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -11,6 +12,9 @@ import attrs
 from datacon.context import RequestContext
 
 __all__ = ["BeforeHookResult", "StorageHook", "StorageOperation"]
+
+#: Where a hook that raises is reported (a warning; the operation goes on).
+log = logging.getLogger(__name__)
 
 
 class StorageOperation(enum.StrEnum):
@@ -68,7 +72,7 @@ class BeforeHookResult:
 
 
 class StorageHook(Protocol):
-    """Runs around every storage operation of every backend.
+    """Runs around every storage operation of every backend: ``before``, then ``after`` or ``on_error``.
 
     ``payload`` and ``result`` are JSON-shaped (dicts, lists, strings, numbers, ``None``),
     in upstream's shapes. A hook that raises is logged as a warning and the operation
@@ -90,4 +94,15 @@ class StorageHook(Protocol):
         extra: Mapping[str, Any],
     ) -> None:
         """Called after the backend succeeded (not after an error or a rejection)."""
+        return None
+
+    def on_error(
+        self, operation: StorageOperation, context: RequestContext | None, payload: Any, error: Exception
+    ) -> None:
+        """Called when the backend call raised ``error`` (which the caller then gets).
+
+        Not called for a rejection by :meth:`before` (the backend is never reached) nor for
+        invalid arguments (refused before any hook runs). The default does nothing; like the
+        other methods, an ``on_error`` that raises is logged and the backend's error is raised.
+        """
         return None

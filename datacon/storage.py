@@ -5,9 +5,13 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
+import attrs
+
+from datacon.errors import DataconError
 from datacon.models import (
     Conversation,
     ConversationItem,
@@ -20,8 +24,12 @@ from datacon.models import (
 
 if TYPE_CHECKING:
     from datacon.backends.base import Backend
+    from datacon.telemetry import Observer
 
-__all__ = ["ConversationItemStorage", "ConversationStorage", "ResponseStorage", "Storage"]
+__all__ = ["ConversationItemStorage", "ConversationStorage", "HealthReport", "ResponseStorage", "Storage"]
+
+#: The id :meth:`Storage.health` reads: a valid conversation id that no write ever creates.
+HEALTH_PROBE_ID = "datacon_health_probe"
 
 
 class ConversationStorage(Protocol):
@@ -122,6 +130,34 @@ class ResponseStorage(Protocol):
         """Delete every response with this safety identifier; how many were deleted."""
 
 
+@attrs.frozen
+class HealthReport:
+    """What :meth:`Storage.health` found: whether the backend answered, how fast, and its pool.
+
+    :ivar ok: the round trip succeeded (a readiness probe's answer).
+    :ivar backend: the backend's name (``"postgres"``...).
+    :ivar latency_secs: how long the round trip took, waiting for a pooled connection included.
+    :ivar pool: the pool's counters at the end (``Storage.pool_stats()``; ``{}`` without a pool).
+    :ivar error: why it failed (``"PoolTimeoutError: ..."``; never a secret), ``None`` when ok.
+    """
+
+    ok: bool
+    backend: str
+    latency_secs: float
+    pool: dict[str, int] = attrs.field(factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-compatible dict, for a readiness endpoint's body."""
+        return {
+            "ok": self.ok,
+            "backend": self.backend,
+            "latency_secs": self.latency_secs,
+            "pool": dict(self.pool),
+            "error": self.error,
+        }
+
+
 class Storage:
     """The three storages of one backend, sharing one pool.
 
@@ -143,6 +179,8 @@ class Storage:
         responses: ResponseStorage,
         conversations: ConversationStorage,
         items: ConversationItemStorage,
+        *,
+        observer: Observer | None = None,
     ) -> None:
         self.raw = raw
         self.responses = responses
@@ -150,13 +188,42 @@ class Storage:
         self.items = items
         self.backend = raw.kind
         self.max_concurrency = raw.max_concurrency
+        self._observer = observer
         self.closed = False
 
     def close(self) -> None:
         """Close the backend's pool. Idempotent."""
         if not self.closed:
             self.closed = True
+            if self._observer is not None:
+                self._observer.close()
             self.raw.close()
+
+    def health(self) -> HealthReport:
+        """One cheap round trip to the backend, and the pool's counters: for readiness probes.
+
+        It reads a conversation that does not exist through the backend itself (one indexed
+        lookup; nothing is written, no hook runs, no span is made) and never raises for a
+        backend failure: the report says ``ok=False`` with the error instead. It waits for a
+        pooled connection like any call, so a saturated pool shows as a slow or failed
+        (``PoolTimeoutError``) check.
+        """
+        if self.closed:
+            return HealthReport(False, self.backend, 0.0, {}, "the storage is closed")
+        start = perf_counter()
+        error: str | None = None
+        try:
+            self.raw.conversations.get_conversation(HEALTH_PROBE_ID)
+        except DataconError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a probe reports, it does not raise; the type only (no message)
+            error = type(exc).__name__
+        latency = perf_counter() - start
+        try:
+            pool = dict(self.pool_stats())
+        except Exception:  # noqa: BLE001 - the counters are informative only
+            pool = {}
+        return HealthReport(error is None, self.backend, latency, pool, error)
 
     def pool_stats(self) -> dict[str, int]:
         """Pool counters (at least ``size`` and ``in_use`` where the backend has a pool)."""

@@ -42,6 +42,8 @@ nitpick_ignore_regex = [
     (r"py:.*", r"anyio\..*"),
     # Private helpers that appear in signatures (the async facade's thread runner).
     (r"py:class", r"datacon(\.\w+)*\._\w+"),
+    # Type variables of generic signatures (datacon.telemetry.Observer.observe).
+    (r"py:class", r"datacon\.telemetry\.[PT]"),
 ]
 
 

@@ -29,6 +29,6 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ requirements-dev.txt -nt
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[all,test,docs]' -r requirements-dev.txt 2>&1 \
     | grep -v '^WARNING: Location' || true
-  .venv/bin/python -c "import datacon, psycopg, psycopg_pool, redis, oracledb, anyio, trio, hypothesis" 
+  .venv/bin/python -c "import datacon, psycopg, psycopg_pool, redis, oracledb, anyio, trio, hypothesis, opentelemetry.sdk, opentelemetry.instrumentation.psycopg, opentelemetry.instrumentation.redis, opentelemetry.exporter.otlp.proto.http" 
   touch "$stamp"
 fi

@@ -14,11 +14,28 @@ def test_quick_memory_run_writes_the_markdown_table(tmp_path: Path) -> None:
     assert status == 0
     table = (tmp_path / "memory.md").read_text(encoding="utf-8")
     assert table.startswith("# datacon benchmarks: memory")
-    headings = ("## 1. Overhead", "## 2a. Page cost growth", "## 2b. Response chains", "## 3. Async", "## 5. Memory")
+    headings = (
+        "## 1. Overhead",
+        "## 2a. Page cost growth",
+        "## 2b. Response chains",
+        "## 3. Async",
+        "## 5. Memory",
+        "## 6. Telemetry",
+    )
     for heading in headings:
         assert heading in table
-    for measure in ("store_response", "create_item + link_item", "list_items page at the end", "peak RSS per item"):
+    measures = (
+        "store_response",
+        "create_item + link_item",
+        "list_items page at the end",
+        "peak RSS per item",
+        "get_response, opentelemetry-api without SDK",
+    )
+    for measure in measures:
         assert f"| memory | {measure}" in table
     rows = json.loads((tmp_path / "memory.json").read_text(encoding="utf-8"))
     assert not [row for row in rows if row["datacon"] in ("failed", "not run")]
     assert "| memory |" in (tmp_path / "README.md").read_text(encoding="utf-8")
+    from datacon import telemetry
+
+    assert telemetry.OTEL_AVAILABLE, "the benchmark left telemetry switched off for the rest of the process"

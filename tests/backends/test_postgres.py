@@ -271,7 +271,7 @@ def test_json_columns_round_trip_as_json(postgres_backend: PostgresBackend, fres
     assert content == [("msg_1", "array"), ("msg_null", "null")]  # JSON null is stored as JSON null
 
 
-class Extras:
+class Extras(StorageHook):
     """A hook supplying extra-column values of several Python types."""
 
     def __init__(self, values: Mapping[str, Any]) -> None:

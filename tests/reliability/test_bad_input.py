@@ -20,6 +20,7 @@ from datacon import (
     SchemaConfig,
     SortOrder,
     Storage,
+    StorageHook,
     StorageOperation,
     StoredResponse,
     TableConfig,
@@ -734,7 +735,7 @@ def test_hostile_schema_identifier_is_a_config_error(rel_backend: BackendUnderTe
     assert info.value.field.endswith("schema")
 
 
-class ExtraValues:
+class ExtraValues(StorageHook):
     """A hook that supplies fixed extra-column values to every write."""
 
     def __init__(self, values: Mapping[str, Any]) -> None:

@@ -29,7 +29,7 @@ __all__ = [
     "version_insert_sql",
 ]
 
-log = logging.getLogger("datacon.migrations")
+log = logging.getLogger(__name__)
 
 
 @attrs.frozen

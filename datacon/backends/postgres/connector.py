@@ -23,7 +23,7 @@ from .errors import DRIVER_ERRORS, Scrubber, check_url, convert, hide_in_driver_
 
 __all__ = ["MIGRATION_LOCK", "PostgresConnector", "PostgresSession"]
 
-log = logging.getLogger("datacon.postgres")
+log = logging.getLogger(__name__)
 
 #: Upstream's advisory-lock key, the ASCII of "smg_migr" (0x736D675F6D696772).
 MIGRATION_LOCK = 0x736D675F6D696772
@@ -186,6 +186,8 @@ class PostgresConnector:
             "in_use": size - stats.get("pool_available", 0),
             "max": self.max_concurrency,
             "waiting": stats.get("requests_waiting", 0),
+            # Cumulative, since the pool opened (psycopg_pool's counter; datacon.pool.wait_time).
+            "wait_ms": stats.get("requests_wait_ms", 0),
         }
 
 

@@ -94,6 +94,8 @@ class SqliteConnector:
         self._in_use = 0
         self._closed = False
         self._waiting = 0  # callers blocked in _checkout: checkin notifies only when there are some
+        self._writers_waiting = 0  # callers blocked on the writer lock (for pool_stats only)
+        self._wait_secs = 0.0  # cumulative time blocked in either, for pool_stats' wait_ms
         # The fast paths take the bare lock; only waiting goes through the condition.
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -143,6 +145,7 @@ class SqliteConnector:
                     self._cond.wait(remaining)
                 finally:
                     self._waiting -= 1
+                    self._wait_secs += time.monotonic() - now
         try:
             return self._connect()
         except BaseException:
@@ -151,6 +154,18 @@ class SqliteConnector:
                 self._in_use -= 1
                 self._cond.notify()
             raise
+
+    def _wait_for_writer(self) -> bool:
+        # The slow path of taking the writer lock: counted and timed for pool_stats.
+        with self._lock:
+            self._writers_waiting += 1
+        started = time.monotonic()
+        try:
+            return self._write_lock.acquire(timeout=self._timeout)
+        finally:
+            with self._lock:
+                self._writers_waiting -= 1
+                self._wait_secs += time.monotonic() - started
 
     def _checkin(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:  # an interrupted block: never hand out an open transaction
@@ -199,7 +214,13 @@ class SqliteConnector:
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            return {"size": self._open, "in_use": self._in_use, "max": self.max_concurrency}
+            return {
+                "size": self._open,
+                "in_use": self._in_use,
+                "max": self.max_concurrency,
+                "waiting": self._waiting + self._writers_waiting,
+                "wait_ms": int(self._wait_secs * 1000),  # cumulative, since the pool opened
+            }
 
 
 class _SessionBlock:
@@ -216,7 +237,7 @@ class _SessionBlock:
     def __enter__(self) -> SqliteSession:
         connector = self._connector
         write_lock = connector._write_lock
-        if self._write and not write_lock.acquire(timeout=connector._timeout):
+        if self._write and not write_lock.acquire(blocking=False) and not connector._wait_for_writer():
             raise PoolTimeoutError(f"SQLite: the write lock did not free up within {connector._timeout:g} s")
         try:
             self._conn = connector._checkout()
