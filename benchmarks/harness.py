@@ -103,8 +103,9 @@ def interleaved(
     rounds: int,
     inner: int,
     warmup: bool = True,
+    statistic: Callable[[list[float]], float] = statistics.median,
 ) -> dict[str, float]:
-    """Median seconds per call of each variant.
+    """Median seconds per call of each variant (or ``statistic`` of the per-round means).
 
     Every round runs each variant ``inner`` times, in an order that alternates from round to
     round, so that drift and noise on this shared machine hit every variant alike.
@@ -123,7 +124,7 @@ def interleaved(
             for _ in range(inner):
                 call()
             samples[name].append((time.perf_counter() - start) / inner)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return {name: statistic(values) for name, values in samples.items()}
 
 
 def once(call: Callable[[], object]) -> float:

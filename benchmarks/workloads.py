@@ -539,8 +539,11 @@ def run_telemetry(t: Target, s: Settings) -> list[Row]:
             "with": lambda: with_otel.responses.get_response(stored["id"]),
             "without": lambda: without.responses.get_response(stored["id"]),
         },
-        rounds=s.rounds,
+        rounds=s.rounds * 3,
         inner=s.inner * 5,
+        # The fastest round of each: the difference sought (a fraction of a microsecond) is
+        # smaller than the swings a median of rounds still shows on this shared machine.
+        statistic=min,
     )
     ratio = times["with"] / times["without"]
     extra = times["with"] - times["without"]
@@ -555,6 +558,6 @@ def run_telemetry(t: Target, s: Settings) -> list[Row]:
             ratio,
             "≤ 1.10",
             ratio <= 1.10,
-            f"+{extra * 1e6:.2f} µs per call; tracer provider: {provider}",
+            f"+{extra * 1e6:.2f} µs per call (fastest rounds); tracer provider: {provider}",
         )
     ]

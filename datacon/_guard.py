@@ -75,7 +75,10 @@ class _Hooked:
             return call(NO_EXTRA) if observer is None else observer.observe(op, call, NO_EXTRA)
         if observer is None:
             return self._hooked(op, payload, call)
-        return observer.observe(op, self._hooked, op, payload, call)
+        return observer.observe(op, self._hooked_packed, (op, payload, call))
+
+    def _hooked_packed(self, args: tuple[StorageOperation, Callable[[], Any], Callable[[Extra], T]]) -> T:
+        return self._hooked(*args)
 
     def _hooked(self, op: StorageOperation, payload: Callable[[], Any], call: Callable[[Extra], T]) -> T:
         hook = self._hook

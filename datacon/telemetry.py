@@ -25,7 +25,7 @@ import traceback
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from time import perf_counter
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from datacon._version import __version__
 from datacon.hooks import StorageOperation
@@ -46,6 +46,10 @@ except ImportError:  # the datacon[otel] extra is not installed
     OTEL_AVAILABLE = False
 else:
     OTEL_AVAILABLE = True
+    try:  # where the API keeps its global meter provider (see Observer.observe)
+        from opentelemetry.metrics import _internal as _otel_metrics_state
+    except ImportError:  # pragma: no cover - another layout: always record
+        _otel_metrics_state = None  # type: ignore[assignment]
 
 __all__ = [
     "DB_SYSTEMS",
@@ -61,7 +65,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-P = ParamSpec("P")
+A = TypeVar("A")
 T = TypeVar("T")
 
 #: Span names are this prefix and the ``StorageOperation`` value: ``datacon.get_response``.
@@ -216,22 +220,30 @@ class Observer:
                 with _pools_lock:
                     _pools.add(self._pool)
 
-    def observe(self, op: StorageOperation, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """``func(*args)`` inside the span of ``op``, timed; an exception is recorded and re-raised."""
+    def observe(self, op: StorageOperation, func: Callable[[A], T], arg: A) -> T:
+        """``func(arg)`` inside the span of ``op``, timed; an exception is recorded and re-raised.
+
+        One argument, not ``*args``: this runs on every storage call, and packing costs.
+        """
         span = token = None
         tracer = self._tracer
-        # No tracer provider set (the API without an SDK): the API would hand out a no-op span
-        # after a context lookup; skip that. The check reads the API's own "provider set"
-        # global, which its proxy tracer reads too; should it ever disappear, spans are made.
+        instruments = self._instruments
+        # Without an SDK (no provider set) the API hands out no-op spans and instruments, after
+        # a context lookup; skip them. The checks read the API's own "provider set" globals, which
+        # its proxies read too; should they ever move, everything is recorded as usual.
+        if instruments is not None and getattr(_otel_metrics_state, "_METER_PROVIDER", instruments) is None:
+            instruments = None
         if tracer is not None and getattr(_otel_trace, "_TRACER_PROVIDER", tracer) is not None:
             span = tracer.start_span(self._names[op], kind=_SpanKind.CLIENT, attributes=self.span_attributes)
             # A recording span becomes the current one, so driver spans nest under it; a
             # non-recording one (not sampled) is not attached: that would change nothing.
             if span.is_recording():
                 token = _otel_context.attach(_otel_trace.set_span_in_context(span))
+        elif instruments is None and self._slow is None:
+            return func(arg)
         start = perf_counter()
         try:
-            result = func(*args, **kwargs)
+            result = func(arg)
         except BaseException as exc:
             duration = perf_counter() - start
             name = type(exc).__name__
@@ -242,7 +254,6 @@ class Observer:
                 span.set_attribute("error.type", name)
                 span.set_status(_Status(_StatusCode.ERROR, name))
                 span.end()
-            instruments = self._instruments
             if instruments is not None:
                 instruments.duration.record(duration, self._attributes[op, "error"])
                 instruments.errors.add(1, {"operation": op.value, "backend": self._backend, "error.type": name})
@@ -254,8 +265,8 @@ class Observer:
             if token is not None:
                 _otel_context.detach(token)
             span.end()
-        if self._instruments is not None:
-            self._instruments.duration.record(duration, self._attributes[op, "ok"])
+        if instruments is not None:
+            instruments.duration.record(duration, self._attributes[op, "ok"])
         if self._slow is not None:
             self._check_slow(op, duration, "ok")
         return result

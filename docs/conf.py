@@ -43,7 +43,7 @@ nitpick_ignore_regex = [
     # Private helpers that appear in signatures (the async facade's thread runner).
     (r"py:class", r"datacon(\.\w+)*\._\w+"),
     # Type variables of generic signatures (datacon.telemetry.Observer.observe).
-    (r"py:class", r"datacon\.telemetry\.[PT]"),
+    (r"py:class", r"datacon\.telemetry\.[AT]"),
 ]
 
 

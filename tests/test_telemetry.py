@@ -491,3 +491,49 @@ def test_without_opentelemetry_nothing_is_imported_and_nothing_observed(tmp_path
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_with_the_api_and_no_sdk_then_metrics_only() -> None:
+    """A fresh process: no provider set (the cheap path; slow log still works), then a meter provider only."""
+    script = textwrap.dedent(
+        """
+        import logging
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from datacon import NewConversation, StorageFactoryConfig, create_storage, telemetry
+
+        assert telemetry.OTEL_AVAILABLE
+        started = []
+        real_start = trace.ProxyTracer.start_span
+        trace.ProxyTracer.start_span = lambda self, *a, **k: started.append(a) or real_start(self, *a, **k)
+        records = []
+        handler = type("H", (logging.Handler,), {"emit": lambda s, r: records.append(r)})()
+        logging.getLogger("datacon.telemetry").addHandler(handler)
+        with create_storage(StorageFactoryConfig(slow_operation_secs=1e-9)) as storage:
+            assert storage.conversations._observer is not None
+            storage.conversations.create_conversation(NewConversation(id="conv_api"))
+            assert [r.operation for r in records] == ["create_conversation"]
+            assert started == [], "a span was asked for with no tracer provider set"
+
+            reader = InMemoryMetricReader()
+            metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+            storage.conversations.get_conversation("conv_api")
+            assert started == []
+        points = [
+            (dict(p.attributes), p.count)
+            for rm in reader.get_metrics_data().resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == "datacon.operation.duration"
+            for p in m.data.data_points
+        ]
+        assert points == [({"operation": "get_conversation", "backend": "memory", "outcome": "ok"}, 1)], points
+        print("ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=repo_root(), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 from datacon.backends.base import (
     NO_EXTRA,
     Enumerable,
-    NotEnumerableError,
     RecordKind,
     Restorable,
     SchemaStatus,
@@ -32,9 +31,10 @@ class SqlBackend(Enumerable, Restorable, Versioned):
 
     Enumeration pages are keyset queries on the primary keys (``WHERE id > :after ORDER BY
     id``; links by ``(conversation_id, item_id)``), in the database's own collation, so the
-    cursor always agrees with the order; rows are decoded by the storages' own decoders. A
-    restore batch is one transaction of insert-if-absent statements built with the storages'
-    own bind parameters; extra columns get their defaults.
+    cursor always agrees with the order; rows are decoded by the store's own (generated)
+    decoders. A restore batch is one transaction of the dialect's insert-if-absent statements
+    (``ON CONFLICT DO NOTHING``, Oracle's ``MERGE``) with the store's own encoders' bind
+    parameters; extra columns get their defaults.
     """
 
     def __init__(self, store: SqlStore) -> None:
@@ -69,10 +69,8 @@ class SqlBackend(Enumerable, Restorable, Versioned):
     # Enumerable
 
     def _query(self, name: str) -> str:
-        query = self.store.sql.export.get(name)
-        if query is None:
-            raise NotEnumerableError(f"the {self.kind} backend cannot be enumerated (it renders no export queries)")
-        return query
+        # Rendered by every dialect with the store's other statements (render._export_queries).
+        return self.store.sql.export[name]
 
     def _page(
         self, name: str, after: dict[str, Any] | None, batch: int, decode: Callable[[tuple[Any, ...]], R]
@@ -127,7 +125,6 @@ class SqlBackend(Enumerable, Restorable, Versioned):
         return self._restore("response", [s.extras(table, s.encode_response(r), NO_EXTRA) for r in records])
 
     def restore_links(self, records: Sequence[Link]) -> int:
-        self._query("restore_conversation")  # a dialect without export queries cannot restore either
         sql, items = self.store.sql, self.items
         by_conversation: dict[str, list[Link]] = {}
         for link in records:
