@@ -24,6 +24,7 @@ import click
 
 from datacon import _admin, transfer
 from datacon._serde import converter
+from datacon._version import __version__
 from datacon.config import HistoryBackend, SqliteConfig, StorageFactoryConfig
 from datacon.errors import DataconError, MigrationRequiredError
 from datacon.factory import create_storage
@@ -262,7 +263,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
     help="Storage URL instead of a config file: postgresql://…, redis://…, sqlite:///file.db, memory://…",
 )
 @click.option("-v", "--verbose", count=True, help="Log to stderr: -v for info, -vv for debug.")
-@click.version_option(package_name="datacon", prog_name="datacon")
+# The version of the code that runs, not a distribution's metadata: the distribution is named
+# datacon-store, and a source tree on sys.path has no metadata at all.
+@click.version_option(__version__, prog_name="datacon")
 def cli(config_path: str | None, url: str | None, verbose: int) -> None:
     """Inspect, export, import, copy and migrate datacon storage."""
     _setup_logging(verbose)

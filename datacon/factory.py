@@ -53,7 +53,7 @@ def open_backend(config: StorageFactoryConfig, *, check_schema: bool = True) -> 
     except ImportError as exc:
         # Only the backend's own driver can be missing here; name the extra that installs it.
         raise ConfigError(
-            f"the {backend.value} backend needs its driver ({exc.name}): pip install 'datacon[{extra}]'",
+            f"the {backend.value} backend needs its driver ({exc.name}): pip install 'datacon-store[{extra}]'",
             "backend",
         ) from None
     if section is not None:

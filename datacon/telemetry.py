@@ -1,6 +1,6 @@
 """Observability of storage operations: OpenTelemetry spans and metrics, and the slow-operation log.
 
-With ``opentelemetry-api`` installed (``pip install 'datacon[otel]'``) every storage operation
+With ``opentelemetry-api`` installed (``pip install 'datacon-store[otel]'``) every storage operation
 is one span named ``datacon.<operation>`` (kind ``CLIENT``, attributes ``db.system`` and
 ``datacon.backend``) and one measurement of the ``datacon.operation.duration`` histogram; the
 pools of open storages are observed as the gauges below. datacon only talks to the API: what is
@@ -42,7 +42,7 @@ try:  # imported once: the per-call branch below only tests whether this worked
     from opentelemetry.trace import SpanKind as _SpanKind
     from opentelemetry.trace import Status as _Status
     from opentelemetry.trace import StatusCode as _StatusCode
-except ImportError:  # the datacon[otel] extra is not installed
+except ImportError:  # the datacon-store[otel] extra is not installed
     OTEL_AVAILABLE = False
 else:
     OTEL_AVAILABLE = True

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Set up everything datacon's tests and demo need on a fresh Debian machine (idempotent):
-# system packages (redis-server; PostgreSQL 15 server binaries; pgbouncer), and a .venv with datacon
-# installed in editable mode with every backend driver and the test tools.
+# Set up everything datacon's tests need on a fresh Debian machine (idempotent): system
+# packages (redis-server; PostgreSQL 15 server binaries; pgbouncer), and a .venv with datacon
+# installed in editable mode with every backend driver, the test and docs tools, and tox (for
+# the docs' `tox -e ...` lines). pip's output is shown only when an install fails.
+# (scripts/demo.sh needs none of this: it installs the core package alone.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,10 +27,23 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.datacon-installed
-if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ requirements-dev.txt -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[all,test,docs]' -r requirements-dev.txt 2>&1 \
-    | grep -v '^WARNING: Location' || true
-  .venv/bin/python -c "import datacon, psycopg, psycopg_pool, redis, oracledb, anyio, trio, hypothesis, opentelemetry.sdk, opentelemetry.instrumentation.psycopg, opentelemetry.instrumentation.redis, opentelemetry.exporter.otlp.proto.http" 
+if [ ! -f "$stamp" ] || [ -n "$(find setup.cfg setup.py pyproject.toml requirements-dev.txt -newer "$stamp" -print -quit)" ]; then
+  log="$(mktemp)"
+  trap 'rm -f "$log"' EXIT
+  # The distribution used to be called datacon (a name taken on PyPI): remove that old
+  # install, whose metadata would declare a second `datacon` command beside datacon-store's.
+  if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip \
+      && { ! .venv/bin/python -m pip show -q datacon >/dev/null 2>&1 \
+           || .venv/bin/python -m pip uninstall --disable-pip-version-check -y datacon; } \
+      && .venv/bin/python -m pip install --disable-pip-version-check -e '.[all,test,docs]' -r requirements-dev.txt; } \
+      >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "setup: pip install failed (its output above)" >&2
+    exit 1
+  fi
+  .venv/bin/python -c "import datacon, psycopg, psycopg_pool, redis, oracledb, anyio, trio, hypothesis, build, twine, opentelemetry.sdk, opentelemetry.instrumentation.psycopg, opentelemetry.instrumentation.redis, opentelemetry.exporter.otlp.proto.http"
+  .venv/bin/tox --version >/dev/null
+  rm -rf datacon.egg-info  # that old name's build metadata, which importlib.metadata would also find here
+  rm -f .venv/.datacon-core  # scripts/demo.sh's core install, replaced by this editable one
   touch "$stamp"
 fi
