@@ -40,7 +40,7 @@ from datacon.models import (
     SortOrder,
     StoredResponse,
 )
-from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage
+from datacon.storage import ConversationItemStorage, ConversationStorage, Gate, ResponseStorage
 from datacon.telemetry import Observer
 
 __all__ = ["GuardedConversationStorage", "GuardedItemStorage", "GuardedResponseStorage"]
@@ -62,14 +62,17 @@ class _Hooked:
     threshold) and ``hook`` is ``None`` without a hook: the call then goes straight through.
     """
 
-    def __init__(self, hook: StorageHook | None, observer: Observer | None = None) -> None:
+    def __init__(self, hook: StorageHook | None, observer: Observer | None = None, gate: Gate | None = None) -> None:
         self._hook = hook
         self._observer = observer
+        self._gate = gate or Gate("")
         # Hooks written before on_error existed (or not subclassing StorageHook) lack it.
         self._on_error = getattr(hook, "on_error", None)
 
     def _run(self, op: StorageOperation, payload: Callable[[], Any], call: Callable[[Extra], T]) -> T:
         # ``call`` gets the hook's extra-column values; only the inserting methods pass them on.
+        if self._gate.closed:
+            raise self._gate.refuse()
         observer = self._observer
         if self._hook is None:
             return call(NO_EXTRA) if observer is None else observer.observe(op, call, NO_EXTRA)
@@ -115,8 +118,14 @@ class _Hooked:
 class GuardedConversationStorage(_Hooked, ConversationStorage):
     """Checks arguments and runs hooks around a backend's conversation storage."""
 
-    def __init__(self, inner: BackendConversations, hook: StorageHook | None, observer: Observer | None = None) -> None:
-        super().__init__(hook, observer)
+    def __init__(
+        self,
+        inner: BackendConversations,
+        hook: StorageHook | None,
+        observer: Observer | None = None,
+        gate: Gate | None = None,
+    ) -> None:
+        super().__init__(hook, observer, gate)
         self.inner = inner
 
     def create_conversation(self, new: NewConversation) -> Conversation:
@@ -170,8 +179,10 @@ class GuardedConversationStorage(_Hooked, ConversationStorage):
 class GuardedItemStorage(_Hooked, ConversationItemStorage):
     """Checks arguments and runs hooks around a backend's item storage."""
 
-    def __init__(self, inner: BackendItems, hook: StorageHook | None, observer: Observer | None = None) -> None:
-        super().__init__(hook, observer)
+    def __init__(
+        self, inner: BackendItems, hook: StorageHook | None, observer: Observer | None = None, gate: Gate | None = None
+    ) -> None:
+        super().__init__(hook, observer, gate)
         self.inner = inner
 
     def create_item(self, new: NewConversationItem) -> ConversationItem:
@@ -295,8 +306,14 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
 class GuardedResponseStorage(_Hooked, ResponseStorage):
     """Checks arguments and runs hooks around a backend's response storage."""
 
-    def __init__(self, inner: BackendResponses, hook: StorageHook | None, observer: Observer | None = None) -> None:
-        super().__init__(hook, observer)
+    def __init__(
+        self,
+        inner: BackendResponses,
+        hook: StorageHook | None,
+        observer: Observer | None = None,
+        gate: Gate | None = None,
+    ) -> None:
+        super().__init__(hook, observer, gate)
         self.inner = inner
 
     def store_response(self, response: StoredResponse) -> str:

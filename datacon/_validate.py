@@ -9,17 +9,20 @@ from __future__ import annotations
 from typing import Any
 
 from datacon._columns import CONVERSATIONS, ITEMS, RESPONSES, Kind, Record
+from datacon._serde import dump_json
 from datacon._time import utc_or_raise
 from datacon.errors import InvalidInputError
 from datacon.models import ConversationItem, NewConversationItem, StoredResponse
 
 __all__ = [
+    "COUNT_MAX",
     "ID_MAX",
     "LONG_MAX",
     "SHORT_MAX",
     "check_count",
     "check_id",
     "check_item_fields",
+    "check_json",
     "check_metadata",
     "check_record",
     "check_response_fields",
@@ -31,6 +34,9 @@ __all__ = [
 ID_MAX = CONVERSATIONS["id"].size
 SHORT_MAX = ITEMS["role"].size
 LONG_MAX = RESPONSES["model"].size
+#: The largest ``limit``/``max_depth`` (any count) a call accepts: 2**31 - 1, which every
+#: backend takes as it is (SQL LIMIT, Redis ZRANGE counts, Lua numbers); use ``None`` for "all".
+COUNT_MAX = 2**31 - 1
 
 
 def check_str(value: object, what: str, max_len: int, *, optional: bool = False, empty_ok: bool = False) -> None:
@@ -63,7 +69,18 @@ def check_count(value: object, what: str, *, optional: bool) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidInputError(f"{what} must be an integer, got {type(value).__name__}")
     if value < 0:
-        raise InvalidInputError(f"{what} must not be negative (got {value})")
+        got = f" (got {value})" if value >= -COUNT_MAX else ""
+        raise InvalidInputError(f"{what} must not be negative{got}")
+    if value > COUNT_MAX:
+        # The value itself is not echoed: it may have thousands of digits.
+        hint = "; use None for no limit" if optional else ""
+        raise InvalidInputError(f"{what} must be at most {COUNT_MAX} (2**31 - 1){hint}")
+
+
+def check_json(value: Any, what: str) -> None:
+    """The check every backend makes before writing a JSON value (no NaN or infinity, no lone
+    surrogate, JSON types only): ``InvalidInputError`` otherwise."""
+    dump_json(value, what)
 
 
 def check_metadata(value: object) -> None:
@@ -101,7 +118,9 @@ def check_response_fields(response: StoredResponse) -> None:
 def check_record(record: Record, value: Any) -> None:
     """Every declared column of a whole stored record (``value``, a model of ``record``), as an
     import gives it: ids and texts fit, timestamps are aware UTC, a JSON-object column holds
-    an object or nothing. Messages name the column."""
+    an object or nothing, and every JSON column holds what every backend can store (no NaN or
+    infinity, no lone surrogate: the check each backend makes before writing). Messages name
+    the column."""
     for column in record:
         field = getattr(value, column.name)
         if column.kind is Kind.TIME:
@@ -109,6 +128,7 @@ def check_record(record: Record, value: Any) -> None:
         elif column.kind is Kind.JSON:
             if column.object_only and field is not None and not isinstance(field, dict):
                 raise InvalidInputError(f"{column.name} must be a JSON object or null")
+            check_json(field, column.name)
         else:
             empty_ok = column.kind is Kind.TEXT and not column.nullable
             check_str(field, column.name, column.size, optional=column.nullable, empty_ok=empty_ok)

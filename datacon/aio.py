@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from anyio import CancelScope, CapacityLimiter, Event, WouldBlock, get_cancelled_exc_class, to_thread
-from anyio.lowlevel import RunVar, checkpoint_if_cancelled, current_token
+from anyio.lowlevel import RunVar, checkpoint_if_cancelled
 
 from datacon.config import StorageFactoryConfig
 from datacon.factory import create_storage
@@ -102,14 +102,16 @@ class _Call(Generic[T]):
     async def finished(self) -> None:
         """Wait until the started call has ended, whatever cancellation arrives meanwhile."""
         event = Event()
-        native = current_token().native_token
+        try:
+            call_soon: Callable[..., object] = asyncio.get_running_loop().call_soon_threadsafe
+        except RuntimeError:  # trio (only asyncio's task.cancel() pierces the shield; belt and braces)
+            import trio
+
+            call_soon = trio.lowlevel.current_trio_token().run_sync_soon
         with self._lock:
             if self._state == _DONE:
                 return
-            if isinstance(native, asyncio.AbstractEventLoop):
-                self._wake = functools.partial(native.call_soon_threadsafe, event.set)
-            else:  # trio
-                self._wake = functools.partial(native.run_sync_soon, event.set)  # type: ignore[attr-defined]
+            self._wake = functools.partial(call_soon, event.set)
         while not event.is_set():
             try:
                 with CancelScope(shield=True):

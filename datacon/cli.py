@@ -24,6 +24,7 @@ import click
 
 from datacon import _admin, transfer
 from datacon._serde import converter
+from datacon._validate import COUNT_MAX
 from datacon._version import __version__
 from datacon.config import HistoryBackend, SqliteConfig, StorageFactoryConfig
 from datacon.errors import DataconError, MigrationRequiredError
@@ -322,7 +323,7 @@ def items() -> None:
 @items.command("list")
 @target_options
 @click.argument("conversation_id")
-@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Page size.")
+@click.option("--limit", type=click.IntRange(min=0, max=COUNT_MAX), default=20, show_default=True, help="Page size.")
 @click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
 @click.option("--after", metavar="ITEM_ID", help="Start after this item (exclusive cursor).")
 @json_option
@@ -333,7 +334,11 @@ def items_list(
     """List one page of a conversation's items, by (added_at, item id)."""
     with _open(_config(ctx)) as storage:
         # One extra row tells whether another page follows.
-        page = storage.items.list_items(conversation_id, ListParams(limit + 1, SortOrder(order), after))
+        page = storage.items.list_items(conversation_id, ListParams(min(limit + 1, COUNT_MAX), SortOrder(order), after))
+        if not page and storage.conversations.get_conversation(conversation_id) is None:
+            # Nothing linked and no such record: an unknown id (a conversation with no items
+            # lists an empty page; links whose conversation record is absent still list).
+            _fail(f"conversation {conversation_id} not found")
     has_more = len(page) > limit
     page = page[:limit]
     last_id = page[-1].id if page else None
@@ -392,7 +397,7 @@ def _response_fields(response: StoredResponse) -> list[tuple[str, object]]:
 @responses.command("chain")
 @target_options
 @click.argument("response_id")
-@click.option("--max-depth", type=click.IntRange(min=0), help="Keep only the newest N responses.")
+@click.option("--max-depth", type=click.IntRange(min=0, max=COUNT_MAX), help="Keep only the newest N responses.")
 @json_option
 @click.pass_context
 def responses_chain(ctx: click.Context, response_id: str, max_depth: int | None, as_json: bool) -> None:
@@ -435,7 +440,7 @@ def _report(result: transfer.ImportCounts, as_json: bool, problems: list[str] | 
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-", help="File (default: stdout)."
 )
-@click.option("--batch", type=click.IntRange(min=1), default=transfer.DEFAULT_BATCH, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1, max=COUNT_MAX), default=transfer.DEFAULT_BATCH, show_default=True)
 @click.pass_context
 def export_command(ctx: click.Context, output: str, batch: int) -> None:
     """Write every record as JSON Lines (format: docs/cli.md).
@@ -471,7 +476,7 @@ def _write_dump(storage: Storage, stream: IO[str], batch: int) -> dict[str, int]
 @cli.command("import")
 @target_options
 @click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--batch", type=click.IntRange(min=1), default=transfer.DEFAULT_BATCH, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1, max=COUNT_MAX), default=transfer.DEFAULT_BATCH, show_default=True)
 @json_option
 @click.pass_context
 def import_command(ctx: click.Context, source: str, batch: int, as_json: bool) -> None:
@@ -517,7 +522,7 @@ def _read_file(path: str) -> Iterator[transfer.Record]:
 @click.option(
     "--to", "target_path", required=True, type=click.Path(dir_okay=False), help="Destination config file or URL."
 )
-@click.option("--batch", type=click.IntRange(min=1), default=transfer.DEFAULT_BATCH, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1, max=COUNT_MAX), default=transfer.DEFAULT_BATCH, show_default=True)
 @click.option("--verify", is_flag=True, help="Then compare counts and content hashes of both sides.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @json_option
@@ -605,6 +610,9 @@ def migrate_status(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
     else:
         _fields(_status_lines(status))
+    if not status.up_to_date:
+        # Pending migrations are a failure (status 1, docs/cli.md), so scripts can test for them.
+        _fail(f"{len(status.statements)} migration statement(s) pending: run 'datacon migrate apply'")
 
 
 @migrate.command("plan")

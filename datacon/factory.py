@@ -11,7 +11,7 @@ from datacon.backends.base import Backend, OpenBackend
 from datacon.config import HistoryBackend, StorageFactoryConfig
 from datacon.errors import ConfigError
 from datacon.hooks import StorageHook
-from datacon.storage import Storage
+from datacon.storage import Gate, Storage
 from datacon.telemetry import observer_for
 
 __all__ = ["create_storage", "open_backend", "wrap"]
@@ -90,10 +90,12 @@ def wrap(backend: Backend, hook: StorageHook | None, *, slow_operation_secs: flo
     (:mod:`datacon.telemetry`).
     """
     observer = observer_for(backend.kind, slow_operation_secs, backend.pool_stats)
+    gate = Gate(backend.kind)  # closed by Storage.close(): every call after it is refused alike
     return Storage(
         backend,
-        GuardedResponseStorage(backend.responses, hook, observer),
-        GuardedConversationStorage(backend.conversations, hook, observer),
-        GuardedItemStorage(backend.items, hook, observer),
+        GuardedResponseStorage(backend.responses, hook, observer, gate),
+        GuardedConversationStorage(backend.conversations, hook, observer, gate),
+        GuardedItemStorage(backend.items, hook, observer, gate),
         observer=observer,
+        gate=gate,
     )

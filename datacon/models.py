@@ -112,7 +112,11 @@ class ResponseChain:
 
 @attrs.define
 class ListParams:
-    """Parameters of ``list_items``: page size, order, and an exclusive item-id cursor."""
+    """Parameters of ``list_items``: page size, order, and an exclusive item-id cursor.
+
+    ``limit`` is 0 to 2**31 - 1 (2147483647, the maximum of every count datacon takes);
+    outside that range ``list_items`` raises ``InvalidInputError``.
+    """
 
     limit: int
     order: SortOrder = SortOrder.ASC

@@ -203,6 +203,13 @@ class TableConfig:
                 fail(f"{label}.skip_columns: cannot skip 'id' \u2014 it is part of the primary key")
             if key not in core:
                 fail(f"{label}.skip_columns: '{key}' is not a recognized column (known: {list(core)})")
+            if label == "conversation_item_links":
+                # Upstream ignored this silently; every column of a link is needed (two are its
+                # key, added_at orders the listing), so it is refused rather than ignored.
+                fail(
+                    f"{label}.skip_columns: '{key}' cannot be skipped \u2014 the links table keeps all of "
+                    "its columns (conversation_id and item_id are its key, added_at orders list_items)"
+                )
 
 
 def _env_auto_migrate() -> bool:

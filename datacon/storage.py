@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
-from datacon.errors import DataconError
+from datacon.errors import BackendUnavailableError, DataconError
 from datacon.models import (
     Conversation,
     ConversationItem,
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from datacon.backends.base import Backend
     from datacon.telemetry import Observer
 
-__all__ = ["ConversationItemStorage", "ConversationStorage", "HealthReport", "ResponseStorage", "Storage"]
+__all__ = ["ConversationItemStorage", "ConversationStorage", "Gate", "HealthReport", "ResponseStorage", "Storage"]
 
 #: The id :meth:`Storage.health` reads: a valid conversation id that no write ever creates.
 HEALTH_PROBE_ID = "datacon_health_probe"
@@ -81,7 +81,10 @@ class ConversationItemStorage(Protocol):
 
     @abstractmethod
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
-        """One page of linked items in ``(added_at, item_id)`` order after the ``after`` cursor."""
+        """One page of linked items in ``(added_at, item_id)`` order after the ``after`` cursor.
+
+        ``params.limit`` is 0 to 2**31 - 1; outside that range: ``InvalidInputError``.
+        """
 
     @abstractmethod
     def get_item(self, item_id: str) -> ConversationItem | None:
@@ -118,16 +121,40 @@ class ResponseStorage(Protocol):
     def get_response_chain(self, response_id: str, max_depth: int | None = None) -> ResponseChain:
         """The chain ending at ``response_id``, oldest first; the newest ``max_depth`` only.
 
+        ``max_depth``: ``None`` for all, else 0 to 2**31 - 1 (``InvalidInputError`` outside).
+
         :raises InvalidChainError: the chain loops back on itself.
         """
 
     @abstractmethod
     def list_identifier_responses(self, identifier: str, limit: int | None = None) -> list[StoredResponse]:
-        """Responses with this safety identifier, newest first (ties: id descending)."""
+        """Responses with this safety identifier, newest first (ties: id descending).
+
+        ``limit``: ``None`` for all, else 0 to 2**31 - 1 (``InvalidInputError`` outside).
+        """
 
     @abstractmethod
     def delete_identifier_responses(self, identifier: str) -> int:
         """Delete every response with this safety identifier; how many were deleted."""
+
+
+class Gate:
+    """Whether one storage is still open; its three guarded stores check it before every call.
+
+    Once the storage is closed every call raises the same ``BackendUnavailableError`` on every
+    backend (without it, memory, none and Redis went on serving and the SQL backends failed
+    each in their own way).
+    """
+
+    __slots__ = ("backend", "closed")
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.closed = False
+
+    def refuse(self) -> BackendUnavailableError:
+        """The error every call of a closed storage raises."""
+        return BackendUnavailableError(f"the {self.backend} storage is closed")
 
 
 @attrs.frozen
@@ -181,8 +208,10 @@ class Storage:
         items: ConversationItemStorage,
         *,
         observer: Observer | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.raw = raw
+        self._gate = gate
         self.responses = responses
         self.conversations = conversations
         self.items = items
@@ -195,6 +224,8 @@ class Storage:
         """Close the backend's pool. Idempotent."""
         if not self.closed:
             self.closed = True
+            if self._gate is not None:
+                self._gate.closed = True  # first: from now on every call is refused the same way
             if self._observer is not None:
                 self._observer.close()
             self.raw.close()

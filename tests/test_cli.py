@@ -291,6 +291,47 @@ def test_items_list_pages_in_both_orders(place: Place) -> None:
     assert "--order" in one_error_line(run(*cfg, "items", "list", ids["conv"], "--order", "sideways"))
 
 
+@pytest.mark.parametrize("count", [str(2**31), str(2**63), str(10**30)])
+def test_counts_above_the_maximum_are_one_clean_error(place: Place, count: str) -> None:
+    ids = seed(place)
+    cfg = ("--config", str(place.file))
+    for args in [
+        ("items", "list", ids["conv"], "--limit", count),
+        ("responses", "chain", ids["resp2"], "--max-depth", count),
+        ("export", "--batch", count),
+    ]:
+        line = one_error_line(run(*cfg, *args))
+        assert "0<=x<=2147483647" in line or "1<=x<=2147483647" in line, line
+    # The maximum itself works (the page it asks for is one more row than that: capped).
+    page = json.loads(run(*cfg, "items", "list", ids["conv"], "--limit", str(2**31 - 1), "--json").stdout)
+    assert [i["id"] for i in page["data"]] == [ids["item0"], ids["item1"], ids["item2"]]
+    assert page["has_more"] is False
+    chain = json.loads(run(*cfg, "responses", "chain", ids["resp2"], "--max-depth", str(2**31 - 1), "--json").stdout)
+    assert len(chain) == 3
+
+
+def test_items_list_of_an_unknown_conversation_is_an_error(place: Place) -> None:
+    ids = seed(place)
+    cfg = ("--config", str(place.file))
+    for extra in [(), ("--json",), ("--order", "desc")]:
+        assert one_error_line(run(*cfg, "items", "list", "conv_unknown", *extra)) == (
+            "datacon: error: conversation conv_unknown not found"
+        )
+    with place.storage() as s:
+        empty = s.conversations.create_conversation(NewConversation(id="conv_empty"))
+        # Links need no conversation record (no foreign keys, upstream parity): they still list.
+        s.items.link_item("conv_recordless", ids["item0"], T0)
+    listed = run(*cfg, "items", "list", empty.id, "--json")
+    assert listed.exit_code == 0
+    assert json.loads(listed.stdout)["data"] == []
+    recordless = json.loads(run(*cfg, "items", "list", "conv_recordless", "--json").stdout)
+    assert [i["id"] for i in recordless["data"]] == [ids["item0"]]
+    # A cursor past the last item of a real conversation is an empty page, not an error.
+    past = run(*cfg, "items", "list", ids["conv"], "--after", ids["item2"], "--json")
+    assert past.exit_code == 0
+    assert json.loads(past.stdout)["data"] == []
+
+
 def test_responses_show_and_chain(place: Place) -> None:
     ids = seed(place)
     cfg = ("--config", str(place.file))
@@ -381,6 +422,33 @@ def test_import_of_a_malformed_file_writes_nothing(tmp_path: Path) -> None:
         "datacon: error: line 2: not UTF-8 text"
     )
     with target.storage() as s:
+        assert transfer.counts(s) == dict.fromkeys(transfer.KINDS, 0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "bad", "message"),
+    [
+        ("item", "content", '["ok", "\\ud800"]', "invalid item: content contains a lone surrogate"),
+        ("conversation", "metadata", '{"score": NaN}', "invalid conversation: metadata is not JSON-serialisable"),
+        ("conversation", "metadata", '{"\\udfff": 1}', "invalid conversation: metadata contains a lone surrogate"),
+        ("response", "input", '[{"x": -Infinity}]', "invalid response: input is not JSON-serialisable"),
+        ("response", "raw_response", '{"t": "\\ud83d"}', "invalid response: raw_response contains a lone surrogate"),
+        ("item", "id", '"msg_' + "0" * 70 + '"', "invalid item: id is 74 characters long; the maximum is 64"),
+    ],
+)
+def test_import_runs_the_storages_value_checks_before_writing_anything(
+    place: Place, tmp_path: Path, kind: str, field: str, bad: str, message: str
+) -> None:
+    lines = dump_lines(40)
+    # The last record of its kind turns bad: every batch before it would be written first.
+    index = max(n for n, line in enumerate(lines) if json.loads(line)["type"] == kind)
+    record = json.loads(lines[index])
+    lines[index] = json.dumps({**record, field: "@BAD@"}).replace('"@BAD@"', bad)
+    dump = tmp_path / "bad.jsonl"
+    dump.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    line = one_error_line(run("--config", str(place.file), "import", str(dump), "--batch", "5"))
+    assert line.startswith(f"datacon: error: line {index + 1}: {message}"), line
+    with place.storage() as s:
         assert transfer.counts(s) == dict.fromkeys(transfer.KINDS, 0)
 
 
@@ -703,7 +771,9 @@ def test_migrate_status_plan_apply(sql_place: SchemaPlace) -> None:
         assert fresh.stdout.startswith("no SQLite database at")
     with target.storage():
         pass
-    status = json.loads(run(*cfg, "migrate", "status", "--json").stdout)
+    up_to_date = run(*cfg, "migrate", "status", "--json")
+    assert up_to_date.exit_code == 0
+    status = json.loads(up_to_date.stdout)
     assert status["up_to_date"] is True
     assert status["statements"] == []
     assert status["current"] == status["latest"] == sql_place.versions()[-1]
@@ -713,13 +783,22 @@ def test_migrate_status_plan_apply(sql_place: SchemaPlace) -> None:
 
     # Forget the recorded versions, as a database made by an old release would look.
     sql_place.sql("DELETE FROM _schema_versions")
-    old = json.loads(run(*cfg, "migrate", "status", "--json").stdout)
+    pending = run(*cfg, "migrate", "status", "--json")
+    # Pending migrations are a failure (docs/cli.md, exit status 1): the status, then one line.
+    assert one_error_line(pending) == (
+        f"datacon: error: {len(json.loads(pending.stdout)['statements'])} migration statement(s) pending: "
+        "run 'datacon migrate apply'"
+    )
+    assert pending.exit_code == 1
+    old = json.loads(pending.stdout)
     assert old["up_to_date"] is False
     assert old["current"] == 0
     assert old["latest"] == latest
     assert any("_schema_versions" in s for s in old["statements"])
     plan = run(*cfg, "migrate", "plan").stdout
     assert plan.strip().splitlines() == [s if s.rstrip().endswith(";") else f"{s};" for s in old["statements"]]
+    assert run(*cfg, "migrate", "plan").exit_code == 0  # the plan is what was asked for
+    assert run(*cfg, "migrate", "status").exit_code == 1
     human = run(*cfg, "migrate", "status").stdout.splitlines()
     assert human[1:] == ["current  0", f"latest   {latest}", f"pending  {len(old['statements'])} statement(s)"]
     blocked = one_error_line(run(*cfg, "conversations", "show", "c"))

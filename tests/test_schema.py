@@ -274,3 +274,12 @@ def test_table_block_without_table_key_fails_with_the_hint() -> None:
     with pytest.raises(ConfigError, match="did you omit the 'table' key") as info:
         config.sqlite.validate()
     assert info.value.field == "sqlite.schema"
+
+
+@pytest.mark.parametrize("column", ["conversation_id", "item_id", "added_at"])
+def test_no_column_of_the_links_table_can_be_skipped(column: str) -> None:
+    _fails(
+        SchemaConfig(conversation_item_links=TableConfig("links", skip_columns={column})),
+        f"conversation_item_links.skip_columns: '{column}' cannot be skipped",
+        "the links table keeps all of its columns",
+    )

@@ -1,10 +1,16 @@
-"""The ``none`` backend: accepts every write, stores nothing, finds nothing."""
+"""The ``none`` backend: accepts every write the other backends accept, stores nothing, finds nothing.
+
+It refuses what every other backend refuses (values that are not JSON: NaN, infinities,
+lone surrogates, objects JSON cannot hold), so switching a deployment to ``none`` and back
+changes no outcome but storage.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
+from datacon._serde import dump_json, normalize_json
 from datacon._time import utc_now
 from datacon.backends.base import NO_EXTRA, Backend, BackendConversations, BackendItems, BackendResponses, Extra
 from datacon.ids import make_item_id, new_conversation_id
@@ -25,12 +31,15 @@ class NoopConversationStorage(BackendConversations):
     """Creates return the would-be record; reads find nothing."""
 
     def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
-        return Conversation(id=new.id or new_conversation_id(), created_at=utc_now(), metadata=new.metadata)
+        metadata = None if new.metadata is None else normalize_json(new.metadata, "metadata")
+        return Conversation(id=new.id or new_conversation_id(), created_at=utc_now(), metadata=metadata)
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         return None
 
     def update_conversation(self, conversation_id: str, metadata: dict[str, object] | None) -> Conversation | None:
+        if metadata is not None:
+            dump_json(metadata, "metadata")
         return None
 
     def delete_conversation(self, conversation_id: str) -> bool:
@@ -46,7 +55,7 @@ class NoopItemStorage(BackendItems):
             response_id=new.response_id,
             item_type=new.item_type,
             role=new.role,
-            content=new.content,
+            content=normalize_json(new.content, "content"),
             status=new.status,
             created_at=utc_now(),
         )
@@ -76,6 +85,8 @@ class NoopResponseStorage(BackendResponses):
     """Stores return the id; reads find nothing; deletes delete nothing."""
 
     def store_response(self, response: StoredResponse, *, extra: Extra = NO_EXTRA) -> str:
+        dump_json(response.input, "input")
+        dump_json(response.raw_response, "raw_response")
         return response.id
 
     def get_response(self, response_id: str) -> StoredResponse | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -17,7 +17,7 @@ from datacon import (
     StoredResponse,
     create_storage,
 )
-from datacon.errors import InvalidInputError
+from datacon.errors import BackendUnavailableError, InvalidInputError
 
 
 @pytest.fixture
@@ -65,3 +65,44 @@ def test_input_is_still_checked(noop: Storage) -> None:
         noop.items.list_items("conv_1", ListParams(-1))
     with pytest.raises(InvalidInputError):
         noop.items.link_item("conv_1", "msg_1", datetime(2026, 1, 1))
+
+
+NOT_JSON: list[object] = [float("nan"), float("inf"), "bad\ud800text", object(), {1: {"nested": float("-inf")}}]
+
+
+@pytest.mark.parametrize("value", NOT_JSON, ids=["nan", "inf", "lone-surrogate", "object", "nested-inf"])
+def test_it_refuses_what_every_other_backend_refuses(noop: Storage, value: object) -> None:
+    # The memory backend is the reference: the same call must fail the same way on both.
+    with create_storage(StorageFactoryConfig()) as memory:
+        calls: list[Callable[[Storage], object]] = [
+            lambda s: s.conversations.create_conversation(NewConversation(metadata={"v": value})),
+            lambda s: s.conversations.update_conversation("conv_1", {"v": value}),
+            lambda s: s.items.create_item(NewConversationItem("message", [value])),
+            lambda s: s.responses.store_response(StoredResponse(input=[value])),
+            lambda s: s.responses.store_response(StoredResponse(raw_response={"v": value})),
+        ]
+        memory.conversations.create_conversation(NewConversation(id="conv_1"))
+        for call in calls:
+            with pytest.raises(InvalidInputError) as expected:
+                call(memory)
+            with pytest.raises(InvalidInputError) as got:
+                call(noop)
+            assert str(got.value) == str(expected.value)
+
+
+def test_created_records_come_back_as_json_gives_them(noop: Storage) -> None:
+    with create_storage(StorageFactoryConfig()) as memory:
+        for s in (memory, noop):
+            conv = s.conversations.create_conversation(NewConversation(id="conv_j", metadata={"t": (1, 2)}))
+            assert conv.metadata == {"t": [1, 2]}
+            item = s.items.create_item(NewConversationItem("message", ({"a": (1,)},), id="msg_j"))
+            assert item.content == [{"a": [1]}]
+
+
+def test_calls_after_close_are_refused_like_every_backend() -> None:
+    storage = create_storage(StorageFactoryConfig(backend=HistoryBackend.NONE))
+    storage.close()
+    with pytest.raises(BackendUnavailableError, match=r"^the none storage is closed$"):
+        storage.conversations.create_conversation(NewConversation())
+    with pytest.raises(BackendUnavailableError, match=r"^the none storage is closed$"):
+        storage.responses.get_response("r1")

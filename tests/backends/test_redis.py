@@ -31,7 +31,7 @@ from datacon import (
 )
 from datacon.backends.redis import RedisBackend as RawRedisBackend
 from datacon.backends.redis import RedisStore
-from datacon.errors import BackendError, BackendUnavailableError, ConflictError, PoolTimeoutError
+from datacon.errors import BackendError, BackendUnavailableError, ConflictError, InvalidInputError, PoolTimeoutError
 from tests.servers.redis import OWNER, PASSWORD, RedisBackend, RedisServer, redis_executable
 from tests.support import RENAMED_SCHEMA
 
@@ -546,5 +546,8 @@ def test_huge_limits_return_everything(backend: RedisBackend) -> None:
         storage.items.link_items("conv_h", [(i, T0) for i in ids])
         for _ in range(3):
             storage.responses.store_response(StoredResponse(safety_identifier="u"))
-        assert [i.id for i in storage.items.list_items("conv_h", ListParams(2**62))] == sorted(ids)
-        assert len(storage.responses.list_identifier_responses("u", 2**62)) == 3
+        # The largest count datacon accepts (2**31 - 1); above it, InvalidInputError everywhere.
+        assert [i.id for i in storage.items.list_items("conv_h", ListParams(2**31 - 1))] == sorted(ids)
+        assert len(storage.responses.list_identifier_responses("u", 2**31 - 1)) == 3
+        with pytest.raises(InvalidInputError):
+            storage.items.list_items("conv_h", ListParams(2**62))

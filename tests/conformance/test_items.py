@@ -263,6 +263,28 @@ def test_limit_zero_and_negative(case: Case) -> None:
         case.items.list_items(conv, ListParams(-1))
 
 
+#: The documented maximum of every count (docs/api.md): 2**31 - 1.
+COUNT_MAX = 2**31 - 1
+
+
+@pytest.mark.parametrize("limit", [COUNT_MAX + 1, 2**63 - 1, 2**63, 2**64, 10**400])
+def test_a_limit_above_the_maximum_is_rejected(case: Case, limit: int) -> None:
+    conv = _conv(case)
+    case.items.link_item(conv, _item(case), at(0))
+    with pytest.raises(InvalidInputError, match=f"limit must be at most {COUNT_MAX}"):
+        case.items.list_items(conv, ListParams(limit))
+    with pytest.raises(InvalidInputError, match=f"limit must be at most {COUNT_MAX}"):
+        case.items.list_items(conv, ListParams(limit, SortOrder.DESC, after="msg_x"))
+
+
+def test_the_maximum_limit_is_accepted(case: Case) -> None:
+    conv = _conv(case)
+    ids = [_item(case, f"msg_max{n}") for n in range(3)]
+    case.items.link_items(conv, [(item_id, at(n)) for n, item_id in enumerate(ids)])
+    assert _ids(case.items.list_items(conv, ListParams(COUNT_MAX))) == ids
+    assert _ids(case.items.list_items(conv, ListParams(COUNT_MAX, SortOrder.DESC, after=ids[2]))) == ids[1::-1]
+
+
 def test_list_unknown_conversation_is_empty(case: Case) -> None:
     assert case.items.list_items("conv_unknown", ListParams(10)) == []
 

@@ -180,6 +180,27 @@ def test_negative_max_depth_is_rejected(case: Case) -> None:
         case.responses.get_response_chain("resp_x", -1)
 
 
+#: The documented maximum of every count (docs/api.md): 2**31 - 1.
+COUNT_MAX = 2**31 - 1
+
+
+@pytest.mark.parametrize("count", [COUNT_MAX + 1, 2**63 - 1, 2**63, 2**64, 10**400])
+def test_counts_above_the_maximum_are_rejected(case: Case, count: int) -> None:
+    _store(case, id="resp_big", safety_identifier="user_big")
+    with pytest.raises(InvalidInputError, match=f"max_depth must be at most {COUNT_MAX}"):
+        case.responses.get_response_chain("resp_big", count)
+    with pytest.raises(InvalidInputError, match=f"limit must be at most {COUNT_MAX}"):
+        case.responses.list_identifier_responses("user_big", count)
+
+
+def test_the_maximum_count_is_accepted(case: Case) -> None:
+    first = _store(case, safety_identifier="user_max", created_at=at(1))
+    second = _store(case, first.id, safety_identifier="user_max", created_at=at(2))
+    assert _chain_ids(case, second.id, COUNT_MAX) == [first.id, second.id]
+    listed = case.responses.list_identifier_responses("user_max", COUNT_MAX)
+    assert [r.id for r in listed] == [second.id, first.id]
+
+
 def test_responses_may_name_absent_records(case: Case) -> None:
     response = _store(case, "resp_ghost", conversation_id="conv_ghost")
     got = case.responses.get_response(response.id)

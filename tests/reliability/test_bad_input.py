@@ -540,8 +540,19 @@ then(nothing)
 hostile("a string limit", InvalidInputError)(lambda s, w: s.responses.list_identifier_responses(w.ident, "10"))  # type: ignore[arg-type]  # deliberately the wrong type
 then(nothing)
 
-hostile("a huge limit returns everything")(lambda s, w: s.items.list_items(w.conv, ListParams(2**62)))
+hostile("the largest limit returns everything")(lambda s, w: s.items.list_items(w.conv, ListParams(2**31 - 1)))
 then(lists(lambda w: list(w.items)))
+
+hostile("a limit above 2**31 - 1", InvalidInputError)(lambda s, w: s.items.list_items(w.conv, ListParams(2**62)))
+then(nothing)
+
+hostile("a max_depth of 2**63", InvalidInputError)(lambda s, w: s.responses.get_response_chain(w.responses[1], 2**63))
+then(nothing)
+
+hostile("an identifier limit of 2**64", InvalidInputError)(
+    lambda s, w: s.responses.list_identifier_responses(w.ident, 2**64)
+)
+then(nothing)
 
 hostile("an unknown cursor starts at the beginning")(
     lambda s, w: s.items.list_items(w.conv, ListParams(10, SortOrder.DESC, after="msg_nope"))
@@ -718,6 +729,9 @@ HOSTILE_SCHEMAS = {
         conversation_items=TableConfig("conversation_items", extra_columns={"tenant": ColumnDef("TEXT DEFAULT 'x'")})
     ),
     "skip column": SchemaConfig(conversation_items=TableConfig("conversation_items", skip_columns={"status;--"})),
+    "skipping a column of the links table": SchemaConfig(
+        conversation_item_links=TableConfig("conversation_item_links", skip_columns={"added_at"})
+    ),
     "owner": SchemaConfig(owner="public; DROP SCHEMA public"),
     "unicode lookalike table": SchemaConfig(conversations=TableConfig("conversаtions")),  # Cyrillic 'а'
 }

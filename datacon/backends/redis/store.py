@@ -203,7 +203,15 @@ class RedisConversationStorage(BackendConversations):
             "update_conversation",
             lambda: s.lua_update_conversation(keys=[s.conversation_key(conversation_id)], args=[field, text]),
         )
-        return None if row is None else s.codec.conversation(conversation_id, pairs(row))
+        if row is None:
+            return None
+        conversation = s.codec.conversation(conversation_id, pairs(row))
+        if not field:
+            # metadata is a skipped column: nothing was stored, and like the SQL backends (and
+            # upstream) the call returns the metadata it was given.
+            returned = None if metadata is None else normalize_json(metadata, "metadata")
+            conversation = Conversation(id=conversation.id, created_at=conversation.created_at, metadata=returned)
+        return conversation
 
     def delete_conversation(self, conversation_id: str) -> bool:
         s = self.store
