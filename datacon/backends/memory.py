@@ -29,8 +29,8 @@ from datacon.backends.base import (
     Restorable,
 )
 from datacon.backends.chain import walk_chain
+from datacon.backends.created import minted_id
 from datacon.errors import ConflictError
-from datacon.ids import make_item_id, new_conversation_id
 from datacon.models import (
     Conversation,
     ConversationItem,
@@ -113,7 +113,7 @@ class MemoryConversationStorage(BackendConversations):
         self._s = state
 
     def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
-        conversation_id = new.id or new_conversation_id()
+        conversation_id = minted_id(new)
         metadata = None if new.metadata is None else dump_json(new.metadata, "metadata")
         created_at = utc_now()
         with self._s.lock:
@@ -165,7 +165,7 @@ class MemoryItemStorage(BackendItems):
         )
 
     def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
-        item_id = new.id or make_item_id(new.item_type)
+        item_id = minted_id(new)
         content = dump_json(new.content, "content")
         row = (new.response_id, new.item_type, new.role, content, new.status, utc_now())
         with self._s.lock:

@@ -13,7 +13,7 @@ from datetime import datetime
 from datacon._serde import dump_json, normalize_json
 from datacon._time import utc_now
 from datacon.backends.base import NO_EXTRA, Backend, BackendConversations, BackendItems, BackendResponses, Extra
-from datacon.ids import make_item_id, new_conversation_id
+from datacon.backends.created import created_item, minted_id
 from datacon.models import (
     Conversation,
     ConversationItem,
@@ -32,7 +32,7 @@ class NoopConversationStorage(BackendConversations):
 
     def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
         metadata = None if new.metadata is None else normalize_json(new.metadata, "metadata")
-        return Conversation(id=new.id or new_conversation_id(), created_at=utc_now(), metadata=metadata)
+        return Conversation(id=minted_id(new), created_at=utc_now(), metadata=metadata)
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         return None
@@ -50,15 +50,7 @@ class NoopItemStorage(BackendItems):
     """Creates return the would-be item; links are accepted and forgotten."""
 
     def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
-        return ConversationItem(
-            id=new.id or make_item_id(new.item_type),
-            response_id=new.response_id,
-            item_type=new.item_type,
-            role=new.role,
-            content=normalize_json(new.content, "content"),
-            status=new.status,
-            created_at=utc_now(),
-        )
+        return created_item(new, normalize_json(new.content, "content"))
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
         return None

@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import attrs
+
 from datacon._columns import CONVERSATIONS, ITEMS, RESPONSES
 from datacon._time import utc_now
 from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
 from datacon.backends.chain import walk_chain
+from datacon.backends.created import created_item, minted_id
 from datacon.backends.extras import extra_values
-from datacon.ids import make_item_id, new_conversation_id
 from datacon.models import (
     Conversation,
     ConversationItem,
@@ -83,7 +85,7 @@ class SqlConversationStorage(BackendConversations):
         self._encode = store.encode_conversation
 
     def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
-        conversation = Conversation(id=new.id or new_conversation_id(), created_at=utc_now(), metadata=new.metadata)
+        conversation = Conversation(id=minted_id(new), created_at=utc_now(), metadata=new.metadata)
         params = self._store.extras(self._store.schema.conversations, self._encode(conversation), extra)
         conflict = f"conversation {conversation.id} already exists"
         with self._store.connector.session(write=True, conflict=conflict) as session:
@@ -141,29 +143,13 @@ class SqlItemStorage(BackendItems):
         self._encode = store.encode_item
 
     def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
-        item = ConversationItem(
-            id=new.id or make_item_id(new.item_type),
-            response_id=new.response_id,
-            item_type=new.item_type,
-            role=new.role,
-            content=new.content,
-            status=new.status,
-            created_at=utc_now(),
-        )
+        item = created_item(new, new.content)
         params = self._store.extras(self._store.schema.conversation_items, self._encode(item), extra)
         with self._store.connector.session(write=True, conflict=f"item {item.id} already exists") as session:
             session.execute(self._sql.item_insert, params)
         # The content as it will read back (JSON text, parsed; encoded here if the column is skipped).
         text = params["content"] if "content" in params else self._store.dialect.encode_json(new.content, "content")
-        return ConversationItem(
-            id=item.id,
-            response_id=new.response_id,
-            item_type=new.item_type,
-            role=new.role,
-            content=json.loads(text),
-            status=new.status if "status" in params else None,
-            created_at=item.created_at,
-        )
+        return attrs.evolve(item, content=json.loads(text), status=item.status if "status" in params else None)
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
         conflict = f"item {item_id} is already linked to {conversation_id}"

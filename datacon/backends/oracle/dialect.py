@@ -98,7 +98,6 @@ class OracleDialect(Dialect):
     create_if_not_exists: ClassVar[bool] = False
     # Upstream's single page query (no (a, b) > (x, y) row comparison in Oracle).
     keyset: ClassVar[Keyset] = Keyset.JOINED
-    writable_cte: ClassVar[bool] = False
     empty_string_is_null: ClassVar[bool] = True
     idempotent_migrations: ClassVar[bool] = True  # PL/SQL blocks ignoring "exists"/"absent"
     versions_version_type: ClassVar[str] = "NUMBER(10)"
@@ -136,14 +135,10 @@ class OracleDialect(Dialect):
         """Upstream's create_index_if_missing: look in the catalog first, then CREATE INDEX,
         ignoring ORA-00955 (name in use), ORA-01408 (columns already indexed) and ORA-00904
         (column not there yet)."""
-        catalog = (
-            f"all_indexes WHERE owner = '{self.owner}' AND index_name = '{name}'"
-            if self.owner
-            else f"user_indexes WHERE index_name = '{name}'"
-        )
+        catalog = self._catalog("COUNT(*) INTO n", "indexes", f"index_name = '{name}'")
         create = f"CREATE INDEX {self.qualify(self.ident(name))} ON {ref} ({', '.join(columns)})"
         return (
-            f"DECLARE n NUMBER; BEGIN SELECT COUNT(*) INTO n FROM {catalog}; "  # noqa: S608
+            f"DECLARE n NUMBER; BEGIN {catalog}; "
             f"IF n = 0 THEN EXECUTE IMMEDIATE '{create}'; END IF; "
             "EXCEPTION WHEN OTHERS THEN IF SQLCODE NOT IN (-955, -1408, -904) THEN RAISE; END IF; END;"
         )
@@ -220,11 +215,16 @@ class OracleDialect(Dialect):
     def versions_table(self) -> str:
         return versions_table(self.owner)
 
+    def _catalog(self, select: str, view: str, condition: str) -> str:
+        """A query of catalog ``view`` (``tables``, ...): ``all_<view>`` of the owner when
+        there is one, else ``user_<view>``."""
+        if self.owner:
+            return f"SELECT {select} FROM all_{view} WHERE owner = '{self.owner}' AND {condition}"  # noqa: S608
+        return f"SELECT {select} FROM user_{view} WHERE {condition}"  # noqa: S608
+
     def table_exists_sql(self) -> str:
         # With an owner, that schema's tables (upstream checked user_tables even then).
-        if self.owner:
-            return f"SELECT 1 FROM all_tables WHERE owner = '{self.owner}' AND table_name = :name"  # noqa: S608
-        return "SELECT 1 FROM user_tables WHERE table_name = :name"
+        return self._catalog("1", "tables", "table_name = :name")
 
     def table_name_for_probe(self, table: str) -> str:
         # Catalog names are stored as written: uppercase for our tables, the versions
@@ -233,9 +233,7 @@ class OracleDialect(Dialect):
         return bare[1:-1] if bare.startswith('"') else bare.upper()
 
     def columns_sql(self) -> str:
-        if self.owner:
-            return f"SELECT column_name FROM all_tab_columns WHERE owner = '{self.owner}' AND table_name = :name"  # noqa: S608
-        return "SELECT column_name FROM user_tab_columns WHERE table_name = :name"
+        return self._catalog("column_name", "tab_columns", "table_name = :name")
 
     def add_column(self, table: str, column: str, sql_type: str, existing: frozenset[str] | None) -> list[str]:
         # ORA-01430: column being added already exists in table.

@@ -38,6 +38,7 @@ from datacon._serde import dump_json, normalize_json
 from datacon._time import to_epoch_us, utc_now
 from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
 from datacon.backends.chain import walk_chain
+from datacon.backends.created import created_item, minted_id
 from datacon.config import RedisConfig
 from datacon.errors import ConflictError
 from datacon.models import (
@@ -180,8 +181,7 @@ class RedisConversationStorage(BackendConversations):
 
     def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
         s = self.store
-        conversation_id = new.id
-        assert conversation_id is not None  # the guard mints it
+        conversation_id = minted_id(new)
         metadata = None if new.metadata is None else normalize_json(new.metadata, "metadata")
         conversation = Conversation(id=conversation_id, created_at=utc_now(), metadata=metadata)
         fields = s.codec.conversation_fields(conversation, extra)
@@ -233,21 +233,11 @@ class RedisItemStorage(BackendItems):
 
     def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
         s = self.store
-        item_id = new.id
-        assert item_id is not None  # the guard mints it
-        item = ConversationItem(
-            id=item_id,
-            response_id=new.response_id,
-            item_type=new.item_type,
-            role=new.role,
-            content=normalize_json(new.content, "content"),
-            status=new.status,
-            created_at=utc_now(),
-        )
+        item = created_item(new, normalize_json(new.content, "content"))
         fields = s.codec.item_fields(item, extra)
-        created = s.call("create_item", lambda: s.create_record(s.item_key(item_id), fields))
+        created = s.call("create_item", lambda: s.create_record(s.item_key(item.id), fields))
         if not created:
-            raise ConflictError(f"item {item_id} already exists")
+            raise ConflictError(f"item {item.id} already exists")
         return item
 
     def link_items(
