@@ -80,6 +80,7 @@ class Row:
 
 SECTIONS = {
     "overhead": "1. Overhead against the raw driver (ratio = datacon / baseline; lower is better)",
+    "turn": "1b. A turn of four items (ratio = create_item ×4 + link_items / append_items; higher is better)",
     "growth": "2a. Page cost growth (ratio = page time on the long conversation / on the short one)",
     "chain": "2b. Response chains (ratio = naive one-query-per-link walk / datacon; higher is better)",
     "async": "3. Async facade (per call: async / sync time; throughput: async / threads)",

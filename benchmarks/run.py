@@ -56,6 +56,7 @@ def run_backend(name: str, settings: Settings) -> list[Row]:
         with workloads.default_install(), targets.open_target(name, settings) as target:
             steps: list[tuple[str, Callable[[], list[Row]]]] = [
                 ("overhead", lambda: workloads.run_overhead(target, settings)),
+                ("turn", lambda: workloads.run_turn(target, settings)),
                 ("growth", lambda: workloads.run_growth(target, settings)),
                 ("chain", lambda: workloads.run_chains(target, settings)),
                 ("async", lambda: workloads.run_async(target, settings)),

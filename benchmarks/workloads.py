@@ -167,6 +167,53 @@ def run_overhead(t: Target, s: Settings) -> list[Row]:
     return rows
 
 
+#: Speed-up that ``append_items`` must reach over five calls, where each call is a round trip.
+TURN_TARGET = {"postgres": 3.0, "redis": 3.0}
+
+
+def run_turn(t: Target, s: Settings) -> list[Row]:
+    """One turn of four items (a user message, a tool call, its output, the answer) through
+    ``append_items`` (one round trip) against ``create_item`` four times and ``link_items`` (five)."""
+    items = t.storage.items
+    conversation = t.storage.conversations.create_conversation(NewConversation()).id
+
+    def turn() -> list[NewConversationItem]:
+        return [
+            NewConversationItem("message", MESSAGE, role="user", status="completed"),
+            NewConversationItem("function_call", {"name": "weather", "arguments": "{}"}, status="completed"),
+            NewConversationItem("function_call_output", {"output": "sunny"}, status="completed"),
+            NewConversationItem("message", MESSAGE, role="assistant", status="completed"),
+        ]
+
+    def five_calls() -> None:
+        created = [items.create_item(new).id for new in turn()]
+        now = datetime.now(UTC)
+        items.link_items(conversation, [(item_id, now) for item_id in created])
+
+    times = interleaved(
+        {"datacon": lambda: items.append_items(conversation, turn()), "baseline": five_calls},
+        rounds=s.rounds,
+        inner=max(1, s.inner // 4),
+    )
+    ratio = times["baseline"] / times["datacon"]
+    target = TURN_TARGET.get(t.backend)
+    return [
+        Row(
+            t.backend,
+            "turn",
+            "append_items (4 items)",
+            fmt_time(times["datacon"]),
+            "create_item ×4 + link_items",
+            fmt_time(times["baseline"]),
+            ratio,
+            "" if target is None else f"≥ {target:g}",
+            None if target is None else ratio >= target,
+            "in-process backends have no round trip to save" if target is None else "",
+            (times["datacon"], times["baseline"]),
+        )
+    ]
+
+
 def _timeline(count: int, start: datetime) -> list[tuple[str, datetime]]:
     return [(make_item_id("message"), start + timedelta(microseconds=index)) for index in range(count)]
 

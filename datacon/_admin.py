@@ -3,24 +3,28 @@
 They use only the backend contract (``datacon.backends.base``): the backend is opened with
 ``factory.open_backend(config, check_schema=False)``, and a backend with a versioned schema
 is :class:`~datacon.backends.base.Versioned` (``schema_status()``, ``apply_migrations()``).
-Reading the status creates the missing tables of a fresh database, as opening a storage does.
+Reading the status (``migrate status``/``plan``, ``doctor``) writes nothing, even in an empty
+database; ``schema_script`` renders a backend's whole schema without connecting
+(``migrate sql``).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
 import attrs
 
-from datacon.backends.base import Backend, SchemaStatus, Versioned
+from datacon.backends.base import Backend, Durable, SchemaStatus, Versioned
 from datacon.config import HistoryBackend, StorageFactoryConfig
 from datacon.errors import ConfigError, DataconError
 from datacon.factory import open_backend, wrap
 from datacon.storage import HealthReport
 
-__all__ = ["Check", "SchemaReport", "apply_migrations", "doctor", "schema_status"]
+__all__ = ["Check", "SchemaReport", "apply_migrations", "doctor", "schema_script", "schema_status"]
 
 
 @attrs.define(frozen=True)
@@ -63,6 +67,42 @@ def schema_status(config: StorageFactoryConfig) -> SchemaReport | None:
         return SchemaReport.of(backend, backend.schema_status())
 
 
+class _SchemaScript(Protocol):
+    """A SQL backend package's ``schema_script(section)``: its whole schema as SQL, offline."""
+
+    def __call__(self, config: Any, /) -> list[str]: ...
+
+
+#: The backends whose package renders its schema without connecting (``schema_script``).
+_SCRIPTED = {
+    HistoryBackend.SQLITE: "datacon.backends.sqlite",
+    HistoryBackend.POSTGRES: "datacon.backends.postgres",
+    HistoryBackend.ORACLE: "datacon.backends.oracle",
+}
+
+
+def schema_script(config: StorageFactoryConfig) -> list[str]:
+    """The complete DDL of the configured SQL schema at the latest version, without connecting:
+    ``_schema_versions``, the tables, the rows recording the version, the indexes.
+
+    :raises ConfigError: the backend has no SQL schema, or its configuration is invalid.
+    """
+    backend = HistoryBackend(config.backend)
+    if backend not in _SCRIPTED:
+        raise ConfigError(f"the {backend.value} backend has no SQL schema", "backend")
+    section = config.section()
+    if section is None:
+        raise ConfigError(f"{backend.value} configuration is required when backend={backend.value}", backend.value)
+    if section.schema is not None:
+        section.schema.validate()
+    try:
+        module = importlib.import_module(_SCRIPTED[backend])
+    except ImportError as exc:
+        raise ConfigError(f"the {backend.value} backend needs its driver ({exc.name})", "backend") from None
+    script: _SchemaScript = module.schema_script
+    return script(section)
+
+
 def apply_migrations(config: StorageFactoryConfig) -> SchemaReport:
     """Apply the pending migrations (under the backend's lock); the status afterwards."""
     with _opened(config) as backend:
@@ -79,6 +119,8 @@ class Check:
     name: str
     ok: bool
     detail: str
+    #: A passing check that still deserves attention (shown as ``WARN``; exit status 0).
+    warning: bool = False
 
 
 def sqlite_file_missing(config: StorageFactoryConfig) -> str | None:
@@ -92,7 +134,8 @@ def sqlite_file_missing(config: StorageFactoryConfig) -> str | None:
 
 
 def doctor(config: StorageFactoryConfig) -> list[Check]:
-    """Validate the config, connect (``Storage.health``), and read the schema version; stops at the first failure.
+    """Validate the config, connect (``Storage.health``), read the schema version and (Redis) the
+    server's durability; stops at the first failure.
 
     Details never contain a secret: configs are shown through their masking ``repr``, and
     errors through datacon's messages, which never include URLs or passwords.
@@ -116,6 +159,7 @@ def doctor(config: StorageFactoryConfig) -> list[Check]:
         checks.append(Check("database", False, f"no SQLite database at {missing} (it is created on first write)"))
         return checks
     schema: Check | None = None
+    durability: Check | None = None
     connection = "connected"
     try:
         with _opened(config) as opened:
@@ -131,12 +175,21 @@ def doctor(config: StorageFactoryConfig) -> list[Check]:
                     checks.append(Check("connection", False, report.error or "the health check failed"))
                     return checks
                 connection = _health_line(report)
+            if isinstance(opened, Durable):
+                try:
+                    found = opened.durability()
+                except DataconError as exc:
+                    durability = Check("durability", False, _describe(exc))
+                else:
+                    durability = Check("durability", True, found.detail, warning=not found.persists)
     except DataconError as exc:
         checks.append(Check("connection", False, _describe(exc)))
         return checks
     checks.append(Check("connection", True, connection))
     if schema is not None:
         checks.append(schema)
+    if durability is not None:
+        checks.append(durability)
     return checks
 
 

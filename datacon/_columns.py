@@ -21,6 +21,7 @@ __all__ = [
     "CONVERSATIONS",
     "ITEMS",
     "LINKS",
+    "LINK_SEQUENCE",
     "RECORDS",
     "RESPONSES",
     "Column",
@@ -128,6 +129,12 @@ LINKS = Record(
         Column("added_at", Kind.TIME),
     ),
 )
+#: The links table's sequence column (SQL, schema v4): assigned by the database when a link
+#: is written, so links sharing one ``added_at`` list in the order they were linked. It is
+#: not part of the link record (export, restore and ``Link`` carry no sequence; a restored
+#: link is sequenced when it is written). Links made before v4 hold 0: ties on it fall back
+#: to the item id, the order they had before.
+LINK_SEQUENCE = "seq"
 RESPONSES = Record(
     "responses",
     "response",

@@ -8,12 +8,16 @@ limits are non-negative ints, and ``ListParams.order`` is a :class:`SortOrder`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import attrs
+
+from datacon._conversation_pages import list_page
+from datacon._cursor import decode_cursor, encode_cursor, is_cursor
 from datacon._serde import converter
-from datacon._time import to_iso, utc_or_raise
+from datacon._time import to_iso, utc_now
 from datacon._validate import (
     ID_MAX,
     LONG_MAX,
@@ -23,8 +27,9 @@ from datacon._validate import (
     check_metadata,
     check_response_fields,
     check_str,
+    check_time,
 )
-from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
+from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra, Position
 from datacon.context import current_request_context
 from datacon.errors import ConflictError, HookRejectedError, InvalidInputError
 from datacon.hooks import StorageHook, StorageOperation
@@ -33,6 +38,8 @@ from datacon.ids import make_item_id, new_conversation_id
 from datacon.models import (
     Conversation,
     ConversationItem,
+    ConversationPage,
+    ItemPage,
     ListParams,
     NewConversation,
     NewConversationItem,
@@ -175,6 +182,55 @@ class GuardedConversationStorage(_Hooked, ConversationStorage):
             lambda _: self.inner.delete_conversation(conversation_id),
         )
 
+    def list_conversations(self, params: ListParams, filter: Mapping[str, str] | None = None) -> ConversationPage:
+        params, order = _checked_params(params, "list_conversations")
+        checked = _checked_filter(filter, self.inner.filter_columns())
+        return self._run(
+            StorageOperation.LIST_CONVERSATIONS,
+            lambda: {
+                "params": {"limit": params.limit, "order": order.name.title(), "after": params.after},
+                "filter": dict(checked),
+            },
+            lambda _: list_page(self.inner, params, checked),
+        )
+
+
+def _checked_params(params: ListParams, method: str) -> tuple[ListParams, SortOrder]:
+    """``params`` checked (limit, order, after), with ``order`` a ``SortOrder``."""
+    if not isinstance(params, ListParams):
+        raise InvalidInputError(f"{method} takes ListParams, got {type(params).__name__}")
+    check_count(params.limit, "limit", optional=False)
+    try:
+        order = SortOrder(params.order)
+    except ValueError:
+        raise InvalidInputError(f"order must be 'asc' or 'desc', got {params.order!r}") from None
+    if params.after is not None:
+        check_str(params.after, "after", 10_000)
+    if order is not params.order:
+        params = ListParams(limit=params.limit, order=order, after=params.after)
+    return params, order
+
+
+def _checked_filter(filter: Mapping[str, str] | None, columns: frozenset[str] | None) -> dict[str, str]:
+    """``filter`` as a dict; every key a declared extra column (``columns``; ``None``: any), every
+    value a string."""
+    if filter is None:
+        return {}
+    if not isinstance(filter, Mapping):
+        raise InvalidInputError(f"filter must be a mapping of column names to strings, got {type(filter).__name__}")
+    checked: dict[str, str] = {}
+    for key, value in filter.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidInputError(f"filter keys must be non-empty strings, got {key!r}")
+        if columns is not None and key not in columns:
+            declared = ", ".join(sorted(columns)) or "none"
+            raise InvalidInputError(
+                f"filter key {key!r} is not an extra column of the conversations table (declared: {declared})"
+            )
+        check_str(value, f"filter value of {key!r}", 10_000, empty_ok=True)
+        checked[key] = value
+    return checked
+
 
 class GuardedItemStorage(_Hooked, ConversationItemStorage):
     """Checks arguments and runs hooks around a backend's item storage."""
@@ -220,7 +276,7 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime) -> None:
         check_id(conversation_id, "conversation id")
         check_id(item_id, "item id")
-        when = utc_or_raise(added_at, "added_at")
+        when = check_time(added_at, "added_at")
         self._run(
             StorageOperation.LINK_ITEM,
             lambda: {"conversation_id": conversation_id, "item_id": item_id, "added_at": to_iso(when)},
@@ -242,42 +298,121 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
                 # All or nothing: a repeated id would be a duplicate link, so nothing is written.
                 raise ConflictError(f"item {item_id} appears twice in link_items")
             seen.add(item_id)
-            checked.append((item_id, utc_or_raise(pair[1], f"items[{index}] added_at")))
+            checked.append((item_id, check_time(pair[1], f"items[{index}] added_at")))
         self._run(
             StorageOperation.LINK_ITEMS,
             lambda: {"conversation_id": conversation_id, "items_count": len(checked)},
             lambda extra: self.inner.link_items(conversation_id, checked, extra=extra) if checked else None,
         )
 
-    def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
+    def append_items(
+        self, conversation_id: str, items: Sequence[NewConversationItem], added_at: datetime | None = None
+    ) -> list[ConversationItem]:
         check_id(conversation_id, "conversation id")
-        if not isinstance(params, ListParams):
-            raise InvalidInputError(f"list_items takes ListParams, got {type(params).__name__}")
-        check_count(params.limit, "limit", optional=False)
-        try:
-            order = SortOrder(params.order)
-        except ValueError:
-            raise InvalidInputError(f"order must be 'asc' or 'desc', got {params.order!r}") from None
-        if params.after is not None:
-            check_str(params.after, "after", 10_000)
-        if order is not params.order:
-            params = ListParams(limit=params.limit, order=order, after=params.after)
+        raw: object = items  # callers without type checking may pass anything
+        if isinstance(raw, str | bytes) or not isinstance(raw, Sequence):
+            raise InvalidInputError("items must be a sequence of NewConversationItem")
+        when = utc_now() if added_at is None else check_time(added_at, "added_at")
+        filled: list[NewConversationItem] = []
+        seen: set[str] = set()
+        for index, new in enumerate(items):
+            if not isinstance(new, NewConversationItem):
+                raise InvalidInputError(f"items[{index}] must be a NewConversationItem, got {type(new).__name__}")
+            if new.id is not None:
+                check_id(new.id, f"items[{index}] id")
+            check_item_fields(new)
+            # Ids are made here, before any I/O, so a retried call can reuse them.
+            item_id = new.id if new.id is not None else make_item_id(new.item_type)
+            if item_id in seen:
+                # All or nothing: the second record would be a duplicate, so nothing is written.
+                raise ConflictError(f"item {item_id} appears twice in append_items")
+            seen.add(item_id)
+            filled.append(new if new.id is not None else attrs.evolve(new, id=item_id))
+
+        def payload() -> Any:
+            return {
+                "conversation_id": conversation_id,
+                "added_at": to_iso(when),
+                "items": [
+                    {
+                        "id": new.id,
+                        "response_id": new.response_id,
+                        "item_type": new.item_type,
+                        "role": new.role,
+                        "content": _payload(new.content),
+                        "status": new.status,
+                    }
+                    for new in filled
+                ],
+            }
+
+        def call(extra: Extra) -> list[ConversationItem]:
+            return self.inner.append_items(conversation_id, filled, when, extra=extra) if filled else []
+
+        return self._run(StorageOperation.APPEND_ITEMS, payload, call)
+
+    @staticmethod
+    def _page_params(conversation_id: str, params: ListParams, method: str) -> tuple[ListParams, Position | None]:
+        """Checked ``params`` (``after`` an item id, or ``None``) and the position of a cursor."""
+        check_id(conversation_id, "conversation id")
+        params, order = _checked_params(params, method)
+        after = params.after
+        position = None
+        if after is not None:
+            if is_cursor(after):
+                position = decode_cursor(after, conversation_id, order)
+                after = None
+            elif len(after) > ID_MAX:
+                after = None  # longer than any id: never linked, so ignored like any unknown item id
+        if after != params.after:
+            params = ListParams(limit=params.limit, order=order, after=after)
+        return params, position
+
+    @staticmethod
+    def _list_payload(conversation_id: str, params: ListParams, given: str | None) -> Any:
+        order = SortOrder(params.order)
+        return {
+            "conversation_id": conversation_id,
+            "params": {"limit": params.limit, "order": order.name.title(), "after": given},
+        }
+
+    def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
+        given = params.after if isinstance(params, ListParams) else None
+        checked, position = self._page_params(conversation_id, params, "list_items")
 
         def call(_: Extra) -> list[ConversationItem]:
-            if params.limit == 0:
+            if checked.limit == 0:
                 return []
-            if params.after is not None and len(params.after) > ID_MAX:
-                # Longer than any id: it cannot be linked, so it is ignored like any unknown cursor.
-                return self.inner.list_items(conversation_id, ListParams(params.limit, params.order, None))
-            return self.inner.list_items(conversation_id, params)
+            if position is not None:
+                return [item for item, _, _ in self.inner.page_items(conversation_id, checked, position)[0]]
+            return self.inner.list_items(conversation_id, checked)
+
+        return self._run(StorageOperation.LIST_ITEMS, lambda: self._list_payload(conversation_id, checked, given), call)
+
+    def list_items_page(self, conversation_id: str, params: ListParams) -> ItemPage:
+        given = params.after if isinstance(params, ListParams) else None
+        checked, position = self._page_params(conversation_id, params, "list_items_page")
+        order = SortOrder(checked.order)
+
+        def call(_: Extra) -> ItemPage:
+            if checked.limit == 0:
+                return ItemPage()
+            rows, more = self.inner.page_items(conversation_id, checked, position)
+            data = [item for item, _, _ in rows]
+            cursor = None
+            if more and rows:
+                last, added_at, seq = rows[-1]
+                cursor = encode_cursor(conversation_id, order, (added_at, seq, last.id))
+            return ItemPage(
+                data=data,
+                first_id=data[0].id if data else None,
+                last_id=data[-1].id if data else None,
+                has_more=cursor is not None,
+                next_cursor=cursor,
+            )
 
         return self._run(
-            StorageOperation.LIST_ITEMS,
-            lambda: {
-                "conversation_id": conversation_id,
-                "params": {"limit": params.limit, "order": order.name.title(), "after": params.after},
-            },
-            call,
+            StorageOperation.LIST_ITEMS_PAGE, lambda: self._list_payload(conversation_id, checked, given), call
         )
 
     def get_item(self, item_id: str) -> ConversationItem | None:
@@ -321,7 +456,7 @@ class GuardedResponseStorage(_Hooked, ResponseStorage):
             raise InvalidInputError(f"store_response takes a StoredResponse, got {type(response).__name__}")
         check_id(response.id, "response id")
         check_response_fields(response)
-        created = utc_or_raise(response.created_at, "created_at")
+        created = check_time(response.created_at, "created_at")
         if created is not response.created_at:
             response = StoredResponse(
                 id=response.id,

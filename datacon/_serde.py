@@ -3,19 +3,52 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from cattrs.errors import BaseValidationError
 from cattrs.preconf.json import make_converter
+from cattrs.v import format_exception, transform_error
 
-from datacon._time import parse_iso, to_iso
+from datacon._time import to_iso, utc_or_raise
 from datacon.errors import InvalidInputError
 
-__all__ = ["converter", "dump_json", "load_json", "normalize_json"]
+__all__ = ["converter", "dump_json", "load_json", "normalize_json", "structure"]
+
+T = TypeVar("T")
 
 converter = make_converter(forbid_extra_keys=True)  # a typo in a config key is an error, not ignored
 converter.register_unstructure_hook(datetime, to_iso)
-converter.register_structure_hook(datetime, lambda value, _: parse_iso(value) if isinstance(value, str) else value)
+
+
+def _structure_datetime(value: Any, _: Any) -> datetime:
+    """ISO-8601 text with any offset (or an aware datetime), converted to UTC; naive is refused."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidInputError(f"not an ISO-8601 datetime: {value[:64]!r}") from None
+    return utc_or_raise(value, "datetime")
+
+
+converter.register_structure_hook(datetime, _structure_datetime)
+
+
+def structure(data: Any, cls: type[T], what: str) -> T:
+    """``cls`` from its unstructured form through the converter; ``InvalidInputError`` naming the
+    field (``what``: the record's name in the message) if ``data`` is not one."""
+    if not isinstance(data, Mapping):
+        raise InvalidInputError(f"{what}: expected a mapping, got {type(data).__name__}")
+    try:
+        return converter.structure(dict(data), cls)
+    except BaseValidationError as exc:
+        # transform_error says "<problem> @ $.<field>"; values are not echoed.
+        problem, _, field = transform_error(exc, path="$", format_exception=_problem)[0].rpartition(" @ ")
+        field = field.removeprefix("$").lstrip(".")
+        raise InvalidInputError(f"invalid {what}: {field + ': ' if field else ''}{problem}") from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"invalid {what}: {exc}") from None
 
 
 def dump_json(value: Any, what: str) -> str:
@@ -49,6 +82,12 @@ def normalize_json(value: Any, what: str) -> Any:
     change stored data, and so every backend returns the same shapes.
     """
     return json.loads(dump_json(value, what))
+
+
+def _problem(exc: BaseException, type_: Any) -> str:
+    if isinstance(exc, InvalidInputError):
+        return str(exc)
+    return format_exception(exc, type_)
 
 
 def _short(exc: BaseException) -> str:

@@ -1,4 +1,10 @@
-"""Timezone-aware UTC datetimes at microsecond precision."""
+"""Timezone-aware UTC datetimes at microsecond precision.
+
+``TIME_MIN <= t < TIME_MAX`` (1900-01-01 to 2100-01-01 UTC) is the range of datetimes the API
+accepts (``datacon._validate.check_time``): inside it every backend orders by time to the
+microsecond and reads back the exact value (Redis keeps link times as double-precision
+scores, which the range keeps exact; see ``backends.redis.scores``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,21 @@ from datetime import UTC, datetime, timedelta
 
 from datacon.errors import InvalidInputError
 
-__all__ = ["from_epoch_us", "parse_iso", "to_epoch_us", "to_iso", "utc_now", "utc_or_raise"]
+__all__ = [
+    "TIME_MAX",
+    "TIME_MIN",
+    "from_epoch_us",
+    "parse_iso",
+    "to_epoch_us",
+    "to_iso",
+    "utc_now",
+    "utc_or_raise",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The accepted range: ``TIME_MIN <= t < TIME_MAX``.
+TIME_MIN = datetime(1900, 1, 1, tzinfo=UTC)
+TIME_MAX = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def utc_now() -> datetime:

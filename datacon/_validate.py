@@ -1,16 +1,18 @@
 """Argument checks shared by the guard (every write) and import (records as given).
 
 Backends may rely on what these checks guarantee: ids are non-empty ``str`` of at most
-64 characters, strings fit their columns and hold no NUL or lone surrogate.
+64 characters, strings fit their columns and hold no NUL or lone surrogate, and datetimes
+are aware UTC within ``TIME_MIN <= t < TIME_MAX`` (1900 to 2100, see ``_time``).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from datacon._columns import CONVERSATIONS, ITEMS, RESPONSES, Kind, Record
 from datacon._serde import dump_json
-from datacon._time import utc_or_raise
+from datacon._time import TIME_MAX, TIME_MIN, utc_or_raise
 from datacon.errors import InvalidInputError
 from datacon.models import ConversationItem, NewConversationItem, StoredResponse
 
@@ -27,6 +29,7 @@ __all__ = [
     "check_record",
     "check_response_fields",
     "check_str",
+    "check_time",
 ]
 
 # Column widths of the SQL schemas (declared in datacon._columns); every backend enforces
@@ -37,6 +40,17 @@ LONG_MAX = RESPONSES["model"].size
 #: The largest ``limit``/``max_depth`` (any count) a call accepts: 2**31 - 1, which every
 #: backend takes as it is (SQL LIMIT, Redis ZRANGE counts, Lua numbers); use ``None`` for "all".
 COUNT_MAX = 2**31 - 1
+
+
+def check_time(value: object, what: str) -> datetime:
+    """``value`` in UTC; ``InvalidInputError`` unless it is an aware datetime in the accepted
+    range, 1900-01-01T00:00:00Z <= value < 2100-01-01T00:00:00Z (the same on every backend)."""
+    when = utc_or_raise(value, what)
+    if TIME_MIN <= when < TIME_MAX:
+        return when
+    raise InvalidInputError(
+        f"{what} must be from 1900-01-01T00:00:00Z up to, not including, 2100-01-01T00:00:00Z (got {when.isoformat()})"
+    )
 
 
 def check_str(value: object, what: str, max_len: int, *, optional: bool = False, empty_ok: bool = False) -> None:
@@ -124,7 +138,7 @@ def check_record(record: Record, value: Any) -> None:
     for column in record:
         field = getattr(value, column.name)
         if column.kind is Kind.TIME:
-            utc_or_raise(field, column.name)
+            check_time(field, column.name)
         elif column.kind is Kind.JSON:
             if column.object_only and field is not None and not isinstance(field, dict):
                 raise InvalidInputError(f"{column.name} must be a JSON object or null")

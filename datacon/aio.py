@@ -7,7 +7,7 @@ import contextlib
 import functools
 import math
 import threading
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Generic, ParamSpec, TypeVar
@@ -20,6 +20,8 @@ from datacon.factory import create_storage
 from datacon.models import (
     Conversation,
     ConversationItem,
+    ConversationPage,
+    ItemPage,
     ListParams,
     NewConversation,
     NewConversationItem,
@@ -223,6 +225,10 @@ class AsyncConversationStorage:
         """
         return await self._run(self._sync.delete_conversation, conversation_id)
 
+    async def list_conversations(self, params: ListParams, filter: Mapping[str, str] | None = None) -> ConversationPage:
+        """A page of conversations ordered by ``(created_at, id)``, filtered by extra columns."""
+        return await self._run(self._sync.list_conversations, params, filter)
+
 
 class AsyncConversationItemStorage:
     """Async twin of :class:`~datacon.storage.ConversationItemStorage`; see :class:`AsyncStorage` on cancellation."""
@@ -257,9 +263,22 @@ class AsyncConversationItemStorage:
         """
         return await self._run(self._sync.link_items, conversation_id, items)
 
+    async def append_items(
+        self, conversation_id: str, items: Sequence[NewConversationItem], added_at: datetime | None = None
+    ) -> list[ConversationItem]:
+        """Create the items and link them in the order given, atomically, in one call and one thread.
+
+        Cancelled: every item was created and linked, or none.
+        """
+        return await self._run(self._sync.append_items, conversation_id, items, added_at)
+
     async def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
-        """One page of linked items in ``(added_at, item_id)`` order after the ``after`` cursor."""
+        """One page of linked items in ``(added_at, link sequence)`` order after the ``after`` cursor."""
         return await self._run(self._sync.list_items, conversation_id, params)
+
+    async def list_items_page(self, conversation_id: str, params: ListParams) -> ItemPage:
+        """One page with its ``has_more`` and ``next_cursor`` (see the sync method)."""
+        return await self._run(self._sync.list_items_page, conversation_id, params)
 
     async def get_item(self, item_id: str) -> ConversationItem | None:
         """The item, or ``None``."""

@@ -309,6 +309,41 @@ def conversations_show(ctx: click.Context, conversation_id: str, as_json: bool) 
     )
 
 
+@conversations.command("list")
+@target_options
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="COLUMN=VALUE",
+    help="Only conversations whose extra column COLUMN is VALUE (repeatable; all must match).",
+)
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Page size.")
+@click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
+@click.option("--after", metavar="CURSOR", help="Start after this conversation id or next_cursor (exclusive).")
+@json_option
+@click.pass_context
+def conversations_list(
+    ctx: click.Context, filters: tuple[str, ...], limit: int, order: str, after: str | None, as_json: bool
+) -> None:
+    """List one page of conversations, by (created_at, id), filtered by extra columns."""
+    wanted: dict[str, str] = {}
+    for text in filters:
+        column, sep, value = text.partition("=")
+        if not sep or not column:
+            raise click.BadParameter(f"expected COLUMN=VALUE, got {text!r}", param_hint="--filter")
+        wanted[column] = value
+    with _open(_config(ctx)) as storage:
+        page = storage.conversations.list_conversations(ListParams(limit, SortOrder(order), after), wanted or None)
+    if as_json:
+        click.echo(json.dumps(page.to_dict(), indent=2, ensure_ascii=False))
+        return
+    rows = [(c.id, converter.unstructure(c.created_at), _json_text(c.metadata, 60)) for c in page.data]
+    _table(["ID", "CREATED_AT", "METADATA"], rows)
+    if page.next_cursor is not None:
+        click.echo(f"(more: --after {page.next_cursor})")
+
+
 def _conversation_fields(conversation: Conversation) -> list[tuple[str, object]]:
     metadata = None if conversation.metadata is None else _json_text(conversation.metadata)
     created_at = converter.unstructure(conversation.created_at)
@@ -566,7 +601,7 @@ def _verify(source: Storage, target: Storage, batch: int) -> list[str]:
 
 @cli.group()
 def migrate() -> None:
-    """Schema version and migrations of the SQL backends."""
+    """Schema version and migrations of the SQL backends, and Redis's key layout."""
 
 
 def _migration_status(config: StorageFactoryConfig) -> _admin.SchemaReport | None:
@@ -629,6 +664,18 @@ def migrate_plan(ctx: click.Context) -> None:
         click.echo(_admin.describe_pending(status.statements))
 
 
+@migrate.command("sql")
+@target_options
+@click.pass_context
+def migrate_sql(ctx: click.Context) -> None:
+    """Print the complete DDL of the configured schema, without connecting (for a DBA to apply).
+
+    Every table including _schema_versions, the rows recording the latest version, and the
+    indexes: what a start-up creates in an empty database.
+    """
+    click.echo(_admin.describe_pending(_admin.schema_script(_config(ctx))))
+
+
 @migrate.command("apply")
 @target_options
 @click.pass_context
@@ -669,12 +716,13 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     else:
         checks = _admin.doctor(config)
     if as_json:
-        data = [{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks]
+        data = [{"check": c.name, "ok": c.ok, "warning": c.warning, "detail": c.detail} for c in checks]
         click.echo(json.dumps({"source": source, "checks": data}, indent=2))
     else:
         click.echo(f"using {source}")
         for check in checks:
-            click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name.ljust(10)}  {check.detail}")
+            status = "FAIL" if not check.ok else "WARN" if check.warning else "ok  "
+            click.echo(f"{status}  {check.name.ljust(10)}  {check.detail}")
     if not all(check.ok for check in checks):
         ctx.exit(1)
 

@@ -36,6 +36,7 @@ __all__ = [
     "StorageFactoryConfig",
     "expand_env",
     "load_config",
+    "redact_conninfo",
     "redact_url",
 ]
 
@@ -80,6 +81,55 @@ def _redact_descriptor(value: str) -> str:
     return redact_url(value) if "://" in value else value
 
 
+# libpq's key=value form: a password value, bare or single-quoted (with \' and \\ escapes).
+_CONNINFO_SECRET = re.compile(r"(?<![\w.-])((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)")
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def redact_conninfo(value: str) -> str:
+    """A libpq connection string (``postgresql://`` URL or ``key=value`` pairs) with every
+    ``password``/``sslpassword`` replaced by ``****``."""
+    if _URL_SCHEME.match(value):
+        masked = redact_url(value)
+        # libpq also reads passwords from the query string (password=, sslpassword=).
+        return re.sub(r"([?&](?:ssl)?password=)[^&#]*", r"\1****", masked)
+    return _CONNINFO_SECRET.sub(r"\1****", value)
+
+
+def _libpq_reason(message: str, conninfo: str) -> str:
+    """libpq's parse error without the fragments it quotes from the string (they may be part
+    of a password), except a fragment the string uses as a parameter name (``"foo"=``)."""
+    first = message.strip().splitlines()[0] if message.strip() else "cannot be parsed"
+
+    def keep_names(match: re.Match[str]) -> str:
+        fragment = match[1]
+        is_name = re.fullmatch(r"[a-z_]+", fragment) is not None and f"{fragment}=" in conninfo
+        return f'"{fragment}"' if is_name or fragment == "=" else '"…"'
+
+    return re.sub(r'"([^"]*)"', keep_names, first)
+
+
+def _check_libpq(conninfo: str, field: str) -> None:
+    """Parse ``conninfo`` with libpq's own parser (when psycopg is installed) and check its ports."""
+    url = _URL_SCHEME.match(conninfo)
+    if url is not None and url[1] not in ("postgres", "postgresql"):
+        raise ConfigError(f"unsupported URL scheme: {url[1]}", field)
+    try:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:  # the backend reports the missing driver when it is opened
+        if url is None and "=" not in conninfo:
+            raise ConfigError("invalid db_url: neither a postgresql:// URL nor key=value pairs", field) from None
+        return
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.Error as exc:
+        raise ConfigError(f"invalid db_url: {_libpq_reason(str(exc), conninfo)}", field) from None
+    for port in str(params.get("port") or "").split(","):
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigError("invalid db_url: invalid port", field)
+
+
 def _parse_url(url: str, field: str, kind: str, schemes: tuple[str, ...]) -> SplitResult:
     if not isinstance(url, str) or not url.strip():
         raise ConfigError(f"{kind} should not be empty", field)
@@ -97,6 +147,11 @@ def _parse_url(url: str, field: str, kind: str, schemes: tuple[str, ...]) -> Spl
     if not parts.hostname:
         raise ConfigError(f"{kind} must have a host", field)
     return parts
+
+
+def _object_repr(value: object) -> str:
+    # An application's pool or client: its type only (its repr may show a connection string).
+    return "None" if value is None else f"<{type(value).__name__}>"
 
 
 def _check_pool_max(value: int, field: str) -> None:
@@ -122,11 +177,20 @@ def _validate_schema(schema: SchemaConfig | None, section: str) -> None:
 class PostgresConfig:
     """PostgreSQL: ``db_url`` like ``postgres://user:pass@host:5432/db``; a pool of ``pool_max``.
 
+    ``db_url`` is anything libpq accepts: a ``postgresql://``/``postgres://`` URL (several
+    ``host:port`` pairs, ``?host=/run/postgresql`` for a unix socket) or ``key=value`` pairs
+    (``host=db dbname=chat user=app``); what it leaves out comes from libpq's ``PG*``
+    environment variables and defaults. Passwords are masked in every ``repr`` and message.
+
     TLS settings (``sslmode``, ``sslrootcert``...) go in the URL's query string and pass
     through to libpq unchanged.
+
+    ``pool`` (code only) is an application's own open ``psycopg_pool.ConnectionPool``, used
+    instead of ``db_url`` and the pool settings; datacon borrows its connections (setting
+    autocommit while it holds one) and never closes it.
     """
 
-    db_url: str = attrs.field(repr=redact_url)
+    db_url: str = attrs.field(default="", repr=redact_conninfo)
     pool_max: int = 16
     schema: SchemaConfig | None = None
     pool_timeout_secs: float = 30.0
@@ -139,12 +203,29 @@ class PostgresConfig:
     #: prepared statements (psycopg ``prepare_threshold=None``), no session-level state, and
     #: migrations lock with a transaction-scoped advisory lock.
     transaction_pooling: bool = False
+    #: Connections the pool keeps open even when idle (0 to ``pool_max``).
+    pool_min: int = 1
+    #: An idle connection above ``pool_min`` is closed after this long.
+    max_idle_secs: float = 600.0
+    #: Every connection is replaced after this long (picks up new server settings, spreads
+    #: reconnects over time; a connection in use is replaced when it comes back).
+    max_lifetime_secs: float = 3600.0
+    #: Check each connection with a round trip (``SELECT 1``) when it is taken from the pool,
+    #: so one the network silently dropped is replaced before use (costs that round trip).
+    check_connection: bool = False
+    pool: Any = attrs.field(default=None, repr=_object_repr)
 
     def validate(self) -> None:
-        """Upstream's rules: URL scheme, host, database name, ``pool_max > 0``."""
-        parts = _parse_url(self.db_url, "postgres.db_url", "db_url", ("postgres", "postgresql"))
-        if not parts.path.lstrip("/"):
-            raise ConfigError("db_url must include a database name", "postgres.db_url")
+        """``db_url`` as libpq reads it (or ``pool``), pool sizes and timeouts, the schema."""
+        if self.pool is not None:
+            _check_given_pool(self)
+            _validate_schema(self.schema, "postgres")
+            return
+        if not isinstance(self.db_url, str) or not self.db_url.strip():
+            raise ConfigError("db_url should not be empty", "postgres.db_url")
+        # Whatever libpq accepts: a URL (multi-host, ?host=/socket, parts left to PG* variables)
+        # or key=value pairs; libpq's parser decides.
+        _check_libpq(self.db_url.strip(), "postgres.db_url")
         _check_pool_max(self.pool_max, "postgres.pool_max")
         _check_positive(self.pool_timeout_secs, "postgres.pool_timeout_secs", "pool_timeout_secs")
         _check_positive(self.connect_timeout_secs, "postgres.connect_timeout_secs", "connect_timeout_secs")
@@ -152,27 +233,91 @@ class PostgresConfig:
             _check_positive(self.read_timeout_secs, "postgres.read_timeout_secs", "read_timeout_secs")
         if not isinstance(self.transaction_pooling, bool):
             raise ConfigError("transaction_pooling must be true or false", "postgres.transaction_pooling")
+        pool_min = self.pool_min
+        if not isinstance(pool_min, int) or isinstance(pool_min, bool) or pool_min < 0 or pool_min > self.pool_max:
+            raise ConfigError("pool_min must be between 0 and pool_max", "postgres.pool_min")
+        _check_positive(self.max_idle_secs, "postgres.max_idle_secs", "max_idle_secs")
+        _check_positive(self.max_lifetime_secs, "postgres.max_lifetime_secs", "max_lifetime_secs")
+        if not isinstance(self.check_connection, bool):
+            raise ConfigError("check_connection must be true or false", "postgres.check_connection")
         _validate_schema(self.schema, "postgres")
+
+
+def _check_given_client(config: RedisConfig) -> None:
+    try:
+        import redis
+    except ImportError:
+        redis = None  # type: ignore[assignment]
+    if redis is None or not isinstance(config.client, redis.Redis):
+        raise ConfigError(
+            f"client must be a redis.Redis (passed in code), got {type(config.client).__name__}", "redis.client"
+        )
+    if config.url:
+        raise ConfigError("give url or client, not both", "redis.client")
+    if not config.client.connection_pool.connection_kwargs.get("decode_responses"):
+        raise ConfigError("the client must be made with decode_responses=True", "redis.client")
+
+
+def _check_given_pool(config: PostgresConfig) -> None:
+    try:
+        import psycopg_pool
+    except ImportError:
+        psycopg_pool = None  # type: ignore[assignment]
+    if psycopg_pool is None or not isinstance(config.pool, psycopg_pool.ConnectionPool):
+        raise ConfigError(
+            f"pool must be a psycopg_pool.ConnectionPool (passed in code), got {type(config.pool).__name__}",
+            "postgres.pool",
+        )
+    if config.db_url:
+        raise ConfigError("give db_url or pool, not both", "postgres.pool")
+    if config.pool.closed:
+        raise ConfigError("the pool is not open: open it (pool.open()) before passing it", "postgres.pool")
 
 
 @attrs.define(frozen=True)
 class RedisConfig:
-    """Redis: ``url`` like ``redis://:pass@host:6379/0`` (``rediss://`` for TLS).
+    """Redis: ``url`` like ``redis://:pass@host:6379/0`` (``rediss://`` for TLS,
+    ``unix://:pass@/run/redis.sock?db=0`` for a unix socket).
 
     ``retention_days`` sets a TTL on every record (``None``: never expire).
+
+    Durability (docs/backends.md): Redis acknowledges a write once it is in the server's
+    memory. ``wait_replicas=N`` makes every write also wait (``WAIT``) until ``N`` replicas
+    have it; ``wait_aof=True`` until the server's append-only file is fsynced to disk
+    (``WAITAOF``, Redis 7.2 or later; with ``wait_replicas`` the replicas' files too). Either
+    waits at most ``wait_timeout_ms``; a write not confirmed by then raises
+    ``BackendUnavailableError`` (it was applied on the primary, its durability is unknown).
     """
 
-    url: str = attrs.field(repr=redact_url)
+    url: str = attrs.field(default="", repr=redact_url)
     pool_max: int = 16
     retention_days: int | None = 30
     schema: SchemaConfig | None = None
     pool_timeout_secs: float = 30.0
     socket_timeout_secs: float = 10.0
     connect_timeout_secs: float = 10.0
+    wait_replicas: int = 0
+    wait_aof: bool = False
+    wait_timeout_ms: int = 1000
+    #: Code only: the application's own ``redis.Redis`` (made with ``decode_responses=True``),
+    #: used instead of ``url`` and the pool settings; datacon never closes it or its pool.
+    client: Any = attrs.field(default=None, repr=_object_repr)
 
     def validate(self) -> None:
-        """Upstream's rules: URL scheme, host, ``pool_max > 0``; plus ``retention_days > 0``."""
-        _parse_url(self.url, "redis.url", "redis url", ("redis", "rediss"))
+        """Upstream's rules: URL scheme, host, ``pool_max > 0``; plus ``retention_days > 0``,
+        the timeouts and wait settings, and the URL's options as redis-py reads them."""
+        if self.client is not None:
+            _check_given_client(self)
+        elif isinstance(self.url, str) and self.url.strip().lower().startswith("unix://"):
+            # redis-py's unix socket form: unix://[[user]:[password]@]/path/to/redis.sock[?db=N]
+            try:
+                path = urlsplit(self.url.strip()).path
+            except ValueError:
+                path = ""
+            if not path:
+                raise ConfigError("a unix:// redis url must name the socket's path", "redis.url")
+        else:
+            _parse_url(self.url, "redis.url", "redis url", ("redis", "rediss"))
         _check_pool_max(self.pool_max, "redis.pool_max")
         if self.retention_days is not None and (
             not isinstance(self.retention_days, int)
@@ -184,7 +329,24 @@ class RedisConfig:
         _check_positive(self.pool_timeout_secs, "redis.pool_timeout_secs", "pool_timeout_secs")
         _check_positive(self.socket_timeout_secs, "redis.socket_timeout_secs", "socket_timeout_secs")
         _check_positive(self.connect_timeout_secs, "redis.connect_timeout_secs", "connect_timeout_secs")
+        if not isinstance(self.wait_replicas, int) or isinstance(self.wait_replicas, bool) or self.wait_replicas < 0:
+            raise ConfigError("wait_replicas must be 0 or more", "redis.wait_replicas")
+        if not isinstance(self.wait_aof, bool):
+            raise ConfigError("wait_aof must be true or false", "redis.wait_aof")
+        if (
+            not isinstance(self.wait_timeout_ms, int)
+            or isinstance(self.wait_timeout_ms, bool)
+            or self.wait_timeout_ms <= 0
+        ):
+            raise ConfigError("wait_timeout_ms must be greater than 0", "redis.wait_timeout_ms")
         _validate_schema(self.schema, "redis")
+        if self.client is not None:
+            return  # the application's client: no URL of datacon's to check
+        try:
+            from datacon.backends.redis.url import connection_pool
+        except ImportError:
+            return  # without redis-py, create_storage names the extra to install
+        connection_pool(self.url, "redis.url")
 
 
 @attrs.define(frozen=True)

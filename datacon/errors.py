@@ -30,6 +30,7 @@ __all__ = [
     "InvalidInputError",
     "MigrationRequiredError",
     "PoolTimeoutError",
+    "http_status",
 ]
 
 
@@ -104,3 +105,20 @@ class BackendUnavailableError(BackendError):
 
 class PoolTimeoutError(BackendUnavailableError, TimeoutError):
     """No pooled connection became free within the configured pool timeout."""
+
+
+def http_status(error: BaseException) -> int:
+    """The HTTP status a web API answers ``error`` with: 400 invalid input or configuration,
+    403 rejected by a hook, 409 conflict, 422 invalid chain, 503 backend unavailable (pool
+    timeout included), 500 for anything else (other backend errors, and non-datacon errors)."""
+    if isinstance(error, (InvalidInputError, ConfigError)):
+        return 400
+    if isinstance(error, HookRejectedError):
+        return 403
+    if isinstance(error, ConflictError):
+        return 409
+    if isinstance(error, InvalidChainError):
+        return 422
+    if isinstance(error, BackendUnavailableError):
+        return 503
+    return 500

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class StorageOperation(enum.StrEnum):
-    """The 17 operations a hook sees, in upstream's order."""
+    """The operations a hook sees: upstream's 17, in upstream's order, then datacon's own (SPEC §7)."""
 
     CREATE_CONVERSATION = "create_conversation"
     GET_CONVERSATION = "get_conversation"
@@ -37,6 +37,12 @@ class StorageOperation(enum.StrEnum):
     GET_RESPONSE_CHAIN = "get_response_chain"
     LIST_IDENTIFIER_RESPONSES = "list_identifier_responses"
     DELETE_IDENTIFIER_RESPONSES = "delete_identifier_responses"
+    #: Creating a turn's items and linking them in one call (``append_items``, SPEC §7.2).
+    APPEND_ITEMS = "append_items"
+    #: SPEC §7.5. Payload ``{"params": {"limit", "order", "after"}, "filter": {...}}``.
+    LIST_CONVERSATIONS = "list_conversations"
+    #: A page of items with its cursor (``list_items_page``, SPEC 7.4).
+    LIST_ITEMS_PAGE = "list_items_page"
 
 
 #: Operations whose backend call receives the hook's extra-column values.
@@ -47,6 +53,7 @@ WRITE_OPERATIONS = frozenset(
         StorageOperation.CREATE_ITEM,
         StorageOperation.LINK_ITEM,
         StorageOperation.LINK_ITEMS,
+        StorageOperation.APPEND_ITEMS,
         StorageOperation.STORE_RESPONSE,
     }
 )

@@ -231,6 +231,11 @@ class SchemaConfig:
     owner: str | None = None
     version: int | None = None
     auto_migrate: bool = attrs.field(factory=_env_auto_migrate)
+    #: ``False``: datacon issues no DDL at all (SQL backends): start-up only checks that every
+    #: table exists at the latest version, else ``MigrationRequiredError`` with the statements,
+    #: whatever ``auto_migrate`` says. For roles that may only read and write rows; a DBA
+    #: applies ``datacon migrate sql`` (or ``migrate apply``) with a role that may.
+    create_tables: bool = True
     conversations: TableConfig = attrs.field(factory=lambda: TableConfig("conversations"))
     responses: TableConfig = attrs.field(factory=lambda: TableConfig("responses"))
     conversation_items: TableConfig = attrs.field(factory=lambda: TableConfig("conversation_items"))
@@ -253,6 +258,8 @@ class SchemaConfig:
         """Check every identifier and column rule; raise ``ConfigError`` on the first problem."""
         if self.owner is not None and (problem := validate_identifier(self.owner)):
             raise ConfigError(f"owner: {problem}", "schema")
+        if not isinstance(self.create_tables, bool):
+            raise ConfigError(f"create_tables must be true or false (got {self.create_tables!r})", "schema")
         if self.version is not None and (not isinstance(self.version, int) or self.version < 0):
             raise ConfigError(f"version must be a non-negative integer (got {self.version!r})", "schema")
         for label, table in self.tables().items():

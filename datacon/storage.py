@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from time import perf_counter
 from types import TracebackType
@@ -15,6 +15,8 @@ from datacon.errors import BackendUnavailableError, DataconError
 from datacon.models import (
     Conversation,
     ConversationItem,
+    ConversationPage,
+    ItemPage,
     ListParams,
     NewConversation,
     NewConversationItem,
@@ -57,9 +59,19 @@ class ConversationStorage(Protocol):
     def delete_conversation(self, conversation_id: str) -> bool:
         """Delete the conversation and its links (item records stay). Whether it existed."""
 
+    @abstractmethod
+    def list_conversations(self, params: ListParams, filter: Mapping[str, str] | None = None) -> ConversationPage:
+        """A page of conversations ordered by ``(created_at, id)`` (``params.order``), whose
+        extra columns equal ``filter`` (compared as text). ``params.after`` is a conversation id
+        or an earlier page's ``next_cursor``.
+
+        :raises InvalidInputError: a ``filter`` key is not an extra column declared on the
+            conversations table (memory and none accept any key), or bad ``params``.
+        """
+
 
 class ConversationItemStorage(Protocol):
-    """Items, and their links to conversations (ordered by ``added_at`` then item id)."""
+    """Items, and their links to conversations (ordered by ``added_at``, then the order linked)."""
 
     @abstractmethod
     def create_item(self, new: NewConversationItem) -> ConversationItem:
@@ -80,10 +92,38 @@ class ConversationItemStorage(Protocol):
         """Link several items atomically: all links are made, or none (``ConflictError``)."""
 
     @abstractmethod
-    def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
-        """One page of linked items in ``(added_at, item_id)`` order after the ``after`` cursor.
+    def append_items(
+        self, conversation_id: str, items: Sequence[NewConversationItem], added_at: datetime | None = None
+    ) -> list[ConversationItem]:
+        """Create every item and link it to the conversation at ``added_at`` (default: now),
+        atomically (all or nothing), in one round trip on SQL and Redis.
 
+        The links list in the order given (their sequence), after any link made before
+        with the same ``added_at``. The conversation is not checked (as ``link_item``).
+        An empty sequence returns ``[]`` and writes nothing.
+
+        :return: the created items, in the given order.
+        :raises ConflictError: an id repeats, exists, or is already linked (nothing is written).
+        """
+
+    @abstractmethod
+    def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
+        """One page of linked items in ``(added_at, link sequence)`` order after the ``after`` cursor.
+
+        Links that share one ``added_at`` list in the order they were linked; links made
+        before datacon kept a sequence tie on it and are ordered by item id.
         ``params.limit`` is 0 to 2**31 - 1; outside that range: ``InvalidInputError``.
+        """
+
+    @abstractmethod
+    def list_items_page(self, conversation_id: str, params: ListParams) -> ItemPage:
+        """One page as :meth:`list_items`, with ``first_id``, ``last_id``, ``has_more`` and the
+        opaque ``next_cursor`` to pass as ``ListParams.after`` for the next page.
+
+        A cursor names a position, not an item: it stays valid after its item is unlinked or
+        deleted (the next page continues after that position, never repeating an item).
+
+        :raises InvalidInputError: ``after`` is a cursor of another conversation or order.
         """
 
     @abstractmethod

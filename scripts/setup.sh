@@ -41,7 +41,7 @@ if [ ! -f "$stamp" ] || [ -n "$(find setup.cfg setup.py pyproject.toml requireme
     echo "setup: pip install failed (its output above)" >&2
     exit 1
   fi
-  .venv/bin/python -c "import datacon, psycopg, psycopg_pool, redis, oracledb, anyio, trio, hypothesis, build, twine, opentelemetry.sdk, opentelemetry.instrumentation.psycopg, opentelemetry.instrumentation.redis, opentelemetry.exporter.otlp.proto.http"
+  .venv/bin/python -c "import datacon, psycopg, psycopg_pool, redis, oracledb, anyio, trio, hypothesis, build, twine, opentelemetry.sdk, opentelemetry.instrumentation.psycopg, opentelemetry.instrumentation.redis, opentelemetry.exporter.otlp.proto.http, fastapi, httpx2"
   .venv/bin/tox --version >/dev/null
   rm -rf datacon.egg-info  # that old name's build metadata, which importlib.metadata would also find here
   rm -f .venv/.datacon-core  # scripts/demo.sh's core install, replaced by this editable one

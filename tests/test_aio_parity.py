@@ -41,8 +41,8 @@ def shape(func: object) -> list[tuple[str, object, object, object]]:
 
 def test_the_protocols_still_have_the_spec_methods() -> None:
     # Guards the parity test itself: were the Protocols empty, every check below would pass.
-    assert len(public_methods(sync_api.ConversationStorage)) == 4
-    assert len(public_methods(sync_api.ConversationItemStorage)) == 7
+    assert len(public_methods(sync_api.ConversationStorage)) == 5
+    assert len(public_methods(sync_api.ConversationItemStorage)) == 9
     assert len(public_methods(sync_api.ResponseStorage)) == 6
     assert public_methods(sync_api.Storage) == ["close", "health"]
 

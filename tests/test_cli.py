@@ -687,12 +687,12 @@ def test_doctor_reports_invalid_config_and_unreachable_servers_without_secrets(t
     assert "hunter2-secret" not in unreachable
 
     pg = tmp_path / "pg.yaml"
-    pg.write_text("backend: postgres\npostgres:\n  db_url: postgres://u:hunter2-secret@db.example/\n")
+    pg.write_text("backend: postgres\npostgres:\n  db_url: postgres://u:hunter2-secret@db.example:99999/db\n")
     bad = run("--config", str(pg), "doctor")
     assert bad.exit_code == 1
-    assert "FAIL  config      postgres.db_url: db_url must include a database name" in bad.stdout
+    assert "FAIL  config      postgres.db_url: invalid db_url: invalid port" in bad.stdout
     assert "hunter2-secret" not in bad.stdout + bad.stderr
-    assert "db_url must include a database name" in one_error_line(run("--config", str(pg), "migrate", "status"))
+    assert "invalid db_url: invalid port" in one_error_line(run("--config", str(pg), "migrate", "status"))
 
 
 def test_migrate_on_backends_without_a_schema(tmp_path: Path) -> None:
@@ -829,7 +829,7 @@ def test_concurrent_migrate_apply_on_postgres_applies_each_migration_once(
         results = [(proc.wait(timeout=120), *proc.communicate()) for proc in runs]
         assert [code for code, _, _ in results] == [0, 0, 0, 0], results
         # Under the advisory lock each migration ran once (a second INSERT would have failed).
-        assert pg.sql("SELECT version FROM _schema_versions ORDER BY version") == [(1,), (2,), (3,)]
+        assert pg.sql("SELECT version FROM _schema_versions ORDER BY version") == [(1,), (2,), (3,), (4,)]
 
 
 def test_a_failed_import_batch_writes_nothing_and_a_rerun_resumes(sql_place: SchemaPlace, tmp_path: Path) -> None:
@@ -970,3 +970,37 @@ def test_schema_drift_is_applied_at_start_up_with_auto_migrate(drift_place: tupl
         storage.items.link_item("c1", "msg_1", T0)
     with drifted.storage() as storage:  # nothing pending any more
         assert [item.id for item in storage.items.list_items("c1", ListParams(5))] == ["msg_1"]
+
+
+def test_conversations_list_pages_and_filters(tmp_path: Path) -> None:
+    schema = SchemaConfig(
+        conversations=TableConfig(
+            table="conversations", extra_columns={"tenant_id": ColumnDef("VARCHAR(64)", default_value="t1")}
+        )
+    )
+    place = sqlite_place(tmp_path, schema=schema)
+    with place.storage() as s:
+        convs = [s.conversations.create_conversation(NewConversation(metadata={"n": n})) for n in range(3)]
+    ids = [c.id for c in sorted(convs, key=lambda c: (c.created_at, c.id))]
+    cfg = ("--config", str(place.file))
+    first = json.loads(run(*cfg, "conversations", "list", "--limit", "2", "--filter", "tenant_id=t1", "--json").stdout)
+    assert [c["id"] for c in first["data"]] == ids[:2]
+    assert first["has_more"] is True
+    assert first["first_id"] == ids[0]
+    assert first["last_id"] == ids[1]
+    rest = json.loads(run(*cfg, "conversations", "list", "--after", first["next_cursor"], "--json").stdout)
+    assert [c["id"] for c in rest["data"]] == ids[2:]
+    assert rest["has_more"] is False
+    assert rest["next_cursor"] is None
+    desc = json.loads(run(*cfg, "conversations", "list", "--order", "desc", "--json").stdout)
+    assert [c["id"] for c in desc["data"]] == ids[::-1]
+    none = json.loads(run(*cfg, "conversations", "list", "--filter", "tenant_id=t2", "--json").stdout)
+    assert none["data"] == []
+    table = run(*cfg, "conversations", "list", "--limit", "1")
+    assert table.exit_code == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["ID", "CREATED_AT", "METADATA"]
+    assert lines[1].startswith(ids[0])
+    assert lines[-1].startswith("(more: --after cv1_")
+    assert "is not an extra column" in one_error_line(run(*cfg, "conversations", "list", "--filter", "user=u1"))
+    assert "--filter" in one_error_line(run(*cfg, "conversations", "list", "--filter", "no-equals-sign"))

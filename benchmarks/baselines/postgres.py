@@ -20,15 +20,18 @@ _RESPONSE_COLUMNS = (
 
 
 def _page(cmp: str, sentinel: str, order: str) -> str:
-    cursor = (
-        'COALESCE((SELECT c."added_at" FROM "conversation_item_links" c '
-        f'WHERE c."conversation_id" = %(cid)s AND c."item_id" = %(after)s), {sentinel})'
-    )
+    def of_cursor(column: str) -> str:
+        return (
+            f'(SELECT c."{column}" FROM "conversation_item_links" c '
+            'WHERE c."conversation_id" = %(cid)s AND c."item_id" = %(after)s)'
+        )
+
     return (
-        f'SELECT {_ITEM_COLUMNS} FROM "conversation_item_links" l JOIN "conversation_items" i '
+        f'SELECT {_ITEM_COLUMNS}, l."added_at", l."seq" FROM "conversation_item_links" l JOIN "conversation_items" i '
         f'ON i."id" = l."item_id" WHERE l."conversation_id" = %(cid)s '
-        f'AND (l."added_at", l."item_id") {cmp} ({cursor}, %(after)s) '
-        f'ORDER BY l."added_at" {order}, l."item_id" {order} LIMIT %(limit)s'
+        f'AND (l."added_at", l."seq", l."item_id") {cmp} '
+        f"(COALESCE({of_cursor('added_at')}, {sentinel}), {of_cursor('seq')}, %(after)s) "
+        f'ORDER BY l."added_at" {order}, l."seq" {order}, l."item_id" {order} LIMIT %(limit)s'
     )
 
 
@@ -49,8 +52,9 @@ class PostgresBaseline(SqlBaseline):
         "%(created_at)s)"
     )
     LINK_INSERT = (
-        'INSERT INTO "conversation_item_links" ("conversation_id", "item_id", "added_at") '
-        "VALUES (%(cid)s, %(i0)s, %(a0)s)"
+        'INSERT INTO "conversation_item_links" ("conversation_id", "item_id", "added_at", "seq") '
+        'VALUES (%(cid)s, %(i0)s, %(a0)s, GREATEST(COALESCE((SELECT MAX(s."seq") FROM "conversation_item_links" s '
+        'WHERE s."conversation_id" = %(scid)s AND s."added_at" = %(a0)s), 0), txid_current() * 65536) + %(q0)s)'
     )
     LIST_ASC = _page(">", "'-infinity'::timestamptz", "ASC")
     LIST_DESC = _page("<", "'infinity'::timestamptz", "DESC")

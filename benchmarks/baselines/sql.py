@@ -85,7 +85,7 @@ class SqlBaseline:
         return out
 
     def _item(self, row: Sequence[Any]) -> dict[str, Any]:
-        out = dict(zip(ITEM_FIELDS, row, strict=True))
+        out = dict(zip(ITEM_FIELDS, row[: len(ITEM_FIELDS)], strict=True))  # a page row ends with the link's position
         out["content"] = json.loads(out["content"]) if out["content"] is not None else None
         out["created_at"] = self.decode_time(out["created_at"])
         return out
@@ -116,7 +116,14 @@ class SqlBaseline:
                 "created_at": self.encode_time(datetime.now(UTC)),
             },
         )
-        self.conn.execute(self.LINK_INSERT, {"cid": conversation_id, "i0": item_id, "a0": self.encode_time(added_at)})
+        link = {
+            "cid": conversation_id,
+            "scid": conversation_id,
+            "i0": item_id,
+            "a0": self.encode_time(added_at),
+            "q0": 1,
+        }
+        self.conn.execute(self.LINK_INSERT, link)
 
     def list_page(
         self, conversation_id: str, limit: int, *, after: str | None = None, desc: bool = False

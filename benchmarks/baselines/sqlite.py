@@ -20,15 +20,18 @@ _RESPONSE_COLUMNS = (
 
 
 def _page(cmp: str, sentinel: str, order: str) -> str:
-    cursor = (
-        "COALESCE((SELECT c.`added_at` FROM `conversation_item_links` c "
-        f"WHERE c.`conversation_id` = :cid AND c.`item_id` = :after), {sentinel})"
-    )
+    def of_cursor(column: str) -> str:
+        return (
+            f"(SELECT c.`{column}` FROM `conversation_item_links` c "
+            "WHERE c.`conversation_id` = :cid AND c.`item_id` = :after)"
+        )
+
     return (
-        f"SELECT {_ITEM_COLUMNS} FROM `conversation_item_links` l JOIN `conversation_items` i "
+        f"SELECT {_ITEM_COLUMNS}, l.`added_at`, l.`seq` FROM `conversation_item_links` l JOIN `conversation_items` i "
         f"ON i.`id` = l.`item_id` WHERE l.`conversation_id` = :cid "
-        f"AND (l.`added_at`, l.`item_id`) {cmp} ({cursor}, :after) "
-        f"ORDER BY l.`added_at` {order}, l.`item_id` {order} LIMIT :limit"
+        f"AND (l.`added_at`, l.`seq`, l.`item_id`) {cmp} "
+        f"(COALESCE({of_cursor('added_at')}, {sentinel}), {of_cursor('seq')}, :after) "
+        f"ORDER BY l.`added_at` {order}, l.`seq` {order}, l.`item_id` {order} LIMIT :limit"
     )
 
 
@@ -47,7 +50,9 @@ class SqliteBaseline(SqlBaseline):
         "`created_at`) VALUES (:id, :response_id, :item_type, :role, :content, :status, :created_at)"
     )
     LINK_INSERT = (
-        "INSERT INTO `conversation_item_links` (`conversation_id`, `item_id`, `added_at`) VALUES (:cid, :i0, :a0)"
+        "INSERT INTO `conversation_item_links` (`conversation_id`, `item_id`, `added_at`, `seq`) "
+        "VALUES (:cid, :i0, :a0, COALESCE((SELECT MAX(s.`seq`) FROM `conversation_item_links` s "
+        "WHERE s.`conversation_id` = :scid AND s.`added_at` = :a0), 0) + :q0)"
     )
     LIST_ASC = _page(">", str(-(2**63)), "ASC")
     LIST_DESC = _page("<", str(2**63 - 1), "DESC")
@@ -94,7 +99,13 @@ class SqliteBaseline(SqlBaseline):
             self.conn.executemany(
                 self.LINK_INSERT,
                 (
-                    {"cid": conversation_id, "i0": item_id, "a0": self.encode_time(added_at)}
+                    {
+                        "cid": conversation_id,
+                        "scid": conversation_id,
+                        "i0": item_id,
+                        "a0": self.encode_time(added_at),
+                        "q0": 1,
+                    }
                     for item_id, added_at in items
                 ),
             )

@@ -13,7 +13,9 @@ above test with ``isinstance``:
 
 - :class:`Enumerable`: keyset pages of every record kind and counts (export, copy, verify);
 - :class:`Restorable`: insert records exactly as given, atomically per batch (import, copy);
-- :class:`Versioned`: a versioned SQL schema (``datacon migrate``, ``datacon doctor``).
+- :class:`Versioned`: a versioned schema, SQL tables or Redis's key layout (``datacon migrate``,
+  ``datacon doctor``);
+- :class:`Durable`: says what an acknowledged write survives on its server (``datacon doctor``).
 
 Backends may assume the guard's checks hold (see ``datacon._validate``): ids are non-empty
 strings of at most 64 characters, datetimes are aware UTC, limits are non-negative ints.
@@ -29,8 +31,19 @@ from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
+from datacon._conversation_pages import list_page
 from datacon.errors import DataconError
-from datacon.models import Conversation, ConversationItem, Link, NewConversation, NewConversationItem, StoredResponse
+from datacon.models import (
+    Conversation,
+    ConversationItem,
+    ConversationPage,
+    ItemPage,
+    Link,
+    ListParams,
+    NewConversation,
+    NewConversationItem,
+    StoredResponse,
+)
 from datacon.storage import ConversationItemStorage, ConversationStorage, ResponseStorage
 
 __all__ = [
@@ -40,10 +53,14 @@ __all__ = [
     "BackendConversations",
     "BackendItems",
     "BackendResponses",
+    "Durability",
+    "Durable",
     "Enumerable",
     "Extra",
     "NotEnumerableError",
     "OpenBackend",
+    "PageRow",
+    "Position",
     "RecordKind",
     "Restorable",
     "SchemaStatus",
@@ -55,17 +72,41 @@ Extra: TypeAlias = Mapping[str, Any]
 #: No extra-column values: every extra column gets its default (or NULL).
 NO_EXTRA: Extra = MappingProxyType({})
 
+#: A place in a conversation's page order: a link's ``(added_at, sequence, item_id)``.
+Position: TypeAlias = tuple[datetime, int, str]
+#: A page's item with its link's ``added_at`` and sequence (the position after it).
+PageRow: TypeAlias = tuple[ConversationItem, datetime, int]
+
 RecordKind: TypeAlias = Literal["conversation", "item", "link", "response"]
 #: The record kinds, in dump order.
 RECORD_KINDS: tuple[RecordKind, ...] = ("conversation", "item", "link", "response")
 
 
 class BackendConversations(ConversationStorage, Protocol):
-    """A backend's conversation store: the public contract; creating takes ``extra``."""
+    """A backend's conversation store: the public contract; creating takes ``extra``.
+
+    ``list_conversations`` is built on :meth:`page_conversations` (``datacon._conversation_pages``).
+    """
 
     @abstractmethod
     def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
         """As the public method; ``new.id`` is set (the guard mints it), ``extra`` fills extra columns."""
+
+    @abstractmethod
+    def page_conversations(
+        self, filter: Mapping[str, str], after: tuple[datetime, str] | None, descending: bool, limit: int
+    ) -> list[Conversation]:
+        """Up to ``limit`` (> 0) conversations in ``(created_at, id)`` order (descending if asked),
+        strictly after ``after``, whose extra columns equal ``filter`` as text; served from an index.
+        The guard has checked ``filter``'s keys against :meth:`filter_columns`."""
+
+    def filter_columns(self) -> frozenset[str] | None:
+        """The keys ``filter`` may use (the declared extra columns); ``None``: any key."""
+        return None
+
+    def list_conversations(self, params: ListParams, filter: Mapping[str, str] | None = None) -> ConversationPage:
+        """As the public method (arguments unchecked: the guard checks them)."""
+        return list_page(self, params, filter or {})
 
 
 class BackendItems(ConversationItemStorage, Protocol):
@@ -84,6 +125,35 @@ class BackendItems(ConversationItemStorage, Protocol):
         self, conversation_id: str, items: Sequence[tuple[str, datetime]], *, extra: Extra = NO_EXTRA
     ) -> None:
         """As the public method; the guard has checked ``items`` has no repeated id."""
+
+    @abstractmethod
+    def append_items(
+        self,
+        conversation_id: str,
+        items: Sequence[NewConversationItem],
+        added_at: datetime | None = None,
+        *,
+        extra: Extra = NO_EXTRA,
+    ) -> list[ConversationItem]:
+        """As the public method, atomically: every item created and linked, or nothing.
+
+        The guard has set every ``id``, checked that none repeats and that ``items`` is not
+        empty, and resolved ``added_at`` (``None`` only from a direct caller: now). ``extra``
+        fills the extra columns of the items table and of the links table (as ``create_item``
+        and ``link_items``).
+        """
+
+    @abstractmethod
+    def page_items(
+        self, conversation_id: str, params: ListParams, position: Position | None
+    ) -> tuple[list[PageRow], bool]:
+        """A page as ``list_items`` (after ``params.after``), or after ``position`` when given
+        (whether or not that link still exists); each item with its link's position, and
+        whether the page is full and at least one more link follows it. ``limit`` > 0."""
+
+    def list_items_page(self, conversation_id: str, params: ListParams) -> ItemPage:
+        """Not called on a backend: the guard builds pages (and cursors) from ``page_items``."""
+        raise TypeError(f"{type(self).__name__}: the guard serves list_items_page (cursors) through page_items")
 
 
 class BackendResponses(ResponseStorage, Protocol):
@@ -187,17 +257,39 @@ class SchemaStatus:
 
 @runtime_checkable
 class Versioned(Protocol):
-    """A backend with a versioned schema and migrations."""
+    """A backend with a versioned schema and migrations (SQL tables; Redis: its key layout,
+    whose ``pending_statements`` are ``RENAME``/``RESCALE`` steps instead of SQL)."""
 
     def schema_status(self) -> SchemaStatus:
-        """The current and latest versions and the pending SQL; applies nothing.
+        """The current and latest versions and the pending SQL; reads only, writes nothing.
 
-        Missing tables of a fresh database are created (at the latest version), as opening does.
+        For an empty database the pending SQL is the whole schema at the latest version.
         """
         ...
 
     def apply_migrations(self) -> list[int]:
         """Apply the pending migrations under the backend's migration lock; the versions applied."""
+        ...
+
+
+@attrs.frozen
+class Durability:
+    """What the server does with an acknowledged write.
+
+    :ivar persists: whether every acknowledged write reaches disk (e.g. Redis ``appendonly yes``).
+    :ivar detail: one line saying what a crash would lose (no secrets).
+    """
+
+    persists: bool
+    detail: str
+
+
+@runtime_checkable
+class Durable(Protocol):
+    """A backend whose durability depends on server settings it can read."""
+
+    def durability(self) -> Durability:
+        """Ask the server (one round trip); raises the backend's error if it cannot."""
         ...
 
 

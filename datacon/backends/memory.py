@@ -2,7 +2,9 @@
 
 Records are kept as JSON text (as a database would), so callers mutating returned or
 passed-in objects never change stored data. Each conversation keeps its links in a
-sorted list of ``(added_at_us, item_id)`` keys, so a page costs O(log n + limit).
+sorted list of ``(added_at_us, sequence, item_id)`` keys, so a page costs O(log n + limit).
+The sequence is a per-conversation counter: links sharing one ``added_at`` list in the
+order they were linked.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import attrs
@@ -25,6 +27,8 @@ from datacon.backends.base import (
     BackendResponses,
     Enumerable,
     Extra,
+    PageRow,
+    Position,
     RecordKind,
     Restorable,
 )
@@ -48,8 +52,15 @@ __all__ = ["MemoryBackend", "MemoryState", "open_backend"]
 
 @attrs.define(slots=True)
 class _Links:
-    keys: list[tuple[int, str]] = attrs.field(factory=list)  # sorted (added_at_us, item_id)
-    by_item: dict[str, int] = attrs.field(factory=dict)  # item_id -> added_at_us
+    keys: list[tuple[int, int, str]] = attrs.field(factory=list)  # sorted (added_at_us, seq, item_id)
+    by_item: dict[str, tuple[int, int]] = attrs.field(factory=dict)  # item_id -> (added_at_us, seq)
+    last_seq: int = 0
+
+    def add(self, item_id: str, added_us: int) -> None:
+        """Link ``item_id`` after every link made before (the caller checked it is not linked)."""
+        self.last_seq += 1
+        bisect.insort(self.keys, (added_us, self.last_seq, item_id))
+        self.by_item[item_id] = (added_us, self.last_seq)
 
 
 @attrs.define(slots=True)
@@ -100,6 +111,42 @@ class MemoryState:
         self.links: dict[str, _Links] = {}
         self.responses: dict[str, _Response] = {}
         self.by_identifier: dict[str, set[str]] = {}
+        # list_conversations' indexes: every conversation's (created_at, id), sorted; the same
+        # keys per (extra column, value as text); each conversation's extra values as text.
+        self.conversation_order: list[tuple[datetime, str]] = []
+        self.conversations_by: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
+        self.conversation_extra: dict[str, dict[str, str]] = {}
+
+    def index_conversation(self, conversation_id: str, created_at: datetime, extra: Mapping[str, object]) -> None:
+        """Add a new conversation to the listing indexes (under ``lock``)."""
+        key = (created_at, conversation_id)
+        bisect.insort(self.conversation_order, key)
+        values = {
+            name: value if isinstance(value, str) else dump_json(value, f"extra column {name}")
+            for name, value in extra.items()
+            if value is not None
+        }
+        if values:
+            self.conversation_extra[conversation_id] = values
+            for pair in values.items():
+                bisect.insort(self.conversations_by.setdefault(pair, []), key)
+
+    def unindex_conversation(self, conversation_id: str, created_at: datetime) -> None:
+        """Remove a conversation from the listing indexes (under ``lock``)."""
+        key = (created_at, conversation_id)
+        _remove(self.conversation_order, key)
+        for pair in self.conversation_extra.pop(conversation_id, {}).items():
+            keys = self.conversations_by.get(pair)
+            if keys is not None:
+                _remove(keys, key)
+                if not keys:
+                    del self.conversations_by[pair]
+
+
+def _remove(keys: list[tuple[datetime, str]], key: tuple[datetime, str]) -> None:
+    at = bisect.bisect_left(keys, key)
+    if at < len(keys) and keys[at] == key:
+        del keys[at]
 
 
 def _conversation(conversation_id: str, row: tuple[datetime, str | None]) -> Conversation:
@@ -120,6 +167,7 @@ class MemoryConversationStorage(BackendConversations):
             if conversation_id in self._s.conversations:
                 raise ConflictError(f"conversation {conversation_id} already exists")
             self._s.conversations[conversation_id] = (created_at, metadata)
+            self._s.index_conversation(conversation_id, created_at, extra)
         return _conversation(conversation_id, (created_at, metadata))
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
@@ -139,7 +187,43 @@ class MemoryConversationStorage(BackendConversations):
     def delete_conversation(self, conversation_id: str) -> bool:
         with self._s.lock:
             self._s.links.pop(conversation_id, None)
-            return self._s.conversations.pop(conversation_id, None) is not None
+            row = self._s.conversations.pop(conversation_id, None)
+            if row is None:
+                return False
+            self._s.unindex_conversation(conversation_id, row[0])
+            return True
+
+    def page_conversations(
+        self, filter: Mapping[str, str], after: tuple[datetime, str] | None, descending: bool, limit: int
+    ) -> list[Conversation]:
+        s = self._s
+        with s.lock:
+            # Walk the smallest index of the filter's pairs (all conversations without a
+            # filter) from the cursor on; the other pairs are checked per conversation.
+            keys = s.conversation_order
+            for pair in filter.items():
+                candidate = s.conversations_by.get(pair)
+                if candidate is None:
+                    return []
+                if len(candidate) < len(keys) or keys is s.conversation_order:
+                    keys = candidate
+            if descending:
+                end = len(keys) if after is None else bisect.bisect_left(keys, after)
+                walk = (keys[i] for i in range(end - 1, -1, -1))
+            else:
+                start = 0 if after is None else bisect.bisect_right(keys, after)
+                walk = (keys[i] for i in range(start, len(keys)))
+            out: list[Conversation] = []
+            for key in walk:
+                row = s.conversations.get(key[1])
+                if row is None or row[0] != key[0]:
+                    continue  # removed without unindexing (not by this module): not listed
+                values = s.conversation_extra.get(key[1], {})
+                if all(values.get(name) == value for name, value in filter.items()):
+                    out.append(_conversation(key[1], row))
+                    if len(out) >= limit:
+                        break
+            return out
 
 
 class MemoryItemStorage(BackendItems):
@@ -176,6 +260,41 @@ class MemoryItemStorage(BackendItems):
         assert item is not None
         return item
 
+    def append_items(
+        self,
+        conversation_id: str,
+        items: Sequence[NewConversationItem],
+        added_at: datetime | None = None,
+        *,
+        extra: Extra = NO_EXTRA,
+    ) -> list[ConversationItem]:
+        added_us = to_epoch_us(added_at or utc_now())
+        now = utc_now()
+        rows = []
+        for new in items:  # encode everything first: a bad content writes nothing
+            item_id = minted_id(new)
+            content = dump_json(new.content, "content")
+            rows.append((item_id, (new.response_id, new.item_type, new.role, content, new.status, now)))
+        with self._s.lock:
+            links = self._s.links.get(conversation_id)
+            seen: set[str] = set()
+            for item_id, _ in rows:  # check everything first: all or nothing
+                if item_id in self._s.items or item_id in seen:
+                    raise ConflictError(f"item {item_id} already exists (nothing was appended)")
+                if links is not None and item_id in links.by_item:
+                    raise ConflictError(f"item {item_id} is already linked to conversation {conversation_id}")
+                seen.add(item_id)
+            if links is None:
+                links = self._s.links[conversation_id] = _Links()
+            created = []
+            for item_id, row in rows:
+                self._s.items[item_id] = row
+                links.add(item_id, added_us)
+                item = self.read(item_id)
+                assert item is not None
+                created.append(item)
+        return created
+
     def link_items(
         self, conversation_id: str, items: Sequence[tuple[str, datetime]], *, extra: Extra = NO_EXTRA
     ) -> None:
@@ -187,31 +306,40 @@ class MemoryItemStorage(BackendItems):
             for _, item_id in keys:  # check everything first: all links or none
                 if item_id in links.by_item:
                     raise ConflictError(f"item {item_id} is already linked to conversation {conversation_id}")
-            for key in keys:
-                bisect.insort(links.keys, key)
-                links.by_item[key[1]] = key[0]
+            for added_us, item_id in keys:
+                links.add(item_id, added_us)
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
-        result: list[ConversationItem] = []
+        return [item for item, _, _ in self.page_items(conversation_id, params, None)[0]]
+
+    def page_items(
+        self, conversation_id: str, params: ListParams, position: Position | None
+    ) -> tuple[list[PageRow], bool]:
+        result: list[PageRow] = []
         with self._s.lock:
             links = self._s.links.get(conversation_id)
             if links is None or params.limit <= 0:
-                return result
+                return result, False
             keys = links.keys
-            cursor_us = links.by_item.get(params.after) if params.after is not None else None
+            cursor: tuple[int, int, str] | None = None
+            if position is not None:
+                cursor = (to_epoch_us(position[0]), position[1], position[2])
+            elif params.after is not None and params.after in links.by_item:
+                cursor = (*links.by_item[params.after], params.after)
             if params.order is SortOrder.ASC:
-                start = 0 if cursor_us is None else bisect.bisect_right(keys, (cursor_us, params.after or ""))
+                start = 0 if cursor is None else bisect.bisect_right(keys, cursor)
                 indexes: range = range(start, len(keys))
             else:
-                stop = len(keys) if cursor_us is None else bisect.bisect_left(keys, (cursor_us, params.after or ""))
+                stop = len(keys) if cursor is None else bisect.bisect_left(keys, cursor)
                 indexes = range(stop - 1, -1, -1)
             for index in indexes:
-                item = self.read(keys[index][1])
+                if len(result) >= params.limit:
+                    return result, True  # one more link follows the full page
+                added_us, seq, item_id = keys[index]
+                item = self.read(item_id)
                 if item is not None:  # links whose item record is missing are skipped
-                    result.append(item)
-                    if len(result) >= params.limit:
-                        break
-        return result
+                    result.append((item, from_epoch_us(added_us), seq))
+        return result, False
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         with self._s.lock:
@@ -227,10 +355,10 @@ class MemoryItemStorage(BackendItems):
             links = self._s.links.get(conversation_id)
             if links is None:
                 return
-            added_us = links.by_item.pop(item_id, None)
-            if added_us is None:
+            position = links.by_item.pop(item_id, None)
+            if position is None:
                 return
-            key = (added_us, item_id)
+            key = (*position, item_id)
             index = bisect.bisect_left(links.keys, key)
             del links.keys[index]
             if not links.keys:
@@ -335,6 +463,7 @@ class MemoryBackend(Enumerable, Restorable):
             for conversation_id, row in rows:
                 if conversation_id not in self.state.conversations:
                     self.state.conversations[conversation_id] = row
+                    self.state.index_conversation(conversation_id, row[0], {})
                     created += 1
         return created
 
@@ -357,7 +486,7 @@ class MemoryBackend(Enumerable, Restorable):
                     if after is None or (conversation_id, item_id) > after
                 ),
             )
-            return [Link(c, i, from_epoch_us(all_links[c].by_item[i])) for c, i in keys]
+            return [Link(c, i, from_epoch_us(all_links[c].by_item[i][0])) for c, i in keys]
 
     def restore_items(self, records: Sequence[ConversationItem]) -> int:
         """Insert the items whose id is absent, ``created_at`` kept; how many were inserted."""
@@ -383,9 +512,7 @@ class MemoryBackend(Enumerable, Restorable):
                     links = self.state.links[link.conversation_id] = _Links()
                 if link.item_id in links.by_item:
                     continue
-                added_us = to_epoch_us(link.added_at)
-                bisect.insort(links.keys, (added_us, link.item_id))
-                links.by_item[link.item_id] = added_us
+                links.add(link.item_id, to_epoch_us(link.added_at))
                 created += 1
         return created
 

@@ -7,12 +7,21 @@ changes no outcome but storage.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from datacon._serde import dump_json, normalize_json
 from datacon._time import utc_now
-from datacon.backends.base import NO_EXTRA, Backend, BackendConversations, BackendItems, BackendResponses, Extra
+from datacon.backends.base import (
+    NO_EXTRA,
+    Backend,
+    BackendConversations,
+    BackendItems,
+    BackendResponses,
+    Extra,
+    PageRow,
+    Position,
+)
 from datacon.backends.created import created_item, minted_id
 from datacon.models import (
     Conversation,
@@ -45,12 +54,27 @@ class NoopConversationStorage(BackendConversations):
     def delete_conversation(self, conversation_id: str) -> bool:
         return False
 
+    def page_conversations(
+        self, filter: Mapping[str, str], after: tuple[datetime, str] | None, descending: bool, limit: int
+    ) -> list[Conversation]:
+        return []
+
 
 class NoopItemStorage(BackendItems):
     """Creates return the would-be item; links are accepted and forgotten."""
 
     def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
         return created_item(new, normalize_json(new.content, "content"))
+
+    def append_items(
+        self,
+        conversation_id: str,
+        items: Sequence[NewConversationItem],
+        added_at: datetime | None = None,
+        *,
+        extra: Extra = NO_EXTRA,
+    ) -> list[ConversationItem]:
+        return [self.create_item(new) for new in items]
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
         return None
@@ -62,6 +86,11 @@ class NoopItemStorage(BackendItems):
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         return []
+
+    def page_items(
+        self, conversation_id: str, params: ListParams, position: Position | None
+    ) -> tuple[list[PageRow], bool]:
+        return [], False
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         return None

@@ -26,11 +26,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeAlias
 
-from cattrs.errors import BaseValidationError, ClassValidationError
-from cattrs.v import transform_error
-
 from datacon._columns import BY_KIND
-from datacon._serde import converter
+from datacon._serde import converter, structure
 from datacon._validate import check_record
 from datacon.backends.base import RECORD_KINDS, RecordKind
 from datacon.errors import InvalidInputError
@@ -82,14 +79,9 @@ def parse_record(line: str, lineno: int = 0) -> Record:
     if cls is None:
         raise InvalidInputError(f"{where}unknown record type {kind!r} (expected one of: {', '.join(KINDS)})")
     try:
-        record: Record = converter.structure(data, cls)
-    except (ClassValidationError, BaseValidationError) as exc:
-        # transform_error says "<problem> @ $.<field>"; values are not echoed.
-        problem, _, field = transform_error(exc, path="$")[0].rpartition(" @ ")
-        field = field.removeprefix("$").lstrip(".")
-        raise InvalidInputError(f"{where}invalid {kind}: {field + ': ' if field else ''}{problem}") from None
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{where}invalid {kind}: {exc}") from None
+        record: Record = structure(data, cls, kind)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{where}{exc}") from None
     try:
         _check(record)
     except InvalidInputError as exc:

@@ -120,7 +120,7 @@ def test_old_schema_needs_migration_then_auto_migrate_applies_it(
         }
         assert "SAFETY_IDENTIFIER" in columns
         assert not columns & {"OUTPUT", "METADATA", "INSTRUCTIONS", "TOOL_CALLS", "USER_ID"}
-        assert versions(oracle_backend) == [1, 2, 3]
+        assert versions(oracle_backend) == [1, 2, 3, 4]
     finally:
         run(oracle_backend, 'DELETE FROM "_schema_versions"')
         for version, description in saved:

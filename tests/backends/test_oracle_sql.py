@@ -57,8 +57,8 @@ def _guard(statement: str, code: int) -> str:
 
 
 def test_oracle_history_migrations_cover_only_core_history_schema() -> None:
-    assert [m.version for m in MIGRATIONS] == [1, 2, 3]
-    assert LATEST == 3
+    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4]
+    assert LATEST == 4
 
 
 def test_oracle_migrations_are_strictly_increasing() -> None:
@@ -141,7 +141,8 @@ def test_all_oracle_migration_identifiers_are_within_30_chars(schema: SchemaConf
         for statement in _up(migration.version, schema):
             tokens = identifiers(statement)
             assert "SQLCODE" in tokens
-            assert [t for t in tokens if len(t) > 30] == []
+            # Only the index v4 drops may be longer: its name is upstream's, as it exists.
+            assert [t for t in tokens if len(t) > 30 and not t.endswith("_CONV_IDX")] == []
 
 
 def test_identifier_length_guard_catches_planted_violation() -> None:
@@ -192,14 +193,14 @@ def test_pending_migrations_message_names_the_oracle_versions_table() -> None:
     plans = [(m, m.up(schema, dialect, None)) for m in MIGRATIONS[1:]]
     message, statements = migration_message(dialect, 1, plans)
     assert "current version: 1" in message
-    assert "latest version: 3" in message
+    assert "latest version: 4" in message
     assert "v2: Remove legacy user_id column from responses" in message
     assert (
         'INSERT INTO ADMIN."_schema_versions" (version, description) '
         "VALUES (3, 'Drop redundant output, metadata, instructions, tool_calls columns from responses')"
     ) in statements
     assert "in your oracle schema config" in message
-    assert "version: 3" in message
+    assert "version: 4" in message
     assert version_insert_sql(dialect, MIGRATIONS[1]) in statements
     assert statements[0] == _guard('ALTER TABLE ADMIN."RESPONSES" DROP ("USER_ID")', -904)
     # Each statement on its own line with one terminator (a PL/SQL block ends with END;).
@@ -245,7 +246,7 @@ def test_default_tables_are_upstreams_oracle_ddl() -> None:
         ),
         _guard(
             'CREATE TABLE "CONVERSATION_ITEM_LINKS" ("CONVERSATION_ID" VARCHAR2(64) NOT NULL, '
-            f'"ITEM_ID" VARCHAR2(64) NOT NULL, "ADDED_AT" {tstz}, '
+            f'"ITEM_ID" VARCHAR2(64) NOT NULL, "ADDED_AT" {tstz}, "SEQ" NUMBER(19) DEFAULT 0 NOT NULL, '
             'CONSTRAINT "PK_CONVERSATION_ITEM_LINKS" PRIMARY KEY ("CONVERSATION_ID", "ITEM_ID"))',
             -955,
         ),
@@ -258,10 +259,14 @@ def test_default_tables_are_upstreams_oracle_ddl() -> None:
     )
     assert S.create_indexes == (
         _index(
-            "CONVERSATION_ITEM_LINKS_CONV_IDX", "CONVERSATION_ITEM_LINKS", '"CONVERSATION_ID", "ADDED_AT", "ITEM_ID"'
+            "CONVERSATION_ITEM_LINKS_SEQ_IX",
+            "CONVERSATION_ITEM_LINKS",
+            '"CONVERSATION_ID", "ADDED_AT", "SEQ", "ITEM_ID"',
         ),
         _index("RESPONSES_PREV_IDX", "RESPONSES", '"PREVIOUS_RESPONSE_ID"'),
         _index("RESPONSES_USER_IDX", "RESPONSES", '"SAFETY_IDENTIFIER"'),
+        # list_conversations (SPEC §7.5; not in upstream).
+        _index("CONVERSATIONS_LIST_IDX", "CONVERSATIONS", '"CREATED_AT", "ID"'),
     )
     # Existence is probed in the current user's tables, by the catalog (uppercase) name.
     assert S.table_probes == ("CONVERSATIONS", "CONVERSATION_ITEMS", "CONVERSATION_ITEM_LINKS", "RESPONSES")
@@ -299,12 +304,18 @@ def test_default_item_and_link_statements() -> None:
     where = '"CONVERSATION_ID" = :cid AND "ITEM_ID" = :iid'
     assert S.link_exists == f'SELECT 1 FROM "CONVERSATION_ITEM_LINKS" WHERE {where}'
     assert S.link_delete == f'DELETE FROM "CONVERSATION_ITEM_LINKS" WHERE {where}'
-    into = 'INTO "CONVERSATION_ITEM_LINKS" ("CONVERSATION_ID", "ITEM_ID", "ADDED_AT") VALUES '
-    assert S.link_insert(1) == f"INSERT ALL {into}(:cid, :i0, FROM_TZ(:a0, '+00:00')) SELECT 1 FROM DUAL"
-    assert S.link_insert(3) == (
-        f"INSERT ALL {into}(:cid, :i0, FROM_TZ(:a0, '+00:00')) {into}(:cid, :i1, FROM_TZ(:a1, '+00:00')) "
-        f"{into}(:cid, :i2, FROM_TZ(:a2, '+00:00')) SELECT 1 FROM DUAL"
-    )
+    into = 'INTO "CONVERSATION_ITEM_LINKS" ("CONVERSATION_ID", "ITEM_ID", "ADDED_AT", "SEQ") VALUES '
+
+    def row(n: int) -> str:
+        at = f"FROM_TZ(:a{n}, '+00:00')"
+        highest = (
+            'SELECT MAX(s."SEQ") FROM "CONVERSATION_ITEM_LINKS" s '
+            f'WHERE s."CONVERSATION_ID" = :scid AND s."ADDED_AT" = {at}'
+        )
+        return f"{into}(:cid, :i{n}, {at}, COALESCE(({highest}), 0) + :q{n})"
+
+    assert S.link_insert(1) == f"INSERT ALL {row(0)} SELECT 1 FROM DUAL"
+    assert S.link_insert(3) == f"INSERT ALL {row(0)} {row(1)} {row(2)} SELECT 1 FROM DUAL"
     assert S.link_insert(3) is S.link_insert(3)  # rendered once per row count
 
 
@@ -312,13 +323,13 @@ def test_default_item_and_link_statements() -> None:
 def test_default_list_items_is_one_keyset_query(ascending: bool, cmp: str, order: str) -> None:
     expected = (
         'SELECT i."ID", i."RESPONSE_ID", i."ITEM_TYPE", i."ROLE", i."CONTENT", i."STATUS", '
-        'SYS_EXTRACT_UTC(i."CREATED_AT") FROM "CONVERSATION_ITEM_LINKS" l '
+        'SYS_EXTRACT_UTC(i."CREATED_AT"), SYS_EXTRACT_UTC(l."ADDED_AT"), l."SEQ" FROM "CONVERSATION_ITEM_LINKS" l '
         'JOIN "CONVERSATION_ITEMS" i ON i."ID" = l."ITEM_ID" '
         'LEFT JOIN "CONVERSATION_ITEM_LINKS" c ON c."CONVERSATION_ID" = :cid AND c."ITEM_ID" = :after '
         'WHERE l."CONVERSATION_ID" = :cid '
-        f'AND (c."ITEM_ID" IS NULL OR l."ADDED_AT" {cmp} c."ADDED_AT" '
-        f'OR (l."ADDED_AT" = c."ADDED_AT" AND l."ITEM_ID" {cmp} c."ITEM_ID")) '
-        f'ORDER BY l."ADDED_AT" {order}, l."ITEM_ID" {order} FETCH NEXT :limit ROWS ONLY'
+        f'AND (c."ITEM_ID" IS NULL OR (l."ADDED_AT" {cmp} c."ADDED_AT" OR (l."ADDED_AT" = c."ADDED_AT" AND '
+        f'(l."SEQ" {cmp} c."SEQ" OR (l."SEQ" = c."SEQ" AND l."ITEM_ID" {cmp} c."ITEM_ID"))))) '
+        f'ORDER BY l."ADDED_AT" {order}, l."SEQ" {order}, l."ITEM_ID" {order} FETCH NEXT :limit ROWS ONLY'
     )
     assert (S.list_asc if ascending else S.list_desc) == expected
 
@@ -405,9 +416,9 @@ def test_owner_qualifies_every_table_index_and_catalog_probe() -> None:
             assert sql.count(f'"{table}"') == sql.count(f'APP."{table}"'), sql
     assert dialect.table_exists_sql() == "SELECT 1 FROM all_tables WHERE owner = 'APP' AND table_name = :name"
     assert statements.create_indexes[0] == _index(
-        "CONVERSATION_ITEM_LINKS_CONV_IDX",
+        "CONVERSATION_ITEM_LINKS_SEQ_IX",
         "CONVERSATION_ITEM_LINKS",
-        '"CONVERSATION_ID", "ADDED_AT", "ITEM_ID"',
+        '"CONVERSATION_ID", "ADDED_AT", "SEQ", "ITEM_ID"',
         owner="APP",
     )
     assert statements.conv_select == f'SELECT {CONV_COLS} FROM APP."CONVERSATIONS" WHERE "ID" = :id'
@@ -432,9 +443,11 @@ def test_renames_reach_every_statement() -> None:
     assert 'l."LINKED_AT" > c."LINKED_AT"' in statements.list_asc
     assert 'c."CONV_REF" = :cid' in statements.list_asc
     assert statements.create_indexes == (
-        _index("DC_LINKS_CONV_IDX", "DC_LINKS", '"CONV_REF", "LINKED_AT", "ITEM_ID"'),
+        _index("DC_LINKS_SEQ_IX", "DC_LINKS", '"CONV_REF", "LINKED_AT", "SEQ", "ITEM_ID"'),
         _index("DC_RESPS_PREV_IDX", "DC_RESPS", '"PREVIOUS_RESPONSE_ID"'),
         _index("DC_RESPS_USER_IDX", "DC_RESPS", '"USER_IDENT"'),
+        _index("DC_CONVS_LIST_IDX", "DC_CONVS", '"CREATED_AT", "CONV_ID"'),
+        _index("DC_CONVS_TENANT_ID_LIST_IDX", "DC_CONVS", '"TENANT_ID", "CREATED_AT", "CONV_ID"'),
     )
     assert 'CONSTRAINT "PK_DC_LINKS" PRIMARY KEY ("CONV_REF", "ITEM_ID")' in statements.create_tables[2]
     # Logical names stay the bind names the generic storages use.
@@ -454,22 +467,20 @@ def test_extra_columns_are_in_ddl_and_writes_sorted_and_never_read() -> None:
         ":input, FROM_TZ(:created_at, '+00:00'), :safety_identifier, :raw_response, :x0, :x1)"
     )
     assert statements.conv_insert.endswith("(:id, FROM_TZ(:created_at, '+00:00'), :metadata, :x0)")
-    assert statements.link_insert(2) == (
-        'INSERT ALL INTO "DC_LINKS" ("CONV_REF", "ITEM_ID", "LINKED_AT", "TENANT_ID") '
-        "VALUES (:cid, :i0, FROM_TZ(:a0, '+00:00'), :x0) "
-        'INTO "DC_LINKS" ("CONV_REF", "ITEM_ID", "LINKED_AT", "TENANT_ID") '
-        "VALUES (:cid, :i1, FROM_TZ(:a1, '+00:00'), :x0) SELECT 1 FROM DUAL"
-    )
+    into = 'INTO "DC_LINKS" ("CONV_REF", "ITEM_ID", "LINKED_AT", "SEQ", "TENANT_ID") VALUES '
+    assert statements.link_insert(2).startswith(f"INSERT ALL {into}(:cid, :i0, FROM_TZ(:a0, '+00:00'), COALESCE((")
+    assert statements.link_insert(2).count(into) == 2
+    assert statements.link_insert(2).count("0) + :q1, :x0)") == 1
     for select in (statements.conv_select, statements.item_select, statements.resp_select, statements.list_asc):
         assert "TENANT_ID" not in select
         assert "SCORE" not in select
 
 
 def test_insert_all_rows_fit_oracles_999_column_limit() -> None:
-    assert D.max_rows_per_insert == 333
+    assert D.max_rows_per_insert == 249  # four columns a row: the sequence is the fourth
     links = TableConfig("conversation_item_links", extra_columns={f"x{n}": ColumnDef("NUMBER") for n in range(6)})
     dialect = dialect_for(oracle_schema(SchemaConfig(conversation_item_links=links)))
-    assert dialect.max_rows_per_insert == 999 // 9
+    assert dialect.max_rows_per_insert == 999 // 10
     assert 9 * dialect.max_rows_per_insert <= 999
 
 
@@ -494,7 +505,7 @@ def test_skipped_columns_leave_ddl_writes_and_reads() -> None:
     assert statements.ident_list is None
     assert statements.ident_list_limit is None
     assert statements.ident_delete is None
-    assert len(statements.create_indexes) == 1  # no PREV_IDX, no USER_IDX
+    assert len(statements.create_indexes) == 2  # links and list_conversations; no PREV_IDX, no USER_IDX
     # The links table ignores skip_columns: it always has its three columns.
     assert '"ADDED_AT" TIMESTAMP(6) WITH TIME ZONE' in statements.create_tables[2]
     # Nothing to update when metadata is skipped: the conversation's created_at is read (as

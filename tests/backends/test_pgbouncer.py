@@ -105,9 +105,9 @@ def test_migrations_through_the_pooler_hold_no_lock_afterwards(
     database = urlsplit(legacy_db).path.lstrip("/")
     url = bouncer_url(pgbouncer_server, database)
     with open_via(url, SchemaConfig(auto_migrate=True), transaction_pooling=True) as storage:
-        assert sql_store(storage).applied_migrations == [1, 2, 3]
+        assert sql_store(storage).applied_migrations == [1, 2, 3, 4]
         with postgres_backend.connect(legacy_db) as conn:
             locks = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
             versions = [row[0] for row in conn.execute("SELECT version FROM _schema_versions ORDER BY version")]
     assert locks == (0,)
-    assert versions == [1, 2, 3]
+    assert versions == [1, 2, 3, 4]

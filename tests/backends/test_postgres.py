@@ -24,6 +24,7 @@ from datacon import (
     PostgresConfig,
     RequestContext,
     SchemaConfig,
+    SortOrder,
     Storage,
     StorageFactoryConfig,
     StorageHook,
@@ -82,15 +83,24 @@ LEGACY_RESPONSES = (
     "previous_response_id VARCHAR(64), input JSON, created_at TIMESTAMPTZ, model VARCHAR(128), raw_response JSON, "
     "user_id VARCHAR(128), output JSON, metadata JSON, instructions TEXT, tool_calls JSON)"
 )
+# The links table and its page index as upstream (and datacon before v4) made them: no sequence.
+LEGACY_LINKS = (
+    (
+        "CREATE TABLE conversation_item_links (conversation_id VARCHAR(64) NOT NULL, item_id VARCHAR(64) NOT NULL, "
+        "added_at TIMESTAMPTZ, CONSTRAINT pk_conv_item_link PRIMARY KEY (conversation_id, item_id))"
+    ),
+    "CREATE INDEX conv_item_links_conv_idx ON conversation_item_links (conversation_id, added_at)",
+)
 
 
 @pytest.fixture
 def legacy_url(postgres_backend: PostgresBackend, fresh_url: str) -> str:
     """A database as an older upstream release left it: tables at v0, no versions recorded."""
     with postgres_backend.connect(fresh_url) as conn:
-        for ddl in render(SchemaConfig(), PG).create_tables[:3]:
+        for ddl in render(SchemaConfig(), PG).create_tables[:2]:
             conn.execute(ddl)
-        conn.execute(LEGACY_RESPONSES)
+        for ddl in (*LEGACY_LINKS, LEGACY_RESPONSES):
+            conn.execute(ddl)
         conn.execute(
             "INSERT INTO responses (id, input, created_at, raw_response, user_id, output) "
             "VALUES ('resp_old', '[\"hi\"]', %s, 'null', 'u', '{}')",
@@ -109,19 +119,26 @@ EXPECTED_STATEMENTS = (
         'DROP COLUMN IF EXISTS "instructions", DROP COLUMN IF EXISTS "tool_calls"'
     ),
     version_insert_sql(PG, MIGRATIONS[2]),
+    'ALTER TABLE "conversation_item_links" ADD COLUMN IF NOT EXISTS "seq" BIGINT DEFAULT 0 NOT NULL',
+    'DROP INDEX IF EXISTS "conv_item_links_conv_idx"',
+    (
+        'CREATE INDEX IF NOT EXISTS "conv_item_links_order_idx" ON "conversation_item_links" '
+        '("conversation_id", "added_at", "seq", "item_id")'
+    ),
+    version_insert_sql(PG, MIGRATIONS[3]),
 )
 
 
 def test_fresh_database_is_created_at_the_latest_version(postgres_backend: PostgresBackend, fresh_url: str) -> None:
     with open_pg(fresh_url, SchemaConfig(auto_migrate=False)) as storage:
         storage.responses.store_response(StoredResponse(id="r1", safety_identifier="u"))
-    assert versions(postgres_backend, fresh_url) == [1, 2, 3]
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4]
     assert "safety_identifier" in columns(postgres_backend, fresh_url, "responses")
     indexes = {row[0] for row in query(postgres_backend, fresh_url, "SELECT indexname FROM pg_indexes")}
-    assert {"conv_item_links_conv_idx", "responses_safety_idx", "pk_conv_item_link"} <= indexes
+    assert {"conv_item_links_order_idx", "responses_safety_idx", "pk_conv_item_link"} <= indexes
     with open_pg(fresh_url, SchemaConfig(auto_migrate=False)):  # reopens with nothing pending
         pass
-    assert versions(postgres_backend, fresh_url) == [1, 2, 3]
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4]
 
 
 def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: PostgresBackend, legacy_url: str) -> None:
@@ -129,10 +146,10 @@ def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: Postgre
         open_pg(legacy_url, SchemaConfig(auto_migrate=False))
     assert info.value.statements == EXPECTED_STATEMENTS
     message = str(info.value)
-    assert message.startswith("Schema migration required (current version: 0, latest version: 3).")
+    assert message.startswith("Schema migration required (current version: 0, latest version: 4).")
     assert "  v1: Add safety_identifier column to responses\n" in message
     assert "set `auto_migrate: true` in your postgres schema config" in message
-    assert "set `version: 3`" in message
+    assert "set `version: 4`" in message
     assert "user_id" in columns(postgres_backend, legacy_url, "responses")  # nothing migrated
     # The listed SQL, applied by hand, brings the schema up to date.
     with postgres_backend.connect(legacy_url) as conn:
@@ -144,14 +161,14 @@ def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: Postgre
 
 def test_auto_migrate_applies_and_keeps_data(postgres_backend: PostgresBackend, legacy_url: str) -> None:
     with open_pg(legacy_url, SchemaConfig(auto_migrate=True)) as storage:
-        assert sql_store(storage).applied_migrations == [1, 2, 3]
+        assert sql_store(storage).applied_migrations == [1, 2, 3, 4]
         old = storage.responses.get_response("resp_old")
         assert old is not None
         assert old.input == ["hi"]
         assert old.created_at == T0
         storage.responses.store_response(StoredResponse(id="resp_new", safety_identifier="u"))
         assert [r.id for r in storage.responses.list_identifier_responses("u")] == ["resp_new"]
-    assert versions(postgres_backend, legacy_url) == [1, 2, 3]
+    assert versions(postgres_backend, legacy_url) == [1, 2, 3, 4]
     assert columns(postgres_backend, legacy_url, "responses") == {
         "id",
         "conversation_id",
@@ -169,21 +186,86 @@ def test_auto_migrate_applies_and_keeps_data(postgres_backend: PostgresBackend, 
 def test_version_setting_skips_migrations(postgres_backend: PostgresBackend, legacy_url: str) -> None:
     with pytest.raises(MigrationRequiredError) as info:
         open_pg(legacy_url, SchemaConfig(version=2))
-    assert "current version: 2, latest version: 3" in str(info.value)
-    # v3, then the column v1 would have added (skipped by `version`, yet declared: drift).
+    assert "current version: 2, latest version: 4" in str(info.value)
+    # v3 and v4, then the column v1 would have added (skipped by `version`, yet declared: drift).
     assert info.value.statements == EXPECTED_STATEMENTS[4:] + EXPECTED_STATEMENTS[:1]
     assert "table 'responses' has no column 'safety_identifier'" in str(info.value)
-    # Skipped up to 3, but the table still lacks safety_identifier, which v1 would have added:
-    # that is schema drift (every store_response would fail), reported with its fix.
+    # Skipped up to 4, but the tables still lack safety_identifier (v1) and seq (v4): that is
+    # schema drift (every store_response and link_items would fail), reported with its fixes.
     with pytest.raises(MigrationRequiredError) as drift:
-        open_pg(legacy_url, SchemaConfig(version=3))
-    assert str(drift.value).startswith("Schema drift (current version: 3, latest version: 3)")
-    assert drift.value.statements == EXPECTED_STATEMENTS[:1]
+        open_pg(legacy_url, SchemaConfig(version=4))
+    assert str(drift.value).startswith("Schema drift (current version: 4, latest version: 4)")
+    assert "table 'conversation_item_links' has no column 'seq'" in str(drift.value)
+    assert drift.value.statements == (*EXPECTED_STATEMENTS[6:9:2], EXPECTED_STATEMENTS[0])  # seq, its index
     skipped = TableConfig("responses", skip_columns={"safety_identifier"})
-    with open_pg(legacy_url, SchemaConfig(version=3, responses=skipped)):
+    with pytest.raises(MigrationRequiredError) as links_only:
+        open_pg(legacy_url, SchemaConfig(version=4, responses=skipped))
+    assert links_only.value.statements == EXPECTED_STATEMENTS[6:9:2]
+    # auto_migrate adds what is missing (the page index then follows) and records no version.
+    with open_pg(legacy_url, SchemaConfig(version=4, responses=skipped, auto_migrate=True)):
         pass
     assert versions(postgres_backend, legacy_url) == []  # skipped, not recorded
     assert "user_id" in columns(postgres_backend, legacy_url, "responses")
+    assert "seq" in columns(postgres_backend, legacy_url, "conversation_item_links")
+    indexes = {row[0] for row in query(postgres_backend, legacy_url, "SELECT indexname FROM pg_indexes")}
+    assert "conv_item_links_order_idx" in indexes
+
+
+def _upstream_v3_links(backend: PostgresBackend, url: str) -> None:
+    """Bring the legacy database to upstream's v3 and give it links sharing one added_at."""
+    with pytest.raises(MigrationRequiredError) as info:
+        open_pg(url, SchemaConfig(auto_migrate=False))
+    with backend.connect(url) as conn:
+        for statement in info.value.statements[: EXPECTED_STATEMENTS.index(version_insert_sql(PG, MIGRATIONS[2])) + 1]:
+            conn.execute(statement)
+        for item_id in ("msg_c", "msg_a", "msg_b"):  # linked out of id order, at one added_at
+            conn.execute(
+                "INSERT INTO conversation_items (id, item_type, content, created_at) VALUES (%s, 'message', '[]', %s)",
+                (item_id, T0),
+            )
+            conn.execute("INSERT INTO conversation_item_links VALUES ('conv_old', %s, %s)", (item_id, T0))
+    assert versions(backend, url) == [1, 2, 3]
+
+
+def test_an_upstream_v3_database_migrates_to_the_turn_order(postgres_backend: PostgresBackend, legacy_url: str) -> None:
+    _upstream_v3_links(postgres_backend, legacy_url)
+    with pytest.raises(MigrationRequiredError) as info:
+        open_pg(legacy_url, SchemaConfig(auto_migrate=False))
+    assert info.value.statements == EXPECTED_STATEMENTS[-4:]
+    assert "current version: 3, latest version: 4" in str(info.value)
+    with open_pg(legacy_url, SchemaConfig(auto_migrate=True)) as storage:
+        assert sql_store(storage).applied_migrations == [4]
+        # Links made before keep their old tie-break (item id); new ones follow in the order made.
+        assert [i.id for i in storage.items.list_items("conv_old", ListParams(10))] == ["msg_a", "msg_b", "msg_c"]
+        storage.items.append_items(
+            "conv_old", [NewConversationItem("message", [], id=i) for i in ("msg_z", "msg_0")], T0
+        )
+        order = ["msg_a", "msg_b", "msg_c", "msg_z", "msg_0"]
+        assert [i.id for i in storage.items.list_items("conv_old", ListParams(10))] == order
+        desc = storage.items.list_items("conv_old", ListParams(2, SortOrder.DESC, after="msg_z"))
+        assert [i.id for i in desc] == ["msg_c", "msg_b"]
+    indexes = {row[0] for row in query(postgres_backend, legacy_url, "SELECT indexname FROM pg_indexes")}
+    assert "conv_item_links_order_idx" in indexes
+    assert "conv_item_links_conv_idx" not in indexes
+
+
+@pytest.mark.parametrize("order", [SortOrder.ASC, SortOrder.DESC])
+@pytest.mark.parametrize("cursor", [False, True])
+def test_a_page_is_read_in_index_order_without_a_sort(
+    postgres_backend: PostgresBackend, fresh_url: str, order: SortOrder, cursor: bool
+) -> None:
+    with open_pg(fresh_url) as storage:
+        for n in range(40):
+            storage.items.append_items(f"conv_{n % 4}", [NewConversationItem("message", [], id=f"msg_{n}")], T0)
+        sql = sql_store(storage).sql
+    with postgres_backend.connect(fresh_url) as conn:
+        conn.execute("ANALYZE")
+        conn.execute("SET enable_seqscan = off")  # a tiny table: make the planner show the index path
+        page = sql.list_asc if order is SortOrder.ASC else sql.list_desc
+        params = {"cid": "conv_1", "after": "msg_5" if cursor else None, "limit": 10}
+        plan = "\n".join(str(row[0]) for row in conn.execute(f"EXPLAIN {page}", params).fetchall())
+    assert "conv_item_links_order_idx" in plan
+    assert "Sort" not in plan  # the index gives the order: the scan stops after limit rows
 
 
 RACER = """
@@ -223,14 +305,14 @@ def test_processes_migrating_at_once_apply_each_migration_once(
     postgres_backend: PostgresBackend, legacy_url: str
 ) -> None:
     applied = race(legacy_url, 5)
-    assert sorted(v for versions_ in applied for v in versions_) == [1, 2, 3]
-    assert [1, 2, 3] in applied  # the first one under the lock applied all three
-    assert versions(postgres_backend, legacy_url) == [1, 2, 3]
+    assert sorted(v for versions_ in applied for v in versions_) == [1, 2, 3, 4]
+    assert [1, 2, 3, 4] in applied  # the first one under the lock applied all four
+    assert versions(postgres_backend, legacy_url) == [1, 2, 3, 4]
 
 
 def test_processes_creating_a_fresh_database_at_once(postgres_backend: PostgresBackend, fresh_url: str) -> None:
     assert race(fresh_url, 5) == [[]] * 5  # created at the latest version, nothing to migrate
-    assert versions(postgres_backend, fresh_url) == [1, 2, 3]
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4]
 
 
 # --- JSON and typed extra columns ----------------------------------------------------------------
@@ -323,9 +405,11 @@ def test_typed_extra_columns_are_written_with_their_types(postgres_backend: Post
         storage.items.link_item(conv.id, items[0], T0)
         storage.items.link_items(conv.id, [(items[1], T0), (items[2], T0 + timedelta(seconds=1))])
         storage.responses.store_response(StoredResponse(id="resp_x"))
-        assert [i.id for i in storage.items.list_items(conv.id, ListParams(5))] == items
+        turn = [NewConversationItem("message", n, id=f"msg_{n}") for n in (4, 3)]  # one statement, both tables
+        items += [i.id for i in storage.items.append_items(conv.id, turn, T0 + timedelta(seconds=2))]
+        assert [i.id for i in storage.items.list_items(conv.id, ListParams(9))] == items
     expected = (42, T0, datetime(2026, 1, 2, 3, 4, 5, 123456), {"k": [1, "two"]}, True, Decimal("12.34"), "dflt")
-    for table, rows in (("tx_convs", 1), ("tx_items", 3), ("tx_links", 3), ("tx_resps", 1)):
+    for table, rows in (("tx_convs", 1), ("tx_items", 5), ("tx_links", 5), ("tx_resps", 1)):
         got = query(postgres_backend, fresh_url, f"SELECT n, at, local_ts, doc, flag, price, label FROM {table}")
         assert got == [expected] * rows, table
     kinds = query(postgres_backend, fresh_url, "SELECT pg_typeof(n)::text, pg_typeof(doc)::text FROM tx_links LIMIT 1")
@@ -355,7 +439,7 @@ def test_skipped_columns_are_not_in_the_tables(postgres_backend: PostgresBackend
         "created_at",
         "tenant_id",
     }
-    assert columns(postgres_backend, fresh_url, "dc_links") == {"conv_ref", "item_id", "linked_at", "tenant_id"}
+    assert columns(postgres_backend, fresh_url, "dc_links") == {"conv_ref", "item_id", "linked_at", "seq", "tenant_id"}
 
 
 # --- errors and the pool -------------------------------------------------------------------------
@@ -476,6 +560,10 @@ def tables_like(backend: PostgresBackend, url: str, prefix: str) -> list[str]:
             SchemaConfig(conversation_item_links=TableConfig("l" * 55)),
             f"the index name '{'l' * 55}_conv_idx' derived from it is 64 bytes",
         ),
+        (  # the v4 page index
+            SchemaConfig(conversation_item_links=TableConfig("l" * 54)),
+            f"the index name '{'l' * 54}_order_idx' derived from it is 64 bytes",
+        ),
         (
             SchemaConfig(responses=TableConfig("r" * 53)),
             f"responses.table: the index name '{'r' * 53}_safety_idx' derived from it is 64 bytes",
@@ -509,7 +597,7 @@ def test_names_of_exactly_63_bytes_work(postgres_backend: PostgresBackend, fresh
     schema = SchemaConfig(
         conversations=TableConfig(LONG, extra_columns={"t" * 63: ColumnDef("TEXT", default_value="v")}),
         conversation_items=TableConfig("i" * 63, columns={"content": "c" * 63}),
-        conversation_item_links=TableConfig("l" * 54),  # + "_conv_idx": 63
+        conversation_item_links=TableConfig("l" * 53),  # + "_order_idx" (the v4 page index): 63
         responses=TableConfig("r" * 52),  # + "_safety_idx": 63
     )
     with open_pg(fresh_url, schema) as storage:
@@ -520,9 +608,12 @@ def test_names_of_exactly_63_bytes_work(postgres_backend: PostgresBackend, fresh
         assert [i.content for i in storage.items.list_items(conv.id, ListParams(5))] == [{"k": 1}]
         assert [r.id for r in storage.responses.list_identifier_responses("u")] == ["r1"]
     names = {row[0] for row in query(postgres_backend, fresh_url, "SELECT relname FROM pg_class")}
-    expected = {LONG, "i" * 63, "l" * 54, "r" * 52}  # the tables, and the derived names of 63 bytes or fewer:
-    expected |= {"l" * 54 + "_conv_idx", "l" * 54 + "_pk", "r" * 52 + "_safety_idx"}
-    assert expected <= names
+    expected = {LONG, "i" * 63, "l" * 53, "r" * 52}  # the tables, and the derived names of 63 bytes or fewer:
+    expected |= {"l" * 53 + "_order_idx", "l" * 53 + "_pk", "r" * 52 + "_safety_idx"}
+    # list_conversations' indexes on LONG: their names shortened to 63 bytes, keeping a hash.
+    listing = {PG.listing_index_name(LONG, column) for column in (None, "t" * 63)}
+    assert all(len(name) == 63 and name.startswith(LONG[:54]) for name in listing)
+    assert expected | listing <= names
     assert "t" * 63 in columns(postgres_backend, fresh_url, LONG)
 
 
@@ -550,6 +641,9 @@ def test_owner_puts_the_tables_in_that_schema(postgres_backend: PostgresBackend,
         b.conversations.create_conversation(NewConversation(id="conv_a"))  # no conflict there
         assert [r.id for r in a.responses.list_identifier_responses("u")] == ["resp_a"]
         assert [i.id for i in a.items.list_items("conv_a", ListParams(5))] == ["msg_a"]
+        turn = a.items.append_items("conv_a", [NewConversationItem("message", n) for n in range(2)], T0)
+        assert [i.id for i in a.items.list_items("conv_a", ListParams(5))] == ["msg_a", *(i.id for i in turn)]
+        assert [c.id for c in a.conversations.list_conversations(ListParams(5)).data] == ["conv_a"]
     core = {"conversations", "conversation_items", "conversation_item_links", "responses"}
     found = tables_in(postgres_backend, fresh_url)
     assert {(schema, table) for schema in ("tenant_a", "tenant_b") for table in core} <= found
@@ -558,7 +652,9 @@ def test_owner_puts_the_tables_in_that_schema(postgres_backend: PostgresBackend,
     indexes = query(
         postgres_backend, fresh_url, "SELECT schemaname, indexname FROM pg_indexes WHERE schemaname = 'tenant_a'"
     )
-    assert {"conv_item_links_conv_idx", "responses_safety_idx", "pk_conv_item_link"} <= {row[1] for row in indexes}
+    # The v4 page index and list_conversations' indexes live there too.
+    expected = {"conv_item_links_order_idx", "responses_safety_idx", "pk_conv_item_link", "conversations_list_idx"}
+    assert expected <= {row[1] for row in indexes}
     assert query(postgres_backend, fresh_url, "SELECT id FROM tenant_a.conversations") == [("conv_a",)]
 
 
@@ -575,16 +671,83 @@ def test_owner_schema_is_migrated_in_place(postgres_backend: PostgresBackend, fr
     with postgres_backend.connect(fresh_url) as conn:
         conn.execute("CREATE SCHEMA legacy")
         conn.execute("SET search_path TO legacy")
-        for ddl in render(SchemaConfig(), PG).create_tables[:3]:
+        for ddl in render(SchemaConfig(), PG).create_tables[:2]:
             conn.execute(ddl)
-        conn.execute(LEGACY_RESPONSES)
+        for ddl in (*LEGACY_LINKS, LEGACY_RESPONSES):  # v0: no safety_identifier, no seq
+            conn.execute(ddl)
+        # An unowned schema's page index of the same name, in public, must stay untouched.
+        conn.execute("SET search_path TO public")
+        conn.execute(LEGACY_LINKS[0])
+        conn.execute(LEGACY_LINKS[1])
     with pytest.raises(MigrationRequiredError) as info:
         open_pg(fresh_url, SchemaConfig(owner="legacy"))
     assert info.value.statements[0] == (
         'ALTER TABLE "legacy"."responses" ADD COLUMN IF NOT EXISTS "safety_identifier" VARCHAR(128)'
     )
+    # v4 in the owner's schema: the column added there, the old index dropped there (qualified:
+    # DROP INDEX would otherwise find public's), the page index made on the owner's table.
+    v4 = [s for s in info.value.statements if "conv_item_links" in s or "conversation_item_links" in s]
+    assert v4 == [
+        'ALTER TABLE "legacy"."conversation_item_links" ADD COLUMN IF NOT EXISTS "seq" BIGINT DEFAULT 0 NOT NULL',
+        'DROP INDEX IF EXISTS "legacy"."conv_item_links_conv_idx"',
+        (
+            'CREATE INDEX IF NOT EXISTS "conv_item_links_order_idx" ON "legacy"."conversation_item_links" '
+            '("conversation_id", "added_at", "seq", "item_id")'
+        ),
+    ]
     with open_pg(fresh_url, SchemaConfig(owner="legacy", auto_migrate=True)) as storage:
         storage.responses.store_response(StoredResponse(id="r1", safety_identifier="u"))
+        storage.items.append_items("c1", [NewConversationItem("message", "x")], T0)
+    with open_pg(fresh_url, SchemaConfig(owner="legacy")):  # migrated: nothing pending, no drift
+        pass
     columns_sql = "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
     found = query(postgres_backend, fresh_url, columns_sql, ("legacy", "responses"))
     assert "safety_identifier" in {row[0] for row in found}
+    found = query(postgres_backend, fresh_url, columns_sql, ("legacy", "conversation_item_links"))
+    assert "seq" in {row[0] for row in found}
+    indexes = set(query(postgres_backend, fresh_url, "SELECT schemaname, indexname FROM pg_indexes"))
+    assert ("legacy", "conv_item_links_order_idx") in indexes
+    assert ("legacy", "conv_item_links_conv_idx") not in indexes
+    assert ("public", "conv_item_links_conv_idx") in indexes  # another schema's: left alone
+
+
+def test_list_conversations_is_served_from_an_index_without_a_sort(postgres_backend: PostgresBackend) -> None:
+    """SPEC §7.5: the listing indexes give the page order; no sequential scan, no sort."""
+    from tests.conformance.test_list_conversations import LISTING_SCHEMA
+
+    url = postgres_backend.create_database()
+    try:
+        with open_pg(url, LISTING_SCHEMA) as storage:
+            store = sql_store(storage)
+            with postgres_backend.connect(url) as conn:
+                # 20 000 conversations over 50 tenants, written straight to the table.
+                conn.execute(
+                    "INSERT INTO lc_convs (id, created_at, metadata, tenant_id, user_id) "
+                    "SELECT 'conv_' || lpad(g::text, 50, '0'), now() - g * interval '1 second', NULL, "
+                    "'t' || (g % 50), 'u' || (g % 7) FROM generate_series(1, 20000) g"
+                )
+                conn.execute("ANALYZE lc_convs")
+                after: dict[str, object] = {"after_at": datetime(2026, 1, 1, tzinfo=UTC), "after_id": "conv_x"}
+                cases: list[tuple[tuple[str, ...], bool, bool, dict[str, object]]] = [
+                    ((), False, False, {}),
+                    ((), True, True, after),
+                    (("tenant_id",), False, False, {"f0": "t7"}),
+                    (("tenant_id",), True, False, {"f0": "t7", **after}),
+                    (("tenant_id",), True, True, {"f0": "t7", **after}),
+                    (("user_id",), True, False, {"f0": "u3", **after}),
+                ]
+                for keys, has_after, descending, params in cases:
+                    sql = store.sql.conversation_page(keys, has_after, descending)
+                    plan = "\n".join(
+                        row[0] for row in conn.execute(f"EXPLAIN {sql}", {**params, "limit": 21}).fetchall()
+                    )
+                    assert "Index" in plan, plan
+                    assert "Seq Scan" not in plan, plan
+                    assert "Sort" not in plan, plan
+                    assert "lc_convs_" in plan, plan
+            # The storage agrees with the table.
+            page = storage.conversations.list_conversations(ListParams(3), {"tenant_id": "t7"})
+            assert len(page.data) == 3
+            assert page.has_more
+    finally:
+        postgres_backend.drop_database(url)

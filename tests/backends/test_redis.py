@@ -15,6 +15,7 @@ import pytest
 
 from datacon import (
     BeforeHookResult,
+    ColumnDef,
     ListParams,
     NewConversation,
     NewConversationItem,
@@ -31,6 +32,7 @@ from datacon import (
 )
 from datacon.backends.redis import RedisBackend as RawRedisBackend
 from datacon.backends.redis import RedisStore
+from datacon.backends.redis.store import listing_member
 from datacon.errors import BackendError, BackendUnavailableError, ConflictError, InvalidInputError, PoolTimeoutError
 from tests.servers.redis import OWNER, PASSWORD, RedisBackend, RedisServer, redis_executable
 from tests.support import RENAMED_SCHEMA
@@ -83,12 +85,16 @@ def test_default_key_layout(backend: RedisBackend, client: Any) -> None:
     assert set(client.keys("*")) == {
         f"conversation:{conv}",
         f"conversation:{conv}:items",
+        f"link_seq:{conv}",
         f"item:{item}",
         f"response:{response}",
         "safety:user-1:responses",
+        "conversations:list",
     }
     assert client.type(f"conversation:{conv}:items") == "zset"
+    assert client.type("conversations:list") == "zset"
     assert client.type("safety:user-1:responses") == "zset"
+    assert client.type(f"link_seq:{conv}") == "hash"
 
 
 def test_owner_prefixes_every_key(backend: RedisBackend, client: Any) -> None:
@@ -97,9 +103,11 @@ def test_owner_prefixes_every_key(backend: RedisBackend, client: Any) -> None:
     assert set(client.keys("*")) == {
         f"acme:conversation:{conv}",
         f"acme:conversation:{conv}:items",
+        f"acme:link_seq:{conv}",
         f"acme:item:{item}",
         f"acme:response:{response}",
         "acme:safety:user-1:responses",
+        "acme:conversations:list",
     }
 
 
@@ -107,7 +115,7 @@ def test_every_key_gets_the_retention_ttl(backend: RedisBackend, client: Any) ->
     with open_store(backend, retention_days=2) as storage:
         fill(storage)
     keys = client.keys("*")
-    assert len(keys) == 5
+    assert len(keys) == 7  # the link sequence hash and the conversations listing set too
     for key in keys:
         assert 2 * DAY - 60 < client.ttl(key) <= 2 * DAY, key
 
@@ -116,7 +124,7 @@ def test_no_ttl_without_retention(backend: RedisBackend, client: Any) -> None:
     with open_store(backend, retention_days=None) as storage:
         fill(storage)
     keys = client.keys("*")
-    assert len(keys) == 5
+    assert len(keys) == 7
     assert {key: client.ttl(key) for key in keys} == dict.fromkeys(keys, -1)
 
 
@@ -182,6 +190,9 @@ def test_renamed_fields_extras_and_skips_in_the_hashes(backend: RedisBackend, cl
         "created_at": conv.created_at.isoformat(timespec="microseconds"),
         "conv_meta": '{"a":1}',
         "tenant_id": "tenant-default",  # the column's default_value
+        # list_conversations' bookkeeping: the member and the sets it is in (for the delete).
+        "datacon:member": listing_member(conv.created_at, "conv_r"),
+        "datacon:sets": f'["{OWNER}:conversations:list","{OWNER}:conversations:by:tenant_id:tenant-default"]',
     }
     item = client.hgetall(f"{OWNER}:item:msg_r")
     assert set(item) == {"id", "kind", "role", "body", "created_at"}  # status skipped; no tenant_id value
@@ -196,17 +207,19 @@ def test_renamed_fields_extras_and_skips_in_the_hashes(backend: RedisBackend, cl
     }
     # Links carry no extra columns: a sorted set member and its score only.
     assert client.zrange(f"{OWNER}:conversation:conv_r:items", 0, -1, withscores=True) == [
-        ("msg_r", float(int(T0.timestamp()) * 1_000_000 + 891011))
+        ("msg_r", 1772600767891.011)  # epoch milliseconds with the microseconds as a fraction
     ]
-    assert client.zscore(f"{OWNER}:safety:u:responses", "resp_r") == float(int(T0.timestamp()) * 1_000_000 + 891011)
+    assert client.zscore(f"{OWNER}:safety:u:responses", "resp_r") == 1772600767891.011
 
 
 def test_hook_supplied_extras_are_written(backend: RedisBackend, client: Any) -> None:
     config = backend.redis_config(RENAMED_SCHEMA)
     with create_storage(StorageFactoryConfig(backend="redis", redis=config, hook=ExtraHook())) as storage:
         storage.items.create_item(NewConversationItem("message", None, id="msg_h"))
+        storage.items.append_items("conv_h", [NewConversationItem("message", None, id="msg_h2")])
         storage.responses.store_response(StoredResponse(id="resp_h"))
     assert client.hget(f"{OWNER}:item:msg_h", "tenant_id") == "t-9"
+    assert client.hget(f"{OWNER}:item:msg_h2", "tenant_id") == "t-9"
     assert client.hmget(f"{OWNER}:response:resp_h", ["score", "stored_by"]) == ["42", "system"]
 
 
@@ -234,7 +247,7 @@ def test_skipped_columns_read_back_as_defaults(backend: RedisBackend, client: An
         assert storage.responses.list_identifier_responses("u") == []
         assert storage.responses.delete_identifier_responses("u") == 0
         assert storage.responses.get_response("resp_s") is not None
-    assert set(client.hgetall(f"{OWNER}:conversation:conv_s")) == {"id"}
+    assert set(client.hgetall(f"{OWNER}:conversation:conv_s")) == {"id", "datacon:member", "datacon:sets"}
     assert set(client.hgetall(f"{OWNER}:item:rs_s")) == {"id", "created_at"}
     assert not client.keys("*safety:*")
 
@@ -289,7 +302,7 @@ def test_200_links_sharing_one_added_at_page_exactly(backend: RedisBackend, orde
         conv = storage.conversations.create_conversation(NewConversation()).id
         storage.items.link_items(conv, [(i, T0) for i in ids] + [(early, T0 - timedelta(microseconds=1))])
         storage.items.link_item(conv, late, T0 + timedelta(microseconds=1))
-        expected = [early, *sorted(ids), late]
+        expected = [early, *ids, late]  # ties: the order linked
         if order is SortOrder.DESC:
             expected.reverse()
         seen: list[str] = []
@@ -406,6 +419,8 @@ def test_one_round_trip_per_operation(backend: RedisBackend) -> None:
         storage.items.list_items(conv, ListParams(1))
         storage.responses.get_response_chain(prev)
         storage.responses.list_identifier_responses("u")
+        storage.conversations.delete_conversation("conv_absent")
+        storage.conversations.list_conversations(ListParams(1))
 
         checks: list[tuple[Callable[[], object], list[str]]] = [
             (lambda: storage.items.list_items(conv, ListParams(10, SortOrder.DESC, items[20])), ["EVALSHA"]),
@@ -414,7 +429,8 @@ def test_one_round_trip_per_operation(backend: RedisBackend) -> None:
             (lambda: storage.responses.list_identifier_responses("u", 5), ["EVALSHA"]),
             (lambda: storage.items.link_items(conv, [("msg_n1", T0), ("msg_n2", T0)]), ["EVALSHA"]),
             (lambda: storage.items.get_item(items[0]), ["HGETALL"]),
-            (lambda: storage.conversations.delete_conversation(conv), ["MULTI", "DEL", "DEL", "EXEC"]),
+            (lambda: storage.conversations.list_conversations(ListParams(5)), ["EVALSHA"]),
+            (lambda: storage.conversations.delete_conversation(conv), ["EVALSHA"]),
         ]
         for call, expected in checks:
             with commands_sent(backend) as seen:
@@ -528,7 +544,7 @@ def test_wrongtype_is_a_backend_error(backend: RedisBackend, client: Any) -> Non
 
 
 @pytest.mark.parametrize(
-    "when", [datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)]
+    "when", [datetime(1900, 1, 1, tzinfo=UTC), datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)]
 )
 def test_extreme_datetimes_round_trip(backend: RedisBackend, client: Any, when: datetime) -> None:
     with open_store(backend) as storage:
@@ -547,7 +563,74 @@ def test_huge_limits_return_everything(backend: RedisBackend) -> None:
         for _ in range(3):
             storage.responses.store_response(StoredResponse(safety_identifier="u"))
         # The largest count datacon accepts (2**31 - 1); above it, InvalidInputError everywhere.
-        assert [i.id for i in storage.items.list_items("conv_h", ListParams(2**31 - 1))] == sorted(ids)
+        assert [
+            i.id for i in storage.items.list_items("conv_h", ListParams(2**31 - 1))
+        ] == ids  # ties: the order linked
         assert len(storage.responses.list_identifier_responses("u", 2**31 - 1)) == 3
         with pytest.raises(InvalidInputError):
             storage.items.list_items("conv_h", ListParams(2**62))
+
+
+def test_listing_sets_follow_creates_and_deletes(backend: RedisBackend, client: Any) -> None:
+    """SPEC §7.5 on Redis: one set of every conversation, one per (extra column, value), kept by
+    the create and delete scripts; members order as (created_at, id)."""
+    schema = SchemaConfig(
+        conversations=TableConfig(
+            table="conversations", extra_columns={"tenant_id": ColumnDef("VARCHAR(64)", default_value="t1")}
+        )
+    )
+    with open_store(backend, schema) as storage:
+        a = storage.conversations.create_conversation(NewConversation())
+        b = storage.conversations.create_conversation(NewConversation())
+        every = raw_store(storage).conversations_list_key
+        by_t1 = raw_store(storage).conversations_by_key("tenant_id", "t1")
+        members = client.zrange(every, 0, -1)
+        assert [m.split(":", 1)[1] for m in members] == [
+            c.id for c in sorted([a, b], key=lambda c: (c.created_at, c.id))
+        ]
+        assert client.zrange(by_t1, 0, -1) == members
+        assert storage.conversations.delete_conversation(a.id) is True
+        assert [m.split(":", 1)[1] for m in client.zrange(every, 0, -1)] == [b.id]
+        assert [m.split(":", 1)[1] for m in client.zrange(by_t1, 0, -1)] == [b.id]
+        page = storage.conversations.list_conversations(ListParams(5), {"tenant_id": "t1"})
+        assert [c.id for c in page.data] == [b.id]
+        # A member whose hash expired is skipped, not returned half-read.
+        client.delete(every.replace("conversations:list", f"conversation:{b.id}"))
+        assert storage.conversations.list_conversations(ListParams(5)).data == []
+
+
+def test_links_written_before_the_sequence_keep_their_order_by_item_id(backend: RedisBackend, client: Any) -> None:
+    # Upstream's layout: a sorted set of links and nothing else (no sequence hash).
+    with open_store(backend) as storage:
+        for item_id in ("msg_c", "msg_a", "msg_b"):
+            storage.items.create_item(NewConversationItem("message", [], id=item_id))
+        client.zadd("conversation:conv_old:items", {"msg_c": 1.0, "msg_a": 1.0, "msg_b": 1.0, "msg_0": 0.5})
+        storage.items.create_item(NewConversationItem("message", [], id="msg_0"))
+        when = datetime.fromtimestamp(1e-3, UTC)  # score 1.0 (milliseconds): the old links' instant
+        storage.items.append_items(
+            "conv_old", [NewConversationItem("message", [], id=i) for i in ("msg_z", "msg_1")], when
+        )
+        order = ["msg_0", "msg_a", "msg_b", "msg_c", "msg_z", "msg_1"]
+        assert [i.id for i in storage.items.list_items("conv_old", ListParams(10))] == order
+        assert [i.id for i in storage.items.list_items("conv_old", ListParams(10, SortOrder.DESC))] == order[::-1]
+        for limit in (1, 2, 4):  # pages cut runs of equal scores anywhere
+            for direction in (SortOrder.ASC, SortOrder.DESC):
+                seen: list[str] = []
+                after: str | None = None
+                while page := storage.items.list_items("conv_old", ListParams(limit, direction, after)):
+                    seen += [i.id for i in page]
+                    after = seen[-1]
+                assert seen == (order if direction is SortOrder.ASC else order[::-1])
+    assert client.hgetall("link_seq:conv_old") == {"": "2", "msg_z": "1", "msg_1": "2"}
+
+
+def test_the_sequence_goes_with_its_links(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend) as storage:
+        storage.items.append_items("conv_s", [NewConversationItem("message", [], id=i) for i in ("msg_b", "msg_a")], T0)
+        storage.items.delete_item("conv_s", "msg_b")
+        assert client.hgetall("link_seq:conv_s") == {"": "2", "msg_a": "2"}
+        storage.conversations.delete_conversation("conv_s")
+        assert client.exists("link_seq:conv_s") == 0
+    with open_store(backend, retention_days=1) as storage:
+        storage.items.append_items("conv_t", [NewConversationItem("message", [], id="msg_t")], T0)
+        assert 0 < client.ttl("link_seq:conv_t") <= DAY

@@ -66,14 +66,36 @@ def _responses(**table: Any) -> SchemaConfig:
 # --- upstream's migration tests (postgres_migrations.rs), then the SQLite forms ---------------
 
 
-def test_migrations_are_upstreams_three_in_order() -> None:
-    assert [m.version for m in MIGRATIONS] == [1, 2, 3]
-    assert LATEST == 3
+def test_migrations_are_upstreams_three_in_order_then_the_link_sequence() -> None:
+    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4]
+    assert LATEST == 4
     assert [m.description for m in MIGRATIONS] == [
         "Add safety_identifier column to responses",
         "Remove legacy user_id column from responses",
         "Drop redundant output, metadata, instructions, tool_calls columns from responses",
+        "Add the link sequence (turn order) and the page index on (added_at, seq, item_id)",
     ]
+
+
+def test_v4_adds_the_sequence_and_replaces_the_page_index() -> None:
+    assert _up(4, SchemaConfig()) == [
+        'ALTER TABLE "conversation_item_links" ADD COLUMN IF NOT EXISTS "seq" BIGINT DEFAULT 0 NOT NULL',
+        'DROP INDEX IF EXISTS "conv_item_links_conv_idx"',
+        (
+            'CREATE INDEX IF NOT EXISTS "conv_item_links_order_idx" ON "conversation_item_links" '
+            '("conversation_id", "added_at", "seq", "item_id")'
+        ),
+    ]
+    renamed = SchemaConfig(conversation_item_links=TableConfig("dc_links", columns={"added_at": "linked_at"}))
+    assert _up(4, renamed, LITE, frozenset({"conversation_id", "item_id", "linked_at"})) == [
+        "ALTER TABLE `dc_links` ADD COLUMN `seq` BIGINT DEFAULT 0 NOT NULL",
+        "DROP INDEX IF EXISTS `dc_links_conv_idx`",
+        (
+            "CREATE INDEX IF NOT EXISTS `dc_links_order_idx` ON `dc_links` "
+            "(`conversation_id`, `linked_at`, `seq`, `item_id`)"
+        ),
+    ]
+    assert _up(4, SchemaConfig(), LITE, frozenset({"seq"}))[0].startswith("DROP INDEX")  # the column is there
 
 
 def test_v1_adds_column_if_not_exists_unless_skipped() -> None:
@@ -122,10 +144,10 @@ def test_sqlite_migrations_render_against_the_existing_columns() -> None:
 
 
 def test_pending_migration_message_has_upstreams_shape() -> None:
-    plans = [(m, m.up(SchemaConfig(), PG, None)) for m in MIGRATIONS[1:]]
+    plans = [(m, m.up(SchemaConfig(), PG, None)) for m in MIGRATIONS[1:3]]
     message, statements = migration_message(PG, 1, plans)
     assert message.startswith(
-        "Schema migration required (current version: 1, latest version: 3).\n\n"
+        "Schema migration required (current version: 1, latest version: 4).\n\n"
         "The following migrations need to be applied:\n"
         "\n  v2: Remove legacy user_id column from responses\n"
         '    ALTER TABLE "responses" DROP COLUMN IF EXISTS "user_id";\n'
@@ -134,7 +156,7 @@ def test_pending_migration_message_has_upstreams_shape() -> None:
     )
     assert message.endswith(
         "\nTo apply automatically, set `auto_migrate: true` in your postgres schema config.\n"
-        "To skip, set `version: 3` to mark your schema as already up to date."
+        "To skip, set `version: 4` to mark your schema as already up to date."
     )
     assert statements == (
         plans[0][1][0],
@@ -182,12 +204,13 @@ def test_renamed_schema_ddl_has_renames_and_extras_but_no_skipped_columns(dialec
 def test_index_names_are_upstreams_for_default_tables_and_derived_for_renamed_ones() -> None:
     default = " ".join(render(SchemaConfig(), PG).create_indexes + render(SchemaConfig(), PG).create_tables)
     assert (
-        '"conv_item_links_conv_idx" ON "conversation_item_links" ("conversation_id", "added_at", "item_id")' in default
+        '"conv_item_links_order_idx" ON "conversation_item_links" ("conversation_id", "added_at", "seq", "item_id")'
+        in default
     )
     assert '"responses_safety_idx" ON "responses" ("safety_identifier")' in default
     assert 'CONSTRAINT "pk_conv_item_link"' in default
     renamed = " ".join(render(RENAMED_SCHEMA, PG).create_indexes + render(RENAMED_SCHEMA, PG).create_tables)
-    assert '"dc_links_conv_idx" ON "dc_links" ("conv_ref", "linked_at", "item_id")' in renamed
+    assert '"dc_links_order_idx" ON "dc_links" ("conv_ref", "linked_at", "seq", "item_id")' in renamed
     assert '"dc_resps_safety_idx" ON "dc_resps" ("user_ident")' in renamed
     assert 'CONSTRAINT "dc_links_pk"' in renamed
 
@@ -195,9 +218,28 @@ def test_index_names_are_upstreams_for_default_tables_and_derived_for_renamed_on
 def test_identifier_limits_are_the_dialects() -> None:
     # SQLite keeps names of any length: the schema rules' 128 bytes, and longer derived names, work.
     long = SchemaConfig(conversation_item_links=TableConfig("l" * 128), responses=TableConfig("r" * 128))
-    assert "l" * 128 + "_conv_idx" in render(long, LITE).create_indexes[0]
+    assert "l" * 128 + "_order_idx" in render(long, LITE).create_indexes[0]
     with pytest.raises(ConfigError, match=r"is 128 bytes; Postgres identifiers are at most 63 bytes"):
         render(long, PG)
+    # The v4 page index is named after the links table too: 53 bytes fit, 54 do not.
+    assert (
+        f'"{"l" * 53}_order_idx"'
+        in render(SchemaConfig(conversation_item_links=TableConfig("l" * 53)), PG).create_indexes[0]
+    )
+    with pytest.raises(ConfigError, match=r"the index name '" + "l" * 54 + "_order_idx' derived from it is 64 bytes"):
+        render(SchemaConfig(conversation_item_links=TableConfig("l" * 54)), PG)
+    # list_conversations' indexes are datacon's own: a name too long is shortened (with a hash
+    # of the whole name, so two long extra columns sharing a prefix keep two indexes).
+    extras = {"e" * 60 + "_a": ColumnDef("TEXT"), "e" * 60 + "_b": ColumnDef("TEXT")}
+    wide = SchemaConfig(conversations=TableConfig("c" * 63, extra_columns=extras))
+    names = [PG.listing_index_name("c" * 63, column) for column in (None, *sorted(extras))]
+    assert all(len(name) == 63 for name in names)
+    assert len(set(names)) == 3
+    assert all(name.startswith("c" * 54 + "_") for name in names)
+    listing = [index for index in render(wide, PG).create_indexes if "_list_idx" not in index and "c" * 54 in index]
+    assert len(listing) == 3
+    assert PG.listing_index_name("conversations", "tenant") == "conversations_tenant_list_idx"  # short: as before
+    assert LITE.listing_index_name("c" * 63, None) == "c" * 63 + "_list_idx"  # SQLite keeps any length
     # Two logical tables on one physical table (names ignore case in both databases).
     same = SchemaConfig(conversations=TableConfig("Shared"), responses=TableConfig("shared"))
     for dialect in (LITE, PG):
@@ -208,9 +250,10 @@ def test_identifier_limits_are_the_dialects() -> None:
 @DIALECTS
 def test_skipped_safety_identifier_has_no_index_and_no_queries(dialect: Dialect) -> None:
     sql = _render(_responses(skip_columns={"safety_identifier"}), dialect)
-    # The page index, and (Oracle, as upstream) the previous_response_id index.
+    # The page index, (Oracle, as upstream) the previous_response_id index, and
+    # list_conversations' (created_at, id) index.
     has_prev_index = dialect.object_name("prev_idx", "responses") is not None
-    assert len(sql.create_indexes) == 1 + has_prev_index
+    assert len(sql.create_indexes) == 2 + has_prev_index
     assert not any(dialect.ident("safety_identifier") in index for index in sql.create_indexes)
     assert sql.ident_list is None
     assert sql.ident_delete is None
@@ -231,8 +274,9 @@ def test_queries_are_keyset_and_recursive(dialect: Dialect) -> None:
         if dialect.keyset is Keyset.JOINED:  # the cursor link LEFT JOINed
             assert page.count("SELECT") == 1
             assert " LEFT JOIN " in page
-        else:  # the page, and the cursor resolved in a scalar subquery
-            assert page.count("SELECT") == 2
+        else:  # the page, and the cursor's added_at and sequence resolved in scalar subqueries
+            assert page.count("SELECT") == 3
+        assert page.count(" ORDER BY ") == 1
     assert sql.chain_all.startswith(f"{dialect.recursive_with} chain ")
     if dialect.cycle_clause:  # UNION ALL only: the cycle clause ends a cycle
         assert " UNION ALL SELECT " in sql.chain_all
@@ -247,6 +291,7 @@ def test_queries_are_keyset_and_recursive(dialect: Dialect) -> None:
     assert three.startswith("INSERT ")
     assert [three.count(dialect.param(f"i{n}")) for n in range(4)] == [1, 1, 1, 0]  # three rows in one statement
     assert three.count(dialect.param("cid")) == 3
+    assert three.count(dialect.param("scid")) == 3  # each row's sequence: the highest so far at its added_at, + n
     assert sql.link_insert(3) is three  # rendered once per row count
 
 

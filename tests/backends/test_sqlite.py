@@ -17,6 +17,7 @@ from datacon import (
     NewConversation,
     NewConversationItem,
     SchemaConfig,
+    SortOrder,
     SqliteConfig,
     Storage,
     StorageFactoryConfig,
@@ -108,7 +109,10 @@ def test_eight_threads_writing_at_once_lose_nothing(db: Path) -> None:
             assert conv.metadata == {"tag": tag, "n": rounds - 1}
         everything = storage.items.list_items(shared, ListParams(threads * rounds + 1))
         assert len(everything) == threads * rounds
-        assert [item.id for item in everything] == sorted(item.id for item in everything)  # ties broken by id
+        # Ties on added_at list in the order linked: each writer's links in its call order.
+        ids = [item.id for item in everything]
+        for i in range(threads):
+            assert [x for x in ids if x.startswith(f"msg_t{i}_")] == [f"msg_t{i}_{n:03d}" for n in range(rounds)]
         assert storage.pool_stats()["in_use"] == 0
         assert storage.pool_stats()["size"] <= 8
     # Counted again from outside, after close: everything was committed.
@@ -171,7 +175,12 @@ def test_processes_starting_and_writing_at_once(db: Path) -> None:
     assert count(db, "responses") == 200
     conn = sqlite3.connect(db)
     try:
-        assert conn.execute("SELECT version FROM _schema_versions ORDER BY version").fetchall() == [(1,), (2,), (3,)]
+        assert conn.execute("SELECT version FROM _schema_versions ORDER BY version").fetchall() == [
+            (1,),
+            (2,),
+            (3,),
+            (4,),
+        ]
     finally:
         conn.close()
 
@@ -252,6 +261,14 @@ LEGACY_RESPONSES = (
     "previous_response_id VARCHAR(64), input TEXT, created_at INTEGER, model VARCHAR(128), raw_response TEXT, "
     "user_id VARCHAR(128), output TEXT, metadata TEXT, instructions TEXT, tool_calls TEXT)"
 )
+# The links table and its page index as datacon made them before v4 (no sequence).
+LEGACY_LINKS = (
+    (
+        "CREATE TABLE conversation_item_links (conversation_id VARCHAR(64) NOT NULL, item_id VARCHAR(64) NOT NULL, "
+        "added_at INTEGER, CONSTRAINT pk_conv_item_link PRIMARY KEY (conversation_id, item_id))"
+    ),
+    "CREATE INDEX conv_item_links_conv_idx ON conversation_item_links (conversation_id, added_at, item_id)",
+)
 
 
 @pytest.fixture
@@ -259,9 +276,10 @@ def legacy_db(db: Path) -> Path:
     """A database as an older release left it: no _schema_versions, responses at v0."""
     conn = sqlite3.connect(db)
     try:
-        for ddl in render(SchemaConfig(), SqliteDialect()).create_tables[:3]:
+        for ddl in render(SchemaConfig(), SqliteDialect()).create_tables[:2]:
             conn.execute(ddl)
-        conn.execute(LEGACY_RESPONSES)
+        for ddl in (*LEGACY_LINKS, LEGACY_RESPONSES):
+            conn.execute(ddl)
         conn.execute(
             "INSERT INTO responses (id, input, created_at, raw_response, user_id, output) "
             f"VALUES ('resp_old', '[\"hi\"]', {to_epoch_us(T0)}, 'null', 'u', 'o')"
@@ -291,7 +309,7 @@ def versions(db: Path) -> list[int]:
 def test_fresh_database_is_created_at_the_latest_version(db: Path) -> None:
     with open_sqlite(db, SchemaConfig(auto_migrate=False)) as storage:
         storage.responses.store_response(StoredResponse(id="r1", safety_identifier="u"))
-    assert versions(db) == [1, 2, 3]
+    assert versions(db) == [1, 2, 3, 4]
     assert "safety_identifier" in columns(db, "responses")
     with open_sqlite(db, SchemaConfig(auto_migrate=False)):  # and reopens without migrations
         pass
@@ -307,6 +325,13 @@ EXPECTED_STATEMENTS = (
     "ALTER TABLE `responses` DROP COLUMN `instructions`",
     "ALTER TABLE `responses` DROP COLUMN `tool_calls`",
     version_insert_sql(SqliteDialect(), MIGRATIONS[2]),
+    "ALTER TABLE `conversation_item_links` ADD COLUMN `seq` BIGINT DEFAULT 0 NOT NULL",
+    "DROP INDEX IF EXISTS `conv_item_links_conv_idx`",
+    (
+        "CREATE INDEX IF NOT EXISTS `conv_item_links_order_idx` ON `conversation_item_links` "
+        "(`conversation_id`, `added_at`, `seq`, `item_id`)"
+    ),
+    version_insert_sql(SqliteDialect(), MIGRATIONS[3]),
 )
 
 
@@ -315,7 +340,7 @@ def test_old_schema_needs_migration_with_the_exact_sql(legacy_db: Path) -> None:
         open_sqlite(legacy_db, SchemaConfig(auto_migrate=False))
     assert info.value.statements == EXPECTED_STATEMENTS
     message = str(info.value)
-    assert "current version: 0, latest version: 3" in message
+    assert "current version: 0, latest version: 4" in message
     assert "set `auto_migrate: true` in your sqlite schema config" in message
     assert "user_id" in columns(legacy_db, "responses")  # nothing was migrated
     # The listed SQL applied by hand brings the schema up to date.
@@ -334,13 +359,13 @@ def test_old_schema_needs_migration_with_the_exact_sql(legacy_db: Path) -> None:
 
 def test_auto_migrate_applies_and_keeps_data(legacy_db: Path) -> None:
     with open_sqlite(legacy_db, SchemaConfig(auto_migrate=True)) as storage:
-        assert sql_store(storage).applied_migrations == [1, 2, 3]
+        assert sql_store(storage).applied_migrations == [1, 2, 3, 4]
         old = storage.responses.get_response("resp_old")
         assert old is not None
         assert old.created_at == T0
         storage.responses.store_response(StoredResponse(id="resp_new", safety_identifier="u"))
         assert [r.id for r in storage.responses.list_identifier_responses("u")] == ["resp_new"]
-    assert versions(legacy_db) == [1, 2, 3]
+    assert versions(legacy_db) == [1, 2, 3, 4]
     assert columns(legacy_db, "responses") == {
         "id",
         "conversation_id",
@@ -356,19 +381,75 @@ def test_auto_migrate_applies_and_keeps_data(legacy_db: Path) -> None:
 def test_version_setting_skips_migrations_without_recording_them(legacy_db: Path) -> None:
     with pytest.raises(MigrationRequiredError) as info:
         open_sqlite(legacy_db, SchemaConfig(version=1))
-    assert "current version: 1, latest version: 3" in str(info.value)
+    assert "current version: 1, latest version: 4" in str(info.value)
     assert info.value.statements[0] == "ALTER TABLE `responses` DROP COLUMN `user_id`"
-    # Skipped up to 3, but the table still lacks safety_identifier, which v1 would have added:
-    # that is schema drift (every store_response would fail), reported with its fix.
+    # Skipped up to 4, but the tables still lack safety_identifier (v1) and seq (v4): that is
+    # schema drift (every store_response and link_items would fail), reported with its fixes.
     with pytest.raises(MigrationRequiredError) as drift:
-        open_sqlite(legacy_db, SchemaConfig(version=3))
-    assert str(drift.value).startswith("Schema drift (current version: 3, latest version: 3)")
-    assert drift.value.statements == ("ALTER TABLE `responses` ADD COLUMN `safety_identifier` VARCHAR(128)",)
+        open_sqlite(legacy_db, SchemaConfig(version=4))
+    assert str(drift.value).startswith("Schema drift (current version: 4, latest version: 4)")
+    assert drift.value.statements == (
+        "ALTER TABLE `conversation_item_links` ADD COLUMN `seq` BIGINT DEFAULT 0 NOT NULL",
+        (
+            "CREATE INDEX IF NOT EXISTS `conv_item_links_order_idx` ON `conversation_item_links` "
+            "(`conversation_id`, `added_at`, `seq`, `item_id`)"
+        ),
+        "ALTER TABLE `responses` ADD COLUMN `safety_identifier` VARCHAR(128)",
+    )
     skipped = TableConfig("responses", skip_columns={"safety_identifier"})
-    with open_sqlite(legacy_db, SchemaConfig(version=3, responses=skipped)):
+    # auto_migrate adds what is missing (the page index then follows) and records no version.
+    with open_sqlite(legacy_db, SchemaConfig(version=4, responses=skipped, auto_migrate=True)):
         pass
     assert versions(legacy_db) == []
     assert "user_id" in columns(legacy_db, "responses")
+
+
+def test_an_upstream_v3_database_migrates_to_the_turn_order(legacy_db: Path) -> None:
+    with pytest.raises(MigrationRequiredError):  # creates _schema_versions, migrates nothing
+        open_sqlite(legacy_db, SchemaConfig(auto_migrate=False))
+    conn = sqlite3.connect(legacy_db)
+    try:  # upstream's v1-v3 applied by hand, and links sharing one added_at, made out of id order
+        for statement in EXPECTED_STATEMENTS[
+            : EXPECTED_STATEMENTS.index(version_insert_sql(SqliteDialect(), MIGRATIONS[2])) + 1
+        ]:
+            conn.execute(statement)
+        for item_id in ("msg_c", "msg_a", "msg_b"):
+            conn.execute(
+                "INSERT INTO conversation_items (id, item_type, content, created_at) VALUES (?, 'message', '[]', ?)",
+                (item_id, to_epoch_us(T0)),
+            )
+            conn.execute("INSERT INTO conversation_item_links VALUES ('conv_old', ?, ?)", (item_id, to_epoch_us(T0)))
+        conn.commit()
+    finally:
+        conn.close()
+    assert versions(legacy_db) == [1, 2, 3]
+    with pytest.raises(MigrationRequiredError) as info:
+        open_sqlite(legacy_db, SchemaConfig(auto_migrate=False))
+    assert info.value.statements == EXPECTED_STATEMENTS[-4:]
+    with open_sqlite(legacy_db, SchemaConfig(auto_migrate=True)) as storage:
+        assert sql_store(storage).applied_migrations == [4]
+        # Links made before keep their old tie-break (item id); new ones follow in the order made.
+        assert [i.id for i in storage.items.list_items("conv_old", ListParams(10))] == ["msg_a", "msg_b", "msg_c"]
+        new = [NewConversationItem("message", [], id=i) for i in ("msg_z", "msg_0")]
+        storage.items.append_items("conv_old", new, T0)
+        order = ["msg_a", "msg_b", "msg_c", "msg_z", "msg_0"]
+        assert [i.id for i in storage.items.list_items("conv_old", ListParams(10))] == order
+        desc = storage.items.list_items("conv_old", ListParams(2, SortOrder.DESC, after="msg_z"))
+        assert [i.id for i in desc] == ["msg_c", "msg_b"]
+        sql = sql_store(storage).sql
+    conn = sqlite3.connect(legacy_db)
+    try:  # the page is read in index order: no temporary B-tree for ORDER BY
+        for page in (sql.list_asc, sql.list_desc):
+            plan = " ".join(
+                str(row) for row in conn.execute(f"EXPLAIN QUERY PLAN {page}", {"cid": "c", "after": "x", "limit": 5})
+            )
+            assert "conv_item_links_order_idx" in plan
+            assert "TEMP B-TREE" not in plan
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "conv_item_links_order_idx" in names
+        assert "conv_item_links_conv_idx" not in names
+    finally:
+        conn.close()
 
 
 def test_rows_written_by_others_that_cannot_be_read_are_backend_errors(db: Path) -> None:
@@ -388,3 +469,37 @@ def test_rows_written_by_others_that_cannot_be_read_are_backend_errors(db: Path)
             storage.conversations.get_conversation("conv_bad")
         with pytest.raises(BackendError, match="SQLite response resp_bad has an unreadable column"):
             storage.responses.get_response_chain("resp_bad")
+
+
+def test_list_conversations_is_served_from_an_index_without_a_sort(db: Path) -> None:
+    """SPEC §7.5: the listing indexes give the page order (no table scan, no temporary B-tree)."""
+    from tests.conformance.test_list_conversations import LISTING_SCHEMA
+
+    with open_sqlite(db, LISTING_SCHEMA) as storage:
+        sql = sql_store(storage).sql
+        conn = sqlite3.connect(db)
+        try:
+            conn.execute(
+                "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 5000) "
+                "INSERT INTO lc_convs (id, created_at, metadata, tenant_id, user_id) "
+                "SELECT printf('conv_%050d', n), n, NULL, 't' || (n % 50), 'u' || (n % 7) FROM g"
+            )
+            conn.commit()
+            conn.execute("ANALYZE")
+            after = {"after_at": 1, "after_id": "conv_x"}
+            for keys, has_after, descending, params in [
+                ((), False, False, {}),
+                ((), True, True, after),
+                (("tenant_id",), True, False, {"f0": "t7", **after}),
+                (("user_id",), True, True, {"f0": "u3", **after}),
+            ]:
+                statement = sql.conversation_page(keys, has_after, descending)
+                plan = " | ".join(
+                    str(row[3]) for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", {**params, "limit": 21})
+                )
+                assert "INDEX lc_convs_" in plan, plan
+                assert "TEMP B-TREE" not in plan, plan
+        finally:
+            conn.close()
+        page = storage.conversations.list_conversations(ListParams(2), {"tenant_id": "t7"})
+        assert len(page.data) == 2

@@ -80,7 +80,9 @@ def test_every_operation_fires_before_and_after_with_upstream_payloads(hooked: t
     item = storage.items.create_item(NewConversationItem("message", ["hi"], id="msg_h", role="user"))
     storage.items.link_item(conv.id, item.id, at(0))
     storage.items.link_items(conv.id, [("msg_h2", at(1)), ("msg_h3", at(2))])
+    storage.items.append_items(conv.id, [NewConversationItem("message", {"t": 1}, id="msg_h4", role="user")], at(3))
     storage.items.list_items(conv.id, ListParams(5))
+    storage.items.list_items_page(conv.id, ListParams(5))
     storage.items.get_item(item.id)
     storage.items.is_item_linked(conv.id, item.id)
     storage.items.delete_item(conv.id, item.id)
@@ -91,9 +93,12 @@ def test_every_operation_fires_before_and_after_with_upstream_payloads(hooked: t
     storage.responses.list_identifier_responses("sid", 5)
     storage.responses.delete_response("resp_h")
     storage.responses.delete_identifier_responses("sid")
+    storage.conversations.list_conversations(ListParams(2))
     storage.conversations.delete_conversation(conv.id)
 
-    assert len(StorageOperation) == 17
+    assert (
+        len(StorageOperation) == 20
+    )  # upstream's 17, then append_items (SPEC 7.2), list_conversations (7.5), list_items_page (7.4)
     assert sorted(call[0] for call in rec.before_calls) == sorted(StorageOperation)  # each once
     assert sorted(call[0] for call in rec.after_calls) == sorted(StorageOperation)
     payloads = {op: payload for op, _, payload in rec.before_calls}
@@ -114,10 +119,26 @@ def test_every_operation_fires_before_and_after_with_upstream_payloads(hooked: t
         "added_at": "2026-01-02T03:04:05.123456Z",
     }
     assert payloads[Op.LINK_ITEMS] == {"conversation_id": "conv_h", "items_count": 2}
+    assert payloads[Op.APPEND_ITEMS] == {
+        "conversation_id": "conv_h",
+        "added_at": "2026-01-02T03:04:08.123456Z",
+        "items": [
+            {
+                "id": "msg_h4",
+                "response_id": None,
+                "item_type": "message",
+                "role": "user",
+                "content": {"t": 1},
+                "status": None,
+            }
+        ],
+    }
     assert payloads[Op.LIST_ITEMS] == {
         "conversation_id": "conv_h",
         "params": {"limit": 5, "order": "Asc", "after": None},
     }
+    assert payloads[Op.LIST_CONVERSATIONS] == {"params": {"limit": 2, "order": "Asc", "after": None}, "filter": {}}
+    assert payloads[Op.LIST_ITEMS_PAGE] == payloads[Op.LIST_ITEMS]
     assert payloads[Op.IS_ITEM_LINKED] == {"conversation_id": "conv_h", "item_id": "msg_h"}
     assert payloads[Op.STORE_RESPONSE]["id"] == "resp_h"
     assert payloads[Op.STORE_RESPONSE]["safety_identifier"] == "sid"
@@ -128,6 +149,9 @@ def test_every_operation_fires_before_and_after_with_upstream_payloads(hooked: t
     assert results[Op.CREATE_CONVERSATION]["id"] == "conv_h"
     assert results[Op.IS_ITEM_LINKED] is True
     assert results[Op.LINK_ITEM] is None
+    assert results[Op.LIST_ITEMS_PAGE]["has_more"] is False
+    assert results[Op.LIST_ITEMS_PAGE]["next_cursor"] is None
+    assert [item["id"] for item in results[Op.APPEND_ITEMS]] == ["msg_h4"]
     assert results[Op.STORE_RESPONSE] == "resp_h"
     assert results[Op.DELETE_CONVERSATION] is True
     assert results[Op.DELETE_IDENTIFIER_RESPONSES] == 0

@@ -229,7 +229,8 @@ def test_paging_with_ties_visits_every_item_once(case: Case, order: SortOrder, p
     pairs = [(item_id, at(n % 3)) for n, item_id in enumerate(reversed(ids))]
     case.items.link_items(conv, pairs)
     added = dict(pairs)
-    expected = sorted(ids, key=lambda i: (added[i], i))
+    linked = {item_id: n for n, (item_id, _) in enumerate(pairs)}
+    expected = sorted(ids, key=lambda i: (added[i], linked[i]))  # ties: the order linked (SPEC 7.2)
     if order is SortOrder.DESC:
         expected.reverse()
     seen: list[str] = []

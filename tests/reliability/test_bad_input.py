@@ -515,10 +515,16 @@ hostile("a non-UTC created_at is stored as the same instant in UTC")(
 )
 then(response_round_trip(lambda w: w.id("tz"), created_at=at(7)))
 
-hostile("a far-past created_at (year 1) round-trips")(
+hostile("a far-past created_at (year 1) is outside the accepted range", InvalidInputError)(
     lambda s, w: s.responses.store_response(StoredResponse(id=w.id("y1"), created_at=datetime(1, 1, 1, tzinfo=UTC)))
 )
-then(response_round_trip(lambda w: w.id("y1"), created_at=datetime(1, 1, 1, tzinfo=UTC)))
+then(nothing)
+
+FIRST_ACCEPTED = datetime(1900, 1, 1, tzinfo=UTC)
+hostile("the first accepted created_at (1900-01-01) round-trips")(
+    lambda s, w: s.responses.store_response(StoredResponse(id=w.id("y1900"), created_at=FIRST_ACCEPTED))
+)
+then(response_round_trip(lambda w: w.id("y1900"), created_at=FIRST_ACCEPTED))
 
 # --- Limits, cursors, depths -----------------------------------------------------------------
 

@@ -103,7 +103,8 @@ def test_mixed_operations_lose_and_duplicate_nothing(rel_backend: BackendUnderTe
     assert set(listed) == set(linked), (
         f"lost links: {sorted(set(linked) - set(listed))[:5]}, stale links: {sorted(set(listed) - set(linked))[:5]}"
     )
-    assert listed == sorted(linked, key=lambda item: (to_epoch_us(linked[item]), item))
+    # By added_at; ties in the order linked (racing calls have no order between them).
+    assert [to_epoch_us(linked[item]) for item in listed] == sorted(to_epoch_us(linked[item]) for item in listed)
     assert page_all(s, shared, SortOrder.DESC, 7) == listed[::-1]
     assert all(not s.items.is_item_linked(shared, item) for item in unlinked)
     assert all(s.items.get_item(item) is not None for item in unlinked), "delete_item removed an item record"
@@ -180,6 +181,7 @@ def test_paging_while_others_append_never_repeats(rel_backend: BackendUnderTest,
     batch = [(item_id, rng.choice(INSTANTS)) for item_id in initial]
     added.update((item_id, to_epoch_us(when)) for item_id, when in batch)
     s.items.link_items(conv, batch)
+    linked_order = {item_id: n for n, (item_id, _) in enumerate(batch)}
     stop = threading.Event()
     passes = Counter[str]()
 
@@ -199,8 +201,12 @@ def test_paging_while_others_append_never_repeats(rel_backend: BackendUnderTest,
             seen = page_all(s, conv, order, 7)
             assert len(seen) == len(set(seen)), f"{order} pass returned an item twice"
             assert set(initial) <= set(seen), f"{order} pass missed an item linked before it started"
-            keys = [(added[item], item) for item in seen]
-            assert keys == sorted(keys, reverse=order is SortOrder.DESC), f"{order} pass went backwards"
+            times = [added[item] for item in seen]
+            assert times == sorted(times, reverse=order is SortOrder.DESC), f"{order} pass went backwards"
+            # Ties list in the order linked: the initial batch's items keep the order given.
+            first = [item for item in seen if item in linked_order]
+            in_order = sorted(first, key=lambda item: (added[item], linked_order[item]))
+            assert first == (in_order if order is SortOrder.ASC else in_order[::-1]), f"{order} pass broke a tie"
             passes[order] += 1
 
     def role(t: int) -> None:
@@ -260,4 +266,56 @@ def test_concurrent_link_items_in_different_orders_yield_one_success(
     figures.record(
         f"link_items order races[{rel_backend.name}]",
         f"{rounds} rounds x {THREADS} threads linking the same {size} items in shuffled orders: one success each",
+    )
+
+
+def test_concurrent_turns_sharing_one_added_at_never_interleave(
+    rel_backend: BackendUnderTest, rel_storage: Storage
+) -> None:
+    """SPEC 7.2: links sharing one ``added_at`` list in the order given, separate calls in call
+    order. Calls racing on one conversation with one ``added_at`` (half ``append_items``, half
+    ``link_items``) must each draw sequences of their own: every call's items stay contiguous
+    and in the order given. Item ids are chosen so that a fall-back to item-id order (equal
+    sequences) interleaves the calls and reverses each call's order, which this would see."""
+    s = rel_storage
+    tag = secrets.token_hex(4)
+    rounds, size = 10, 4
+    when = at(99)
+    for attempt in range(rounds):
+        conv = s.conversations.create_conversation(NewConversation(id=f"turns-{tag}-{attempt}")).id
+        # Call t's k-th item (in the order given) has id "..._{size - k}_{t}": by id, calls interleave
+        # and each call's items are reversed.
+        calls = [[f"msg_{tag}_{attempt}_{size - k}_{t}" for k in range(size)] for t in range(THREADS)]
+        for t in range(1, THREADS, 2):  # the link_items callers' items exist beforehand
+            for item_id in calls[t]:
+                s.items.create_item(NewConversationItem("message", [], id=item_id))
+        barrier = threading.Barrier(THREADS)
+
+        def racer(
+            t: int, conv: str = conv, calls: list[list[str]] = calls, barrier: threading.Barrier = barrier
+        ) -> None:
+            barrier.wait(timeout=30)
+            if t % 2 == 0:
+                s.items.append_items(conv, [NewConversationItem("message", [], id=i) for i in calls[t]], when)
+            else:
+                s.items.link_items(conv, [(item_id, when) for item_id in calls[t]])
+
+        run_threads(THREADS, racer)
+        listed = [item.id for item in s.items.list_items(conv, ListParams(100))]
+        assert sorted(listed) == sorted(i for call in calls for i in call), f"round {attempt}: {listed}"
+        turns = [listed[start : start + size] for start in range(0, len(listed), size)]
+        assert sorted(turns) == sorted(calls), f"round {attempt}: the calls interleaved: {listed}"
+        # Pages (whose cursors carry each link's sequence) agree, one item at a time.
+        paged, cursor = [], None
+        while True:
+            page = s.items.list_items_page(conv, ListParams(1, after=cursor))
+            paged += [item.id for item in page.data]
+            if not page.has_more:
+                break
+            cursor = page.next_cursor
+        assert paged == listed
+        assert [item.id for item in s.items.list_items(conv, ListParams(100, SortOrder.DESC))] == listed[::-1]
+    figures.record(
+        f"turns sharing one added_at[{rel_backend.name}]",
+        f"{rounds} rounds x {THREADS} concurrent append_items/link_items of {size} items: never interleaved",
     )

@@ -8,6 +8,7 @@ as the ``postgres`` user. Locally a missing PostgreSQL skips; in CI it fails.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -19,9 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import attrs
 import pytest
 
 from datacon import PostgresConfig, SchemaConfig, StorageFactoryConfig, StorageHook
+from datacon._serde import converter
 from tests.servers._pgbouncer import PgBouncer, pgbouncer_executable
 from tests.support import free_port, server_missing
 
@@ -234,3 +237,111 @@ def pgbouncer_backend(pgbouncer_server: PgBouncer, postgres_backend: PostgresBac
     return PostgresBackend(
         pgbouncer_server.url(user, password), {"transaction_pooling": True}, admin_url=postgres_backend.admin_url
     )
+
+
+#: The application role of the DML-only run: it may read and write rows, nothing else.
+DML_ROLE = "datacon_app"
+DML_PASSWORD = "dc-app-s3cret"
+DML_DATABASE = "datacon_dml"
+
+
+class DmlOnlyBackend(PostgresBackend):
+    """The ``postgres`` backend as deployed by a cautious DBA: the application connects as a
+    role with only SELECT/INSERT/UPDATE/DELETE on the tables and ``create_tables: false``.
+
+    Each schema it is used with gets a database of its own (schemas share ``_schema_versions``,
+    so two would not fit one empty database): the DBA (the test superuser) creates it, applies
+    what ``datacon migrate sql`` prints with ``psql``, and grants the role its rights. ``url``
+    and ``admin_url`` are those of the default schema's database.
+    """
+
+    def __init__(self, server: PostgresBackend, bindir: Path | None) -> None:
+        self.server = server
+        self.bindir = bindir
+        self._databases: dict[str, tuple[str, str]] = {}  # repr(schema) -> (app url, admin url)
+        url, admin = self.apply_schema(attrs.evolve(SchemaConfig(), create_tables=False))
+        super().__init__(url, admin_url=admin)
+
+    def postgres_config(
+        self, schema: SchemaConfig | None = None, url: str | None = None, **options: Any
+    ) -> PostgresConfig:
+        schema = attrs.evolve(schema or SchemaConfig(), create_tables=False)
+        app_url, _ = self.apply_schema(schema)
+        return super().postgres_config(schema, url or app_url, **options)
+
+    def wipe(self, schema: SchemaConfig | None = None) -> None:
+        _, admin = self.apply_schema(attrs.evolve(schema or SchemaConfig(), create_tables=False))
+        tables = [f'"{table.table.lower()}"' for table in (schema or SchemaConfig()).tables().values()]
+        with self.server.connect(admin) as conn:
+            conn.execute(f"TRUNCATE {', '.join(tables)}")
+
+    def databases(self) -> list[str]:
+        return [urlsplit(admin).path.lstrip("/") for _, admin in self._databases.values()]
+
+    def apply_schema(self, schema: SchemaConfig) -> tuple[str, str]:
+        """The database for ``schema`` (made on first use: ``datacon migrate sql`` applied by the
+        DBA, DML granted to the role); its application and admin URLs."""
+        key = repr(schema)
+        if key in self._databases:
+            return self._databases[key]
+        from click.testing import CliRunner
+
+        from datacon.cli import cli
+
+        name = f"{DML_DATABASE}_{len(self._databases)}"
+        with self.server.connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        admin = self.server.url_for(name)
+        parts = urlsplit(admin)
+        url = parts._replace(netloc=f"{DML_ROLE}:{DML_PASSWORD}@{parts.netloc.rpartition('@')[2]}").geturl()
+        config = PostgresConfig(db_url=admin, schema=schema)
+        with tempfile.TemporaryDirectory() as tmp:
+            file = Path(tmp) / "datacon.json"
+            file.write_text(json.dumps({"backend": "postgres", "postgres": converter.unstructure(config)}))
+            result = CliRunner().invoke(cli, ["migrate", "sql", "--config", str(file)], catch_exceptions=False)
+            assert result.exit_code == 0, result.output
+            script = Path(tmp) / "schema.sql"
+            script.write_text(result.stdout)
+            psql = self.bindir / "psql" if self.bindir is not None else None
+            with self.server.connect(admin) as conn:
+                conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")  # PostgreSQL 15's default, made sure of
+            if psql is not None and psql.exists():
+                run = subprocess.run(
+                    [str(psql), admin, "-v", "ON_ERROR_STOP=1", "-q", "-f", str(script)],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    timeout=60,
+                )
+                assert run.returncode == 0, run.stderr
+            else:
+                with self.server.connect(admin) as conn:
+                    conn.execute(result.stdout)
+        with self.server.connect(admin) as conn:
+            conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {DML_ROLE}")
+        self._databases[key] = (url, admin)
+        return url, admin
+
+
+@pytest.fixture(scope="session")
+def postgres_dml_backend(postgres_backend: PostgresBackend) -> Iterator[DmlOnlyBackend]:
+    """Databases whose tables a DBA created, and the application's DML-only role."""
+    from psycopg import sql
+
+    def drop(conn: Any, databases: list[str]) -> None:
+        for name in databases:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f"DROP ROLE IF EXISTS {DML_ROLE}")
+
+    with postgres_backend.connect() as conn:
+        stale = [row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'datacon_dml%'")]
+        drop(conn, stale)
+        create = sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}")  # no CREATEDB, no CREATEROLE, not a superuser
+        conn.execute(create.format(sql.Identifier(DML_ROLE), sql.Literal(DML_PASSWORD)))
+    backend: DmlOnlyBackend | None = None
+    try:
+        backend = DmlOnlyBackend(postgres_backend, Path(os.environ.get("PGBIN", DEFAULT_BIN)))
+        yield backend
+    finally:
+        with postgres_backend.connect() as conn:
+            drop(conn, backend.databases() if backend is not None else [])

@@ -23,7 +23,7 @@ column reads as its declared default (``created_at`` now, ``input`` ``[]``, ``it
 
 from .backend import SqlBackend, open_sql_backend
 from .dialect import Dialect, Keyset
-from .migrations import LATEST, MIGRATIONS, Migration, bootstrap, migration_message
+from .migrations import LATEST, MIGRATIONS, Migration, bootstrap, migration_message, schema_script
 from .render import Statements, check_identifiers, render
 from .session import Connector, Params, Session
 from .store import SqlConversationStorage, SqlItemStorage, SqlResponseStorage, SqlStore
@@ -48,4 +48,5 @@ __all__ = [
     "migration_message",
     "open_sql_backend",
     "render",
+    "schema_script",
 ]

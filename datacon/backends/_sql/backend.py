@@ -17,7 +17,7 @@ from datacon.models import Conversation, ConversationItem, Link, StoredResponse
 from datacon.schema import SchemaConfig
 
 from .dialect import Dialect
-from .migrations import LATEST, bootstrap, inspect, pending_message
+from .migrations import LATEST, bootstrap, pending
 from .session import Connector
 from .store import SqlConversationStorage, SqlItemStorage, SqlResponseStorage, SqlStore
 
@@ -54,11 +54,12 @@ class SqlBackend(Enumerable, Restorable, Versioned):
     # Versioned
 
     def schema_status(self) -> SchemaStatus:
+        """Reads only: nothing is created, even in an empty database (its statements are the
+        whole schema, as ``datacon migrate sql`` prints it)."""
         store = self.store
-        with store.connector.migration_session() as session:
-            current, plans, drift = inspect(session, store.sql)
-        pending = pending_message(store.dialect, current, plans, drift)[1]
-        return SchemaStatus(current=current, latest=LATEST, pending_statements=pending)
+        with store.connector.session() as session:
+            current, statements = pending(session, store.sql)
+        return SchemaStatus(current=current, latest=LATEST, pending_statements=tuple(statements))
 
     def apply_migrations(self) -> list[int]:
         store = self.store

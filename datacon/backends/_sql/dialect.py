@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -21,20 +22,27 @@ __all__ = ["UPSTREAM_OBJECT_NAMES", "Dialect", "Keyset"]
 UPSTREAM_OBJECT_NAMES = {
     "links_pk": ("conversation_item_links", "pk_conv_item_link"),
     "links_idx": ("conversation_item_links", "conv_item_links_conv_idx"),
+    "links_order_idx": ("conversation_item_links", "conv_item_links_order_idx"),
     "safety_idx": ("responses", "responses_safety_idx"),
 }
-_DERIVED_SUFFIX = {"links_pk": "_pk", "links_idx": "_conv_idx", "safety_idx": "_safety_idx"}
+_DERIVED_SUFFIX = {
+    "links_pk": "_pk",
+    "links_idx": "_conv_idx",
+    "links_order_idx": "_order_idx",
+    "safety_idx": "_safety_idx",
+}
 
 
 class Keyset(enum.Enum):
-    """How a page of links continues after the cursor item ``(added_at, item_id)``.
+    """How a page of links continues after the cursor link ``(added_at, seq, item_id)``.
 
     The cursor is resolved inside the page query, in this conversation's links only; an
     unknown (or no) cursor lists from the start.
     """
 
-    #: A scalar subquery gives the cursor's ``added_at`` (a sentinel below/above every
-    #: timestamp when unknown) and row values compare ``(added_at, item_id) > (x, y)``.
+    #: Scalar subqueries give the cursor's ``added_at`` (a sentinel below/above every
+    #: timestamp when unknown) and sequence, and row values compare
+    #: ``(added_at, seq, item_id) > (x, s, y)``.
     ROW_VALUES = "row values"
     #: The same scalar subquery, the row comparison written out with ``AND``/``OR``.
     EXPANDED = "expanded"
@@ -69,6 +77,8 @@ class Dialect:
     json_type: ClassVar[str]
     #: Column type of the timestamp columns.
     timestamp_type: ClassVar[str]
+    #: Column type of a 64-bit integer (the links' sequence).
+    bigint_type: ClassVar[str] = "BIGINT"
     #: SQL literals below and above every storable timestamp (keyset cursor sentinels).
     time_min: ClassVar[str]
     time_max: ClassVar[str]
@@ -87,6 +97,12 @@ class Dialect:
     insert_ignore_suffix: ClassVar[str] = " ON CONFLICT DO NOTHING"
     #: Whether a data-modifying CTE can delete the links and the conversation in one statement.
     writable_cte: ClassVar[bool] = False
+    #: An expression, the same for every statement of one transaction and higher in every
+    #: later one, that a new link's sequence starts above (``None``: the highest sequence of
+    #: the links with that ``added_at`` alone, enough where writers are serialised: SQLite's
+    #: one writer). Two concurrent transactions then never draw the same sequences (render's
+    #: ``link_row``).
+    link_sequence_base: ClassVar[str | None] = None
     #: Longest identifier in bytes (``None``: no limit below the schema rules' 128); the
     #: rendered names, derived index and constraint names included, are checked against it.
     max_identifier_bytes: ClassVar[int | None] = None
@@ -144,6 +160,21 @@ class Dialect:
         default_table, upstream = UPSTREAM_OBJECT_NAMES[kind]
         return upstream if table == default_table else f"{table}{_DERIVED_SUFFIX[kind]}"
 
+    def listing_index_name(self, table: str, column: str | None) -> str:
+        """The name of a ``list_conversations`` index on (configured) conversations ``table``:
+        by ``(created_at, id)`` (``column`` ``None``), or by extra ``column`` then those.
+
+        These names are datacon's own (upstream has no such index), so one longer than the
+        dialect's limit is shortened to fit, keeping a hash of the whole name (a server
+        would truncate it silently, and two truncated names could be one, or a table's).
+        """
+        name = f"{table}_{column}_list_idx" if column else f"{table}_list_idx"
+        limit = self.max_identifier_bytes
+        if limit is not None and len(name) > limit:  # names are ASCII: one byte per character
+            digest = hashlib.sha256(name.encode("ascii")).hexdigest()[:8]
+            name = f"{name[: limit - 9]}_{digest}"
+        return name
+
     def create_table(self, ref: str, body: str) -> str:
         """CREATE TABLE ``ref`` (``body``) that leaves an existing table alone."""
         exists = "IF NOT EXISTS " if self.create_if_not_exists else ""
@@ -153,6 +184,10 @@ class Dialect:
         """CREATE INDEX ``name`` on table ``ref`` (quoted ``columns``) unless it exists."""
         exists = "IF NOT EXISTS " if self.create_if_not_exists else ""
         return f"CREATE INDEX {exists}{self.qualify(self.ident(name))} ON {ref} ({', '.join(columns)})"
+
+    def drop_index(self, name: str) -> str:
+        """DROP INDEX ``name`` if it exists."""
+        return f"DROP INDEX IF EXISTS {self.qualify(self.ident(name))}"
 
     def insert_rows(self, ref: str, columns: Sequence[str], rows: Sequence[Sequence[str]], key: int = 0) -> str:
         """One INSERT into table ``ref`` (quoted ``columns``) of ``rows`` (each its value

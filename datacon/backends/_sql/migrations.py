@@ -1,4 +1,4 @@
-"""Schema versions: upstream's migrations v1-v3 and the start-up runner every SQL backend uses."""
+"""Schema versions: upstream's migrations v1-v3, datacon's v4, and the start-up runner every SQL backend uses."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 import attrs
 
+from datacon._columns import LINK_SEQUENCE
 from datacon.errors import MigrationRequiredError
 from datacon.schema import CORE_COLUMNS, SchemaConfig
 
 from .dialect import Dialect
-from .render import Statements
+from .render import Statements, sequence_type
 from .session import Session
 
 __all__ = [
@@ -25,7 +26,10 @@ __all__ = [
     "find_drift",
     "inspect",
     "migration_message",
+    "pending",
     "pending_message",
+    "require_latest",
+    "schema_script",
     "version_insert_sql",
 ]
 
@@ -36,13 +40,14 @@ log = logging.getLogger(__name__)
 class Migration:
     """One schema change. ``up`` renders its statements (possibly none) for a schema.
 
-    ``existing`` is the responses table's current column names (lowercase) when the dialect's
-    DDL is not idempotent by itself, else ``None``.
+    ``existing`` is the current column names (lowercase) of the table it changes (``table``,
+    a logical table name) when the dialect's DDL is not idempotent by itself, else ``None``.
     """
 
     version: int
     description: str
     up: Callable[[SchemaConfig, Dialect, frozenset[str] | None], list[str]]
+    table: str = "responses"
 
 
 def _v1(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None) -> list[str]:
@@ -76,11 +81,35 @@ def _v3(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None)
     return dialect.drop_columns(dialect.ident(table.table), [dialect.ident(c) for c in drop], existing)
 
 
-#: Upstream's core-history migrations, in order (descriptions verbatim).
+def _v4(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None) -> list[str]:
+    # The links' sequence (SPEC 7.2), 0 for the links made before, whose ties then keep their
+    # old order by item id; and the page index on the new order, replacing the old one.
+    table = schema.conversation_item_links
+    ref = dialect.table(table.table)
+    column_type = sequence_type(dialect)
+    statements = dialect.add_column(dialect.ident(table.table), dialect.ident(LINK_SEQUENCE), column_type, existing)
+    old = dialect.object_name("links_idx", table.table)
+    if old is not None:
+        statements.append(dialect.drop_index(old))
+    name = dialect.object_name("links_order_idx", table.table)
+    if name is not None:
+        fields = ("conversation_id", "added_at", LINK_SEQUENCE, "item_id")
+        columns = [dialect.ident(table.col(field)) for field in fields]
+        statements.append(dialect.create_index(name, ref, columns))
+    return statements
+
+
+#: Upstream's core-history migrations, in order (descriptions verbatim), then datacon's.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "Add safety_identifier column to responses", _v1),
     Migration(2, "Remove legacy user_id column from responses", _v2),
     Migration(3, "Drop redundant output, metadata, instructions, tool_calls columns from responses", _v3),
+    Migration(
+        4,
+        "Add the link sequence (turn order) and the page index on (added_at, seq, item_id)",
+        _v4,
+        "conversation_item_links",
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 
@@ -155,7 +184,7 @@ def find_drift(session: Session, sql: Statements, exists: list[bool]) -> list[Dr
                 statements = dialect.rename_column(quoted_table, dialect.ident(old), quoted)
                 note = f"the rename of '{old}', which it still has: renaming it keeps the data"
             else:
-                statements = dialect.add_column(quoted_table, quoted, column.sql_type, have)
+                statements = [*dialect.add_column(quoted_table, quoted, column.sql_type, have), *column.then]
                 note = f"the rename of '{old}'" if old is not None else f"{column.what} {column.sql_type}"
             found.append(Drift(table, column.name, note, tuple(statements)))
     return found
@@ -223,19 +252,27 @@ def inspect(session: Session, sql: Statements) -> tuple[int, Plan, list[Drift]]:
                 session.execute(sql.insert_version, record)
         return max(current, LATEST), [], []
     start = max(current, schema.version or 0)
-    pending = [m for m in MIGRATIONS if m.version > start]
-    plans: Plan = []
-    if pending:
-        existing = None
-        if not dialect.idempotent_migrations:
-            probe = {"name": dialect.table_name_for_probe(schema.responses.table)}
-            rows = session.fetchall(dialect.columns_sql(), probe)
-            existing = frozenset(str(r[0]).lower() for r in rows)
-        plans = [(m, m.up(schema, dialect, existing)) for m in pending]
-    # What a pending migration adds is not drift (v1 adds safety_identifier).
+    plans = _plans(session, sql, start)
+    # What a pending migration adds is not drift (v1 adds safety_identifier, v4 the sequence).
     planned = {statement for _, statements in plans for statement in statements}
     drift = [d for d in find_drift(session, sql, exists) if not set(d.statements) <= planned]
     return start, plans, drift
+
+
+def _plans(session: Session, sql: Statements, start: int) -> Plan:
+    """The migrations after version ``start`` and their statements (reads only)."""
+    dialect, schema = sql.dialect, sql.schema
+    existing: dict[str, frozenset[str] | None] = {}
+
+    def columns(table: str) -> frozenset[str] | None:
+        if dialect.idempotent_migrations:
+            return None
+        if table not in existing:
+            probe = {"name": dialect.table_name_for_probe(schema.tables()[table].table)}
+            existing[table] = frozenset(str(r[0]).lower() for r in session.fetchall(dialect.columns_sql(), probe))
+        return existing[table]
+
+    return [(m, m.up(schema, dialect, columns(m.table))) for m in MIGRATIONS if m.version > start]
 
 
 def bootstrap(session: Session, sql: Statements, *, auto_migrate: bool | None = None) -> list[int]:
@@ -282,3 +319,63 @@ def bootstrap(session: Session, sql: Statements, *, auto_migrate: bool | None = 
         if problem is not None:
             log.warning("could not create a %s index (%s): %s", dialect.name, index, problem)
     return applied
+
+
+def schema_script(sql: Statements) -> list[str]:
+    """The complete DDL of the configured schema at the latest version, as start-up creates a
+    fresh database: ``_schema_versions``, the four tables, the rows recording every version,
+    then the indexes. What ``datacon migrate sql`` prints for a DBA; needs no connection."""
+    versions = [version_insert_sql(sql.dialect, migration) for migration in MIGRATIONS]
+    return [sql.create_versions, *sql.create_tables, *versions, *sql.create_indexes]
+
+
+def pending(session: Session, sql: Statements) -> tuple[int, list[str]]:
+    """The schema's version and the statements that would bring it to the latest; reads only.
+
+    The statements are those a start-up with ``auto_migrate`` would run: the missing tables
+    (``_schema_versions`` included) and their indexes, the pending migrations with their
+    version rows, and the fixes of any schema drift (declared columns the existing tables
+    lack). A fresh database gets
+    :func:`schema_script` (less the versions it records). The version is the recorded one (0
+    when none is), or ``schema.version`` if that is higher.
+    """
+    dialect, schema = sql.dialect, sql.schema
+    exists = [session.fetchone(dialect.table_exists_sql(), {"name": name}) is not None for name in sql.table_probes]
+    versions_probe = {"name": dialect.table_name_for_probe(dialect.versions_table)}
+    has_versions = session.fetchone(dialect.table_exists_sql(), versions_probe) is not None
+    recorded = 0
+    if has_versions:
+        row = session.fetchone(sql.max_version)
+        recorded = int(row[0]) if row is not None and row[0] is not None else 0
+    statements = [] if has_versions else [sql.create_versions]
+    statements += [ddl for table_exists, ddl in zip(exists, sql.create_tables, strict=True) if not table_exists]
+    if not any(exists):  # fresh: created at the latest version, recorded so
+        statements += [version_insert_sql(dialect, m) for m in MIGRATIONS if m.version > recorded]
+        return recorded, [*statements, *sql.create_indexes]
+    start = max(recorded, schema.version or 0)
+    plans = _plans(session, sql, start)
+    for migration, sqls in plans:
+        statements += [*sqls, version_insert_sql(dialect, migration)]
+    planned = {statement for _, sqls in plans for statement in sqls}
+    drift = [d for d in find_drift(session, sql, exists) if not set(d.statements) <= planned]
+    for problem in drift:
+        statements += problem.statements
+    if not all(exists):
+        statements += sql.create_indexes
+    return start, statements
+
+
+def require_latest(session: Session, sql: Statements) -> None:
+    """With ``create_tables: false``: raise ``MigrationRequiredError`` listing the statements
+    unless every table exists at the latest version (reads only, whatever ``auto_migrate`` says)."""
+    current, statements = pending(session, sql)
+    if not statements:
+        return
+    listing = "".join(f"    {s}{'' if s.endswith(';') else ';'}\n" for s in statements)
+    message = (
+        f"Schema migration required (current version: {current}, latest version: {LATEST}).\n\n"
+        f"The {sql.dialect.name} schema has `create_tables: false`, so datacon changes nothing itself. "
+        "Apply these statements as a role that may (or run `datacon migrate apply` as it):\n\n"
+        f"{listing}"
+    )
+    raise MigrationRequiredError(message, tuple(statements))

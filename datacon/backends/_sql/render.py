@@ -16,18 +16,20 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from datacon._columns import CONVERSATIONS, ITEMS, LINKS, RESPONSES, Column, Kind, Record
+from datacon._columns import CONVERSATIONS, ITEMS, LINK_SEQUENCE, LINKS, RESPONSES, Column, Kind, Record
 from datacon.errors import ConfigError
 from datacon.schema import CORE_COLUMNS, SchemaConfig, TableConfig
 
 from .dialect import Dialect, Keyset
 
-__all__ = ["DeclaredColumn", "Statements", "check_identifiers", "render"]
+__all__ = ["DeclaredColumn", "Statements", "check_identifiers", "render", "sequence_column", "sequence_type"]
 
 # The indexes and constraints named after a table: (kind for Dialect.object_name, table, what).
+# ``links_idx`` is the page index before v4, which that migration drops by its name.
 _DERIVED = (
     ("links_pk", "conversation_item_links", "primary-key constraint"),
     ("links_idx", "conversation_item_links", "index"),
+    ("links_order_idx", "conversation_item_links", "index"),
     ("prev_idx", "responses", "index"),
     ("safety_idx", "responses", "index"),
 )
@@ -90,6 +92,7 @@ def check_identifiers(schema: SchemaConfig, dialect: Dialect) -> None:
                 f"{longest} bytes)",
                 field,
             )
+    # The list_conversations indexes' names are shortened to fit (Dialect.listing_index_name).
 
 
 @attrs.frozen
@@ -98,13 +101,15 @@ class DeclaredColumn:
 
     ``name`` is the physical name, ``sql_type`` the type without constraints (as ``ALTER
     TABLE ... ADD COLUMN`` takes it), ``renamed_from`` the logical (upstream) name of a
-    renamed core column, ``what`` how messages call it.
+    renamed core column, ``what`` how messages call it, ``then`` the statements that follow
+    its addition (an index on it).
     """
 
     name: str
     sql_type: str
     renamed_from: str | None
     what: str
+    then: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -176,6 +181,13 @@ class _Table:
             renamed = name != column.name
             what = "renamed column" if renamed else "column"
             core.append(DeclaredColumn(name, self.bare_type(column), column.name if renamed else None, what))
+        if self.record is LINKS:
+            # The link sequence (v4), added as that migration adds it (its default fills the
+            # rows there are, so NOT NULL holds), then the page index on it: the statements
+            # of v4, so what a pending v4 adds is never drift as well.
+            index = self.index("links_order_idx", ["conversation_id", "added_at", LINK_SEQUENCE, "item_id"])
+            then = () if index is None else (index,)
+            core.append(DeclaredColumn(LINK_SEQUENCE, sequence_type(self.dialect), None, "column", then))
         extra = [
             DeclaredColumn(name, c.sql_type, None, "extra column") for name, c in self.config.sorted_extra_columns()
         ]
@@ -243,6 +255,12 @@ class Statements:
     link_delete: str
     list_asc: str
     list_desc: str
+    # Pages after an explicit position (a page cursor): params cid, at, sq, after, limit.
+    list_pos_asc: str
+    list_pos_desc: str
+    # Whether any link follows a position (params cid, at, sq, after): has_more of a full page.
+    follows_asc: str
+    follows_desc: str
     resp_fields: tuple[str, ...]
     resp_insert: str
     resp_select: str
@@ -254,13 +272,72 @@ class Statements:
     ident_delete: str | None
     # The links table, its quoted columns, and one row's values with {n} standing for its number.
     link_parts: tuple[str, tuple[str, ...], tuple[str, ...]]
+    # The same for the items table (params ``{field}{n}``, extra columns ``ix*``).
+    item_parts: tuple[str, tuple[str, ...], tuple[str, ...]]
+    # The conversations table, for list_conversations' pages (rendered per filter, kept).
+    conv_table: _Table
     # Keyset pages by primary key, counts, insert-if-absent, for datacon.transfer (see
     # _export_queries).
     export: Mapping[str, str] = attrs.field(factory=dict)
     _link_cache: dict[tuple[int, int], str] = attrs.field(factory=dict, init=False)
+    _append_cache: dict[tuple[int, int], tuple[str, ...]] = attrs.field(factory=dict, init=False)
+    _page_cache: dict[tuple[tuple[str, ...], bool, bool], str] = attrs.field(factory=dict, init=False)
+
+    def conversation_page(self, keys: tuple[str, ...], after: bool, descending: bool) -> str:
+        """A page of conversations in ``(created_at, id)`` order whose extra columns ``keys``
+        equal ``f0``, ``f1``...; with ``after``, strictly after ``(after_at, after_id)``; at most
+        ``limit`` rows. The listing indexes give the order, so the scan stops at the limit."""
+        cached = self._page_cache.get((keys, after, descending))
+        if cached is not None:
+            return cached
+        convs, d = self.conv_table, self.dialect
+        p = d.param
+        cmp, order = ("<", "DESC") if descending else (">", "ASC")
+        where = [f"{d.ident(key)} = {p(f'f{n}')}" for n, key in enumerate(keys)]
+        cid = convs.c("id")
+        created = None if convs.config.is_skipped("created_at") else convs.c("created_at")
+        if after:
+            after_id = p("after_id")
+            if created is None:
+                where.append(f"{cid} {cmp} {after_id}")
+            elif d.keyset is Keyset.ROW_VALUES:
+                where.append(f"({created}, {cid}) {cmp} ({d.time_in(p('after_at'))}, {after_id})")
+            else:
+                at = d.time_in(p("after_at"))
+                where.append(f"({created} {cmp} {at} OR ({created} = {at} AND {cid} {cmp} {after_id}))")
+        order_by = f"{created} {order}, {cid} {order}" if created else f"{cid} {order}"
+        sql = (
+            f"SELECT {convs.select_list(convs.present())} FROM {convs.ref}"  # noqa: S608
+            f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {order_by} {d.limit(p('limit'))}"
+        )
+        self._page_cache[keys, after, descending] = sql
+        return sql
+
+    def append(self, items: int, links: int) -> tuple[str, ...]:
+        """What ``append_items`` runs: ``items`` rows into the items table (params ``{field}{n}``,
+        ``ix*``) and ``links`` rows into the links table (as ``link_insert``).
+
+        One statement where the dialect has data-modifying CTEs (so one round trip, atomic by
+        itself); else the two INSERTs, which the caller runs in one transaction.
+        """
+        found = self._append_cache.get((items, links))
+        if found is None:
+            ref, columns, row = self.item_parts
+            values = [[value.replace("{n}", str(n)) for value in row] for n in range(items)]
+            insert_items = self.dialect.insert_rows(ref, columns, values)
+            insert_links = self.link_insert(links) if links else ""
+            if not insert_links:
+                found = (insert_items,)
+            elif self.dialect.writable_cte:
+                found = (f"WITH new_items AS ({insert_items}) {insert_links}",)
+            else:
+                found = (insert_items, insert_links)
+            self._append_cache[items, links] = found
+        return found
 
     def link_insert(self, rows: int) -> str:
-        """A multi-row INSERT of ``rows`` links (params ``cid``, ``i{n}``, ``a{n}``, ``x*``).
+        """A multi-row INSERT of ``rows`` links (params ``cid`` and ``scid`` (the same),
+        ``i{n}``, ``a{n}``, ``q{n}`` (the row's rank in the call), ``x*``).
 
         Rendered once per row count and kept (a store sees few distinct counts, and at most
         ``dialect.max_rows_per_insert``).
@@ -330,39 +407,70 @@ def _identifier_queries(resps: _Table, resp_cols: str) -> tuple[str | None, str 
     return ident_list, f"{ident_list} {d.limit(p('limit'))}", ident_delete
 
 
-def _page(d: Dialect, items: _Table, links: _Table, ascending: bool) -> str:
-    """One keyset query on the (conversation_id, added_at, item_id) index, which gives the
-    exact order, so the scan stops after ``limit`` rows. The cursor is resolved inside the
-    query, in this conversation's links only: an unknown cursor lists from the beginning."""
+def _after(d: Dialect, cmp: str, row: tuple[str, str, str], cursor: tuple[str, str, str]) -> str:
+    """``row > cursor`` (or ``<``) for ``(added_at, seq, item_id)`` triples, as the dialect writes it."""
+    (added, seq, item), (c_added, c_seq, c_item) = row, cursor
+    if d.keyset is Keyset.ROW_VALUES:
+        # (a, b, c) > (x, y, z) is decided by the first unequal pair.
+        return f"({added}, {seq}, {item}) {cmp} ({c_added}, {c_seq}, {c_item})"
+    return (
+        f"({added} {cmp} {c_added} OR ({added} = {c_added} AND "
+        f"({seq} {cmp} {c_seq} OR ({seq} = {c_seq} AND {item} {cmp} {c_item}))))"
+    )
+
+
+def _page(d: Dialect, items: _Table, links: _Table, ascending: bool, positional: bool = False) -> str:
+    """One keyset query on the (conversation_id, added_at, seq, item_id) index, which gives the
+    exact order, so the scan stops after ``limit`` rows.
+
+    By item id (``positional=False``): the cursor is resolved inside the query, in this
+    conversation's links only, and an unknown cursor lists from the beginning. By position
+    (a page cursor): ``at``, ``sq`` and ``after`` are the position's ``added_at``, sequence
+    and item id, whether or not that link still exists. Each row ends with the link's
+    ``added_at`` and sequence (the next page's position)."""
     p = d.param
     cmp, order = (">", "ASC") if ascending else ("<", "DESC")
-    added, item_id = links.c("added_at", "l"), links.c("item_id", "l")
+    added, seq, item_id = links.c("added_at", "l"), links.c(LINK_SEQUENCE, "l"), links.c("item_id", "l")
+    row = (added, seq, item_id)
     join = ""
-    if d.keyset is Keyset.JOINED:
+    if positional:
+        keyset = _after(d, cmp, row, (d.time_in(p("at")), p("sq"), p("after")))
+    elif d.keyset is Keyset.JOINED:
         # The cursor link LEFT JOINed within this conversation; no match leaves c.* NULL.
-        # Ties on added_at are broken by item id in the same direction.
-        c_added, c_item = links.c("added_at", "c"), links.c("item_id", "c")
+        c_item = links.c("item_id", "c")
         join = f"LEFT JOIN {links.ref} c ON {links.c('conversation_id', 'c')} = {p('cid')} AND {c_item} = {p('after')} "
-        keyset = f"({c_item} IS NULL OR {added} {cmp} {c_added} OR ({added} = {c_added} AND {item_id} {cmp} {c_item}))"
+        cursor = (links.c("added_at", "c"), links.c(LINK_SEQUENCE, "c"), c_item)
+        keyset = f"({c_item} IS NULL OR {_after(d, cmp, row, cursor)})"
     else:
-        # An unknown cursor yields the sentinel, below (above) every timestamp.
+
+        def of_cursor(field: str) -> str:
+            return (
+                f"(SELECT {links.c(field, 'c')} FROM {links.ref} c "  # noqa: S608
+                f"WHERE {links.c('conversation_id', 'c')} = {p('cid')} AND {links.c('item_id', 'c')} = {p('after')})"
+            )
+
+        # An unknown cursor yields the sentinel, below (above) every timestamp, which
+        # decides the comparison by itself (the NULL sequence is never compared).
         sentinel = d.time_min if ascending else d.time_max
-        cursor = (
-            f"COALESCE((SELECT {links.c('added_at', 'c')} FROM {links.ref} c "  # noqa: S608
-            f"WHERE {links.c('conversation_id', 'c')} = {p('cid')} AND {links.c('item_id', 'c')} = {p('after')}), "
-            f"{sentinel})"
-        )
-        if d.keyset is Keyset.ROW_VALUES:
-            # (a, b) > (x, y) is decided by the first unequal pair: with the sentinel (or a
-            # NULL cursor id) the added_at comparison alone decides.
-            keyset = f"({added}, {item_id}) {cmp} ({cursor}, {p('after')})"
-        else:
-            keyset = f"{added} {cmp}= {cursor} AND ({added} {cmp} {cursor} OR {item_id} {cmp} {p('after')})"
+        cursor = (f"COALESCE({of_cursor('added_at')}, {sentinel})", of_cursor(LINK_SEQUENCE), p("after"))
+        keyset = _after(d, cmp, row, cursor)
     return (
-        f"SELECT {items.select_list(items.present(), 'i')} "  # noqa: S608
+        f"SELECT {items.select_list(items.present(), 'i')}, {links.out(LINKS['added_at'], 'l')}, {seq} "  # noqa: S608
         f"FROM {links.ref} l JOIN {items.ref} i ON {items.c('id', 'i')} = {item_id} "
         f"{join}WHERE {links.c('conversation_id', 'l')} = {p('cid')} AND {keyset} "
-        f"ORDER BY {added} {order}, {item_id} {order} {d.limit(p('limit'))}"
+        f"ORDER BY {added} {order}, {seq} {order}, {item_id} {order} {d.limit(p('limit'))}"
+    )
+
+
+def _follows(d: Dialect, links: _Table, ascending: bool) -> str:
+    """One row if a link of the conversation follows the position (one index probe)."""
+    p = d.param
+    cmp = ">" if ascending else "<"
+    row = (links.c("added_at", "l"), links.c(LINK_SEQUENCE, "l"), links.c("item_id", "l"))
+    keyset = _after(d, cmp, row, (d.time_in(p("at")), p("sq"), p("after")))
+    return (
+        f"SELECT 1 FROM {links.ref} l WHERE {links.c('conversation_id', 'l')} = {p('cid')} "  # noqa: S608
+        f"AND {keyset} {d.limit(p('limit'))}"
     )
 
 
@@ -406,20 +514,28 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
 
     link_key = f"{links.c('conversation_id')}, {links.c('item_id')}"
     links_pk = d.object_name("links_pk", links.config.table)
+    pk = f", CONSTRAINT {d.ident(links_pk)} PRIMARY KEY ({link_key})" if links_pk else ""
     create_tables = (
         convs.create(),
         items.create(),
-        links.create(f", CONSTRAINT {d.ident(links_pk)} PRIMARY KEY ({link_key})" if links_pk else ""),
+        links.create(f", {sequence_column(d)}{pk}"),
         resps.create(),
     )
-    # The links index also holds item_id, the page order's tie-break, so a page is read in
-    # index order and never sorted (an upstream database keeps its two-column index under the
-    # same name, which still serves the query).
-    indexes = [links.index("links_idx", ["conversation_id", "added_at", "item_id"])]
+    # The page index holds the whole page order (added_at, seq, item_id), so a page is read
+    # in index order and never sorted (migration v4 replaces the older links index by it).
+    indexes = [links.index("links_order_idx", ["conversation_id", "added_at", LINK_SEQUENCE, "item_id"])]
     if not resps.config.is_skipped("previous_response_id"):
         indexes.append(resps.index("prev_idx", ["previous_response_id"]))
     if not resps.config.is_skipped("safety_identifier"):
         indexes.append(resps.index("safety_idx", ["safety_identifier"]))
+    # list_conversations: (created_at, id), and each extra column followed by those. They are
+    # created on every start like the others (idempotent DDL), so existing databases get them.
+    order_key = ["id"] if convs.config.is_skipped("created_at") else ["created_at", "id"]
+    order_cols = [convs.c(field) for field in order_key]
+    indexes.append(d.create_index(d.listing_index_name(convs.config.table, None), convs.ref, order_cols))
+    for name, _ in convs.config.sorted_extra_columns():
+        index_name = d.listing_index_name(convs.config.table, name)
+        indexes.append(d.create_index(index_name, convs.ref, [d.ident(name), *order_cols]))
 
     # Conversations.
     conv_columns = convs.present()
@@ -440,8 +556,34 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
     # Items and links.
     item_columns = items.present()
     link_names, link_params = links.extras()
-    link_columns = (*[links.c(c.name) for c in links.present()], *link_names)
-    link_row = (p("cid"), p("i{n}"), d.time_in(p("a{n}")), *link_params)
+    link_columns = (*[links.c(c.name) for c in links.present()], links.c(LINK_SEQUENCE), *link_names)
+    # The sequence: the highest among this conversation's links with the same added_at, plus
+    # the row's rank in the call (param ``q{n}``, 1 for the first row the caller gave). Every
+    # row reads the links as they were before the statement, so the rows keep the order given
+    # whatever order they are written in (``SqlItemStorage`` writes them in item-id order, so
+    # concurrent writers lock their keys in one order); a later statement sorts after them.
+    # Two concurrent transactions sharing one added_at would read the same highest sequence
+    # where writers are not serialised: there each transaction starts above its own base
+    # (``Dialect.link_sequence_base``), so their links never interleave. (``scid`` repeats
+    # ``cid``: one parameter in two places would get two types deduced in PostgreSQL.)
+    highest = (
+        f"(SELECT MAX({links.c(LINK_SEQUENCE, 's')}) FROM {links.ref} s "  # noqa: S608
+        f"WHERE {links.c('conversation_id', 's')} = {p('scid')} "
+        f"AND {links.c('added_at', 's')} = {d.time_in(p('a{n}'))})"
+    )
+    start = f"COALESCE({highest}, 0)"
+    if d.link_sequence_base is not None:
+        start = f"GREATEST({start}, {d.link_sequence_base})"
+    link_row = (p("cid"), p("i{n}"), d.time_in(p("a{n}")), f"{start} + {p('q{n}')}", *link_params)
+    item_names = [d.ident(name) for name, _ in items.config.sorted_extra_columns()]
+    item_parts = (
+        items.ref,
+        (*[items.c(c.name) for c in items.present()], *item_names),
+        (
+            *[items.value(c, p(f"{c.name}{{n}}")) for c in items.present()],
+            *[p(f"ix{k}") for k in range(len(item_names))],
+        ),
+    )
     link_where = f"{links.c('conversation_id')} = {p('cid')} AND {links.c('item_id')} = {p('iid')}"
 
     # Responses.
@@ -477,6 +619,10 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         link_delete=f"DELETE FROM {links.ref} WHERE {link_where}",  # noqa: S608
         list_asc=_page(d, items, links, ascending=True),
         list_desc=_page(d, items, links, ascending=False),
+        list_pos_asc=_page(d, items, links, ascending=True, positional=True),
+        list_pos_desc=_page(d, items, links, ascending=False, positional=True),
+        follows_asc=_follows(d, links, ascending=True),
+        follows_desc=_follows(d, links, ascending=False),
         resp_fields=_names(resp_columns),
         resp_insert=resps.insert(resp_columns),
         resp_select=resp_by_id,
@@ -488,4 +634,16 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         ident_delete=ident_delete,
         export=_export_queries(convs, items, links, resps),
         link_parts=(links.ref, link_columns, link_row),
+        item_parts=item_parts,
+        conv_table=convs,
     )
+
+
+def sequence_type(d: Dialect) -> str:
+    """The type, default and constraint of the links table's sequence column."""
+    return f"{d.bigint_type} DEFAULT 0 NOT NULL"
+
+
+def sequence_column(d: Dialect) -> str:
+    """The links table's sequence column as declared in CREATE TABLE (and added by v4)."""
+    return f"{d.ident(LINK_SEQUENCE)} {sequence_type(d)}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +11,15 @@ import attrs
 
 from datacon._columns import CONVERSATIONS, ITEMS, RESPONSES
 from datacon._time import utc_now
-from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
+from datacon.backends.base import (
+    NO_EXTRA,
+    BackendConversations,
+    BackendItems,
+    BackendResponses,
+    Extra,
+    PageRow,
+    Position,
+)
 from datacon.backends.chain import walk_chain
 from datacon.backends.created import created_item, minted_id
 from datacon.backends.extras import extra_values
@@ -28,10 +36,10 @@ from datacon.models import (
 from datacon.schema import SchemaConfig, TableConfig
 
 from .dialect import Dialect
-from .migrations import bootstrap
+from .migrations import bootstrap, require_latest
 from .render import render
 from .rows import Decoder, Encoder, row_decoder, row_encoder
-from .session import Connector, Params, Session
+from .session import Connector, Params
 
 __all__ = ["SqlConversationStorage", "SqlItemStorage", "SqlResponseStorage", "SqlStore"]
 
@@ -56,16 +64,24 @@ class SqlStore:
         self.encode_response: Encoder = row_encoder(RESPONSES, sql.resp_fields, dialect)
 
     def open(self) -> None:
-        """Create missing tables and run the migrations, under the backend's migration lock."""
+        """Create missing tables and run the migrations, under the backend's migration lock.
+
+        With ``schema.create_tables`` off nothing is written: the schema is only checked
+        (``MigrationRequiredError`` unless every table is at the latest version).
+        """
+        if not self.schema.create_tables:
+            with self.connector.session() as session:
+                require_latest(session, self.sql)
+            return
         with self.connector.migration_session() as session:
             self.applied_migrations = bootstrap(session, self.sql)
 
-    def extras(self, table: TableConfig, params: dict[str, Any], extra: Extra) -> dict[str, Any]:
+    def extras(self, table: TableConfig, params: dict[str, Any], extra: Extra, prefix: str = "x") -> dict[str, Any]:
         """``params`` plus ``x0``, ``x1``... for the table's extra columns (``extra``'s value, default, NULL)."""
         if not table.extra_columns:
             return params
         for n, (_, value) in enumerate(extra_values(table, self.dialect.extra_keys(extra))):
-            params[f"x{n}"] = self.dialect.encode_extra(value)
+            params[f"{prefix}{n}"] = self.dialect.encode_extra(value)
         return params
 
     def json(self, value: Any, what: str) -> tuple[Any, Any]:
@@ -127,9 +143,28 @@ class SqlConversationStorage(BackendConversations):
                     session.execute(statement, params)
                 return session.execute(statements[-1], params) > 0
 
+    def filter_columns(self) -> frozenset[str]:
+        return frozenset(name for name, _ in self._store.schema.conversations.sorted_extra_columns())
 
-def _item_id(link: tuple[str, datetime]) -> str:
-    return link[0]
+    def page_conversations(
+        self, filter: Mapping[str, str], after: tuple[datetime, str] | None, descending: bool, limit: int
+    ) -> list[Conversation]:
+        keys = tuple(sorted(filter))
+        params: dict[str, Any] = {f"f{n}": filter[key] for n, key in enumerate(keys)}
+        params["limit"] = limit
+        if after is not None:
+            params["after_id"] = after[1]
+            if not self._store.schema.conversations.is_skipped("created_at"):
+                params["after_at"] = self._d.encode_time(after[0])
+        sql = self._sql.conversation_page(keys, after is not None, descending)
+        with self._store.connector.session() as session:
+            rows = session.fetchall(sql, params)
+        return [self._row(row) for row in rows]
+
+
+def _by_item_id(ids: Sequence[str]) -> list[int]:
+    """The positions of ``ids`` in item-id order (the order rows are written in)."""
+    return sorted(range(len(ids)), key=ids.__getitem__)
 
 
 class SqlItemStorage(BackendItems):
@@ -147,9 +182,54 @@ class SqlItemStorage(BackendItems):
         params = self._store.extras(self._store.schema.conversation_items, self._encode(item), extra)
         with self._store.connector.session(write=True, conflict=f"item {item.id} already exists") as session:
             session.execute(self._sql.item_insert, params)
+        return self._read_back(new, item, params)
+
+    def _read_back(self, new: NewConversationItem, item: ConversationItem, params: Params) -> ConversationItem:
+        """The item as it will read back, from the parameters that wrote it."""
         # The content as it will read back (JSON text, parsed; encoded here if the column is skipped).
         text = params["content"] if "content" in params else self._store.dialect.encode_json(new.content, "content")
         return attrs.evolve(item, content=json.loads(text), status=item.status if "status" in params else None)
+
+    def append_items(
+        self,
+        conversation_id: str,
+        items: Sequence[NewConversationItem],
+        added_at: datetime | None = None,
+        *,
+        extra: Extra = NO_EXTRA,
+    ) -> list[ConversationItem]:
+        if not items:
+            return []
+        when = added_at or utc_now()
+        now = utc_now()
+        records = [attrs.evolve(created_item(new, new.content), created_at=now) for new in items]
+        # Everything is encoded before any I/O (a bad content writes nothing).
+        encoded = [self._encode(item) for item in records]
+        links = self.link_params(conversation_id, extra)
+        links = self._store.extras(self._store.schema.conversation_items, links, extra, prefix="ix")
+        # Rows per statement: the links' limit, scaled to the items' wider rows.
+        size = max(1, self._d.max_rows_per_insert * 4 // max(len(encoded[0]) + len(self._sql.item_parts[1]), 8))
+        batches = []
+        for start in range(0, len(records), size):
+            # Each statement writes its rows in item-id order (see _link), ranks in the call's.
+            order = _by_item_id([record.id for record in records[start : start + size]])
+            params = dict(links)
+            for n, k in enumerate(order):
+                for field, value in encoded[start + k].items():
+                    params[f"{field}{n}"] = value
+            chunk = [(records[start + k].id, when) for k in order]
+            params = self.rows_params(params, chunk, [k + 1 for k in order])
+            batches.append((self._sql.append(len(chunk), len(chunk)), params))
+        conflict = f"an item already exists or is already linked to {conversation_id} (nothing was appended)"
+        with self._store.connector.session(write=True, conflict=conflict) as session:
+            if len(batches) == 1 and len(batches[0][0]) == 1:  # one statement: atomic by itself
+                session.execute(batches[0][0][0], batches[0][1])
+            else:
+                with session.transaction():
+                    for statements, params in batches:
+                        for statement in statements:
+                            session.execute(statement, params)
+        return [self._read_back(new, item, row) for new, item, row in zip(items, records, encoded, strict=True)]
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
         conflict = f"item {item_id} is already linked to {conversation_id}"
@@ -165,45 +245,79 @@ class SqlItemStorage(BackendItems):
     def _link(self, conversation_id: str, items: Sequence[tuple[str, datetime]], conflict: str, extra: Extra) -> None:
         # One multi-row INSERT: a duplicate (already linked, or repeated in ``items``) fails
         # the whole statement, so nothing is linked. Beyond the dialect's row limit the
-        # chunks run in one transaction, which keeps it all-or-nothing.
-        # Rows go in item-id order, whatever order the caller gave: each row locks its key in
-        # the primary-key index, and two calls locking the same keys in different orders would
-        # deadlock (PostgreSQL aborts one with DeadlockDetected) instead of one winning and the
-        # other waiting for it and then failing with the unique violation (ConflictError).
-        # Nothing may depend on the physical insertion order: whatever records the caller's
-        # order must be bound as a value of each row.
-        items = sorted(items, key=_item_id)
+        # chunks (in the caller's order) run in one transaction, which keeps it all-or-nothing.
+        # Each statement writes its rows in item-id order, whatever order the caller gave: each
+        # row locks its key in the primary-key index, and two calls locking the same keys in
+        # different orders would deadlock (DeadlockDetected) instead of one winning and the
+        # other waiting for it and then failing with the unique violation (ConflictError). The
+        # caller's order is bound as each row's rank, from which its sequence is computed
+        # (render's link_row: concurrent calls never interleave their links either).
         size = self._d.max_rows_per_insert
-        chunks = [items[start : start + size] for start in range(0, len(items), size)]
         extras = self.link_params(conversation_id, extra)
+        statements = []
+        for start in range(0, len(items), size):
+            chunk = items[start : start + size]
+            order = _by_item_id([item_id for item_id, _ in chunk])
+            params = self.rows_params(extras, [chunk[k] for k in order], [k + 1 for k in order])
+            statements.append((self._sql.link_insert(len(chunk)), params))
         with self._store.connector.session(write=True, conflict=conflict) as session:
-            if len(chunks) == 1:
-                self._insert_links(session, chunks[0], extras)
+            if len(statements) == 1:
+                session.execute(*statements[0])
                 return
             with session.transaction():
-                for chunk in chunks:
-                    self._insert_links(session, chunk, extras)
+                for statement, params in statements:
+                    session.execute(statement, params)
 
     def link_params(self, conversation_id: str, extra: Extra) -> dict[str, Any]:
         """The bind parameters shared by every row of a links INSERT into one conversation."""
-        return self._store.extras(self._store.schema.conversation_item_links, {"cid": conversation_id}, extra)
+        params = {"cid": conversation_id, "scid": conversation_id}
+        return self._store.extras(self._store.schema.conversation_item_links, params, extra)
 
-    def rows_params(self, extras: Params, chunk: Sequence[tuple[str, datetime]]) -> dict[str, Any]:
-        """``extras`` plus ``i{n}``/``a{n}`` for each ``(item_id, added_at)`` row of ``link_insert``."""
+    def rows_params(
+        self, extras: Params, chunk: Sequence[tuple[str, datetime]], ranks: Sequence[int] | None = None
+    ) -> dict[str, Any]:
+        """``extras`` plus ``i{n}``/``a{n}``/``q{n}`` for each ``(item_id, added_at)`` row of
+        ``link_insert``; ``ranks`` are the rows' ranks in the call (default: 1, 2... as given)."""
         params = dict(extras)
         for n, (item_id, added_at) in enumerate(chunk):
             params[f"i{n}"] = item_id
             params[f"a{n}"] = self._d.encode_time(added_at)
+            params[f"q{n}"] = n + 1 if ranks is None else ranks[n]
         return params
-
-    def _insert_links(self, session: Session, chunk: Sequence[tuple[str, datetime]], extras: Params) -> None:
-        session.execute(self._sql.link_insert(len(chunk)), self.rows_params(extras, chunk))
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         sql = self._sql.list_asc if params.order is SortOrder.ASC else self._sql.list_desc
         with self._store.connector.session() as session:
             rows = session.fetchall(sql, {"cid": conversation_id, "after": params.after, "limit": params.limit})
-        return [self._row(row) for row in rows]
+        return [self._row(row) for row in rows]  # the row's trailing link position is not needed
+
+    def page_items(
+        self, conversation_id: str, params: ListParams, position: Position | None
+    ) -> tuple[list[PageRow], bool]:
+        ascending = params.order is SortOrder.ASC
+        sql = self._sql
+        args: dict[str, Any] = {"cid": conversation_id, "limit": params.limit}
+        if position is None:
+            page, args["after"] = (sql.list_asc if ascending else sql.list_desc), params.after
+        else:
+            page = sql.list_pos_asc if ascending else sql.list_pos_desc
+            args.update(at=self._d.encode_time(position[0]), sq=position[1], after=position[2])
+        d = self._d
+        with self._store.connector.session() as session:
+            rows = session.fetchall(page, args)
+            more = False
+            if rows and len(rows) >= params.limit:
+                # Full: does a link follow the last row? (One index probe, same connection.)
+                last = rows[-1]
+                follows = {
+                    "cid": conversation_id,
+                    "at": d.encode_time(d.decode_time(last[-2])),
+                    "sq": int(last[-1]),
+                    "after": self._row(last).id,
+                    "limit": 1,
+                }
+                more = session.fetchone(sql.follows_asc if ascending else sql.follows_desc, follows) is not None
+        return [(self._row(row), d.decode_time(row[-2]), int(row[-1])) for row in rows], more
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         with self._store.connector.session() as session:

@@ -12,7 +12,8 @@ Not run against an Oracle server in this repository's CI: see docs/oracle.md.
 
 from __future__ import annotations
 
-from datacon.backends._sql import open_sql_backend
+from datacon.backends._sql import open_sql_backend, render
+from datacon.backends._sql import schema_script as _schema_script
 from datacon.backends.base import Backend
 from datacon.config import OracleConfig
 from datacon.schema import SchemaConfig
@@ -27,6 +28,7 @@ __all__ = [
     "open_backend",
     "oracle_schema",
     "pool_params",
+    "schema_script",
 ]
 
 
@@ -47,3 +49,9 @@ def open_backend(config: OracleConfig, *, check_schema: bool = True) -> Backend:
     """
     schema = oracle_schema(config.schema)
     return open_sql_backend(OracleConnector(config), dialect_for(schema), schema, check_schema=check_schema)
+
+
+def schema_script(config: OracleConfig) -> list[str]:
+    """The whole schema of ``config`` at the latest version (PL/SQL-guarded DDL); nothing is connected to."""
+    schema = oracle_schema(config.schema)
+    return _schema_script(render(schema, dialect_for(schema)))

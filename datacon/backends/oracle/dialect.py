@@ -46,6 +46,7 @@ INSERT_ALL_MAX_COLUMNS = 999
 _OBJECT_NAMES = {
     "links_pk": "PK_{}",
     "links_idx": "{}_CONV_IDX",
+    "links_order_idx": "{}_SEQ_IX",  # 30 characters for the default table (pre-12.2 limit)
     "prev_idx": "{}_PREV_IDX",
     "safety_idx": "{}_USER_IDX",
 }
@@ -85,7 +86,7 @@ class OracleDialect(Dialect):
     :func:`dialect_for`, which also sizes ``INSERT ALL`` for the links table's columns.
     """
 
-    max_rows_per_insert: int = INSERT_ALL_MAX_COLUMNS // len(LINKS.columns)
+    max_rows_per_insert: int = INSERT_ALL_MAX_COLUMNS // (len(LINKS.columns) + 1)  # + the sequence
 
     name: ClassVar[str] = "oracle"
     display: ClassVar[str] = "Oracle"
@@ -98,6 +99,7 @@ class OracleDialect(Dialect):
     create_if_not_exists: ClassVar[bool] = False
     # Upstream's single page query (no (a, b) > (x, y) row comparison in Oracle).
     keyset: ClassVar[Keyset] = Keyset.JOINED
+    bigint_type: ClassVar[str] = "NUMBER(19)"
     empty_string_is_null: ClassVar[bool] = True
     idempotent_migrations: ClassVar[bool] = True  # PL/SQL blocks ignoring "exists"/"absent"
     versions_version_type: ClassVar[str] = "NUMBER(10)"
@@ -125,6 +127,14 @@ class OracleDialect(Dialect):
         # {RESPONSES}_USER_IDX; cut to fit when derived from a (<=128-byte) table name.
         pattern = _OBJECT_NAMES.get(kind)
         return None if pattern is None else pattern.format(table.upper())[:MAX_IDENTIFIER]
+
+    def listing_index_name(self, table: str, column: str | None) -> str:
+        name = f"{table}_{column}_LIST_IDX" if column else f"{table}_LIST_IDX"
+        return name.upper()[:MAX_IDENTIFIER]
+
+    def drop_index(self, name: str) -> str:
+        # ORA-01418: specified index does not exist.
+        return plsql_ignoring(f"DROP INDEX {self.qualify(self.ident(name))}", -1418)
 
     def create_table(self, ref: str, body: str) -> str:
         # The caller has probed the catalog; ORA-00955 (name already used) is ignored so that
@@ -246,6 +256,6 @@ class OracleDialect(Dialect):
 
 def dialect_for(schema: SchemaConfig) -> OracleDialect:
     """The dialect of an (uppercased, validated) schema: its owner, and ``INSERT ALL`` rows."""
-    columns = len(LINKS.columns) + len(schema.conversation_item_links.extra_columns)
+    columns = len(LINKS.columns) + 1 + len(schema.conversation_item_links.extra_columns)  # + the sequence
     owner = schema.owner.upper() if schema.owner else None
     return OracleDialect(owner=owner, max_rows_per_insert=max(1, INSERT_ALL_MAX_COLUMNS // columns))

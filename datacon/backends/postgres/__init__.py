@@ -8,7 +8,8 @@ With ``schema.owner`` the tables are in that (existing) schema, as upstream puts
 
 from __future__ import annotations
 
-from datacon.backends._sql import check_identifiers, open_sql_backend
+from datacon.backends._sql import check_identifiers, open_sql_backend, render
+from datacon.backends._sql import schema_script as _schema_script
 from datacon.backends.base import Backend
 from datacon.config import PostgresConfig
 from datacon.errors import ConfigError
@@ -17,7 +18,7 @@ from datacon.schema import SchemaConfig
 from .connector import MIGRATION_LOCK, PostgresConnector
 from .dialect import PostgresDialect, dialect_for
 
-__all__ = ["MIGRATION_LOCK", "PostgresConnector", "PostgresDialect", "open_backend"]
+__all__ = ["MIGRATION_LOCK", "PostgresConnector", "PostgresDialect", "open_backend", "schema_script"]
 
 
 def open_backend(config: PostgresConfig, *, check_schema: bool = True) -> Backend:
@@ -54,3 +55,9 @@ def _check_owner(connector: PostgresConnector, dialect: PostgresDialect, owner: 
             f"(create it first: CREATE SCHEMA {dialect.ident(owner)})",
             "postgres.schema",
         )
+
+
+def schema_script(config: PostgresConfig) -> list[str]:
+    """The whole schema of ``config`` at the latest version, as SQL; nothing is connected to."""
+    schema = config.schema or SchemaConfig()
+    return _schema_script(render(schema, dialect_for(schema)))

@@ -98,23 +98,37 @@ class PostgresConnector:
     """
 
     def __init__(self, config: PostgresConfig) -> None:
-        self.max_concurrency = config.pool_max
-        self._timeout = config.pool_timeout_secs
-        self._scrub: Scrubber = check_url(config.db_url)
-        self._url = config.db_url
-        self._unhide = hide_in_driver_logs(self._scrub)
         self._connect_timeout = max(2, math.ceil(config.connect_timeout_secs))  # libpq's minimum is 2 s
         self._transaction_pooling = config.transaction_pooling
+        if config.pool is not None:
+            # The application's pool: borrowed, never closed (see _BorrowedSessionBlock).
+            self._pool: psycopg_pool.ConnectionPool[Any] = config.pool
+            self._owned = False
+            self.max_concurrency = self._pool.max_size
+            self._timeout = self._pool.timeout
+            self._url = self._pool.conninfo
+            self._scrub: Scrubber = Scrubber(self._url)
+            self._unhide = hide_in_driver_logs(self._scrub)
+            return
+        self._owned = True
+        self.max_concurrency = config.pool_max
+        self._timeout = config.pool_timeout_secs
+        self._scrub = check_url(config.db_url)
+        self._url = config.db_url
+        self._unhide = hide_in_driver_logs(self._scrub)
         connect_kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": self._connect_timeout}
         if config.transaction_pooling:
             # A transaction-mode pooler runs each transaction on whichever server connection is
             # free: a statement prepared on one is unknown (or already taken) on the next.
             connect_kwargs["prepare_threshold"] = None
-        self._pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
+        self._pool = psycopg_pool.ConnectionPool(
             config.db_url,
-            min_size=1,
+            min_size=config.pool_min,
             max_size=config.pool_max,
             timeout=config.pool_timeout_secs,
+            max_idle=config.max_idle_secs,
+            max_lifetime=config.max_lifetime_secs,
+            check=psycopg_pool.ConnectionPool.check_connection if config.check_connection else None,
             kwargs=connect_kwargs,
             connection_class=_connection_class(config.read_timeout_secs),
             name="datacon",
@@ -147,7 +161,7 @@ class PostgresConnector:
         """A pooled connection for one operation; driver and pool errors raised in the block
         (or by the checkout and checkin) become datacon errors (a unique violation
         ``ConflictError(conflict)``)."""
-        return _SessionBlock(self, conflict)
+        return _SessionBlock(self, conflict) if self._owned else _BorrowedSessionBlock(self, conflict)
 
     @contextmanager
     def migration_session(self) -> Iterator[PostgresSession]:
@@ -175,7 +189,9 @@ class PostgresConnector:
                     log.warning("could not release the migration lock: %s", self._scrub(str(exc)))
 
     def close(self) -> None:
-        self._pool.close()
+        """Close the pool datacon opened; an application's own pool is left open."""
+        if self._owned:
+            self._pool.close()
         self._unhide()
 
     def stats(self) -> dict[str, int]:
@@ -237,6 +253,42 @@ class _SessionBlock:
             raise convert(put_exc, self._conflict, connector._scrub, connector._timeout) from put_exc
         if isinstance(exc, DRIVER_ERRORS):
             raise convert(exc, self._conflict, connector._scrub, connector._timeout) from exc
+
+
+class _BorrowedSessionBlock(_SessionBlock):
+    """A session on a connection of the application's pool, made fit for datacon while it is
+    held: autocommit on (every statement commits by itself) and, with ``transaction_pooling``,
+    no prepared statements; both settings are put back before the connection is returned."""
+
+    __slots__ = ("_saved",)
+
+    def __enter__(self) -> PostgresSession:
+        session = super().__enter__()
+        conn = self._conn
+        self._saved = (conn.autocommit, conn.prepare_threshold)
+        if self._connector._transaction_pooling:
+            conn.prepare_threshold = None
+        if not conn.autocommit:
+            try:
+                conn.autocommit = True  # no round trip: psycopg just stops sending BEGIN
+            except DRIVER_ERRORS as exc:
+                self.__exit__(type(exc), exc, None)  # returns the connection, raises the datacon error
+                raise
+        return session
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn = self._conn
+        autocommit, threshold = self._saved
+        if not conn.closed:
+            try:
+                conn.prepare_threshold = threshold
+                if conn.autocommit != autocommit:
+                    conn.autocommit = autocommit
+            except psycopg.Error:
+                conn.close()  # the pool discards it rather than hand it out half set
+        super().__exit__(exc_type, exc, tb)
 
 
 def _closed_by_server(conn: psycopg.Connection[Any]) -> bool:

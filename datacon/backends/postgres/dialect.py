@@ -33,6 +33,11 @@ class PostgresDialect(Dialect):
     time_min: ClassVar[str] = "'-infinity'::timestamptz"
     time_max: ClassVar[str] = "'infinity'::timestamptz"
     writable_cte: ClassVar[bool] = True
+    # The transaction id (64 bits, epoch included: it never wraps and grows with every new
+    # writing transaction) times 2**16: each transaction's links get sequences of their own,
+    # above those of every transaction that committed before it (a bigint holds ids below
+    # 2**47). See render's link_row.
+    link_sequence_base: ClassVar[str | None] = "txid_current() * 65536"
     #: NAMEDATALEN - 1: the server truncates longer names (with only a NOTICE).
     max_identifier_bytes: ClassVar[int | None] = 63
     versions_applied_at: ClassVar[str] = "TIMESTAMPTZ NOT NULL DEFAULT NOW()"

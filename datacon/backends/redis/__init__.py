@@ -2,7 +2,8 @@
 
 Blocking code over a ``redis.BlockingConnectionPool`` of ``pool_max`` connections; every
 operation is one round trip, and everything that must be atomic runs as one Lua script
-or ``MULTI`` transaction. See ``store`` for the key layout, ``backend`` for export and import.
+or ``MULTI`` transaction. See ``store`` for the key layout, ``backend`` for export, import and
+``datacon migrate`` (``migrate``).
 """
 
 from __future__ import annotations
@@ -17,5 +18,10 @@ __all__ = ["RedisBackend", "RedisStore", "open_backend"]
 
 
 def open_backend(config: RedisConfig, *, check_schema: bool = True) -> Backend:
-    """The three Redis storages over one pool (connections are opened on first use)."""
-    return RedisBackend(config)
+    """The three Redis storages over one pool (connections are opened on first use).
+
+    The usual opening checks the server's persistence settings once (``RedisStore.check_server``);
+    ``check_schema=False`` (``datacon migrate``, ``doctor``) skips that. Redis never refuses to
+    open for a pending layout migration (see ``migrate``).
+    """
+    return RedisBackend(config, check_server=check_schema)

@@ -1,10 +1,11 @@
-"""``RedisBackend``: the three Redis storages over one store, enumerable and restorable.
+"""``RedisBackend``: the three Redis storages over one store; enumerable, restorable, versioned.
 
 Redis keeps no order of its keys, so the first read of a kind ``SCAN``s its keys once and
 keeps the sorted ids (about 100 bytes each) for the backend's lifetime; pages then follow
 that snapshot (records deleted or expired meanwhile are skipped). Each restore batch is one
 ``MULTI``/``EXEC`` of the store's own write scripts: applied whole, or not at all if the
-connection fails before ``EXEC``.
+connection fails before ``EXEC``. Its layout version and ``datacon migrate`` are in ``migrate``;
+``durability`` reads the server's persistence settings for ``datacon doctor``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,22 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from datacon._time import from_epoch_us, to_epoch_us
-from datacon.backends.base import NO_EXTRA, Enumerable, RecordKind, Restorable
+from datacon.backends.base import (
+    NO_EXTRA,
+    Durability,
+    Durable,
+    Enumerable,
+    RecordKind,
+    Restorable,
+    SchemaStatus,
+    Versioned,
+)
 from datacon.config import RedisConfig
 from datacon.models import Conversation, ConversationItem, Link, StoredResponse
 
+from . import migrate
+from .keys import id_of_part
+from .scores import score, score_time
 from .store import RedisConversationStorage, RedisItemStorage, RedisResponseStorage, RedisStore
 
 __all__ = ["RedisBackend"]
@@ -28,14 +40,17 @@ H = TypeVar("H", Conversation, ConversationItem)
 _MAX_TIME = datetime.max.replace(tzinfo=UTC)
 
 
-class RedisBackend(Enumerable, Restorable):
-    """One Redis database (``config.url``) through one pool; see ``store`` for the key layout."""
+class RedisBackend(Enumerable, Restorable, Versioned, Durable):
+    """One Redis database (``config.url``) through one pool; see ``store`` for the key layout.
+
+    ``check_server`` runs the store's start-up check of the server's persistence settings.
+    """
 
     kind = "redis"
 
-    def __init__(self, config: RedisConfig) -> None:
-        self.store = RedisStore(config)
-        self.max_concurrency = config.pool_max
+    def __init__(self, config: RedisConfig, *, check_server: bool = True) -> None:
+        self.store = RedisStore(config, check=check_server)
+        self.max_concurrency = self.store.max_concurrency
         self.conversations = RedisConversationStorage(self.store)
         self.items = RedisItemStorage(self.store)
         self.responses = RedisResponseStorage(self.store)
@@ -65,7 +80,9 @@ class RedisBackend(Enumerable, Restorable):
 
         def scan() -> list[str]:
             found = s.client.scan_iter(match=f"{prefix}*{suffix}", count=1000, _type=key_type)
-            return sorted({key[len(prefix) : len(key) - len(suffix)] for key in found})
+            # A key part that datacon would not write (another owner's key, say) is skipped.
+            ids = (id_of_part(key[len(prefix) : len(key) - len(suffix)]) for key in found)
+            return sorted({i for i in ids if i is not None})
 
         ids = s.call(f"scan {kind}s", scan)
         self._ids[kind] = ids
@@ -114,7 +131,7 @@ class RedisBackend(Enumerable, Restorable):
         members = cast(
             "list[tuple[str, float]]", s.call("export links", lambda: s.client.zrange(key, 0, -1, withscores=True))
         )
-        links = sorted((str(member), from_epoch_us(round(score))) for member, score in members)
+        links = sorted((str(member), score_time(value)) for member, value in members)
         self._links = (conversation_id, links)
         return links
 
@@ -176,7 +193,12 @@ class RedisBackend(Enumerable, Restorable):
 
     def restore_conversations(self, records: Sequence[Conversation]) -> int:
         s = self.store
-        return self._restore_hashes("conversation", records, s.conversation_key, s.codec.conversation_fields)
+
+        def queue(pipe: Any) -> None:
+            for r in records:
+                s.put_conversation(r, NO_EXTRA, client=pipe)
+
+        return sum(1 for created in self._transaction("conversation", queue) if created)
 
     def restore_items(self, records: Sequence[ConversationItem]) -> int:
         s = self.store
@@ -199,7 +221,7 @@ class RedisBackend(Enumerable, Restorable):
         def queue(pipe: Any) -> None:
             for link in records:
                 key = s.links_key(link.conversation_id)
-                pipe.zadd(key, {link.item_id: to_epoch_us(link.added_at)}, nx=True)
+                pipe.zadd(key, {link.item_id: score(link.added_at)}, nx=True)
                 if s.ttl:
                     pipe.expire(key, int(s.ttl))
                 else:
@@ -207,3 +229,34 @@ class RedisBackend(Enumerable, Restorable):
 
         results = self._transaction("link", queue)
         return sum(int(added) for added in results[0::2])
+
+    # Versioned: the key layout (see ``migrate``)
+
+    def _plan(self, action: str) -> migrate.RedisMigrationPlan:
+        s = self.store
+        fields = {
+            "conversation": s.codec.conversations.field("id"),
+            "item": s.codec.items.field("id"),
+            "response": s.codec.responses.field("id"),
+        }
+        return s.call(action, lambda: migrate.plan(s.client, s.keys, fields))
+
+    def schema_status(self) -> SchemaStatus:
+        """Layout ``LATEST`` when nothing is left to move or rescale, else 0; ``SCAN``s the keys."""
+        steps = self._plan("migrate status")
+        return SchemaStatus(0 if steps.statements else migrate.LATEST, migrate.LATEST, steps.statements)
+
+    def apply_migrations(self) -> list[int]:
+        """Move and rescale what ``schema_status`` lists; ``[LATEST]`` when anything was done."""
+        steps = self._plan("migrate plan")
+        if not steps.statements:
+            return []
+        s = self.store
+        s.call("migrate apply", lambda: migrate.apply(s.client, steps))
+        return [migrate.LATEST]
+
+    # Durable
+
+    def durability(self) -> Durability:
+        persists, detail = self.store.durability()
+        return Durability(persists, detail)

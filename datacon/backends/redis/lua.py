@@ -8,16 +8,30 @@ single-shard deployment, not Redis Cluster.
 
 A TTL argument is the number of seconds, or ``''`` for no expiry; a set that receives a
 member without a TTL is made persistent so it never expires before a record it indexes.
+
+Record keys built inside a script go through ``key_part`` (``keys.LUA_KEY_PART``), exactly as
+``keys.key_part`` builds them in Python. Scores are epoch milliseconds with the microseconds
+as a fraction (``scores``); a script that adds a score first rewrites the set's scores that
+earlier datacon versions wrote in microseconds (``to_ms``, ``scores.LUA_TO_MS``), so one set never mixes
+the two units.
 """
 
 from __future__ import annotations
 
+from .keys import LUA_KEY_PART
+from .scores import LUA_TO_MS
+
 __all__ = [
+    "APPEND_ITEMS",
+    "CREATE_CONVERSATION",
     "CREATE_RECORD",
+    "DELETE_CONVERSATION",
     "DELETE_IDENTIFIER",
+    "DELETE_LINK",
     "DELETE_RESPONSE",
     "GET_CHAIN",
     "LINK_ITEMS",
+    "LIST_CONVERSATIONS",
     "LIST_IDENTIFIER",
     "LIST_ITEMS",
     "STORE_RESPONSE",
@@ -33,19 +47,102 @@ if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return 1
 """
 
+# list_conversations' indexes: sorted sets whose members (all score 0) are
+# "{created_at as 18 digits}:{id}", so lexical order is (created_at, id): one set of every
+# conversation, and one per (extra column, value). The hash keeps its member and the sets it
+# is in (fields "datacon:member" and "datacon:sets", a JSON array) for the delete.
+#
+# KEYS[1]: the conversation hash; KEYS[2..]: the index sets it joins. ARGV[1]: TTL;
+# ARGV[2]: its member; ARGV[3..]: field, value pairs. Returns 1, or 0 (and writes nothing)
+# when the conversation exists.
+CREATE_CONVERSATION = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local sets = {}
+for i = 2, #KEYS do sets[#sets + 1] = KEYS[i] end
+redis.call('HSET', KEYS[1], 'datacon:member', ARGV[2], 'datacon:sets', cjson.encode(sets), unpack(ARGV, 3))
+if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+for i = 2, #KEYS do
+  redis.call('ZADD', KEYS[i], 0, ARGV[2])
+  if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[i], ARGV[1]) else redis.call('PERSIST', KEYS[i]) end
+end
+return 1
+"""
+
+# KEYS[1]: the conversation hash; KEYS[2..]: its other keys (link set, sequence). Removes
+# them all and the conversation's index members. Returns 1 if the conversation existed, else 0.
+DELETE_CONVERSATION = """
+local member = redis.call('HGET', KEYS[1], 'datacon:member')
+if member then
+  local sets = redis.call('HGET', KEYS[1], 'datacon:sets')
+  if sets then
+    for _, key in ipairs(cjson.decode(sets)) do redis.call('ZREM', key, member) end
+  end
+end
+for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
+return redis.call('DEL', KEYS[1])
+"""
+
+# KEYS[1]: the index set to walk. ARGV[1]: conversation key prefix; ARGV[2]: limit (> 0);
+# ARGV[3]: '1' for descending; ARGV[4]: the member to start after, or '' for the start;
+# ARGV[5..]: field, value pairs the conversation must also have. Members whose hash is gone
+# (expired) or is another conversation's by now are skipped. Returns {id, hash fields} pairs.
+LIST_CONVERSATIONS = (
+    LUA_KEY_PART
+    + """
+local limit = tonumber(ARGV[2])
+local desc = ARGV[3] == '1'
+local lo, hi
+if desc then
+  lo = ARGV[4] == '' and '+' or '(' .. ARGV[4]
+  hi = '-'
+else
+  lo = ARGV[4] == '' and '-' or '(' .. ARGV[4]
+  hi = '+'
+end
+local batch = math.min(math.max(limit, 16), 500)
+local out = {}
+while #out < limit do
+  local members
+  if desc then members = redis.call('ZREVRANGEBYLEX', KEYS[1], lo, hi, 'LIMIT', 0, batch)
+  else members = redis.call('ZRANGEBYLEX', KEYS[1], lo, hi, 'LIMIT', 0, batch) end
+  for _, member in ipairs(members) do
+    local id = string.sub(member, 20)
+    local key = ARGV[1] .. key_part(id)
+    if redis.call('HGET', key, 'datacon:member') == member then
+      local ok = true
+      for i = 5, #ARGV, 2 do
+        if redis.call('HGET', key, ARGV[i]) ~= ARGV[i + 1] then ok = false; break end
+      end
+      if ok then
+        out[#out + 1] = {id, redis.call('HGETALL', key)}
+        if #out >= limit then break end
+      end
+    end
+  end
+  if #members < batch then break end
+  lo = '(' .. members[#members]
+end
+return out
+"""
+)
+
 # KEYS[1]: the response hash; KEYS[2] (optional): its safety-identifier sorted set.
-# ARGV[1]: TTL; ARGV[2]: score (created_at, epoch microseconds); ARGV[3]: response id;
+# ARGV[1]: TTL; ARGV[2]: score (created_at, epoch milliseconds); ARGV[3]: response id;
 # ARGV[4..]: field, value pairs. Returns 1, or 0 (and writes nothing) when the id exists.
-STORE_RESPONSE = """
+STORE_RESPONSE = (
+    LUA_TO_MS
+    + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 if KEYS[2] then
+  to_ms(KEYS[2])
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
   if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[1]) else redis.call('PERSIST', KEYS[2]) end
 end
 return 1
 """
+)
 
 # KEYS[1]: the conversation hash. ARGV[1]: metadata field ('' when skipped); ARGV[2]: the
 # metadata JSON, or '' to clear it. Returns the updated hash, or nil when it does not exist.
@@ -58,16 +155,53 @@ end
 return redis.call('HGETALL', KEYS[1])
 """
 
-# KEYS[1]: the conversation's link set. ARGV[1]: TTL; ARGV[2..]: score, item id pairs.
-# Checks every link first: returns the first item id already linked (or repeated), writing
-# nothing; otherwise adds them all and returns nil.
-LINK_ITEMS = """
+# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: item id.
+# Unlinks the item and drops its sequence.
+DELETE_LINK = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"""
+
+# The order of a conversation's links is (added_at, sequence, item id): the sorted set
+# orders them by score (added_at) then member, and the sequence hash (member -> sequence,
+# field '' the conversation's last sequence) orders the links that share a score, in the
+# order they were linked. A link without a sequence (made before datacon kept one, or
+# restored from an export) counts as 0 and keeps its old place by item id.
+
+# Shared by the write scripts: give ARGV's links (members at ARGV[first], ARGV[first+2]...)
+# the next sequences, in the order given. KEYS[2]: the sequence hash; ttl: ARGV[1].
+_SEQUENCE = """
+local function sequence(first, step, count)
+  local base = redis.call('HINCRBY', KEYS[2], '', count) - count
+  local batch = {}
+  local n = 0
+  for i = first, first + (count - 1) * step, step do
+    n = n + 1
+    batch[#batch + 1] = ARGV[i]
+    batch[#batch + 1] = base + n
+    if #batch >= 1000 then redis.call('HSET', KEYS[2], unpack(batch)); batch = {} end
+  end
+  if #batch > 0 then redis.call('HSET', KEYS[2], unpack(batch)) end
+  if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[1]) else redis.call('PERSIST', KEYS[2]) end
+end
+"""
+
+# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: TTL;
+# ARGV[2..]: score, item id pairs. Checks every link first: returns the first item id
+# already linked (or repeated), writing nothing; otherwise adds them all, sequenced in the
+# order given, and returns nil.
+LINK_ITEMS = (
+    LUA_TO_MS
+    + _SEQUENCE
+    + """
 local seen = {}
 for i = 2, #ARGV, 2 do
   local member = ARGV[i + 1]
   if seen[member] or redis.call('ZSCORE', KEYS[1], member) then return member end
   seen[member] = true
 end
+to_ms(KEYS[1])
 local batch = {}
 for i = 2, #ARGV, 2 do
   batch[#batch + 1] = ARGV[i]
@@ -79,50 +213,191 @@ for i = 2, #ARGV, 2 do
 end
 if #batch > 0 then redis.call('ZADD', KEYS[1], unpack(batch)) end
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) else redis.call('PERSIST', KEYS[1]) end
+sequence(3, 2, (#ARGV - 1) / 2)
 return false
 """
+)
 
-# KEYS[1]: the conversation's link set. ARGV[1]: item key prefix; ARGV[2]: limit (> 0);
-# ARGV[3]: '1' for descending; ARGV[4]: cursor item id, or '' for none.
-# A sorted set orders equal scores by member, ascending (ZRANGE) or descending
-# (ZREVRANGE), which is exactly (added_at, item_id) in either direction; the cursor's
-# rank in that order makes the page exclusive and exact however many scores tie.
-# A cursor that is not a member is ignored. Links whose item hash is missing are skipped
-# and the walk goes on until the page is full. Returns {item id, hash fields} pairs.
-LIST_ITEMS = """
+# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: TTL;
+# ARGV[2]: item key prefix; ARGV[3]: score (added_at); ARGV[4]: the number of items;
+# ARGV[5..4+count]: their ids, in order; then per item, its field count and its field,
+# value pairs. Checks everything first: returns {'exists', id} or {'linked', id} and
+# writes nothing; otherwise creates every item hash, links them all at one score,
+# sequenced in the order given, and returns nil.
+APPEND_ITEMS = (
+    LUA_KEY_PART
+    + LUA_TO_MS
+    + _SEQUENCE
+    + """
+local count = tonumber(ARGV[4])
+local seen = {}
+for i = 5, 4 + count do
+  local id = ARGV[i]
+  if seen[id] or redis.call('EXISTS', ARGV[2] .. key_part(id)) == 1 then return {'exists', id} end
+  if redis.call('ZSCORE', KEYS[1], id) then return {'linked', id} end
+  seen[id] = true
+end
+to_ms(KEYS[1])
+local at = 5 + count
+for i = 5, 4 + count do
+  local key = ARGV[2] .. key_part(ARGV[i])
+  local fields = tonumber(ARGV[at])
+  redis.call('HSET', key, unpack(ARGV, at + 1, at + fields))
+  if ARGV[1] ~= '' then redis.call('EXPIRE', key, ARGV[1]) end
+  at = at + fields + 1
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[i])
+end
+if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) else redis.call('PERSIST', KEYS[1]) end
+sequence(5, 1, count)
+return false
+"""
+)
+
+# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: item key
+# prefix; ARGV[2]: limit (> 0); ARGV[3]: '1' for descending; ARGV[4]: cursor item id, or
+# ''; ARGV[5..7]: a position instead (score, sequence, item id of a link that may be
+# gone; a page cursor), or ''.
+# Reads by rank in slices, each starting where a score begins; the links of one score are
+# put in sequence order (a run cut by the slice's end is read whole). A cursor that is not
+# a member is ignored. Links whose item hash is missing are skipped and the walk goes on
+# until the page is full. Returns {more, {item id, hash fields, score, sequence}...}, more
+# being 1 when at least one more link follows the page. Item keys go through key_part;
+# scores are returned as Redis gives them (milliseconds; the caller reads them with
+# scores.score_time).
+LIST_ITEMS = (
+    LUA_KEY_PART
+    + LUA_TO_MS
+    + """
+local key, seqkey, prefix = KEYS[1], KEYS[2], ARGV[1]
 local limit = tonumber(ARGV[2])
 local desc = ARGV[3] == '1'
 local range = desc and 'ZREVRANGE' or 'ZRANGE'
-local start = 0
-if ARGV[4] ~= '' then
-  local rank
-  if desc then rank = redis.call('ZREVRANK', KEYS[1], ARGV[4])
-  else rank = redis.call('ZRANK', KEYS[1], ARGV[4]) end
-  if rank then start = rank + 1 end
-end
-local batch = math.min(math.max(limit, 16), 500)  -- limit may be huge: read in bounded slices
 local out = {}
-while #out < limit do
-  local ids = redis.call(range, KEYS[1], start, start + batch - 1)
+-- A set still in microseconds is rewritten first, so a position's score (milliseconds)
+-- matches it; nothing is written when the set is in milliseconds already.
+to_ms(key)
+
+local function seqs(ids, into)
+  for first = 1, #ids, 500 do
+    local last = math.min(first + 499, #ids)
+    local values = redis.call('HMGET', seqkey, unpack(ids, first, last))
+    for i = first, last do into[ids[i]] = tonumber(values[i - first + 1]) or 0 end
+  end
+end
+
+-- Put ids (given in the set's order for one score) in listing order.
+local function order(ids, s)
+  if #ids < 2 then return ids end
+  local place = {}
+  for i, id in ipairs(ids) do place[id] = i end
+  table.sort(ids, function(a, b)
+    if s[a] ~= s[b] then if desc then return s[a] > s[b] end return s[a] < s[b] end
+    return place[a] < place[b]
+  end)
+  return ids
+end
+
+-- Every member with exactly this score, in listing order.
+local function run(score, s)
+  local ids
+  if desc then ids = redis.call('ZREVRANGEBYSCORE', key, score, score)
+  else ids = redis.call('ZRANGEBYSCORE', key, score, score) end
+  seqs(ids, s)
+  return order(ids, s)
+end
+
+-- The rank (in listing direction) of the first member past this score.
+local function past(score)
+  if desc then return redis.call('ZCOUNT', key, score, '+inf') end
+  return redis.call('ZCOUNT', key, '-inf', score)
+end
+
+-- Emit id (if its item exists); true when the page was already full (one more link follows).
+local function emit(id, score, s)
+  if #out >= limit then return true end
+  local row = redis.call('HGETALL', prefix .. key_part(id))
+  if #row > 0 then out[#out + 1] = {id, row, score, s[id]} end
+  return false
+end
+
+local start = 0
+local first, first_score, first_s = nil, nil, {}
+if ARGV[4] ~= '' then
+  local score = redis.call('ZSCORE', key, ARGV[4])
+  if score then
+    local ids = run(score, first_s)
+    first, first_score = {}, score
+    local found = false
+    for _, id in ipairs(ids) do
+      if found then first[#first + 1] = id end
+      if id == ARGV[4] then found = true end
+    end
+    start = past(score)
+  end
+elseif ARGV[5] ~= '' then
+  local score, seq, at = ARGV[5], tonumber(ARGV[6]), ARGV[7]
+  local ids = run(score, first_s)
+  first, first_score = {}, score
   for _, id in ipairs(ids) do
-    local row = redis.call('HGETALL', ARGV[1] .. id)
-    if #row > 0 then
-      out[#out + 1] = {id, row}
-      if #out >= limit then break end
+    local s = first_s[id]
+    local after
+    if s ~= seq then after = (s > seq) ~= desc else after = (id > at) ~= desc and id ~= at end
+    if after then first[#first + 1] = id end
+  end
+  start = past(score)
+end
+
+local function walk()
+  if first then
+    for _, id in ipairs(first) do
+      if emit(id, first_score, first_s) then return 1 end
     end
   end
-  if #ids < batch then break end
-  start = start + batch
+  local batch = math.min(math.max(limit + 1, 16), 500)  -- limit may be huge: bounded slices
+  while true do
+    local slice = redis.call(range, key, start, start + batch - 1, 'WITHSCORES')
+    local n = #slice / 2
+    if n == 0 then return 0 end
+    local ids = {}
+    for i = 1, n do ids[i] = slice[2 * i - 1] end
+    local s = {}
+    seqs(ids, s)
+    local i = 1
+    while i <= n do
+      local score = slice[2 * i]
+      local j = i
+      while j < n and slice[2 * j + 2] == score do j = j + 1 end
+      local group
+      if j == n and n == batch then
+        group = run(score, s)  -- the score's links may go on past this slice
+        start = past(score)
+      else
+        group = {}
+        for k = i, j do group[#group + 1] = ids[k] end
+        group = order(group, s)
+      end
+      for _, id in ipairs(group) do
+        if emit(id, score, s) then return 1 end
+      end
+      i = j + 1
+    end
+    if n < batch then return 0 end
+  end
 end
-return out
+
+local more = walk()
+return {more, out}
 """
+)
 
 # ARGV[1]: response key prefix; ARGV[2]: start id; ARGV[3]: max depth (-1: unlimited);
 # ARGV[4]: previous_response_id field ('' when skipped).
 # Follows previous ids from the start, newest first, and stops at max depth, at a missing
 # response, or at an id already visited (the caller reports that cycle).
 # Returns {response id, hash fields} pairs.
-GET_CHAIN = """
+GET_CHAIN = (
+    LUA_KEY_PART
+    + """
 local max = tonumber(ARGV[3])
 local seen = {}
 local out = {}
@@ -130,7 +405,7 @@ local current = ARGV[2]
 while current do
   if max >= 0 and #out >= max then break end
   if seen[current] then break end
-  local row = redis.call('HGETALL', ARGV[1] .. current)
+  local row = redis.call('HGETALL', ARGV[1] .. key_part(current))
   if #row == 0 then break end
   seen[current] = true
   out[#out + 1] = {current, row}
@@ -144,13 +419,16 @@ while current do
 end
 return out
 """
+)
 
 # KEYS[1]: the safety-identifier set. ARGV[1]: response key prefix; ARGV[2]: limit
 # (-1: all); ARGV[3]: safety_identifier field; ARGV[4]: the identifier.
 # Newest first (ties: id descending, as ZREVRANGE orders equal scores). Members whose hash
 # is gone (expired), or now carries another identifier, are skipped.
 # Returns {response id, hash fields} pairs.
-LIST_IDENTIFIER = """
+LIST_IDENTIFIER = (
+    LUA_KEY_PART
+    + """
 local limit = tonumber(ARGV[2])
 local batch = 500
 if limit > 0 then batch = math.min(math.max(limit, 16), 500) end
@@ -159,7 +437,7 @@ local start = 0
 while limit < 0 or #out < limit do
   local ids = redis.call('ZREVRANGE', KEYS[1], start, start + batch - 1)
   for _, id in ipairs(ids) do
-    local row = redis.call('HGETALL', ARGV[1] .. id)
+    local row = redis.call('HGETALL', ARGV[1] .. key_part(id))
     local owned = false
     for i = 1, #row, 2 do
       if row[i] == ARGV[3] then owned = row[i + 1] == ARGV[4]; break end
@@ -174,27 +452,34 @@ while limit < 0 or #out < limit do
 end
 return out
 """
+)
 
 # KEYS[1]: the safety-identifier set. ARGV[1]: response key prefix; ARGV[2]:
 # safety_identifier field; ARGV[3]: the identifier. Deletes the responses that still carry
 # this identifier, then the set; returns how many responses were deleted.
-DELETE_IDENTIFIER = """
+DELETE_IDENTIFIER = (
+    LUA_KEY_PART
+    + """
 local deleted = 0
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local key = ARGV[1] .. id
+  local key = ARGV[1] .. key_part(id)
   if redis.call('HGET', key, ARGV[2]) == ARGV[3] then deleted = deleted + redis.call('DEL', key) end
 end
 redis.call('DEL', KEYS[1])
 return deleted
 """
+)
 
 # KEYS[1]: the response hash. ARGV[1], ARGV[2]: safety set key prefix and suffix;
 # ARGV[3]: safety_identifier field ('' when skipped); ARGV[4]: the response id.
 # Deletes the hash and its safety-identifier membership together; returns 1 or 0.
-DELETE_RESPONSE = """
+DELETE_RESPONSE = (
+    LUA_KEY_PART
+    + """
 if ARGV[3] ~= '' then
   local identifier = redis.call('HGET', KEYS[1], ARGV[3])
-  if identifier then redis.call('ZREM', ARGV[1] .. identifier .. ARGV[2], ARGV[4]) end
+  if identifier then redis.call('ZREM', ARGV[1] .. key_part(identifier) .. ARGV[2], ARGV[4]) end
 end
 return redis.call('DEL', KEYS[1])
 """
+)

@@ -1,46 +1,70 @@
 """The three storages of the Redis backend, over one blocking connection pool.
 
-Key layout (upstream's; ``P`` is ``"{owner}:"`` when the schema has an owner, else empty):
+Key layout (upstream's; ``P`` is ``"{owner}:"`` when the schema has an owner, else empty;
+``{id}`` is the id itself, or an escaped form for ids that could collide, see ``keys``):
 
 ====================================  ===========  ===========================================
 ``P conversation:{id}``               hash         the conversation's fields
 ``P conversation:{id}:items``         sorted set   links: member item id, score ``added_at``
+``P link_seq:{id}``                   hash         links' sequences: item id -> n; ``''`` -> last n
 ``P item:{id}``                       hash         the item's fields
 ``P response:{id}``                   hash         the response's fields
 ``P safety:{identifier}:responses``   sorted set   member response id, score ``created_at``
+``P conversations:list``              sorted set   every conversation (``list_conversations``)
+``P conversations:by:{col}:{value}``  sorted set   conversations whose extra column is value
 ====================================  ===========  ===========================================
 
-Scores are epoch microseconds, exact in a double for instants between the years 1685
-and 2255 (outside that range nearby instants may share a score and order by id). With
-``retention_days`` every key gets that TTL when written, the sorted sets included (their
-TTL is refreshed on every write, so a set never outlives the records it indexes by more
-than that). Because of upstream's layout a conversation whose id ends in ``:items`` would
-share its key with another conversation's links; Redis then answers ``WRONGTYPE``
-(``BackendError``).
+Scores are epoch milliseconds with the microseconds as a fraction (``scores``): exact and
+ordered to the microsecond over the accepted range (1900 to 2100), and in upstream's unit,
+so links written by upstream and by datacon interleave. With ``retention_days`` every key
+gets that TTL when written, the sorted sets included (their TTL is refreshed on every write,
+so a set never outlives the records it indexes by more than that).
+The two ``conversations:`` sets have members ``"{created_at}:{id}"`` (``created_at`` as 18
+digits of microseconds since year 1) at score 0, so their lexical order is ``(created_at, id)``
+and a page is one ``ZRANGEBYLEX`` from the cursor; the conversation hash keeps its member and
+its sets (fields ``datacon:member``, ``datacon:sets``) so the delete script removes them.
+Conversations written before datacon kept these sets are not listed until re-imported.
+
+Links sharing one ``added_at`` list in sequence order (the page script orders each run of
+equal scores by the sequence hash); a link without a sequence (made before datacon kept
+one, or restored from an export) counts as 0 and keeps its old place by item id, so data
+written before needs no migration.
 
 Every operation is one round trip: a single command, a ``MULTI`` transaction, or a Lua
-script (see ``lua``) run with ``EVALSHA``. Commands are not retried: a write whose
-connection drops raises ``BackendUnavailableError`` with its outcome unknown (ids are
-made before any I/O, so the caller can look the record up).
+script (see ``lua``) run with ``EVALSHA``. With ``wait_replicas`` or ``wait_aof`` a write is
+pipelined with ``WAIT``/``WAITAOF`` on the same connection (still one round trip, plus a
+``SCRIPT EXISTS`` that redis-py sends before a pipeline of scripts). Commands are not
+retried: a write whose connection drops raises ``BackendUnavailableError`` with its outcome
+unknown (ids are made before any I/O, so the caller can look the record up).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import attrs
 import redis
 
 from datacon._serde import dump_json, normalize_json
 from datacon._time import to_epoch_us, utc_now
-from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra
+from datacon.backends.base import (
+    NO_EXTRA,
+    BackendConversations,
+    BackendItems,
+    BackendResponses,
+    Extra,
+    PageRow,
+    Position,
+)
 from datacon.backends.chain import walk_chain
 from datacon.backends.created import created_item, minted_id
 from datacon.config import RedisConfig
-from datacon.errors import ConflictError
+from datacon.errors import BackendUnavailableError, ConfigError, ConflictError
 from datacon.models import (
     Conversation,
     ConversationItem,
@@ -55,32 +79,40 @@ from datacon.schema import SchemaConfig
 
 from . import lua
 from .errors import DRIVER_ERRORS, convert, translate
+from .keys import Keys
 from .records import Codec, pairs
+from .scores import score, score_time
+from .url import connection_pool
 
 __all__ = ["RedisConversationStorage", "RedisItemStorage", "RedisResponseStorage", "RedisStore"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class RedisStore:
     """What the three storages share: the pool, the client, key names and scripts."""
 
-    def __init__(self, config: RedisConfig) -> None:
+    def __init__(self, config: RedisConfig, *, check: bool = True) -> None:
         self.config = config
         schema = config.schema or SchemaConfig()
         self.schema = schema
         self.codec = Codec(schema)
         self.ttl = "" if config.retention_days is None else str(config.retention_days * 86_400)
         self._password = urlsplit(config.url).password
-        prefix = f"{schema.owner}:" if schema.owner else ""
-        self.conversation_prefix = f"{prefix}conversation:"
-        self.item_prefix = f"{prefix}item:"
-        self.response_prefix = f"{prefix}response:"
-        self.safety_prefix = f"{prefix}safety:"
-        with self.translate("connection setup"):
-            # hiredis, when installed, is picked up by redis-py as its reply parser. The
-            # pool connects lazily: a server that is down does not fail start-up.
-            self.pool = redis.BlockingConnectionPool.from_url(
+        self.keys = keys = Keys(schema.owner)
+        self.conversation_prefix = keys.conversation_prefix
+        self.item_prefix = keys.item_prefix
+        self.response_prefix = keys.response_prefix
+        self.safety_prefix = keys.safety_prefix
+        self.sequence_prefix = keys.sequence_prefix
+        #: Whether datacon made the pool (and so closes it); not for an application's client.
+        self.owned = config.client is None
+        if config.client is None:
+            self.max_concurrency = config.pool_max
+            # hiredis, when installed, is picked up by redis-py as its reply parser. The pool
+            # connects lazily; the URL's options are checked now (ConfigError), not at first use.
+            self.pool = connection_pool(
                 config.url,
                 max_connections=config.pool_max,
                 timeout=config.pool_timeout_secs,
@@ -89,17 +121,93 @@ class RedisStore:
                 decode_responses=True,
             )
             self.client = redis.Redis(connection_pool=self.pool)
+        else:
+            self.client = config.client
+            self.pool = self.client.connection_pool  # type: ignore[assignment]  # any pool of the client's
+            password = self.pool.connection_kwargs.get("password")
+            self._password = str(password) if password else None
+            # The async facade's limit: the client's pool size, at most pool_max.
+            self.max_concurrency = min(int(getattr(self.pool, "max_connections", config.pool_max)), config.pool_max)
+        self._waits = _wait_commands(config)
         # Registered once: each call is an EVALSHA (redis-py loads the script on NOSCRIPT).
         register = self.client.register_script
         self.lua_create_record = register(lua.CREATE_RECORD)
         self.lua_store_response = register(lua.STORE_RESPONSE)
         self.lua_update_conversation = register(lua.UPDATE_CONVERSATION)
         self.lua_link_items = register(lua.LINK_ITEMS)
+        self.lua_append_items = register(lua.APPEND_ITEMS)
         self.lua_list_items = register(lua.LIST_ITEMS)
         self.lua_get_chain = register(lua.GET_CHAIN)
         self.lua_list_identifier = register(lua.LIST_IDENTIFIER)
         self.lua_delete_identifier = register(lua.DELETE_IDENTIFIER)
         self.lua_delete_response = register(lua.DELETE_RESPONSE)
+        self.lua_delete_conversation = register(lua.DELETE_CONVERSATION)
+        self.lua_delete_link = register(lua.DELETE_LINK)
+        self.lua_create_conversation = register(lua.CREATE_CONVERSATION)
+        self.lua_list_conversations = register(lua.LIST_CONVERSATIONS)
+        self.conversations_list_key = keys.conversations_list
+        self.conversations_by_prefix = keys.conversations_by_prefix
+        if check:
+            self.check_server()
+
+    def check_server(self) -> None:
+        """Start-up check of the server's settings, best effort (one round trip).
+
+        Logs one WARNING when the server runs without an append-only file (``appendonly no``:
+        a crash loses the writes since the last snapshot), and raises ``ConfigError`` when
+        ``wait_aof`` is set but the server has no ``WAITAOF`` (before Redis 7.2) or no
+        append-only file. A server
+        that cannot be reached, or that refuses ``INFO``, is not an error here: the pool is
+        lazy, and the first call reports an unreachable server.
+        """
+        try:
+            info = self.client.info("persistence")
+            version = str(self.client.info("server").get("redis_version", "")) if self.config.wait_aof else ""
+        except DRIVER_ERRORS as exc:
+            log.debug("Redis start-up check skipped: %s", type(exc).__name__)
+            return
+        if str(info.get("aof_enabled", "1")) == "0":
+            log.warning(
+                "Redis at %s runs with appendonly no: a crash or restart loses the writes since the last"
+                " RDB snapshot (set appendonly yes; see docs/operations.md, Durability)",
+                self.address(),
+            )
+        if self.config.wait_aof and version and _version(version) < (7, 2):
+            raise ConfigError(
+                f"wait_aof needs WAITAOF, which Redis {version} does not have (7.2 or later)", "redis.wait_aof"
+            )
+        if self.config.wait_aof and str(info.get("aof_enabled", "1")) == "0":
+            raise ConfigError("wait_aof needs the server's append-only file (appendonly yes)", "redis.wait_aof")
+
+    def durability(self) -> tuple[bool, str]:
+        """Whether the server persists every write (``appendonly yes``), and a line saying what
+        a crash would lose; for ``datacon doctor``. Raises the call's error if it cannot ask."""
+        info = self.call("doctor", lambda: self.client.info("persistence"))
+        try:
+            fsync = str(self.call("doctor", lambda: self.client.config_get("appendfsync")).get("appendfsync", "?"))
+        except Exception:  # noqa: BLE001 - CONFIG is often disabled on managed servers
+            fsync = "?"
+        waits = ""
+        if self._waits:
+            waits = f"; each write waits for {' and '.join(str(c[0]) for c in self._waits)}"
+        if str(info.get("aof_enabled", "0")) == "0":
+            return False, (
+                "appendonly no: a crash or restart loses the writes acknowledged since the last RDB snapshot"
+                f" (set appendonly yes){waits}"
+            )
+        loses = {
+            "always": "every write is fsynced before it is acknowledged",
+            "everysec": "a crash of the host loses at most about 1 s of writes",
+            "no": "the OS decides when the file reaches the disk",
+        }.get(fsync, "see the server's appendfsync")
+        return True, f"appendonly yes, appendfsync {fsync}: {loses}{waits}"
+
+    def address(self) -> str:
+        """``host:port/db`` of the server (no credentials)."""
+        kwargs = self.pool.connection_kwargs
+        if "path" in kwargs:
+            return str(kwargs["path"])
+        return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
     @contextmanager
     def translate(self, action: str) -> Iterator[None]:
@@ -114,25 +222,68 @@ class RedisStore:
         except DRIVER_ERRORS as exc:
             raise convert(exc, action, self._password, self.config.pool_timeout_secs) from exc
 
+    def write(self, action: str, fn: Callable[[Any], T]) -> T:
+        """``fn(client)`` for a write, with errors translated, and then the configured waits.
+
+        Without ``wait_replicas``/``wait_aof`` this is ``call(action, lambda: fn(client))``.
+        With them, ``fn`` runs on a pipeline followed by ``WAIT``/``WAITAOF``, so both go over
+        the same connection, and an unconfirmed write raises ``BackendUnavailableError``.
+        """
+        waits = self._waits
+        if not waits:
+            return self.call(action, lambda: fn(self.client))
+
+        def run() -> list[Any]:
+            with self.client.pipeline(transaction=False) as pipe:
+                fn(pipe)
+                for command in waits:
+                    pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                return list(pipe.execute())
+
+        replies = self.call(action, run)
+        self._check_waits(action, replies[-len(waits) :])
+        return replies[0]  # type: ignore[no-any-return]
+
+    def _check_waits(self, action: str, replies: list[Any]) -> None:
+        c = self.config
+        for command, reply in zip(self._waits, replies, strict=True):
+            if command[0] == "WAIT":
+                confirmed, missing = int(reply), ""
+                if confirmed < c.wait_replicas:
+                    missing = f"{confirmed} of {c.wait_replicas} replica(s) acknowledged it"
+            else:
+                local, replicas = (int(n) for n in reply)
+                missing = "" if local >= 1 else "the server's append-only file was not fsynced"
+                if not missing and replicas < c.wait_replicas:
+                    missing = f"{replicas} of {c.wait_replicas} replica(s) fsynced it"
+            if missing:
+                raise BackendUnavailableError(
+                    f"Redis {action}: the write was applied, but its durability is not confirmed:"
+                    f" {missing} within {c.wait_timeout_ms} ms ({command[0]})"
+                )
+
     def hgetall(self, action: str, key: str) -> dict[str, str]:
         """The hash at ``key`` (empty when it does not exist)."""
         row = self.call(action, lambda: self.client.hgetall(key))
         return {str(field): str(value) for field, value in row.items()}
 
     def conversation_key(self, conversation_id: str) -> str:
-        return self.conversation_prefix + conversation_id
+        return self.keys.conversation(conversation_id)
 
     def links_key(self, conversation_id: str) -> str:
-        return f"{self.conversation_prefix}{conversation_id}:items"
+        return self.keys.links(conversation_id)
+
+    def sequence_key(self, conversation_id: str) -> str:
+        return self.keys.sequence(conversation_id)
 
     def item_key(self, item_id: str) -> str:
-        return self.item_prefix + item_id
+        return self.keys.item(item_id)
 
     def response_key(self, response_id: str) -> str:
-        return self.response_prefix + response_id
+        return self.keys.response(response_id)
 
     def safety_key(self, identifier: str) -> str:
-        return f"{self.safety_prefix}{identifier}:responses"
+        return self.keys.safety(identifier)
 
     def safety_field(self) -> str | None:
         """The hash field holding the safety identifier, or ``None`` when it is skipped."""
@@ -145,13 +296,28 @@ class RedisStore:
         """Write the hash at ``key`` unless it exists (``CREATE_RECORD``); truthy when written."""
         return self.lua_create_record(keys=[key], args=[self.ttl, *_flat(fields)], client=client)
 
+    def conversations_by_key(self, column: str, value: str) -> str:
+        """The index set of the conversations whose extra ``column`` is ``value``."""
+        return f"{self.conversations_by_prefix}{column}:{value}"
+
+    def put_conversation(self, conversation: Conversation, extra: Mapping[str, Any], client: Any = None) -> Any:
+        """Write the conversation and its listing index entries unless it exists; truthy when written."""
+        fields = self.codec.conversation_fields(conversation, extra)
+        keys = [self.conversation_key(conversation.id), self.conversations_list_key]
+        for name, _ in self.schema.conversations.sorted_extra_columns():
+            value = fields.get(name)
+            if value is not None:
+                keys.append(self.conversations_by_key(name, value))
+        args = [self.ttl, listing_member(conversation.created_at, conversation.id), *_flat(fields)]
+        return self.lua_create_conversation(keys=keys, args=args, client=client)
+
     def put_response(self, response: StoredResponse, extra: Mapping[str, Any], client: Any = None) -> Any:
         """Write the response and its safety index entry unless it exists; truthy when written."""
         fields = self.codec.response_fields(response, extra)
         keys = [self.response_key(response.id)]
         if response.safety_identifier is not None and self.safety_field() is not None:
             keys.append(self.safety_key(response.safety_identifier))
-        args = [self.ttl, str(to_epoch_us(response.created_at)), response.id, *_flat(fields)]
+        args = [self.ttl, score(response.created_at), response.id, *_flat(fields)]
         return self.lua_store_response(keys=keys, args=args, client=client)
 
     def pool_stats(self) -> dict[str, int]:
@@ -161,12 +327,35 @@ class RedisStore:
         made = list(getattr(self.pool, "_connections", ()))
         queue = getattr(getattr(self.pool, "pool", None), "queue", ())
         idle = sum(1 for conn in list(queue) if conn is not None)
-        return {"size": self.config.pool_max, "open": len(made), "in_use": max(len(made) - idle, 0)}
+        return {"size": self.max_concurrency, "open": len(made), "in_use": max(len(made) - idle, 0)}
 
     def close(self) -> None:
-        """Disconnect every pooled connection."""
+        """Disconnect every pooled connection (an application's client is left as it is)."""
+        if not self.owned:
+            return
         with self.translate("close"):
             self.pool.disconnect()
+
+
+def _wait_commands(config: RedisConfig) -> list[tuple[str | int, ...]]:
+    if config.wait_aof:
+        return [("WAITAOF", 1, config.wait_replicas, config.wait_timeout_ms)]
+    if config.wait_replicas:
+        return [("WAIT", config.wait_replicas, config.wait_timeout_ms)]
+    return []
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else 0 for part in text.split(".")[:3])
+
+
+#: Microseconds from 0001-01-01 to the epoch: listing members count from year 1, never negative.
+_YEAR_ONE_US = 62_135_596_800_000_000
+
+
+def listing_member(created_at: datetime, conversation_id: str) -> str:
+    """A conversation's member in the listing sets: lexical order is ``(created_at, id)``."""
+    return f"{to_epoch_us(created_at) + _YEAR_ONE_US:018d}:{conversation_id}"
 
 
 def _flat(fields: dict[str, str]) -> list[str]:
@@ -184,8 +373,7 @@ class RedisConversationStorage(BackendConversations):
         conversation_id = minted_id(new)
         metadata = None if new.metadata is None else normalize_json(new.metadata, "metadata")
         conversation = Conversation(id=conversation_id, created_at=utc_now(), metadata=metadata)
-        fields = s.codec.conversation_fields(conversation, extra)
-        created = s.call("create_conversation", lambda: s.create_record(s.conversation_key(conversation_id), fields))
+        created = s.write("create_conversation", lambda c: s.put_conversation(conversation, extra, client=c))
         if not created:
             raise ConflictError(f"conversation {conversation_id} already exists")
         return conversation
@@ -199,9 +387,9 @@ class RedisConversationStorage(BackendConversations):
         s = self.store
         field = s.codec.conversations.field("metadata") or ""
         text = "" if metadata is None else dump_json(metadata, "metadata")
-        row = s.call(
-            "update_conversation",
-            lambda: s.lua_update_conversation(keys=[s.conversation_key(conversation_id)], args=[field, text]),
+        key = s.conversation_key(conversation_id)
+        row = s.write(
+            "update_conversation", lambda c: s.lua_update_conversation(keys=[key], args=[field, text], client=c)
         )
         if row is None:
             return None
@@ -215,14 +403,28 @@ class RedisConversationStorage(BackendConversations):
 
     def delete_conversation(self, conversation_id: str) -> bool:
         s = self.store
+        keys = [s.conversation_key(conversation_id), s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        return bool(s.write("delete_conversation", lambda c: s.lua_delete_conversation(keys=keys, args=[], client=c)))
 
-        def run() -> list[Any]:
-            with s.client.pipeline(transaction=True) as pipe:
-                pipe.delete(s.conversation_key(conversation_id))
-                pipe.delete(s.links_key(conversation_id))
-                return pipe.execute()
+    def filter_columns(self) -> frozenset[str]:
+        return frozenset(name for name, _ in self.store.schema.conversations.sorted_extra_columns())
 
-        return bool(s.call("delete_conversation", run)[0])
+    def page_conversations(
+        self, filter: Mapping[str, str], after: tuple[datetime, str] | None, descending: bool, limit: int
+    ) -> list[Conversation]:
+        s = self.store
+        pairs_ = sorted(filter.items())
+        # Walk the first filter's set (every conversation's without a filter); check the rest.
+        walk = s.conversations_by_key(*pairs_[0]) if pairs_ else s.conversations_list_key
+        args = [
+            s.conversation_prefix,
+            str(limit),
+            "1" if descending else "0",
+            "" if after is None else listing_member(*after),
+            *[part for pair in pairs_[1:] for part in pair],
+        ]
+        rows = s.call("list_conversations", lambda: s.lua_list_conversations(keys=[walk], args=args))
+        return [s.codec.conversation(str(cid), pairs(row)) for cid, row in rows]
 
 
 class RedisItemStorage(BackendItems):
@@ -235,7 +437,8 @@ class RedisItemStorage(BackendItems):
         s = self.store
         item = created_item(new, normalize_json(new.content, "content"))
         fields = s.codec.item_fields(item, extra)
-        created = s.call("create_item", lambda: s.create_record(s.item_key(item.id), fields))
+        key = s.item_key(item.id)
+        created = s.write("create_item", lambda c: s.create_record(key, fields, client=c))
         if not created:
             raise ConflictError(f"item {item.id} already exists")
         return item
@@ -248,23 +451,67 @@ class RedisItemStorage(BackendItems):
         s = self.store
         args = [s.ttl]
         for item_id, added_at in items:
-            args += [str(to_epoch_us(added_at)), item_id]
-        taken = s.call("link_items", lambda: s.lua_link_items(keys=[s.links_key(conversation_id)], args=args))
+            args += [score(added_at), item_id]
+        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        taken = s.write("link_items", lambda c: s.lua_link_items(keys=keys, args=args, client=c))
         if taken is not None:
             raise ConflictError(f"item {taken} is already linked to conversation {conversation_id}")
+
+    def append_items(
+        self,
+        conversation_id: str,
+        items: Sequence[NewConversationItem],
+        added_at: datetime | None = None,
+        *,
+        extra: Extra = NO_EXTRA,
+    ) -> list[ConversationItem]:
+        if not items:
+            return []
+        s = self.store
+        now = utc_now()
+        keep_status = s.codec.items.field("status") is not None
+        created = []
+        fields: list[str] = []
+        for new in items:  # everything encoded before any I/O (bad content writes nothing)
+            item = attrs.evolve(created_item(new, normalize_json(new.content, "content")), created_at=now)
+            created.append(item if keep_status else attrs.evolve(item, status=None))  # as it reads back
+            flat = _flat(s.codec.item_fields(item, extra))
+            fields += [str(len(flat)), *flat]
+        at = score(added_at or now)
+        args = [s.ttl, s.item_prefix, at, str(len(created)), *(item.id for item in created), *fields]
+        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        refused = s.write("append_items", lambda c: s.lua_append_items(keys=keys, args=args, client=c))
+        if refused is not None:
+            why, item_id = (str(part) for part in refused)
+            if why == "exists":
+                raise ConflictError(f"item {item_id} already exists (nothing was appended)")
+            raise ConflictError(f"item {item_id} is already linked to conversation {conversation_id}")
+        return created
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         if params.limit <= 0:
             return []
+        return [item for item, _, _ in self.page_items(conversation_id, params, None)[0]]
+
+    def page_items(
+        self, conversation_id: str, params: ListParams, position: Position | None
+    ) -> tuple[list[PageRow], bool]:
         s = self.store
+        where: list[str | int] = ["", "", ""]
+        if position is not None:
+            where = [score(position[0]), position[1], position[2]]
         args: list[str | int] = [
             s.item_prefix,
             params.limit,
             "1" if params.order is SortOrder.DESC else "0",
-            params.after or "",
+            (params.after or "") if position is None else "",
+            *where,
         ]
-        rows = s.call("list_items", lambda: s.lua_list_items(keys=[s.links_key(conversation_id)], args=args))
-        return [s.codec.item(str(item_id), pairs(row)) for item_id, row in rows]
+        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        more, rows = s.call("list_items", lambda: s.lua_list_items(keys=keys, args=args))
+        return [
+            (s.codec.item(str(item_id), pairs(row)), score_time(float(at)), int(seq)) for item_id, row, at, seq in rows
+        ], bool(more)
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         s = self.store
@@ -273,12 +520,13 @@ class RedisItemStorage(BackendItems):
 
     def is_item_linked(self, conversation_id: str, item_id: str) -> bool:
         s = self.store
-        score = s.call("is_item_linked", lambda: s.client.zscore(s.links_key(conversation_id), item_id))
-        return score is not None
+        found = s.call("is_item_linked", lambda: s.client.zscore(s.links_key(conversation_id), item_id))
+        return found is not None
 
     def delete_item(self, conversation_id: str, item_id: str) -> None:
         s = self.store
-        s.call("delete_item", lambda: s.client.zrem(s.links_key(conversation_id), item_id))
+        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        s.write("delete_item", lambda c: s.lua_delete_link(keys=keys, args=[item_id], client=c))
 
 
 class RedisResponseStorage(BackendResponses):
@@ -289,7 +537,7 @@ class RedisResponseStorage(BackendResponses):
 
     def store_response(self, response: StoredResponse, *, extra: Extra = NO_EXTRA) -> str:
         s = self.store
-        if not s.call("store_response", lambda: s.put_response(response, extra)):
+        if not s.write("store_response", lambda c: s.put_response(response, extra, client=c)):
             raise ConflictError(f"response {response.id} already exists")
         return response.id
 
@@ -301,7 +549,8 @@ class RedisResponseStorage(BackendResponses):
     def delete_response(self, response_id: str) -> None:
         s = self.store
         args = [s.safety_prefix, ":responses", s.safety_field() or "", response_id]
-        s.call("delete_response", lambda: s.lua_delete_response(keys=[s.response_key(response_id)], args=args))
+        key = s.response_key(response_id)
+        s.write("delete_response", lambda c: s.lua_delete_response(keys=[key], args=args, client=c))
 
     def get_response_chain(self, response_id: str, max_depth: int | None = None) -> ResponseChain:
         s = self.store
@@ -329,7 +578,8 @@ class RedisResponseStorage(BackendResponses):
         if field is None:
             return 0
         args = [s.response_prefix, field, identifier]
-        deleted = s.call(
-            "delete_identifier_responses", lambda: s.lua_delete_identifier(keys=[s.safety_key(identifier)], args=args)
+        key = s.safety_key(identifier)
+        deleted = s.write(
+            "delete_identifier_responses", lambda c: s.lua_delete_identifier(keys=[key], args=args, client=c)
         )
         return int(deleted)

@@ -1,0 +1,87 @@
+"""Key names of the Redis backend: upstream's layout, with the ids that could collide escaped.
+
+Upstream names keys ``P conversation:{id}``, ``P conversation:{id}:items``, ``P item:{id}``,
+``P response:{id}`` and ``P safety:{identifier}:responses`` (``P`` is ``"{owner}:"`` or empty);
+datacon adds ``P link_seq:{id}``, a conversation's link sequences.
+Taken literally, a conversation whose id ends in ``:items`` shares its key with another
+conversation's links. So the id part of a key is:
+
+- the id itself when it is *plain*: no ``:``, ``{`` or ``}``, and not starting with ``%``
+  (every id datacon or upstream generates is plain, so their keys are upstream's);
+- otherwise ``%`` followed by the id with ``%``, ``:``, ``{`` and ``}`` percent-encoded
+  (``X:items`` -> ``%X%3Aitems``).
+
+The id part of a key therefore never contains ``:`` (a key splits into its parts on ``:``, so
+no two records share a key whatever their ids) nor a brace (a Redis Cluster hash tag ``{...}``
+can later be put around it), and the mapping is injective: plain parts never start with
+``%``, escaped parts always do, and percent-encoding is injective. ``LUA_KEY_PART`` is the
+same function for the scripts, which derive item and response keys from ids they read.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+__all__ = ["ESCAPE", "LUA_KEY_PART", "Keys", "id_of_part", "key_part"]
+
+ESCAPE = "%"
+_ENCODE = str.maketrans({"%": "%25", ":": "%3A", "{": "%7B", "}": "%7D"})
+
+
+def key_part(record_id: str) -> str:
+    """The part of a key that names ``record_id`` (see the module docstring)."""
+    if record_id[:1] == ESCAPE or ":" in record_id or "{" in record_id or "}" in record_id:
+        return ESCAPE + record_id.translate(_ENCODE)
+    return record_id
+
+
+def id_of_part(part: str) -> str | None:
+    """The id that ``key_part`` maps to ``part``, or ``None`` when datacon would not write ``part``."""
+    record_id = unquote(part[1:]) if part[:1] == ESCAPE else part
+    return record_id if record_id and key_part(record_id) == part else None
+
+
+# The same function in Lua (the scripts' item and response keys come from ids they read).
+LUA_KEY_PART = r"""
+local function key_part(id)
+  if string.sub(id, 1, 1) == '%' or string.find(id, '[:{}]') then
+    return '%' .. (string.gsub(id, '[%%:{}]', function(c) return string.format('%%%02X', string.byte(c)) end))
+  end
+  return id
+end
+"""
+
+
+class Keys:
+    """Every key of one schema (``owner`` prefixes them all)."""
+
+    def __init__(self, owner: str | None) -> None:
+        self.prefix = f"{owner}:" if owner else ""
+        self.conversation_prefix = f"{self.prefix}conversation:"
+        self.item_prefix = f"{self.prefix}item:"
+        self.response_prefix = f"{self.prefix}response:"
+        self.safety_prefix = f"{self.prefix}safety:"
+        self.sequence_prefix = f"{self.prefix}link_seq:"
+        self.conversations_list = f"{self.prefix}conversations:list"
+        self.conversations_by_prefix = f"{self.prefix}conversations:by:"
+        self.links_suffix = ":items"
+        self.safety_suffix = ":responses"
+
+    def conversation(self, conversation_id: str) -> str:
+        return self.conversation_prefix + key_part(conversation_id)
+
+    def links(self, conversation_id: str) -> str:
+        return self.conversation_prefix + key_part(conversation_id) + self.links_suffix
+
+    def sequence(self, conversation_id: str) -> str:
+        """The hash of the conversation's link sequences (``P link_seq:{id}``)."""
+        return self.sequence_prefix + key_part(conversation_id)
+
+    def item(self, item_id: str) -> str:
+        return self.item_prefix + key_part(item_id)
+
+    def response(self, response_id: str) -> str:
+        return self.response_prefix + key_part(response_id)
+
+    def safety(self, identifier: str) -> str:
+        return self.safety_prefix + key_part(identifier) + self.safety_suffix
