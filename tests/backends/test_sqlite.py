@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from datacon import (
+    ColumnDef,
     ListParams,
     NewConversation,
     NewConversationItem,
@@ -450,6 +451,21 @@ def test_an_upstream_v3_database_migrates_to_the_turn_order(legacy_db: Path) -> 
         assert "conv_item_links_conv_idx" not in names
     finally:
         conn.close()
+    # Migrated to v4: no drift, nothing pending, even for a DML-only start (create_tables: false).
+    for schema in (SchemaConfig(auto_migrate=False), SchemaConfig(create_tables=False)):
+        with open_sqlite(legacy_db, schema) as storage:
+            assert storage.items.is_item_linked("conv_old", "msg_0")
+
+
+def test_schema_drift_without_create_tables_lists_the_statements(db: Path) -> None:
+    with open_sqlite(db):
+        pass
+    extra = TableConfig("conversations", extra_columns={"tenant": ColumnDef("VARCHAR(64)")})
+    with pytest.raises(MigrationRequiredError) as info:
+        open_sqlite(db, SchemaConfig(conversations=extra, create_tables=False))
+    assert info.value.statements == ("ALTER TABLE `conversations` ADD COLUMN `tenant` VARCHAR(64)",)
+    assert "create_tables: false" in str(info.value)
+    assert "tenant" not in columns(db, "conversations")  # nothing changed
 
 
 def test_rows_written_by_others_that_cannot_be_read_are_backend_errors(db: Path) -> None:

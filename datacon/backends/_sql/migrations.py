@@ -335,9 +335,8 @@ def pending(session: Session, sql: Statements) -> tuple[int, list[str]]:
     The statements are those a start-up with ``auto_migrate`` would run: the missing tables
     (``_schema_versions`` included) and their indexes, the pending migrations with their
     version rows, and the fixes of any schema drift (declared columns the existing tables
-    lack). A fresh database gets
-    :func:`schema_script` (less the versions it records). The version is the recorded one (0
-    when none is), or ``schema.version`` if that is higher.
+    lack). A fresh database gets :func:`schema_script` (less the versions it records). The
+    version is the recorded one (0 when none is), or ``schema.version`` if that is higher.
     """
     dialect, schema = sql.dialect, sql.schema
     exists = [session.fetchone(dialect.table_exists_sql(), {"name": name}) is not None for name in sql.table_probes]
