@@ -151,6 +151,19 @@ class BackendItems(ConversationItemStorage, Protocol):
         (whether or not that link still exists); each item with its link's position, and
         whether the page is full and at least one more link follows it. ``limit`` > 0."""
 
+    @abstractmethod
+    def unlink_items(self, conversation_id: str, item_ids: Sequence[str]) -> list[str]:
+        """Remove these items' links to the conversation, and delete the item records that no
+        conversation links any more (an item still linked elsewhere keeps its record).
+
+        For the framework adapters (``datacon.integrations``): a session's ``pop_item`` and
+        ``clear_session`` leave no orphan records. Atomic on memory and the SQL backends; on
+        Redis the links go in one script and the records after (see the Redis store).
+
+        :return: the ids whose link existed (and was removed by this call), in the given order;
+            of two concurrent calls for one link, one gets it.
+        """
+
     def list_items_page(self, conversation_id: str, params: ListParams) -> ItemPage:
         """Not called on a backend: the guard builds pages (and cursors) from ``page_items``."""
         raise TypeError(f"{type(self).__name__}: the guard serves list_items_page (cursors) through page_items")

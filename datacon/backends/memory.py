@@ -352,17 +352,30 @@ class MemoryItemStorage(BackendItems):
 
     def delete_item(self, conversation_id: str, item_id: str) -> None:
         with self._s.lock:
-            links = self._s.links.get(conversation_id)
-            if links is None:
-                return
-            position = links.by_item.pop(item_id, None)
-            if position is None:
-                return
-            key = (*position, item_id)
-            index = bisect.bisect_left(links.keys, key)
-            del links.keys[index]
-            if not links.keys:
-                del self._s.links[conversation_id]
+            self._unlink(conversation_id, item_id)
+
+    def _unlink(self, conversation_id: str, item_id: str) -> bool:
+        """Remove one link (the caller holds the lock); whether it existed."""
+        links = self._s.links.get(conversation_id)
+        if links is None:
+            return False
+        position = links.by_item.pop(item_id, None)
+        if position is None:
+            return False
+        key = (*position, item_id)
+        index = bisect.bisect_left(links.keys, key)
+        del links.keys[index]
+        if not links.keys:
+            del self._s.links[conversation_id]
+        return True
+
+    def unlink_items(self, conversation_id: str, item_ids: Sequence[str]) -> list[str]:
+        with self._s.lock:
+            removed = [item_id for item_id in dict.fromkeys(item_ids) if self._unlink(conversation_id, item_id)]
+            for item_id in removed:
+                if not any(item_id in links.by_item for links in self._s.links.values()):
+                    self._s.items.pop(item_id, None)
+        return removed
 
 
 class MemoryResponseStorage(BackendResponses):

@@ -135,6 +135,8 @@ class Statements:
     item_select: str
     link_exists: str
     link_delete: str
+    # Deletes item ``id`` unless a link names it (``lid`` repeats ``id``: see ``scid``).
+    item_delete_unlinked: str
     list_asc: str
     list_desc: str
     # Pages after an explicit position (a page cursor): params cid, at, sq, after, limit.
@@ -487,6 +489,10 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         ),
         link_exists=f"SELECT 1 FROM {links.ref} WHERE {link_where}",  # noqa: S608
         link_delete=f"DELETE FROM {links.ref} WHERE {link_where}",  # noqa: S608
+        item_delete_unlinked=(
+            f"DELETE FROM {items.ref} WHERE {items.c('id')} = {p('id')} AND NOT EXISTS "  # noqa: S608
+            f"(SELECT 1 FROM {links.ref} u WHERE {links.c('item_id', 'u')} = {p('lid')})"
+        ),
         list_asc=_page(d, items, links, ascending=True),
         list_desc=_page(d, items, links, ascending=False),
         list_pos_asc=_page(d, items, links, ascending=True, positional=True),

@@ -156,11 +156,11 @@ return redis.call('HGETALL', KEYS[1])
 """
 
 # KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: item id.
-# Unlinks the item and drops its sequence.
+# Unlinks the item and drops its sequence; 1 if the link existed, else 0.
 DELETE_LINK = """
-redis.call('ZREM', KEYS[1], ARGV[1])
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
-return 1
+return removed
 """
 
 # The order of a conversation's links is (added_at, sequence, item id): the sorted set
