@@ -487,6 +487,11 @@ def copy_pairs() -> list[Any]:
     if "redis" in servers:
         # Same server, other key prefix (owner) and renamed fields: two independent stores.
         pairs.append(pytest.param(("redis", "redis-renamed"), id="redis-to-redis-renamed", marks=[pytest.mark.redis]))
+        # The migration path from one server to a Redis Cluster (issue 19), and back.
+        pairs.append(pytest.param(("redis", "redis_cluster"), id="redis-to-redis-cluster", marks=[pytest.mark.redis]))
+        pairs.append(
+            pytest.param(("redis_cluster", "redis-renamed"), id="redis-cluster-to-redis", marks=[pytest.mark.redis])
+        )
     if "redis" in servers and "postgres" in servers:
         marks = [pytest.mark.redis, pytest.mark.postgres]
         pairs.append(pytest.param(("redis", "postgres"), id="redis-to-postgres", marks=marks))
