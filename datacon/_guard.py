@@ -12,8 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-import attrs
-
 from datacon._conversation_pages import list_page
 from datacon._cursor import decode_cursor, encode_cursor, is_cursor
 from datacon._serde import converter
@@ -96,7 +94,11 @@ class _Hooked:
         return observer.observe(op, self._hooked_packed, (op, payload, call))
 
     def _idempotency(
-        self, key: object, op: StorageOperation, arguments: dict[str, Any], conversation_id: str | None = None
+        self,
+        key: object,
+        op: StorageOperation,
+        arguments: Callable[[], dict[str, Any]],
+        conversation_id: str | None = None,
     ) -> Idempotency | None:
         """The checked key with the fingerprint of the call's arguments as given (``None``: no key).
 
@@ -105,7 +107,9 @@ class _Hooked:
         checked = check_key(key)
         if checked is None:
             return None
-        return Idempotency(op.value, checked, fingerprint(op.value, arguments), self._idempotency_ttl, conversation_id)
+        return Idempotency(
+            op.value, checked, fingerprint(op.value, arguments()), self._idempotency_ttl, conversation_id
+        )
 
     def _hooked_packed(self, args: tuple[StorageOperation, Callable[[], Any], Callable[[Extra], T]]) -> T:
         return self._hooked(*args)
@@ -162,7 +166,7 @@ class GuardedConversationStorage(_Hooked, ConversationStorage):
         if new.id is not None:
             check_id(new.id, "conversation id")
         check_metadata(new.metadata)
-        idem = self._idempotency(idempotency_key, StorageOperation.CREATE_CONVERSATION, {"new": new})
+        idem = self._idempotency(idempotency_key, StorageOperation.CREATE_CONVERSATION, lambda: {"new": new})
 
         def payload() -> Any:
             data: dict[str, Any] = {}
@@ -274,7 +278,7 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
         if new.id is not None:
             check_id(new.id, "item id")
         check_item_fields(new)
-        idem = self._idempotency(idempotency_key, StorageOperation.CREATE_ITEM, {"new": new})
+        idem = self._idempotency(idempotency_key, StorageOperation.CREATE_ITEM, lambda: {"new": new})
 
         def payload() -> Any:
             data = {
@@ -360,10 +364,16 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
                 # All or nothing: the second record would be a duplicate, so nothing is written.
                 raise ConflictError(f"item {item_id} appears twice in append_items")
             seen.add(item_id)
-            filled.append(new if new.id is not None else attrs.evolve(new, id=item_id))
+            if new.id is None:  # built directly: attrs.evolve costs more than the checks above
+                new = NewConversationItem(new.item_type, new.content, item_id, new.response_id, new.role, new.status)
+            filled.append(new)
         # The arguments as given: ``added_at`` omitted stays omitted, ids not given stay unset.
-        given = {"items": list(items), "added_at": added_at}
-        idem = self._idempotency(idempotency_key, StorageOperation.APPEND_ITEMS, given, conversation_id)
+        idem = self._idempotency(
+            idempotency_key,
+            StorageOperation.APPEND_ITEMS,
+            lambda: {"items": list(items), "added_at": added_at},
+            conversation_id,
+        )
 
         def payload() -> Any:
             return {
@@ -496,7 +506,7 @@ class GuardedResponseStorage(_Hooked, ResponseStorage):
         check_id(response.id, "response id")
         check_response_fields(response)
         created = check_time(response.created_at, "created_at")
-        idem = self._idempotency(idempotency_key, StorageOperation.STORE_RESPONSE, {"response": response})
+        idem = self._idempotency(idempotency_key, StorageOperation.STORE_RESPONSE, lambda: {"response": response})
         if created is not response.created_at:
             response = StoredResponse(
                 id=response.id,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -116,13 +117,14 @@ class Idempotency:
 def resolve(
     given: Idempotency | str | None,
     operation: str,
-    arguments: dict[str, Any],
+    arguments: Callable[[], dict[str, Any]],
     conversation_id: str | None = None,
 ) -> Idempotency | None:
     """A backend method's ``idempotency_key`` as an :class:`Idempotency` (the guard passes one;
-    a direct caller of a backend may pass the plain key, fingerprinted here)."""
+    a direct caller of a backend may pass the plain key, fingerprinted here with
+    ``arguments()``, called only then)."""
     if given is None or isinstance(given, Idempotency):
         return given
     key = check_key(given)
     assert key is not None
-    return Idempotency(operation, key, fingerprint(operation, arguments), DEFAULT_TTL_SECS, conversation_id)
+    return Idempotency(operation, key, fingerprint(operation, arguments()), DEFAULT_TTL_SECS, conversation_id)

@@ -195,7 +195,7 @@ class MemoryConversationStorage(BackendConversations):
     def create_conversation(
         self, new: NewConversation, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
     ) -> Conversation:
-        idem = resolve(idempotency_key, "create_conversation", {"new": new})
+        idem = resolve(idempotency_key, "create_conversation", lambda: {"new": new})
         conversation_id = minted_id(new)
         metadata = None if new.metadata is None else dump_json(new.metadata, "metadata")
         created_at = utc_now()
@@ -292,7 +292,7 @@ class MemoryItemStorage(BackendItems):
     def create_item(
         self, new: NewConversationItem, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
     ) -> ConversationItem:
-        idem = resolve(idempotency_key, "create_item", {"new": new})
+        idem = resolve(idempotency_key, "create_item", lambda: {"new": new})
         item_id = minted_id(new)
         content = dump_json(new.content, "content")
         row = (new.response_id, new.item_type, new.role, content, new.status, utc_now())
@@ -317,8 +317,9 @@ class MemoryItemStorage(BackendItems):
         extra: Extra = NO_EXTRA,
         idempotency_key: Idempotency | str | None = None,
     ) -> list[ConversationItem]:
-        arguments = {"items": list(items), "added_at": added_at}
-        idem = resolve(idempotency_key, "append_items", arguments, conversation_id)
+        idem = resolve(
+            idempotency_key, "append_items", lambda: {"items": list(items), "added_at": added_at}, conversation_id
+        )
         added_us = to_epoch_us(added_at or utc_now())
         now = utc_now()
         rows = []
@@ -429,7 +430,7 @@ class MemoryResponseStorage(BackendResponses):
     def store_response(
         self, response: StoredResponse, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
     ) -> str:
-        idem = resolve(idempotency_key, "store_response", {"response": response})
+        idem = resolve(idempotency_key, "store_response", lambda: {"response": response})
         row = _Response.from_model(response)
         with self._s.lock:
             replayed: str | None = self._s.replayed(idem, str)

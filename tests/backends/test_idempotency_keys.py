@@ -169,12 +169,12 @@ def test_the_fingerprint_is_of_the_arguments_as_given() -> None:
 
 
 def test_a_direct_backend_caller_may_pass_the_plain_key() -> None:
-    idem = resolve("k", "create_item", {"new": 1})
+    idem = resolve("k", "create_item", lambda: {"new": 1})
     assert isinstance(idem, Idempotency)
     assert idem.scope == "create_item"
-    assert resolve(idem, "create_item", {}) is idem
-    assert resolve(None, "create_item", {}) is None
-    scoped = resolve("k", "append_items", {}, "conv_1")
+    assert resolve(idem, "create_item", lambda: {}) is idem
+    assert resolve(None, "create_item", lambda: {}) is None
+    scoped = resolve("k", "append_items", lambda: {}, "conv_1")
     assert scoped is not None
     assert scoped.scope == "append_items:conv_1"
     with pytest.raises(ConflictError, match="other arguments"):

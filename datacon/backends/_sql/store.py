@@ -159,7 +159,7 @@ class SqlConversationStorage(BackendConversations):
     def create_conversation(
         self, new: NewConversation, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
     ) -> Conversation:
-        idem = resolve(idempotency_key, "create_conversation", {"new": new})
+        idem = resolve(idempotency_key, "create_conversation", lambda: {"new": new})
         conversation = Conversation(id=minted_id(new), created_at=utc_now(), metadata=new.metadata)
         table = self._store.schema.conversations
         params = self._store.extras(table, self._encode(conversation), extra)
@@ -238,7 +238,7 @@ class SqlItemStorage(BackendItems):
     def create_item(
         self, new: NewConversationItem, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
     ) -> ConversationItem:
-        idem = resolve(idempotency_key, "create_item", {"new": new})
+        idem = resolve(idempotency_key, "create_item", lambda: {"new": new})
         item = created_item(new, new.content)
         table = self._store.schema.conversation_items
         params = self._store.extras(table, self._encode(item), extra)
@@ -269,11 +269,14 @@ class SqlItemStorage(BackendItems):
     ) -> list[ConversationItem]:
         if not items:
             return []
-        idem = resolve(idempotency_key, "append_items", {"items": list(items), "added_at": added_at}, conversation_id)
-        when = added_at or utc_now()
+        idem = resolve(
+            idempotency_key, "append_items", lambda: {"items": list(items), "added_at": added_at}, conversation_id
+        )
         now = utc_now()
-        records = [attrs.evolve(created_item(new, new.content), created_at=now) for new in items]
-        # Everything is encoded before any I/O (a bad content writes nothing).
+        when = added_at or now
+        # Everything is encoded before any I/O (a bad content writes nothing). Records are
+        # built directly (no attrs.evolve: it costs more than the rest of the per-item work).
+        records = [created_item(new, new.content, now) for new in items]
         encoded = [self._encode(item) for item in records]
         links = self.link_params(conversation_id, extra)
         links = self._store.extras(self._store.schema.conversation_items, links, extra, prefix="ix")
@@ -288,7 +291,13 @@ class SqlItemStorage(BackendItems):
             chunk = [(item.id, when) for item in records[start : start + size]]
             params = self.rows_params(params, chunk)
             batches.append((self._sql.append(len(chunk), len(chunk)), params))
-        returned = [self._read_back(new, item, row) for new, item, row in zip(items, records, encoded, strict=True)]
+        d, keep_status = self._d, True
+        returned = []
+        for new, row in zip(items, encoded, strict=True):
+            # As it will read back (see _read_back): the content parsed from the JSON written.
+            text = row["content"] if "content" in row else d.encode_json(new.content, "content")
+            keep_status = "status" in row
+            returned.append(created_item(new, json.loads(text), now, keep_status=keep_status))
         conflict = f"an item already exists or is already linked to {conversation_id} (nothing was appended)"
         with self._store.write(conflict, idem) as session:
             table = self._store.schema.conversation_items.table
@@ -409,7 +418,7 @@ class SqlResponseStorage(BackendResponses):
     def store_response(
         self, response: StoredResponse, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
     ) -> str:
-        idem = resolve(idempotency_key, "store_response", {"response": response})
+        idem = resolve(idempotency_key, "store_response", lambda: {"response": response})
         table = self._store.schema.responses
         params = self._store.extras(table, self._encode(response), extra)
         with self._store.write(f"response {response.id} already exists", idem) as session:
