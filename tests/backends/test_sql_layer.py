@@ -222,7 +222,7 @@ def test_postgres_schema_script_follows_the_owner() -> None:
     config = PostgresConfig(db_url="postgresql://u@localhost/db", schema=SchemaConfig(owner="Tenant_A"))
     script = postgres_schema_script(config)
     tables = [s for s in script if s.startswith("CREATE TABLE") and "_schema_versions" not in s]
-    assert len(tables) == 4
+    assert len(tables) == 5  # the four, and datacon's _idempotency_keys
     assert all(s.startswith('CREATE TABLE IF NOT EXISTS "tenant_a".') for s in tables)
     indexes = [s for s in script if s.startswith("CREATE INDEX")]
     assert any('"conv_item_links_order_idx" ON "tenant_a"."conversation_item_links"' in s for s in indexes)
