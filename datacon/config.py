@@ -243,6 +243,60 @@ class PostgresConfig:
         _validate_schema(self.schema, "postgres")
 
 
+def sentinel_address(entry: object) -> tuple[str, int] | None:
+    """``("host", port)`` of a ``"host:port"`` sentinel entry (``[v6]:port`` too), else ``None``."""
+    if not isinstance(entry, str):
+        return None
+    host, separator, port = entry.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
+
+
+def _check_topology(config: RedisConfig) -> None:
+    if not isinstance(config.cluster, bool):
+        raise ConfigError("cluster must be true or false", "redis.cluster")
+    if not isinstance(config.sentinel_service, str):
+        raise ConfigError("sentinel_service must be a string", "redis.sentinel_service")
+    if config.cluster:
+        if config.client is not None:
+            raise ConfigError(
+                "cluster makes datacon's own cluster client: give cluster or client, not both", "redis.cluster"
+            )
+        if config.wait_replicas or config.wait_aof:
+            # WAIT/WAITAOF name no key, so a cluster pipeline cannot send them to the master
+            # that took the write.
+            raise ConfigError("wait_replicas and wait_aof are not supported with cluster", "redis.cluster")
+        if isinstance(config.url, str) and config.url.strip().lower().startswith("unix://"):
+            raise ConfigError("cluster needs a redis:// or rediss:// url naming one of its nodes", "redis.url")
+        try:
+            path = urlsplit(config.url.strip()).path if isinstance(config.url, str) else ""
+        except ValueError:
+            path = ""
+        if path.strip("/") not in ("", "0"):
+            raise ConfigError("a Redis Cluster has only database 0 (drop the /N from the url)", "redis.url")
+    if config.sentinels is None:
+        if config.sentinel_service:
+            raise ConfigError("sentinel_service is set but sentinels is not", "redis.sentinels")
+        return
+    if not isinstance(config.sentinels, list | tuple) or not config.sentinels:
+        raise ConfigError('sentinels must be a non-empty list of "host:port"', "redis.sentinels")
+    for n, entry in enumerate(config.sentinels):
+        if sentinel_address(entry) is None:
+            raise ConfigError(f'sentinels[{n}] is not "host:port"', "redis.sentinels")
+    if not config.sentinel_service.strip():
+        raise ConfigError(
+            "sentinel_service is required with sentinels (the monitored master's name)", "redis.sentinel_service"
+        )
+    if config.cluster:
+        raise ConfigError("give cluster or sentinels, not both", "redis.sentinels")
+    if config.client is not None:
+        raise ConfigError(
+            "sentinels find datacon's own connections: give sentinels or client, not both", "redis.sentinels"
+        )
+
+
 def _check_given_client(config: RedisConfig) -> None:
     try:
         import redis
@@ -287,6 +341,12 @@ class RedisConfig:
     (``WAITAOF``, Redis 7.2 or later; with ``wait_replicas`` the replicas' files too). Either
     waits at most ``wait_timeout_ms``; a write not confirmed by then raises
     ``BackendUnavailableError`` (it was applied on the primary, its durability is unknown).
+
+    Topologies (docs/backends.md, Redis Cluster and Sentinel): ``cluster=True`` when ``url``
+    names any node of a Redis Cluster (every key of one schema shares one hash tag, so every
+    operation stays atomic); ``sentinels=["host:port", ...]`` with ``sentinel_service`` to find
+    the master through Sentinel and follow it across failovers (``url`` then gives only the
+    password, TLS and database number).
     """
 
     url: str = attrs.field(default="", repr=redact_url)
@@ -302,10 +362,15 @@ class RedisConfig:
     #: Code only: the application's own ``redis.Redis`` (made with ``decode_responses=True``),
     #: used instead of ``url`` and the pool settings; datacon never closes it or its pool.
     client: Any = attrs.field(default=None, repr=_object_repr)
+    cluster: bool = False
+    sentinels: list[str] | None = None
+    sentinel_service: str = ""
 
     def validate(self) -> None:
         """Upstream's rules: URL scheme, host, ``pool_max > 0``; plus ``retention_days > 0``,
-        the timeouts and wait settings, and the URL's options as redis-py reads them."""
+        the timeouts and wait settings, the topology settings, and the URL's options as
+        redis-py reads them."""
+        _check_topology(self)
         if self.client is not None:
             _check_given_client(self)
         elif isinstance(self.url, str) and self.url.strip().lower().startswith("unix://"):

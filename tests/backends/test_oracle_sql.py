@@ -312,7 +312,7 @@ def test_default_item_and_link_statements() -> None:
             'SELECT MAX(s."SEQ") FROM "CONVERSATION_ITEM_LINKS" s '
             f'WHERE s."CONVERSATION_ID" = :scid AND s."ADDED_AT" = {at}'
         )
-        return f"{into}(:cid, :i{n}, {at}, COALESCE(({highest}), 0) + {n} + 1)"
+        return f"{into}(:cid, :i{n}, {at}, COALESCE(({highest}), 0) + :q{n})"
 
     assert S.link_insert(1) == f"INSERT ALL {row(0)} SELECT 1 FROM DUAL"
     assert S.link_insert(3) == f"INSERT ALL {row(0)} {row(1)} {row(2)} SELECT 1 FROM DUAL"
@@ -470,7 +470,7 @@ def test_extra_columns_are_in_ddl_and_writes_sorted_and_never_read() -> None:
     into = 'INTO "DC_LINKS" ("CONV_REF", "ITEM_ID", "LINKED_AT", "SEQ", "TENANT_ID") VALUES '
     assert statements.link_insert(2).startswith(f"INSERT ALL {into}(:cid, :i0, FROM_TZ(:a0, '+00:00'), COALESCE((")
     assert statements.link_insert(2).count(into) == 2
-    assert statements.link_insert(2).count("0) + 1 + 1, :x0)") == 1
+    assert statements.link_insert(2).count("0) + :q1, :x0)") == 1
     for select in (statements.conv_select, statements.item_select, statements.resp_select, statements.list_asc):
         assert "TENANT_ID" not in select
         assert "SCORE" not in select
@@ -628,3 +628,29 @@ def test_plsql_check_rejects_a_broken_block() -> None:
         _check_plsql("BEGIN EXECUTE IMMEDIATE 'CREATE TABLE x (a NUMBER'; END;")
     with pytest.raises(sqlglot.errors.ParseError):
         _check_plsql(plsql_ignoring("CREATE TABLE x (a NUMBER", -955))
+
+
+def test_schema_drift_fixes_are_oracle_statements() -> None:
+    """The declared columns (what the start-up drift check compares) and the statements that
+    add or rename a missing one, owner-qualified, in Oracle's SQL."""
+    schema = SchemaConfig(
+        owner="admin",
+        conversations=TableConfig(
+            "conversations", columns={"metadata": "meta"}, extra_columns={"tenant": ColumnDef("VARCHAR(64)")}
+        ),
+    )
+    _, dialect, sql = _rendered(schema)
+    declared = dict(sql.declared)["CONVERSATIONS"]
+    assert [(c.name, c.sql_type, c.renamed_from) for c in declared] == [
+        ("id", "VARCHAR2(64)", None),  # quoted in upper case (the check compares ignoring case)
+        ("created_at", "TIMESTAMP(6) WITH TIME ZONE", None),
+        ("META", "CLOB", "metadata"),
+        ("TENANT", "VARCHAR(64)", None),
+    ]
+    table = dialect.ident("CONVERSATIONS")
+    (rename,) = dialect.rename_column(table, dialect.ident("metadata"), dialect.ident("META"))
+    assert rename == 'ALTER TABLE ADMIN."CONVERSATIONS" RENAME COLUMN "METADATA" TO "META"'
+    _parse_exactly(rename)
+    (add,) = dialect.add_column(table, dialect.ident("TENANT"), "VARCHAR(64)", frozenset({"id"}))
+    _check_plsql(add)
+    assert 'ALTER TABLE ADMIN."CONVERSATIONS" ADD ("TENANT" VARCHAR(64))' in add

@@ -39,7 +39,7 @@ from .dialect import Dialect
 from .migrations import bootstrap, require_latest
 from .render import render
 from .rows import Decoder, Encoder, row_decoder, row_encoder
-from .session import Connector, Params, Session
+from .session import Connector, Params
 
 __all__ = ["SqlConversationStorage", "SqlItemStorage", "SqlResponseStorage", "SqlStore"]
 
@@ -162,6 +162,11 @@ class SqlConversationStorage(BackendConversations):
         return [self._row(row) for row in rows]
 
 
+def _by_item_id(ids: Sequence[str]) -> list[int]:
+    """The positions of ``ids`` in item-id order (the order rows are written in)."""
+    return sorted(range(len(ids)), key=ids.__getitem__)
+
+
 class SqlItemStorage(BackendItems):
     """Items in the items table; links ``(conversation_id, item_id, added_at)`` in the links table."""
 
@@ -207,12 +212,14 @@ class SqlItemStorage(BackendItems):
         size = max(1, self._d.max_rows_per_insert * 4 // max(len(encoded[0]) + len(self._sql.item_parts[1]), 8))
         batches = []
         for start in range(0, len(records), size):
+            # Each statement writes its rows in item-id order (see _link), ranks in the call's.
+            order = _by_item_id([record.id for record in records[start : start + size]])
             params = dict(links)
-            for n, row in enumerate(encoded[start : start + size]):
-                for field, value in row.items():
+            for n, k in enumerate(order):
+                for field, value in encoded[start + k].items():
                     params[f"{field}{n}"] = value
-            chunk = [(item.id, when) for item in records[start : start + size]]
-            params = self.rows_params(params, chunk)
+            chunk = [(records[start + k].id, when) for k in order]
+            params = self.rows_params(params, chunk, [k + 1 for k in order])
             batches.append((self._sql.append(len(chunk), len(chunk)), params))
         conflict = f"an item already exists or is already linked to {conversation_id} (nothing was appended)"
         with self._store.connector.session(write=True, conflict=conflict) as session:
@@ -246,33 +253,45 @@ class SqlItemStorage(BackendItems):
     def _link(self, conversation_id: str, items: Sequence[tuple[str, datetime]], conflict: str, extra: Extra) -> None:
         # One multi-row INSERT: a duplicate (already linked, or repeated in ``items``) fails
         # the whole statement, so nothing is linked. Beyond the dialect's row limit the
-        # chunks run in one transaction, which keeps it all-or-nothing.
+        # chunks (in the caller's order) run in one transaction, which keeps it all-or-nothing.
+        # Each statement writes its rows in item-id order, whatever order the caller gave: each
+        # row locks its key in the primary-key index, and two calls locking the same keys in
+        # different orders would deadlock (DeadlockDetected) instead of one winning and the
+        # other waiting for it and then failing with the unique violation (ConflictError). The
+        # caller's order is bound as each row's rank, from which its sequence is computed
+        # (render's link_row: concurrent calls never interleave their links either).
         size = self._d.max_rows_per_insert
-        chunks = [items[start : start + size] for start in range(0, len(items), size)]
         extras = self.link_params(conversation_id, extra)
+        statements = []
+        for start in range(0, len(items), size):
+            chunk = items[start : start + size]
+            order = _by_item_id([item_id for item_id, _ in chunk])
+            params = self.rows_params(extras, [chunk[k] for k in order], [k + 1 for k in order])
+            statements.append((self._sql.link_insert(len(chunk)), params))
         with self._store.connector.session(write=True, conflict=conflict) as session:
-            if len(chunks) == 1:
-                self._insert_links(session, chunks[0], extras)
+            if len(statements) == 1:
+                session.execute(*statements[0])
                 return
             with session.transaction():
-                for chunk in chunks:
-                    self._insert_links(session, chunk, extras)
+                for statement, params in statements:
+                    session.execute(statement, params)
 
     def link_params(self, conversation_id: str, extra: Extra) -> dict[str, Any]:
         """The bind parameters shared by every row of a links INSERT into one conversation."""
         params = {"cid": conversation_id, "scid": conversation_id}
         return self._store.extras(self._store.schema.conversation_item_links, params, extra)
 
-    def rows_params(self, extras: Params, chunk: Sequence[tuple[str, datetime]]) -> dict[str, Any]:
-        """``extras`` plus ``i{n}``/``a{n}`` for each ``(item_id, added_at)`` row of ``link_insert``."""
+    def rows_params(
+        self, extras: Params, chunk: Sequence[tuple[str, datetime]], ranks: Sequence[int] | None = None
+    ) -> dict[str, Any]:
+        """``extras`` plus ``i{n}``/``a{n}``/``q{n}`` for each ``(item_id, added_at)`` row of
+        ``link_insert``; ``ranks`` are the rows' ranks in the call (default: 1, 2... as given)."""
         params = dict(extras)
         for n, (item_id, added_at) in enumerate(chunk):
             params[f"i{n}"] = item_id
             params[f"a{n}"] = self._d.encode_time(added_at)
+            params[f"q{n}"] = n + 1 if ranks is None else ranks[n]
         return params
-
-    def _insert_links(self, session: Session, chunk: Sequence[tuple[str, datetime]], extras: Params) -> None:
-        session.execute(self._sql.link_insert(len(chunk)), self.rows_params(extras, chunk))
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         sql = self._sql.list_asc if params.order is SortOrder.ASC else self._sql.list_desc

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-__all__ = ["ESCAPE", "LUA_KEY_PART", "Keys", "id_of_part", "key_part"]
+__all__ = ["CLUSTER_TAG", "ESCAPE", "LUA_KEY_PART", "Keys", "id_of_part", "key_part"]
 
 ESCAPE = "%"
+#: The hash tag of an owner-less schema's keys in a Redis Cluster.
+CLUSTER_TAG = "datacon"
 _ENCODE = str.maketrans({"%": "%25", ":": "%3A", "{": "%7B", "}": "%7D"})
 
 
@@ -53,10 +55,19 @@ end
 
 
 class Keys:
-    """Every key of one schema (``owner`` prefixes them all)."""
+    """Every key of one schema (``owner`` prefixes them all).
 
-    def __init__(self, owner: str | None) -> None:
-        self.prefix = f"{owner}:" if owner else ""
+    In a Redis Cluster (``cluster=True``) the prefix is a hash tag, ``{owner}:`` (``{datacon}:``
+    without an owner), so every key of the schema hashes to one slot: each script and
+    transaction runs on one master, atomic as on a single server. Id parts never hold a brace
+    (see above), so the prefix is the key's only tag.
+    """
+
+    def __init__(self, owner: str | None, *, cluster: bool = False) -> None:
+        if cluster:
+            self.prefix = "{" + (owner or CLUSTER_TAG) + "}:"
+        else:
+            self.prefix = f"{owner}:" if owner else ""
         self.conversation_prefix = f"{self.prefix}conversation:"
         self.item_prefix = f"{self.prefix}item:"
         self.response_prefix = f"{self.prefix}response:"

@@ -48,8 +48,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import redis
-
 from datacon._serde import dump_json, normalize_json
 from datacon._time import to_epoch_us, utc_now
 from datacon.backends.base import (
@@ -82,7 +80,7 @@ from .errors import DRIVER_ERRORS, convert, translate
 from .keys import Keys
 from .records import Codec, pairs
 from .scores import score, score_time
-from .url import connection_pool
+from .topology import Topology, open_client
 
 __all__ = ["RedisConversationStorage", "RedisItemStorage", "RedisResponseStorage", "RedisStore"]
 
@@ -100,7 +98,7 @@ class RedisStore:
         self.codec = Codec(schema)
         self.ttl = "" if config.retention_days is None else str(config.retention_days * 86_400)
         self._password = urlsplit(config.url).password
-        self.keys = keys = Keys(schema.owner)
+        self.keys = keys = Keys(schema.owner, cluster=config.cluster)
         self.conversation_prefix = keys.conversation_prefix
         self.item_prefix = keys.item_prefix
         self.response_prefix = keys.response_prefix
@@ -110,24 +108,22 @@ class RedisStore:
         self.owned = config.client is None
         if config.client is None:
             self.max_concurrency = config.pool_max
-            # hiredis, when installed, is picked up by redis-py as its reply parser. The pool
-            # connects lazily; the URL's options are checked now (ConfigError), not at first use.
-            self.pool = connection_pool(
-                config.url,
-                max_connections=config.pool_max,
-                timeout=config.pool_timeout_secs,
-                socket_timeout=config.socket_timeout_secs,
-                socket_connect_timeout=config.connect_timeout_secs,
-                decode_responses=True,
-            )
-            self.client = redis.Redis(connection_pool=self.pool)
+            # One server's and Sentinel's pools connect lazily; a cluster client learns the
+            # slot map now (an unreachable cluster is reported here).
+            with self.translate("connect"):
+                self.topology = open_client(config)
+            self._password = self.topology.password
         else:
-            self.client = config.client
-            self.pool = self.client.connection_pool  # type: ignore[assignment]  # any pool of the client's
-            password = self.pool.connection_kwargs.get("password")
-            self._password = str(password) if password else None
+            pool = config.client.connection_pool
+            password = pool.connection_kwargs.get("password")
+            self.topology = Topology("server", config.client, pool, str(password) if password else None)
+            self._password = self.topology.password
             # The async facade's limit: the client's pool size, at most pool_max.
-            self.max_concurrency = min(int(getattr(self.pool, "max_connections", config.pool_max)), config.pool_max)
+            self.max_concurrency = min(int(getattr(pool, "max_connections", config.pool_max)), config.pool_max)
+        self.client = self.topology.client
+        #: The connection pool (``None`` in a cluster, whose client keeps one per node).
+        self.pool: Any = self.topology.pool
+        self.cluster = config.cluster
         self._waits = _wait_commands(config)
         # Registered once: each call is an EVALSHA (redis-py loads the script on NOSCRIPT).
         register = self.client.register_script
@@ -162,8 +158,10 @@ class RedisStore:
         lazy, and the first call reports an unreachable server.
         """
         try:
-            info = self.client.info("persistence")
-            version = str(self.client.info("server").get("redis_version", "")) if self.config.wait_aof else ""
+            info = self.client.info("persistence", **self.on_master())
+            version = ""
+            if self.config.wait_aof:
+                version = str(self.client.info("server", **self.on_master()).get("redis_version", ""))
         except DRIVER_ERRORS as exc:
             log.debug("Redis start-up check skipped: %s", type(exc).__name__)
             return
@@ -183,9 +181,10 @@ class RedisStore:
     def durability(self) -> tuple[bool, str]:
         """Whether the server persists every write (``appendonly yes``), and a line saying what
         a crash would lose; for ``datacon doctor``. Raises the call's error if it cannot ask."""
-        info = self.call("doctor", lambda: self.client.info("persistence"))
+        info = self.call("doctor", lambda: self.client.info("persistence", **self.on_master()))
         try:
-            fsync = str(self.call("doctor", lambda: self.client.config_get("appendfsync")).get("appendfsync", "?"))
+            reply = self.call("doctor", lambda: self.client.config_get("appendfsync", **self.on_master()))
+            fsync = str(reply.get("appendfsync", "?"))
         except Exception:  # noqa: BLE001 - CONFIG is often disabled on managed servers
             fsync = "?"
         waits = ""
@@ -204,11 +203,21 @@ class RedisStore:
         return True, f"appendonly yes, appendfsync {fsync}: {loses}{waits}"
 
     def address(self) -> str:
-        """``host:port/db`` of the server (no credentials)."""
-        kwargs = self.pool.connection_kwargs
-        if "path" in kwargs:
-            return str(kwargs["path"])
-        return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+        """``host:port/db`` of the server (no credentials); a cluster's masters, Sentinel's service."""
+        return self.topology.address()
+
+    def load_scripts(self) -> None:
+        """``SCRIPT LOAD`` every script (in a cluster, on every master)."""
+        for name, value in vars(self).items():
+            if name.startswith("lua_"):
+                self.client.script_load(value.script)
+
+    def on_master(self) -> dict[str, Any]:
+        """Keyword arguments sending a keyless command (``INFO``, ``CONFIG GET``) to the server
+        holding this schema's keys: in a cluster, the master of its hash tag's slot."""
+        if not self.cluster:
+            return {}
+        return {"target_nodes": self.client.get_node_from_key(self.keys.prefix)}
 
     @contextmanager
     def translate(self, action: str) -> Iterator[None]:
@@ -238,7 +247,7 @@ class RedisStore:
             with self.client.pipeline(transaction=False) as pipe:
                 fn(pipe)
                 for command in waits:
-                    pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                    pipe.execute_command(*command)
                 return list(pipe.execute())
 
         replies = self.call(action, run)
@@ -293,9 +302,20 @@ class RedisStore:
     # Writes shared by the storages and the backend's restore; ``client`` may be a pipeline
     # (the script then runs inside its MULTI/EXEC), else the store's client.
 
+    def run_script(self, script: Any, keys: list[str], args: list[Any], client: Any) -> Any:
+        """``script`` on ``client`` (the store's client when ``None``, or a pipeline).
+
+        redis-py refuses ``Script`` calls on a cluster pipeline (its ``evalsha`` method is
+        blocked there), so a cluster pipeline gets the ``EVALSHA`` command itself; the caller
+        has loaded the scripts (``load_scripts``), as a plain pipeline does by itself.
+        """
+        if self.cluster and client is not None and client is not self.client:
+            return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return script(keys=keys, args=args, client=client)
+
     def create_record(self, key: str, fields: dict[str, str], client: Any = None) -> Any:
         """Write the hash at ``key`` unless it exists (``CREATE_RECORD``); truthy when written."""
-        return self.lua_create_record(keys=[key], args=[self.ttl, *_flat(fields)], client=client)
+        return self.run_script(self.lua_create_record, [key], [self.ttl, *_flat(fields)], client)
 
     def conversations_by_key(self, column: str, value: str) -> str:
         """The index set of the conversations whose extra ``column`` is ``value``."""
@@ -310,7 +330,7 @@ class RedisStore:
             if value is not None:
                 keys.append(self.conversations_by_key(name, value))
         args = [self.ttl, listing_member(conversation.created_at, conversation.id), *_flat(fields)]
-        return self.lua_create_conversation(keys=keys, args=args, client=client)
+        return self.run_script(self.lua_create_conversation, keys, args, client)
 
     def put_response(self, response: StoredResponse, extra: Mapping[str, Any], client: Any = None) -> Any:
         """Write the response and its safety index entry unless it exists; truthy when written."""
@@ -319,23 +339,26 @@ class RedisStore:
         if response.safety_identifier is not None and self.safety_field() is not None:
             keys.append(self.safety_key(response.safety_identifier))
         args = [self.ttl, score(response.created_at), response.id, *_flat(fields)]
-        return self.lua_store_response(keys=keys, args=args, client=client)
+        return self.run_script(self.lua_store_response, keys, args, client)
 
     def pool_stats(self) -> dict[str, int]:
         """``size`` (pool_max), ``open`` connections and those ``in_use``."""
         # BlockingConnectionPool keeps every connection it made in _connections and the idle
         # ones in its queue (padded with None); redis-py computes in-use the same way.
-        made = list(getattr(self.pool, "_connections", ()))
-        queue = getattr(getattr(self.pool, "pool", None), "queue", ())
-        idle = sum(1 for conn in list(queue) if conn is not None)
-        return {"size": self.max_concurrency, "open": len(made), "in_use": max(len(made) - idle, 0)}
+        # (A cluster has one such pool per node: their sums.)
+        made = idle = 0
+        for pool in self.topology.pools():
+            made += len(list(getattr(pool, "_connections", ())))
+            queue = getattr(getattr(pool, "pool", None), "queue", ())
+            idle += sum(1 for conn in list(queue) if conn is not None)
+        return {"size": self.max_concurrency, "open": made, "in_use": max(made - idle, 0)}
 
     def close(self) -> None:
         """Disconnect every pooled connection (an application's client is left as it is)."""
         if not self.owned:
             return
         with self.translate("close"):
-            self.pool.disconnect()
+            self.topology.close()
 
 
 def _wait_commands(config: RedisConfig) -> list[tuple[str | int, ...]]:
@@ -564,7 +587,9 @@ class RedisResponseStorage(BackendResponses):
         s = self.store
         previous = s.codec.responses.field("previous_response_id") or ""
         args: list[str | int] = [s.response_prefix, response_id, -1 if max_depth is None else max_depth, previous]
-        rows = s.call("get_response_chain", lambda: s.lua_get_chain(args=args))
+        # The start's key routes the script in a cluster (the chain shares its hash tag).
+        key = s.response_key(response_id)
+        rows = s.call("get_response_chain", lambda: s.lua_get_chain(keys=[key], args=args))
         fetched = {str(rid): s.codec.response(str(rid), pairs(row)) for rid, row in rows}
         # The script walked the same path; walk_chain orders it and reports a cycle.
         return walk_chain(response_id, fetched.get, max_depth)
