@@ -238,7 +238,7 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable):
         def queue(pipe: Any) -> None:
             for conversation_id, pairs in by_conversation.items():
                 keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
-                s.lua_restore_links(keys=keys, args=[s.ttl, *pairs], client=pipe)
+                s.run_script(s.lua_restore_links, keys, [s.ttl, *pairs], pipe)
 
         return sum(int(added) for added in self._transaction("link", queue))
 
