@@ -402,6 +402,11 @@ def _all_sql(statements: Statements) -> list[str]:
         *statements.export.values(),
         *statements.create_tables,
         *statements.create_indexes,
+        *statements.create_idempotency,
+        statements.idem_free,
+        statements.idem_claim,
+        statements.idem_select,
+        statements.idem_sweep,
         *statements.conv_delete,
         *[s for s in optional if s is not None],
     ]
@@ -409,7 +414,14 @@ def _all_sql(statements: Statements) -> list[str]:
 
 def test_owner_qualifies_every_table_index_and_catalog_probe() -> None:
     _, dialect, statements = _rendered(SchemaConfig(owner="app"))
-    tables = ("CONVERSATIONS", "CONVERSATION_ITEMS", "CONVERSATION_ITEM_LINKS", "RESPONSES", "_schema_versions")
+    tables = (
+        "CONVERSATIONS",
+        "CONVERSATION_ITEMS",
+        "CONVERSATION_ITEM_LINKS",
+        "RESPONSES",
+        "_schema_versions",
+        "_IDEMPOTENCY_KEYS",
+    )
     for sql in _all_sql(statements):
         # Every quoted table name that appears is preceded by the (uppercased) owner.
         for table in tables:
@@ -628,6 +640,42 @@ def test_plsql_check_rejects_a_broken_block() -> None:
         _check_plsql("BEGIN EXECUTE IMMEDIATE 'CREATE TABLE x (a NUMBER'; END;")
     with pytest.raises(sqlglot.errors.ParseError):
         _check_plsql(plsql_ignoring("CREATE TABLE x (a NUMBER", -955))
+
+
+def test_idempotency_key_statements() -> None:
+    """SPEC 7.3 on Oracle: the keys table (guarded DDL, owner-qualified), a MERGE that claims
+    a key unless it is taken, and the sweep of expired keys through the expires_at index."""
+    _, _, owned = _rendered(SchemaConfig(owner="app"))
+    table = 'APP."_IDEMPOTENCY_KEYS"'
+    assert owned.create_idempotency[0] == _guard(
+        f'CREATE TABLE {table} ("SCOPE" VARCHAR2(512) NOT NULL, "IDEM_KEY" VARCHAR2(255) NOT NULL, '
+        '"FINGERPRINT" VARCHAR2(64) NOT NULL, "RESULT" CLOB, "EXPIRES_AT" TIMESTAMP(6) WITH TIME ZONE NOT NULL, '
+        'PRIMARY KEY ("SCOPE", "IDEM_KEY"))',
+        -955,
+    )
+    assert owned.create_idempotency[1] == _index(
+        "_IDEMPOTENCY_KEYS_EXPIRES_IDX", "_IDEMPOTENCY_KEYS", '"EXPIRES_AT"', owner="APP"
+    )
+    assert owned.idempotency_probe == "_IDEMPOTENCY_KEYS"  # the owner is in the probe query
+    assert owned.idem_claim == (
+        f'MERGE INTO {table} t USING DUAL ON (t."SCOPE" = :scope AND t."IDEM_KEY" = :key) '
+        'WHEN NOT MATCHED THEN INSERT ("SCOPE", "IDEM_KEY", "FINGERPRINT", "RESULT", "EXPIRES_AT") '
+        "VALUES (:scope, :key, :fp, :result, FROM_TZ(:expires, '+00:00'))"
+    )
+    assert (
+        owned.idem_select == f'SELECT "FINGERPRINT", "RESULT" FROM {table} WHERE "SCOPE" = :scope AND "IDEM_KEY" = :key'
+    )
+    assert owned.idem_free == (
+        f'DELETE FROM {table} WHERE "SCOPE" = :scope AND "IDEM_KEY" = :key '
+        "AND \"EXPIRES_AT\" <= FROM_TZ(:now, '+00:00')"
+    )
+    assert owned.idem_sweep == (
+        f'DELETE FROM {table} WHERE ("SCOPE", "IDEM_KEY") IN (SELECT "SCOPE", "IDEM_KEY" FROM {table} '
+        'WHERE "EXPIRES_AT" <= FROM_TZ(:now, \'+00:00\') ORDER BY "EXPIRES_AT" FETCH NEXT :limit ROWS ONLY)'
+    )
+    # Identifiers fit the 30-character limit of Oracle before 12.2.
+    for sql in owned.create_idempotency:
+        assert [t for t in identifiers(sql) if len(t) > 30] == []
 
 
 def test_schema_drift_fixes_are_oracle_statements() -> None:

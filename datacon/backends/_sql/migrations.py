@@ -243,6 +243,10 @@ def inspect(session: Session, sql: Statements) -> tuple[int, Plan, list[Drift]]:
     for table_exists, ddl in zip(exists, sql.create_tables, strict=True):
         if dialect.create_if_not_exists or not table_exists:
             session.execute(ddl)
+    # datacon's idempotency-key table (SPEC 7.3): created when missing, whatever the version,
+    # like a missing table of the four (its index is created with the others, below).
+    if dialect.create_if_not_exists or not _has_idempotency(session, sql):
+        session.execute(sql.create_idempotency[0])
     row = session.fetchone(sql.max_version)
     current = int(row[0]) if row is not None and row[0] is not None else 0
     if fresh:
@@ -314,7 +318,7 @@ def bootstrap(session: Session, sql: Statements, *, auto_migrate: bool | None = 
     # guarded form); they run after the migrations since an index may need a migrated column.
     # A failure is only logged (upstream): e.g. ``version`` skipped the migration that adds
     # safety_identifier to a schema that does not have it yet.
-    for index in sql.create_indexes:
+    for index in (*sql.create_indexes, sql.create_idempotency[1]):
         problem = session.try_execute(index)
         if problem is not None:
             log.warning("could not create a %s index (%s): %s", dialect.name, index, problem)
@@ -323,17 +327,22 @@ def bootstrap(session: Session, sql: Statements, *, auto_migrate: bool | None = 
 
 def schema_script(sql: Statements) -> list[str]:
     """The complete DDL of the configured schema at the latest version, as start-up creates a
-    fresh database: ``_schema_versions``, the four tables, the rows recording every version,
-    then the indexes. What ``datacon migrate sql`` prints for a DBA; needs no connection."""
+    fresh database: ``_schema_versions``, the four tables, ``_idempotency_keys`` and its index,
+    the rows recording every version, then the indexes. What ``datacon migrate sql`` prints
+    for a DBA; needs no connection."""
     versions = [version_insert_sql(sql.dialect, migration) for migration in MIGRATIONS]
-    return [sql.create_versions, *sql.create_tables, *versions, *sql.create_indexes]
+    return [sql.create_versions, *sql.create_tables, *sql.create_idempotency, *versions, *sql.create_indexes]
+
+
+def _has_idempotency(session: Session, sql: Statements) -> bool:
+    return session.fetchone(sql.dialect.table_exists_sql(), {"name": sql.idempotency_probe}) is not None
 
 
 def pending(session: Session, sql: Statements) -> tuple[int, list[str]]:
     """The schema's version and the statements that would bring it to the latest; reads only.
 
     The statements are those a start-up with ``auto_migrate`` would run: the missing tables
-    (``_schema_versions`` included) and their indexes, the pending migrations with their
+    (``_schema_versions`` and ``_idempotency_keys`` included) and their indexes, the pending migrations with their
     version rows, and the fixes of any schema drift (declared columns the existing tables
     lack). A fresh database gets :func:`schema_script` (less the versions it records). The
     version is the recorded one (0 when none is), or ``schema.version`` if that is higher.
@@ -348,6 +357,8 @@ def pending(session: Session, sql: Statements) -> tuple[int, list[str]]:
         recorded = int(row[0]) if row is not None and row[0] is not None else 0
     statements = [] if has_versions else [sql.create_versions]
     statements += [ddl for table_exists, ddl in zip(exists, sql.create_tables, strict=True) if not table_exists]
+    if not _has_idempotency(session, sql):
+        statements += sql.create_idempotency
     if not any(exists):  # fresh: created at the latest version, recorded so
         statements += [version_insert_sql(dialect, m) for m in MIGRATIONS if m.version > recorded]
         return recorded, [*statements, *sql.create_indexes]

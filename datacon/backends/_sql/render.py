@@ -13,6 +13,7 @@ and out, guarded DDL, multi-row INSERT, the chain's cycle clause, the page keyse
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -22,7 +23,20 @@ from datacon.schema import CORE_COLUMNS, SchemaConfig, TableConfig
 
 from .dialect import Dialect, Keyset
 
-__all__ = ["DeclaredColumn", "Statements", "check_identifiers", "render", "sequence_column", "sequence_type"]
+__all__ = [
+    "IDEMPOTENCY_TABLE",
+    "DeclaredColumn",
+    "Statements",
+    "check_identifiers",
+    "render",
+    "sequence_column",
+    "sequence_type",
+]
+
+#: datacon's own table of idempotency keys (SPEC 7.3), beside ``_schema_versions``.
+IDEMPOTENCY_TABLE = "_idempotency_keys"
+#: How many expired keys one sweep deletes at most.
+IDEMPOTENCY_SWEEP = 100
 
 # The indexes and constraints named after a table: (kind for Dialect.object_name, table, what).
 # ``links_idx`` is the page index before v4, which that migration drops by its name.
@@ -253,6 +267,8 @@ class Statements:
     item_select: str
     link_exists: str
     link_delete: str
+    # Deletes item ``id`` unless a link names it (``lid`` repeats ``id``: see ``scid``).
+    item_delete_unlinked: str
     list_asc: str
     list_desc: str
     # Pages after an explicit position (a page cursor): params cid, at, sq, after, limit.
@@ -278,6 +294,15 @@ class Statements:
     item_parts: tuple[str, tuple[str, ...], tuple[str, ...]]
     # The conversations table, for list_conversations' pages (rendered per filter, kept).
     conv_table: _Table
+    # Idempotency keys: the table and its index (on expires_at), the catalog probe; free an
+    # expired key (params scope, key, now), claim one unless taken (scope, key, fp, result,
+    # expires), read one (scope, key: fingerprint and result), sweep expired ones (now, limit).
+    create_idempotency: tuple[str, str]
+    idempotency_probe: str
+    idem_free: str
+    idem_claim: str
+    idem_select: str
+    idem_sweep: str
     # Keyset pages by primary key, counts, insert-if-absent, for datacon.transfer (see
     # _export_queries).
     export: Mapping[str, str] = attrs.field(factory=dict)
@@ -514,6 +539,41 @@ def _chain(d: Dialect, resps: _Table, resp_cols: str, resp_by_id: str, bounded: 
     )
 
 
+def _idempotency(d: Dialect) -> dict[str, Any]:
+    """The statements of the idempotency-key table (primary key ``(scope, idem_key)``).
+
+    A key is claimed with an insert that skips an existing row (``ON CONFLICT DO NOTHING``,
+    Oracle's ``MERGE``): of concurrent claimers one inserts, the others wait for its
+    transaction and then find its row (or, where the database reports the race as a duplicate,
+    fail with ``ConflictError``). The sweep deletes at most ``limit`` expired rows, oldest first,
+    through the ``expires_at`` index.
+    """
+    p = d.param
+    ref = d.table(IDEMPOTENCY_TABLE)
+    scope, key, fp, result, expires = (d.ident(n) for n in ("scope", "idem_key", "fingerprint", "result", "expires_at"))
+    body = (
+        f"{scope} {d.varchar(512)} NOT NULL, {key} {d.varchar(255)} NOT NULL, {fp} {d.varchar(64)} NOT NULL, "
+        f"{result} {d.json_type}, {expires} {d.timestamp_type} NOT NULL, PRIMARY KEY ({scope}, {key})"
+    )
+    index_name = f"{IDEMPOTENCY_TABLE}_expires_idx"
+    if d.ident_case == "upper":
+        index_name = index_name.upper()
+    where = f"{scope} = {p('scope')} AND {key} = {p('key')}"
+    values = [p("scope"), p("key"), p("fp"), p("result"), d.time_in(p("expires"))]
+    oldest = (
+        f"SELECT {scope}, {key} FROM {ref} WHERE {expires} <= {d.time_in(p('now'))} "  # noqa: S608
+        f"ORDER BY {expires} {d.limit(p('limit'))}"
+    )
+    return {
+        "create_idempotency": (d.create_table(ref, body), d.create_index(index_name, ref, [expires])),
+        "idempotency_probe": d.table_name_for_probe(IDEMPOTENCY_TABLE),
+        "idem_free": f"DELETE FROM {ref} WHERE {where} AND {expires} <= {d.time_in(p('now'))}",  # noqa: S608
+        "idem_claim": d.insert_rows(ref, [scope, key, fp, result, expires], [values], key=2),
+        "idem_select": f"SELECT {fp}, {d.json_out(result)} FROM {ref} WHERE {where}",  # noqa: S608
+        "idem_sweep": f"DELETE FROM {ref} WHERE ({scope}, {key}) IN ({oldest})",  # noqa: S608
+    }
+
+
 def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
     """All statements of a store for ``schema`` (validated) in ``dialect``.
 
@@ -647,6 +707,10 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         ),
         link_exists=f"SELECT 1 FROM {links.ref} WHERE {link_where}",  # noqa: S608
         link_delete=f"DELETE FROM {links.ref} WHERE {link_where}",  # noqa: S608
+        item_delete_unlinked=(
+            f"DELETE FROM {items.ref} WHERE {items.c('id')} = {p('id')} AND NOT EXISTS "  # noqa: S608
+            f"(SELECT 1 FROM {links.ref} u WHERE {links.c('item_id', 'u')} = {p('lid')})"
+        ),
         list_asc=_page(d, items, links, ascending=True),
         list_desc=_page(d, items, links, ascending=False),
         list_pos_asc=_page(d, items, links, ascending=True, positional=True),
@@ -667,6 +731,7 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         append_links=append_links,
         item_parts=item_parts,
         conv_table=convs,
+        **_idempotency(d),
     )
 
 
