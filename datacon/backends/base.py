@@ -61,6 +61,8 @@ __all__ = [
     "Durable",
     "Enumerable",
     "Extra",
+    "LinkPosition",
+    "LinkRow",
     "NotEnumerableError",
     "NotPrunableError",
     "OpenBackend",
@@ -83,6 +85,11 @@ NO_EXTRA: Extra = MappingProxyType({})
 Position: TypeAlias = tuple[datetime, int, str]
 #: A page's item with its link's ``added_at`` and sequence (the position after it).
 PageRow: TypeAlias = tuple[ConversationItem, datetime, int]
+#: Where an export's walk through every link stands: ``(conversation_id, added_at, sequence,
+#: item_id)`` of the last link returned (``Enumerable.iter_links``).
+LinkPosition: TypeAlias = tuple[str, datetime, int, str]
+#: A link with its sequence (0 for a link made before sequences were kept).
+LinkRow: TypeAlias = tuple[Link, int]
 
 RecordKind: TypeAlias = Literal["conversation", "item", "link", "response"]
 #: The record kinds that have a ``created_at`` (and so an age).
@@ -240,14 +247,16 @@ class Enumerable(Protocol):
 
     Each ``iter_*`` returns up to ``batch`` records whose key is strictly greater than the
     cursor (``None``: from the start), ascending; an empty page is the end. The key is the
-    id; for links the ``(conversation_id, item_id)`` pair.
+    id; for links the :data:`LinkPosition` ``(conversation_id, added_at, sequence, item_id)``,
+    so each conversation's links come in their list order (a restore that sequences them in
+    the order given keeps a turn's order), each with its sequence.
     """
 
     def iter_conversations(self, after_id: str | None, batch: int) -> Sequence[Conversation]: ...
 
     def iter_items(self, after_id: str | None, batch: int) -> Sequence[ConversationItem]: ...
 
-    def iter_links(self, after: tuple[str, str] | None, batch: int) -> Sequence[Link]: ...
+    def iter_links(self, after: LinkPosition | None, batch: int) -> Sequence[LinkRow]: ...
 
     def iter_responses(self, after_id: str | None, batch: int) -> Sequence[StoredResponse]: ...
 
@@ -262,6 +271,7 @@ class Restorable(Protocol):
 
     Each call is atomic (one transaction, or one ``MULTI``/``EXEC``) and returns how many
     records it inserted. Extra columns get their defaults: a restore carries no hook values.
+    ``restore_links`` sequences the links it inserts in the order given (as ``link_items``).
     """
 
     def restore_conversations(self, records: Sequence[Conversation]) -> int: ...
