@@ -21,6 +21,7 @@ import sqlglot
 from datacon import ColumnDef, SchemaConfig, TableConfig
 from datacon.backends._sql import LATEST, MIGRATIONS, Statements, migration_message, render
 from datacon.backends._sql.migrations import version_insert_sql
+from datacon.backends._sql.render import sequence_type
 from datacon.backends.oracle import dialect_for, oracle_schema
 from datacon.backends.oracle.dialect import OracleDialect, plsql_ignoring, versions_table
 from datacon.errors import ConfigError
@@ -702,3 +703,9 @@ def test_schema_drift_fixes_are_oracle_statements() -> None:
     (add,) = dialect.add_column(table, dialect.ident("TENANT"), "VARCHAR(64)", frozenset({"id"}))
     _check_plsql(add)
     assert 'ALTER TABLE ADMIN."CONVERSATIONS" ADD ("TENANT" VARCHAR(64))' in add
+    # The links declare v4's sequence, typed as v4 adds it, then its page index (v4's own
+    # statements: a pending v4 is never reported as drift too).
+    seq = dict(sql.declared)["CONVERSATION_ITEM_LINKS"][-1]
+    assert (seq.name, seq.sql_type, seq.renamed_from) == ("seq", sequence_type(dialect), None)
+    assert seq.then == tuple(index for index in sql.create_indexes if "_SEQ_IX" in index)
+    assert len(seq.then) == 1

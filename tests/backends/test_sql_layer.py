@@ -17,6 +17,7 @@ from datacon import (
     ListParams,
     NewConversation,
     NewConversationItem,
+    PostgresConfig,
     SchemaConfig,
     SortOrder,
     StoredResponse,
@@ -38,6 +39,7 @@ from datacon.backends._sql.migrations import version_insert_sql
 from datacon.backends.base import RECORD_KINDS, Backend, Enumerable, Restorable, Versioned
 from datacon.backends.oracle import OracleDialect, oracle_schema
 from datacon.backends.postgres import PostgresDialect
+from datacon.backends.postgres import schema_script as postgres_schema_script
 from datacon.backends.sqlite import SqliteDialect
 from datacon.errors import ConfigError
 from datacon.models import Link
@@ -213,6 +215,21 @@ def test_index_names_are_upstreams_for_default_tables_and_derived_for_renamed_on
     assert '"dc_links_order_idx" ON "dc_links" ("conv_ref", "linked_at", "seq", "item_id")' in renamed
     assert '"dc_resps_safety_idx" ON "dc_resps" ("user_ident")' in renamed
     assert 'CONSTRAINT "dc_links_pk"' in renamed
+
+
+def test_postgres_schema_script_follows_the_owner() -> None:
+    """``datacon migrate sql`` prints the DDL start-up runs: in the owner's schema, every index too."""
+    config = PostgresConfig(db_url="postgresql://u@localhost/db", schema=SchemaConfig(owner="Tenant_A"))
+    script = postgres_schema_script(config)
+    tables = [s for s in script if s.startswith("CREATE TABLE") and "_schema_versions" not in s]
+    assert len(tables) == 5  # the four, and datacon's _idempotency_keys
+    assert all(s.startswith('CREATE TABLE IF NOT EXISTS "tenant_a".') for s in tables)
+    indexes = [s for s in script if s.startswith("CREATE INDEX")]
+    assert any('"conv_item_links_order_idx" ON "tenant_a"."conversation_item_links"' in s for s in indexes)
+    assert any('"conversations_list_idx" ON "tenant_a"."conversations"' in s for s in indexes)
+    assert all(' ON "tenant_a".' in s for s in indexes)
+    unowned = postgres_schema_script(PostgresConfig(db_url="postgresql://u@localhost/db"))
+    assert not any("tenant_a" in s for s in unowned)
 
 
 def test_identifier_limits_are_the_dialects() -> None:
