@@ -584,8 +584,7 @@ def import_command(ctx: click.Context, source: str, batch: int, as_json: bool, p
     bar = _Progress("importing", total, enabled=progress)
     with _open(config, must_exist=False) as storage, _resumable():
         result = transfer.import_records(storage, records, batch, lambda kind, n: bar.update(n, f"importing {kind}s"))
-    created, skipped = sum(result.created.values()), sum(result.skipped.values())
-    bar.done(f"imported {created} records, skipped {skipped} that exist")
+    bar.done(None)  # the summary is the report's table (or JSON), on stdout
     _report(result, as_json)
 
 

@@ -39,3 +39,11 @@ def test_quick_memory_run_writes_the_markdown_table(tmp_path: Path) -> None:
     from datacon import telemetry
 
     assert telemetry.OTEL_AVAILABLE, "the benchmark left telemetry switched off for the rest of the process"
+
+
+def test_prune_benchmark_runs_on_memory(tmp_path: Path) -> None:
+    from benchmarks import prune
+
+    assert prune.main(["--backend", "memory", "--records", "6000", "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "prune-memory.md").read_text(encoding="utf-8")
+    assert "| 6,000 |" in report  # every restored record was pruned (the run asserts the counts)
