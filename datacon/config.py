@@ -504,6 +504,19 @@ def _check_slow_secs(_instance: object, _attribute: object, value: float | None)
         _check_positive(value, "slow_operation_secs", "slow_operation_secs")
 
 
+#: The longest ``idempotency_ttl_secs`` accepted: ten years (kept far inside every backend's
+#: timestamp and ``PX`` range).
+IDEMPOTENCY_TTL_MAX = 10 * 365 * 86_400
+
+
+def _check_idempotency_ttl(_instance: object, _attribute: object, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= IDEMPOTENCY_TTL_MAX:
+        raise ConfigError(
+            f"idempotency_ttl_secs must be a whole number of seconds from 1 to {IDEMPOTENCY_TTL_MAX}",
+            "idempotency_ttl_secs",
+        )
+
+
 #: URL schemes of ``StorageFactoryConfig.from_url``.
 _URL_SCHEMES: dict[str, HistoryBackend] = {
     "memory": HistoryBackend.MEMORY,
@@ -550,6 +563,8 @@ class StorageFactoryConfig:
     #: Operations slower than this many seconds are logged as a warning (logger
     #: ``datacon.telemetry``, with ``operation``/``backend``/``duration`` in ``extra``); ``None``: off.
     slow_operation_secs: float | None = attrs.field(default=None, validator=_check_slow_secs)
+    #: How long an idempotency key is kept (at least) after the write that used it (SPEC 7.3).
+    idempotency_ttl_secs: int = attrs.field(default=86_400, validator=_check_idempotency_ttl)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> StorageFactoryConfig:
@@ -578,6 +593,16 @@ class StorageFactoryConfig:
         if slow is not None:
             options["slow_operation_secs"] = slow
         rest.pop("slow_operation_secs", None)
+        ttl = rest.pop("idempotency_ttl_secs", None)
+        if isinstance(ttl, str):  # e.g. from ${IDEMPOTENCY_TTL:-86400}
+            try:
+                ttl = int(ttl)
+            except ValueError:
+                raise ConfigError(
+                    "idempotency_ttl_secs must be a whole number of seconds", "idempotency_ttl_secs"
+                ) from None
+        if ttl is not None:
+            options["idempotency_ttl_secs"] = ttl
         unknown = sorted(set(rest) - set(_SECTIONS))
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(map(str, unknown))}", "config")

@@ -2,7 +2,8 @@
 
 Upstream names keys ``P conversation:{id}``, ``P conversation:{id}:items``, ``P item:{id}``,
 ``P response:{id}`` and ``P safety:{identifier}:responses`` (``P`` is ``"{owner}:"`` or empty);
-datacon adds ``P link_seq:{id}``, a conversation's link sequences.
+datacon adds ``P link_seq:{id}``, a conversation's link sequences, and ``P idempotency:...``,
+idempotency keys (strings with a TTL, see ``Keys.idempotency``).
 Taken literally, a conversation whose id ends in ``:items`` shares its key with another
 conversation's links. So the id part of a key is:
 
@@ -73,6 +74,7 @@ class Keys:
         self.response_prefix = f"{self.prefix}response:"
         self.safety_prefix = f"{self.prefix}safety:"
         self.sequence_prefix = f"{self.prefix}link_seq:"
+        self.idempotency_prefix = f"{self.prefix}idempotency:"
         self.conversations_list = f"{self.prefix}conversations:list"
         self.conversations_by_prefix = f"{self.prefix}conversations:by:"
         self.links_suffix = ":items"
@@ -96,3 +98,9 @@ class Keys:
 
     def safety(self, identifier: str) -> str:
         return self.safety_prefix + key_part(identifier) + self.safety_suffix
+
+    def idempotency(self, operation: str, key: str, conversation_id: str | None = None) -> str:
+        """An idempotency key of ``operation`` (``P idempotency:{operation}:{key}``; for
+        ``append_items``, ``P idempotency:append_items:{conversation id}:{key}``)."""
+        scope = operation if conversation_id is None else f"{operation}:{key_part(conversation_id)}"
+        return f"{self.idempotency_prefix}{scope}:{key_part(key)}"

@@ -12,6 +12,7 @@ Key layout (upstream's; ``P`` is ``"{owner}:"`` when the schema has an owner, el
 ``P safety:{identifier}:responses``   sorted set   member response id, score ``created_at``
 ``P conversations:list``              sorted set   every conversation (``list_conversations``)
 ``P conversations:by:{col}:{value}``  sorted set   conversations whose extra column is value
+``P idempotency:{op}:{key}``           string       an idempotency key: fingerprint + result, PX TTL
 ====================================  ===========  ===========================================
 
 In a Redis Cluster ``P`` is a hash tag, ``{owner}:`` or ``{datacon}:`` (``keys.Keys``): one
@@ -65,6 +66,7 @@ from datacon.backends.base import (
 )
 from datacon.backends.chain import walk_chain
 from datacon.backends.created import created_item, minted_id
+from datacon.backends.idempotency import Idempotency, resolve
 from datacon.config import RedisConfig
 from datacon.errors import BackendUnavailableError, ConfigError, ConflictError
 from datacon.models import (
@@ -144,6 +146,11 @@ class RedisStore:
         self.lua_delete_conversation = register(lua.DELETE_CONVERSATION)
         self.lua_delete_link = register(lua.DELETE_LINK)
         self.lua_create_conversation = register(lua.CREATE_CONVERSATION)
+        # The creating scripts with an idempotency key (SPEC 7.3), checked in the same script.
+        self.lua_create_record_keyed = register(lua.CREATE_RECORD_KEYED)
+        self.lua_create_conversation_keyed = register(lua.CREATE_CONVERSATION_KEYED)
+        self.lua_store_response_keyed = register(lua.STORE_RESPONSE_KEYED)
+        self.lua_append_items_keyed = register(lua.APPEND_ITEMS_KEYED)
         self.lua_list_conversations = register(lua.LIST_CONVERSATIONS)
         self.conversations_list_key = keys.conversations_list
         self.conversations_by_prefix = keys.conversations_by_prefix
@@ -320,12 +327,28 @@ class RedisStore:
         """Write the hash at ``key`` unless it exists (``CREATE_RECORD``); truthy when written."""
         return self.run_script(self.lua_create_record, [key], [self.ttl, *_flat(fields)], client)
 
+    def keyed(self, idem: Idempotency, result: object) -> tuple[list[str], list[str]]:
+        """The key and the arguments a ``lua.keyed`` script adds for ``idem`` (its result stored)."""
+        key = self.keys.idempotency(idem.operation, idem.key, idem.conversation_id)
+        return [key], [idem.fingerprint, idem.encode(result), str(idem.ttl_secs * 1000)]
+
+    @staticmethod
+    def replayed(idem: Idempotency | None, reply: Any, cls: Any) -> Any:
+        """The first call's result when ``reply`` says the key was stored (``ConflictError`` if
+        that call had other arguments), else ``None``."""
+        if idem is None or not isinstance(reply, list) or not reply or reply[0] != "datacon:idempotency":
+            return None
+        return idem.replay(str(reply[1]), str(reply[2]), cls)
+
     def conversations_by_key(self, column: str, value: str) -> str:
         """The index set of the conversations whose extra ``column`` is ``value``."""
         return f"{self.conversations_by_prefix}{column}:{value}"
 
-    def put_conversation(self, conversation: Conversation, extra: Mapping[str, Any], client: Any = None) -> Any:
-        """Write the conversation and its listing index entries unless it exists; truthy when written."""
+    def put_conversation(
+        self, conversation: Conversation, extra: Mapping[str, Any], client: Any = None, idem: Idempotency | None = None
+    ) -> Any:
+        """Write the conversation and its listing index entries unless it exists; truthy when
+        written (with ``idem``: or the ``lua.keyed`` reply of a stored key)."""
         fields = self.codec.conversation_fields(conversation, extra)
         keys = [self.conversation_key(conversation.id), self.conversations_list_key]
         for name, _ in self.schema.conversations.sorted_extra_columns():
@@ -333,15 +356,25 @@ class RedisStore:
             if value is not None:
                 keys.append(self.conversations_by_key(name, value))
         args = [self.ttl, listing_member(conversation.created_at, conversation.id), *_flat(fields)]
+        if idem is not None:
+            more_keys, more_args = self.keyed(idem, conversation)
+            return self.run_script(self.lua_create_conversation_keyed, keys + more_keys, args + more_args, client)
         return self.run_script(self.lua_create_conversation, keys, args, client)
 
-    def put_response(self, response: StoredResponse, extra: Mapping[str, Any], client: Any = None) -> Any:
-        """Write the response and its safety index entry unless it exists; truthy when written."""
+    def put_response(
+        self, response: StoredResponse, extra: Mapping[str, Any], client: Any = None, idem: Idempotency | None = None
+    ) -> Any:
+        """Write the response and its safety index entry unless it exists; truthy when written
+        (with ``idem``: or the ``lua.keyed`` reply of a stored key)."""
         fields = self.codec.response_fields(response, extra)
         keys = [self.response_key(response.id)]
         if response.safety_identifier is not None and self.safety_field() is not None:
             keys.append(self.safety_key(response.safety_identifier))
         args = [self.ttl, score(response.created_at), response.id, *_flat(fields)]
+        if idem is not None:
+            # The optional safety set is KEYS[2]: the idempotency key comes last, after it.
+            more_keys, more_args = self.keyed(idem, response.id)
+            return self.run_script(self.lua_store_response_keyed, keys + more_keys, args + more_args, client)
         return self.run_script(self.lua_store_response, keys, args, client)
 
     def pool_stats(self) -> dict[str, int]:
@@ -395,12 +428,18 @@ class RedisConversationStorage(BackendConversations):
     def __init__(self, store: RedisStore) -> None:
         self.store = store
 
-    def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
+    def create_conversation(
+        self, new: NewConversation, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> Conversation:
         s = self.store
+        idem = resolve(idempotency_key, "create_conversation", lambda: {"new": new})
         conversation_id = minted_id(new)
         metadata = None if new.metadata is None else normalize_json(new.metadata, "metadata")
         conversation = Conversation(id=conversation_id, created_at=utc_now(), metadata=metadata)
-        created = s.write("create_conversation", lambda c: s.put_conversation(conversation, extra, client=c))
+        created = s.write("create_conversation", lambda c: s.put_conversation(conversation, extra, client=c, idem=idem))
+        replayed: Conversation | None = s.replayed(idem, created, Conversation)
+        if replayed is not None:
+            return replayed
         if not created:
             raise ConflictError(f"conversation {conversation_id} already exists")
         return conversation
@@ -460,12 +499,23 @@ class RedisItemStorage(BackendItems):
     def __init__(self, store: RedisStore) -> None:
         self.store = store
 
-    def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
+    def create_item(
+        self, new: NewConversationItem, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> ConversationItem:
         s = self.store
+        idem = resolve(idempotency_key, "create_item", lambda: {"new": new})
         item = created_item(new, normalize_json(new.content, "content"))
         fields = s.codec.item_fields(item, extra)
         key = s.item_key(item.id)
-        created = s.write("create_item", lambda c: s.create_record(key, fields, client=c))
+        if idem is None:
+            created = s.write("create_item", lambda c: s.create_record(key, fields, client=c))
+        else:
+            more_keys, more_args = s.keyed(idem, item)
+            keys, args = [key, *more_keys], [s.ttl, *_flat(fields), *more_args]
+            created = s.write("create_item", lambda c: s.lua_create_record_keyed(keys=keys, args=args, client=c))
+        replayed: ConversationItem | None = s.replayed(idem, created, ConversationItem)
+        if replayed is not None:
+            return replayed
         if not created:
             raise ConflictError(f"item {item.id} already exists")
         return item
@@ -491,10 +541,14 @@ class RedisItemStorage(BackendItems):
         added_at: datetime | None = None,
         *,
         extra: Extra = NO_EXTRA,
+        idempotency_key: Idempotency | str | None = None,
     ) -> list[ConversationItem]:
         if not items:
             return []
         s = self.store
+        idem = resolve(
+            idempotency_key, "append_items", lambda: {"items": list(items), "added_at": added_at}, conversation_id
+        )
         now = utc_now()
         keep_status = s.codec.items.field("status") is not None
         created = []
@@ -514,7 +568,14 @@ class RedisItemStorage(BackendItems):
         at = score(added_at or now)
         args = [s.ttl, s.item_prefix, at, str(len(created)), *(item.id for item in created), *fields]
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
-        refused = s.write("append_items", lambda c: s.lua_append_items(keys=keys, args=args, client=c))
+        script = s.lua_append_items
+        if idem is not None:
+            more_keys, more_args = s.keyed(idem, created)
+            keys, args, script = keys + more_keys, args + more_args, s.lua_append_items_keyed
+        refused = s.write("append_items", lambda c: script(keys=keys, args=args, client=c))
+        replayed: list[ConversationItem] | None = s.replayed(idem, refused, list[ConversationItem])
+        if replayed is not None:
+            return replayed
         if refused is not None:
             why, item_id = (str(part) for part in refused)
             if why == "exists":
@@ -562,6 +623,37 @@ class RedisItemStorage(BackendItems):
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
         s.write("delete_item", lambda c: s.lua_delete_link(keys=keys, args=[item_id], client=c))
 
+    def unlink_items(self, conversation_id: str, item_ids: Sequence[str]) -> list[str]:
+        # Each link goes in one script (of two concurrent calls, one removes it). Redis keeps
+        # no index from an item to the conversations linking it, so whether another
+        # conversation still links a removed item is found by scanning the link sets (one
+        # SCAN per call, however many items): the cost grows with the number of
+        # conversations. An item linked elsewhere between that scan and its deletion loses
+        # its record (its link is then skipped by listings, as any link without a record).
+        s = self.store
+        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+
+        def unlink(item_id: str) -> bool:
+            return bool(s.write("unlink_items", lambda c: s.run_script(s.lua_delete_link, keys, [item_id], c)))
+
+        removed = [item_id for item_id in dict.fromkeys(item_ids) if unlink(item_id)]
+        if not removed:
+            return removed
+
+        def linked_elsewhere() -> set[str]:
+            found: set[str] = set()
+            pattern = f"{s.conversation_prefix}*{s.keys.links_suffix}"
+            for key in s.client.scan_iter(match=pattern, count=1000, _type="zset"):
+                scores = s.client.zmscore(key, removed)
+                found.update(item_id for item_id, score in zip(removed, scores, strict=True) if score is not None)
+            return found
+
+        kept = s.call("unlink_items", linked_elsewhere)
+        orphans = [s.item_key(item_id) for item_id in removed if item_id not in kept]
+        if orphans:
+            s.write("unlink_items", lambda c: c.delete(*orphans))
+        return removed
+
 
 class RedisResponseStorage(BackendResponses):
     """Responses as hashes, indexed by safety identifier in sorted sets."""
@@ -569,9 +661,16 @@ class RedisResponseStorage(BackendResponses):
     def __init__(self, store: RedisStore) -> None:
         self.store = store
 
-    def store_response(self, response: StoredResponse, *, extra: Extra = NO_EXTRA) -> str:
+    def store_response(
+        self, response: StoredResponse, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> str:
         s = self.store
-        if not s.write("store_response", lambda c: s.put_response(response, extra, client=c)):
+        idem = resolve(idempotency_key, "store_response", lambda: {"response": response})
+        stored = s.write("store_response", lambda c: s.put_response(response, extra, client=c, idem=idem))
+        replayed: str | None = s.replayed(idem, stored, str)
+        if replayed is not None:
+            return replayed
+        if not stored:
             raise ConflictError(f"response {response.id} already exists")
         return response.id
 
