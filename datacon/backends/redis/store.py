@@ -137,6 +137,7 @@ class RedisStore:
         self.lua_store_response = register(lua.STORE_RESPONSE)
         self.lua_update_conversation = register(lua.UPDATE_CONVERSATION)
         self.lua_link_items = register(lua.LINK_ITEMS)
+        self.lua_restore_links = register(lua.RESTORE_LINKS)
         self.lua_append_items = register(lua.APPEND_ITEMS)
         self.lua_list_items = register(lua.LIST_ITEMS)
         self.lua_get_chain = register(lua.GET_CHAIN)
