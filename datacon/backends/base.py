@@ -58,6 +58,8 @@ __all__ = [
     "Durable",
     "Enumerable",
     "Extra",
+    "LinkPosition",
+    "LinkRow",
     "NotEnumerableError",
     "OpenBackend",
     "PageRow",
@@ -77,6 +79,11 @@ NO_EXTRA: Extra = MappingProxyType({})
 Position: TypeAlias = tuple[datetime, int, str]
 #: A page's item with its link's ``added_at`` and sequence (the position after it).
 PageRow: TypeAlias = tuple[ConversationItem, datetime, int]
+#: Where an export's walk through every link stands: ``(conversation_id, added_at, sequence,
+#: item_id)`` of the last link returned (``Enumerable.iter_links``).
+LinkPosition: TypeAlias = tuple[str, datetime, int, str]
+#: A link with its sequence (0 for a link made before sequences were kept).
+LinkRow: TypeAlias = tuple[Link, int]
 
 RecordKind: TypeAlias = Literal["conversation", "item", "link", "response"]
 #: The record kinds, in dump order.
@@ -163,6 +170,19 @@ class BackendItems(ConversationItemStorage, Protocol):
         (whether or not that link still exists); each item with its link's position, and
         whether the page is full and at least one more link follows it. ``limit`` > 0."""
 
+    @abstractmethod
+    def unlink_items(self, conversation_id: str, item_ids: Sequence[str]) -> list[str]:
+        """Remove these items' links to the conversation, and delete the item records that no
+        conversation links any more (an item still linked elsewhere keeps its record).
+
+        For the framework adapters (``datacon.integrations``): a session's ``pop_item`` and
+        ``clear_session`` leave no orphan records. Atomic on memory and the SQL backends; on
+        Redis the links go in one script and the records after (see the Redis store).
+
+        :return: the ids whose link existed (and was removed by this call), in the given order;
+            of two concurrent calls for one link, one gets it.
+        """
+
     def list_items_page(self, conversation_id: str, params: ListParams) -> ItemPage:
         """Not called on a backend: the guard builds pages (and cursors) from ``page_items``."""
         raise TypeError(f"{type(self).__name__}: the guard serves list_items_page (cursors) through page_items")
@@ -219,14 +239,16 @@ class Enumerable(Protocol):
 
     Each ``iter_*`` returns up to ``batch`` records whose key is strictly greater than the
     cursor (``None``: from the start), ascending; an empty page is the end. The key is the
-    id; for links the ``(conversation_id, item_id)`` pair.
+    id; for links the :data:`LinkPosition` ``(conversation_id, added_at, sequence, item_id)``,
+    so each conversation's links come in their list order (a restore that sequences them in
+    the order given keeps a turn's order), each with its sequence.
     """
 
     def iter_conversations(self, after_id: str | None, batch: int) -> Sequence[Conversation]: ...
 
     def iter_items(self, after_id: str | None, batch: int) -> Sequence[ConversationItem]: ...
 
-    def iter_links(self, after: tuple[str, str] | None, batch: int) -> Sequence[Link]: ...
+    def iter_links(self, after: LinkPosition | None, batch: int) -> Sequence[LinkRow]: ...
 
     def iter_responses(self, after_id: str | None, batch: int) -> Sequence[StoredResponse]: ...
 
@@ -241,6 +263,7 @@ class Restorable(Protocol):
 
     Each call is atomic (one transaction, or one ``MULTI``/``EXEC``) and returns how many
     records it inserted. Extra columns get their defaults: a restore carries no hook values.
+    ``restore_links`` sequences the links it inserts in the order given (as ``link_items``).
     """
 
     def restore_conversations(self, records: Sequence[Conversation]) -> int: ...

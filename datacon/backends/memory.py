@@ -29,6 +29,8 @@ from datacon.backends.base import (
     BackendResponses,
     Enumerable,
     Extra,
+    LinkPosition,
+    LinkRow,
     PageRow,
     Position,
     RecordKind,
@@ -408,17 +410,30 @@ class MemoryItemStorage(BackendItems):
 
     def delete_item(self, conversation_id: str, item_id: str) -> None:
         with self._s.lock:
-            links = self._s.links.get(conversation_id)
-            if links is None:
-                return
-            position = links.by_item.pop(item_id, None)
-            if position is None:
-                return
-            key = (*position, item_id)
-            index = bisect.bisect_left(links.keys, key)
-            del links.keys[index]
-            if not links.keys:
-                del self._s.links[conversation_id]
+            self._unlink(conversation_id, item_id)
+
+    def _unlink(self, conversation_id: str, item_id: str) -> bool:
+        """Remove one link (the caller holds the lock); whether it existed."""
+        links = self._s.links.get(conversation_id)
+        if links is None:
+            return False
+        position = links.by_item.pop(item_id, None)
+        if position is None:
+            return False
+        key = (*position, item_id)
+        index = bisect.bisect_left(links.keys, key)
+        del links.keys[index]
+        if not links.keys:
+            del self._s.links[conversation_id]
+        return True
+
+    def unlink_items(self, conversation_id: str, item_ids: Sequence[str]) -> list[str]:
+        with self._s.lock:
+            removed = [item_id for item_id in dict.fromkeys(item_ids) if self._unlink(conversation_id, item_id)]
+            for item_id in removed:
+                if not any(item_id in links.by_item for links in self._s.links.values()):
+                    self._s.items.pop(item_id, None)
+        return removed
 
 
 class MemoryResponseStorage(BackendResponses):
@@ -536,20 +551,21 @@ class MemoryBackend(Enumerable, Restorable):
             ids = heapq.nsmallest(batch, (key for key in self.state.items if after_id is None or key > after_id))
             return [item for key in ids if (item := self.items.read(key)) is not None]
 
-    def iter_links(self, after: tuple[str, str] | None, batch: int) -> list[Link]:
-        """Up to ``batch`` links whose ``(conversation_id, item_id)`` is greater than ``after``, in that order."""
+    def iter_links(self, after: LinkPosition | None, batch: int) -> list[LinkRow]:
+        """Up to ``batch`` links after ``after``, by ``(conversation_id, added_at, sequence, item_id)``."""
+        start = None if after is None else (after[0], to_epoch_us(after[1]), after[2], after[3])
         with self.state.lock:
             all_links = self.state.links
             keys = heapq.nsmallest(
                 batch,
                 (
-                    (conversation_id, item_id)
+                    (conversation_id, added_us, seq, item_id)
                     for conversation_id, links in all_links.items()
-                    for item_id in links.by_item
-                    if after is None or (conversation_id, item_id) > after
+                    for added_us, seq, item_id in links.keys
+                    if start is None or (conversation_id, added_us, seq, item_id) > start
                 ),
             )
-            return [Link(c, i, from_epoch_us(all_links[c].by_item[i][0])) for c, i in keys]
+            return [(Link(c, i, from_epoch_us(us)), seq) for c, us, seq, i in keys]
 
     def restore_items(self, records: Sequence[ConversationItem]) -> int:
         """Insert the items whose id is absent, ``created_at`` kept; how many were inserted."""

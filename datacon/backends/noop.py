@@ -110,6 +110,9 @@ class NoopItemStorage(BackendItems):
     def delete_item(self, conversation_id: str, item_id: str) -> None:
         return None
 
+    def unlink_items(self, conversation_id: str, item_ids: Sequence[str]) -> list[str]:
+        return []
+
 
 class NoopResponseStorage(BackendResponses):
     """Stores return the id; reads find nothing; deletes delete nothing."""

@@ -494,7 +494,7 @@ def test_the_sql_backend_binds_exactly_the_parameters_of_its_export_statements(d
     assert backend.iter_conversations("conv_a", 5) == []
     assert backend.iter_items("msg_a", 5) == []
     assert backend.iter_responses(None, 5) == []
-    assert backend.iter_links(("conv_a", "msg_a"), 5) == []
+    assert backend.iter_links(("conv_a", t0, 0, "msg_a"), 5) == []
     assert [backend.count(kind) for kind in RECORD_KINDS] == [0, 0, 0, 0]
     assert backend.restore_conversations([Conversation("conv_a", t0, {"k": 1})]) == 1
     assert backend.restore_items([ConversationItem("msg_a", None, "message", "user", [{"t": 1}], None, t0)]) == 1

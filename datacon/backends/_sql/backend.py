@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 from datacon.backends.base import (
     NO_EXTRA,
     Enumerable,
+    LinkPosition,
+    LinkRow,
     RecordKind,
     Restorable,
     SchemaStatus,
@@ -30,7 +32,8 @@ class SqlBackend(Enumerable, Restorable, Versioned):
     """One SQL database: the shared storages over a :class:`SqlStore` (connector, dialect, statements).
 
     Enumeration pages are keyset queries on the primary keys (``WHERE id > :after ORDER BY
-    id``; links by ``(conversation_id, item_id)``), in the database's own collation, so the
+    id``; links by ``(conversation_id, added_at, seq, item_id)``, the page index's order, so
+    an export lists each conversation's links in list order), in the database's own collation, so the
     cursor always agrees with the order; rows are decoded by the store's own (generated)
     decoders. A restore batch is one transaction of the dialect's insert-if-absent statements
     (``ON CONFLICT DO NOTHING``, Oracle's ``MERGE``) with the store's own encoders' bind
@@ -92,10 +95,15 @@ class SqlBackend(Enumerable, Restorable, Versioned):
     def iter_responses(self, after_id: str | None, batch: int) -> Sequence[StoredResponse]:
         return self._page("resp", None if after_id is None else {"after": after_id}, batch, self.store.decode_response)
 
-    def iter_links(self, after: tuple[str, str] | None, batch: int) -> Sequence[Link]:
-        cursor = None if after is None else {"acid": after[0], "aiid": after[1]}
-        decode_time = self.store.dialect.decode_time
-        return self._page("link", cursor, batch, lambda row: Link(str(row[0]), str(row[1]), decode_time(row[2])))
+    def iter_links(self, after: LinkPosition | None, batch: int) -> Sequence[LinkRow]:
+        d = self.store.dialect
+        cursor = None
+        if after is not None:
+            cursor = {"acid": after[0], "aat": d.encode_time(after[1]), "aseq": after[2], "aiid": after[3]}
+        decode_time = d.decode_time
+        return self._page(
+            "link", cursor, batch, lambda row: (Link(str(row[0]), str(row[1]), decode_time(row[2])), int(row[3]))
+        )
 
     def count(self, kind: RecordKind) -> int:
         query = self._query(f"count_{kind}")

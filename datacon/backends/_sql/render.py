@@ -267,6 +267,8 @@ class Statements:
     item_select: str
     link_exists: str
     link_delete: str
+    # Deletes item ``id`` unless a link names it (``lid`` repeats ``id``: see ``scid``).
+    item_delete_unlinked: str
     list_asc: str
     list_desc: str
     # Pages after an explicit position (a page cursor): params cid, at, sq, after, limit.
@@ -400,13 +402,14 @@ def _export_queries(convs: _Table, items: _Table, links: _Table, resps: _Table) 
         tail = f"ORDER BY {t.c('id')} {d.limit(p('limit'))}"
         queries[f"{prefix}_first"] = f"{head} {tail}"
         queries[f"{prefix}_next"] = f"{head} WHERE {t.c('id')} > {p('after')} {tail}"
-    cid, iid = links.c("conversation_id"), links.c("item_id")
-    link_head = f"SELECT {links.select_list(links.present())} FROM {links.ref}"  # noqa: S608
-    link_tail = f"ORDER BY {cid}, {iid} {d.limit(p('limit'))}"
+    # Links by (conversation_id, added_at, seq, item_id), the page index's order: each
+    # conversation's links in list order, so that a restore keeps a turn's order.
+    order = (links.c("conversation_id"), links.c("added_at"), links.c(LINK_SEQUENCE), links.c("item_id"))
+    cursor = (p("acid"), d.time_in(p("aat")), p("aseq"), p("aiid"))
+    link_head = f"SELECT {links.select_list(links.present())}, {order[2]} FROM {links.ref}"  # noqa: S608
+    link_tail = f"ORDER BY {', '.join(order)} {d.limit(p('limit'))}"
     queries["link_first"] = f"{link_head} {link_tail}"
-    queries["link_next"] = (
-        f"{link_head} WHERE {cid} > {p('acid')} OR ({cid} = {p('acid')} AND {iid} > {p('aiid')}) {link_tail}"
-    )
+    queries["link_next"] = f"{link_head} WHERE {_row_after(d, order, cursor)} {link_tail}"
     for kind, t in (("conversation", convs), ("item", items), ("link", links), ("response", resps)):
         queries[f"count_{kind}"] = f"SELECT COUNT(*) FROM {t.ref}"  # noqa: S608
     for kind, t in (("conversation", convs), ("item", items), ("response", resps)):
@@ -444,6 +447,16 @@ def _after(d: Dialect, cmp: str, row: tuple[str, str, str], cursor: tuple[str, s
         f"({added} {cmp} {c_added} OR ({added} = {c_added} AND "
         f"({seq} {cmp} {c_seq} OR ({seq} = {c_seq} AND {item} {cmp} {c_item}))))"
     )
+
+
+def _row_after(d: Dialect, row: Sequence[str], cursor: Sequence[str]) -> str:
+    """``row > cursor`` for tuples of any length, as the dialect writes it."""
+    if d.keyset is Keyset.ROW_VALUES:
+        return f"({', '.join(row)}) > ({', '.join(cursor)})"
+    (first, *rest), (c_first, *c_rest) = row, cursor
+    if not rest:
+        return f"{first} > {c_first}"
+    return f"({first} > {c_first} OR ({first} = {c_first} AND {_row_after(d, rest, c_rest)}))"
 
 
 def _page(d: Dialect, items: _Table, links: _Table, ascending: bool, positional: bool = False) -> str:
@@ -694,6 +707,10 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         ),
         link_exists=f"SELECT 1 FROM {links.ref} WHERE {link_where}",  # noqa: S608
         link_delete=f"DELETE FROM {links.ref} WHERE {link_where}",  # noqa: S608
+        item_delete_unlinked=(
+            f"DELETE FROM {items.ref} WHERE {items.c('id')} = {p('id')} AND NOT EXISTS "  # noqa: S608
+            f"(SELECT 1 FROM {links.ref} u WHERE {links.c('item_id', 'u')} = {p('lid')})"
+        ),
         list_asc=_page(d, items, links, ascending=True),
         list_desc=_page(d, items, links, ascending=False),
         list_pos_asc=_page(d, items, links, ascending=True, positional=True),
