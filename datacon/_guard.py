@@ -9,7 +9,7 @@ limits are non-negative ints, and ``ListParams.order`` is a :class:`SortOrder`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from datacon._conversation_pages import list_page
@@ -27,7 +27,18 @@ from datacon._validate import (
     check_str,
     check_time,
 )
-from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra, Position
+from datacon.backends import retention
+from datacon.backends.base import (
+    NO_EXTRA,
+    Backend,
+    BackendConversations,
+    BackendItems,
+    BackendResponses,
+    Extra,
+    NotPrunableError,
+    Position,
+    Prunable,
+)
 from datacon.backends.idempotency import DEFAULT_TTL_SECS, Idempotency, check_key, fingerprint
 from datacon.context import current_request_context
 from datacon.errors import ConflictError, HookRejectedError, InvalidInputError
@@ -42,6 +53,7 @@ from datacon.models import (
     ListParams,
     NewConversation,
     NewConversationItem,
+    PruneReport,
     ResponseChain,
     SortOrder,
     StoredResponse,
@@ -49,7 +61,7 @@ from datacon.models import (
 from datacon.storage import ConversationItemStorage, ConversationStorage, Gate, ResponseStorage
 from datacon.telemetry import Observer
 
-__all__ = ["GuardedConversationStorage", "GuardedItemStorage", "GuardedResponseStorage"]
+__all__ = ["GuardedConversationStorage", "GuardedItemStorage", "GuardedResponseStorage", "GuardedRetention"]
 
 T = TypeVar("T")
 
@@ -617,3 +629,70 @@ class GuardedResponseStorage(_Hooked, ResponseStorage):
             lambda: {"identifier": identifier},
             lambda _: self.inner.delete_identifier_responses(identifier),
         )
+
+
+class GuardedRetention(_Hooked):
+    """``Storage.prune`` and ``Storage.erase_identifier``: checked arguments, then one hooked
+    operation (``PRUNE``/``ERASE_IDENTIFIER``: one span, one ``before``/``after``) that runs
+    :mod:`datacon.backends.retention` over the backend's :class:`Prunable` calls."""
+
+    def __init__(
+        self, backend: Backend, hook: StorageHook | None, observer: Observer | None = None, gate: Gate | None = None
+    ) -> None:
+        super().__init__(hook, observer, gate)
+        self.backend = backend
+
+    def _ops(self) -> Prunable:
+        if not isinstance(self.backend, Prunable):
+            raise NotPrunableError(f"the {self.backend.kind} backend cannot prune or erase (it is not Prunable yet)")
+        return self.backend
+
+    def prune(
+        self,
+        older_than: datetime | timedelta,
+        *,
+        dry_run: bool = False,
+        batch_size: int = retention.DEFAULT_BATCH,
+        progress: retention.Progress | None = None,
+    ) -> PruneReport:
+        if isinstance(older_than, timedelta):
+            if older_than < timedelta(0):
+                raise InvalidInputError(f"older_than must not be a negative duration (got {older_than})")
+            cutoff = check_time(utc_now() - older_than, "prune cutoff (now - older_than)")
+        elif isinstance(older_than, datetime):
+            cutoff = check_time(older_than, "older_than")
+        else:
+            raise InvalidInputError(f"older_than must be a datetime or a timedelta, got {type(older_than).__name__}")
+        _check_run(dry_run, batch_size)
+        ops = self._ops()
+        return self._run(
+            StorageOperation.PRUNE,
+            lambda: {"older_than": to_iso(cutoff), "dry_run": dry_run},
+            lambda _: retention.prune(ops, cutoff, dry_run=dry_run, batch_size=batch_size, progress=progress),
+        )
+
+    def erase_identifier(
+        self,
+        identifier: str,
+        *,
+        dry_run: bool = False,
+        batch_size: int = retention.DEFAULT_BATCH,
+        progress: retention.Progress | None = None,
+    ) -> PruneReport:
+        check_str(identifier, "identifier", LONG_MAX)
+        _check_run(dry_run, batch_size)
+        ops = self._ops()
+        return self._run(
+            StorageOperation.ERASE_IDENTIFIER,
+            lambda: {"identifier": identifier, "dry_run": dry_run},
+            lambda _: retention.erase_identifier(
+                ops, identifier, dry_run=dry_run, batch_size=batch_size, progress=progress
+            ),
+        )
+
+
+def _check_run(dry_run: object, batch_size: object) -> None:
+    if not isinstance(dry_run, bool):
+        raise InvalidInputError(f"dry_run must be a bool, got {type(dry_run).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")

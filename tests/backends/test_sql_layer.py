@@ -69,13 +69,14 @@ def _responses(**table: Any) -> SchemaConfig:
 
 
 def test_migrations_are_upstreams_three_in_order_then_the_link_sequence() -> None:
-    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4]
-    assert LATEST == 4
+    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4, 5]
+    assert LATEST == 5
     assert [m.description for m in MIGRATIONS] == [
         "Add safety_identifier column to responses",
         "Remove legacy user_id column from responses",
         "Drop redundant output, metadata, instructions, tool_calls columns from responses",
         "Add the link sequence (turn order) and the page index on (added_at, seq, item_id)",
+        "Add the retention indexes: items and responses by created_at, links by item, responses by conversation",
     ]
 
 
@@ -149,7 +150,7 @@ def test_pending_migration_message_has_upstreams_shape() -> None:
     plans = [(m, m.up(SchemaConfig(), PG, None)) for m in MIGRATIONS[1:3]]
     message, statements = migration_message(PG, 1, plans)
     assert message.startswith(
-        "Schema migration required (current version: 1, latest version: 4).\n\n"
+        "Schema migration required (current version: 1, latest version: 5).\n\n"
         "The following migrations need to be applied:\n"
         "\n  v2: Remove legacy user_id column from responses\n"
         '    ALTER TABLE "responses" DROP COLUMN IF EXISTS "user_id";\n'
@@ -158,7 +159,7 @@ def test_pending_migration_message_has_upstreams_shape() -> None:
     )
     assert message.endswith(
         "\nTo apply automatically, set `auto_migrate: true` in your postgres schema config.\n"
-        "To skip, set `version: 4` to mark your schema as already up to date."
+        "To skip, set `version: 5` to mark your schema as already up to date."
     )
     assert statements == (
         plans[0][1][0],
@@ -268,9 +269,9 @@ def test_identifier_limits_are_the_dialects() -> None:
 def test_skipped_safety_identifier_has_no_index_and_no_queries(dialect: Dialect) -> None:
     sql = _render(_responses(skip_columns={"safety_identifier"}), dialect)
     # The page index, (Oracle, as upstream) the previous_response_id index, and
-    # list_conversations' (created_at, id) index.
+    # list_conversations' (created_at, id) index, and the four retention indexes (v5).
     has_prev_index = dialect.object_name("prev_idx", "responses") is not None
-    assert len(sql.create_indexes) == 2 + has_prev_index
+    assert len(sql.create_indexes) == 6 + has_prev_index
     assert not any(dialect.ident("safety_identifier") in index for index in sql.create_indexes)
     assert sql.ident_list is None
     assert sql.ident_delete is None
