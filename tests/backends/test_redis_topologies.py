@@ -165,6 +165,9 @@ def test_cluster_layout_status_and_export(redis_cluster_backend: Any) -> None:
         assert status.current == status.latest
         assert [c.id for c in raw.iter_conversations(None, 10)] == [conv.id]
         assert raw.count("link") == 3
+        stats = storage.pool_stats()  # summed over the nodes' pools
+        assert stats["size"] == 16
+        assert stats["open"] >= 1
         durable, detail = raw.store.durability()
         assert durable is False
         assert "appendonly no" in detail
