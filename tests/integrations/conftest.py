@@ -20,17 +20,17 @@ if "redis" in SERVER_BACKENDS:
 
 
 @pytest.fixture(params=ADAPTER_BACKENDS)
-def backend(request: pytest.FixtureRequest) -> BackendUnderTest:
+def backend(request: pytest.FixtureRequest) -> Iterator[BackendUnderTest]:
+    """The backend under test; what a test stored there is wiped afterwards."""
     found: BackendUnderTest = request.getfixturevalue(f"{request.param}_backend")
-    return found
+    try:
+        yield found
+    finally:
+        found.wipe()
 
 
 @pytest.fixture
 def storage(backend: BackendUnderTest) -> Iterator[Storage]:
-    """A fresh storage on the backend (its records wiped afterwards)."""
-    opened = create_storage(backend.config())
-    try:
+    """A fresh storage on the backend (closed before the backend fixture wipes its records)."""
+    with create_storage(backend.config()) as opened:
         yield opened
-    finally:
-        opened.close()
-        backend.wipe()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import anyio
@@ -618,3 +619,94 @@ def _all() -> Any:
     from datacon import ListParams
 
     return ListParams(limit=10_000)
+
+
+@pytest.mark.parametrize("operation", ["add", "pop", "clear"])
+async def test_cancellation_waits_for_the_mutation(backend: BackendUnderTest, operation: str) -> None:
+    # The SDK's test_mutation_cancellation_waits_for_authoritative_outcome: once a write has
+    # started, cancelling the caller (twice) does not end the call before the write is done,
+    # and its outcome is visible when the cancellation arrives.
+    applied, release = threading.Event(), threading.Event()
+
+    class PauseAfter(StorageHook):
+        def after(self, operation: StorageOperation, context: Any, payload: Any, result: Any, extra: Any) -> None:
+            if operation in {StorageOperation.APPEND_ITEMS, StorageOperation.DELETE_CONVERSATION} and pause[0]:
+                applied.set()
+                release.wait(10)
+
+    pause = [False]
+    with create_storage(backend.config(hook=PauseAfter())) as storage:
+        session = DataconSession("cancelled", storage)
+        await session.add_items(messages("once"))
+        if operation == "pop":
+            unlink = storage.raw.items.unlink_items
+
+            def paused_unlink(conversation_id: str, item_ids: Sequence[str]) -> list[str]:
+                removed = unlink(conversation_id, item_ids)
+                applied.set()
+                release.wait(10)
+                return removed
+
+            storage.raw.items.unlink_items = paused_unlink  # type: ignore[method-assign]
+        pause[0] = True
+        call = {
+            "add": lambda: session.add_items(messages("twice")),
+            "pop": session.pop_item,
+            "clear": session.clear_session,
+        }
+        task = asyncio.create_task(call[operation]())
+        try:
+            await asyncio.to_thread(applied.wait, 10)
+            task.cancel()
+            await asyncio.sleep(0)
+            task.cancel()
+            await asyncio.sleep(0.05)
+            assert not task.done()
+            release.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            release.set()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        pause[0] = False
+        expected = {"add": ["once", "twice"], "pop": [], "clear": []}[operation]
+        assert contents(await session.get_items()) == expected
+
+
+async def test_hooks_see_each_removal_as_delete_item(backend: BackendUnderTest) -> None:
+    seen: list[tuple[StorageOperation, Any]] = []
+
+    class Record(StorageHook):
+        def before(self, operation: StorageOperation, context: Any, payload: Any) -> BeforeHookResult:
+            if operation is StorageOperation.DELETE_ITEM:
+                seen.append((operation, payload))
+            return BeforeHookResult.cont()
+
+    with create_storage(backend.config(hook=Record())) as storage:
+        session = DataconSession("audited", storage)
+        await session.add_items(messages("a", "b", "c"))
+        ids = [item.id for item in storage.items.list_items("audited", _all())]
+        await session.pop_item()
+        assert seen == [(StorageOperation.DELETE_ITEM, {"conversation_id": "audited", "item_id": ids[2]})]
+        await session.clear_session()
+        assert [payload["item_id"] for _, payload in seen[1:]] == ids[:2]
+
+
+async def test_a_hook_rejecting_deletes_keeps_everything(backend: BackendUnderTest) -> None:
+    class NoDeletes(StorageHook):
+        def before(self, operation: StorageOperation, context: Any, payload: Any) -> BeforeHookResult:
+            if operation is StorageOperation.DELETE_ITEM:
+                return BeforeHookResult.reject("retention policy: no deletes")
+            return BeforeHookResult.cont()
+
+    with create_storage(backend.config(hook=NoDeletes())) as storage:
+        session = DataconSession("kept", storage)
+        await session.add_items(messages("a", "b"))
+        with pytest.raises(HookRejectedError, match="no deletes"):
+            await session.pop_item()
+        with pytest.raises(HookRejectedError, match="no deletes"):
+            await session.clear_session()
+        assert contents(await session.get_items()) == ["a", "b"]
+        assert storage.conversations.get_conversation("kept") is not None
