@@ -41,10 +41,15 @@ for _name in SERVER_BACKENDS:
     STORE_PARAMS.append(pytest.param((_name, "renamed"), id=f"{_name}-renamed", marks=_marks))
 # PostgreSQL as deployed in production, once more in all (one schema each, to keep the run
 # short): through a real PgBouncer in transaction pooling mode (tests/servers/_pgbouncer.py),
+# with a streaming hot standby serving the reads (read_urls; tests/servers/_pg_replication.py),
 # and as a role that may only read and write rows (create_tables off; the renamed schema, so
 # its extra and skipped columns are in the DDL the DBA applied).
 if "postgres" in SERVER_BACKENDS:
     STORE_PARAMS.append(pytest.param(("pgbouncer", "default"), id="postgres-pgbouncer", marks=[pytest.mark.postgres]))
+    # With a streaming standby as read replica (read_urls): reads go to the standby.
+    STORE_PARAMS.append(
+        pytest.param(("postgres_replica", "default"), id="postgres-replica", marks=[pytest.mark.postgres])
+    )
     STORE_PARAMS.append(
         pytest.param(("postgres_dml", "renamed"), id="postgres-dml-only-renamed", marks=[pytest.mark.postgres])
     )
