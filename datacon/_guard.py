@@ -12,8 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-import attrs
-
 from datacon._conversation_pages import list_page
 from datacon._cursor import decode_cursor, encode_cursor, is_cursor
 from datacon._serde import converter
@@ -327,7 +325,9 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
                 # All or nothing: the second record would be a duplicate, so nothing is written.
                 raise ConflictError(f"item {item_id} appears twice in append_items")
             seen.add(item_id)
-            filled.append(new if new.id is not None else attrs.evolve(new, id=item_id))
+            if new.id is None:  # built directly: attrs.evolve costs more than the checks above
+                new = NewConversationItem(new.item_type, new.content, item_id, new.response_id, new.role, new.status)
+            filled.append(new)
 
         def payload() -> Any:
             return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from datacon._time import utc_now
@@ -16,14 +17,17 @@ def minted_id(new: NewConversation | NewConversationItem) -> str:
     return new.id
 
 
-def created_item(new: NewConversationItem, content: Any) -> ConversationItem:
-    """The item ``new`` becomes, created now, with ``content`` as the backend keeps it."""
+def created_item(
+    new: NewConversationItem, content: Any, created_at: datetime | None = None, *, keep_status: bool = True
+) -> ConversationItem:
+    """The item ``new`` becomes, created at ``created_at`` (default now), with ``content`` as
+    the backend keeps it (and no ``status`` unless ``keep_status``: a skipped column)."""
     return ConversationItem(
         id=minted_id(new),
         response_id=new.response_id,
         item_type=new.item_type,
         role=new.role,
         content=content,
-        status=new.status,
-        created_at=utc_now(),
+        status=new.status if keep_status else None,
+        created_at=utc_now() if created_at is None else created_at,
     )

@@ -154,6 +154,8 @@ class Statements:
     ident_delete: str | None
     # The links table, its quoted columns, and one row's values with {n} standing for its number.
     link_parts: tuple[str, tuple[str, ...], tuple[str, ...]]
+    # append_items' links in a CTE (``{rows}``: ``(i{n}, n + 1)`` pairs); see render().
+    append_links: str
     # The same for the items table (params ``{field}{n}``, extra columns ``ix*``).
     item_parts: tuple[str, tuple[str, ...], tuple[str, ...]]
     # The conversations table, for list_conversations' pages (rendered per filter, kept).
@@ -211,7 +213,9 @@ class Statements:
             if not insert_links:
                 found = (insert_items,)
             elif self.dialect.writable_cte:
-                found = (f"WITH new_items AS ({insert_items}) {insert_links}",)
+                p = self.dialect.param
+                rows = ", ".join(f"({p(f'i{n}')}, {n + 1})" for n in range(links))
+                found = (f"WITH new_items AS ({insert_items}), {self.append_links.replace('{rows}', rows)}",)
             else:
                 found = (insert_items, insert_links)
             self._append_cache[items, links] = found
@@ -446,6 +450,18 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         f"AND {links.c('added_at', 's')} = {d.time_in(p('a{n}'))})"
     )
     link_row = (p("cid"), p("i{n}"), d.time_in(p("a{n}")), f"COALESCE({highest}, 0) + {{n}} + 1", *link_params)
+    # append_items' links share one added_at (``a0``): the highest sequence is read once (one
+    # index probe, where link_row makes one per row) and each row adds its place, ``v.n``.
+    # Only in the CTE form (the dialects with a writable CTE), where it saves most.
+    top = (
+        f"(SELECT COALESCE(MAX({links.c(LINK_SEQUENCE, 's')}), 0) AS seq FROM {links.ref} s "  # noqa: S608
+        f"WHERE {links.c('conversation_id', 's')} = {p('scid')} AND {links.c('added_at', 's')} = {d.time_in(p('a0'))})"
+    )
+    append_links = (
+        f"top AS {top} INSERT INTO {links.ref} ({', '.join(link_columns)}) "  # noqa: S608
+        f"SELECT {', '.join((p('cid'), 'v.item_id', d.time_in(p('a0')), 'top.seq + v.n', *link_params))} "
+        "FROM top CROSS JOIN (VALUES {rows}) v (item_id, n)"
+    )
     item_names = [d.ident(name) for name, _ in items.config.sorted_extra_columns()]
     item_parts = (
         items.ref,
@@ -504,6 +520,7 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         ident_delete=ident_delete,
         export=_export_queries(convs, items, links, resps),
         link_parts=(links.ref, link_columns, link_row),
+        append_links=append_links,
         item_parts=item_parts,
         conv_table=convs,
     )

@@ -40,6 +40,7 @@ unknown (ids are made before any I/O, so the caller can look the record up).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -47,7 +48,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import attrs
 import redis
 
 from datacon._serde import dump_json, normalize_json
@@ -472,10 +472,17 @@ class RedisItemStorage(BackendItems):
         keep_status = s.codec.items.field("status") is not None
         created = []
         fields: list[str] = []
+        content_field = s.codec.items.field("content")
         for new in items:  # everything encoded before any I/O (bad content writes nothing)
-            item = attrs.evolve(created_item(new, normalize_json(new.content, "content")), created_at=now)
-            created.append(item if keep_status else attrs.evolve(item, status=None))  # as it reads back
-            flat = _flat(s.codec.item_fields(item, extra))
+            # The content is dumped once (by the encoder) and parsed back from that text, as
+            # it will read back; records are built directly (attrs.evolve costs more).
+            encoded = s.codec.item_fields(created_item(new, new.content, now, keep_status=keep_status), extra)
+            if content_field is not None:
+                content = json.loads(encoded[content_field])
+            else:
+                content = normalize_json(new.content, "content")
+            created.append(created_item(new, content, now, keep_status=keep_status))
+            flat = _flat(encoded)
             fields += [str(len(flat)), *flat]
         at = score(added_at or now)
         args = [s.ttl, s.item_prefix, at, str(len(created)), *(item.id for item in created), *fields]
