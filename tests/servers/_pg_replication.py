@@ -87,6 +87,14 @@ class StandbyServer(ReplicatedServer):
         """``pg_ctl promote -w``: returns once the standby accepts writes."""
         self.pg_ctl("-w", "-t", "60", "promote")
 
+    def walreceiver_pid(self) -> int:
+        """The process receiving WAL from the primary (stop it to make the standby fall behind)."""
+        with self.admin() as conn:
+            row = conn.execute("SELECT pid FROM pg_stat_wal_receiver").fetchone()
+        if row is None or row[0] is None:
+            raise RuntimeError("the standby has no WAL receiver")
+        return int(row[0])
+
     def pause_replay(self) -> None:
         with self.admin() as conn:
             conn.execute("SELECT pg_wal_replay_pause()")

@@ -36,6 +36,14 @@ MIGRATION_LOCK = 0x736D675F6D696772
 #: How long a read replica that could not be reached is skipped before it is tried again.
 REPLICA_RETRY_SECS = 5.0
 
+#: How long the pool retries (backing off from 1 s) to replace a connection it could not open
+#: before it gives up until the next call needs one. psycopg_pool's default (5 minutes) lets
+#: the back-off grow to minutes: after a 15 s outage (a primary killed, its standby promoted
+#: by a failover manager) the first write came 12 s after the promotion. Given up after 2 s,
+#: every call that finds no connection starts a new attempt, so the pool follows the server
+#: back within about a second.
+RECONNECT_SECS = 2.0
+
 
 class PostgresSession:
     """One pooled connection in autocommit mode: a statement is one round trip, no COMMIT."""
@@ -175,6 +183,7 @@ class PostgresConnector:
             kwargs=connect_kwargs,
             connection_class=_connection_class(config.read_timeout_secs),
             name=name,
+            reconnect_timeout=RECONNECT_SECS,
             open=False,
         )
 
