@@ -205,9 +205,11 @@ def _describe(exc: DataconError) -> str:
 def _schema_line(status: SchemaReport) -> str:
     if status.up_to_date:
         return f"up to date (version {status.current})"
+    # The statements name what is missing (a migration's column, or a column the config
+    # declares that a table lacks): the operator sees it without running the plan.
     return (
         f"version {status.current}, latest {status.latest}: "
-        f"{len(status.statements)} statement(s) pending (see: datacon migrate plan)"
+        f"{len(status.statements)} statement(s) pending (see: datacon migrate plan): {'; '.join(status.statements)}"
     )
 
 

@@ -28,6 +28,7 @@ from datacon._validate import (
     check_time,
 )
 from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra, Position
+from datacon.backends.idempotency import DEFAULT_TTL_SECS, Idempotency, check_key, fingerprint
 from datacon.context import current_request_context
 from datacon.errors import ConflictError, HookRejectedError, InvalidInputError
 from datacon.hooks import StorageHook, StorageOperation
@@ -67,8 +68,15 @@ class _Hooked:
     threshold) and ``hook`` is ``None`` without a hook: the call then goes straight through.
     """
 
-    def __init__(self, hook: StorageHook | None, observer: Observer | None = None, gate: Gate | None = None) -> None:
+    def __init__(
+        self,
+        hook: StorageHook | None,
+        observer: Observer | None = None,
+        gate: Gate | None = None,
+        idempotency_ttl_secs: int = DEFAULT_TTL_SECS,
+    ) -> None:
         self._hook = hook
+        self._idempotency_ttl = idempotency_ttl_secs
         self._observer = observer
         self._gate = gate or Gate("")
         # Hooks written before on_error existed (or not subclassing StorageHook) lack it.
@@ -84,6 +92,24 @@ class _Hooked:
         if observer is None:
             return self._hooked(op, payload, call)
         return observer.observe(op, self._hooked_packed, (op, payload, call))
+
+    def _idempotency(
+        self,
+        key: object,
+        op: StorageOperation,
+        arguments: Callable[[], dict[str, Any]],
+        conversation_id: str | None = None,
+    ) -> Idempotency | None:
+        """The checked key with the fingerprint of the call's arguments as given (``None``: no key).
+
+        A retry that finds the key stored still runs as a call (the hook's ``before`` and
+        ``after``, a span); the backend then returns the stored result and writes nothing."""
+        checked = check_key(key)
+        if checked is None:
+            return None
+        return Idempotency(
+            op.value, checked, fingerprint(op.value, arguments()), self._idempotency_ttl, conversation_id
+        )
 
     def _hooked_packed(self, args: tuple[StorageOperation, Callable[[], Any], Callable[[Extra], T]]) -> T:
         return self._hooked(*args)
@@ -129,16 +155,18 @@ class GuardedConversationStorage(_Hooked, ConversationStorage):
         hook: StorageHook | None,
         observer: Observer | None = None,
         gate: Gate | None = None,
+        idempotency_ttl_secs: int = DEFAULT_TTL_SECS,
     ) -> None:
-        super().__init__(hook, observer, gate)
+        super().__init__(hook, observer, gate, idempotency_ttl_secs)
         self.inner = inner
 
-    def create_conversation(self, new: NewConversation) -> Conversation:
+    def create_conversation(self, new: NewConversation, *, idempotency_key: str | None = None) -> Conversation:
         if not isinstance(new, NewConversation):
             raise InvalidInputError(f"create_conversation takes a NewConversation, got {type(new).__name__}")
         if new.id is not None:
             check_id(new.id, "conversation id")
         check_metadata(new.metadata)
+        idem = self._idempotency(idempotency_key, StorageOperation.CREATE_CONVERSATION, lambda: {"new": new})
 
         def payload() -> Any:
             data: dict[str, Any] = {}
@@ -151,7 +179,7 @@ class GuardedConversationStorage(_Hooked, ConversationStorage):
         def call(extra: Extra) -> Conversation:
             # The id is made here, before any I/O, so a retried call can reuse it.
             filled = new if new.id is not None else NewConversation(id=new_conversation_id(), metadata=new.metadata)
-            return self.inner.create_conversation(filled, extra=extra)
+            return self.inner.create_conversation(filled, extra=extra, idempotency_key=idem)
 
         return self._run(StorageOperation.CREATE_CONVERSATION, payload, call)
 
@@ -234,17 +262,23 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
     """Checks arguments and runs hooks around a backend's item storage."""
 
     def __init__(
-        self, inner: BackendItems, hook: StorageHook | None, observer: Observer | None = None, gate: Gate | None = None
+        self,
+        inner: BackendItems,
+        hook: StorageHook | None,
+        observer: Observer | None = None,
+        gate: Gate | None = None,
+        idempotency_ttl_secs: int = DEFAULT_TTL_SECS,
     ) -> None:
-        super().__init__(hook, observer, gate)
+        super().__init__(hook, observer, gate, idempotency_ttl_secs)
         self.inner = inner
 
-    def create_item(self, new: NewConversationItem) -> ConversationItem:
+    def create_item(self, new: NewConversationItem, *, idempotency_key: str | None = None) -> ConversationItem:
         if not isinstance(new, NewConversationItem):
             raise InvalidInputError(f"create_item takes a NewConversationItem, got {type(new).__name__}")
         if new.id is not None:
             check_id(new.id, "item id")
         check_item_fields(new)
+        idem = self._idempotency(idempotency_key, StorageOperation.CREATE_ITEM, lambda: {"new": new})
 
         def payload() -> Any:
             data = {
@@ -267,7 +301,7 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
                     role=new.role,
                     status=new.status,
                 )
-            return self.inner.create_item(filled, extra=extra)
+            return self.inner.create_item(filled, extra=extra, idempotency_key=idem)
 
         return self._run(StorageOperation.CREATE_ITEM, payload, call)
 
@@ -304,7 +338,12 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
         )
 
     def append_items(
-        self, conversation_id: str, items: Sequence[NewConversationItem], added_at: datetime | None = None
+        self,
+        conversation_id: str,
+        items: Sequence[NewConversationItem],
+        added_at: datetime | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> list[ConversationItem]:
         check_id(conversation_id, "conversation id")
         raw: object = items  # callers without type checking may pass anything
@@ -328,6 +367,13 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
             if new.id is None:  # built directly: attrs.evolve costs more than the checks above
                 new = NewConversationItem(new.item_type, new.content, item_id, new.response_id, new.role, new.status)
             filled.append(new)
+        # The arguments as given: ``added_at`` omitted stays omitted, ids not given stay unset.
+        idem = self._idempotency(
+            idempotency_key,
+            StorageOperation.APPEND_ITEMS,
+            lambda: {"items": list(items), "added_at": added_at},
+            conversation_id,
+        )
 
         def payload() -> Any:
             return {
@@ -347,7 +393,9 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
             }
 
         def call(extra: Extra) -> list[ConversationItem]:
-            return self.inner.append_items(conversation_id, filled, when, extra=extra) if filled else []
+            if not filled:
+                return []
+            return self.inner.append_items(conversation_id, filled, when, extra=extra, idempotency_key=idem)
 
         return self._run(StorageOperation.APPEND_ITEMS, payload, call)
 
@@ -447,16 +495,18 @@ class GuardedResponseStorage(_Hooked, ResponseStorage):
         hook: StorageHook | None,
         observer: Observer | None = None,
         gate: Gate | None = None,
+        idempotency_ttl_secs: int = DEFAULT_TTL_SECS,
     ) -> None:
-        super().__init__(hook, observer, gate)
+        super().__init__(hook, observer, gate, idempotency_ttl_secs)
         self.inner = inner
 
-    def store_response(self, response: StoredResponse) -> str:
+    def store_response(self, response: StoredResponse, *, idempotency_key: str | None = None) -> str:
         if not isinstance(response, StoredResponse):
             raise InvalidInputError(f"store_response takes a StoredResponse, got {type(response).__name__}")
         check_id(response.id, "response id")
         check_response_fields(response)
         created = check_time(response.created_at, "created_at")
+        idem = self._idempotency(idempotency_key, StorageOperation.STORE_RESPONSE, lambda: {"response": response})
         if created is not response.created_at:
             response = StoredResponse(
                 id=response.id,
@@ -471,7 +521,7 @@ class GuardedResponseStorage(_Hooked, ResponseStorage):
         return self._run(
             StorageOperation.STORE_RESPONSE,
             lambda: _payload(response),
-            lambda extra: self.inner.store_response(response, extra=extra),
+            lambda extra: self.inner.store_response(response, extra=extra, idempotency_key=idem),
         )
 
     def get_response(self, response_id: str) -> StoredResponse | None:

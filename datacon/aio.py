@@ -198,12 +198,13 @@ class AsyncConversationStorage:
         """The sync storage every call is forwarded to."""
         return self._sync
 
-    async def create_conversation(self, new: NewConversation) -> Conversation:
+    async def create_conversation(self, new: NewConversation, *, idempotency_key: str | None = None) -> Conversation:
         """Create a conversation (fresh ``conv_…`` id unless given); ``ConflictError`` if the id exists.
 
-        Cancelled: it was not created, or it was (retry with an explicit id to know which).
+        Cancelled: it was not created, or it was (retry with the same ``idempotency_key``, or
+        an explicit id, to know which: see the sync method).
         """
-        return await self._run(self._sync.create_conversation, new)
+        return await self._run(self._sync.create_conversation, new, idempotency_key=idempotency_key)
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         """The conversation, or ``None``."""
@@ -242,12 +243,13 @@ class AsyncConversationItemStorage:
         """The sync storage every call is forwarded to."""
         return self._sync
 
-    async def create_item(self, new: NewConversationItem) -> ConversationItem:
+    async def create_item(self, new: NewConversationItem, *, idempotency_key: str | None = None) -> ConversationItem:
         """Create an item (id from ``make_item_id`` unless given); ``ConflictError`` if the id exists.
 
-        Cancelled: it was not created, or it was (retry with an explicit id to know which).
+        Cancelled: it was not created, or it was (retry with the same ``idempotency_key``, or
+        an explicit id, to know which).
         """
-        return await self._run(self._sync.create_item, new)
+        return await self._run(self._sync.create_item, new, idempotency_key=idempotency_key)
 
     async def link_item(self, conversation_id: str, item_id: str, added_at: datetime) -> None:
         """Link an item to a conversation at ``added_at``; ``ConflictError`` if already linked.
@@ -264,13 +266,21 @@ class AsyncConversationItemStorage:
         return await self._run(self._sync.link_items, conversation_id, items)
 
     async def append_items(
-        self, conversation_id: str, items: Sequence[NewConversationItem], added_at: datetime | None = None
+        self,
+        conversation_id: str,
+        items: Sequence[NewConversationItem],
+        added_at: datetime | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> list[ConversationItem]:
         """Create the items and link them in the order given, atomically, in one call and one thread.
 
-        Cancelled: every item was created and linked, or none.
+        Cancelled: every item was created and linked, or none (a retry with the same
+        ``idempotency_key`` returns the items if they were).
         """
-        return await self._run(self._sync.append_items, conversation_id, items, added_at)
+        return await self._run(
+            self._sync.append_items, conversation_id, items, added_at, idempotency_key=idempotency_key
+        )
 
     async def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         """One page of linked items in ``(added_at, link sequence)`` order after the ``after`` cursor."""
@@ -308,12 +318,13 @@ class AsyncResponseStorage:
         """The sync storage every call is forwarded to."""
         return self._sync
 
-    async def store_response(self, response: StoredResponse) -> str:
+    async def store_response(self, response: StoredResponse, *, idempotency_key: str | None = None) -> str:
         """Store a response and return its id; ``ConflictError`` if the id exists.
 
-        Cancelled: it was stored or not; the id is in ``response.id``, so a retry is safe.
+        Cancelled: it was stored or not; the id is in ``response.id``, so a retry is safe
+        (with the same ``idempotency_key`` and object it returns the id either way).
         """
-        return await self._run(self._sync.store_response, response)
+        return await self._run(self._sync.store_response, response, idempotency_key=idempotency_key)
 
     async def get_response(self, response_id: str) -> StoredResponse | None:
         """The response, or ``None``."""

@@ -258,6 +258,60 @@ class PostgresConfig:
         _validate_schema(self.schema, "postgres")
 
 
+def sentinel_address(entry: object) -> tuple[str, int] | None:
+    """``("host", port)`` of a ``"host:port"`` sentinel entry (``[v6]:port`` too), else ``None``."""
+    if not isinstance(entry, str):
+        return None
+    host, separator, port = entry.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
+
+
+def _check_topology(config: RedisConfig) -> None:
+    if not isinstance(config.cluster, bool):
+        raise ConfigError("cluster must be true or false", "redis.cluster")
+    if not isinstance(config.sentinel_service, str):
+        raise ConfigError("sentinel_service must be a string", "redis.sentinel_service")
+    if config.cluster:
+        if config.client is not None:
+            raise ConfigError(
+                "cluster makes datacon's own cluster client: give cluster or client, not both", "redis.cluster"
+            )
+        if config.wait_replicas or config.wait_aof:
+            # WAIT/WAITAOF name no key, so a cluster pipeline cannot send them to the master
+            # that took the write.
+            raise ConfigError("wait_replicas and wait_aof are not supported with cluster", "redis.cluster")
+        if isinstance(config.url, str) and config.url.strip().lower().startswith("unix://"):
+            raise ConfigError("cluster needs a redis:// or rediss:// url naming one of its nodes", "redis.url")
+        try:
+            path = urlsplit(config.url.strip()).path if isinstance(config.url, str) else ""
+        except ValueError:
+            path = ""
+        if path.strip("/") not in ("", "0"):
+            raise ConfigError("a Redis Cluster has only database 0 (drop the /N from the url)", "redis.url")
+    if config.sentinels is None:
+        if config.sentinel_service:
+            raise ConfigError("sentinel_service is set but sentinels is not", "redis.sentinels")
+        return
+    if not isinstance(config.sentinels, list | tuple) or not config.sentinels:
+        raise ConfigError('sentinels must be a non-empty list of "host:port"', "redis.sentinels")
+    for n, entry in enumerate(config.sentinels):
+        if sentinel_address(entry) is None:
+            raise ConfigError(f'sentinels[{n}] is not "host:port"', "redis.sentinels")
+    if not config.sentinel_service.strip():
+        raise ConfigError(
+            "sentinel_service is required with sentinels (the monitored master's name)", "redis.sentinel_service"
+        )
+    if config.cluster:
+        raise ConfigError("give cluster or sentinels, not both", "redis.sentinels")
+    if config.client is not None:
+        raise ConfigError(
+            "sentinels find datacon's own connections: give sentinels or client, not both", "redis.sentinels"
+        )
+
+
 def _check_given_client(config: RedisConfig) -> None:
     try:
         import redis
@@ -315,6 +369,12 @@ class RedisConfig:
     (``WAITAOF``, Redis 7.2 or later; with ``wait_replicas`` the replicas' files too). Either
     waits at most ``wait_timeout_ms``; a write not confirmed by then raises
     ``BackendUnavailableError`` (it was applied on the primary, its durability is unknown).
+
+    Topologies (docs/backends.md, Redis Cluster and Sentinel): ``cluster=True`` when ``url``
+    names any node of a Redis Cluster (every key of one schema shares one hash tag, so every
+    operation stays atomic); ``sentinels=["host:port", ...]`` with ``sentinel_service`` to find
+    the master through Sentinel and follow it across failovers (``url`` then gives only the
+    password, TLS and database number).
     """
 
     url: str = attrs.field(default="", repr=redact_url)
@@ -330,10 +390,15 @@ class RedisConfig:
     #: Code only: the application's own ``redis.Redis`` (made with ``decode_responses=True``),
     #: used instead of ``url`` and the pool settings; datacon never closes it or its pool.
     client: Any = attrs.field(default=None, repr=_object_repr)
+    cluster: bool = False
+    sentinels: list[str] | None = None
+    sentinel_service: str = ""
 
     def validate(self) -> None:
         """Upstream's rules: URL scheme, host, ``pool_max > 0``; plus ``retention_days > 0``,
-        the timeouts and wait settings, and the URL's options as redis-py reads them."""
+        the timeouts and wait settings, the topology settings, and the URL's options as
+        redis-py reads them."""
+        _check_topology(self)
         if self.client is not None:
             _check_given_client(self)
         elif isinstance(self.url, str) and self.url.strip().lower().startswith("unix://"):
@@ -467,6 +532,19 @@ def _check_slow_secs(_instance: object, _attribute: object, value: float | None)
         _check_positive(value, "slow_operation_secs", "slow_operation_secs")
 
 
+#: The longest ``idempotency_ttl_secs`` accepted: ten years (kept far inside every backend's
+#: timestamp and ``PX`` range).
+IDEMPOTENCY_TTL_MAX = 10 * 365 * 86_400
+
+
+def _check_idempotency_ttl(_instance: object, _attribute: object, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= IDEMPOTENCY_TTL_MAX:
+        raise ConfigError(
+            f"idempotency_ttl_secs must be a whole number of seconds from 1 to {IDEMPOTENCY_TTL_MAX}",
+            "idempotency_ttl_secs",
+        )
+
+
 #: URL schemes of ``StorageFactoryConfig.from_url``.
 _URL_SCHEMES: dict[str, HistoryBackend] = {
     "memory": HistoryBackend.MEMORY,
@@ -513,6 +591,8 @@ class StorageFactoryConfig:
     #: Operations slower than this many seconds are logged as a warning (logger
     #: ``datacon.telemetry``, with ``operation``/``backend``/``duration`` in ``extra``); ``None``: off.
     slow_operation_secs: float | None = attrs.field(default=None, validator=_check_slow_secs)
+    #: How long an idempotency key is kept (at least) after the write that used it (SPEC 7.3).
+    idempotency_ttl_secs: int = attrs.field(default=86_400, validator=_check_idempotency_ttl)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> StorageFactoryConfig:
@@ -541,6 +621,16 @@ class StorageFactoryConfig:
         if slow is not None:
             options["slow_operation_secs"] = slow
         rest.pop("slow_operation_secs", None)
+        ttl = rest.pop("idempotency_ttl_secs", None)
+        if isinstance(ttl, str):  # e.g. from ${IDEMPOTENCY_TTL:-86400}
+            try:
+                ttl = int(ttl)
+            except ValueError:
+                raise ConfigError(
+                    "idempotency_ttl_secs must be a whole number of seconds", "idempotency_ttl_secs"
+                ) from None
+        if ttl is not None:
+            options["idempotency_ttl_secs"] = ttl
         unknown = sorted(set(rest) - set(_SECTIONS))
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(map(str, unknown))}", "config")

@@ -8,6 +8,7 @@ from typing import Any
 
 from datacon._guard import GuardedConversationStorage, GuardedItemStorage, GuardedResponseStorage
 from datacon.backends.base import Backend, OpenBackend
+from datacon.backends.idempotency import DEFAULT_TTL_SECS
 from datacon.config import HistoryBackend, StorageFactoryConfig
 from datacon.errors import ConfigError
 from datacon.hooks import StorageHook
@@ -78,24 +79,36 @@ def create_storage(config: StorageFactoryConfig | str | None = None) -> Storage:
         raise ConfigError(
             f"create_storage takes a StorageFactoryConfig or a URL, got {type(config).__name__}", "config"
         )
-    return wrap(open_backend(config), config.hook, slow_operation_secs=config.slow_operation_secs)
+    return wrap(
+        open_backend(config),
+        config.hook,
+        slow_operation_secs=config.slow_operation_secs,
+        idempotency_ttl_secs=config.idempotency_ttl_secs,
+    )
 
 
-def wrap(backend: Backend, hook: StorageHook | None, *, slow_operation_secs: float | None = None) -> Storage:
+def wrap(
+    backend: Backend,
+    hook: StorageHook | None,
+    *,
+    slow_operation_secs: float | None = None,
+    idempotency_ttl_secs: int = DEFAULT_TTL_SECS,
+) -> Storage:
     """``backend`` behind the guard (arguments checked, ids minted, ``hook`` run): a ``Storage``.
 
     This is the step ``create_storage`` adds after opening a backend; the result shares the
     backend's pool, and closing it closes the backend. Operations are traced and measured
     when OpenTelemetry is installed, and logged when slower than ``slow_operation_secs``
-    (:mod:`datacon.telemetry`).
+    (:mod:`datacon.telemetry`). Idempotency keys are kept ``idempotency_ttl_secs``.
     """
     observer = observer_for(backend.kind, slow_operation_secs, backend.pool_stats)
+    ttl = idempotency_ttl_secs
     gate = Gate(backend.kind)  # closed by Storage.close(): every call after it is refused alike
     return Storage(
         backend,
-        GuardedResponseStorage(backend.responses, hook, observer, gate),
-        GuardedConversationStorage(backend.conversations, hook, observer, gate),
-        GuardedItemStorage(backend.items, hook, observer, gate),
+        GuardedResponseStorage(backend.responses, hook, observer, gate, ttl),
+        GuardedConversationStorage(backend.conversations, hook, observer, gate, ttl),
+        GuardedItemStorage(backend.items, hook, observer, gate, ttl),
         observer=observer,
         gate=gate,
     )

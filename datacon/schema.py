@@ -221,8 +221,9 @@ def _env_auto_migrate() -> bool:
 class SchemaConfig:
     """Names and shape of the storage schema.
 
-    ``owner`` qualifies Oracle tables (``OWNER."TABLE"``) and prefixes Redis keys
-    (``owner:conversation:{id}``); PostgreSQL and SQLite ignore it (use ``search_path``).
+    ``owner`` qualifies Oracle tables (``OWNER."TABLE"``) and PostgreSQL tables
+    (``"owner"."table"``; the schema must exist), and prefixes Redis keys
+    (``owner:conversation:{id}``); SQLite ignores it.
     ``version`` marks migrations up to that number as already applied; ``auto_migrate``
     (default from ``DB_AUTO_MIGRATE`` = ``true``/``1``) applies pending migrations at start-up.
     """

@@ -38,8 +38,12 @@ class ConversationStorage(Protocol):
     """Conversations. Absent records are ``None``/``False``, never errors."""
 
     @abstractmethod
-    def create_conversation(self, new: NewConversation) -> Conversation:
+    def create_conversation(self, new: NewConversation, *, idempotency_key: str | None = None) -> Conversation:
         """Create a conversation (fresh ``conv_…`` id unless given).
+
+        ``idempotency_key`` (1-255 characters): a retry with the same key returns the first
+        call's result and writes nothing; the same key with other arguments raises
+        ``ConflictError`` (SPEC 7.3; keys are kept ``idempotency_ttl_secs``).
 
         :raises ConflictError: a conversation with this id exists (nothing changes).
         """
@@ -74,8 +78,12 @@ class ConversationItemStorage(Protocol):
     """Items, and their links to conversations (ordered by ``added_at``, then the order linked)."""
 
     @abstractmethod
-    def create_item(self, new: NewConversationItem) -> ConversationItem:
+    def create_item(self, new: NewConversationItem, *, idempotency_key: str | None = None) -> ConversationItem:
         """Create an item (id from ``make_item_id(item_type)`` unless given).
+
+        ``idempotency_key`` (1-255 characters): a retry with the same key returns the first
+        call's result and writes nothing; the same key with other arguments raises
+        ``ConflictError`` (SPEC 7.3; keys are kept ``idempotency_ttl_secs``).
 
         :raises ConflictError: an item with this id exists.
         """
@@ -93,7 +101,12 @@ class ConversationItemStorage(Protocol):
 
     @abstractmethod
     def append_items(
-        self, conversation_id: str, items: Sequence[NewConversationItem], added_at: datetime | None = None
+        self,
+        conversation_id: str,
+        items: Sequence[NewConversationItem],
+        added_at: datetime | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> list[ConversationItem]:
         """Create every item and link it to the conversation at ``added_at`` (default: now),
         atomically (all or nothing), in one round trip on SQL and Redis.
@@ -101,6 +114,10 @@ class ConversationItemStorage(Protocol):
         The links list in the order given (their sequence), after any link made before
         with the same ``added_at``. The conversation is not checked (as ``link_item``).
         An empty sequence returns ``[]`` and writes nothing.
+
+        ``idempotency_key`` (1-255 characters): a retry with the same key returns the first
+        call's result and writes nothing; the same key with other arguments raises
+        ``ConflictError`` (SPEC 7.3; scoped to the conversation; keys are kept ``idempotency_ttl_secs``).
 
         :return: the created items, in the given order.
         :raises ConflictError: an id repeats, exists, or is already linked (nothing is written).
@@ -143,8 +160,12 @@ class ResponseStorage(Protocol):
     """Model responses, chained by ``previous_response_id``."""
 
     @abstractmethod
-    def store_response(self, response: StoredResponse) -> str:
+    def store_response(self, response: StoredResponse, *, idempotency_key: str | None = None) -> str:
         """Store a response and return its id.
+
+        ``idempotency_key`` (1-255 characters): a retry with the same key returns the first
+        call's result and writes nothing; the same key with another response (a retry passes the same object) raises
+        ``ConflictError`` (SPEC 7.3; keys are kept ``idempotency_ttl_secs``).
 
         :raises ConflictError: a response with this id exists.
         """

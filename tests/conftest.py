@@ -55,6 +55,17 @@ if "postgres" in SERVER_BACKENDS:
     )
 
 
+# Redis as deployed beyond one server (issue 19), each topology started once per run and
+# shared: a 6-node Redis Cluster (both schemas: keys under the tags {datacon} and {dcowner}),
+# and a master + replica found through three sentinels (default schema).
+if "redis" in SERVER_BACKENDS:
+    STORE_PARAMS.append(pytest.param(("redis_cluster", "default"), id="redis-cluster", marks=[pytest.mark.redis]))
+    STORE_PARAMS.append(
+        pytest.param(("redis_cluster", "renamed"), id="redis-cluster-renamed", marks=[pytest.mark.redis])
+    )
+    STORE_PARAMS.append(pytest.param(("redis_sentinel", "default"), id="redis-sentinel", marks=[pytest.mark.redis]))
+
+
 @pytest.fixture(params=STORE_PARAMS)
 def backend_variant(request: pytest.FixtureRequest) -> tuple[BackendUnderTest, SchemaConfig | None, str]:
     name, variant = request.param

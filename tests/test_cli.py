@@ -36,6 +36,7 @@ from datacon import (
 )
 from datacon._serde import converter
 from datacon.cli import cli, main
+from datacon.errors import MigrationRequiredError
 from datacon.models import Link
 from tests.support import RENAMED_SCHEMA, free_port, server_missing
 
@@ -487,6 +488,11 @@ def copy_pairs() -> list[Any]:
     if "redis" in servers:
         # Same server, other key prefix (owner) and renamed fields: two independent stores.
         pairs.append(pytest.param(("redis", "redis-renamed"), id="redis-to-redis-renamed", marks=[pytest.mark.redis]))
+        # The migration path from one server to a Redis Cluster (issue 19), and back.
+        pairs.append(pytest.param(("redis", "redis_cluster"), id="redis-to-redis-cluster", marks=[pytest.mark.redis]))
+        pairs.append(
+            pytest.param(("redis_cluster", "redis-renamed"), id="redis-cluster-to-redis", marks=[pytest.mark.redis])
+        )
     if "redis" in servers and "postgres" in servers:
         marks = [pytest.mark.redis, pytest.mark.postgres]
         pairs.append(pytest.param(("redis", "postgres"), id="redis-to-postgres", marks=marks))
@@ -863,6 +869,112 @@ def test_a_failed_import_batch_writes_nothing_and_a_rerun_resumes(sql_place: Sch
     resumed = json.loads(run("--config", str(target.file), "import", str(dump), "--batch", "20", "--json").stdout)
     assert resumed["created"] == {"conversation": 0, "item": 60, "link": 100, "response": 20}
     assert resumed["skipped"] == {"conversation": 4, "item": 40, "link": 0, "response": 0}
+
+
+# -- schema drift: the config declares columns the existing tables lack ---------------------------
+
+DRIFTED = SchemaConfig(
+    conversations=TableConfig(
+        "conversations", columns={"metadata": "meta"}, extra_columns={"tenant": ColumnDef("VARCHAR(64)")}
+    ),
+    conversation_item_links=TableConfig(
+        "conversation_item_links", extra_columns={"tenant": ColumnDef("VARCHAR(64)", default_value="t0")}
+    ),
+)
+
+
+@pytest.fixture(
+    params=[pytest.param("sqlite", marks=pytest.mark.sqlite), pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def drift_place(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Place, Place]]:
+    """The same empty database configured twice: the default schema, and ``DRIFTED``."""
+    if request.param == "sqlite":
+        default = sqlite_place(tmp_path, "drift")
+        path = str(tmp_path / "drift.db")
+        config = StorageFactoryConfig(backend="sqlite", sqlite=SqliteConfig(path, schema=DRIFTED))
+        yield default, Place("sqlite", config, write_config(tmp_path / "drifted.json", config))
+        return
+    backend = request.getfixturevalue("postgres_backend")
+    url = backend.create_database()
+    try:
+        places = []
+        for name, schema in (("default", None), ("drifted", DRIFTED)):
+            config = StorageFactoryConfig(backend="postgres", postgres=backend.postgres_config(schema, url=url))
+            places.append(Place("postgres", config, write_config(tmp_path / f"{name}.json", config)))
+        yield places[0], places[1]
+    finally:
+        backend.drop_database(url)
+
+
+def test_schema_drift_is_found_at_start_up_and_by_doctor_and_migrate_adds_it(
+    drift_place: tuple[Place, Place],
+) -> None:
+    default, drifted = drift_place
+    with default.storage() as storage:
+        storage.conversations.create_conversation(NewConversation(id="c1", metadata={"kept": True}))
+        storage.items.create_item(NewConversationItem("message", "hi", id="msg_1"))
+    # The renamed column exists under its old name (renamed, so the data stays); the extra
+    # columns are added.
+    expected = (
+        ("RENAME COLUMN", "metadata", "meta"),
+        ("ADD COLUMN", "conversations", "tenant"),
+        (
+            "ADD COLUMN",
+            "conversation_item_links",
+            "tenant",
+        ),
+    )
+
+    with pytest.raises(MigrationRequiredError) as info:
+        drifted.storage()
+    statements = info.value.statements
+    assert len(statements) == 3, statements
+    for words, statement in zip(expected, statements, strict=True):
+        assert all(word in statement for word in words), (words, statement)
+    message = str(info.value)
+    assert "conversations" in message
+    assert "'meta'" in message
+    assert "'tenant'" in message
+    assert all(statement in message for statement in statements)
+
+    cfg = ("--config", str(drifted.file))
+    doctor = run(*cfg, "doctor")
+    assert doctor.exit_code == 1
+    schema_line = next(line for line in doctor.stdout.splitlines() if line.startswith(("FAIL  schema", "ok    schema")))
+    assert schema_line.startswith("FAIL  schema")
+    assert all(statement in schema_line for statement in statements)  # they name the columns
+    status = json.loads(run(*cfg, "migrate", "status", "--json").stdout)
+    assert status["up_to_date"] is False
+    assert status["statements"] == list(statements)
+    plan = run(*cfg, "migrate", "plan").stdout
+    assert all(statement in plan for statement in statements)
+    assert run(*("--config", str(default.file)), "doctor").exit_code == 0  # the default config still fits
+
+    applied = run(*cfg, "migrate", "apply")
+    assert applied.exit_code == 0, applied.stdout + applied.stderr
+    assert json.loads(run(*cfg, "migrate", "status", "--json").stdout)["up_to_date"] is True
+    assert run(*cfg, "doctor").exit_code == 0
+    with drifted.storage() as storage:
+        conversation = storage.conversations.get_conversation("c1")
+        assert conversation is not None
+        assert conversation.metadata == {"kept": True}  # the renamed column kept its data
+        storage.conversations.create_conversation(NewConversation(id="c2", metadata={"new": 1}))
+        storage.items.link_item("c2", "msg_1", T0)
+        assert [item.id for item in storage.items.list_items("c2", ListParams(5))] == ["msg_1"]
+
+
+def test_schema_drift_is_applied_at_start_up_with_auto_migrate(drift_place: tuple[Place, Place]) -> None:
+    default, drifted = drift_place
+    with default.storage():
+        pass
+    section = attrs.evolve(drifted.config.section(), schema=attrs.evolve(DRIFTED, auto_migrate=True))
+    auto = attrs.evolve(drifted.config, **{drifted.name: section})
+    with create_storage(auto) as storage:
+        storage.conversations.create_conversation(NewConversation(id="c1", metadata={"a": 1}))
+        storage.items.create_item(NewConversationItem("message", "hi", id="msg_1"))
+        storage.items.link_item("c1", "msg_1", T0)
+    with drifted.storage() as storage:  # nothing pending any more
+        assert [item.id for item in storage.items.list_items("c1", ListParams(5))] == ["msg_1"]
 
 
 def test_conversations_list_pages_and_filters(tmp_path: Path) -> None:

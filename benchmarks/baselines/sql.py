@@ -116,7 +116,13 @@ class SqlBaseline:
                 "created_at": self.encode_time(datetime.now(UTC)),
             },
         )
-        link = {"cid": conversation_id, "scid": conversation_id, "i0": item_id, "a0": self.encode_time(added_at)}
+        link = {
+            "cid": conversation_id,
+            "scid": conversation_id,
+            "i0": item_id,
+            "a0": self.encode_time(added_at),
+            "q0": 1,
+        }
         self.conn.execute(self.LINK_INSERT, link)
 
     def list_page(

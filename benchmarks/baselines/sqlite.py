@@ -52,7 +52,7 @@ class SqliteBaseline(SqlBaseline):
     LINK_INSERT = (
         "INSERT INTO `conversation_item_links` (`conversation_id`, `item_id`, `added_at`, `seq`) "
         "VALUES (:cid, :i0, :a0, COALESCE((SELECT MAX(s.`seq`) FROM `conversation_item_links` s "
-        "WHERE s.`conversation_id` = :scid AND s.`added_at` = :a0), 0) + 0 + 1)"
+        "WHERE s.`conversation_id` = :scid AND s.`added_at` = :a0), 0) + :q0)"
     )
     LIST_ASC = _page(">", str(-(2**63)), "ASC")
     LIST_DESC = _page("<", str(2**63 - 1), "DESC")
@@ -99,7 +99,13 @@ class SqliteBaseline(SqlBaseline):
             self.conn.executemany(
                 self.LINK_INSERT,
                 (
-                    {"cid": conversation_id, "scid": conversation_id, "i0": item_id, "a0": self.encode_time(added_at)}
+                    {
+                        "cid": conversation_id,
+                        "scid": conversation_id,
+                        "i0": item_id,
+                        "a0": self.encode_time(added_at),
+                        "q0": 1,
+                    }
                     for item_id, added_at in items
                 ),
             )

@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 import attrs
 
 from datacon._conversation_pages import list_page
+from datacon.backends.idempotency import Idempotency
 from datacon.errors import DataconError
 from datacon.models import (
     Conversation,
@@ -89,8 +90,14 @@ class BackendConversations(ConversationStorage, Protocol):
     """
 
     @abstractmethod
-    def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
-        """As the public method; ``new.id`` is set (the guard mints it), ``extra`` fills extra columns."""
+    def create_conversation(
+        self, new: NewConversation, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> Conversation:
+        """As the public method; ``new.id`` is set (the guard mints it), ``extra`` fills extra columns.
+
+        ``idempotency_key``: the guard passes an :class:`~datacon.backends.idempotency.Idempotency`
+        (checked and fingerprinted), which the backend resolves in the same transaction as
+        the write (see that module); a plain key is fingerprinted with ``resolve``."""
 
     @abstractmethod
     def page_conversations(
@@ -113,8 +120,11 @@ class BackendItems(ConversationItemStorage, Protocol):
     """A backend's item store: the public contract; creating and linking take ``extra``."""
 
     @abstractmethod
-    def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
-        """As the public method; ``new.id`` is set (the guard mints it)."""
+    def create_item(
+        self, new: NewConversationItem, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> ConversationItem:
+        """As the public method; ``new.id`` is set (the guard mints it); ``idempotency_key`` as
+        for ``create_conversation``."""
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
         """As the public method; by default one ``link_items`` call with one pair."""
@@ -134,8 +144,10 @@ class BackendItems(ConversationItemStorage, Protocol):
         added_at: datetime | None = None,
         *,
         extra: Extra = NO_EXTRA,
+        idempotency_key: Idempotency | str | None = None,
     ) -> list[ConversationItem]:
-        """As the public method, atomically: every item created and linked, or nothing.
+        """As the public method, atomically: every item created and linked, or nothing
+        (``idempotency_key`` as for ``create_conversation``, scoped to the conversation).
 
         The guard has set every ``id``, checked that none repeats and that ``items`` is not
         empty, and resolved ``added_at`` (``None`` only from a direct caller: now). ``extra``
@@ -160,8 +172,11 @@ class BackendResponses(ResponseStorage, Protocol):
     """A backend's response store: the public contract; storing takes ``extra``."""
 
     @abstractmethod
-    def store_response(self, response: StoredResponse, *, extra: Extra = NO_EXTRA) -> str:
-        """As the public method; ``created_at`` is aware UTC."""
+    def store_response(
+        self, response: StoredResponse, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> str:
+        """As the public method; ``created_at`` is aware UTC; ``idempotency_key`` as for
+        ``create_conversation``."""
 
 
 @runtime_checkable

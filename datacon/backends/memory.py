@@ -12,8 +12,10 @@ from __future__ import annotations
 import bisect
 import heapq
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import attrs
 
@@ -34,6 +36,7 @@ from datacon.backends.base import (
 )
 from datacon.backends.chain import walk_chain
 from datacon.backends.created import minted_id
+from datacon.backends.idempotency import Idempotency, resolve
 from datacon.errors import ConflictError
 from datacon.models import (
     Conversation,
@@ -116,6 +119,36 @@ class MemoryState:
         self.conversation_order: list[tuple[datetime, str]] = []
         self.conversations_by: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
         self.conversation_extra: dict[str, dict[str, str]] = {}
+        # Idempotency keys: (scope, key) -> (fingerprint, result JSON, expiry on the monotonic
+        # clock), in insertion order, which is expiry order (one TTL per storage).
+        self.idempotency: dict[tuple[str, str], tuple[str, str, float]] = {}
+
+    def replayed(self, idem: Idempotency | None, cls: Any) -> Any:
+        """The stored result of ``idem``'s key (``ConflictError`` if its arguments differ), or
+        ``None`` when the key is unused or expired (under ``lock``)."""
+        if idem is None:
+            return None
+        found = self.idempotency.get((idem.scope, idem.key))
+        if found is None:
+            return None
+        if found[2] <= time.monotonic():
+            del self.idempotency[idem.scope, idem.key]
+            return None
+        return idem.replay(found[0], found[1], cls)
+
+    def remember(self, idem: Idempotency | None, result: object) -> None:
+        """Keep ``idem``'s key with the call's result (under ``lock``, with the write), and
+        forget a few expired keys (the oldest first: at most 16 per write)."""
+        if idem is None:
+            return
+        now = time.monotonic()
+        keys = self.idempotency
+        for _ in range(16):
+            oldest = next(iter(keys), None)
+            if oldest is None or keys[oldest][2] > now:
+                break
+            del keys[oldest]
+        keys[idem.scope, idem.key] = (idem.fingerprint, idem.encode(result), now + idem.ttl_secs)
 
     def index_conversation(self, conversation_id: str, created_at: datetime, extra: Mapping[str, object]) -> None:
         """Add a new conversation to the listing indexes (under ``lock``)."""
@@ -159,16 +192,24 @@ class MemoryConversationStorage(BackendConversations):
     def __init__(self, state: MemoryState) -> None:
         self._s = state
 
-    def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
+    def create_conversation(
+        self, new: NewConversation, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> Conversation:
+        idem = resolve(idempotency_key, "create_conversation", lambda: {"new": new})
         conversation_id = minted_id(new)
         metadata = None if new.metadata is None else dump_json(new.metadata, "metadata")
         created_at = utc_now()
         with self._s.lock:
+            replayed: Conversation | None = self._s.replayed(idem, Conversation)
+            if replayed is not None:
+                return replayed
             if conversation_id in self._s.conversations:
                 raise ConflictError(f"conversation {conversation_id} already exists")
             self._s.conversations[conversation_id] = (created_at, metadata)
             self._s.index_conversation(conversation_id, created_at, extra)
-        return _conversation(conversation_id, (created_at, metadata))
+            conversation = _conversation(conversation_id, (created_at, metadata))
+            self._s.remember(idem, conversation)
+        return conversation
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         with self._s.lock:
@@ -248,16 +289,23 @@ class MemoryItemStorage(BackendItems):
             created_at=created_at,
         )
 
-    def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
+    def create_item(
+        self, new: NewConversationItem, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> ConversationItem:
+        idem = resolve(idempotency_key, "create_item", lambda: {"new": new})
         item_id = minted_id(new)
         content = dump_json(new.content, "content")
         row = (new.response_id, new.item_type, new.role, content, new.status, utc_now())
         with self._s.lock:
+            replayed: ConversationItem | None = self._s.replayed(idem, ConversationItem)
+            if replayed is not None:
+                return replayed
             if item_id in self._s.items:
                 raise ConflictError(f"item {item_id} already exists")
             self._s.items[item_id] = row
             item = self.read(item_id)
-        assert item is not None
+            assert item is not None
+            self._s.remember(idem, item)
         return item
 
     def append_items(
@@ -267,7 +315,11 @@ class MemoryItemStorage(BackendItems):
         added_at: datetime | None = None,
         *,
         extra: Extra = NO_EXTRA,
+        idempotency_key: Idempotency | str | None = None,
     ) -> list[ConversationItem]:
+        idem = resolve(
+            idempotency_key, "append_items", lambda: {"items": list(items), "added_at": added_at}, conversation_id
+        )
         added_us = to_epoch_us(added_at or utc_now())
         now = utc_now()
         rows = []
@@ -276,6 +328,9 @@ class MemoryItemStorage(BackendItems):
             content = dump_json(new.content, "content")
             rows.append((item_id, (new.response_id, new.item_type, new.role, content, new.status, now)))
         with self._s.lock:
+            replayed: list[ConversationItem] | None = self._s.replayed(idem, list[ConversationItem])
+            if replayed is not None:
+                return replayed
             links = self._s.links.get(conversation_id)
             seen: set[str] = set()
             for item_id, _ in rows:  # check everything first: all or nothing
@@ -293,6 +348,7 @@ class MemoryItemStorage(BackendItems):
                 item = self.read(item_id)
                 assert item is not None
                 created.append(item)
+            self._s.remember(idem, created)
         return created
 
     def link_items(
@@ -371,14 +427,21 @@ class MemoryResponseStorage(BackendResponses):
     def __init__(self, state: MemoryState) -> None:
         self._s = state
 
-    def store_response(self, response: StoredResponse, *, extra: Extra = NO_EXTRA) -> str:
+    def store_response(
+        self, response: StoredResponse, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> str:
+        idem = resolve(idempotency_key, "store_response", lambda: {"response": response})
         row = _Response.from_model(response)
         with self._s.lock:
+            replayed: str | None = self._s.replayed(idem, str)
+            if replayed is not None:
+                return replayed
             if response.id in self._s.responses:
                 raise ConflictError(f"response {response.id} already exists")
             self._s.responses[response.id] = row
             if row.safety_identifier is not None:
                 self._s.by_identifier.setdefault(row.safety_identifier, set()).add(row.id)
+            self._s.remember(idem, response.id)
         return response.id
 
     def get_response(self, response_id: str) -> StoredResponse | None:

@@ -3,6 +3,9 @@
 It refuses what every other backend refuses (values that are not JSON: NaN, infinities,
 lone surrogates, objects JSON cannot hold), so switching a deployment to ``none`` and back
 changes no outcome but storage.
+
+Idempotency keys are checked by the guard like everywhere, but not kept: nothing is stored,
+so a retry with the same key is not deduplicated (it returns a new would-be record).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from datacon.backends.base import (
     Position,
 )
 from datacon.backends.created import created_item, minted_id
+from datacon.backends.idempotency import Idempotency
 from datacon.models import (
     Conversation,
     ConversationItem,
@@ -39,7 +43,9 @@ __all__ = ["NoopBackend", "open_backend"]
 class NoopConversationStorage(BackendConversations):
     """Creates return the would-be record; reads find nothing."""
 
-    def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
+    def create_conversation(
+        self, new: NewConversation, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> Conversation:
         metadata = None if new.metadata is None else normalize_json(new.metadata, "metadata")
         return Conversation(id=minted_id(new), created_at=utc_now(), metadata=metadata)
 
@@ -63,7 +69,9 @@ class NoopConversationStorage(BackendConversations):
 class NoopItemStorage(BackendItems):
     """Creates return the would-be item; links are accepted and forgotten."""
 
-    def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
+    def create_item(
+        self, new: NewConversationItem, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> ConversationItem:
         return created_item(new, normalize_json(new.content, "content"))
 
     def append_items(
@@ -73,6 +81,7 @@ class NoopItemStorage(BackendItems):
         added_at: datetime | None = None,
         *,
         extra: Extra = NO_EXTRA,
+        idempotency_key: Idempotency | str | None = None,
     ) -> list[ConversationItem]:
         return [self.create_item(new) for new in items]
 
@@ -105,7 +114,9 @@ class NoopItemStorage(BackendItems):
 class NoopResponseStorage(BackendResponses):
     """Stores return the id; reads find nothing; deletes delete nothing."""
 
-    def store_response(self, response: StoredResponse, *, extra: Extra = NO_EXTRA) -> str:
+    def store_response(
+        self, response: StoredResponse, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> str:
         dump_json(response.input, "input")
         dump_json(response.raw_response, "raw_response")
         return response.id

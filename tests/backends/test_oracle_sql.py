@@ -312,7 +312,7 @@ def test_default_item_and_link_statements() -> None:
             'SELECT MAX(s."SEQ") FROM "CONVERSATION_ITEM_LINKS" s '
             f'WHERE s."CONVERSATION_ID" = :scid AND s."ADDED_AT" = {at}'
         )
-        return f"{into}(:cid, :i{n}, {at}, COALESCE(({highest}), 0) + {n} + 1)"
+        return f"{into}(:cid, :i{n}, {at}, COALESCE(({highest}), 0) + :q{n})"
 
     assert S.link_insert(1) == f"INSERT ALL {row(0)} SELECT 1 FROM DUAL"
     assert S.link_insert(3) == f"INSERT ALL {row(0)} {row(1)} {row(2)} SELECT 1 FROM DUAL"
@@ -402,6 +402,11 @@ def _all_sql(statements: Statements) -> list[str]:
         *statements.export.values(),
         *statements.create_tables,
         *statements.create_indexes,
+        *statements.create_idempotency,
+        statements.idem_free,
+        statements.idem_claim,
+        statements.idem_select,
+        statements.idem_sweep,
         *statements.conv_delete,
         *[s for s in optional if s is not None],
     ]
@@ -409,7 +414,14 @@ def _all_sql(statements: Statements) -> list[str]:
 
 def test_owner_qualifies_every_table_index_and_catalog_probe() -> None:
     _, dialect, statements = _rendered(SchemaConfig(owner="app"))
-    tables = ("CONVERSATIONS", "CONVERSATION_ITEMS", "CONVERSATION_ITEM_LINKS", "RESPONSES", "_schema_versions")
+    tables = (
+        "CONVERSATIONS",
+        "CONVERSATION_ITEMS",
+        "CONVERSATION_ITEM_LINKS",
+        "RESPONSES",
+        "_schema_versions",
+        "_IDEMPOTENCY_KEYS",
+    )
     for sql in _all_sql(statements):
         # Every quoted table name that appears is preceded by the (uppercased) owner.
         for table in tables:
@@ -470,7 +482,7 @@ def test_extra_columns_are_in_ddl_and_writes_sorted_and_never_read() -> None:
     into = 'INTO "DC_LINKS" ("CONV_REF", "ITEM_ID", "LINKED_AT", "SEQ", "TENANT_ID") VALUES '
     assert statements.link_insert(2).startswith(f"INSERT ALL {into}(:cid, :i0, FROM_TZ(:a0, '+00:00'), COALESCE((")
     assert statements.link_insert(2).count(into) == 2
-    assert statements.link_insert(2).count("0) + 1 + 1, :x0)") == 1
+    assert statements.link_insert(2).count("0) + :q1, :x0)") == 1
     for select in (statements.conv_select, statements.item_select, statements.resp_select, statements.list_asc):
         assert "TENANT_ID" not in select
         assert "SCORE" not in select
@@ -628,3 +640,65 @@ def test_plsql_check_rejects_a_broken_block() -> None:
         _check_plsql("BEGIN EXECUTE IMMEDIATE 'CREATE TABLE x (a NUMBER'; END;")
     with pytest.raises(sqlglot.errors.ParseError):
         _check_plsql(plsql_ignoring("CREATE TABLE x (a NUMBER", -955))
+
+
+def test_idempotency_key_statements() -> None:
+    """SPEC 7.3 on Oracle: the keys table (guarded DDL, owner-qualified), a MERGE that claims
+    a key unless it is taken, and the sweep of expired keys through the expires_at index."""
+    _, _, owned = _rendered(SchemaConfig(owner="app"))
+    table = 'APP."_IDEMPOTENCY_KEYS"'
+    assert owned.create_idempotency[0] == _guard(
+        f'CREATE TABLE {table} ("SCOPE" VARCHAR2(512) NOT NULL, "IDEM_KEY" VARCHAR2(255) NOT NULL, '
+        '"FINGERPRINT" VARCHAR2(64) NOT NULL, "RESULT" CLOB, "EXPIRES_AT" TIMESTAMP(6) WITH TIME ZONE NOT NULL, '
+        'PRIMARY KEY ("SCOPE", "IDEM_KEY"))',
+        -955,
+    )
+    assert owned.create_idempotency[1] == _index(
+        "_IDEMPOTENCY_KEYS_EXPIRES_IDX", "_IDEMPOTENCY_KEYS", '"EXPIRES_AT"', owner="APP"
+    )
+    assert owned.idempotency_probe == "_IDEMPOTENCY_KEYS"  # the owner is in the probe query
+    assert owned.idem_claim == (
+        f'MERGE INTO {table} t USING DUAL ON (t."SCOPE" = :scope AND t."IDEM_KEY" = :key) '
+        'WHEN NOT MATCHED THEN INSERT ("SCOPE", "IDEM_KEY", "FINGERPRINT", "RESULT", "EXPIRES_AT") '
+        "VALUES (:scope, :key, :fp, :result, FROM_TZ(:expires, '+00:00'))"
+    )
+    assert (
+        owned.idem_select == f'SELECT "FINGERPRINT", "RESULT" FROM {table} WHERE "SCOPE" = :scope AND "IDEM_KEY" = :key'
+    )
+    assert owned.idem_free == (
+        f'DELETE FROM {table} WHERE "SCOPE" = :scope AND "IDEM_KEY" = :key '
+        "AND \"EXPIRES_AT\" <= FROM_TZ(:now, '+00:00')"
+    )
+    assert owned.idem_sweep == (
+        f'DELETE FROM {table} WHERE ("SCOPE", "IDEM_KEY") IN (SELECT "SCOPE", "IDEM_KEY" FROM {table} '
+        'WHERE "EXPIRES_AT" <= FROM_TZ(:now, \'+00:00\') ORDER BY "EXPIRES_AT" FETCH NEXT :limit ROWS ONLY)'
+    )
+    # Identifiers fit the 30-character limit of Oracle before 12.2.
+    for sql in owned.create_idempotency:
+        assert [t for t in identifiers(sql) if len(t) > 30] == []
+
+
+def test_schema_drift_fixes_are_oracle_statements() -> None:
+    """The declared columns (what the start-up drift check compares) and the statements that
+    add or rename a missing one, owner-qualified, in Oracle's SQL."""
+    schema = SchemaConfig(
+        owner="admin",
+        conversations=TableConfig(
+            "conversations", columns={"metadata": "meta"}, extra_columns={"tenant": ColumnDef("VARCHAR(64)")}
+        ),
+    )
+    _, dialect, sql = _rendered(schema)
+    declared = dict(sql.declared)["CONVERSATIONS"]
+    assert [(c.name, c.sql_type, c.renamed_from) for c in declared] == [
+        ("id", "VARCHAR2(64)", None),  # quoted in upper case (the check compares ignoring case)
+        ("created_at", "TIMESTAMP(6) WITH TIME ZONE", None),
+        ("META", "CLOB", "metadata"),
+        ("TENANT", "VARCHAR(64)", None),
+    ]
+    table = dialect.ident("CONVERSATIONS")
+    (rename,) = dialect.rename_column(table, dialect.ident("metadata"), dialect.ident("META"))
+    assert rename == 'ALTER TABLE ADMIN."CONVERSATIONS" RENAME COLUMN "METADATA" TO "META"'
+    _parse_exactly(rename)
+    (add,) = dialect.add_column(table, dialect.ident("TENANT"), "VARCHAR(64)", frozenset({"id"}))
+    _check_plsql(add)
+    assert 'ALTER TABLE ADMIN."CONVERSATIONS" ADD ("TENANT" VARCHAR(64))' in add

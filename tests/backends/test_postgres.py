@@ -36,7 +36,7 @@ from datacon import (
 from datacon.backends._sql import MIGRATIONS, render
 from datacon.backends._sql.migrations import version_insert_sql
 from datacon.backends.postgres import PostgresDialect
-from datacon.errors import BackendError, BackendUnavailableError, MigrationRequiredError, PoolTimeoutError
+from datacon.errors import BackendError, BackendUnavailableError, ConfigError, MigrationRequiredError, PoolTimeoutError
 from tests.servers.postgres import PASSWORD, PostgresBackend
 from tests.support import RENAMED_SCHEMA, free_port, repo_root, sql_store
 
@@ -187,11 +187,28 @@ def test_version_setting_skips_migrations(postgres_backend: PostgresBackend, leg
     with pytest.raises(MigrationRequiredError) as info:
         open_pg(legacy_url, SchemaConfig(version=2))
     assert "current version: 2, latest version: 4" in str(info.value)
-    assert info.value.statements == EXPECTED_STATEMENTS[4:]
-    with open_pg(legacy_url, SchemaConfig(version=4)):  # the safety index cannot be made: only logged
+    # v3 and v4, then the column v1 would have added (skipped by `version`, yet declared: drift).
+    assert info.value.statements == EXPECTED_STATEMENTS[4:] + EXPECTED_STATEMENTS[:1]
+    assert "table 'responses' has no column 'safety_identifier'" in str(info.value)
+    # Skipped up to 4, but the tables still lack safety_identifier (v1) and seq (v4): that is
+    # schema drift (every store_response and link_items would fail), reported with its fixes.
+    with pytest.raises(MigrationRequiredError) as drift:
+        open_pg(legacy_url, SchemaConfig(version=4))
+    assert str(drift.value).startswith("Schema drift (current version: 4, latest version: 4)")
+    assert "table 'conversation_item_links' has no column 'seq'" in str(drift.value)
+    assert drift.value.statements == (*EXPECTED_STATEMENTS[6:9:2], EXPECTED_STATEMENTS[0])  # seq, its index
+    skipped = TableConfig("responses", skip_columns={"safety_identifier"})
+    with pytest.raises(MigrationRequiredError) as links_only:
+        open_pg(legacy_url, SchemaConfig(version=4, responses=skipped))
+    assert links_only.value.statements == EXPECTED_STATEMENTS[6:9:2]
+    # auto_migrate adds what is missing (the page index then follows) and records no version.
+    with open_pg(legacy_url, SchemaConfig(version=4, responses=skipped, auto_migrate=True)):
         pass
     assert versions(postgres_backend, legacy_url) == []  # skipped, not recorded
     assert "user_id" in columns(postgres_backend, legacy_url, "responses")
+    assert "seq" in columns(postgres_backend, legacy_url, "conversation_item_links")
+    indexes = {row[0] for row in query(postgres_backend, legacy_url, "SELECT indexname FROM pg_indexes")}
+    assert "conv_item_links_order_idx" in indexes
 
 
 def _upstream_v3_links(backend: PostgresBackend, url: str) -> None:
@@ -511,6 +528,187 @@ def test_non_object_metadata_written_by_others_is_a_backend_error(postgres_backe
         with pytest.raises(BackendError, match="expected JSON object for conversation metadata, got JSON list"):
             storage.conversations.get_conversation("conv_list_meta")
     postgres_backend.wipe()
+
+
+# --- identifier lengths (PostgreSQL truncates names to 63 bytes) ----------------------------------
+
+LONG = "dc_" + "x" * 60  # 63 bytes: the longest name PostgreSQL keeps
+
+
+def tables_like(backend: PostgresBackend, url: str, prefix: str) -> list[str]:
+    rows = query(backend, url, "SELECT relname FROM pg_class WHERE relname LIKE %s ORDER BY relname", (prefix + "%",))
+    return [row[0] for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("schema", "where"),
+    [
+        (  # four table names that the server would truncate to one
+            SchemaConfig(
+                conversations=TableConfig(LONG + "_conversations"),
+                responses=TableConfig(LONG + "_responses"),
+                conversation_items=TableConfig(LONG + "_items"),
+                conversation_item_links=TableConfig(LONG + "_links"),
+            ),
+            f"conversations.table: '{LONG}_conversations' is 77 bytes",
+        ),
+        (  # the table fits, its derived index name does not
+            SchemaConfig(conversation_item_links=TableConfig("l" * 61)),
+            f"conversation_item_links.table: the primary-key constraint name '{'l' * 61}_pk' derived from it is 64",
+        ),
+        (
+            SchemaConfig(conversation_item_links=TableConfig("l" * 55)),
+            f"the index name '{'l' * 55}_conv_idx' derived from it is 64 bytes",
+        ),
+        (  # the v4 page index
+            SchemaConfig(conversation_item_links=TableConfig("l" * 54)),
+            f"the index name '{'l' * 54}_order_idx' derived from it is 64 bytes",
+        ),
+        (
+            SchemaConfig(responses=TableConfig("r" * 53)),
+            f"responses.table: the index name '{'r' * 53}_safety_idx' derived from it is 64 bytes",
+        ),
+        (
+            SchemaConfig(responses=TableConfig("responses", columns={"model": "m" * 64})),
+            "responses.columns['model']: '" + "m" * 64 + "' is 64 bytes",
+        ),
+        (
+            SchemaConfig(conversations=TableConfig("conversations", extra_columns={"e" * 70: ColumnDef("TEXT")})),
+            "conversations.extra_columns['" + "e" * 70 + "']: '" + "e" * 70 + "' is 70 bytes",
+        ),
+        (  # PostgreSQL folds the (quoted, lower-cased) names: one table
+            SchemaConfig(conversations=TableConfig("Dup_Table"), conversation_items=TableConfig("dup_table")),
+            "conversation_items.table: 'dup_table' names the same table as conversations.table",
+        ),
+    ],
+)
+def test_names_longer_than_postgres_keeps_are_a_config_error(
+    postgres_backend: PostgresBackend, fresh_url: str, schema: SchemaConfig, where: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        open_pg(fresh_url, schema)
+    assert info.value.field == "postgres.schema"
+    assert where in info.value.reason
+    assert tables_like(postgres_backend, fresh_url, "dc_x") == []  # nothing was created
+    assert tables_like(postgres_backend, fresh_url, "dup_") == []
+
+
+def test_names_of_exactly_63_bytes_work(postgres_backend: PostgresBackend, fresh_url: str) -> None:
+    schema = SchemaConfig(
+        conversations=TableConfig(LONG, extra_columns={"t" * 63: ColumnDef("TEXT", default_value="v")}),
+        conversation_items=TableConfig("i" * 63, columns={"content": "c" * 63}),
+        conversation_item_links=TableConfig("l" * 53),  # + "_order_idx" (the v4 page index): 63
+        responses=TableConfig("r" * 52),  # + "_safety_idx": 63
+    )
+    with open_pg(fresh_url, schema) as storage:
+        conv = storage.conversations.create_conversation(NewConversation())
+        item = storage.items.create_item(NewConversationItem("message", {"k": 1}))
+        storage.items.link_items(conv.id, [(item.id, T0)])
+        storage.responses.store_response(StoredResponse(id="r1", safety_identifier="u"))
+        assert [i.content for i in storage.items.list_items(conv.id, ListParams(5))] == [{"k": 1}]
+        assert [r.id for r in storage.responses.list_identifier_responses("u")] == ["r1"]
+    names = {row[0] for row in query(postgres_backend, fresh_url, "SELECT relname FROM pg_class")}
+    expected = {LONG, "i" * 63, "l" * 53, "r" * 52}  # the tables, and the derived names of 63 bytes or fewer:
+    expected |= {"l" * 53 + "_order_idx", "l" * 53 + "_pk", "r" * 52 + "_safety_idx"}
+    # list_conversations' indexes on LONG: their names shortened to 63 bytes, keeping a hash.
+    listing = {PG.listing_index_name(LONG, column) for column in (None, "t" * 63)}
+    assert all(len(name) == 63 and name.startswith(LONG[:54]) for name in listing)
+    assert expected | listing <= names
+    assert "t" * 63 in columns(postgres_backend, fresh_url, LONG)
+
+
+# --- owner: the tables live in that schema (upstream's owner."table") ---------------------------
+
+
+def tables_in(backend: PostgresBackend, url: str) -> set[tuple[str, str]]:
+    rows = query(backend, url, "SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT LIKE 'pg_%%'")
+    return {(row[0], row[1]) for row in rows if row[0] != "information_schema"}
+
+
+def test_owner_puts_the_tables_in_that_schema(postgres_backend: PostgresBackend, fresh_url: str) -> None:
+    with postgres_backend.connect(fresh_url) as conn:
+        conn.execute("CREATE SCHEMA tenant_a")
+        conn.execute("CREATE SCHEMA tenant_b")
+    with (
+        open_pg(fresh_url, SchemaConfig(owner="tenant_a")) as a,
+        open_pg(fresh_url, SchemaConfig(owner="Tenant_B")) as b,
+    ):
+        a.conversations.create_conversation(NewConversation(id="conv_a"))
+        a.items.create_item(NewConversationItem("message", "x", id="msg_a"))
+        a.items.link_item("conv_a", "msg_a", T0)
+        a.responses.store_response(StoredResponse(id="resp_a", safety_identifier="u"))
+        assert b.conversations.get_conversation("conv_a") is None  # another schema, other tables
+        b.conversations.create_conversation(NewConversation(id="conv_a"))  # no conflict there
+        assert [r.id for r in a.responses.list_identifier_responses("u")] == ["resp_a"]
+        assert [i.id for i in a.items.list_items("conv_a", ListParams(5))] == ["msg_a"]
+        turn = a.items.append_items("conv_a", [NewConversationItem("message", n) for n in range(2)], T0)
+        assert [i.id for i in a.items.list_items("conv_a", ListParams(5))] == ["msg_a", *(i.id for i in turn)]
+        assert [c.id for c in a.conversations.list_conversations(ListParams(5)).data] == ["conv_a"]
+    core = {"conversations", "conversation_items", "conversation_item_links", "responses"}
+    found = tables_in(postgres_backend, fresh_url)
+    assert {(schema, table) for schema in ("tenant_a", "tenant_b") for table in core} <= found
+    assert ("public", "_schema_versions") in found  # upstream: never owner-qualified
+    assert not {table for schema, table in found if schema == "public"} & core  # nothing written elsewhere
+    indexes = query(
+        postgres_backend, fresh_url, "SELECT schemaname, indexname FROM pg_indexes WHERE schemaname = 'tenant_a'"
+    )
+    # The v4 page index and list_conversations' indexes live there too.
+    expected = {"conv_item_links_order_idx", "responses_safety_idx", "pk_conv_item_link", "conversations_list_idx"}
+    assert expected <= {row[1] for row in indexes}
+    assert query(postgres_backend, fresh_url, "SELECT id FROM tenant_a.conversations") == [("conv_a",)]
+
+
+def test_owner_without_its_schema_is_a_config_error(postgres_backend: PostgresBackend, fresh_url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        open_pg(fresh_url, SchemaConfig(owner="no_such_schema"))
+    assert info.value.field == "postgres.schema"
+    assert "no schema 'no_such_schema'" in info.value.reason
+    assert 'CREATE SCHEMA "no_such_schema"' in info.value.reason
+    assert tables_in(postgres_backend, fresh_url) == set()  # not even the versions table
+
+
+def test_owner_schema_is_migrated_in_place(postgres_backend: PostgresBackend, fresh_url: str) -> None:
+    with postgres_backend.connect(fresh_url) as conn:
+        conn.execute("CREATE SCHEMA legacy")
+        conn.execute("SET search_path TO legacy")
+        for ddl in render(SchemaConfig(), PG).create_tables[:2]:
+            conn.execute(ddl)
+        for ddl in (*LEGACY_LINKS, LEGACY_RESPONSES):  # v0: no safety_identifier, no seq
+            conn.execute(ddl)
+        # An unowned schema's page index of the same name, in public, must stay untouched.
+        conn.execute("SET search_path TO public")
+        conn.execute(LEGACY_LINKS[0])
+        conn.execute(LEGACY_LINKS[1])
+    with pytest.raises(MigrationRequiredError) as info:
+        open_pg(fresh_url, SchemaConfig(owner="legacy"))
+    assert info.value.statements[0] == (
+        'ALTER TABLE "legacy"."responses" ADD COLUMN IF NOT EXISTS "safety_identifier" VARCHAR(128)'
+    )
+    # v4 in the owner's schema: the column added there, the old index dropped there (qualified:
+    # DROP INDEX would otherwise find public's), the page index made on the owner's table.
+    v4 = [s for s in info.value.statements if "conv_item_links" in s or "conversation_item_links" in s]
+    assert v4 == [
+        'ALTER TABLE "legacy"."conversation_item_links" ADD COLUMN IF NOT EXISTS "seq" BIGINT DEFAULT 0 NOT NULL',
+        'DROP INDEX IF EXISTS "legacy"."conv_item_links_conv_idx"',
+        (
+            'CREATE INDEX IF NOT EXISTS "conv_item_links_order_idx" ON "legacy"."conversation_item_links" '
+            '("conversation_id", "added_at", "seq", "item_id")'
+        ),
+    ]
+    with open_pg(fresh_url, SchemaConfig(owner="legacy", auto_migrate=True)) as storage:
+        storage.responses.store_response(StoredResponse(id="r1", safety_identifier="u"))
+        storage.items.append_items("c1", [NewConversationItem("message", "x")], T0)
+    with open_pg(fresh_url, SchemaConfig(owner="legacy")):  # migrated: nothing pending, no drift
+        pass
+    columns_sql = "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+    found = query(postgres_backend, fresh_url, columns_sql, ("legacy", "responses"))
+    assert "safety_identifier" in {row[0] for row in found}
+    found = query(postgres_backend, fresh_url, columns_sql, ("legacy", "conversation_item_links"))
+    assert "seq" in {row[0] for row in found}
+    indexes = set(query(postgres_backend, fresh_url, "SELECT schemaname, indexname FROM pg_indexes"))
+    assert ("legacy", "conv_item_links_order_idx") in indexes
+    assert ("legacy", "conv_item_links_conv_idx") not in indexes
+    assert ("public", "conv_item_links_conv_idx") in indexes  # another schema's: left alone
 
 
 def test_list_conversations_is_served_from_an_index_without_a_sort(postgres_backend: PostgresBackend) -> None:

@@ -457,25 +457,25 @@ def test_pool_uses_hiredis_and_reports_stats(backend: RedisBackend) -> None:
         assert pool.max_connections == 3
         storage.conversations.get_conversation("conv_x")
         assert storage.pool_stats() == {"size": 3, "open": 1, "in_use": 0}
-        connection = pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+        connection = pool.get_connection()
         try:
             if importlib.util.find_spec("hiredis") is not None:
                 assert type(connection._parser).__name__ == "_HiredisParser"
             assert storage.pool_stats()["in_use"] == 1
         finally:
-            pool.release(connection)  # type: ignore[no-untyped-call]
+            pool.release(connection)
 
 
 def test_pool_exhaustion_is_a_pool_timeout(backend: RedisBackend) -> None:
     with open_store(backend, pool_max=1, pool_timeout_secs=0.2) as storage:
         pool = raw_store(storage).pool
-        held = pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+        held = pool.get_connection()
         try:
             with pytest.raises(PoolTimeoutError, match=r"0\.2 s") as info:
                 storage.conversations.get_conversation("conv_x")
             assert PASSWORD not in str(info.value)
         finally:
-            pool.release(held)  # type: ignore[no-untyped-call]
+            pool.release(held)
         assert storage.conversations.get_conversation("conv_x") is None
 
 

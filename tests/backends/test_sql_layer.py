@@ -39,6 +39,7 @@ from datacon.backends.base import RECORD_KINDS, Backend, Enumerable, Restorable,
 from datacon.backends.oracle import OracleDialect, oracle_schema
 from datacon.backends.postgres import PostgresDialect
 from datacon.backends.sqlite import SqliteDialect
+from datacon.errors import ConfigError
 from datacon.models import Link
 from tests.support import RENAMED_SCHEMA, BackendUnderTest, sql_store
 
@@ -212,6 +213,38 @@ def test_index_names_are_upstreams_for_default_tables_and_derived_for_renamed_on
     assert '"dc_links_order_idx" ON "dc_links" ("conv_ref", "linked_at", "seq", "item_id")' in renamed
     assert '"dc_resps_safety_idx" ON "dc_resps" ("user_ident")' in renamed
     assert 'CONSTRAINT "dc_links_pk"' in renamed
+
+
+def test_identifier_limits_are_the_dialects() -> None:
+    # SQLite keeps names of any length: the schema rules' 128 bytes, and longer derived names, work.
+    long = SchemaConfig(conversation_item_links=TableConfig("l" * 128), responses=TableConfig("r" * 128))
+    assert "l" * 128 + "_order_idx" in render(long, LITE).create_indexes[0]
+    with pytest.raises(ConfigError, match=r"is 128 bytes; Postgres identifiers are at most 63 bytes"):
+        render(long, PG)
+    # The v4 page index is named after the links table too: 53 bytes fit, 54 do not.
+    assert (
+        f'"{"l" * 53}_order_idx"'
+        in render(SchemaConfig(conversation_item_links=TableConfig("l" * 53)), PG).create_indexes[0]
+    )
+    with pytest.raises(ConfigError, match=r"the index name '" + "l" * 54 + "_order_idx' derived from it is 64 bytes"):
+        render(SchemaConfig(conversation_item_links=TableConfig("l" * 54)), PG)
+    # list_conversations' indexes are datacon's own: a name too long is shortened (with a hash
+    # of the whole name, so two long extra columns sharing a prefix keep two indexes).
+    extras = {"e" * 60 + "_a": ColumnDef("TEXT"), "e" * 60 + "_b": ColumnDef("TEXT")}
+    wide = SchemaConfig(conversations=TableConfig("c" * 63, extra_columns=extras))
+    names = [PG.listing_index_name("c" * 63, column) for column in (None, *sorted(extras))]
+    assert all(len(name) == 63 for name in names)
+    assert len(set(names)) == 3
+    assert all(name.startswith("c" * 54 + "_") for name in names)
+    listing = [index for index in render(wide, PG).create_indexes if "_list_idx" not in index and "c" * 54 in index]
+    assert len(listing) == 3
+    assert PG.listing_index_name("conversations", "tenant") == "conversations_tenant_list_idx"  # short: as before
+    assert LITE.listing_index_name("c" * 63, None) == "c" * 63 + "_list_idx"  # SQLite keeps any length
+    # Two logical tables on one physical table (names ignore case in both databases).
+    same = SchemaConfig(conversations=TableConfig("Shared"), responses=TableConfig("shared"))
+    for dialect in (LITE, PG):
+        with pytest.raises(ConfigError, match=r"responses.table: 'shared' names the same table as conversations.table"):
+            render(same, dialect)
 
 
 @DIALECTS

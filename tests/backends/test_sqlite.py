@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from datacon import (
+    ColumnDef,
     ListParams,
     NewConversation,
     NewConversationItem,
@@ -22,6 +23,7 @@ from datacon import (
     Storage,
     StorageFactoryConfig,
     StoredResponse,
+    TableConfig,
     create_storage,
 )
 from datacon._time import to_epoch_us
@@ -382,7 +384,22 @@ def test_version_setting_skips_migrations_without_recording_them(legacy_db: Path
         open_sqlite(legacy_db, SchemaConfig(version=1))
     assert "current version: 1, latest version: 4" in str(info.value)
     assert info.value.statements[0] == "ALTER TABLE `responses` DROP COLUMN `user_id`"
-    with open_sqlite(legacy_db, SchemaConfig(version=4)):
+    # Skipped up to 4, but the tables still lack safety_identifier (v1) and seq (v4): that is
+    # schema drift (every store_response and link_items would fail), reported with its fixes.
+    with pytest.raises(MigrationRequiredError) as drift:
+        open_sqlite(legacy_db, SchemaConfig(version=4))
+    assert str(drift.value).startswith("Schema drift (current version: 4, latest version: 4)")
+    assert drift.value.statements == (
+        "ALTER TABLE `conversation_item_links` ADD COLUMN `seq` BIGINT DEFAULT 0 NOT NULL",
+        (
+            "CREATE INDEX IF NOT EXISTS `conv_item_links_order_idx` ON `conversation_item_links` "
+            "(`conversation_id`, `added_at`, `seq`, `item_id`)"
+        ),
+        "ALTER TABLE `responses` ADD COLUMN `safety_identifier` VARCHAR(128)",
+    )
+    skipped = TableConfig("responses", skip_columns={"safety_identifier"})
+    # auto_migrate adds what is missing (the page index then follows) and records no version.
+    with open_sqlite(legacy_db, SchemaConfig(version=4, responses=skipped, auto_migrate=True)):
         pass
     assert versions(legacy_db) == []
     assert "user_id" in columns(legacy_db, "responses")
@@ -434,6 +451,21 @@ def test_an_upstream_v3_database_migrates_to_the_turn_order(legacy_db: Path) -> 
         assert "conv_item_links_conv_idx" not in names
     finally:
         conn.close()
+    # Migrated to v4: no drift, nothing pending, even for a DML-only start (create_tables: false).
+    for schema in (SchemaConfig(auto_migrate=False), SchemaConfig(create_tables=False)):
+        with open_sqlite(legacy_db, schema) as storage:
+            assert storage.items.is_item_linked("conv_old", "msg_0")
+
+
+def test_schema_drift_without_create_tables_lists_the_statements(db: Path) -> None:
+    with open_sqlite(db):
+        pass
+    extra = TableConfig("conversations", extra_columns={"tenant": ColumnDef("VARCHAR(64)")})
+    with pytest.raises(MigrationRequiredError) as info:
+        open_sqlite(db, SchemaConfig(conversations=extra, create_tables=False))
+    assert info.value.statements == ("ALTER TABLE `conversations` ADD COLUMN `tenant` VARCHAR(64)",)
+    assert "create_tables: false" in str(info.value)
+    assert "tenant" not in columns(db, "conversations")  # nothing changed
 
 
 def test_rows_written_by_others_that_cannot_be_read_are_backend_errors(db: Path) -> None:

@@ -268,9 +268,9 @@ def test_extra_columns_are_passed_to_the_backend_write_only() -> None:
         inner = storage.raw.conversations
         original = inner.create_conversation
 
-        def spy(new: NewConversation, *, extra: Mapping[str, Any] = NO_EXTRA) -> Any:
+        def spy(new: NewConversation, *, extra: Mapping[str, Any] = NO_EXTRA, idempotency_key: Any = None) -> Any:
             seen.append(dict(extra))
-            return original(new, extra=extra)
+            return original(new, extra=extra, idempotency_key=idempotency_key)
 
         inner.create_conversation = spy  # type: ignore[method-assign]
         created = storage.conversations.create_conversation(NewConversation())

@@ -220,3 +220,102 @@ def test_paging_while_others_append_never_repeats(rel_backend: BackendUnderTest,
         f"paging under appends[{rel_backend.name}]",
         f"{passes[SortOrder.ASC]} ascending and {passes[SortOrder.DESC]} descending passes, no repeats",
     )
+
+
+def test_concurrent_link_items_in_different_orders_yield_one_success(
+    rel_backend: BackendUnderTest, rel_storage: Storage
+) -> None:
+    """The same links given in a different order by each caller: one winner, ``ConflictError``
+    for the others (PostgreSQL used to abort some with ``DeadlockDetected`` as ``BackendError``)."""
+    s = rel_storage
+    tag = secrets.token_hex(4)
+    rounds, size = 12, 20
+    for attempt in range(rounds):
+        conv = s.conversations.create_conversation(NewConversation(id=f"order-{tag}-{attempt}")).id
+        ids = [f"msg_{tag}_{attempt}_{n:02}" for n in range(size)]
+        for item_id in ids:
+            s.items.create_item(NewConversationItem("message", [], id=item_id))
+        links = [(item_id, at(n)) for n, item_id in enumerate(ids)]
+        barrier = threading.Barrier(THREADS)
+        results: list[str] = []
+
+        def racer(
+            t: int,
+            conv: str = conv,
+            links: list[tuple[str, datetime]] = links,
+            seed: int = attempt,
+            barrier: threading.Barrier = barrier,
+            results: list[str] = results,
+        ) -> None:
+            mine = links[:]
+            random.Random(t * 1000 + seed).shuffle(mine)
+            barrier.wait(timeout=30)
+            try:
+                s.items.link_items(conv, mine)
+            except ConflictError:
+                results.append("conflict")
+            except Exception as exc:  # any other outcome is the failure reported below
+                results.append(f"{type(exc).__name__}: {exc}")
+            else:
+                results.append("ok")
+
+        run_threads(THREADS, racer)
+        assert sorted(results) == ["conflict"] * (THREADS - 1) + ["ok"], f"round {attempt}: {results}"
+        # The winner's links, each once, in (added_at, item id) order whatever order won.
+        assert [item.id for item in s.items.list_items(conv, ListParams(100))] == ids
+    figures.record(
+        f"link_items order races[{rel_backend.name}]",
+        f"{rounds} rounds x {THREADS} threads linking the same {size} items in shuffled orders: one success each",
+    )
+
+
+def test_concurrent_turns_sharing_one_added_at_never_interleave(
+    rel_backend: BackendUnderTest, rel_storage: Storage
+) -> None:
+    """SPEC 7.2: links sharing one ``added_at`` list in the order given, separate calls in call
+    order. Calls racing on one conversation with one ``added_at`` (half ``append_items``, half
+    ``link_items``) must each draw sequences of their own: every call's items stay contiguous
+    and in the order given. Item ids are chosen so that a fall-back to item-id order (equal
+    sequences) interleaves the calls and reverses each call's order, which this would see."""
+    s = rel_storage
+    tag = secrets.token_hex(4)
+    rounds, size = 10, 4
+    when = at(99)
+    for attempt in range(rounds):
+        conv = s.conversations.create_conversation(NewConversation(id=f"turns-{tag}-{attempt}")).id
+        # Call t's k-th item (in the order given) has id "..._{size - k}_{t}": by id, calls interleave
+        # and each call's items are reversed.
+        calls = [[f"msg_{tag}_{attempt}_{size - k}_{t}" for k in range(size)] for t in range(THREADS)]
+        for t in range(1, THREADS, 2):  # the link_items callers' items exist beforehand
+            for item_id in calls[t]:
+                s.items.create_item(NewConversationItem("message", [], id=item_id))
+        barrier = threading.Barrier(THREADS)
+
+        def racer(
+            t: int, conv: str = conv, calls: list[list[str]] = calls, barrier: threading.Barrier = barrier
+        ) -> None:
+            barrier.wait(timeout=30)
+            if t % 2 == 0:
+                s.items.append_items(conv, [NewConversationItem("message", [], id=i) for i in calls[t]], when)
+            else:
+                s.items.link_items(conv, [(item_id, when) for item_id in calls[t]])
+
+        run_threads(THREADS, racer)
+        listed = [item.id for item in s.items.list_items(conv, ListParams(100))]
+        assert sorted(listed) == sorted(i for call in calls for i in call), f"round {attempt}: {listed}"
+        turns = [listed[start : start + size] for start in range(0, len(listed), size)]
+        assert sorted(turns) == sorted(calls), f"round {attempt}: the calls interleaved: {listed}"
+        # Pages (whose cursors carry each link's sequence) agree, one item at a time.
+        paged, cursor = [], None
+        while True:
+            page = s.items.list_items_page(conv, ListParams(1, after=cursor))
+            paged += [item.id for item in page.data]
+            if not page.has_more:
+                break
+            cursor = page.next_cursor
+        assert paged == listed
+        assert [item.id for item in s.items.list_items(conv, ListParams(100, SortOrder.DESC))] == listed[::-1]
+    figures.record(
+        f"turns sharing one added_at[{rel_backend.name}]",
+        f"{rounds} rounds x {THREADS} concurrent append_items/link_items of {size} items: never interleaved",
+    )

@@ -165,6 +165,7 @@ class PostgresBackend:
 
     def wipe(self, schema: SchemaConfig | None = None) -> None:
         tables = [f'"{table.table.lower()}"' for table in (schema or SchemaConfig()).tables().values()]
+        tables.append('"_idempotency_keys"')  # datacon's own table, shared by the schemas
         with self.connect() as conn:
             present = [t for t in tables if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0] is not None]
             if present:
@@ -276,6 +277,7 @@ class DmlOnlyBackend(PostgresBackend):
     def wipe(self, schema: SchemaConfig | None = None) -> None:
         _, admin = self.apply_schema(attrs.evolve(schema or SchemaConfig(), create_tables=False))
         tables = [f'"{table.table.lower()}"' for table in (schema or SchemaConfig()).tables().values()]
+        tables.append('"_idempotency_keys"')
         with self.server.connect(admin) as conn:
             conn.execute(f"TRUNCATE {', '.join(tables)}")
 

@@ -129,3 +129,79 @@ def redis_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisBac
         yield RedisBackend(server.url)
     finally:
         server.stop()
+
+
+# The topologies of issue 19 (tests/servers/_redis_topologies.py), each started once per run.
+
+
+class RedisClusterBackend(RedisBackend):
+    """The ``redis`` backend on the test Redis Cluster (``cluster=True``)."""
+
+    def __init__(self, topology: Any) -> None:
+        super().__init__(topology.url)
+        self.topology = topology
+
+    def redis_config(self, schema: SchemaConfig | None = None, **options: Any) -> RedisConfig:
+        return super().redis_config(schema, cluster=True, **options)
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.RedisCluster.from_url(self.url, decode_responses=True)
+
+    def wipe(self, schema: SchemaConfig | None = None) -> None:
+        self.topology.flush()
+
+
+class RedisSentinelBackend(RedisBackend):
+    """The ``redis`` backend on the test master + replica, found through three sentinels."""
+
+    def __init__(self, topology: Any) -> None:
+        super().__init__(topology.url)
+        self.topology = topology
+
+    def redis_config(self, schema: SchemaConfig | None = None, **options: Any) -> RedisConfig:
+        from tests.servers._redis_topologies import SERVICE
+
+        sentinels = list(self.topology.sentinel_addresses)
+        return super().redis_config(schema, sentinels=sentinels, sentinel_service=SERVICE, **options)
+
+    def client(self) -> Any:
+        return self.topology.master().client()
+
+    def wipe(self, schema: SchemaConfig | None = None) -> None:
+        self.topology.flush()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.servers._redis_topologies import RedisClusterTopology, redis_cli_executable
+
+    topology = RedisClusterTopology(redis_executable(), redis_cli_executable(), tmp_path_factory.mktemp("rcluster"))
+    try:
+        topology.start()
+        yield topology
+    finally:
+        topology.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.servers._redis_topologies import RedisSentinelTopology
+
+    topology = RedisSentinelTopology(redis_executable(), tmp_path_factory.mktemp("rsentinel"))
+    try:
+        topology.start()
+        yield topology
+    finally:
+        topology.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_backend(redis_cluster_topology: Any) -> RedisClusterBackend:
+    return RedisClusterBackend(redis_cluster_topology)
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_backend(redis_sentinel_topology: Any) -> RedisSentinelBackend:
+    return RedisSentinelBackend(redis_sentinel_topology)

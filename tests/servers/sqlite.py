@@ -30,6 +30,7 @@ class SqliteBackend:
 
     def wipe(self, schema: SchemaConfig | None = None) -> None:
         tables = [table.table for table in (schema or SchemaConfig()).tables().values()]
+        tables.append("_idempotency_keys")  # datacon's own table, shared by the schemas
         with sqlite3.connect(self.path, timeout=30) as conn:
             existing = {row[0].lower() for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             for table in tables:

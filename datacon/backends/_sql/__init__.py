@@ -24,7 +24,7 @@ column reads as its declared default (``created_at`` now, ``input`` ``[]``, ``it
 from .backend import SqlBackend, open_sql_backend
 from .dialect import Dialect, Keyset
 from .migrations import LATEST, MIGRATIONS, Migration, bootstrap, migration_message, schema_script
-from .render import Statements, render
+from .render import Statements, check_identifiers, render
 from .session import Connector, Params, Session
 from .store import SqlConversationStorage, SqlItemStorage, SqlResponseStorage, SqlStore
 
@@ -44,6 +44,7 @@ __all__ = [
     "SqlStore",
     "Statements",
     "bootstrap",
+    "check_identifiers",
     "migration_message",
     "open_sql_backend",
     "render",

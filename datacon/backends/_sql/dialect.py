@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -62,8 +63,8 @@ class Dialect:
     """
 
     #: The schema owning the tables (as written in SQL), qualifying every table and index;
-    #: ``None`` for the connection's default. Only Oracle sets it (Postgres and SQLite
-    #: ignore ``SchemaConfig.owner`` and use the search path).
+    #: ``None`` for the connection's default. Oracle and Postgres set it from
+    #: ``SchemaConfig.owner``; SQLite ignores the owner.
     owner: str | None = None
     #: Most rows one multi-row INSERT carries (bind-parameter limits); more go in a transaction.
     max_rows_per_insert: int = 500
@@ -96,6 +97,15 @@ class Dialect:
     insert_ignore_suffix: ClassVar[str] = " ON CONFLICT DO NOTHING"
     #: Whether a data-modifying CTE can delete the links and the conversation in one statement.
     writable_cte: ClassVar[bool] = False
+    #: An expression, the same for every statement of one transaction and higher in every
+    #: later one, that a new link's sequence starts above (``None``: the highest sequence of
+    #: the links with that ``added_at`` alone, enough where writers are serialised: SQLite's
+    #: one writer). Two concurrent transactions then never draw the same sequences (render's
+    #: ``link_row``).
+    link_sequence_base: ClassVar[str | None] = None
+    #: Longest identifier in bytes (``None``: no limit below the schema rules' 128); the
+    #: rendered names, derived index and constraint names included, are checked against it.
+    max_identifier_bytes: ClassVar[int | None] = None
     #: Whether the database stores ``''`` as NULL (Oracle): a text column that must hold
     #: ``''`` is then nullable, and its NULL reads back as the column's default.
     empty_string_is_null: ClassVar[bool] = False
@@ -152,8 +162,18 @@ class Dialect:
 
     def listing_index_name(self, table: str, column: str | None) -> str:
         """The name of a ``list_conversations`` index on (configured) conversations ``table``:
-        by ``(created_at, id)`` (``column`` ``None``), or by extra ``column`` then those."""
-        return f"{table}_{column}_list_idx" if column else f"{table}_list_idx"
+        by ``(created_at, id)`` (``column`` ``None``), or by extra ``column`` then those.
+
+        These names are datacon's own (upstream has no such index), so one longer than the
+        dialect's limit is shortened to fit, keeping a hash of the whole name (a server
+        would truncate it silently, and two truncated names could be one, or a table's).
+        """
+        name = f"{table}_{column}_list_idx" if column else f"{table}_list_idx"
+        limit = self.max_identifier_bytes
+        if limit is not None and len(name) > limit:  # names are ASCII: one byte per character
+            digest = hashlib.sha256(name.encode("ascii")).hexdigest()[:8]
+            name = f"{name[: limit - 9]}_{digest}"
+        return name
 
     def create_table(self, ref: str, body: str) -> str:
         """CREATE TABLE ``ref`` (``body``) that leaves an existing table alone."""
@@ -283,6 +303,10 @@ class Dialect:
     def drop_columns(self, table: str, columns: Sequence[str], existing: frozenset[str] | None) -> list[str]:
         """Statements dropping those of ``columns`` (quoted) that exist in ``table``."""
         raise NotImplementedError
+
+    def rename_column(self, table: str, old: str, new: str) -> list[str]:
+        """Statements renaming column ``old`` of ``table`` to ``new`` (all quoted)."""
+        return [f"ALTER TABLE {self.qualify(table)} RENAME COLUMN {old} TO {new}"]
 
     # Helpers shared by dialects ---------------------------------------------------------
 

@@ -12,18 +12,22 @@ from datacon.errors import MigrationRequiredError
 from datacon.schema import CORE_COLUMNS, SchemaConfig
 
 from .dialect import Dialect
-from .render import Statements, sequence_column
+from .render import Statements, sequence_type
 from .session import Session
 
 __all__ = [
     "LATEST",
     "MIGRATIONS",
+    "Drift",
     "Migration",
     "Plan",
     "bootstrap",
+    "drift_message",
+    "find_drift",
     "inspect",
     "migration_message",
     "pending",
+    "pending_message",
     "require_latest",
     "schema_script",
     "version_insert_sql",
@@ -82,7 +86,7 @@ def _v4(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None)
     # old order by item id; and the page index on the new order, replacing the old one.
     table = schema.conversation_item_links
     ref = dialect.table(table.table)
-    column_type = sequence_column(dialect).split(" ", 1)[1]  # the type, default and NOT NULL
+    column_type = sequence_type(dialect)
     statements = dialect.add_column(dialect.ident(table.table), dialect.ident(LINK_SEQUENCE), column_type, existing)
     old = dialect.object_name("links_idx", table.table)
     if old is not None:
@@ -144,11 +148,85 @@ def migration_message(
     return "".join(lines), tuple(statements)
 
 
+@attrs.frozen
+class Drift:
+    """A column the configuration declares that its existing table lacks, and the statements
+    that give it (``ADD COLUMN``, or ``RENAME COLUMN`` when a renamed core column still has
+    its old name, which keeps the data)."""
+
+    table: str
+    column: str
+    note: str
+    statements: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"table '{self.table}' has no column '{self.column}' ({self.note})"
+
+
+def find_drift(session: Session, sql: Statements, exists: list[bool]) -> list[Drift]:
+    """The declared columns missing from the tables that existed before this start-up
+    (``exists``, in ``sql.table_probes`` order); tables created just now have them all."""
+    dialect = sql.dialect
+    found: list[Drift] = []
+    for table_existed, probe, (table, declared) in zip(exists, sql.table_probes, sql.declared, strict=True):
+        if not table_existed:
+            continue
+        have = frozenset(str(row[0]).lower() for row in session.fetchall(dialect.columns_sql(), {"name": probe}))
+        if not have:
+            continue  # not visible to this role: nothing to compare
+        wanted = {column.name.lower() for column in declared}
+        for column in declared:
+            if column.name.lower() in have:
+                continue
+            old = column.renamed_from
+            quoted_table, quoted = dialect.ident(table), dialect.ident(column.name)
+            if old is not None and old.lower() in have and old.lower() not in wanted:
+                statements = dialect.rename_column(quoted_table, dialect.ident(old), quoted)
+                note = f"the rename of '{old}', which it still has: renaming it keeps the data"
+            else:
+                statements = [*dialect.add_column(quoted_table, quoted, column.sql_type, have), *column.then]
+                note = f"the rename of '{old}'" if old is not None else f"{column.what} {column.sql_type}"
+            found.append(Drift(table, column.name, note, tuple(statements)))
+    return found
+
+
+def drift_message(dialect: Dialect, version: int, drift: list[Drift]) -> tuple[str, tuple[str, ...]]:
+    """What the configuration declares that the tables lack, and the statements that fix it."""
+    lines = [
+        (
+            f"Schema drift (current version: {version}, latest version: {LATEST}): "
+            "the configuration declares columns that the existing tables lack.\n"
+        )
+    ]
+    statements: list[str] = []
+    for problem in drift:
+        lines.append(f"\n  {problem.describe()}:\n")
+        for statement in problem.statements:
+            lines.append(f"    {statement}{'' if statement.endswith(';') else ';'}\n")
+            statements.append(statement)
+    lines.append(
+        f"\nApply them (`datacon migrate apply`, or `auto_migrate: true` in your {dialect.name} schema "
+        "config), or change the configuration to match the tables."
+    )
+    return "".join(lines), tuple(statements)
+
+
 Plan = list[tuple[Migration, list[str]]]
 
 
-def inspect(session: Session, sql: Statements) -> tuple[int, Plan]:
-    """Create what is missing; the schema's version and the migrations still to apply.
+def pending_message(dialect: Dialect, start: int, plans: Plan, drift: list[Drift]) -> tuple[str, tuple[str, ...]]:
+    """The message and statements of ``MigrationRequiredError``: the pending migrations in
+    upstream's shape, then the schema drift."""
+    message, listed = migration_message(dialect, start, plans) if plans else ("", ())
+    if drift:
+        found, fixes = drift_message(dialect, start, drift)
+        message, listed = (f"{message}\n\n{found}" if message else found), listed + fixes
+    return message, listed
+
+
+def inspect(session: Session, sql: Statements) -> tuple[int, Plan, list[Drift]]:
+    """Create what is missing; the schema's version, the migrations still to apply, and the
+    schema drift (declared columns the existing tables lack, beyond what those migrations add).
 
     A *fresh* database (none of the four tables exists) is created at the latest version and
     recorded so. The version is the recorded one, or ``schema.version`` if that is higher.
@@ -165,6 +243,10 @@ def inspect(session: Session, sql: Statements) -> tuple[int, Plan]:
     for table_exists, ddl in zip(exists, sql.create_tables, strict=True):
         if dialect.create_if_not_exists or not table_exists:
             session.execute(ddl)
+    # datacon's idempotency-key table (SPEC 7.3): created when missing, whatever the version,
+    # like a missing table of the four (its index is created with the others, below).
+    if dialect.create_if_not_exists or not _has_idempotency(session, sql):
+        session.execute(sql.create_idempotency[0])
     row = session.fetchone(sql.max_version)
     current = int(row[0]) if row is not None and row[0] is not None else 0
     if fresh:
@@ -172,11 +254,18 @@ def inspect(session: Session, sql: Statements) -> tuple[int, Plan]:
             if migration.version > current:
                 record = {"version": migration.version, "description": migration.description}
                 session.execute(sql.insert_version, record)
-        return max(current, LATEST), []
+        return max(current, LATEST), [], []
     start = max(current, schema.version or 0)
-    pending = [m for m in MIGRATIONS if m.version > start]
-    if not pending:
-        return start, []
+    plans = _plans(session, sql, start)
+    # What a pending migration adds is not drift (v1 adds safety_identifier, v4 the sequence).
+    planned = {statement for _, statements in plans for statement in statements}
+    drift = [d for d in find_drift(session, sql, exists) if not set(d.statements) <= planned]
+    return start, plans, drift
+
+
+def _plans(session: Session, sql: Statements, start: int) -> Plan:
+    """The migrations after version ``start`` and their statements (reads only)."""
+    dialect, schema = sql.dialect, sql.schema
     existing: dict[str, frozenset[str] | None] = {}
 
     def columns(table: str) -> frozenset[str] | None:
@@ -187,7 +276,7 @@ def inspect(session: Session, sql: Statements) -> tuple[int, Plan]:
             existing[table] = frozenset(str(r[0]).lower() for r in session.fetchall(dialect.columns_sql(), probe))
         return existing[table]
 
-    return start, [(m, m.up(schema, dialect, columns(m.table))) for m in pending]
+    return [(m, m.up(schema, dialect, columns(m.table))) for m in MIGRATIONS if m.version > start]
 
 
 def bootstrap(session: Session, sql: Statements, *, auto_migrate: bool | None = None) -> list[int]:
@@ -196,17 +285,19 @@ def bootstrap(session: Session, sql: Statements, *, auto_migrate: bool | None = 
     Runs while the caller holds the backend's migration lock (Postgres: an advisory lock;
     SQLite: an IMMEDIATE transaction), so concurrent starters see each other's work and
     every migration is applied once. A fresh database is created at the latest version
-    (:func:`inspect`). An existing schema with pending migrations raises
-    ``MigrationRequiredError`` unless ``auto_migrate`` (default: ``schema.auto_migrate``);
-    each migration runs in its own transaction with its ``_schema_versions`` row.
+    (:func:`inspect`). An existing schema with pending migrations, or whose tables lack a
+    column the configuration declares (schema drift: an extra column or a rename added to the
+    config later), raises ``MigrationRequiredError`` with the statements that fix it unless
+    ``auto_migrate`` (default: ``schema.auto_migrate``); then each migration runs in its own
+    transaction with its ``_schema_versions`` row, and each drift fix in its own.
     """
     dialect = sql.dialect
-    start, plans = inspect(session, sql)
+    start, plans, drift = inspect(session, sql)
     applied: list[int] = []
+    if (plans or drift) and not (sql.schema.auto_migrate if auto_migrate is None else auto_migrate):
+        message, listed = pending_message(dialect, start, plans, drift)
+        raise MigrationRequiredError(message, listed)
     if plans:
-        if not (sql.schema.auto_migrate if auto_migrate is None else auto_migrate):
-            message, listed = migration_message(dialect, start, plans)
-            raise MigrationRequiredError(message, listed)
         for migration, statements in plans:
             with session.transaction():
                 for statement in statements:
@@ -216,11 +307,18 @@ def bootstrap(session: Session, sql: Statements, *, auto_migrate: bool | None = 
                 )
             applied.append(migration.version)
             log.info("applied %s schema migration v%d: %s", dialect.name, migration.version, migration.description)
+    if drift:
+        # Looked at again: the migrations just applied may have changed the tables.
+        for missing in find_drift(session, sql, [True] * len(sql.table_probes)):
+            with session.transaction():
+                for statement in missing.statements:
+                    session.execute(statement)
+            log.info("fixed %s schema drift: %s", dialect.name, missing.describe())
     # Index statements are idempotent in every dialect (IF NOT EXISTS, or the dialect's own
     # guarded form); they run after the migrations since an index may need a migrated column.
     # A failure is only logged (upstream): e.g. ``version`` skipped the migration that adds
     # safety_identifier to a schema that does not have it yet.
-    for index in sql.create_indexes:
+    for index in (*sql.create_indexes, sql.create_idempotency[1]):
         problem = session.try_execute(index)
         if problem is not None:
             log.warning("could not create a %s index (%s): %s", dialect.name, index, problem)
@@ -229,19 +327,25 @@ def bootstrap(session: Session, sql: Statements, *, auto_migrate: bool | None = 
 
 def schema_script(sql: Statements) -> list[str]:
     """The complete DDL of the configured schema at the latest version, as start-up creates a
-    fresh database: ``_schema_versions``, the four tables, the rows recording every version,
-    then the indexes. What ``datacon migrate sql`` prints for a DBA; needs no connection."""
+    fresh database: ``_schema_versions``, the four tables, ``_idempotency_keys`` and its index,
+    the rows recording every version, then the indexes. What ``datacon migrate sql`` prints
+    for a DBA; needs no connection."""
     versions = [version_insert_sql(sql.dialect, migration) for migration in MIGRATIONS]
-    return [sql.create_versions, *sql.create_tables, *versions, *sql.create_indexes]
+    return [sql.create_versions, *sql.create_tables, *sql.create_idempotency, *versions, *sql.create_indexes]
+
+
+def _has_idempotency(session: Session, sql: Statements) -> bool:
+    return session.fetchone(sql.dialect.table_exists_sql(), {"name": sql.idempotency_probe}) is not None
 
 
 def pending(session: Session, sql: Statements) -> tuple[int, list[str]]:
     """The schema's version and the statements that would bring it to the latest; reads only.
 
     The statements are those a start-up with ``auto_migrate`` would run: the missing tables
-    (``_schema_versions`` included) and their indexes, and the pending migrations with their
-    version rows. A fresh database gets :func:`schema_script` (less the versions it records).
-    The version is the recorded one (0 when none is), or ``schema.version`` if that is higher.
+    (``_schema_versions`` and ``_idempotency_keys`` included) and their indexes, the pending migrations with their
+    version rows, and the fixes of any schema drift (declared columns the existing tables
+    lack). A fresh database gets :func:`schema_script` (less the versions it records). The
+    version is the recorded one (0 when none is), or ``schema.version`` if that is higher.
     """
     dialect, schema = sql.dialect, sql.schema
     exists = [session.fetchone(dialect.table_exists_sql(), {"name": name}) is not None for name in sql.table_probes]
@@ -253,17 +357,19 @@ def pending(session: Session, sql: Statements) -> tuple[int, list[str]]:
         recorded = int(row[0]) if row is not None and row[0] is not None else 0
     statements = [] if has_versions else [sql.create_versions]
     statements += [ddl for table_exists, ddl in zip(exists, sql.create_tables, strict=True) if not table_exists]
+    if not _has_idempotency(session, sql):
+        statements += sql.create_idempotency
     if not any(exists):  # fresh: created at the latest version, recorded so
         statements += [version_insert_sql(dialect, m) for m in MIGRATIONS if m.version > recorded]
         return recorded, [*statements, *sql.create_indexes]
     start = max(recorded, schema.version or 0)
-    existing = None
-    if not dialect.idempotent_migrations:
-        probe = {"name": dialect.table_name_for_probe(schema.responses.table)}
-        existing = frozenset(str(r[0]).lower() for r in session.fetchall(dialect.columns_sql(), probe))
-    for migration in MIGRATIONS:
-        if migration.version > start:
-            statements += [*migration.up(schema, dialect, existing), version_insert_sql(dialect, migration)]
+    plans = _plans(session, sql, start)
+    for migration, sqls in plans:
+        statements += [*sqls, version_insert_sql(dialect, migration)]
+    planned = {statement for _, sqls in plans for statement in sqls}
+    drift = [d for d in find_drift(session, sql, exists) if not set(d.statements) <= planned]
+    for problem in drift:
+        statements += problem.statements
     if not all(exists):
         statements += sql.create_indexes
     return start, statements

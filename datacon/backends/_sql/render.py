@@ -13,15 +13,117 @@ and out, guarded DDL, multi-row INSERT, the chain's cycle clause, the page keyse
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 
 from datacon._columns import CONVERSATIONS, ITEMS, LINK_SEQUENCE, LINKS, RESPONSES, Column, Kind, Record
-from datacon.schema import SchemaConfig, TableConfig
+from datacon.errors import ConfigError
+from datacon.schema import CORE_COLUMNS, SchemaConfig, TableConfig
 
 from .dialect import Dialect, Keyset
 
-__all__ = ["Statements", "render", "sequence_column"]
+__all__ = [
+    "IDEMPOTENCY_TABLE",
+    "DeclaredColumn",
+    "Statements",
+    "check_identifiers",
+    "render",
+    "sequence_column",
+    "sequence_type",
+]
+
+#: datacon's own table of idempotency keys (SPEC 7.3), beside ``_schema_versions``.
+IDEMPOTENCY_TABLE = "_idempotency_keys"
+#: How many expired keys one sweep deletes at most.
+IDEMPOTENCY_SWEEP = 100
+
+# The indexes and constraints named after a table: (kind for Dialect.object_name, table, what).
+# ``links_idx`` is the page index before v4, which that migration drops by its name.
+_DERIVED = (
+    ("links_pk", "conversation_item_links", "primary-key constraint"),
+    ("links_idx", "conversation_item_links", "index"),
+    ("links_order_idx", "conversation_item_links", "index"),
+    ("prev_idx", "responses", "index"),
+    ("safety_idx", "responses", "index"),
+)
+
+
+def check_identifiers(schema: SchemaConfig, dialect: Dialect) -> None:
+    """Every name the rendered SQL uses fits the dialect's identifier limit, the index and
+    constraint names derived from table names included, and the four tables are distinct
+    tables in the database (whose names ignore case).
+
+    A server truncates a longer name silently (PostgreSQL: to 63 bytes), so long table names
+    that share a prefix would be one table and an index could land on another table's name.
+
+    :raises ConfigError: on ``<backend>.schema``, naming the setting and the limit.
+    """
+    field = f"{dialect.name}.schema"
+    tables = schema.tables()
+    seen: dict[str, str] = {}
+    for label, table in tables.items():
+        other = seen.setdefault(table.table.lower(), label)
+        if other != label:
+            raise ConfigError(
+                f"{label}.table: '{table.table}' names the same table as {other}.table "
+                f"('{tables[other].table}'; {dialect.display} table names ignore case)",
+                field,
+            )
+    limit = dialect.max_identifier_bytes
+    if limit is None:
+        return
+
+    def check(where: str, name: str) -> None:
+        size = len(name.encode("utf-8"))
+        if size > limit:
+            raise ConfigError(
+                f"{where}: '{name}' is {size} bytes; {dialect.display} identifiers are at most {limit} bytes "
+                "(the server would truncate it)",
+                field,
+            )
+
+    if schema.owner:
+        check("owner", schema.owner)
+    for label, table in tables.items():
+        check(f"{label}.table", table.table)
+        for logical in CORE_COLUMNS[label]:
+            if label == "conversation_item_links" or not table.is_skipped(logical):
+                check(f"{label}.columns['{logical}']", table.col(logical))
+        for name in table.extra_columns:
+            check(f"{label}.extra_columns['{name}']", name)
+    for kind, label, what in _DERIVED:
+        if kind == "safety_idx" and schema.responses.is_skipped("safety_identifier"):
+            continue
+        table_name = tables[label].table
+        derived = dialect.object_name(kind, table_name)
+        size = 0 if derived is None else len(derived.encode("utf-8"))
+        if size > limit:
+            longest = limit - (size - len(table_name.encode("utf-8")))
+            raise ConfigError(
+                f"{label}.table: the {what} name '{derived}' derived from it is {size} bytes; "
+                f"{dialect.display} identifiers are at most {limit} bytes (use a table name of at most "
+                f"{longest} bytes)",
+                field,
+            )
+    # The list_conversations indexes' names are shortened to fit (Dialect.listing_index_name).
+
+
+@attrs.frozen
+class DeclaredColumn:
+    """A column the configuration gives a table (what a schema-drift check compares).
+
+    ``name`` is the physical name, ``sql_type`` the type without constraints (as ``ALTER
+    TABLE ... ADD COLUMN`` takes it), ``renamed_from`` the logical (upstream) name of a
+    renamed core column, ``what`` how messages call it, ``then`` the statements that follow
+    its addition (an index on it).
+    """
+
+    name: str
+    sql_type: str
+    renamed_from: str | None
+    what: str
+    then: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -63,19 +165,47 @@ class _Table:
         """How ``placeholder`` is written to ``column`` (timestamps through the dialect)."""
         return self.dialect.time_in(placeholder) if column.kind is Kind.TIME else placeholder
 
-    def column_type(self, column: Column) -> str:
+    def bare_type(self, column: Column) -> str:
+        """``column``'s type without constraints."""
         d = self.dialect
         if column.kind is Kind.JSON:
             return d.json_type
         if column.kind is Kind.TIME:
             return d.timestamp_type
-        sql_type = d.varchar(column.size)
+        return d.varchar(column.size)
+
+    def column_type(self, column: Column) -> str:
+        d = self.dialect
+        sql_type = self.bare_type(column)
+        if column.kind is Kind.JSON or column.kind is Kind.TIME:
+            return sql_type
         if column.primary_key:
             return f"{sql_type} PRIMARY KEY"
         # A database that stores '' as NULL cannot hold an empty text under NOT NULL.
         if not column.nullable and (column.kind is Kind.ID or not d.empty_string_is_null):
             return f"{sql_type} NOT NULL"
         return sql_type
+
+    def declared(self) -> tuple[DeclaredColumn, ...]:
+        """Every column the DDL gives this table, as a missing one would be added (its bare
+        type: ``NOT NULL`` would fail on a table that has rows)."""
+        core = []
+        for column in self.present():
+            name = self.config.col(column.name)
+            renamed = name != column.name
+            what = "renamed column" if renamed else "column"
+            core.append(DeclaredColumn(name, self.bare_type(column), column.name if renamed else None, what))
+        if self.record is LINKS:
+            # The link sequence (v4), added as that migration adds it (its default fills the
+            # rows there are, so NOT NULL holds), then the page index on it: the statements
+            # of v4, so what a pending v4 adds is never drift as well.
+            index = self.index("links_order_idx", ["conversation_id", "added_at", LINK_SEQUENCE, "item_id"])
+            then = () if index is None else (index,)
+            core.append(DeclaredColumn(LINK_SEQUENCE, sequence_type(self.dialect), None, "column", then))
+        extra = [
+            DeclaredColumn(name, c.sql_type, None, "extra column") for name, c in self.config.sorted_extra_columns()
+        ]
+        return (*core, *extra)
 
     def extras(self) -> tuple[list[str], list[str]]:
         """The extra columns' quoted names and their bind parameters ``x0``, ``x1``..."""
@@ -125,6 +255,8 @@ class Statements:
     create_tables: tuple[str, ...]
     create_indexes: tuple[str, ...]
     table_probes: tuple[str, ...]
+    #: Per table (configured name, in ``table_probes`` order): the columns it must have.
+    declared: tuple[tuple[str, tuple[DeclaredColumn, ...]], ...]
     conv_fields: tuple[str, ...]
     conv_insert: str
     conv_select: str
@@ -154,12 +286,21 @@ class Statements:
     ident_delete: str | None
     # The links table, its quoted columns, and one row's values with {n} standing for its number.
     link_parts: tuple[str, tuple[str, ...], tuple[str, ...]]
-    # append_items' links in a CTE (``{rows}``: ``(i{n}, n + 1)`` pairs); see render().
+    # append_items' links in a CTE (``{rows}``: ``(i{n}, q{n})`` pairs, item id and rank); see render().
     append_links: str
     # The same for the items table (params ``{field}{n}``, extra columns ``ix*``).
     item_parts: tuple[str, tuple[str, ...], tuple[str, ...]]
     # The conversations table, for list_conversations' pages (rendered per filter, kept).
     conv_table: _Table
+    # Idempotency keys: the table and its index (on expires_at), the catalog probe; free an
+    # expired key (params scope, key, now), claim one unless taken (scope, key, fp, result,
+    # expires), read one (scope, key: fingerprint and result), sweep expired ones (now, limit).
+    create_idempotency: tuple[str, str]
+    idempotency_probe: str
+    idem_free: str
+    idem_claim: str
+    idem_select: str
+    idem_sweep: str
     # Keyset pages by primary key, counts, insert-if-absent, for datacon.transfer (see
     # _export_queries).
     export: Mapping[str, str] = attrs.field(factory=dict)
@@ -214,7 +355,7 @@ class Statements:
                 found = (insert_items,)
             elif self.dialect.writable_cte:
                 p = self.dialect.param
-                rows = ", ".join(f"({p(f'i{n}')}, {n + 1})" for n in range(links))
+                rows = ", ".join(f"({p(f'i{n}')}, {p(f'q{n}')})" for n in range(links))
                 found = (f"WITH new_items AS ({insert_items}), {self.append_links.replace('{rows}', rows)}",)
             else:
                 found = (insert_items, insert_links)
@@ -222,7 +363,8 @@ class Statements:
         return found
 
     def link_insert(self, rows: int) -> str:
-        """A multi-row INSERT of ``rows`` links (params ``cid`` and ``scid`` (the same), ``i{n}``, ``a{n}``, ``x*``).
+        """A multi-row INSERT of ``rows`` links (params ``cid`` and ``scid`` (the same),
+        ``i{n}``, ``a{n}``, ``q{n}`` (the row's rank in the call), ``x*``).
 
         Rendered once per row count and kept (a store sees few distinct counts, and at most
         ``dialect.max_rows_per_insert``).
@@ -384,8 +526,47 @@ def _chain(d: Dialect, resps: _Table, resp_cols: str, resp_by_id: str, bounded: 
     )
 
 
+def _idempotency(d: Dialect) -> dict[str, Any]:
+    """The statements of the idempotency-key table (primary key ``(scope, idem_key)``).
+
+    A key is claimed with an insert that skips an existing row (``ON CONFLICT DO NOTHING``,
+    Oracle's ``MERGE``): of concurrent claimers one inserts, the others wait for its
+    transaction and then find its row (or, where the database reports the race as a duplicate,
+    fail with ``ConflictError``). The sweep deletes at most ``limit`` expired rows, oldest first,
+    through the ``expires_at`` index.
+    """
+    p = d.param
+    ref = d.table(IDEMPOTENCY_TABLE)
+    scope, key, fp, result, expires = (d.ident(n) for n in ("scope", "idem_key", "fingerprint", "result", "expires_at"))
+    body = (
+        f"{scope} {d.varchar(512)} NOT NULL, {key} {d.varchar(255)} NOT NULL, {fp} {d.varchar(64)} NOT NULL, "
+        f"{result} {d.json_type}, {expires} {d.timestamp_type} NOT NULL, PRIMARY KEY ({scope}, {key})"
+    )
+    index_name = f"{IDEMPOTENCY_TABLE}_expires_idx"
+    if d.ident_case == "upper":
+        index_name = index_name.upper()
+    where = f"{scope} = {p('scope')} AND {key} = {p('key')}"
+    values = [p("scope"), p("key"), p("fp"), p("result"), d.time_in(p("expires"))]
+    oldest = (
+        f"SELECT {scope}, {key} FROM {ref} WHERE {expires} <= {d.time_in(p('now'))} "  # noqa: S608
+        f"ORDER BY {expires} {d.limit(p('limit'))}"
+    )
+    return {
+        "create_idempotency": (d.create_table(ref, body), d.create_index(index_name, ref, [expires])),
+        "idempotency_probe": d.table_name_for_probe(IDEMPOTENCY_TABLE),
+        "idem_free": f"DELETE FROM {ref} WHERE {where} AND {expires} <= {d.time_in(p('now'))}",  # noqa: S608
+        "idem_claim": d.insert_rows(ref, [scope, key, fp, result, expires], [values], key=2),
+        "idem_select": f"SELECT {fp}, {d.json_out(result)} FROM {ref} WHERE {where}",  # noqa: S608
+        "idem_sweep": f"DELETE FROM {ref} WHERE ({scope}, {key}) IN ({oldest})",  # noqa: S608
+    }
+
+
 def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
-    """All statements of a store for ``schema`` (validated) in ``dialect``."""
+    """All statements of a store for ``schema`` (validated) in ``dialect``.
+
+    :raises ConfigError: a name does not fit the dialect (``check_identifiers``).
+    """
+    check_identifiers(schema, dialect)
     d = dialect
     p = d.param
     convs = _Table(schema.conversations, CONVERSATIONS, d)
@@ -438,23 +619,32 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
     item_columns = items.present()
     link_names, link_params = links.extras()
     link_columns = (*[links.c(c.name) for c in links.present()], links.c(LINK_SEQUENCE), *link_names)
-    # The sequence: one more than the highest among this conversation's links with the same
-    # added_at, plus the row's place in the call. Every row reads the links as they were
-    # before the statement, so the rows keep the order given whatever order the database
-    # inserts them in; a later call sorts after them. Two concurrent calls sharing one
-    # added_at may draw equal sequences: the item id then orders them. (``scid`` repeats
+    # The sequence: the highest among this conversation's links with the same added_at, plus
+    # the row's rank in the call (param ``q{n}``, 1 for the first row the caller gave). Every
+    # row reads the links as they were before the statement, so the rows keep the order given
+    # whatever order they are written in (``SqlItemStorage`` writes them in item-id order, so
+    # concurrent writers lock their keys in one order); a later statement sorts after them.
+    # Two concurrent transactions sharing one added_at would read the same highest sequence
+    # where writers are not serialised: there each transaction starts above its own base
+    # (``Dialect.link_sequence_base``), so their links never interleave. (``scid`` repeats
     # ``cid``: one parameter in two places would get two types deduced in PostgreSQL.)
     highest = (
         f"(SELECT MAX({links.c(LINK_SEQUENCE, 's')}) FROM {links.ref} s "  # noqa: S608
         f"WHERE {links.c('conversation_id', 's')} = {p('scid')} "
         f"AND {links.c('added_at', 's')} = {d.time_in(p('a{n}'))})"
     )
-    link_row = (p("cid"), p("i{n}"), d.time_in(p("a{n}")), f"COALESCE({highest}, 0) + {{n}} + 1", *link_params)
+    start = f"COALESCE({highest}, 0)"
+    if d.link_sequence_base is not None:
+        start = f"GREATEST({start}, {d.link_sequence_base})"
+    link_row = (p("cid"), p("i{n}"), d.time_in(p("a{n}")), f"{start} + {p('q{n}')}", *link_params)
     # append_items' links share one added_at (``a0``): the highest sequence is read once (one
-    # index probe, where link_row makes one per row) and each row adds its place, ``v.n``.
+    # index probe, where link_row makes one per row) and each row adds its rank, ``v.n``.
     # Only in the CTE form (the dialects with a writable CTE), where it saves most.
+    top_seq = f"COALESCE(MAX({links.c(LINK_SEQUENCE, 's')}), 0)"
+    if d.link_sequence_base is not None:
+        top_seq = f"GREATEST({top_seq}, {d.link_sequence_base})"
     top = (
-        f"(SELECT COALESCE(MAX({links.c(LINK_SEQUENCE, 's')}), 0) AS seq FROM {links.ref} s "  # noqa: S608
+        f"(SELECT {top_seq} AS seq FROM {links.ref} s "  # noqa: S608
         f"WHERE {links.c('conversation_id', 's')} = {p('scid')} AND {links.c('added_at', 's')} = {d.time_in(p('a0'))})"
     )
     append_links = (
@@ -491,6 +681,7 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         create_tables=create_tables,
         create_indexes=tuple(index for index in indexes if index is not None),
         table_probes=tuple(d.table_name_for_probe(t.config.table) for t in (convs, items, links, resps)),
+        declared=tuple((t.config.table, t.declared()) for t in (convs, items, links, resps)),
         conv_fields=_names(conv_columns),
         conv_insert=convs.insert(conv_columns),
         conv_select=f"SELECT {convs.select_list(conv_columns)} FROM {convs.ref} WHERE {cid} = {p('id')}",  # noqa: S608
@@ -523,9 +714,15 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         append_links=append_links,
         item_parts=item_parts,
         conv_table=convs,
+        **_idempotency(d),
     )
+
+
+def sequence_type(d: Dialect) -> str:
+    """The type, default and constraint of the links table's sequence column."""
+    return f"{d.bigint_type} DEFAULT 0 NOT NULL"
 
 
 def sequence_column(d: Dialect) -> str:
     """The links table's sequence column as declared in CREATE TABLE (and added by v4)."""
-    return f"{d.ident(LINK_SEQUENCE)} {d.bigint_type} DEFAULT 0 NOT NULL"
+    return f"{d.ident(LINK_SEQUENCE)} {sequence_type(d)}"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +26,8 @@ from datacon.backends.base import (
 from datacon.backends.chain import walk_chain
 from datacon.backends.created import created_item, minted_id
 from datacon.backends.extras import extra_values
+from datacon.backends.idempotency import Idempotency, resolve
+from datacon.errors import ConflictError, DataconError
 from datacon.models import (
     Conversation,
     ConversationItem,
@@ -37,11 +42,17 @@ from datacon.schema import SchemaConfig, TableConfig
 
 from .dialect import Dialect
 from .migrations import bootstrap, require_latest
-from .render import render
+from .render import IDEMPOTENCY_SWEEP, render
 from .rows import Decoder, Encoder, row_decoder, row_encoder
 from .session import Connector, Params, Session
 
 __all__ = ["SqlConversationStorage", "SqlItemStorage", "SqlResponseStorage", "SqlStore"]
+
+log = logging.getLogger(__name__)
+
+#: Every this many keyed writes of a store, one sweep deletes up to ``IDEMPOTENCY_SWEEP``
+#: expired keys (in its own short statement, after the write committed).
+SWEEP_EVERY = 64
 
 
 class SqlStore:
@@ -62,6 +73,51 @@ class SqlStore:
         self.encode_conversation: Encoder = row_encoder(CONVERSATIONS, sql.conv_fields, dialect)
         self.encode_item: Encoder = row_encoder(ITEMS, sql.item_fields, dialect)
         self.encode_response: Encoder = row_encoder(RESPONSES, sql.resp_fields, dialect)
+        self._keyed_writes = itertools.count(1)
+
+    @contextmanager
+    def write(self, conflict: str, idem: Idempotency | None) -> Iterator[Session]:
+        """A session for one write: with a key, inside one transaction (the key is claimed in
+        it, so a failed write leaves the key unused), and every ``SWEEP_EVERY`` keyed writes
+        a sweep of expired keys afterwards."""
+        with self.connector.session(write=True, conflict=conflict) as session:
+            if idem is None:
+                yield session
+                return
+            with session.transaction():
+                yield session
+        if next(self._keyed_writes) % SWEEP_EVERY == 0:
+            self.sweep()
+
+    def replayed(self, session: Session, idem: Idempotency | None, table: str, result: object, cls: Any) -> Any:
+        """In the write's transaction: claim ``idem``'s key with the call's ``result``; ``None``
+        when claimed (the caller writes), else the stored result of the first call
+        (``ConflictError`` if it had other arguments). Keys are scoped by ``table`` (a database
+        may hold several schemas) and the operation. An expired key is freed first."""
+        if idem is None:
+            return None
+        d, sql = self.dialect, self.sql
+        now = utc_now()
+        key = {"scope": f"{table}/{idem.scope}", "key": idem.key}
+        session.execute(sql.idem_free, {**key, "now": d.encode_time(now)})
+        claim = {"fp": idem.fingerprint, "result": idem.encode(result), "expires": d.encode_time(idem.expires_at(now))}
+        if session.execute(sql.idem_claim, {**key, **claim}) > 0:
+            return None
+        row = session.fetchone(sql.idem_select, key)
+        if row is None:  # claimed and freed again by a concurrent call: report it as a race
+            raise ConflictError(f"idempotency_key {idem.key!r} is in use by a concurrent call")
+        text = row[1] if isinstance(row[1], str) else json.dumps(d.decode_json(row[1], None))
+        return idem.replay(str(row[0]), text, cls)
+
+    def sweep(self) -> int:
+        """Delete up to ``IDEMPOTENCY_SWEEP`` expired keys; how many. Best effort: a failure is logged."""
+        params = {"now": self.dialect.encode_time(utc_now()), "limit": IDEMPOTENCY_SWEEP}
+        try:
+            with self.connector.session(write=True) as session:
+                return session.execute(self.sql.idem_sweep, params)
+        except DataconError as exc:
+            log.warning("could not delete expired idempotency keys: %s", exc)
+            return 0
 
     def open(self) -> None:
         """Create missing tables and run the migrations, under the backend's migration lock.
@@ -100,17 +156,24 @@ class SqlConversationStorage(BackendConversations):
         self._row = store.decode_conversation
         self._encode = store.encode_conversation
 
-    def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
+    def create_conversation(
+        self, new: NewConversation, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> Conversation:
+        idem = resolve(idempotency_key, "create_conversation", lambda: {"new": new})
         conversation = Conversation(id=minted_id(new), created_at=utc_now(), metadata=new.metadata)
-        params = self._store.extras(self._store.schema.conversations, self._encode(conversation), extra)
-        conflict = f"conversation {conversation.id} already exists"
-        with self._store.connector.session(write=True, conflict=conflict) as session:
-            session.execute(self._sql.conv_insert, params)
+        table = self._store.schema.conversations
+        params = self._store.extras(table, self._encode(conversation), extra)
         text = params.get("metadata")
-        if text is None:
-            return conversation
-        # The metadata as it will read back (JSON text, parsed).
-        return Conversation(id=conversation.id, created_at=conversation.created_at, metadata=json.loads(text))
+        if text is not None:
+            # The metadata as it will read back (JSON text, parsed).
+            conversation = attrs.evolve(conversation, metadata=json.loads(text))
+        conflict = f"conversation {conversation.id} already exists"
+        with self._store.write(conflict, idem) as session:
+            replayed: Conversation | None = self._store.replayed(session, idem, table.table, conversation, Conversation)
+            if replayed is not None:
+                return replayed
+            session.execute(self._sql.conv_insert, params)
+        return conversation
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         with self._store.connector.session(replica=True) as session:
@@ -162,6 +225,11 @@ class SqlConversationStorage(BackendConversations):
         return [self._row(row) for row in rows]
 
 
+def _by_item_id(ids: Sequence[str]) -> list[int]:
+    """The positions of ``ids`` in item-id order (the order rows are written in)."""
+    return sorted(range(len(ids)), key=ids.__getitem__)
+
+
 class SqlItemStorage(BackendItems):
     """Items in the items table; links ``(conversation_id, item_id, added_at)`` in the links table."""
 
@@ -172,12 +240,22 @@ class SqlItemStorage(BackendItems):
         self._row = store.decode_item
         self._encode = store.encode_item
 
-    def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
+    def create_item(
+        self, new: NewConversationItem, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> ConversationItem:
+        idem = resolve(idempotency_key, "create_item", lambda: {"new": new})
         item = created_item(new, new.content)
-        params = self._store.extras(self._store.schema.conversation_items, self._encode(item), extra)
-        with self._store.connector.session(write=True, conflict=f"item {item.id} already exists") as session:
+        table = self._store.schema.conversation_items
+        params = self._store.extras(table, self._encode(item), extra)
+        returned = self._read_back(new, item, params)
+        with self._store.write(f"item {item.id} already exists", idem) as session:
+            replayed: ConversationItem | None = self._store.replayed(
+                session, idem, table.table, returned, ConversationItem
+            )
+            if replayed is not None:
+                return replayed
             session.execute(self._sql.item_insert, params)
-        return self._read_back(new, item, params)
+        return returned
 
     def _read_back(self, new: NewConversationItem, item: ConversationItem, params: Params) -> ConversationItem:
         """The item as it will read back, from the parameters that wrote it."""
@@ -192,9 +270,13 @@ class SqlItemStorage(BackendItems):
         added_at: datetime | None = None,
         *,
         extra: Extra = NO_EXTRA,
+        idempotency_key: Idempotency | str | None = None,
     ) -> list[ConversationItem]:
         if not items:
             return []
+        idem = resolve(
+            idempotency_key, "append_items", lambda: {"items": list(items), "added_at": added_at}, conversation_id
+        )
         now = utc_now()
         when = added_at or now
         # Everything is encoded before any I/O (a bad content writes nothing). Records are
@@ -207,22 +289,15 @@ class SqlItemStorage(BackendItems):
         size = max(1, self._d.max_rows_per_insert * 4 // max(len(encoded[0]) + len(self._sql.item_parts[1]), 8))
         batches = []
         for start in range(0, len(records), size):
+            # Each statement writes its rows in item-id order (see _link), ranks in the call's.
+            order = _by_item_id([record.id for record in records[start : start + size]])
             params = dict(links)
-            for n, row in enumerate(encoded[start : start + size]):
-                for field, value in row.items():
+            for n, k in enumerate(order):
+                for field, value in encoded[start + k].items():
                     params[f"{field}{n}"] = value
-            chunk = [(item.id, when) for item in records[start : start + size]]
-            params = self.rows_params(params, chunk)
+            chunk = [(records[start + k].id, when) for k in order]
+            params = self.rows_params(params, chunk, [k + 1 for k in order])
             batches.append((self._sql.append(len(chunk), len(chunk)), params))
-        conflict = f"an item already exists or is already linked to {conversation_id} (nothing was appended)"
-        with self._store.connector.session(write=True, conflict=conflict) as session:
-            if len(batches) == 1 and len(batches[0][0]) == 1:  # one statement: atomic by itself
-                session.execute(batches[0][0][0], batches[0][1])
-            else:
-                with session.transaction():
-                    for statements, params in batches:
-                        for statement in statements:
-                            session.execute(statement, params)
         d, keep_status = self._d, True
         returned = []
         for new, row in zip(items, encoded, strict=True):
@@ -230,6 +305,21 @@ class SqlItemStorage(BackendItems):
             text = row["content"] if "content" in row else d.encode_json(new.content, "content")
             keep_status = "status" in row
             returned.append(created_item(new, json.loads(text), now, keep_status=keep_status))
+        conflict = f"an item already exists or is already linked to {conversation_id} (nothing was appended)"
+        with self._store.write(conflict, idem) as session:
+            table = self._store.schema.conversation_items.table
+            replayed: list[ConversationItem] | None = self._store.replayed(
+                session, idem, table, returned, list[ConversationItem]
+            )
+            if replayed is not None:
+                return replayed
+            if len(batches) == 1 and len(batches[0][0]) == 1:  # one statement: atomic by itself
+                session.execute(batches[0][0][0], batches[0][1])
+            else:
+                with session.transaction():
+                    for statements, params in batches:
+                        for statement in statements:
+                            session.execute(statement, params)
         return returned
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
@@ -246,33 +336,45 @@ class SqlItemStorage(BackendItems):
     def _link(self, conversation_id: str, items: Sequence[tuple[str, datetime]], conflict: str, extra: Extra) -> None:
         # One multi-row INSERT: a duplicate (already linked, or repeated in ``items``) fails
         # the whole statement, so nothing is linked. Beyond the dialect's row limit the
-        # chunks run in one transaction, which keeps it all-or-nothing.
+        # chunks (in the caller's order) run in one transaction, which keeps it all-or-nothing.
+        # Each statement writes its rows in item-id order, whatever order the caller gave: each
+        # row locks its key in the primary-key index, and two calls locking the same keys in
+        # different orders would deadlock (DeadlockDetected) instead of one winning and the
+        # other waiting for it and then failing with the unique violation (ConflictError). The
+        # caller's order is bound as each row's rank, from which its sequence is computed
+        # (render's link_row: concurrent calls never interleave their links either).
         size = self._d.max_rows_per_insert
-        chunks = [items[start : start + size] for start in range(0, len(items), size)]
         extras = self.link_params(conversation_id, extra)
+        statements = []
+        for start in range(0, len(items), size):
+            chunk = items[start : start + size]
+            order = _by_item_id([item_id for item_id, _ in chunk])
+            params = self.rows_params(extras, [chunk[k] for k in order], [k + 1 for k in order])
+            statements.append((self._sql.link_insert(len(chunk)), params))
         with self._store.connector.session(write=True, conflict=conflict) as session:
-            if len(chunks) == 1:
-                self._insert_links(session, chunks[0], extras)
+            if len(statements) == 1:
+                session.execute(*statements[0])
                 return
             with session.transaction():
-                for chunk in chunks:
-                    self._insert_links(session, chunk, extras)
+                for statement, params in statements:
+                    session.execute(statement, params)
 
     def link_params(self, conversation_id: str, extra: Extra) -> dict[str, Any]:
         """The bind parameters shared by every row of a links INSERT into one conversation."""
         params = {"cid": conversation_id, "scid": conversation_id}
         return self._store.extras(self._store.schema.conversation_item_links, params, extra)
 
-    def rows_params(self, extras: Params, chunk: Sequence[tuple[str, datetime]]) -> dict[str, Any]:
-        """``extras`` plus ``i{n}``/``a{n}`` for each ``(item_id, added_at)`` row of ``link_insert``."""
+    def rows_params(
+        self, extras: Params, chunk: Sequence[tuple[str, datetime]], ranks: Sequence[int] | None = None
+    ) -> dict[str, Any]:
+        """``extras`` plus ``i{n}``/``a{n}``/``q{n}`` for each ``(item_id, added_at)`` row of
+        ``link_insert``; ``ranks`` are the rows' ranks in the call (default: 1, 2... as given)."""
         params = dict(extras)
         for n, (item_id, added_at) in enumerate(chunk):
             params[f"i{n}"] = item_id
             params[f"a{n}"] = self._d.encode_time(added_at)
+            params[f"q{n}"] = n + 1 if ranks is None else ranks[n]
         return params
-
-    def _insert_links(self, session: Session, chunk: Sequence[tuple[str, datetime]], extras: Params) -> None:
-        session.execute(self._sql.link_insert(len(chunk)), self.rows_params(extras, chunk))
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         sql = self._sql.list_asc if params.order is SortOrder.ASC else self._sql.list_desc
@@ -332,9 +434,16 @@ class SqlResponseStorage(BackendResponses):
         self._row = store.decode_response
         self._encode = store.encode_response
 
-    def store_response(self, response: StoredResponse, *, extra: Extra = NO_EXTRA) -> str:
-        params = self._store.extras(self._store.schema.responses, self._encode(response), extra)
-        with self._store.connector.session(write=True, conflict=f"response {response.id} already exists") as session:
+    def store_response(
+        self, response: StoredResponse, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> str:
+        idem = resolve(idempotency_key, "store_response", lambda: {"response": response})
+        table = self._store.schema.responses
+        params = self._store.extras(table, self._encode(response), extra)
+        with self._store.write(f"response {response.id} already exists", idem) as session:
+            replayed: str | None = self._store.replayed(session, idem, table.table, response.id, str)
+            if replayed is not None:
+                return replayed
             session.execute(self._sql.resp_insert, params)
         return response.id
 

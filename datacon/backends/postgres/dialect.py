@@ -8,8 +8,9 @@ from typing import ClassVar
 import attrs
 
 from datacon.backends._sql import Dialect
+from datacon.schema import SchemaConfig
 
-__all__ = ["PostgresDialect"]
+__all__ = ["PostgresDialect", "dialect_for"]
 
 
 @attrs.frozen
@@ -17,9 +18,12 @@ class PostgresDialect(Dialect):
     """PostgreSQL 12+ through psycopg 3 (server-side binding, so values keep their types).
 
     Identifiers are quoted in lower case: the same table an unquoted upstream name folds to,
-    and reserved words or leading digits still work. JSON columns are ``JSON`` (upstream);
-    they are bound as JSON text (an untyped parameter the server casts to ``json``) and read
-    as ``::text``, so a stored JSON ``null`` and an SQL NULL stay distinct.
+    and reserved words or leading digits still work. With ``SchemaConfig.owner`` the tables
+    are in that schema (``"owner"."table"``, upstream's ``owner."table"``), their indexes with
+    them; ``_schema_versions`` stays unqualified, in the search path (upstream). JSON columns
+    are ``JSON`` (upstream); they are bound as JSON text (an untyped parameter the server
+    casts to ``json``) and read as ``::text``, so a stored JSON ``null`` and an SQL NULL stay
+    distinct.
     """
 
     name: ClassVar[str] = "postgres"
@@ -29,17 +33,32 @@ class PostgresDialect(Dialect):
     time_min: ClassVar[str] = "'-infinity'::timestamptz"
     time_max: ClassVar[str] = "'infinity'::timestamptz"
     writable_cte: ClassVar[bool] = True
+    # The transaction id (64 bits, epoch included: it never wraps and grows with every new
+    # writing transaction) times 2**16: each transaction's links get sequences of their own,
+    # above those of every transaction that committed before it (a bigint holds ids below
+    # 2**47). See render's link_row.
+    link_sequence_base: ClassVar[str | None] = "txid_current() * 65536"
+    #: NAMEDATALEN - 1: the server truncates longer names (with only a NOTICE).
+    max_identifier_bytes: ClassVar[int | None] = 63
     versions_applied_at: ClassVar[str] = "TIMESTAMPTZ NOT NULL DEFAULT NOW()"
     param_format: ClassVar[str] = "%({})s"
     ident_case: ClassVar[str] = "lower"
     json_out_format: ClassVar[str] = "{}::text"
 
+    def create_index(self, name: str, ref: str, columns: Sequence[str]) -> str:
+        # An index always lives in its table's schema; PostgreSQL refuses a qualified name.
+        return f"CREATE INDEX IF NOT EXISTS {self.ident(name)} ON {ref} ({', '.join(columns)})"
+
     def table_exists_sql(self) -> str:
-        # to_regclass resolves through search_path, as the unqualified table names do.
+        # to_regclass resolves an unqualified name through search_path, as the statements do.
         return "SELECT 1 WHERE to_regclass(%(name)s) IS NOT NULL"
 
     def table_name_for_probe(self, table: str) -> str:
-        return self.ident(table)
+        return self.table(table)  # "owner"."table" with an owner
+
+    def schema_exists_sql(self) -> str:
+        """A query with parameter ``name`` returning a row iff that schema (namespace) exists."""
+        return "SELECT 1 FROM pg_namespace WHERE nspname = %(name)s"
 
     def columns_sql(self) -> str:
         return (
@@ -48,8 +67,14 @@ class PostgresDialect(Dialect):
         )
 
     def add_column(self, table: str, column: str, sql_type: str, existing: frozenset[str] | None) -> list[str]:
-        return [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}"]
+        return [f"ALTER TABLE {self.qualify(table)} ADD COLUMN IF NOT EXISTS {column} {sql_type}"]
 
     def drop_columns(self, table: str, columns: Sequence[str], existing: frozenset[str] | None) -> list[str]:
         # One statement (upstream v3): ALTER TABLE t DROP COLUMN IF EXISTS a, DROP COLUMN IF EXISTS b.
-        return [f"ALTER TABLE {table} " + ", ".join(f"DROP COLUMN IF EXISTS {column}" for column in columns)]
+        drops = ", ".join(f"DROP COLUMN IF EXISTS {column}" for column in columns)
+        return [f"ALTER TABLE {self.qualify(table)} {drops}"]
+
+
+def dialect_for(schema: SchemaConfig) -> PostgresDialect:
+    """The dialect of a (validated) schema: tables qualified with its owner, if any."""
+    return PostgresDialect(owner=f'"{schema.owner.lower()}"' if schema.owner else None)

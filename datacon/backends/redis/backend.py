@@ -170,6 +170,11 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable):
         s = self.store
 
         def run() -> list[Any]:
+            if s.cluster:
+                # A cluster pipeline does not load its scripts first (a plain one does), and an
+                # EVALSHA of an unknown script fails inside EXEC while the rest of the
+                # transaction applies: load them on the masters before each batch.
+                s.load_scripts()
             with s.client.pipeline(transaction=True) as pipe:
                 queue(pipe)
                 return list(pipe.execute())

@@ -17,6 +17,14 @@ __all__ = ["DRIVER_ERRORS", "convert", "corrupt_record", "translate"]
 _POOL_EXHAUSTED = "No connection available."
 _MAX_DETAIL = 300
 
+_CLUSTER_UNAVAILABLE = (
+    rx.ClusterDownError,
+    rx.MasterDownError,
+    rx.SlotNotCoveredError,
+    rx.TryAgainError,
+    rx.RedisClusterException,
+)
+
 #: What the seam translates: redis-py's errors and socket errors.
 DRIVER_ERRORS = (rx.RedisError, OSError)
 
@@ -39,6 +47,9 @@ def convert(exc: Exception, action: str, secret: str | None, pool_timeout: float
         return BackendUnavailableError(f"Redis {action}: authentication failed ({_detail(exc, secret)})")
     if isinstance(exc, rx.ConnectionError | rx.TimeoutError | OSError):
         return BackendUnavailableError(f"Redis {action}: server unavailable ({_detail(exc, secret)})")
+    if isinstance(exc, _CLUSTER_UNAVAILABLE):
+        # A cluster failing over: no master for the slot yet, or no node answering at all.
+        return BackendUnavailableError(f"Redis {action}: cluster unavailable ({_detail(exc, secret)})")
     return BackendError(f"Redis {action} failed: {type(exc).__name__}: {_detail(exc, secret)}")
 
 

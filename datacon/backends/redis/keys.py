@@ -2,7 +2,8 @@
 
 Upstream names keys ``P conversation:{id}``, ``P conversation:{id}:items``, ``P item:{id}``,
 ``P response:{id}`` and ``P safety:{identifier}:responses`` (``P`` is ``"{owner}:"`` or empty);
-datacon adds ``P link_seq:{id}``, a conversation's link sequences.
+datacon adds ``P link_seq:{id}``, a conversation's link sequences, and ``P idempotency:...``,
+idempotency keys (strings with a TTL, see ``Keys.idempotency``).
 Taken literally, a conversation whose id ends in ``:items`` shares its key with another
 conversation's links. So the id part of a key is:
 
@@ -22,9 +23,11 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-__all__ = ["ESCAPE", "LUA_KEY_PART", "Keys", "id_of_part", "key_part"]
+__all__ = ["CLUSTER_TAG", "ESCAPE", "LUA_KEY_PART", "Keys", "id_of_part", "key_part"]
 
 ESCAPE = "%"
+#: The hash tag of an owner-less schema's keys in a Redis Cluster.
+CLUSTER_TAG = "datacon"
 _ENCODE = str.maketrans({"%": "%25", ":": "%3A", "{": "%7B", "}": "%7D"})
 
 
@@ -53,15 +56,25 @@ end
 
 
 class Keys:
-    """Every key of one schema (``owner`` prefixes them all)."""
+    """Every key of one schema (``owner`` prefixes them all).
 
-    def __init__(self, owner: str | None) -> None:
-        self.prefix = f"{owner}:" if owner else ""
+    In a Redis Cluster (``cluster=True``) the prefix is a hash tag, ``{owner}:`` (``{datacon}:``
+    without an owner), so every key of the schema hashes to one slot: each script and
+    transaction runs on one master, atomic as on a single server. Id parts never hold a brace
+    (see above), so the prefix is the key's only tag.
+    """
+
+    def __init__(self, owner: str | None, *, cluster: bool = False) -> None:
+        if cluster:
+            self.prefix = "{" + (owner or CLUSTER_TAG) + "}:"
+        else:
+            self.prefix = f"{owner}:" if owner else ""
         self.conversation_prefix = f"{self.prefix}conversation:"
         self.item_prefix = f"{self.prefix}item:"
         self.response_prefix = f"{self.prefix}response:"
         self.safety_prefix = f"{self.prefix}safety:"
         self.sequence_prefix = f"{self.prefix}link_seq:"
+        self.idempotency_prefix = f"{self.prefix}idempotency:"
         self.conversations_list = f"{self.prefix}conversations:list"
         self.conversations_by_prefix = f"{self.prefix}conversations:by:"
         self.links_suffix = ":items"
@@ -85,3 +98,9 @@ class Keys:
 
     def safety(self, identifier: str) -> str:
         return self.safety_prefix + key_part(identifier) + self.safety_suffix
+
+    def idempotency(self, operation: str, key: str, conversation_id: str | None = None) -> str:
+        """An idempotency key of ``operation`` (``P idempotency:{operation}:{key}``; for
+        ``append_items``, ``P idempotency:append_items:{conversation id}:{key}``)."""
+        scope = operation if conversation_id is None else f"{operation}:{key_part(conversation_id)}"
+        return f"{self.idempotency_prefix}{scope}:{key_part(key)}"

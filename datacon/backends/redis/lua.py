@@ -23,8 +23,11 @@ from .scores import LUA_TO_MS
 
 __all__ = [
     "APPEND_ITEMS",
+    "APPEND_ITEMS_KEYED",
     "CREATE_CONVERSATION",
+    "CREATE_CONVERSATION_KEYED",
     "CREATE_RECORD",
+    "CREATE_RECORD_KEYED",
     "DELETE_CONVERSATION",
     "DELETE_IDENTIFIER",
     "DELETE_LINK",
@@ -35,6 +38,7 @@ __all__ = [
     "LIST_IDENTIFIER",
     "LIST_ITEMS",
     "STORE_RESPONSE",
+    "STORE_RESPONSE_KEYED",
     "UPDATE_CONVERSATION",
 ]
 
@@ -483,3 +487,37 @@ end
 return redis.call('DEL', KEYS[1])
 """
 )
+
+
+def keyed(script: str, written: str) -> str:
+    """``script`` with an idempotency key (SPEC 7.3), checked and set in the same script.
+
+    The last key is the idempotency key; the last three arguments are the call's fingerprint
+    (64 hex digits), its result (JSON) and the key's TTL in milliseconds. When the key exists
+    the script writes nothing and returns ``{'datacon:idempotency', fingerprint, result}`` of
+    the first call (the caller compares the fingerprints); else it runs ``script`` on the
+    other keys and arguments, and sets the key (``PX``) when ``written`` (a Lua expression of
+    the script's reply ``out``) says the script wrote its records.
+    """
+    return f"""
+local function datacon_script(KEYS, ARGV)
+{script}
+end
+local n, m = #KEYS, #ARGV
+local idem = KEYS[n]
+local stored = redis.call('GET', idem)
+if stored then return {{'datacon:idempotency', string.sub(stored, 1, 64), string.sub(stored, 65)}} end
+local keys, args = {{}}, {{}}
+for i = 1, n - 1 do keys[i] = KEYS[i] end
+for i = 1, m - 3 do args[i] = ARGV[i] end
+local out = datacon_script(keys, args)
+if {written} then redis.call('SET', idem, ARGV[m - 2] .. ARGV[m - 1], 'PX', ARGV[m]) end
+return out
+"""
+
+
+#: The creating scripts with an idempotency key (``keyed``).
+CREATE_RECORD_KEYED = keyed(CREATE_RECORD, "out == 1")
+CREATE_CONVERSATION_KEYED = keyed(CREATE_CONVERSATION, "out == 1")
+STORE_RESPONSE_KEYED = keyed(STORE_RESPONSE, "out == 1")
+APPEND_ITEMS_KEYED = keyed(APPEND_ITEMS, "not out")

@@ -12,6 +12,7 @@ Key layout (upstream's; ``P`` is ``"{owner}:"`` when the schema has an owner, el
 ``P safety:{identifier}:responses``   sorted set   member response id, score ``created_at``
 ``P conversations:list``              sorted set   every conversation (``list_conversations``)
 ``P conversations:by:{col}:{value}``  sorted set   conversations whose extra column is value
+``P idempotency:{op}:{key}``           string       an idempotency key: fingerprint + result, PX TTL
 ====================================  ===========  ===========================================
 
 Scores are epoch milliseconds with the microseconds as a fraction (``scores``): exact and
@@ -48,8 +49,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import redis
-
 from datacon._serde import dump_json, normalize_json
 from datacon._time import to_epoch_us, utc_now
 from datacon.backends.base import (
@@ -63,6 +62,7 @@ from datacon.backends.base import (
 )
 from datacon.backends.chain import walk_chain
 from datacon.backends.created import created_item, minted_id
+from datacon.backends.idempotency import Idempotency, resolve
 from datacon.config import RedisConfig
 from datacon.errors import BackendUnavailableError, ConfigError, ConflictError
 from datacon.models import (
@@ -82,7 +82,7 @@ from .errors import DRIVER_ERRORS, convert, translate
 from .keys import Keys
 from .records import Codec, pairs
 from .scores import score, score_time
-from .url import connection_pool
+from .topology import Topology, open_client
 
 __all__ = ["RedisConversationStorage", "RedisItemStorage", "RedisResponseStorage", "RedisStore"]
 
@@ -100,7 +100,7 @@ class RedisStore:
         self.codec = Codec(schema)
         self.ttl = "" if config.retention_days is None else str(config.retention_days * 86_400)
         self._password = urlsplit(config.url).password
-        self.keys = keys = Keys(schema.owner)
+        self.keys = keys = Keys(schema.owner, cluster=config.cluster)
         self.conversation_prefix = keys.conversation_prefix
         self.item_prefix = keys.item_prefix
         self.response_prefix = keys.response_prefix
@@ -110,24 +110,22 @@ class RedisStore:
         self.owned = config.client is None
         if config.client is None:
             self.max_concurrency = config.pool_max
-            # hiredis, when installed, is picked up by redis-py as its reply parser. The pool
-            # connects lazily; the URL's options are checked now (ConfigError), not at first use.
-            self.pool = connection_pool(
-                config.url,
-                max_connections=config.pool_max,
-                timeout=config.pool_timeout_secs,
-                socket_timeout=config.socket_timeout_secs,
-                socket_connect_timeout=config.connect_timeout_secs,
-                decode_responses=True,
-            )
-            self.client = redis.Redis(connection_pool=self.pool)
+            # One server's and Sentinel's pools connect lazily; a cluster client learns the
+            # slot map now (an unreachable cluster is reported here).
+            with self.translate("connect"):
+                self.topology = open_client(config)
+            self._password = self.topology.password
         else:
-            self.client = config.client
-            self.pool = self.client.connection_pool  # type: ignore[assignment]  # any pool of the client's
-            password = self.pool.connection_kwargs.get("password")
-            self._password = str(password) if password else None
+            pool = config.client.connection_pool
+            password = pool.connection_kwargs.get("password")
+            self.topology = Topology("server", config.client, pool, str(password) if password else None)
+            self._password = self.topology.password
             # The async facade's limit: the client's pool size, at most pool_max.
-            self.max_concurrency = min(int(getattr(self.pool, "max_connections", config.pool_max)), config.pool_max)
+            self.max_concurrency = min(int(getattr(pool, "max_connections", config.pool_max)), config.pool_max)
+        self.client = self.topology.client
+        #: The connection pool (``None`` in a cluster, whose client keeps one per node).
+        self.pool: Any = self.topology.pool
+        self.cluster = config.cluster
         self._waits = _wait_commands(config)
         # Registered once: each call is an EVALSHA (redis-py loads the script on NOSCRIPT).
         register = self.client.register_script
@@ -144,6 +142,11 @@ class RedisStore:
         self.lua_delete_conversation = register(lua.DELETE_CONVERSATION)
         self.lua_delete_link = register(lua.DELETE_LINK)
         self.lua_create_conversation = register(lua.CREATE_CONVERSATION)
+        # The creating scripts with an idempotency key (SPEC 7.3), checked in the same script.
+        self.lua_create_record_keyed = register(lua.CREATE_RECORD_KEYED)
+        self.lua_create_conversation_keyed = register(lua.CREATE_CONVERSATION_KEYED)
+        self.lua_store_response_keyed = register(lua.STORE_RESPONSE_KEYED)
+        self.lua_append_items_keyed = register(lua.APPEND_ITEMS_KEYED)
         self.lua_list_conversations = register(lua.LIST_CONVERSATIONS)
         self.conversations_list_key = keys.conversations_list
         self.conversations_by_prefix = keys.conversations_by_prefix
@@ -161,8 +164,10 @@ class RedisStore:
         lazy, and the first call reports an unreachable server.
         """
         try:
-            info = self.client.info("persistence")
-            version = str(self.client.info("server").get("redis_version", "")) if self.config.wait_aof else ""
+            info = self.client.info("persistence", **self.on_master())
+            version = ""
+            if self.config.wait_aof:
+                version = str(self.client.info("server", **self.on_master()).get("redis_version", ""))
         except DRIVER_ERRORS as exc:
             log.debug("Redis start-up check skipped: %s", type(exc).__name__)
             return
@@ -182,9 +187,10 @@ class RedisStore:
     def durability(self) -> tuple[bool, str]:
         """Whether the server persists every write (``appendonly yes``), and a line saying what
         a crash would lose; for ``datacon doctor``. Raises the call's error if it cannot ask."""
-        info = self.call("doctor", lambda: self.client.info("persistence"))
+        info = self.call("doctor", lambda: self.client.info("persistence", **self.on_master()))
         try:
-            fsync = str(self.call("doctor", lambda: self.client.config_get("appendfsync")).get("appendfsync", "?"))
+            reply = self.call("doctor", lambda: self.client.config_get("appendfsync", **self.on_master()))
+            fsync = str(reply.get("appendfsync", "?"))
         except Exception:  # noqa: BLE001 - CONFIG is often disabled on managed servers
             fsync = "?"
         waits = ""
@@ -203,11 +209,21 @@ class RedisStore:
         return True, f"appendonly yes, appendfsync {fsync}: {loses}{waits}"
 
     def address(self) -> str:
-        """``host:port/db`` of the server (no credentials)."""
-        kwargs = self.pool.connection_kwargs
-        if "path" in kwargs:
-            return str(kwargs["path"])
-        return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+        """``host:port/db`` of the server (no credentials); a cluster's masters, Sentinel's service."""
+        return self.topology.address()
+
+    def load_scripts(self) -> None:
+        """``SCRIPT LOAD`` every script (in a cluster, on every master)."""
+        for name, value in vars(self).items():
+            if name.startswith("lua_"):
+                self.client.script_load(value.script)
+
+    def on_master(self) -> dict[str, Any]:
+        """Keyword arguments sending a keyless command (``INFO``, ``CONFIG GET``) to the server
+        holding this schema's keys: in a cluster, the master of its hash tag's slot."""
+        if not self.cluster:
+            return {}
+        return {"target_nodes": self.client.get_node_from_key(self.keys.prefix)}
 
     @contextmanager
     def translate(self, action: str) -> Iterator[None]:
@@ -237,7 +253,7 @@ class RedisStore:
             with self.client.pipeline(transaction=False) as pipe:
                 fn(pipe)
                 for command in waits:
-                    pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                    pipe.execute_command(*command)
                 return list(pipe.execute())
 
         replies = self.call(action, run)
@@ -292,16 +308,43 @@ class RedisStore:
     # Writes shared by the storages and the backend's restore; ``client`` may be a pipeline
     # (the script then runs inside its MULTI/EXEC), else the store's client.
 
+    def run_script(self, script: Any, keys: list[str], args: list[Any], client: Any) -> Any:
+        """``script`` on ``client`` (the store's client when ``None``, or a pipeline).
+
+        redis-py refuses ``Script`` calls on a cluster pipeline (its ``evalsha`` method is
+        blocked there), so a cluster pipeline gets the ``EVALSHA`` command itself; the caller
+        has loaded the scripts (``load_scripts``), as a plain pipeline does by itself.
+        """
+        if self.cluster and client is not None and client is not self.client:
+            return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return script(keys=keys, args=args, client=client)
+
     def create_record(self, key: str, fields: dict[str, str], client: Any = None) -> Any:
         """Write the hash at ``key`` unless it exists (``CREATE_RECORD``); truthy when written."""
-        return self.lua_create_record(keys=[key], args=[self.ttl, *_flat(fields)], client=client)
+        return self.run_script(self.lua_create_record, [key], [self.ttl, *_flat(fields)], client)
+
+    def keyed(self, idem: Idempotency, result: object) -> tuple[list[str], list[str]]:
+        """The key and the arguments a ``lua.keyed`` script adds for ``idem`` (its result stored)."""
+        key = self.keys.idempotency(idem.operation, idem.key, idem.conversation_id)
+        return [key], [idem.fingerprint, idem.encode(result), str(idem.ttl_secs * 1000)]
+
+    @staticmethod
+    def replayed(idem: Idempotency | None, reply: Any, cls: Any) -> Any:
+        """The first call's result when ``reply`` says the key was stored (``ConflictError`` if
+        that call had other arguments), else ``None``."""
+        if idem is None or not isinstance(reply, list) or not reply or reply[0] != "datacon:idempotency":
+            return None
+        return idem.replay(str(reply[1]), str(reply[2]), cls)
 
     def conversations_by_key(self, column: str, value: str) -> str:
         """The index set of the conversations whose extra ``column`` is ``value``."""
         return f"{self.conversations_by_prefix}{column}:{value}"
 
-    def put_conversation(self, conversation: Conversation, extra: Mapping[str, Any], client: Any = None) -> Any:
-        """Write the conversation and its listing index entries unless it exists; truthy when written."""
+    def put_conversation(
+        self, conversation: Conversation, extra: Mapping[str, Any], client: Any = None, idem: Idempotency | None = None
+    ) -> Any:
+        """Write the conversation and its listing index entries unless it exists; truthy when
+        written (with ``idem``: or the ``lua.keyed`` reply of a stored key)."""
         fields = self.codec.conversation_fields(conversation, extra)
         keys = [self.conversation_key(conversation.id), self.conversations_list_key]
         for name, _ in self.schema.conversations.sorted_extra_columns():
@@ -309,32 +352,45 @@ class RedisStore:
             if value is not None:
                 keys.append(self.conversations_by_key(name, value))
         args = [self.ttl, listing_member(conversation.created_at, conversation.id), *_flat(fields)]
-        return self.lua_create_conversation(keys=keys, args=args, client=client)
+        if idem is not None:
+            more_keys, more_args = self.keyed(idem, conversation)
+            return self.run_script(self.lua_create_conversation_keyed, keys + more_keys, args + more_args, client)
+        return self.run_script(self.lua_create_conversation, keys, args, client)
 
-    def put_response(self, response: StoredResponse, extra: Mapping[str, Any], client: Any = None) -> Any:
-        """Write the response and its safety index entry unless it exists; truthy when written."""
+    def put_response(
+        self, response: StoredResponse, extra: Mapping[str, Any], client: Any = None, idem: Idempotency | None = None
+    ) -> Any:
+        """Write the response and its safety index entry unless it exists; truthy when written
+        (with ``idem``: or the ``lua.keyed`` reply of a stored key)."""
         fields = self.codec.response_fields(response, extra)
         keys = [self.response_key(response.id)]
         if response.safety_identifier is not None and self.safety_field() is not None:
             keys.append(self.safety_key(response.safety_identifier))
         args = [self.ttl, score(response.created_at), response.id, *_flat(fields)]
-        return self.lua_store_response(keys=keys, args=args, client=client)
+        if idem is not None:
+            # The optional safety set is KEYS[2]: the idempotency key comes last, after it.
+            more_keys, more_args = self.keyed(idem, response.id)
+            return self.run_script(self.lua_store_response_keyed, keys + more_keys, args + more_args, client)
+        return self.run_script(self.lua_store_response, keys, args, client)
 
     def pool_stats(self) -> dict[str, int]:
         """``size`` (pool_max), ``open`` connections and those ``in_use``."""
         # BlockingConnectionPool keeps every connection it made in _connections and the idle
         # ones in its queue (padded with None); redis-py computes in-use the same way.
-        made = list(getattr(self.pool, "_connections", ()))
-        queue = getattr(getattr(self.pool, "pool", None), "queue", ())
-        idle = sum(1 for conn in list(queue) if conn is not None)
-        return {"size": self.max_concurrency, "open": len(made), "in_use": max(len(made) - idle, 0)}
+        # (A cluster has one such pool per node: their sums.)
+        made = idle = 0
+        for pool in self.topology.pools():
+            made += len(list(getattr(pool, "_connections", ())))
+            queue = getattr(getattr(pool, "pool", None), "queue", ())
+            idle += sum(1 for conn in list(queue) if conn is not None)
+        return {"size": self.max_concurrency, "open": made, "in_use": max(made - idle, 0)}
 
     def close(self) -> None:
         """Disconnect every pooled connection (an application's client is left as it is)."""
         if not self.owned:
             return
         with self.translate("close"):
-            self.pool.disconnect()
+            self.topology.close()
 
 
 def _wait_commands(config: RedisConfig) -> list[tuple[str | int, ...]]:
@@ -368,12 +424,18 @@ class RedisConversationStorage(BackendConversations):
     def __init__(self, store: RedisStore) -> None:
         self.store = store
 
-    def create_conversation(self, new: NewConversation, *, extra: Extra = NO_EXTRA) -> Conversation:
+    def create_conversation(
+        self, new: NewConversation, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> Conversation:
         s = self.store
+        idem = resolve(idempotency_key, "create_conversation", lambda: {"new": new})
         conversation_id = minted_id(new)
         metadata = None if new.metadata is None else normalize_json(new.metadata, "metadata")
         conversation = Conversation(id=conversation_id, created_at=utc_now(), metadata=metadata)
-        created = s.write("create_conversation", lambda c: s.put_conversation(conversation, extra, client=c))
+        created = s.write("create_conversation", lambda c: s.put_conversation(conversation, extra, client=c, idem=idem))
+        replayed: Conversation | None = s.replayed(idem, created, Conversation)
+        if replayed is not None:
+            return replayed
         if not created:
             raise ConflictError(f"conversation {conversation_id} already exists")
         return conversation
@@ -433,12 +495,23 @@ class RedisItemStorage(BackendItems):
     def __init__(self, store: RedisStore) -> None:
         self.store = store
 
-    def create_item(self, new: NewConversationItem, *, extra: Extra = NO_EXTRA) -> ConversationItem:
+    def create_item(
+        self, new: NewConversationItem, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> ConversationItem:
         s = self.store
+        idem = resolve(idempotency_key, "create_item", lambda: {"new": new})
         item = created_item(new, normalize_json(new.content, "content"))
         fields = s.codec.item_fields(item, extra)
         key = s.item_key(item.id)
-        created = s.write("create_item", lambda c: s.create_record(key, fields, client=c))
+        if idem is None:
+            created = s.write("create_item", lambda c: s.create_record(key, fields, client=c))
+        else:
+            more_keys, more_args = s.keyed(idem, item)
+            keys, args = [key, *more_keys], [s.ttl, *_flat(fields), *more_args]
+            created = s.write("create_item", lambda c: s.lua_create_record_keyed(keys=keys, args=args, client=c))
+        replayed: ConversationItem | None = s.replayed(idem, created, ConversationItem)
+        if replayed is not None:
+            return replayed
         if not created:
             raise ConflictError(f"item {item.id} already exists")
         return item
@@ -464,10 +537,14 @@ class RedisItemStorage(BackendItems):
         added_at: datetime | None = None,
         *,
         extra: Extra = NO_EXTRA,
+        idempotency_key: Idempotency | str | None = None,
     ) -> list[ConversationItem]:
         if not items:
             return []
         s = self.store
+        idem = resolve(
+            idempotency_key, "append_items", lambda: {"items": list(items), "added_at": added_at}, conversation_id
+        )
         now = utc_now()
         keep_status = s.codec.items.field("status") is not None
         created = []
@@ -487,7 +564,14 @@ class RedisItemStorage(BackendItems):
         at = score(added_at or now)
         args = [s.ttl, s.item_prefix, at, str(len(created)), *(item.id for item in created), *fields]
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
-        refused = s.write("append_items", lambda c: s.lua_append_items(keys=keys, args=args, client=c))
+        script = s.lua_append_items
+        if idem is not None:
+            more_keys, more_args = s.keyed(idem, created)
+            keys, args, script = keys + more_keys, args + more_args, s.lua_append_items_keyed
+        refused = s.write("append_items", lambda c: script(keys=keys, args=args, client=c))
+        replayed: list[ConversationItem] | None = s.replayed(idem, refused, list[ConversationItem])
+        if replayed is not None:
+            return replayed
         if refused is not None:
             why, item_id = (str(part) for part in refused)
             if why == "exists":
@@ -542,9 +626,16 @@ class RedisResponseStorage(BackendResponses):
     def __init__(self, store: RedisStore) -> None:
         self.store = store
 
-    def store_response(self, response: StoredResponse, *, extra: Extra = NO_EXTRA) -> str:
+    def store_response(
+        self, response: StoredResponse, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
+    ) -> str:
         s = self.store
-        if not s.write("store_response", lambda c: s.put_response(response, extra, client=c)):
+        idem = resolve(idempotency_key, "store_response", lambda: {"response": response})
+        stored = s.write("store_response", lambda c: s.put_response(response, extra, client=c, idem=idem))
+        replayed: str | None = s.replayed(idem, stored, str)
+        if replayed is not None:
+            return replayed
+        if not stored:
             raise ConflictError(f"response {response.id} already exists")
         return response.id
 
@@ -563,7 +654,9 @@ class RedisResponseStorage(BackendResponses):
         s = self.store
         previous = s.codec.responses.field("previous_response_id") or ""
         args: list[str | int] = [s.response_prefix, response_id, -1 if max_depth is None else max_depth, previous]
-        rows = s.call("get_response_chain", lambda: s.lua_get_chain(args=args))
+        # The start's key routes the script in a cluster (the chain shares its hash tag).
+        key = s.response_key(response_id)
+        rows = s.call("get_response_chain", lambda: s.lua_get_chain(keys=[key], args=args))
         fetched = {str(rid): s.codec.response(str(rid), pairs(row)) for rid, row in rows}
         # The script walked the same path; walk_chain orders it and reports a cycle.
         return walk_chain(response_id, fetched.get, max_depth)
