@@ -36,7 +36,7 @@ THREADS = 8
 TABLES = ("conversations", "conversation_items", "conversation_item_links", "responses")
 
 
-def _rate(seconds: float, work: Callable[[int, int], None]) -> float:
+def _rate(seconds: float, work: Callable[[int, int], object]) -> float:
     """Calls per second of ``work(thread, n)`` run by THREADS threads for ``seconds``."""
     stop = threading.Event()
     counts = [0] * THREADS
@@ -72,7 +72,7 @@ def _sizes(pair: ReplicatedPair, storage: Storage, conversations: int) -> dict[s
     with pair.primary.admin() as conn:
         conn.execute("VACUUM ANALYZE")
         for table in TABLES:
-            rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - fixed names
+            rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             size = conn.execute("SELECT pg_total_relation_size(%s)", (table,)).fetchone()[0]
             out[table] = (int(rows), int(size))
     return out
@@ -115,7 +115,7 @@ def _measure(mode: str, seconds: float, conversations: int) -> dict[str, Any]:
                     conn.execute("CHECKPOINT")
                 time.sleep(1)
 
-                def read(s: Storage) -> Callable[[int, int], None]:
+                def read(s: Storage) -> Callable[[int, int], object]:
                     return lambda t, n: s.items.list_items(f"w-{tag}-{t}", ListParams(limit=20))
 
                 with create_storage(StorageFactoryConfig(backend="postgres", postgres=primary_only)) as alone:
@@ -136,9 +136,11 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# PostgreSQL scaling figures",
         "",
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `python -m benchmarks.pg_scaling "
-        f"--seconds {args.seconds:g} --conversations {args.conversations}`; primary + streaming standby on "
-        f"loopback, fsync on, {THREADS} threads, 2 shared cores.",
+        (
+            f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `python -m benchmarks.pg_scaling "
+            f"--seconds {args.seconds:g} --conversations {args.conversations}`; primary + streaming standby on "
+            f"loopback, fsync on, {THREADS} threads, 2 shared cores."
+        ),
         "",
         "## Bytes on disk per record (tables with their indexes, after VACUUM ANALYZE)",
         "",
