@@ -87,7 +87,7 @@ def test_a_read_lags_outside_the_request_context_and_sees_the_write_inside_it(
             # In the same request context, after the write: the primary serves the read.
             assert storage.conversations.get_conversation(created.id) == created
         # Outside it, the replica serves: replay is paused, so it has not seen the write.
-        assert storage.conversations.get_conversation(created.id) is None
+        assert storage.conversations.get_conversation(created.id) is None, storage.pool_stats()
         # Another request context that did not write reads from the replica too.
         with request_context({"request": f"other-{tag}"}):
             assert storage.conversations.get_conversation(created.id) is None

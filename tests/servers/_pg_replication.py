@@ -95,9 +95,15 @@ class StandbyServer(ReplicatedServer):
             raise RuntimeError("the standby has no WAL receiver")
         return int(row[0])
 
-    def pause_replay(self) -> None:
+    def pause_replay(self, timeout: float = 30.0) -> None:
+        """Pause WAL replay and wait until it is paused (the request takes effect between records)."""
+        deadline = time.monotonic() + timeout
         with self.admin() as conn:
             conn.execute("SELECT pg_wal_replay_pause()")
+            while conn.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()[0] != "paused":
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the standby's replay did not pause within {timeout:g} s")
+                time.sleep(0.01)
 
     def resume_replay(self) -> None:
         with self.admin() as conn:
