@@ -99,6 +99,69 @@ class DataconAsync:
         return None
 
 
+class DataconAgentsSession:
+    """datacon's OpenAI Agents SDK adapter (``DataconSession``) over the run's storage: the SDK's
+    own workload through the same Session protocol as its built-in sessions."""
+
+    label = "datacon DataconSession (openai-agents)"
+
+    def __init__(self, storage: Storage) -> None:
+        from datacon.integrations.openai_agents import DataconSession
+
+        self._cls = DataconSession
+        self.storage = storage
+
+    async def new_session(self) -> Any:
+        return self._cls(uuid.uuid4().hex, self.storage)
+
+    async def append(self, session: Any, index: int) -> None:
+        await session.add_items([{"role": "user", "content": _text(index)}])
+
+    async def last(self, session: Any, count: int) -> list[Any]:
+        items: list[Any] = await session.get_items(limit=count)
+        return items
+
+    async def history(self, session: Any) -> list[Any]:
+        items: list[Any] = await session.get_items()
+        return items
+
+    async def close(self) -> None:
+        return None  # the sessions share the run's storage, which they never close
+
+
+class DataconLangchain:
+    """datacon's LangChain adapter (``DataconChatMessageHistory``, its sync methods, as the
+    langchain-postgres peer is driven) over the run's storage."""
+
+    label = "datacon DataconChatMessageHistory (langchain)"
+
+    def __init__(self, storage: Storage) -> None:
+        from langchain_core.messages import HumanMessage
+
+        from datacon.integrations.langchain import DataconChatMessageHistory
+
+        self._cls = DataconChatMessageHistory
+        self._message = HumanMessage
+        self.storage = storage
+
+    async def new_session(self) -> Any:
+        return self._cls(uuid.uuid4().hex, self.storage)
+
+    async def append(self, session: Any, index: int) -> None:
+        session.add_messages([self._message(content=_text(index))])
+
+    async def last(self, session: Any, count: int) -> list[Any]:
+        messages: list[Any] = session.messages  # no limit in LangChain's API: read all, keep the tail
+        return messages[-count:]
+
+    async def history(self, session: Any) -> list[Any]:
+        messages: list[Any] = session.messages
+        return messages
+
+    async def close(self) -> None:
+        return None
+
+
 class AgentsSQLite:
     """openai-agents ``SQLiteSession`` on a file beside datacon's database."""
 
@@ -304,6 +367,14 @@ async def _run_peers(t: Target, s: Settings, candidates: list[tuple[str, Callabl
     adapters: list[Adapter] = [DataconSync(t.storage)]
     with contextlib.suppress(ImportError):  # a checkout without the async facade
         adapters.append(DataconAsync(t.storage))
+    # datacon's framework adapters, beside the frameworks' own stores on the same backend.
+    labels = {label for label, _ in candidates}
+    ours: list[tuple[str, Callable[[], Adapter]]] = []
+    if labels & {"openai-agents SQLiteSession", "openai-agents RedisSession"}:
+        ours.append((DataconAgentsSession.label, lambda: DataconAgentsSession(t.storage)))
+    if "langchain-postgres PostgresChatMessageHistory" in labels:
+        ours.append((DataconLangchain.label, lambda: DataconLangchain(t.storage)))
+    candidates = [*ours, *candidates]
     for label, factory in candidates:
         try:
             adapters.append(factory())

@@ -131,8 +131,9 @@ LINKS = Record(
 )
 #: The links table's sequence column (SQL, schema v4): assigned by the database when a link
 #: is written, so links sharing one ``added_at`` list in the order they were linked. It is
-#: not part of the link record (export, restore and ``Link`` carry no sequence; a restored
-#: link is sequenced when it is written). Links made before v4 hold 0: ties on it fall back
+#: not part of the link record (export, restore and ``Link`` carry no sequence: an export
+#: lists each conversation's links in their order and a restore sequences them in the order
+#: given, when it writes them). Links made before v4 hold 0: ties on it fall back
 #: to the item id, the order they had before.
 LINK_SEQUENCE = "seq"
 RESPONSES = Record(

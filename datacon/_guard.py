@@ -9,7 +9,7 @@ limits are non-negative ints, and ``ListParams.order`` is a :class:`SortOrder`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from datacon._conversation_pages import list_page
@@ -27,7 +27,18 @@ from datacon._validate import (
     check_str,
     check_time,
 )
-from datacon.backends.base import NO_EXTRA, BackendConversations, BackendItems, BackendResponses, Extra, Position
+from datacon.backends import retention
+from datacon.backends.base import (
+    NO_EXTRA,
+    Backend,
+    BackendConversations,
+    BackendItems,
+    BackendResponses,
+    Extra,
+    NotPrunableError,
+    Position,
+    Prunable,
+)
 from datacon.backends.idempotency import DEFAULT_TTL_SECS, Idempotency, check_key, fingerprint
 from datacon.context import current_request_context
 from datacon.errors import ConflictError, HookRejectedError, InvalidInputError
@@ -42,6 +53,7 @@ from datacon.models import (
     ListParams,
     NewConversation,
     NewConversationItem,
+    PruneReport,
     ResponseChain,
     SortOrder,
     StoredResponse,
@@ -49,7 +61,7 @@ from datacon.models import (
 from datacon.storage import ConversationItemStorage, ConversationStorage, Gate, ResponseStorage
 from datacon.telemetry import Observer
 
-__all__ = ["GuardedConversationStorage", "GuardedItemStorage", "GuardedResponseStorage"]
+__all__ = ["GuardedConversationStorage", "GuardedItemStorage", "GuardedResponseStorage", "GuardedRetention"]
 
 T = TypeVar("T")
 
@@ -143,6 +155,40 @@ class _Hooked:
             hook.after(op, ctx, data, _payload(result), extra)
         except Exception as exc:  # noqa: BLE001 - as above
             hook_log.warning("storage hook after(%s) failed: %s: %s", op.value, type(exc).__name__, exc)
+        return result
+
+    def _hooked_each(self, op: StorageOperation, payloads: Sequence[Any], call: Callable[[], T]) -> T:
+        """``call()`` (one backend call doing several ``op``s) with the hook run once per payload,
+        as ``_hooked`` runs it: every ``before`` first (a rejection calls nothing), then the
+        call, then every ``after`` (result ``None``), or every ``on_error``."""
+        hook = self._hook
+        if hook is None:
+            return call()
+        ctx = current_request_context()
+        for data in payloads:
+            try:
+                decision = hook.before(op, ctx, data)
+            except Exception as exc:  # noqa: BLE001 - a failing hook must not fail the operation
+                hook_log.warning("storage hook before(%s) failed: %s: %s", op.value, type(exc).__name__, exc)
+            else:
+                if decision.rejected:
+                    raise HookRejectedError(decision.reason)
+        try:
+            result = call()
+        except Exception as error:
+            on_error = self._on_error
+            if on_error is not None:
+                for data in payloads:
+                    try:
+                        on_error(op, ctx, data, error)
+                    except Exception as exc:  # noqa: BLE001 - as above
+                        hook_log.warning("storage hook on_error(%s) failed: %s: %s", op.value, type(exc).__name__, exc)
+            raise
+        for data in payloads:
+            try:
+                hook.after(op, ctx, data, None, NO_EXTRA)
+            except Exception as exc:  # noqa: BLE001 - as above
+                hook_log.warning("storage hook after(%s) failed: %s: %s", op.value, type(exc).__name__, exc)
         return result
 
 
@@ -485,6 +531,28 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
             lambda _: self.inner.delete_item(conversation_id, item_id),
         )
 
+    def unlink_items(self, conversation_id: str, item_ids: Sequence[str]) -> list[str]:
+        """The backend's ``unlink_items`` behind the guard, for the framework adapters (not part
+        of the public Protocol): removes the links, and the item records no other conversation
+        links; the ids whose link this call removed.
+
+        To hooks each item is one ``DELETE_ITEM`` with ``delete_item``'s payload: every
+        ``before`` runs first (a rejection removes nothing), then one backend call, then every
+        ``after``. One span (``datacon.delete_item``) for the whole call.
+        """
+        check_id(conversation_id, "conversation id")
+        ids = [check_id(item_id, "item id") for item_id in dict.fromkeys(item_ids)]
+        if self._gate.closed:
+            raise self._gate.refuse()
+        op = StorageOperation.DELETE_ITEM
+        payloads = [{"conversation_id": conversation_id, "item_id": item_id} for item_id in ids]
+
+        def call(_: object) -> list[str]:
+            return self._hooked_each(op, payloads, lambda: self.inner.unlink_items(conversation_id, ids))
+
+        observer = self._observer
+        return call(None) if observer is None else observer.observe(op, call, None)
+
 
 class GuardedResponseStorage(_Hooked, ResponseStorage):
     """Checks arguments and runs hooks around a backend's response storage."""
@@ -561,3 +629,70 @@ class GuardedResponseStorage(_Hooked, ResponseStorage):
             lambda: {"identifier": identifier},
             lambda _: self.inner.delete_identifier_responses(identifier),
         )
+
+
+class GuardedRetention(_Hooked):
+    """``Storage.prune`` and ``Storage.erase_identifier``: checked arguments, then one hooked
+    operation (``PRUNE``/``ERASE_IDENTIFIER``: one span, one ``before``/``after``) that runs
+    :mod:`datacon.backends.retention` over the backend's :class:`Prunable` calls."""
+
+    def __init__(
+        self, backend: Backend, hook: StorageHook | None, observer: Observer | None = None, gate: Gate | None = None
+    ) -> None:
+        super().__init__(hook, observer, gate)
+        self.backend = backend
+
+    def _ops(self) -> Prunable:
+        if not isinstance(self.backend, Prunable):
+            raise NotPrunableError(f"the {self.backend.kind} backend cannot prune or erase (it is not Prunable yet)")
+        return self.backend
+
+    def prune(
+        self,
+        older_than: datetime | timedelta,
+        *,
+        dry_run: bool = False,
+        batch_size: int = retention.DEFAULT_BATCH,
+        progress: retention.Progress | None = None,
+    ) -> PruneReport:
+        if isinstance(older_than, timedelta):
+            if older_than < timedelta(0):
+                raise InvalidInputError(f"older_than must not be a negative duration (got {older_than})")
+            cutoff = check_time(utc_now() - older_than, "prune cutoff (now - older_than)")
+        elif isinstance(older_than, datetime):
+            cutoff = check_time(older_than, "older_than")
+        else:
+            raise InvalidInputError(f"older_than must be a datetime or a timedelta, got {type(older_than).__name__}")
+        _check_run(dry_run, batch_size)
+        ops = self._ops()
+        return self._run(
+            StorageOperation.PRUNE,
+            lambda: {"older_than": to_iso(cutoff), "dry_run": dry_run},
+            lambda _: retention.prune(ops, cutoff, dry_run=dry_run, batch_size=batch_size, progress=progress),
+        )
+
+    def erase_identifier(
+        self,
+        identifier: str,
+        *,
+        dry_run: bool = False,
+        batch_size: int = retention.DEFAULT_BATCH,
+        progress: retention.Progress | None = None,
+    ) -> PruneReport:
+        check_str(identifier, "identifier", LONG_MAX)
+        _check_run(dry_run, batch_size)
+        ops = self._ops()
+        return self._run(
+            StorageOperation.ERASE_IDENTIFIER,
+            lambda: {"identifier": identifier, "dry_run": dry_run},
+            lambda _: retention.erase_identifier(
+                ops, identifier, dry_run=dry_run, batch_size=batch_size, progress=progress
+            ),
+        )
+
+
+def _check_run(dry_run: object, batch_size: object) -> None:
+    if not isinstance(dry_run, bool):
+        raise InvalidInputError(f"dry_run must be a bool, got {type(dry_run).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")

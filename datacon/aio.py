@@ -8,9 +8,9 @@ import functools
 import math
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from anyio import CancelScope, CapacityLimiter, Event, WouldBlock, get_cancelled_exc_class, to_thread
 from anyio.lowlevel import RunVar, checkpoint_if_cancelled
@@ -25,10 +25,21 @@ from datacon.models import (
     ListParams,
     NewConversation,
     NewConversationItem,
+    PruneReport,
     ResponseChain,
     StoredResponse,
 )
-from datacon.storage import ConversationItemStorage, ConversationStorage, HealthReport, ResponseStorage, Storage
+from datacon.storage import (
+    PRUNE_BATCH,
+    ConversationItemStorage,
+    ConversationStorage,
+    HealthReport,
+    ResponseStorage,
+    Storage,
+)
+
+if TYPE_CHECKING:
+    from datacon.backends.retention import Progress
 
 __all__ = [
     "AsyncConversationItemStorage",
@@ -432,6 +443,38 @@ class AsyncStorage:
         slow check. Never raises for a backend failure: the report says ``ok=False``.
         """
         return await self._runner.run(self._sync.health)
+
+    async def prune(
+        self,
+        older_than: datetime | timedelta,
+        *,
+        dry_run: bool = False,
+        batch_size: int = PRUNE_BATCH,
+        progress: Progress | None = None,
+    ) -> PruneReport:
+        """Delete what is older than the cutoff, in batches (:meth:`~datacon.storage.Storage.prune`),
+        whole in one worker thread (``progress`` is called there).
+
+        Cancelled once started: it runs to its end (each batch is atomic; running it again
+        after any interruption finishes the job).
+        """
+        return await self._runner.run(
+            self._sync.prune, older_than, dry_run=dry_run, batch_size=batch_size, progress=progress
+        )
+
+    async def erase_identifier(
+        self,
+        identifier: str,
+        *,
+        dry_run: bool = False,
+        batch_size: int = PRUNE_BATCH,
+        progress: Progress | None = None,
+    ) -> PruneReport:
+        """Delete what belongs to one safety identifier, in batches
+        (:meth:`~datacon.storage.Storage.erase_identifier`), whole in one worker thread."""
+        return await self._runner.run(
+            self._sync.erase_identifier, identifier, dry_run=dry_run, batch_size=batch_size, progress=progress
+        )
 
     async def aclose(self) -> None:
         """Close the backend's pool in a worker thread. Idempotent.

@@ -6,7 +6,12 @@ import importlib
 import logging
 from typing import Any
 
-from datacon._guard import GuardedConversationStorage, GuardedItemStorage, GuardedResponseStorage
+from datacon._guard import (
+    GuardedConversationStorage,
+    GuardedItemStorage,
+    GuardedResponseStorage,
+    GuardedRetention,
+)
 from datacon.backends.base import Backend, OpenBackend
 from datacon.backends.idempotency import DEFAULT_TTL_SECS
 from datacon.config import HistoryBackend, StorageFactoryConfig
@@ -111,4 +116,5 @@ def wrap(
         GuardedItemStorage(backend.items, hook, observer, gate, ttl),
         observer=observer,
         gate=gate,
+        retention=GuardedRetention(backend, hook, observer, gate),
     )

@@ -43,6 +43,10 @@ class StorageOperation(enum.StrEnum):
     LIST_CONVERSATIONS = "list_conversations"
     #: A page of items with its cursor (``list_items_page``, SPEC 7.4).
     LIST_ITEMS_PAGE = "list_items_page"
+    #: ``Storage.prune`` (SPEC 7.7). Payload ``{"older_than": ISO cutoff, "dry_run"}``; result the ``PruneReport``.
+    PRUNE = "prune"
+    #: ``Storage.erase_identifier`` (SPEC 7.7). Payload ``{"identifier", "dry_run"}``; result the ``PruneReport``.
+    ERASE_IDENTIFIER = "erase_identifier"
 
 
 #: Operations whose backend call receives the hook's extra-column values.

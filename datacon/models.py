@@ -24,6 +24,7 @@ __all__ = [
     "ListParams",
     "NewConversation",
     "NewConversationItem",
+    "PruneReport",
     "ResponseChain",
     "SortOrder",
     "StoredResponse",
@@ -215,3 +216,20 @@ class Link(JsonRecord):
     conversation_id: str
     item_id: str
     added_at: datetime
+
+
+@attrs.frozen
+class PruneReport(JsonRecord):
+    """What ``Storage.prune`` or ``Storage.erase_identifier`` deleted (or, with ``dry_run``,
+    would delete): how many responses, conversations, links and items (SPEC 7.7)."""
+
+    responses: int = 0
+    conversations: int = 0
+    links: int = 0
+    items: int = 0
+    dry_run: bool = False
+
+    @property
+    def total(self) -> int:
+        """Every record counted: responses, conversations, links and items."""
+        return self.responses + self.conversations + self.links + self.items

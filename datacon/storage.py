@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
@@ -20,13 +20,19 @@ from datacon.models import (
     ListParams,
     NewConversation,
     NewConversationItem,
+    PruneReport,
     ResponseChain,
     StoredResponse,
 )
 
 if TYPE_CHECKING:
+    from datacon._guard import GuardedRetention
     from datacon.backends.base import Backend
+    from datacon.backends.retention import Progress
     from datacon.telemetry import Observer
+
+#: Ids per batch of ``prune`` and ``erase_identifier`` (``datacon.backends.retention.DEFAULT_BATCH``).
+PRUNE_BATCH = 1000
 
 __all__ = ["ConversationItemStorage", "ConversationStorage", "Gate", "HealthReport", "ResponseStorage", "Storage"]
 
@@ -270,9 +276,15 @@ class Storage:
         *,
         observer: Observer | None = None,
         gate: Gate | None = None,
+        retention: GuardedRetention | None = None,
     ) -> None:
         self.raw = raw
         self._gate = gate
+        if retention is None:
+            from datacon._guard import GuardedRetention  # the guard imports this module
+
+            retention = GuardedRetention(raw, None, observer, gate)
+        self._retention = retention
         self.responses = responses
         self.conversations = conversations
         self.items = items
@@ -290,6 +302,51 @@ class Storage:
             if self._observer is not None:
                 self._observer.close()
             self.raw.close()
+
+    def prune(
+        self,
+        older_than: datetime | timedelta,
+        *,
+        dry_run: bool = False,
+        batch_size: int = PRUNE_BATCH,
+        progress: Progress | None = None,
+    ) -> PruneReport:
+        """Delete what is older than a cutoff (SPEC 7.7): responses and conversations created
+        before it (conversations with their links), then the items created before it that no
+        conversation links any more (never-linked items included).
+
+        ``older_than`` is the cutoff (an aware datetime; "before" is strict, ``created_at <
+        cutoff``) or an age (a ``timedelta``: the cutoff is now minus it). It works in batches of
+        ``batch_size`` ids, each one short transaction (or one Redis script), so concurrent
+        writers keep working; interrupted, it leaves a consistent state, and running it again
+        finishes the job. An item still linked to a surviving conversation (or to any
+        conversation id that was not pruned) survives. ``dry_run`` counts what would be deleted
+        and deletes nothing. ``progress`` is called after every batch with the totals so far.
+        Hooks see one ``StorageOperation.PRUNE``.
+
+        :raises InvalidInputError: a naive or out-of-range cutoff, a negative age, a bad
+            ``batch_size``.
+        """
+        return self._retention.prune(older_than, dry_run=dry_run, batch_size=batch_size, progress=progress)
+
+    def erase_identifier(
+        self,
+        identifier: str,
+        *,
+        dry_run: bool = False,
+        batch_size: int = PRUNE_BATCH,
+        progress: Progress | None = None,
+    ) -> PruneReport:
+        """Delete what belongs to one end user (SPEC 7.7): every response with this
+        ``safety_identifier``, the conversations those responses name that no response with
+        another identifier names (with their links), and the items no longer linked anywhere
+        that were linked to those conversations.
+
+        Batched and safe to re-run like :meth:`prune` (the responses go last, so an interrupted
+        erasure still finds the conversations); ``dry_run`` counts and deletes nothing.
+        Hooks see one ``StorageOperation.ERASE_IDENTIFIER``.
+        """
+        return self._retention.erase_identifier(identifier, dry_run=dry_run, batch_size=batch_size, progress=progress)
 
     def health(self) -> HealthReport:
         """One cheap round trip to the backend, and the pool's counters: for readiness probes.

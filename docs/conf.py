@@ -40,6 +40,8 @@ autodoc_type_aliases = {"Backend": "datacon.backends.base.Backend"}
 nitpick_ignore_regex = [
     (r"py:.*", r"(collections\.abc|datetime|enum|os|typing|types|pathlib|contextlib|contextvars)\..*"),
     (r"py:.*", r"anyio\..*"),
+    # The frameworks of datacon.integrations (extras).
+    (r"py:.*", r"(agents|langchain_core|openai|pydantic)\..*"),
     # Private helpers that appear in signatures (the async facade's thread runner).
     (r"py:class", r"datacon(\.\w+)*\._\w+"),
     # Type variables of generic signatures (datacon.telemetry.Observer.observe).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything datacon's tests need on a fresh Debian machine (idempotent): system
 # packages (redis-server; PostgreSQL 15 server binaries; pgbouncer), and a .venv with datacon
-# installed in editable mode with every backend driver, the test and docs tools, and tox (for
+# installed in editable mode with every backend driver, the framework adapters' packages (OpenAI
+# Agents SDK, langchain-core), the test and docs tools, and tox (for
 # the docs' `tox -e ...` lines). pip's output is shown only when an install fails.
 # (scripts/demo.sh needs none of this: it installs the core package alone.)
 set -euo pipefail
@@ -35,13 +36,13 @@ if [ ! -f "$stamp" ] || [ -n "$(find setup.cfg setup.py pyproject.toml requireme
   if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip \
       && { ! .venv/bin/python -m pip show -q datacon >/dev/null 2>&1 \
            || .venv/bin/python -m pip uninstall --disable-pip-version-check -y datacon; } \
-      && .venv/bin/python -m pip install --disable-pip-version-check -e '.[all,test,docs]' -r requirements-dev.txt; } \
+      && .venv/bin/python -m pip install --disable-pip-version-check -e '.[all,openai-agents,langchain,test,docs]' -r requirements-dev.txt; } \
       >"$log" 2>&1; then
     cat "$log" >&2
     echo "setup: pip install failed (its output above)" >&2
     exit 1
   fi
-  .venv/bin/python -c "import datacon, psycopg, psycopg_pool, redis, oracledb, anyio, trio, hypothesis, build, twine, opentelemetry.sdk, opentelemetry.instrumentation.psycopg, opentelemetry.instrumentation.redis, opentelemetry.exporter.otlp.proto.http, fastapi, httpx2"
+  .venv/bin/python -c "import datacon, psycopg, psycopg_pool, redis, oracledb, anyio, trio, hypothesis, build, twine, opentelemetry.sdk, opentelemetry.instrumentation.psycopg, opentelemetry.instrumentation.redis, opentelemetry.exporter.otlp.proto.http, fastapi, httpx2, agents, langchain_core"
   .venv/bin/tox --version >/dev/null
   rm -rf datacon.egg-info  # that old name's build metadata, which importlib.metadata would also find here
   rm -f .venv/.datacon-core  # scripts/demo.sh's core install, replaced by this editable one

@@ -54,6 +54,12 @@ class PortalStorage:
     def close(self) -> None:
         self.portal.call(self.facade.aclose)
 
+    def prune(self, *args: Any, **kwargs: Any) -> Any:
+        return self.portal.call(functools.partial(self.facade.prune, *args, **kwargs))
+
+    def erase_identifier(self, *args: Any, **kwargs: Any) -> Any:
+        return self.portal.call(functools.partial(self.facade.erase_identifier, *args, **kwargs))
+
     def pool_stats(self) -> dict[str, int]:
         return self.facade.sync.pool_stats()
 

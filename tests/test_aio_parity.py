@@ -44,7 +44,7 @@ def test_the_protocols_still_have_the_spec_methods() -> None:
     assert len(public_methods(sync_api.ConversationStorage)) == 5
     assert len(public_methods(sync_api.ConversationItemStorage)) == 9
     assert len(public_methods(sync_api.ResponseStorage)) == 6
-    assert public_methods(sync_api.Storage) == ["close", "health"]
+    assert public_methods(sync_api.Storage) == ["close", "erase_identifier", "health", "prune"]
 
 
 @pytest.mark.parametrize(("sync_cls", "async_cls"), PAIRS, ids=[pair[1].__name__ for pair in PAIRS])

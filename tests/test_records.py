@@ -12,6 +12,8 @@ import pytest
 from datacon import (
     Conversation,
     ConversationItem,
+    ConversationPage,
+    ItemPage,
     ListParams,
     NewConversation,
     NewConversationItem,
@@ -32,7 +34,7 @@ from datacon.errors import (
     PoolTimeoutError,
     http_status,
 )
-from datacon.models import JsonRecord
+from datacon.models import JsonRecord, Link
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
 CONV = Conversation(id="conv_1", created_at=WHEN, metadata={"title": "t"})
@@ -49,6 +51,11 @@ MODELS: list[Any] = [
     NewConversationItem(item_type="message", content="hi", role="user"),
     ResponseChain(responses=[RESP], metadata={}),
     ListParams(limit=10, order=SortOrder.DESC, after="msg_1"),
+    # SPEC §7.6: the pages too (their items and conversations nested as their own to_dict()).
+    ItemPage(data=[ITEM], first_id="msg_1", last_id="msg_1", has_more=True, next_cursor="c" * 80),
+    ItemPage(),
+    ConversationPage(data=[CONV], first_id="conv_1", last_id="conv_1", has_more=False, next_cursor=None),
+    Link("conv_1", "msg_1", WHEN),
 ]
 
 
@@ -59,6 +66,22 @@ def test_to_dict_is_json_compatible_and_from_dict_round_trips(model: Any) -> Non
     assert json.loads(model.to_json()) == data
     assert type(model).from_dict(data) == model
     assert type(model).from_dict(json.loads(model.to_json())) == model
+
+
+def test_pages_nest_their_records_and_refuse_naive_datetimes() -> None:
+    page = ItemPage(data=[ITEM], first_id="msg_1", last_id="msg_1", has_more=True, next_cursor="cursor")
+    assert page.to_dict() == {
+        "data": [ITEM.to_dict()],
+        "first_id": "msg_1",
+        "last_id": "msg_1",
+        "has_more": True,
+        "next_cursor": "cursor",
+    }
+    assert ConversationPage(data=[CONV]).to_dict()["data"] == [CONV.to_dict()]
+    with pytest.raises(InvalidInputError, match=r"data\[0\]\.created_at.*naive"):
+        ItemPage.from_dict({"data": [{**ITEM.to_dict(), "created_at": "2026-01-02T03:04:05"}]})
+    with pytest.raises(InvalidInputError, match=r"data\[0\]\.created_at.*naive"):
+        ConversationPage.from_dict({"data": [{"id": "c", "created_at": "2026-01-02T03:04:05"}]})
 
 
 def test_datetimes_are_utc_with_six_fractional_digits_and_z() -> None:

@@ -15,7 +15,10 @@ above test with ``isinstance``:
 - :class:`Restorable`: insert records exactly as given, atomically per batch (import, copy);
 - :class:`Versioned`: a versioned schema, SQL tables or Redis's key layout (``datacon migrate``,
   ``datacon doctor``);
-- :class:`Durable`: says what an acknowledged write survives on its server (``datacon doctor``).
+- :class:`Durable`: says what an acknowledged write survives on its server (``datacon doctor``);
+- :class:`Prunable`: the indexed reads and bounded deletes that retention and erasure
+  (``Storage.prune``, ``Storage.erase_identifier``, SPEC 7.7) are written once over
+  (``datacon.backends.retention``). Every built-in backend has it.
 
 Backends may assume the guard's checks hold (see ``datacon._validate``): ids are non-empty
 strings of at most 64 characters, datetimes are aware UTC, limits are non-negative ints.
@@ -58,10 +61,15 @@ __all__ = [
     "Durable",
     "Enumerable",
     "Extra",
+    "LinkPosition",
+    "LinkRow",
     "NotEnumerableError",
+    "NotPrunableError",
     "OpenBackend",
     "PageRow",
     "Position",
+    "Prunable",
+    "PrunableKind",
     "RecordKind",
     "Restorable",
     "SchemaStatus",
@@ -77,8 +85,15 @@ NO_EXTRA: Extra = MappingProxyType({})
 Position: TypeAlias = tuple[datetime, int, str]
 #: A page's item with its link's ``added_at`` and sequence (the position after it).
 PageRow: TypeAlias = tuple[ConversationItem, datetime, int]
+#: Where an export's walk through every link stands: ``(conversation_id, added_at, sequence,
+#: item_id)`` of the last link returned (``Enumerable.iter_links``).
+LinkPosition: TypeAlias = tuple[str, datetime, int, str]
+#: A link with its sequence (0 for a link made before sequences were kept).
+LinkRow: TypeAlias = tuple[Link, int]
 
 RecordKind: TypeAlias = Literal["conversation", "item", "link", "response"]
+#: The record kinds that have a ``created_at`` (and so an age).
+PrunableKind: TypeAlias = Literal["conversation", "item", "response"]
 #: The record kinds, in dump order.
 RECORD_KINDS: tuple[RecordKind, ...] = ("conversation", "item", "link", "response")
 
@@ -163,6 +178,19 @@ class BackendItems(ConversationItemStorage, Protocol):
         (whether or not that link still exists); each item with its link's position, and
         whether the page is full and at least one more link follows it. ``limit`` > 0."""
 
+    @abstractmethod
+    def unlink_items(self, conversation_id: str, item_ids: Sequence[str]) -> list[str]:
+        """Remove these items' links to the conversation, and delete the item records that no
+        conversation links any more (an item still linked elsewhere keeps its record).
+
+        For the framework adapters (``datacon.integrations``): a session's ``pop_item`` and
+        ``clear_session`` leave no orphan records. Atomic on memory and the SQL backends; on
+        Redis the links go in one script and the records after (see the Redis store).
+
+        :return: the ids whose link existed (and was removed by this call), in the given order;
+            of two concurrent calls for one link, one gets it.
+        """
+
     def list_items_page(self, conversation_id: str, params: ListParams) -> ItemPage:
         """Not called on a backend: the guard builds pages (and cursors) from ``page_items``."""
         raise TypeError(f"{type(self).__name__}: the guard serves list_items_page (cursors) through page_items")
@@ -219,14 +247,16 @@ class Enumerable(Protocol):
 
     Each ``iter_*`` returns up to ``batch`` records whose key is strictly greater than the
     cursor (``None``: from the start), ascending; an empty page is the end. The key is the
-    id; for links the ``(conversation_id, item_id)`` pair.
+    id; for links the :data:`LinkPosition` ``(conversation_id, added_at, sequence, item_id)``,
+    so each conversation's links come in their list order (a restore that sequences them in
+    the order given keeps a turn's order), each with its sequence.
     """
 
     def iter_conversations(self, after_id: str | None, batch: int) -> Sequence[Conversation]: ...
 
     def iter_items(self, after_id: str | None, batch: int) -> Sequence[ConversationItem]: ...
 
-    def iter_links(self, after: tuple[str, str] | None, batch: int) -> Sequence[Link]: ...
+    def iter_links(self, after: LinkPosition | None, batch: int) -> Sequence[LinkRow]: ...
 
     def iter_responses(self, after_id: str | None, batch: int) -> Sequence[StoredResponse]: ...
 
@@ -241,6 +271,7 @@ class Restorable(Protocol):
 
     Each call is atomic (one transaction, or one ``MULTI``/``EXEC``) and returns how many
     records it inserted. Extra columns get their defaults: a restore carries no hook values.
+    ``restore_links`` sequences the links it inserts in the order given (as ``link_items``).
     """
 
     def restore_conversations(self, records: Sequence[Conversation]) -> int: ...
@@ -254,6 +285,10 @@ class Restorable(Protocol):
 
 class NotEnumerableError(DataconError):
     """The backend cannot list its records, so it cannot be exported or copied from."""
+
+
+class NotPrunableError(DataconError):
+    """The backend has no :class:`Prunable` calls, so it cannot prune or erase."""
 
 
 @attrs.frozen
@@ -317,3 +352,65 @@ class OpenBackend(Protocol):
     """
 
     def __call__(self, config: Any, /, *, check_schema: bool = True) -> Backend: ...
+
+
+@runtime_checkable
+class Prunable(Protocol):
+    """Indexed reads and bounded, atomic deletes, for retention and erasure (SPEC 7.7).
+
+    ``datacon.backends.retention`` runs ``prune`` and ``erase_identifier`` over these in
+    batches of at most ``max_batch`` ids; each call is one short transaction (or one script),
+    so concurrent writers wait at most one batch. Every read is served from an index: never a
+    scan of a whole table (or ``SCAN`` of every key). A kind whose ``created_at`` (or the
+    responses' ``safety_identifier``/``conversation_id``) is a skipped column has no such
+    records: the reads return nothing.
+    """
+
+    @property
+    def max_batch(self) -> int:
+        """The most ids one call takes (e.g. Oracle's 1000 expressions in an ``IN`` list)."""
+        ...
+
+    def old_records(
+        self, kind: PrunableKind, cutoff: datetime, after: tuple[datetime, str] | None, limit: int
+    ) -> list[tuple[datetime, str]]:
+        """Up to ``limit`` ``(created_at, id)`` keys of ``kind`` with ``created_at < cutoff``,
+        strictly after ``after``, ascending (an index on ``(created_at, id)``)."""
+        ...
+
+    def existing_conversations(self, ids: Sequence[str]) -> dict[str, datetime]:
+        """Which of ``ids`` are stored conversations, with their ``created_at``."""
+        ...
+
+    def conversation_links(self, conversation_ids: Sequence[str]) -> list[tuple[str, str]]:
+        """Every link of those conversations, as ``(conversation_id, item_id)``."""
+        ...
+
+    def item_links(self, item_ids: Sequence[str]) -> list[tuple[str, str]]:
+        """Every link naming one of those items, as ``(item_id, conversation_id)`` (an index on the item)."""
+        ...
+
+    def identifier_responses(self, identifier: str, after_id: str | None, limit: int) -> list[tuple[str, str | None]]:
+        """Up to ``limit`` responses with this safety identifier whose id is greater than
+        ``after_id``, by id: ``(response_id, conversation_id)``."""
+        ...
+
+    def named_by_others(self, conversation_ids: Sequence[str], identifier: str) -> set[str]:
+        """Those of ``conversation_ids`` that a response with another (non-null) safety
+        identifier names as its ``conversation_id`` (an index on it)."""
+        ...
+
+    def delete_responses(self, ids: Sequence[str]) -> int:
+        """Delete those responses (and their index entries); how many existed."""
+        ...
+
+    def delete_conversations(self, ids: Sequence[str], *, with_items: bool) -> tuple[int, int, int]:
+        """Delete those conversations and all their links, atomically; with ``with_items``
+        also (in the same transaction) the items those links named that no link names any
+        more. ``(conversations, links, items)`` deleted."""
+        ...
+
+    def delete_unlinked_items(self, ids: Sequence[str]) -> int:
+        """Delete those of the items that no link names (checked in the same statement or
+        script as the delete); how many were deleted."""
+        ...

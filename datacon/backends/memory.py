@@ -13,7 +13,7 @@ import bisect
 import heapq
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,8 +29,12 @@ from datacon.backends.base import (
     BackendResponses,
     Enumerable,
     Extra,
+    LinkPosition,
+    LinkRow,
     PageRow,
     Position,
+    Prunable,
+    PrunableKind,
     RecordKind,
     Restorable,
 )
@@ -114,14 +118,38 @@ class MemoryState:
         self.links: dict[str, _Links] = {}
         self.responses: dict[str, _Response] = {}
         self.by_identifier: dict[str, set[str]] = {}
+        self.by_conversation: dict[str, set[str]] = {}  # conversation_id -> ids of responses naming it
         # list_conversations' indexes: every conversation's (created_at, id), sorted; the same
         # keys per (extra column, value as text); each conversation's extra values as text.
         self.conversation_order: list[tuple[datetime, str]] = []
         self.conversations_by: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
         self.conversation_extra: dict[str, dict[str, str]] = {}
+        # Which conversations link each item (retention: is an item still linked anywhere?).
+        self.linked_by: dict[str, set[str]] = {}
         # Idempotency keys: (scope, key) -> (fingerprint, result JSON, expiry on the monotonic
         # clock), in insertion order, which is expiry order (one TTL per storage).
         self.idempotency: dict[tuple[str, str], tuple[str, str, float]] = {}
+
+    def index_response(self, row: _Response) -> None:
+        """Add a stored response to the identifier and conversation indexes (under ``lock``)."""
+        if row.safety_identifier is not None:
+            self.by_identifier.setdefault(row.safety_identifier, set()).add(row.id)
+        if row.conversation_id is not None:
+            self.by_conversation.setdefault(row.conversation_id, set()).add(row.id)
+
+    def link(self, conversation_id: str, links: _Links, item_id: str, added_us: int) -> None:
+        """Add one link (under ``lock``; the caller checked it is not linked yet)."""
+        links.add(item_id, added_us)
+        self.linked_by.setdefault(item_id, set()).add(conversation_id)
+
+    def unlinked(self, conversation_id: str, item_ids: Iterator[str] | list[str]) -> None:
+        """Forget that the conversation linked those items (under ``lock``)."""
+        for item_id in item_ids:
+            owners = self.linked_by.get(item_id)
+            if owners is not None:
+                owners.discard(conversation_id)
+                if not owners:
+                    del self.linked_by[item_id]
 
     def replayed(self, idem: Idempotency | None, cls: Any) -> Any:
         """The stored result of ``idem``'s key (``ConflictError`` if its arguments differ), or
@@ -227,7 +255,9 @@ class MemoryConversationStorage(BackendConversations):
 
     def delete_conversation(self, conversation_id: str) -> bool:
         with self._s.lock:
-            self._s.links.pop(conversation_id, None)
+            links = self._s.links.pop(conversation_id, None)
+            if links is not None:
+                self._s.unlinked(conversation_id, list(links.by_item))
             row = self._s.conversations.pop(conversation_id, None)
             if row is None:
                 return False
@@ -344,7 +374,7 @@ class MemoryItemStorage(BackendItems):
             created = []
             for item_id, row in rows:
                 self._s.items[item_id] = row
-                links.add(item_id, added_us)
+                self._s.link(conversation_id, links, item_id, added_us)
                 item = self.read(item_id)
                 assert item is not None
                 created.append(item)
@@ -363,7 +393,7 @@ class MemoryItemStorage(BackendItems):
                 if item_id in links.by_item:
                     raise ConflictError(f"item {item_id} is already linked to conversation {conversation_id}")
             for added_us, item_id in keys:
-                links.add(item_id, added_us)
+                self._s.link(conversation_id, links, item_id, added_us)
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         return [item for item, _, _ in self.page_items(conversation_id, params, None)[0]]
@@ -408,17 +438,31 @@ class MemoryItemStorage(BackendItems):
 
     def delete_item(self, conversation_id: str, item_id: str) -> None:
         with self._s.lock:
-            links = self._s.links.get(conversation_id)
-            if links is None:
-                return
-            position = links.by_item.pop(item_id, None)
-            if position is None:
-                return
-            key = (*position, item_id)
-            index = bisect.bisect_left(links.keys, key)
-            del links.keys[index]
-            if not links.keys:
-                del self._s.links[conversation_id]
+            self._unlink(conversation_id, item_id)
+
+    def _unlink(self, conversation_id: str, item_id: str) -> bool:
+        """Remove one link (the caller holds the lock); whether it existed."""
+        links = self._s.links.get(conversation_id)
+        if links is None:
+            return False
+        position = links.by_item.pop(item_id, None)
+        if position is None:
+            return False
+        key = (*position, item_id)
+        index = bisect.bisect_left(links.keys, key)
+        del links.keys[index]
+        self._s.unlinked(conversation_id, [item_id])
+        if not links.keys:
+            del self._s.links[conversation_id]
+        return True
+
+    def unlink_items(self, conversation_id: str, item_ids: Sequence[str]) -> list[str]:
+        with self._s.lock:
+            removed = [item_id for item_id in dict.fromkeys(item_ids) if self._unlink(conversation_id, item_id)]
+            for item_id in removed:
+                if item_id not in self._s.linked_by:
+                    self._s.items.pop(item_id, None)
+        return removed
 
 
 class MemoryResponseStorage(BackendResponses):
@@ -439,8 +483,7 @@ class MemoryResponseStorage(BackendResponses):
             if response.id in self._s.responses:
                 raise ConflictError(f"response {response.id} already exists")
             self._s.responses[response.id] = row
-            if row.safety_identifier is not None:
-                self._s.by_identifier.setdefault(row.safety_identifier, set()).add(row.id)
+            self._s.index_response(row)
             self._s.remember(idem, response.id)
         return response.id
 
@@ -454,15 +497,18 @@ class MemoryResponseStorage(BackendResponses):
             self._delete(response_id)
 
     def _delete(self, response_id: str) -> bool:
+        """Delete one response and its index entries (under ``lock``); whether it existed."""
         row = self._s.responses.pop(response_id, None)
         if row is None:
             return False
-        if row.safety_identifier is not None:
-            ids = self._s.by_identifier.get(row.safety_identifier)
-            if ids is not None:
-                ids.discard(response_id)
-                if not ids:
-                    del self._s.by_identifier[row.safety_identifier]
+        s = self._s
+        for index, key in ((s.by_identifier, row.safety_identifier), (s.by_conversation, row.conversation_id)):
+            if key is not None:
+                ids = index.get(key)
+                if ids is not None:
+                    ids.discard(response_id)
+                    if not ids:
+                        del index[key]
         return True
 
     def get_response_chain(self, response_id: str, max_depth: int | None = None) -> ResponseChain:
@@ -489,8 +535,12 @@ class MemoryResponseStorage(BackendResponses):
             return sum(self._delete(rid) for rid in ids)
 
 
-class MemoryBackend(Enumerable, Restorable):
-    """The memory backend: three stores over one :class:`MemoryState`, enumerable and restorable."""
+class MemoryBackend(Enumerable, Restorable, Prunable):
+    """The memory backend: three stores over one :class:`MemoryState`; enumerable, restorable, prunable.
+
+    Its retention reads walk the conversations' sorted listing index, and pick the oldest items
+    and responses with one pass over their dict per batch (memory holds what fits in a process).
+    """
 
     kind = "memory"
     max_concurrency = 16
@@ -536,20 +586,21 @@ class MemoryBackend(Enumerable, Restorable):
             ids = heapq.nsmallest(batch, (key for key in self.state.items if after_id is None or key > after_id))
             return [item for key in ids if (item := self.items.read(key)) is not None]
 
-    def iter_links(self, after: tuple[str, str] | None, batch: int) -> list[Link]:
-        """Up to ``batch`` links whose ``(conversation_id, item_id)`` is greater than ``after``, in that order."""
+    def iter_links(self, after: LinkPosition | None, batch: int) -> list[LinkRow]:
+        """Up to ``batch`` links after ``after``, by ``(conversation_id, added_at, sequence, item_id)``."""
+        start = None if after is None else (after[0], to_epoch_us(after[1]), after[2], after[3])
         with self.state.lock:
             all_links = self.state.links
             keys = heapq.nsmallest(
                 batch,
                 (
-                    (conversation_id, item_id)
+                    (conversation_id, added_us, seq, item_id)
                     for conversation_id, links in all_links.items()
-                    for item_id in links.by_item
-                    if after is None or (conversation_id, item_id) > after
+                    for added_us, seq, item_id in links.keys
+                    if start is None or (conversation_id, added_us, seq, item_id) > start
                 ),
             )
-            return [Link(c, i, from_epoch_us(all_links[c].by_item[i][0])) for c, i in keys]
+            return [(Link(c, i, from_epoch_us(us)), seq) for c, us, seq, i in keys]
 
     def restore_items(self, records: Sequence[ConversationItem]) -> int:
         """Insert the items whose id is absent, ``created_at`` kept; how many were inserted."""
@@ -575,7 +626,7 @@ class MemoryBackend(Enumerable, Restorable):
                     links = self.state.links[link.conversation_id] = _Links()
                 if link.item_id in links.by_item:
                     continue
-                links.add(link.item_id, to_epoch_us(link.added_at))
+                self.state.link(link.conversation_id, links, link.item_id, to_epoch_us(link.added_at))
                 created += 1
         return created
 
@@ -595,10 +646,102 @@ class MemoryBackend(Enumerable, Restorable):
                 if row.id in self.state.responses:
                     continue
                 self.state.responses[row.id] = row
-                if row.safety_identifier is not None:
-                    self.state.by_identifier.setdefault(row.safety_identifier, set()).add(row.id)
+                self.state.index_response(row)
                 created += 1
         return created
+
+    # Prunable
+
+    max_batch = 100_000
+
+    def old_records(
+        self, kind: PrunableKind, cutoff: datetime, after: tuple[datetime, str] | None, limit: int
+    ) -> list[tuple[datetime, str]]:
+        s = self.state
+        with s.lock:
+            if kind == "conversation":
+                keys = s.conversation_order
+                start = 0 if after is None else bisect.bisect_right(keys, after)
+                out: list[tuple[datetime, str]] = []
+                for key in keys[start : start + limit]:
+                    if key[0] >= cutoff:
+                        break
+                    out.append(key)
+                return out
+            found: Iterator[tuple[datetime, str]]
+            if kind == "item":
+                found = ((row[5], item_id) for item_id, row in s.items.items())
+            else:
+                found = ((row.created_at, rid) for rid, row in s.responses.items())
+            return heapq.nsmallest(limit, (k for k in found if k[0] < cutoff and (after is None or k > after)))
+
+    def existing_conversations(self, ids: Sequence[str]) -> dict[str, datetime]:
+        with self.state.lock:
+            rows = self.state.conversations
+            return {cid: rows[cid][0] for cid in ids if cid in rows}
+
+    def conversation_links(self, conversation_ids: Sequence[str]) -> list[tuple[str, str]]:
+        with self.state.lock:
+            out: list[tuple[str, str]] = []
+            for cid in conversation_ids:
+                links = self.state.links.get(cid)
+                if links is not None:
+                    out += [(cid, item_id) for item_id in links.by_item]
+            return out
+
+    def item_links(self, item_ids: Sequence[str]) -> list[tuple[str, str]]:
+        with self.state.lock:
+            linked = self.state.linked_by
+            return [(item_id, cid) for item_id in item_ids for cid in linked.get(item_id, ())]
+
+    def identifier_responses(self, identifier: str, after_id: str | None, limit: int) -> list[tuple[str, str | None]]:
+        with self.state.lock:
+            ids = self.state.by_identifier.get(identifier, ())
+            page = heapq.nsmallest(limit, (rid for rid in ids if after_id is None or rid > after_id))
+            return [(rid, self.state.responses[rid].conversation_id) for rid in page]
+
+    def named_by_others(self, conversation_ids: Sequence[str], identifier: str) -> set[str]:
+        s = self.state
+        with s.lock:
+            return {
+                cid
+                for cid in conversation_ids
+                for rid in s.by_conversation.get(cid, ())
+                if s.responses[rid].safety_identifier not in (None, identifier)
+            }
+
+    def delete_responses(self, ids: Sequence[str]) -> int:
+        with self.state.lock:
+            return sum(self.responses._delete(rid) for rid in ids)
+
+    def delete_conversations(self, ids: Sequence[str], *, with_items: bool) -> tuple[int, int, int]:
+        s = self.state
+        conversations = links_deleted = items = 0
+        with s.lock:
+            for cid in ids:
+                links = s.links.pop(cid, None)
+                if links is not None:
+                    linked = list(links.by_item)
+                    s.unlinked(cid, linked)
+                    links_deleted += len(linked)
+                    if with_items:
+                        items += self._delete_unlinked(linked)
+                row = s.conversations.pop(cid, None)
+                if row is not None:
+                    s.unindex_conversation(cid, row[0])
+                    conversations += 1
+        return conversations, links_deleted, items
+
+    def _delete_unlinked(self, item_ids: Sequence[str]) -> int:
+        s = self.state
+        doomed = [item_id for item_id in item_ids if item_id not in s.linked_by and item_id in s.items]
+        for item_id in doomed:
+            del s.items[item_id]
+        return len(doomed)
+
+    def delete_unlinked_items(self, ids: Sequence[str]) -> int:
+        with self.state.lock:
+            return self._delete_unlinked(ids)
 
     def count(self, kind: RecordKind) -> int:
         with self.state.lock:

@@ -24,6 +24,8 @@ from datacon.backends.base import (
     Extra,
     PageRow,
     Position,
+    Prunable,
+    PrunableKind,
 )
 from datacon.backends.created import created_item, minted_id
 from datacon.backends.idempotency import Idempotency
@@ -110,6 +112,9 @@ class NoopItemStorage(BackendItems):
     def delete_item(self, conversation_id: str, item_id: str) -> None:
         return None
 
+    def unlink_items(self, conversation_id: str, item_ids: Sequence[str]) -> list[str]:
+        return []
+
 
 class NoopResponseStorage(BackendResponses):
     """Stores return the id; reads find nothing; deletes delete nothing."""
@@ -137,11 +142,13 @@ class NoopResponseStorage(BackendResponses):
         return 0
 
 
-class NoopBackend:
-    """The ``none`` backend: three stores that keep nothing (neither enumerable nor restorable)."""
+class NoopBackend(Prunable):
+    """The ``none`` backend: three stores that keep nothing (neither enumerable nor restorable);
+    prunable, with nothing to find (prune and erase report zeros)."""
 
     kind = "none"
     max_concurrency = 16
+    max_batch = 100_000
 
     def __init__(self) -> None:
         self.conversations = NoopConversationStorage()
@@ -153,6 +160,37 @@ class NoopBackend:
 
     def pool_stats(self) -> dict[str, int]:
         return {}
+
+    # Prunable: nothing is stored, so nothing is found and nothing deleted.
+
+    def old_records(
+        self, kind: PrunableKind, cutoff: datetime, after: tuple[datetime, str] | None, limit: int
+    ) -> list[tuple[datetime, str]]:
+        return []
+
+    def existing_conversations(self, ids: Sequence[str]) -> dict[str, datetime]:
+        return {}
+
+    def conversation_links(self, conversation_ids: Sequence[str]) -> list[tuple[str, str]]:
+        return []
+
+    def item_links(self, item_ids: Sequence[str]) -> list[tuple[str, str]]:
+        return []
+
+    def identifier_responses(self, identifier: str, after_id: str | None, limit: int) -> list[tuple[str, str | None]]:
+        return []
+
+    def named_by_others(self, conversation_ids: Sequence[str], identifier: str) -> set[str]:
+        return set()
+
+    def delete_responses(self, ids: Sequence[str]) -> int:
+        return 0
+
+    def delete_conversations(self, ids: Sequence[str], *, with_items: bool) -> tuple[int, int, int]:
+        return 0, 0, 0
+
+    def delete_unlinked_items(self, ids: Sequence[str]) -> int:
+        return 0
 
 
 def open_backend(config: None = None, *, check_schema: bool = True) -> Backend:

@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 import attrs
 
-from datacon.backends.base import Restorable
+from datacon.backends.base import LinkRow, Restorable
 from datacon.errors import ConflictError
 from datacon.models import Conversation, ConversationItem, Link, NewConversation, NewConversationItem, StoredResponse
 from datacon.storage import Storage
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 DEFAULT_BATCH = 500
-R = TypeVar("R", Conversation, ConversationItem, Link, StoredResponse)
+R = TypeVar("R", Conversation, ConversationItem, LinkRow, StoredResponse)
 
 
 def _pages(fetch: Callable[[Any, int], Sequence[R]], key: Callable[[R], Any], batch: int) -> Iterator[Sequence[R]]:
@@ -54,8 +54,10 @@ def iter_batches(storage: Storage, batch: int = DEFAULT_BATCH) -> Iterator[tuple
         yield "conversation", page
     for items in _pages(seam.iter_items, lambda r: r.id, batch):
         yield "item", items
-    for links in _pages(seam.iter_links, lambda r: (r.conversation_id, r.item_id), batch):
-        yield "link", links
+    # Links in each conversation's list order, so an import (which sequences links in the
+    # order given) keeps the order of links that share one added_at.
+    for rows in _pages(seam.iter_links, lambda r: (r[0].conversation_id, r[0].added_at, r[1], r[0].item_id), batch):
+        yield "link", [link for link, _ in rows]
     for responses in _pages(seam.iter_responses, lambda r: r.id, batch):
         yield "response", responses
 

@@ -2,12 +2,14 @@
 
 The dump format is JSON Lines (UTF-8), one record per line, in this order: every
 conversation, every item, every link, every response (each group by id, links by
-``(conversation_id, item_id)``). Each line is a JSON object with keys sorted and no spaces,
-holding a ``"type"`` field (``"conversation"``, ``"item"``, ``"link"`` or ``"response"``) and
-the record's fields as the datacon cattrs converter (``datacon._serde.converter``) writes them:
-the model's attributes, which are the record's columns declared in ``datacon._columns``
-(``tests/test_columns.py`` keeps the two and this list equal), checked on import as declared
-there (widths, UTC timestamps, metadata an object):
+conversation and then in its list order ``(added_at, sequence, item_id)``, so that an import,
+which sequences links in the order given, keeps the order of links sharing one ``added_at``).
+Each line is a JSON object with keys sorted and no spaces, holding a ``"type"`` field
+(``"conversation"``, ``"item"``, ``"link"`` or ``"response"``) and the record's fields as the
+datacon cattrs converter (``datacon._serde.converter``) writes them: the model's attributes,
+which are the record's columns declared in ``datacon._columns`` (``tests/test_columns.py``
+keeps the two and this list equal), checked on import as declared there (widths, UTC
+timestamps, metadata an object):
 
 - conversation: ``id``, ``created_at``, ``metadata``
 - item: ``id``, ``response_id``, ``item_type``, ``role``, ``content``, ``status``, ``created_at``

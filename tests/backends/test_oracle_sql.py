@@ -21,6 +21,7 @@ import sqlglot
 from datacon import ColumnDef, SchemaConfig, TableConfig
 from datacon.backends._sql import LATEST, MIGRATIONS, Statements, migration_message, render
 from datacon.backends._sql.migrations import version_insert_sql
+from datacon.backends._sql.render import sequence_type
 from datacon.backends.oracle import dialect_for, oracle_schema
 from datacon.backends.oracle.dialect import OracleDialect, plsql_ignoring, versions_table
 from datacon.errors import ConfigError
@@ -57,8 +58,8 @@ def _guard(statement: str, code: int) -> str:
 
 
 def test_oracle_history_migrations_cover_only_core_history_schema() -> None:
-    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4]
-    assert LATEST == 4
+    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4, 5]
+    assert LATEST == 5
 
 
 def test_oracle_migrations_are_strictly_increasing() -> None:
@@ -193,14 +194,14 @@ def test_pending_migrations_message_names_the_oracle_versions_table() -> None:
     plans = [(m, m.up(schema, dialect, None)) for m in MIGRATIONS[1:]]
     message, statements = migration_message(dialect, 1, plans)
     assert "current version: 1" in message
-    assert "latest version: 4" in message
+    assert "latest version: 5" in message
     assert "v2: Remove legacy user_id column from responses" in message
     assert (
         'INSERT INTO ADMIN."_schema_versions" (version, description) '
         "VALUES (3, 'Drop redundant output, metadata, instructions, tool_calls columns from responses')"
     ) in statements
     assert "in your oracle schema config" in message
-    assert "version: 4" in message
+    assert "version: 5" in message
     assert version_insert_sql(dialect, MIGRATIONS[1]) in statements
     assert statements[0] == _guard('ALTER TABLE ADMIN."RESPONSES" DROP ("USER_ID")', -904)
     # Each statement on its own line with one terminator (a PL/SQL block ends with END;).
@@ -267,6 +268,11 @@ def test_default_tables_are_upstreams_oracle_ddl() -> None:
         _index("RESPONSES_USER_IDX", "RESPONSES", '"SAFETY_IDENTIFIER"'),
         # list_conversations (SPEC §7.5; not in upstream).
         _index("CONVERSATIONS_LIST_IDX", "CONVERSATIONS", '"CREATED_AT", "ID"'),
+        # prune and erase_identifier (SPEC §7.7, migration v5).
+        _index("CONVERSATION_ITEMS_CRT_IX", "CONVERSATION_ITEMS", '"CREATED_AT", "ID"'),
+        _index("RESPONSES_CRT_IX", "RESPONSES", '"CREATED_AT", "ID"'),
+        _index("CONVERSATION_ITEM_LINKS_ITM_IX", "CONVERSATION_ITEM_LINKS", '"ITEM_ID"'),
+        _index("RESPONSES_CNV_IX", "RESPONSES", '"CONVERSATION_ID"'),
     )
     # Existence is probed in the current user's tables, by the catalog (uppercase) name.
     assert S.table_probes == ("CONVERSATIONS", "CONVERSATION_ITEMS", "CONVERSATION_ITEM_LINKS", "RESPONSES")
@@ -460,6 +466,10 @@ def test_renames_reach_every_statement() -> None:
         _index("DC_RESPS_USER_IDX", "DC_RESPS", '"USER_IDENT"'),
         _index("DC_CONVS_LIST_IDX", "DC_CONVS", '"CREATED_AT", "CONV_ID"'),
         _index("DC_CONVS_TENANT_ID_LIST_IDX", "DC_CONVS", '"TENANT_ID", "CREATED_AT", "CONV_ID"'),
+        _index("DC_ITEMS_CRT_IX", "DC_ITEMS", '"CREATED_AT", "ID"'),
+        _index("DC_RESPS_CRT_IX", "DC_RESPS", '"CREATED_AT", "ID"'),
+        _index("DC_LINKS_ITM_IX", "DC_LINKS", '"ITEM_ID"'),
+        _index("DC_RESPS_CNV_IX", "DC_RESPS", '"CONVERSATION_ID"'),
     )
     assert 'CONSTRAINT "PK_DC_LINKS" PRIMARY KEY ("CONV_REF", "ITEM_ID")' in statements.create_tables[2]
     # Logical names stay the bind names the generic storages use.
@@ -517,7 +527,9 @@ def test_skipped_columns_leave_ddl_writes_and_reads() -> None:
     assert statements.ident_list is None
     assert statements.ident_list_limit is None
     assert statements.ident_delete is None
-    assert len(statements.create_indexes) == 2  # links and list_conversations; no PREV_IDX, no USER_IDX
+    # links and list_conversations, then three retention indexes (items by created_at, links by
+    # item, responses by conversation; the responses' created_at is skipped); no PREV_IDX, no USER_IDX.
+    assert len(statements.create_indexes) == 5
     # The links table ignores skip_columns: it always has its three columns.
     assert '"ADDED_AT" TIMESTAMP(6) WITH TIME ZONE' in statements.create_tables[2]
     # Nothing to update when metadata is skipped: the conversation's created_at is read (as
@@ -702,3 +714,9 @@ def test_schema_drift_fixes_are_oracle_statements() -> None:
     (add,) = dialect.add_column(table, dialect.ident("TENANT"), "VARCHAR(64)", frozenset({"id"}))
     _check_plsql(add)
     assert 'ALTER TABLE ADMIN."CONVERSATIONS" ADD ("TENANT" VARCHAR(64))' in add
+    # The links declare v4's sequence, typed as v4 adds it, then its page index (v4's own
+    # statements: a pending v4 is never reported as drift too).
+    seq = dict(sql.declared)["CONVERSATION_ITEM_LINKS"][-1]
+    assert (seq.name, seq.sql_type, seq.renamed_from) == ("seq", sequence_type(dialect), None)
+    assert seq.then == tuple(index for index in sql.create_indexes if "_SEQ_IX" in index)
+    assert len(seq.then) == 1

@@ -126,19 +126,24 @@ EXPECTED_STATEMENTS = (
         '("conversation_id", "added_at", "seq", "item_id")'
     ),
     version_insert_sql(PG, MIGRATIONS[3]),
+    'CREATE INDEX IF NOT EXISTS "conversation_items_created_idx" ON "conversation_items" ("created_at", "id")',
+    'CREATE INDEX IF NOT EXISTS "responses_created_idx" ON "responses" ("created_at", "id")',
+    'CREATE INDEX IF NOT EXISTS "conversation_item_links_item_idx" ON "conversation_item_links" ("item_id")',
+    'CREATE INDEX IF NOT EXISTS "responses_conversation_idx" ON "responses" ("conversation_id")',
+    version_insert_sql(PG, MIGRATIONS[4]),
 )
 
 
 def test_fresh_database_is_created_at_the_latest_version(postgres_backend: PostgresBackend, fresh_url: str) -> None:
     with open_pg(fresh_url, SchemaConfig(auto_migrate=False)) as storage:
         storage.responses.store_response(StoredResponse(id="r1", safety_identifier="u"))
-    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4]
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4, 5]
     assert "safety_identifier" in columns(postgres_backend, fresh_url, "responses")
     indexes = {row[0] for row in query(postgres_backend, fresh_url, "SELECT indexname FROM pg_indexes")}
     assert {"conv_item_links_order_idx", "responses_safety_idx", "pk_conv_item_link"} <= indexes
     with open_pg(fresh_url, SchemaConfig(auto_migrate=False)):  # reopens with nothing pending
         pass
-    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4]
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4, 5]
 
 
 def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: PostgresBackend, legacy_url: str) -> None:
@@ -146,10 +151,10 @@ def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: Postgre
         open_pg(legacy_url, SchemaConfig(auto_migrate=False))
     assert info.value.statements == EXPECTED_STATEMENTS
     message = str(info.value)
-    assert message.startswith("Schema migration required (current version: 0, latest version: 4).")
+    assert message.startswith("Schema migration required (current version: 0, latest version: 5).")
     assert "  v1: Add safety_identifier column to responses\n" in message
     assert "set `auto_migrate: true` in your postgres schema config" in message
-    assert "set `version: 4`" in message
+    assert "set `version: 5`" in message
     assert "user_id" in columns(postgres_backend, legacy_url, "responses")  # nothing migrated
     # The listed SQL, applied by hand, brings the schema up to date.
     with postgres_backend.connect(legacy_url) as conn:
@@ -161,14 +166,14 @@ def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: Postgre
 
 def test_auto_migrate_applies_and_keeps_data(postgres_backend: PostgresBackend, legacy_url: str) -> None:
     with open_pg(legacy_url, SchemaConfig(auto_migrate=True)) as storage:
-        assert sql_store(storage).applied_migrations == [1, 2, 3, 4]
+        assert sql_store(storage).applied_migrations == [1, 2, 3, 4, 5]
         old = storage.responses.get_response("resp_old")
         assert old is not None
         assert old.input == ["hi"]
         assert old.created_at == T0
         storage.responses.store_response(StoredResponse(id="resp_new", safety_identifier="u"))
         assert [r.id for r in storage.responses.list_identifier_responses("u")] == ["resp_new"]
-    assert versions(postgres_backend, legacy_url) == [1, 2, 3, 4]
+    assert versions(postgres_backend, legacy_url) == [1, 2, 3, 4, 5]
     assert columns(postgres_backend, legacy_url, "responses") == {
         "id",
         "conversation_id",
@@ -186,23 +191,23 @@ def test_auto_migrate_applies_and_keeps_data(postgres_backend: PostgresBackend, 
 def test_version_setting_skips_migrations(postgres_backend: PostgresBackend, legacy_url: str) -> None:
     with pytest.raises(MigrationRequiredError) as info:
         open_pg(legacy_url, SchemaConfig(version=2))
-    assert "current version: 2, latest version: 4" in str(info.value)
+    assert "current version: 2, latest version: 5" in str(info.value)
     # v3 and v4, then the column v1 would have added (skipped by `version`, yet declared: drift).
     assert info.value.statements == EXPECTED_STATEMENTS[4:] + EXPECTED_STATEMENTS[:1]
     assert "table 'responses' has no column 'safety_identifier'" in str(info.value)
-    # Skipped up to 4, but the tables still lack safety_identifier (v1) and seq (v4): that is
+    # Skipped up to 5, but the tables still lack safety_identifier (v1) and seq (v4): that is
     # schema drift (every store_response and link_items would fail), reported with its fixes.
     with pytest.raises(MigrationRequiredError) as drift:
-        open_pg(legacy_url, SchemaConfig(version=4))
-    assert str(drift.value).startswith("Schema drift (current version: 4, latest version: 4)")
+        open_pg(legacy_url, SchemaConfig(version=5))
+    assert str(drift.value).startswith("Schema drift (current version: 5, latest version: 5)")
     assert "table 'conversation_item_links' has no column 'seq'" in str(drift.value)
     assert drift.value.statements == (*EXPECTED_STATEMENTS[6:9:2], EXPECTED_STATEMENTS[0])  # seq, its index
     skipped = TableConfig("responses", skip_columns={"safety_identifier"})
     with pytest.raises(MigrationRequiredError) as links_only:
-        open_pg(legacy_url, SchemaConfig(version=4, responses=skipped))
+        open_pg(legacy_url, SchemaConfig(version=5, responses=skipped))
     assert links_only.value.statements == EXPECTED_STATEMENTS[6:9:2]
     # auto_migrate adds what is missing (the page index then follows) and records no version.
-    with open_pg(legacy_url, SchemaConfig(version=4, responses=skipped, auto_migrate=True)):
+    with open_pg(legacy_url, SchemaConfig(version=5, responses=skipped, auto_migrate=True)):
         pass
     assert versions(postgres_backend, legacy_url) == []  # skipped, not recorded
     assert "user_id" in columns(postgres_backend, legacy_url, "responses")
@@ -231,10 +236,10 @@ def test_an_upstream_v3_database_migrates_to_the_turn_order(postgres_backend: Po
     _upstream_v3_links(postgres_backend, legacy_url)
     with pytest.raises(MigrationRequiredError) as info:
         open_pg(legacy_url, SchemaConfig(auto_migrate=False))
-    assert info.value.statements == EXPECTED_STATEMENTS[-4:]
-    assert "current version: 3, latest version: 4" in str(info.value)
+    assert info.value.statements == EXPECTED_STATEMENTS[-9:]
+    assert "current version: 3, latest version: 5" in str(info.value)
     with open_pg(legacy_url, SchemaConfig(auto_migrate=True)) as storage:
-        assert sql_store(storage).applied_migrations == [4]
+        assert sql_store(storage).applied_migrations == [4, 5]
         # Links made before keep their old tie-break (item id); new ones follow in the order made.
         assert [i.id for i in storage.items.list_items("conv_old", ListParams(10))] == ["msg_a", "msg_b", "msg_c"]
         storage.items.append_items(
@@ -305,14 +310,14 @@ def test_processes_migrating_at_once_apply_each_migration_once(
     postgres_backend: PostgresBackend, legacy_url: str
 ) -> None:
     applied = race(legacy_url, 5)
-    assert sorted(v for versions_ in applied for v in versions_) == [1, 2, 3, 4]
-    assert [1, 2, 3, 4] in applied  # the first one under the lock applied all four
-    assert versions(postgres_backend, legacy_url) == [1, 2, 3, 4]
+    assert sorted(v for versions_ in applied for v in versions_) == [1, 2, 3, 4, 5]
+    assert [1, 2, 3, 4, 5] in applied  # the first one under the lock applied all five
+    assert versions(postgres_backend, legacy_url) == [1, 2, 3, 4, 5]
 
 
 def test_processes_creating_a_fresh_database_at_once(postgres_backend: PostgresBackend, fresh_url: str) -> None:
     assert race(fresh_url, 5) == [[]] * 5  # created at the latest version, nothing to migrate
-    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4]
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4, 5]
 
 
 # --- JSON and typed extra columns ----------------------------------------------------------------
@@ -693,6 +698,11 @@ def test_owner_schema_is_migrated_in_place(postgres_backend: PostgresBackend, fr
         (
             'CREATE INDEX IF NOT EXISTS "conv_item_links_order_idx" ON "legacy"."conversation_item_links" '
             '("conversation_id", "added_at", "seq", "item_id")'
+        ),
+        # v5: the links' item index, on the owner's table too.
+        (
+            'CREATE INDEX IF NOT EXISTS "conversation_item_links_item_idx" '
+            'ON "legacy"."conversation_item_links" ("item_id")'
         ),
     ]
     with open_pg(fresh_url, SchemaConfig(owner="legacy", auto_migrate=True)) as storage:

@@ -174,7 +174,7 @@ def test_export_lists_escaped_ids_and_skips_foreign_keys(backend: RedisBackend, 
         client.hset("conversation:not:a:datacon:key", "id", "zzz")  # no record of this schema
         seam = enumerable(storage)
         assert [c.id for c in seam.iter_conversations(None, 10)] == ["%X%3Aitems", "X", "X:items"]
-        assert [(link.conversation_id, link.added_at) for link in seam.iter_links(None, 10)] == [
+        assert [(link.conversation_id, link.added_at) for link, _ in seam.iter_links(None, 10)] == [
             ("%X%3Aitems", T0),
             ("X", T0),
             ("X:items", T0),
@@ -301,7 +301,7 @@ def test_listing_rewrites_microsecond_scores_and_reads_them_back(backend: RedisB
         upstream_item(client, item_id)
     with open_store(backend) as storage:
         assert listed(storage, "conv_l") == ["msg_l1", "msg_l2"]
-        links = {link.item_id: link.added_at for link in enumerable(storage).iter_links(None, 10)}
+        links = {link.item_id: link.added_at for link, _ in enumerable(storage).iter_links(None, 10)}
         assert links == {"msg_l1": T0, "msg_l2": T0 + US}
     assert client.zrange("conversation:conv_l:items", 0, -1, withscores=True) == [
         ("msg_l1", 1772600767891.011),
@@ -392,7 +392,7 @@ def test_links_interleave_with_upstream_written_millisecond_scores(backend: Redi
         storage.items.link_item("conv_mix", "msg_dc0", base - US)
         assert listed(storage, "conv_mix") == ["msg_dc0", "msg_up1", "msg_dc2", "msg_up3", "msg_dc4"]
         assert listed(storage, "conv_mix", SortOrder.DESC) == ["msg_dc4", "msg_up3", "msg_dc2", "msg_up1", "msg_dc0"]
-        links = {link.item_id: link.added_at for link in enumerable(storage).iter_links(None, 10)}
+        links = {link.item_id: link.added_at for link, _ in enumerable(storage).iter_links(None, 10)}
     assert links == {
         "msg_dc0": base - US,
         "msg_up1": base,
@@ -444,7 +444,7 @@ def test_export_reads_every_score_unit(backend: RedisBackend, client: Any) -> No
         {"msg_ms": upstream_millis(T0), "msg_us": 1772600767891011, "msg_frac": 1772600767891.012},
     )
     with open_store(backend) as storage:
-        links = {link.item_id: link.added_at for link in enumerable(storage).iter_links(None, 10)}
+        links = {link.item_id: link.added_at for link, _ in enumerable(storage).iter_links(None, 10)}
     assert links == {"msg_ms": T0 - 11 * US, "msg_us": T0, "msg_frac": T0 + US}
 
 

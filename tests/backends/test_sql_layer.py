@@ -17,6 +17,7 @@ from datacon import (
     ListParams,
     NewConversation,
     NewConversationItem,
+    PostgresConfig,
     SchemaConfig,
     SortOrder,
     StoredResponse,
@@ -38,6 +39,7 @@ from datacon.backends._sql.migrations import version_insert_sql
 from datacon.backends.base import RECORD_KINDS, Backend, Enumerable, Restorable, Versioned
 from datacon.backends.oracle import OracleDialect, oracle_schema
 from datacon.backends.postgres import PostgresDialect
+from datacon.backends.postgres import schema_script as postgres_schema_script
 from datacon.backends.sqlite import SqliteDialect
 from datacon.errors import ConfigError
 from datacon.models import Link
@@ -67,13 +69,14 @@ def _responses(**table: Any) -> SchemaConfig:
 
 
 def test_migrations_are_upstreams_three_in_order_then_the_link_sequence() -> None:
-    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4]
-    assert LATEST == 4
+    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4, 5]
+    assert LATEST == 5
     assert [m.description for m in MIGRATIONS] == [
         "Add safety_identifier column to responses",
         "Remove legacy user_id column from responses",
         "Drop redundant output, metadata, instructions, tool_calls columns from responses",
         "Add the link sequence (turn order) and the page index on (added_at, seq, item_id)",
+        "Add the retention indexes: items and responses by created_at, links by item, responses by conversation",
     ]
 
 
@@ -147,7 +150,7 @@ def test_pending_migration_message_has_upstreams_shape() -> None:
     plans = [(m, m.up(SchemaConfig(), PG, None)) for m in MIGRATIONS[1:3]]
     message, statements = migration_message(PG, 1, plans)
     assert message.startswith(
-        "Schema migration required (current version: 1, latest version: 4).\n\n"
+        "Schema migration required (current version: 1, latest version: 5).\n\n"
         "The following migrations need to be applied:\n"
         "\n  v2: Remove legacy user_id column from responses\n"
         '    ALTER TABLE "responses" DROP COLUMN IF EXISTS "user_id";\n'
@@ -156,7 +159,7 @@ def test_pending_migration_message_has_upstreams_shape() -> None:
     )
     assert message.endswith(
         "\nTo apply automatically, set `auto_migrate: true` in your postgres schema config.\n"
-        "To skip, set `version: 4` to mark your schema as already up to date."
+        "To skip, set `version: 5` to mark your schema as already up to date."
     )
     assert statements == (
         plans[0][1][0],
@@ -215,6 +218,21 @@ def test_index_names_are_upstreams_for_default_tables_and_derived_for_renamed_on
     assert 'CONSTRAINT "dc_links_pk"' in renamed
 
 
+def test_postgres_schema_script_follows_the_owner() -> None:
+    """``datacon migrate sql`` prints the DDL start-up runs: in the owner's schema, every index too."""
+    config = PostgresConfig(db_url="postgresql://u@localhost/db", schema=SchemaConfig(owner="Tenant_A"))
+    script = postgres_schema_script(config)
+    tables = [s for s in script if s.startswith("CREATE TABLE") and "_schema_versions" not in s]
+    assert len(tables) == 5  # the four, and datacon's _idempotency_keys
+    assert all(s.startswith('CREATE TABLE IF NOT EXISTS "tenant_a".') for s in tables)
+    indexes = [s for s in script if s.startswith("CREATE INDEX")]
+    assert any('"conv_item_links_order_idx" ON "tenant_a"."conversation_item_links"' in s for s in indexes)
+    assert any('"conversations_list_idx" ON "tenant_a"."conversations"' in s for s in indexes)
+    assert all(' ON "tenant_a".' in s for s in indexes)
+    unowned = postgres_schema_script(PostgresConfig(db_url="postgresql://u@localhost/db"))
+    assert not any("tenant_a" in s for s in unowned)
+
+
 def test_identifier_limits_are_the_dialects() -> None:
     # SQLite keeps names of any length: the schema rules' 128 bytes, and longer derived names, work.
     long = SchemaConfig(conversation_item_links=TableConfig("l" * 128), responses=TableConfig("r" * 128))
@@ -251,9 +269,9 @@ def test_identifier_limits_are_the_dialects() -> None:
 def test_skipped_safety_identifier_has_no_index_and_no_queries(dialect: Dialect) -> None:
     sql = _render(_responses(skip_columns={"safety_identifier"}), dialect)
     # The page index, (Oracle, as upstream) the previous_response_id index, and
-    # list_conversations' (created_at, id) index.
+    # list_conversations' (created_at, id) index, and the four retention indexes (v5).
     has_prev_index = dialect.object_name("prev_idx", "responses") is not None
-    assert len(sql.create_indexes) == 2 + has_prev_index
+    assert len(sql.create_indexes) == 6 + has_prev_index
     assert not any(dialect.ident("safety_identifier") in index for index in sql.create_indexes)
     assert sql.ident_list is None
     assert sql.ident_delete is None
@@ -494,7 +512,7 @@ def test_the_sql_backend_binds_exactly_the_parameters_of_its_export_statements(d
     assert backend.iter_conversations("conv_a", 5) == []
     assert backend.iter_items("msg_a", 5) == []
     assert backend.iter_responses(None, 5) == []
-    assert backend.iter_links(("conv_a", "msg_a"), 5) == []
+    assert backend.iter_links(("conv_a", t0, 0, "msg_a"), 5) == []
     assert [backend.count(kind) for kind in RECORD_KINDS] == [0, 0, 0, 0]
     assert backend.restore_conversations([Conversation("conv_a", t0, {"k": 1})]) == 1
     assert backend.restore_items([ConversationItem("msg_a", None, "message", "user", [{"t": 1}], None, t0)]) == 1

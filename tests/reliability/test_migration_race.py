@@ -57,9 +57,9 @@ AT_V1_DDL = [
     "INSERT INTO _schema_versions (version, description) VALUES (1, 'Add safety_identifier column to responses')",
 ]
 STARTS = {
-    "fresh": ([], {1, 2, 3, 4}, set()),
-    "pre-v1": (LEGACY_DDL, {1, 2, 3, 4}, {1, 2, 3, 4}),
-    "at-v1": (AT_V1_DDL, {1, 2, 3, 4}, {2, 3, 4}),
+    "fresh": ([], {1, 2, 3, 4, 5}, set()),
+    "pre-v1": (LEGACY_DDL, {1, 2, 3, 4, 5}, {1, 2, 3, 4, 5}),
+    "at-v1": (AT_V1_DDL, {1, 2, 3, 4, 5}, {2, 3, 4, 5}),
 }
 
 

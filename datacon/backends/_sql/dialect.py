@@ -109,6 +109,9 @@ class Dialect:
     #: Whether the database stores ``''`` as NULL (Oracle): a text column that must hold
     #: ``''`` is then nullable, and its NULL reads back as the column's default.
     empty_string_is_null: ClassVar[bool] = False
+    #: Most ids one ``IN (...)`` list carries (Oracle's limit is 1000 expressions): the
+    #: largest batch of ``prune``/``erase_identifier``.
+    max_in_list: ClassVar[int] = 1000
     #: Whether the migration DDL is idempotent by itself (``IF [NOT] EXISTS``); if not, the
     #: runner passes the table's current columns so only what is needed is rendered.
     idempotent_migrations: ClassVar[bool] = True
@@ -168,12 +171,22 @@ class Dialect:
         dialect's limit is shortened to fit, keeping a hash of the whole name (a server
         would truncate it silently, and two truncated names could be one, or a table's).
         """
-        name = f"{table}_{column}_list_idx" if column else f"{table}_list_idx"
+        return self._fitted(f"{table}_{column}_list_idx" if column else f"{table}_list_idx")
+
+    def _fitted(self, name: str) -> str:
+        """``name``, shortened to the dialect's limit keeping a hash of the whole name."""
         limit = self.max_identifier_bytes
         if limit is not None and len(name) > limit:  # names are ASCII: one byte per character
             digest = hashlib.sha256(name.encode("ascii")).hexdigest()[:8]
             name = f"{name[: limit - 9]}_{digest}"
         return name
+
+    def retention_index_name(self, table: str, what: str) -> str:
+        """The name of an index that ``prune``/``erase_identifier`` read (migration v5) on
+        (configured) ``table``: ``what`` is ``created`` (``(created_at, id)``), ``item``
+        (links by item) or ``conversation`` (responses by conversation); shortened to fit as
+        :meth:`listing_index_name`."""
+        return self._fitted(f"{table}_{what}_idx")
 
     def create_table(self, ref: str, body: str) -> str:
         """CREATE TABLE ``ref`` (``body``) that leaves an existing table alone."""

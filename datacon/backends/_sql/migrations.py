@@ -12,7 +12,7 @@ from datacon.errors import MigrationRequiredError
 from datacon.schema import CORE_COLUMNS, SchemaConfig
 
 from .dialect import Dialect
-from .render import Statements, sequence_type
+from .render import Statements, retention_indexes, sequence_type
 from .session import Session
 
 __all__ = [
@@ -99,6 +99,12 @@ def _v4(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None)
     return statements
 
 
+def _v5(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None) -> list[str]:
+    # What prune and erase_identifier read (SPEC 7.7): items and responses by (created_at, id),
+    # links by item, responses by conversation. Idempotent, like every index statement.
+    return retention_indexes(schema, dialect)
+
+
 #: Upstream's core-history migrations, in order (descriptions verbatim), then datacon's.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "Add safety_identifier column to responses", _v1),
@@ -109,6 +115,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "Add the link sequence (turn order) and the page index on (added_at, seq, item_id)",
         _v4,
         "conversation_item_links",
+    ),
+    Migration(
+        5,
+        "Add the retention indexes: items and responses by created_at, links by item, responses by conversation",
+        _v5,
     ),
 )
 LATEST = MIGRATIONS[-1].version

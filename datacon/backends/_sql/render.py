@@ -12,7 +12,7 @@ and out, guarded DDL, multi-row INSERT, the chain's cycle clause, the page keyse
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -26,9 +26,11 @@ from .dialect import Dialect, Keyset
 __all__ = [
     "IDEMPOTENCY_TABLE",
     "DeclaredColumn",
+    "RetentionSql",
     "Statements",
     "check_identifiers",
     "render",
+    "retention_indexes",
     "sequence_column",
     "sequence_type",
 ]
@@ -267,6 +269,8 @@ class Statements:
     item_select: str
     link_exists: str
     link_delete: str
+    # Deletes item ``id`` unless a link names it (``lid`` repeats ``id``: see ``scid``).
+    item_delete_unlinked: str
     list_asc: str
     list_desc: str
     # Pages after an explicit position (a page cursor): params cid, at, sq, after, limit.
@@ -304,6 +308,8 @@ class Statements:
     # Keyset pages by primary key, counts, insert-if-absent, for datacon.transfer (see
     # _export_queries).
     export: Mapping[str, str] = attrs.field(factory=dict)
+    # prune and erase_identifier (SPEC 7.7): indexed pages of old records, deletes by id lists.
+    retention: RetentionSql | None = None
     _link_cache: dict[tuple[int, int], str] = attrs.field(factory=dict, init=False)
     _append_cache: dict[tuple[int, int], tuple[str, ...]] = attrs.field(factory=dict, init=False)
     _page_cache: dict[tuple[tuple[str, ...], bool, bool], str] = attrs.field(factory=dict, init=False)
@@ -384,6 +390,167 @@ class Statements:
         return sql
 
 
+@attrs.frozen(eq=False)
+class RetentionSql:
+    """The statements of ``prune`` and ``erase_identifier`` (``SqlBackend``'s ``Prunable`` calls).
+
+    Id lists are bind parameters ``k0``, ``k1``... (and ``j0``... where a statement needs the
+    list twice), rendered once per list length and kept. ``old(kind, after)`` pages keys
+    ``(created_at, id)`` below ``cutoff`` on the ``(created_at, id)`` index, after ``(at, after)``.
+    ``None`` where a skipped column makes the read impossible (it then finds nothing).
+    """
+
+    convs: _Table
+    items: _Table
+    links: _Table
+    resps: _Table
+    _cache: dict[tuple[str, int], str] = attrs.field(factory=dict, init=False)
+
+    def _table(self, kind: str) -> _Table:
+        return {"conversation": self.convs, "item": self.items, "response": self.resps}[kind]
+
+    def old(self, kind: str, after: bool) -> str | None:
+        """A page of ``(created_at, id)`` keys of ``kind`` older than ``cutoff`` (params
+        ``cutoff``, ``limit``; with ``after`` also ``at``, ``after``)."""
+        t = self._table(kind)
+        if t.config.is_skipped("created_at"):
+            return None
+        key = (f"old_{kind}", int(after))
+        found = self._cache.get(key)
+        if found is None:
+            d = t.dialect
+            p = d.param
+            created, rid = t.c("created_at"), t.c("id")
+            where = [f"{created} < {d.time_in(p('cutoff'))}"]
+            if after:
+                at = d.time_in(p("at"))
+                if d.keyset is Keyset.ROW_VALUES:
+                    where.append(f"({created}, {rid}) > ({at}, {p('after')})")
+                else:
+                    where.append(f"({created} > {at} OR ({created} = {at} AND {rid} > {p('after')}))")
+            found = self._cache[key] = (
+                f"SELECT {t.out(CONVERSATIONS['created_at'])}, {rid} FROM {t.ref} "  # noqa: S608
+                f"WHERE {' AND '.join(where)} ORDER BY {created}, {rid} {d.limit(p('limit'))}"
+            )
+        return found
+
+    def _list(self, n: int, prefix: str = "k") -> str:
+        return ", ".join(self.convs.dialect.param(f"{prefix}{i}") for i in range(n))
+
+    def _render(self, name: str, n: int, make: Callable[[str], str]) -> str:
+        found = self._cache.get((name, n))
+        if found is None:
+            found = self._cache[name, n] = make(self._list(n))
+        return found
+
+    def existing(self, n: int) -> str:
+        """``(id, created_at)`` of the stored conversations among ``k*`` (``created_at`` NULL if skipped)."""
+        c = self.convs
+        created = "NULL" if c.config.is_skipped("created_at") else c.out(CONVERSATIONS["created_at"])
+        return self._render(
+            "existing",
+            n,
+            lambda ids: f"SELECT {c.c('id')}, {created} FROM {c.ref} WHERE {c.c('id')} IN ({ids})",  # noqa: S608
+        )
+
+    def links_of(self, field: str, n: int) -> str:
+        """``(field, the other id)`` of every link whose ``field`` (``conversation_id`` or
+        ``item_id``) is among ``k*``; both served by an index leading with ``field``."""
+        other = "item_id" if field == "conversation_id" else "conversation_id"
+        lk = self.links
+        return self._render(
+            f"links_{field}",
+            n,
+            lambda ids: f"SELECT {lk.c(field)}, {lk.c(other)} FROM {lk.ref} WHERE {lk.c(field)} IN ({ids})",  # noqa: S608
+        )
+
+    def identifier_page(self, after: bool) -> str | None:
+        """``(id, conversation_id)`` of a page of one identifier's responses by id (params
+        ``sid``, ``limit``, with ``after`` also ``after``)."""
+        r = self.resps
+        if r.config.is_skipped("safety_identifier"):
+            return None
+        d = r.dialect
+        p = d.param
+        conversation = "NULL" if r.config.is_skipped("conversation_id") else r.c("conversation_id")
+        where = f"{r.c('safety_identifier')} = {p('sid')}" + (f" AND {r.c('id')} > {p('after')}" if after else "")
+        return (
+            f"SELECT {r.c('id')}, {conversation} FROM {r.ref} WHERE {where} "  # noqa: S608
+            f"ORDER BY {r.c('id')} {d.limit(p('limit'))}"
+        )
+
+    def named_by_others(self, n: int) -> str | None:
+        """The conversations among ``k*`` that a response with another (non-null) identifier
+        than ``sid`` names (the index on responses' ``conversation_id``)."""
+        r = self.resps
+        if r.config.is_skipped("conversation_id") or r.config.is_skipped("safety_identifier"):
+            return None
+        p = r.dialect.param
+        cid = r.c("conversation_id")
+        return self._render(
+            "others",
+            n,
+            lambda ids: (
+                f"SELECT DISTINCT {cid} FROM {r.ref} WHERE {cid} IN ({ids}) "  # noqa: S608
+                f"AND {r.c('safety_identifier')} <> {p('sid')}"
+            ),
+        )
+
+    def delete(self, kind: str, n: int) -> str:
+        """DELETE the records of ``kind`` (``conversation``, ``response``) whose id is among ``k*``."""
+        t = self._table(kind)
+        return self._render(
+            f"delete_{kind}",
+            n,
+            lambda ids: f"DELETE FROM {t.ref} WHERE {t.c('id')} IN ({ids})",  # noqa: S608
+        )
+
+    def unlink(self, n: int) -> str:
+        """DELETE every link of the conversations among ``k*``."""
+        lk = self.links
+        return self._render(
+            "unlink",
+            n,
+            lambda ids: f"DELETE FROM {lk.ref} WHERE {lk.c('conversation_id')} IN ({ids})",  # noqa: S608
+        )
+
+    def delete_unlinked(self, n: int) -> str:
+        """DELETE the items among ``k*`` that no link names (the same ids again as ``j*``, for
+        the links' item index); the check and the delete are one statement."""
+        i, lk = self.items, self.links
+        again = self._list(n, "j")
+        return self._render(
+            "unlinked",
+            n,
+            lambda ids: (
+                f"DELETE FROM {i.ref} WHERE {i.c('id')} IN ({ids}) AND {i.c('id')} NOT IN "  # noqa: S608
+                f"(SELECT {lk.c('item_id')} FROM {lk.ref} WHERE {lk.c('item_id')} IN ({again}))"
+            ),
+        )
+
+
+def retention_indexes(schema: SchemaConfig, dialect: Dialect) -> list[str]:
+    """CREATE INDEX (idempotent) of what ``prune``/``erase_identifier`` read: conversations,
+    items and responses by ``(created_at, id)`` (conversations: the listing index already),
+    links by item, responses by conversation. Migration v5 creates them; start-up too."""
+    d = dialect
+    out: list[str] = []
+    for table, record in ((schema.conversation_items, ITEMS), (schema.responses, RESPONSES)):
+        t = _Table(table, record, d)
+        if not table.is_skipped("created_at"):
+            out.append(
+                d.create_index(d.retention_index_name(table.table, "created"), t.ref, [t.c("created_at"), t.c("id")])
+            )
+    links = _Table(schema.conversation_item_links, LINKS, d)
+    name = d.retention_index_name(links.config.table, "item")
+    out.append(d.create_index(name, links.ref, [links.c("item_id")]))
+    resps = schema.responses
+    if not resps.is_skipped("conversation_id"):
+        t = _Table(resps, RESPONSES, d)
+        out.append(d.create_index(d.retention_index_name(resps.table, "conversation"), t.ref, [t.c("conversation_id")]))
+    return out
+
+
 def _names(columns: Sequence[Column]) -> tuple[str, ...]:
     return tuple(column.name for column in columns)
 
@@ -400,13 +567,14 @@ def _export_queries(convs: _Table, items: _Table, links: _Table, resps: _Table) 
         tail = f"ORDER BY {t.c('id')} {d.limit(p('limit'))}"
         queries[f"{prefix}_first"] = f"{head} {tail}"
         queries[f"{prefix}_next"] = f"{head} WHERE {t.c('id')} > {p('after')} {tail}"
-    cid, iid = links.c("conversation_id"), links.c("item_id")
-    link_head = f"SELECT {links.select_list(links.present())} FROM {links.ref}"  # noqa: S608
-    link_tail = f"ORDER BY {cid}, {iid} {d.limit(p('limit'))}"
+    # Links by (conversation_id, added_at, seq, item_id), the page index's order: each
+    # conversation's links in list order, so that a restore keeps a turn's order.
+    order = (links.c("conversation_id"), links.c("added_at"), links.c(LINK_SEQUENCE), links.c("item_id"))
+    cursor = (p("acid"), d.time_in(p("aat")), p("aseq"), p("aiid"))
+    link_head = f"SELECT {links.select_list(links.present())}, {order[2]} FROM {links.ref}"  # noqa: S608
+    link_tail = f"ORDER BY {', '.join(order)} {d.limit(p('limit'))}"
     queries["link_first"] = f"{link_head} {link_tail}"
-    queries["link_next"] = (
-        f"{link_head} WHERE {cid} > {p('acid')} OR ({cid} = {p('acid')} AND {iid} > {p('aiid')}) {link_tail}"
-    )
+    queries["link_next"] = f"{link_head} WHERE {_row_after(d, order, cursor)} {link_tail}"
     for kind, t in (("conversation", convs), ("item", items), ("link", links), ("response", resps)):
         queries[f"count_{kind}"] = f"SELECT COUNT(*) FROM {t.ref}"  # noqa: S608
     for kind, t in (("conversation", convs), ("item", items), ("response", resps)):
@@ -444,6 +612,16 @@ def _after(d: Dialect, cmp: str, row: tuple[str, str, str], cursor: tuple[str, s
         f"({added} {cmp} {c_added} OR ({added} = {c_added} AND "
         f"({seq} {cmp} {c_seq} OR ({seq} = {c_seq} AND {item} {cmp} {c_item}))))"
     )
+
+
+def _row_after(d: Dialect, row: Sequence[str], cursor: Sequence[str]) -> str:
+    """``row > cursor`` for tuples of any length, as the dialect writes it."""
+    if d.keyset is Keyset.ROW_VALUES:
+        return f"({', '.join(row)}) > ({', '.join(cursor)})"
+    (first, *rest), (c_first, *c_rest) = row, cursor
+    if not rest:
+        return f"{first} > {c_first}"
+    return f"({first} > {c_first} OR ({first} = {c_first} AND {_row_after(d, rest, c_rest)}))"
 
 
 def _page(d: Dialect, items: _Table, links: _Table, ascending: bool, positional: bool = False) -> str:
@@ -598,6 +776,7 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
     for name, _ in convs.config.sorted_extra_columns():
         index_name = d.listing_index_name(convs.config.table, name)
         indexes.append(d.create_index(index_name, convs.ref, [d.ident(name), *order_cols]))
+    indexes += retention_indexes(schema, d)
 
     # Conversations.
     conv_columns = convs.present()
@@ -694,6 +873,10 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         ),
         link_exists=f"SELECT 1 FROM {links.ref} WHERE {link_where}",  # noqa: S608
         link_delete=f"DELETE FROM {links.ref} WHERE {link_where}",  # noqa: S608
+        item_delete_unlinked=(
+            f"DELETE FROM {items.ref} WHERE {items.c('id')} = {p('id')} AND NOT EXISTS "  # noqa: S608
+            f"(SELECT 1 FROM {links.ref} u WHERE {links.c('item_id', 'u')} = {p('lid')})"
+        ),
         list_asc=_page(d, items, links, ascending=True),
         list_desc=_page(d, items, links, ascending=False),
         list_pos_asc=_page(d, items, links, ascending=True, positional=True),
@@ -710,6 +893,7 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         ident_list_limit=ident_list_limit,
         ident_delete=ident_delete,
         export=_export_queries(convs, items, links, resps),
+        retention=RetentionSql(convs, items, links, resps),
         link_parts=(links.ref, link_columns, link_row),
         append_links=append_links,
         item_parts=item_parts,

@@ -423,6 +423,18 @@ class SqlItemStorage(BackendItems):
         with self._store.connector.session(write=True) as session:
             session.execute(self._sql.link_delete, {"cid": conversation_id, "iid": item_id})
 
+    def unlink_items(self, conversation_id: str, item_ids: Sequence[str]) -> list[str]:
+        with self._store.connector.session(write=True) as session, session.transaction():
+            # A link deleted here is this call's (a concurrent one would delete 0 rows).
+            removed = [
+                item_id
+                for item_id in dict.fromkeys(item_ids)
+                if session.execute(self._sql.link_delete, {"cid": conversation_id, "iid": item_id})
+            ]
+            for item_id in removed:
+                session.execute(self._sql.item_delete_unlinked, {"id": item_id, "lid": item_id})
+        return removed
+
 
 class SqlResponseStorage(BackendResponses):
     """Responses in the responses table; chains walked by one recursive query."""

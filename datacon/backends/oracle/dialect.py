@@ -132,6 +132,11 @@ class OracleDialect(Dialect):
         name = f"{table}_{column}_LIST_IDX" if column else f"{table}_LIST_IDX"
         return name.upper()[:MAX_IDENTIFIER]
 
+    def retention_index_name(self, table: str, what: str) -> str:
+        # Short suffixes: 30 characters for the default tables (the pre-12.2 limit).
+        suffix = {"created": "CRT_IX", "item": "ITM_IX", "conversation": "CNV_IX"}[what]
+        return f"{table}_{suffix}".upper()[:MAX_IDENTIFIER]
+
     def drop_index(self, name: str) -> str:
         # ORA-01418: specified index does not exist.
         return plsql_ignoring(f"DROP INDEX {self.qualify(self.ident(name))}", -1418)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from datacon.backends.base import (
@@ -20,6 +20,8 @@ from datacon.backends.base import (
     Durability,
     Durable,
     Enumerable,
+    LinkPosition,
+    LinkRow,
     RecordKind,
     Restorable,
     SchemaStatus,
@@ -37,7 +39,6 @@ __all__ = ["RedisBackend"]
 
 R = TypeVar("R")
 H = TypeVar("H", Conversation, ConversationItem)
-_MAX_TIME = datetime.max.replace(tzinfo=UTC)
 
 
 class RedisBackend(Enumerable, Restorable, Versioned, Durable):
@@ -55,7 +56,7 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable):
         self.items = RedisItemStorage(self.store)
         self.responses = RedisResponseStorage(self.store)
         self._ids: dict[str, list[str]] = {}
-        self._links: tuple[str, list[tuple[str, datetime]]] | None = None
+        self._links: tuple[str, list[tuple[datetime, int, str]]] | None = None
 
     def close(self) -> None:
         self.store.close()
@@ -122,31 +123,39 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable):
         s = self.store
         return self._records("response", after_id, batch, s.response_key, s.codec.response)
 
-    def _conversation_links(self, conversation_id: str) -> list[tuple[str, datetime]]:
-        # One conversation's links sorted by item id; kept while pages walk through it.
+    def _conversation_links(self, conversation_id: str) -> list[tuple[datetime, int, str]]:
+        # One conversation's links as (added_at, sequence, item id), sorted: its list order.
+        # Kept while pages walk through it.
         if self._links is not None and self._links[0] == conversation_id:
             return self._links[1]
         s = self.store
-        key = s.links_key(conversation_id)
-        members = cast(
-            "list[tuple[str, float]]", s.call("export links", lambda: s.client.zrange(key, 0, -1, withscores=True))
+        key, sequences = s.links_key(conversation_id), s.sequence_key(conversation_id)
+
+        def run() -> list[Any]:
+            with s.client.pipeline(transaction=False) as pipe:
+                pipe.zrange(key, 0, -1, withscores=True)
+                pipe.hgetall(sequences)
+                return list(pipe.execute())
+
+        members, seqs = s.call("export links", run)
+        links = sorted(
+            (score_time(value), int(seqs.get(member, 0)), str(member)) for member, value in cast("list[Any]", members)
         )
-        links = sorted((str(member), score_time(value)) for member, value in members)
         self._links = (conversation_id, links)
         return links
 
-    def iter_links(self, after: tuple[str, str] | None, batch: int) -> Sequence[Link]:
+    def iter_links(self, after: LinkPosition | None, batch: int) -> Sequence[LinkRow]:
         conversations = self._scan("link")
         index = 0 if after is None else bisect.bisect_left(conversations, after[0])
-        page: list[Link] = []
+        page: list[LinkRow] = []
         while index < len(conversations) and len(page) < batch:
             conversation_id = conversations[index]
             links = self._conversation_links(conversation_id)
             start = 0
             if after is not None and conversation_id == after[0]:
-                start = bisect.bisect_right(links, (after[1], _MAX_TIME))
-            for item_id, added_at in links[start : start + batch - len(page)]:
-                page.append(Link(conversation_id, item_id, added_at))
+                start = bisect.bisect_right(links, after[1:])
+            for added_at, seq, item_id in links[start : start + batch - len(page)]:
+                page.append((Link(conversation_id, item_id, added_at), seq))
             index += 1
         return page
 
@@ -219,21 +228,19 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable):
         return sum(1 for created in self._transaction("response", queue) if created)
 
     def restore_links(self, records: Sequence[Link]) -> int:
-        # Insert-if-absent per link (ZADD NX), unlike link_items' all-or-nothing script; the
-        # set's TTL is refreshed as by every write.
+        # Insert-if-absent per link, unlike link_items' all-or-nothing script; one script per
+        # conversation sequences the added links in the order given; all in one MULTI/EXEC.
         s = self.store
+        by_conversation: dict[str, list[str]] = {}
+        for link in records:
+            by_conversation.setdefault(link.conversation_id, []).extend((score(link.added_at), link.item_id))
 
         def queue(pipe: Any) -> None:
-            for link in records:
-                key = s.links_key(link.conversation_id)
-                pipe.zadd(key, {link.item_id: score(link.added_at)}, nx=True)
-                if s.ttl:
-                    pipe.expire(key, int(s.ttl))
-                else:
-                    pipe.persist(key)
+            for conversation_id, pairs in by_conversation.items():
+                keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+                s.run_script(s.lua_restore_links, keys, [s.ttl, *pairs], pipe)
 
-        results = self._transaction("link", queue)
-        return sum(int(added) for added in results[0::2])
+        return sum(int(added) for added in self._transaction("link", queue))
 
     # Versioned: the key layout (see ``migrate``)
 

@@ -37,6 +37,7 @@ __all__ = [
     "LIST_CONVERSATIONS",
     "LIST_IDENTIFIER",
     "LIST_ITEMS",
+    "RESTORE_LINKS",
     "STORE_RESPONSE",
     "STORE_RESPONSE_KEYED",
     "UPDATE_CONVERSATION",
@@ -160,11 +161,11 @@ return redis.call('HGETALL', KEYS[1])
 """
 
 # KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: item id.
-# Unlinks the item and drops its sequence.
+# Unlinks the item and drops its sequence; 1 if the link existed, else 0.
 DELETE_LINK = """
-redis.call('ZREM', KEYS[1], ARGV[1])
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
-return 1
+return removed
 """
 
 # The order of a conversation's links is (added_at, sequence, item id): the sorted set
@@ -219,6 +220,34 @@ if #batch > 0 then redis.call('ZADD', KEYS[1], unpack(batch)) end
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) else redis.call('PERSIST', KEYS[1]) end
 sequence(3, 2, (#ARGV - 1) / 2)
 return false
+"""
+)
+
+# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: TTL;
+# ARGV[2..]: score, item id pairs. Adds each link that is absent (an import skips the links
+# that exist), sequences the added ones in the order given (an export lists each
+# conversation's links in their order, so a turn keeps its order), refreshes the TTLs as
+# every write does, and returns how many it added.
+RESTORE_LINKS = (
+    LUA_TO_MS
+    + """
+to_ms(KEYS[1])
+local added = {}
+for i = 2, #ARGV, 2 do
+  if redis.call('ZADD', KEYS[1], 'NX', ARGV[i], ARGV[i + 1]) == 1 then added[#added + 1] = ARGV[i + 1] end
+end
+if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) else redis.call('PERSIST', KEYS[1]) end
+if #added == 0 then return 0 end
+local base = redis.call('HINCRBY', KEYS[2], '', #added) - #added
+local batch = {}
+for n, member in ipairs(added) do
+  batch[#batch + 1] = member
+  batch[#batch + 1] = base + n
+  if #batch >= 1000 then redis.call('HSET', KEYS[2], unpack(batch)); batch = {} end
+end
+if #batch > 0 then redis.call('HSET', KEYS[2], unpack(batch)) end
+if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[1]) else redis.call('PERSIST', KEYS[2]) end
+return #added
 """
 )
 

@@ -133,6 +133,7 @@ class RedisStore:
         self.lua_store_response = register(lua.STORE_RESPONSE)
         self.lua_update_conversation = register(lua.UPDATE_CONVERSATION)
         self.lua_link_items = register(lua.LINK_ITEMS)
+        self.lua_restore_links = register(lua.RESTORE_LINKS)
         self.lua_append_items = register(lua.APPEND_ITEMS)
         self.lua_list_items = register(lua.LIST_ITEMS)
         self.lua_get_chain = register(lua.GET_CHAIN)
@@ -618,6 +619,37 @@ class RedisItemStorage(BackendItems):
         s = self.store
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
         s.write("delete_item", lambda c: s.lua_delete_link(keys=keys, args=[item_id], client=c))
+
+    def unlink_items(self, conversation_id: str, item_ids: Sequence[str]) -> list[str]:
+        # Each link goes in one script (of two concurrent calls, one removes it). Redis keeps
+        # no index from an item to the conversations linking it, so whether another
+        # conversation still links a removed item is found by scanning the link sets (one
+        # SCAN per call, however many items): the cost grows with the number of
+        # conversations. An item linked elsewhere between that scan and its deletion loses
+        # its record (its link is then skipped by listings, as any link without a record).
+        s = self.store
+        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+
+        def unlink(item_id: str) -> bool:
+            return bool(s.write("unlink_items", lambda c: s.run_script(s.lua_delete_link, keys, [item_id], c)))
+
+        removed = [item_id for item_id in dict.fromkeys(item_ids) if unlink(item_id)]
+        if not removed:
+            return removed
+
+        def linked_elsewhere() -> set[str]:
+            found: set[str] = set()
+            pattern = f"{s.conversation_prefix}*{s.keys.links_suffix}"
+            for key in s.client.scan_iter(match=pattern, count=1000, _type="zset"):
+                scores = s.client.zmscore(key, removed)
+                found.update(item_id for item_id, score in zip(removed, scores, strict=True) if score is not None)
+            return found
+
+        kept = s.call("unlink_items", linked_elsewhere)
+        orphans = [s.item_key(item_id) for item_id in removed if item_id not in kept]
+        if orphans:
+            s.write("unlink_items", lambda c: c.delete(*orphans))
+        return removed
 
 
 class RedisResponseStorage(BackendResponses):
