@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import pytest
 
 from datacon import (
@@ -66,6 +67,7 @@ def test_topology_settings_from_a_mapping_and_no_secret_in_repr() -> None:
     config.redis.validate()
     assert PASSWORD not in repr(config)
     assert "sentinel_service='main'" in repr(config)
+    assert hash(config.redis) == hash(attrs.evolve(config.redis))  # a list field, still hashable
     cluster = StorageFactoryConfig.from_mapping({"backend": "redis", "redis": {"url": URL, "cluster": True}})
     assert cluster.redis is not None
     assert cluster.redis.cluster is True
@@ -163,6 +165,9 @@ def test_cluster_layout_status_and_export(redis_cluster_backend: Any) -> None:
         assert status.current == status.latest
         assert [c.id for c in raw.iter_conversations(None, 10)] == [conv.id]
         assert raw.count("link") == 3
+        stats = storage.pool_stats()  # summed over the nodes' pools
+        assert stats["size"] == 16
+        assert stats["open"] >= 1
         durable, detail = raw.store.durability()
         assert durable is False
         assert "appendonly no" in detail
