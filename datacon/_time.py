@@ -56,7 +56,7 @@ def to_epoch_us(value: datetime) -> int:
 
 def from_epoch_us(value: int) -> datetime:
     """Inverse of :func:`to_epoch_us`."""
-    return _EPOCH + timedelta(microseconds=value)
+    return _EPOCH + timedelta(0, 0, value)  # positional: about half the cost of microseconds=value
 
 
 def to_iso(value: datetime) -> str:
