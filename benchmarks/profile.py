@@ -17,7 +17,9 @@ from benchmarks.run import BACKENDS, DEFAULT_OUT
 from benchmarks.workloads import EPOCH, MESSAGE, Target, _timeline, analyze, build_chain, response_fields
 from datacon import ListParams, NewConversation, NewConversationItem, SortOrder, StoredResponse, make_item_id
 
-OPS = ("store_response", "get_response", "create_item_link_item", "list_items", "get_response_chain")
+OPS = ("store_response", "get_response", "create_item_link_item", "list_items", "get_response_chain", "append_items")
+#: Ops whose second variant is datacon itself, another way (not the raw-driver baseline).
+OTHER_LABEL = {"append_items": "create_item ×4 + link_items"}
 
 
 def _variants(t: Target, op: str) -> tuple[Callable[[], object], Callable[[], object]]:
@@ -41,6 +43,22 @@ def _variants(t: Target, op: str) -> tuple[Callable[[], object], Callable[[], ob
             storage.items.link_item(conversation, item.id, datetime.now(UTC))
 
         return datacon, lambda: base.create_and_link(conversation, make_item_id("message"), MESSAGE, datetime.now(UTC))
+    if op == "append_items":
+        # Section 1b's turn: one append_items against create_item ×4 + link_items, both datacon.
+        def turn() -> list[NewConversationItem]:
+            return [
+                NewConversationItem("message", MESSAGE, role="user", status="completed"),
+                NewConversationItem("function_call", {"name": "weather", "arguments": "{}"}, status="completed"),
+                NewConversationItem("function_call_output", {"output": "sunny"}, status="completed"),
+                NewConversationItem("message", MESSAGE, role="assistant", status="completed"),
+            ]
+
+        def five_calls() -> None:
+            created = [storage.items.create_item(new).id for new in turn()]
+            now = datetime.now(UTC)
+            storage.items.link_items(conversation, [(item_id, now) for item_id in created])
+
+        return lambda: storage.items.append_items(conversation, turn()), five_calls
     if op == "list_items":
         base.bulk_items(conversation, _timeline(1_000, EPOCH), MESSAGE)
         analyze(t)
@@ -69,7 +87,7 @@ def main() -> None:
     reports = []
     with open_target(args.backend, Settings.make(quick=True)) as target:
         datacon, baseline = _variants(target, args.op)
-        for label, call in (("datacon", datacon), (target.baseline.label, baseline)):
+        for label, call in (("datacon", datacon), (OTHER_LABEL.get(args.op, target.baseline.label), baseline)):
             for _ in range(50):  # warm caches and prepared statements first
                 call()
             profiler = Profiler(interval=0.0001)

@@ -1,7 +1,9 @@
 """Run the benchmarks of one backend or all, and write Markdown tables and PNG charts.
 
-Usage: ``python -m benchmarks.run --backend memory|sqlite|postgres|redis|all [--quick]``
-(the tox environments ``bench-<backend>`` and ``bench`` run exactly this).
+Usage: ``python -m benchmarks.run --backend memory|sqlite|postgres|redis|all [--quick]
+[--only SECTION ...]`` (the tox environments ``bench-<backend>`` and ``bench`` run it without
+``--only``). With ``--only``, the other sections' rows are carried over from the previous
+``<backend>.json``, each noting the commit of the run that measured it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -18,7 +21,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks.harness import Row, Settings, write_charts, write_markdown
+from benchmarks.harness import SECTIONS, Row, Settings, write_charts, write_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("memory", "sqlite", "postgres", "redis")
@@ -45,8 +48,8 @@ def _header(command: str, quick: bool) -> str:
     )
 
 
-def run_backend(name: str, settings: Settings) -> list[Row]:
-    """Every workload of one backend; a failure becomes a row saying what failed."""
+def run_backend(name: str, settings: Settings, only: Sequence[str] = ()) -> list[Row]:
+    """Every workload of one backend (or those in ``only``); a failure becomes a row saying what failed."""
     from benchmarks import peers, targets, workloads
 
     rows: list[Row] = []
@@ -67,6 +70,8 @@ def run_backend(name: str, settings: Settings) -> list[Row]:
             if name in ("memory", "sqlite"):
                 steps.append(("telemetry", lambda: workloads.run_telemetry(target, settings)))
             for section, step in steps:
+                if only and section not in only:
+                    continue
                 print(f"[{name}] {section}...", file=sys.stderr, flush=True)
                 started = time.perf_counter()
                 try:
@@ -106,23 +111,62 @@ def _load_all(out: Path) -> list[Row]:
     return rows
 
 
+_RUN_COMMIT = re.compile(r"^Run .* at commit `([^`]*)`", re.MULTILINE)
+_FROM_RUN = "measured at commit"
+
+
+def _carried(out: Path, name: str, measured: Sequence[str]) -> list[Row]:
+    """The previous run's rows of ``name`` outside the ``measured`` sections, each noting its commit."""
+    path = out / f"{name}.json"
+    if not path.exists():
+        return []
+    report = out / f"{name}.md"
+    found = _RUN_COMMIT.search(report.read_text(encoding="utf-8")) if report.exists() else None
+    commit = found.group(1) if found else "unknown"
+    rows = []
+    for data in json.loads(path.read_text(encoding="utf-8")):
+        if data["section"] in measured:
+            continue
+        if data.get("seconds") is not None:
+            data["seconds"] = tuple(data["seconds"])
+        if _FROM_RUN not in data.get("note", ""):
+            data["note"] = "; ".join(filter(None, [data.get("note", ""), f"{_FROM_RUN} `{commit}`"]))
+        rows.append(Row(**data))
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=(*BACKENDS, "all"), default="all")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write results")
     parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=tuple(SECTIONS),
+        default=[],
+        help="run only this section (repeatable); the others are kept from the previous results",
+    )
     args = parser.parse_args(argv)
     settings = Settings.make(args.quick)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
     header = _header(command.strip(), args.quick)
+    if args.only:
+        header += (
+            f" Sections measured in this run: {', '.join(args.only)}; the others are carried over from"
+            " earlier runs (their notes say at which commit)."
+        )
     selected = BACKENDS if args.backend == "all" else (args.backend,)
     failed = False
     for name in selected:
-        rows = run_backend(name, settings)
+        rows = run_backend(name, settings, args.only)
         failed |= any(row.datacon in ("failed", "not run") for row in rows)
+        if args.only:
+            carried = _carried(out, name, args.only)
+            rows = sorted([*carried, *rows], key=lambda row: list(SECTIONS).index(row.section))
         (out / f"{name}.json").write_text(
             json.dumps([dataclasses.asdict(row) for row in rows], indent=1, ensure_ascii=False), encoding="utf-8"
         )

@@ -230,15 +230,37 @@ def build_chain(t: Target, depth: int) -> list[str]:
     return ids
 
 
+#: Links that share one ``added_at`` in the growth test's conversations (a turn of four):
+#: each turn is one ``append_items`` call, so the page order (added_at, sequence, item_id)
+#: decides ties. The same in both conversations, so only their length differs. (Redis reads
+#: the whole run of links sharing the cursor's added_at to order it by sequence: its page
+#: cost follows the size of that run, see docs/performance.md.)
+GROWTH_TIE = 4
+
+
+def _append_turns(t: Target, conversation_id: str, count: int) -> list[tuple[str, datetime]]:
+    """``count`` items appended through datacon in calls of ``GROWTH_TIE`` (one ``added_at``
+    each, a microsecond apart); the links in list order. Their ids are random, so ties are
+    ordered by the link sequence, not by id."""
+    links: list[tuple[str, datetime]] = []
+    for start in range(0, count, GROWTH_TIE):
+        at = EPOCH + timedelta(microseconds=start)
+        batch = [
+            NewConversationItem("message", MESSAGE, role="user", status="completed")
+            for _ in range(min(GROWTH_TIE, count - start))
+        ]
+        links += [(item.id, at) for item in t.storage.items.append_items(conversation_id, batch, at)]
+    return links
+
+
 def run_growth(t: Target, s: Settings) -> list[Row]:
-    """The last page of a long conversation against the same page of a short one."""
+    """The last page of a long conversation against the same page of a short one. Both are
+    built by ``append_items`` in calls of ``GROWTH_TIE`` items sharing one ``added_at``."""
     conversations, items = t.storage.conversations, t.storage.items
     short_id = conversations.create_conversation(NewConversation()).id
     long_id = conversations.create_conversation(NewConversation()).id
-    short_links = _timeline(100, EPOCH)
-    long_links = _timeline(s.big_conversation, EPOCH)
-    t.baseline.bulk_items(short_id, short_links, MESSAGE)
-    t.baseline.bulk_items(long_id, long_links, MESSAGE)
+    short_links = _append_turns(t, short_id, 100)
+    long_links = _append_turns(t, long_id, s.big_conversation)
     rows: list[Row] = []
     size = f"{s.big_conversation:,}"
     newest = ListParams(20, SortOrder.DESC)
@@ -270,11 +292,18 @@ def run_growth(t: Target, s: Settings) -> list[Row]:
     # the newest page (descending, no cursor), which is what a chat reads most.
     short_after = ListParams(20, SortOrder.ASC, short_links[-21][0])
     long_after = ListParams(20, SortOrder.ASC, long_links[-21][0])
+    # The same page reached through a next_cursor (a position: added_at, sequence, item id).
+    short_cursor = items.list_items_page(short_id, ListParams(20, SortOrder.ASC, short_links[-41][0])).next_cursor
+    long_cursor = items.list_items_page(long_id, ListParams(20, SortOrder.ASC, long_links[-41][0])).next_cursor
+    short_paged = ListParams(20, SortOrder.ASC, short_cursor)
+    long_paged = ListParams(20, SortOrder.ASC, long_cursor)
     base = t.baseline
     times = interleaved(
         {
             "short": lambda: items.list_items(short_id, short_after),
             "long": lambda: items.list_items(long_id, long_after),
+            "short_cursor": lambda: items.list_items_page(short_id, short_paged),
+            "long_cursor": lambda: items.list_items_page(long_id, long_paged),
             "short_desc": lambda: items.list_items(short_id, newest),
             "long_desc": lambda: items.list_items(long_id, newest),
             "base_short": lambda: base.list_page(short_id, 20, after=short_links[-21][0]),
@@ -283,15 +312,21 @@ def run_growth(t: Target, s: Settings) -> list[Row]:
         rounds=s.rounds,
         inner=s.inner,
     )
-    assert len(items.list_items(long_id, long_after)) == 20, "the page at the end must hold 20 items"
+    last_page = [item_id for item_id, _ in long_links[-20:]]
+    assert [i.id for i in items.list_items(long_id, long_after)] == last_page, "the page at the end: the last 20"
+    assert [i.id for i in items.list_items_page(long_id, long_paged).data] == last_page, "the cursor's page too"
     assert items.list_items(long_id, newest)[0].id == long_links[-1][0], "the newest page starts at the last link"
-    for key, measure in (("", "page at the end (asc, after a cursor)"), ("_desc", "newest page (desc, no cursor)")):
+    for key, measure in (
+        ("", "list_items page at the end (asc, after an item id)"),
+        ("_cursor", "list_items_page at the end (asc, after a next_cursor)"),
+        ("_desc", "list_items newest page (desc, no cursor)"),
+    ):
         ratio = times[f"long{key}"] / times[f"short{key}"]
         rows.append(
             Row(
                 t.backend,
                 "growth",
-                f"list_items {measure}, {size} vs 100 links",
+                f"{measure}, {size} vs 100 links",
                 fmt_time(times[f"long{key}"]),
                 "100-link conversation",
                 fmt_time(times[f"short{key}"]),

@@ -157,6 +157,40 @@ class _Hooked:
             hook_log.warning("storage hook after(%s) failed: %s: %s", op.value, type(exc).__name__, exc)
         return result
 
+    def _hooked_each(self, op: StorageOperation, payloads: Sequence[Any], call: Callable[[], T]) -> T:
+        """``call()`` (one backend call doing several ``op``s) with the hook run once per payload,
+        as ``_hooked`` runs it: every ``before`` first (a rejection calls nothing), then the
+        call, then every ``after`` (result ``None``), or every ``on_error``."""
+        hook = self._hook
+        if hook is None:
+            return call()
+        ctx = current_request_context()
+        for data in payloads:
+            try:
+                decision = hook.before(op, ctx, data)
+            except Exception as exc:  # noqa: BLE001 - a failing hook must not fail the operation
+                hook_log.warning("storage hook before(%s) failed: %s: %s", op.value, type(exc).__name__, exc)
+            else:
+                if decision.rejected:
+                    raise HookRejectedError(decision.reason)
+        try:
+            result = call()
+        except Exception as error:
+            on_error = self._on_error
+            if on_error is not None:
+                for data in payloads:
+                    try:
+                        on_error(op, ctx, data, error)
+                    except Exception as exc:  # noqa: BLE001 - as above
+                        hook_log.warning("storage hook on_error(%s) failed: %s: %s", op.value, type(exc).__name__, exc)
+            raise
+        for data in payloads:
+            try:
+                hook.after(op, ctx, data, None, NO_EXTRA)
+            except Exception as exc:  # noqa: BLE001 - as above
+                hook_log.warning("storage hook after(%s) failed: %s: %s", op.value, type(exc).__name__, exc)
+        return result
+
 
 class GuardedConversationStorage(_Hooked, ConversationStorage):
     """Checks arguments and runs hooks around a backend's conversation storage."""
@@ -496,6 +530,28 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
             lambda: {"conversation_id": conversation_id, "item_id": item_id},
             lambda _: self.inner.delete_item(conversation_id, item_id),
         )
+
+    def unlink_items(self, conversation_id: str, item_ids: Sequence[str]) -> list[str]:
+        """The backend's ``unlink_items`` behind the guard, for the framework adapters (not part
+        of the public Protocol): removes the links, and the item records no other conversation
+        links; the ids whose link this call removed.
+
+        To hooks each item is one ``DELETE_ITEM`` with ``delete_item``'s payload: every
+        ``before`` runs first (a rejection removes nothing), then one backend call, then every
+        ``after``. One span (``datacon.delete_item``) for the whole call.
+        """
+        check_id(conversation_id, "conversation id")
+        ids = [check_id(item_id, "item id") for item_id in dict.fromkeys(item_ids)]
+        if self._gate.closed:
+            raise self._gate.refuse()
+        op = StorageOperation.DELETE_ITEM
+        payloads = [{"conversation_id": conversation_id, "item_id": item_id} for item_id in ids]
+
+        def call(_: object) -> list[str]:
+            return self._hooked_each(op, payloads, lambda: self.inner.unlink_items(conversation_id, ids))
+
+        observer = self._observer
+        return call(None) if observer is None else observer.observe(op, call, None)
 
 
 class GuardedResponseStorage(_Hooked, ResponseStorage):

@@ -363,7 +363,8 @@ class RedisConfig:
     #: used instead of ``url`` and the pool settings; datacon never closes it or its pool.
     client: Any = attrs.field(default=None, repr=_object_repr)
     cluster: bool = False
-    sentinels: list[str] | None = None
+    #: Left out of the hash (a list is unhashable), so the config stays hashable.
+    sentinels: list[str] | None = attrs.field(default=None, hash=False)
     sentinel_service: str = ""
 
     def validate(self) -> None:

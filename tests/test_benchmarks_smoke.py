@@ -39,3 +39,20 @@ def test_quick_memory_run_writes_the_markdown_table(tmp_path: Path) -> None:
     from datacon import telemetry
 
     assert telemetry.OTEL_AVAILABLE, "the benchmark left telemetry switched off for the rest of the process"
+
+
+def test_only_runs_some_sections_and_carries_the_others_over(tmp_path: Path) -> None:
+    assert main(["--backend", "memory", "--quick", "--no-charts", "--out", str(tmp_path)]) == 0
+    before = {row["measure"]: row for row in json.loads((tmp_path / "memory.json").read_text(encoding="utf-8"))}
+    assert main(["--backend", "memory", "--quick", "--no-charts", "--out", str(tmp_path), "--only", "turn"]) == 0
+    after = json.loads((tmp_path / "memory.json").read_text(encoding="utf-8"))
+    assert {row["measure"] for row in after} == set(before)  # every section still reported
+    for row in after:
+        if row["section"] == "turn":
+            assert "measured at commit" not in row["note"]  # measured now
+        else:
+            assert "measured at commit" in row["note"]  # carried over, saying from which run
+            assert row["datacon"] == before[row["measure"]]["datacon"]
+    table = (tmp_path / "memory.md").read_text(encoding="utf-8")
+    assert "Sections measured in this run: turn" in table
+    assert next(line for line in table.splitlines() if line.startswith("## ")).startswith("## 1. Overhead")

@@ -32,6 +32,11 @@ def _dump(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def _link_keys(conversation_id: str) -> list[str]:
+    """The link scripts' keys: the conversation's link set and its sequence hash."""
+    return [f"conversation:{conversation_id}:items", f"link_seq:{conversation_id}"]
+
+
 def _row(flat: Sequence[str]) -> dict[str, str]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}
 
@@ -109,16 +114,16 @@ class RedisBaseline:
     def create_and_link(self, conversation_id: str, item_id: str, content: Any, added_at: datetime) -> None:
         if not self.create_record(keys=[f"item:{item_id}"], args=self._item_args(item_id, content)):
             raise RuntimeError("duplicate item")
-        if self.link(keys=[f"conversation:{conversation_id}:items"], args=[TTL, _us(added_at), item_id]) is not None:
+        if self.link(keys=_link_keys(conversation_id), args=[TTL, _us(added_at), item_id]) is not None:
             raise RuntimeError("duplicate link")
 
     def list_page(
         self, conversation_id: str, limit: int, *, after: str | None = None, desc: bool = False
     ) -> list[dict[str, Any]]:
-        rows = self.list(
-            keys=[f"conversation:{conversation_id}:items"], args=["item:", limit, "1" if desc else "0", after or ""]
-        )
-        return [_item(_row(row)) for _, row in rows]
+        # No page position (ARGV[5..7] empty): the page after an item id, as list_items.
+        args: list[str | int] = ["item:", limit, "1" if desc else "0", after or "", "", "", ""]
+        _, rows = self.list(keys=_link_keys(conversation_id), args=args)  # {more, rows}
+        return [_item(_row(row)) for _, row, _, _ in rows]
 
     def chain(self, response_id: str) -> list[dict[str, Any]]:
         rows = self.get_chain(args=["response:", response_id, -1, "previous_response_id"])
@@ -151,7 +156,7 @@ class RedisBaseline:
             args = [TTL]
             for item_id, added_at in batch:
                 args += [_us(added_at), item_id]
-            self.link(keys=[f"conversation:{conversation_id}:items"], args=args)
+            self.link(keys=_link_keys(conversation_id), args=args)
 
     def close(self) -> None:
         self.pool.disconnect()

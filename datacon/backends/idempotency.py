@@ -75,7 +75,7 @@ def fingerprint(operation: str, arguments: dict[str, Any]) -> str:
 class Idempotency:
     """One call's idempotency key, scoped, with the fingerprint of its arguments.
 
-    :ivar operation: the ``StorageOperation`` value (a key of :data:`OPERATIONS`).
+    :ivar operation: the ``StorageOperation`` value of the call (``create_conversation``, ...).
     :ivar key: the caller's key (1-255 characters).
     :ivar fingerprint: 64 hex digits (:func:`fingerprint`).
     :ivar ttl_secs: how long the key is kept after the write (at least).

@@ -9,6 +9,7 @@ from typing import TypeAlias, TypeVar
 
 import anyio
 
+from datacon._guard import GuardedItemStorage
 from datacon._validate import check_id
 from datacon.aio import AsyncStorage, _run_whole
 from datacon.config import StorageFactoryConfig
@@ -108,8 +109,8 @@ class Conversation:
     """One conversation of a storage, as an adapter uses it: the session's (or history's) items.
 
     Reads and appends go through the storage's public API (hooks, checks and telemetry
-    apply); removals through the backend's ``unlink_items`` (which also deletes the item
-    records no other conversation links), after the same closed check.
+    apply); removals through the guarded ``unlink_items`` (the backend's, which also deletes
+    the item records no other conversation links; hooks see one ``DELETE_ITEM`` per item).
     """
 
     def __init__(self, conversation_id: str, storage: StorageSource, owner: str) -> None:
@@ -143,7 +144,13 @@ class Conversation:
             after = page.next_cursor
 
     def unlink(self, storage: Storage, item_ids: Sequence[str]) -> list[str]:
-        """Remove the links (and the records no other conversation links); the ids this call removed."""
+        """Remove the links (and the records no other conversation links); the ids this call removed.
+
+        Through the guard (hooks see each removal as ``DELETE_ITEM``), or, for a ``Storage``
+        assembled by hand around other stores, through the backend directly."""
+        items = storage.items
+        if isinstance(items, GuardedItemStorage):
+            return items.unlink_items(self.id, item_ids)
         if storage.closed:
             raise BackendUnavailableError(f"the {storage.backend} storage is closed")
         return storage.raw.items.unlink_items(self.id, item_ids)

@@ -310,6 +310,10 @@ def test_default_item_and_link_statements() -> None:
     where = '"CONVERSATION_ID" = :cid AND "ITEM_ID" = :iid'
     assert S.link_exists == f'SELECT 1 FROM "CONVERSATION_ITEM_LINKS" WHERE {where}'
     assert S.link_delete == f'DELETE FROM "CONVERSATION_ITEM_LINKS" WHERE {where}'
+    assert S.item_delete_unlinked == (  # the adapters' unlink_items: a record no link names
+        'DELETE FROM "CONVERSATION_ITEMS" WHERE "ID" = :id AND NOT EXISTS '
+        '(SELECT 1 FROM "CONVERSATION_ITEM_LINKS" u WHERE u."ITEM_ID" = :lid)'
+    )
     into = 'INTO "CONVERSATION_ITEM_LINKS" ("CONVERSATION_ID", "ITEM_ID", "ADDED_AT", "SEQ") VALUES '
 
     def row(n: int) -> str:
@@ -391,6 +395,7 @@ def _all_sql(statements: Statements) -> list[str]:
         statements.item_select,
         statements.link_exists,
         statements.link_delete,
+        statements.item_delete_unlinked,
         statements.list_asc,
         statements.list_desc,
         statements.resp_insert,

@@ -273,6 +273,56 @@ def test_a_page_is_read_in_index_order_without_a_sort(
     assert "Sort" not in plan  # the index gives the order: the scan stops after limit rows
 
 
+@pytest.mark.parametrize("order", [SortOrder.ASC, SortOrder.DESC])
+@pytest.mark.parametrize("query", ["page", "follows"])
+def test_cursor_pages_and_the_has_more_probe_read_the_page_index_without_a_sort(
+    postgres_backend: PostgresBackend, fresh_url: str, order: SortOrder, query: str
+) -> None:
+    """A next_cursor's page (positional keyset on (added_at, seq, item_id)) and the has_more
+    probe are index scans in the (conversation_id, added_at, seq, item_id) order, no Sort:
+    their cost does not grow with the conversation (SPEC §7.4; the growth benchmark times it)."""
+    with open_pg(fresh_url) as storage:
+        for n in range(10):
+            turn = [NewConversationItem("message", [], id=f"msg_{n}_{k}") for k in range(4)]
+            storage.items.append_items(f"conv_{n % 2}", turn, T0 + timedelta(seconds=n // 3))
+        sql = sql_store(storage).sql
+        position = storage.items.list_items_page("conv_1", ListParams(3, order))
+    assert position.next_cursor is not None
+    ascending = order is SortOrder.ASC
+    statement = {
+        ("page", True): sql.list_pos_asc,
+        ("page", False): sql.list_pos_desc,
+        ("follows", True): sql.follows_asc,
+        ("follows", False): sql.follows_desc,
+    }[query, ascending]
+    params = {"cid": "conv_1", "at": T0, "sq": 2, "after": "msg_1_1", "limit": 10}
+    with postgres_backend.connect(fresh_url) as conn:
+        conn.execute("ANALYZE")
+        conn.execute("SET enable_seqscan = off")  # a small table: make the planner show the index path
+        plan = "\n".join(str(row[0]) for row in conn.execute(f"EXPLAIN {statement}", params).fetchall())
+    assert "conv_item_links_order_idx" in plan, plan
+    assert "Sort" not in plan, plan
+
+
+def test_the_export_walks_links_in_the_page_index_order_without_a_sort(
+    postgres_backend: PostgresBackend, fresh_url: str
+) -> None:
+    """The export's link pages (conversation_id, added_at, seq, item_id) are read from the
+    page index, so an export lists each conversation's links in list order at no sort cost."""
+    with open_pg(fresh_url) as storage:
+        for n in range(20):
+            storage.items.append_items(f"conv_{n % 3}", [NewConversationItem("message", [], id=f"msg_{n}")], T0)
+        export = sql_store(storage).sql.export
+    params = {"acid": "conv_1", "aat": T0, "aseq": 1, "aiid": "msg_1", "limit": 10}
+    with postgres_backend.connect(fresh_url) as conn:
+        conn.execute("ANALYZE")
+        conn.execute("SET enable_seqscan = off")
+        for name in ("link_first", "link_next"):
+            plan = "\n".join(str(row[0]) for row in conn.execute(f"EXPLAIN {export[name]}", params).fetchall())
+            assert "conv_item_links_order_idx" in plan, plan
+            assert "Sort" not in plan, plan
+
+
 RACER = """
 import json, sys, time
 from datacon import PostgresConfig, SchemaConfig, StorageFactoryConfig, create_storage

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import pytest
 
 from datacon import (
@@ -21,10 +22,12 @@ from datacon import (
     StoredResponse,
     create_storage,
 )
+from datacon.backends.redis.backend import RedisBackend
 from datacon.backends.redis.keys import Keys
 from datacon.backends.redis.store import RedisStore
-from datacon.errors import ConfigError
+from datacon.errors import BackendUnavailableError, ConfigError
 from tests.servers.redis import PASSWORD
+from tests.support import free_port
 
 URL = f"redis://:{PASSWORD}@127.0.0.1:6379/0"
 
@@ -64,6 +67,7 @@ def test_topology_settings_from_a_mapping_and_no_secret_in_repr() -> None:
     config.redis.validate()
     assert PASSWORD not in repr(config)
     assert "sentinel_service='main'" in repr(config)
+    assert hash(config.redis) == hash(attrs.evolve(config.redis))  # a list field, still hashable
     cluster = StorageFactoryConfig.from_mapping({"backend": "redis", "redis": {"url": URL, "cluster": True}})
     assert cluster.redis is not None
     assert cluster.redis.cluster is True
@@ -129,3 +133,62 @@ def test_sentinel_storage_names_the_service_not_the_password(redis_sentinel_back
     finally:
         storage.close()
         redis_sentinel_backend.wipe()
+
+
+@pytest.mark.redis
+def test_sentinel_with_wait_replicas_confirms_each_write_on_the_replica(redis_sentinel_backend: Any) -> None:
+    config = redis_sentinel_backend.redis_config(wait_replicas=1, wait_timeout_ms=5000)
+    storage = create_storage(StorageFactoryConfig(backend="redis", redis=config))
+    try:
+        conv = storage.conversations.create_conversation(NewConversation())
+        items = storage.items.append_items(conv.id, [NewConversationItem("message", [{"n": 1}])])
+        # WAIT returned 1: the replica has both writes now.
+        replica = next(
+            n for n in redis_sentinel_backend.topology.data if n is not redis_sentinel_backend.topology.master()
+        )
+        with replica.client() as client:
+            assert client.exists(f"conversation:{conv.id}", f"item:{items[0].id}") == 2
+    finally:
+        storage.close()
+        redis_sentinel_backend.wipe()
+
+
+@pytest.mark.redis
+def test_cluster_layout_status_and_export(redis_cluster_backend: Any) -> None:
+    storage = create_storage(redis_cluster_backend.config())
+    try:
+        conv = storage.conversations.create_conversation(NewConversation())
+        storage.items.append_items(conv.id, [NewConversationItem("message", [{"n": n}]) for n in range(3)])
+        raw = storage.raw
+        assert isinstance(raw, RedisBackend)
+        status = raw.schema_status()
+        assert status.current == status.latest
+        assert [c.id for c in raw.iter_conversations(None, 10)] == [conv.id]
+        assert raw.count("link") == 3
+        stats = storage.pool_stats()  # summed over the nodes' pools
+        assert stats["size"] == 16
+        assert stats["open"] >= 1
+        durable, detail = raw.store.durability()
+        assert durable is False
+        assert "appendonly no" in detail
+    finally:
+        storage.close()
+        redis_cluster_backend.wipe()
+
+
+def test_unreachable_cluster_and_sentinels_are_backend_unavailable_without_the_password() -> None:
+    dead = free_port()
+    url = f"redis://:{PASSWORD}@127.0.0.1:{dead}/0"
+    options: dict[str, Any] = {"connect_timeout_secs": 0.5, "socket_timeout_secs": 0.5}
+    # A cluster client learns the slot map when it is made: the storage cannot be created.
+    with pytest.raises(BackendUnavailableError) as made:
+        create_storage(StorageFactoryConfig(backend="redis", redis=RedisConfig(url=url, cluster=True, **options)))
+    assert PASSWORD not in str(made.value)
+    # Sentinel's pool is lazy (like one server's): the first call reports it.
+    sentinel = RedisConfig(url=url, sentinels=[f"127.0.0.1:{dead}"], sentinel_service="svc", **options)
+    with (
+        create_storage(StorageFactoryConfig(backend="redis", redis=sentinel)) as storage,
+        pytest.raises(BackendUnavailableError) as called,
+    ):
+        storage.conversations.get_conversation("conv_x")
+    assert PASSWORD not in str(called.value)

@@ -318,6 +318,38 @@ def test_a_rejected_call_leaves_its_key_unused(opened: Callable[..., Storage]) -
     assert storage.conversations.get_conversation(made.id) == made
 
 
+class _Tenant(StorageHook):
+    """Supplies the tenant_id extra column (declared by the renamed schema's conversations)."""
+
+    def __init__(self) -> None:
+        self.tenant = "t-1"
+
+    def before(self, operation: StorageOperation, context: RequestContext | None, payload: Any) -> BeforeHookResult:
+        return BeforeHookResult.cont({"tenant_id": self.tenant})
+
+    def after(
+        self, operation: StorageOperation, context: RequestContext | None, payload: Any, result: Any, extra: Any
+    ) -> None:
+        return None
+
+
+def test_a_retry_keeps_the_first_calls_extra_columns(
+    opened: Callable[..., Storage], backend_variant: tuple[BackendUnderTest, SchemaConfig | None, str]
+) -> None:
+    backend, _, variant = backend_variant
+    if backend.name != "memory" and variant != "renamed":
+        pytest.skip("only the renamed schema declares an extra column on conversations")
+    hook = _Tenant()
+    storage = opened(hook)
+    key = _key()
+    conv = storage.conversations.create_conversation(NewConversation(), idempotency_key=key)
+    hook.tenant = "t-2"  # the retry's hook supplies another value: nothing is written with it
+    assert storage.conversations.create_conversation(NewConversation(), idempotency_key=key) == conv
+    listed = storage.conversations.list_conversations(ListParams(10), {"tenant_id": "t-1"})
+    assert [c.id for c in listed.data] == [conv.id]
+    assert storage.conversations.list_conversations(ListParams(10), {"tenant_id": "t-2"}).data == []
+
+
 # Keys are kept at least idempotency_ttl_secs (and may then be forgotten).
 
 

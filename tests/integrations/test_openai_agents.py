@@ -673,3 +673,40 @@ async def test_cancellation_waits_for_the_mutation(backend: BackendUnderTest, op
         pause[0] = False
         expected = {"add": ["once", "twice"], "pop": [], "clear": []}[operation]
         assert contents(await session.get_items()) == expected
+
+
+async def test_hooks_see_each_removal_as_delete_item(backend: BackendUnderTest) -> None:
+    seen: list[tuple[StorageOperation, Any]] = []
+
+    class Record(StorageHook):
+        def before(self, operation: StorageOperation, context: Any, payload: Any) -> BeforeHookResult:
+            if operation is StorageOperation.DELETE_ITEM:
+                seen.append((operation, payload))
+            return BeforeHookResult.cont()
+
+    with create_storage(backend.config(hook=Record())) as storage:
+        session = DataconSession("audited", storage)
+        await session.add_items(messages("a", "b", "c"))
+        ids = [item.id for item in storage.items.list_items("audited", _all())]
+        await session.pop_item()
+        assert seen == [(StorageOperation.DELETE_ITEM, {"conversation_id": "audited", "item_id": ids[2]})]
+        await session.clear_session()
+        assert [payload["item_id"] for _, payload in seen[1:]] == ids[:2]
+
+
+async def test_a_hook_rejecting_deletes_keeps_everything(backend: BackendUnderTest) -> None:
+    class NoDeletes(StorageHook):
+        def before(self, operation: StorageOperation, context: Any, payload: Any) -> BeforeHookResult:
+            if operation is StorageOperation.DELETE_ITEM:
+                return BeforeHookResult.reject("retention policy: no deletes")
+            return BeforeHookResult.cont()
+
+    with create_storage(backend.config(hook=NoDeletes())) as storage:
+        session = DataconSession("kept", storage)
+        await session.add_items(messages("a", "b"))
+        with pytest.raises(HookRejectedError, match="no deletes"):
+            await session.pop_item()
+        with pytest.raises(HookRejectedError, match="no deletes"):
+            await session.clear_session()
+        assert contents(await session.get_items()) == ["a", "b"]
+        assert storage.conversations.get_conversation("kept") is not None

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from datacon import ListParams, NewConversationItem, Storage
+import pytest
+
+from datacon import ListParams, NewConversationItem, PostgresConfig, Storage, StorageFactoryConfig, create_storage
+from tests.servers.postgres import PostgresBackend
+from tests.support import sql_store
 
 
 def test_unlink_items_removes_links_and_unshared_records(storage: Storage) -> None:
@@ -24,3 +28,49 @@ def test_unlink_items_removes_links_and_unshared_records(storage: Storage) -> No
 
 def test_unlink_items_of_unknown_conversation(storage: Storage) -> None:
     assert storage.raw.items.unlink_items("conv_absent", ["msg_x"]) == []
+
+
+@pytest.mark.postgres
+def test_postgres_unlink_statements_use_indexes(postgres_backend: PostgresBackend) -> None:
+    """pop_item's statements on a table of 50,000 links: the link by its key, the "linked
+    anywhere else?" probe by the links' item index (schema v5), never a sequential scan."""
+    url = postgres_backend.create_database()
+    try:
+        config = StorageFactoryConfig(backend="postgres", postgres=PostgresConfig(db_url=url))
+        with create_storage(config) as storage:
+            sql = sql_store(storage).sql
+            with postgres_backend.connect(url) as conn:
+                conn.execute(
+                    "INSERT INTO conversation_items (id, item_type, content, created_at) SELECT 'msg_' || g,"
+                    " 'message', '{}', now() FROM generate_series(1, 50000) g"
+                )
+                conn.execute(
+                    "INSERT INTO conversation_item_links (conversation_id, item_id, added_at) SELECT"
+                    " 'conv_' || (g % 5000), 'msg_' || g, now() FROM generate_series(1, 50000) g"
+                )
+                conn.execute("ANALYZE")
+                conn.execute("SET random_page_cost = 1.1")  # SSD storage (as the retention test)
+                # The index that finds an item's links: item_id leads it. (Without one,
+                # PostgreSQL reads the whole primary key index instead: no "Seq Scan", yet a
+                # full scan, so the plan must name this index.)
+                by_item = [
+                    name
+                    for name, definition in conn.execute(
+                        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'conversation_item_links'"
+                    ).fetchall()
+                    if "(item_id" in definition
+                ]
+                assert by_item
+                plans = {}
+                for name, statement, params in (
+                    ("link", sql.link_delete, {"cid": "conv_7", "iid": "msg_7"}),
+                    ("orphan", sql.item_delete_unlinked, {"id": "msg_7", "lid": "msg_7"}),
+                ):
+                    rows = conn.execute(f"EXPLAIN {statement}", params).fetchall()
+                    plans[name] = "\n".join(str(row[0]) for row in rows)
+    finally:
+        postgres_backend.drop_database(url)
+    assert "Seq Scan" not in plans["link"], plans["link"]
+    assert "Index Cond" in plans["link"], plans["link"]
+    assert "Seq Scan" not in plans["orphan"], plans["orphan"]
+    assert any(f"using {name} on conversation_item_links" in plans["orphan"] for name in by_item), plans["orphan"]

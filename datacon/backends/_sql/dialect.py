@@ -95,6 +95,9 @@ class Dialect:
     keyset: ClassVar[Keyset] = Keyset.ROW_VALUES
     #: What turns an INSERT into "insert unless the key exists" (restores of exports).
     insert_ignore_suffix: ClassVar[str] = " ON CONFLICT DO NOTHING"
+    #: Whether claiming an idempotency key can fail as a duplicate key when another call
+    #: claims it at the same moment (Oracle's MERGE; ``ON CONFLICT DO NOTHING`` waits instead).
+    key_claim_may_race: ClassVar[bool] = False
     #: Whether a data-modifying CTE can delete the links and the conversation in one statement.
     writable_cte: ClassVar[bool] = False
     #: An expression, the same for every statement of one transaction and higher in every

@@ -80,6 +80,8 @@ class SqlStore:
         """A session for one write: with a key, inside one transaction (the key is claimed in
         it, so a failed write leaves the key unused), and every ``SWEEP_EVERY`` keyed writes
         a sweep of expired keys afterwards."""
+        if idem is not None and self.dialect.key_claim_may_race:
+            conflict = f"{conflict}, or idempotency_key {idem.key!r} was being used by a concurrent call"
         with self.connector.session(write=True, conflict=conflict) as session:
             if idem is None:
                 yield session
@@ -166,7 +168,9 @@ class SqlConversationStorage(BackendConversations):
         text = params.get("metadata")
         if text is not None:
             # The metadata as it will read back (JSON text, parsed).
-            conversation = attrs.evolve(conversation, metadata=json.loads(text))
+            conversation = Conversation(
+                id=conversation.id, created_at=conversation.created_at, metadata=json.loads(text)
+            )
         conflict = f"conversation {conversation.id} already exists"
         with self._store.write(conflict, idem) as session:
             replayed: Conversation | None = self._store.replayed(session, idem, table.table, conversation, Conversation)

@@ -102,6 +102,7 @@ class OracleDialect(Dialect):
     bigint_type: ClassVar[str] = "NUMBER(19)"
     empty_string_is_null: ClassVar[bool] = True
     idempotent_migrations: ClassVar[bool] = True  # PL/SQL blocks ignoring "exists"/"absent"
+    key_claim_may_race: ClassVar[bool] = True  # two MERGEs of one new key: ORA-00001 for the second
     versions_version_type: ClassVar[str] = "NUMBER(10)"
     param_format: ClassVar[str] = ":{}"
     ident_case: ClassVar[str] = "upper"

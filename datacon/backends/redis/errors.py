@@ -25,8 +25,9 @@ _CLUSTER_UNAVAILABLE = (
     rx.RedisClusterException,
 )
 
-#: What the seam translates: redis-py's errors and socket errors.
-DRIVER_ERRORS = (rx.RedisError, OSError)
+#: What the seam translates: redis-py's errors (its cluster client's own exception, which is
+#: not a RedisError, included) and socket errors.
+DRIVER_ERRORS = (rx.RedisError, rx.RedisClusterException, OSError)
 
 
 def _detail(exc: BaseException, secret: str | None) -> str:

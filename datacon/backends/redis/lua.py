@@ -3,8 +3,9 @@
 Each script runs atomically on the server (nothing interleaves, and keys do not expire
 mid-script), which is what makes creates, links and deletes all-or-nothing and gives a page
 of ``list_items`` in one round trip. Scripts derive record keys from a prefix passed in
-``ARGV`` (links name items, chains name responses), so they need a standalone server or a
-single-shard deployment, not Redis Cluster.
+``ARGV`` (links name items, chains name responses), so every key a script touches must be on
+the server that runs it: on a Redis Cluster all keys of a schema share one hash tag
+(``keys.Keys``), hence one slot and one master.
 
 A TTL argument is the number of seconds, or ``''`` for no expiry; a set that receives a
 member without a TTL is made persistent so it never expires before a record it indexes.

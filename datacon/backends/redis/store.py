@@ -15,6 +15,10 @@ Key layout (upstream's; ``P`` is ``"{owner}:"`` when the schema has an owner, el
 ``P idempotency:{op}:{key}``           string       an idempotency key: fingerprint + result, PX TTL
 ====================================  ===========  ===========================================
 
+In a Redis Cluster ``P`` is a hash tag, ``{owner}:`` or ``{datacon}:`` (``keys.Keys``): one
+slot holds the whole schema, so the scripts below run unchanged (``topology`` has the
+clients).
+
 Scores are epoch milliseconds with the microseconds as a fraction (``scores``): exact and
 ordered to the microsecond over the accepted range (1900 to 2100), and in upstream's unit,
 so links written by upstream and by datacon interleave. With ``retention_days`` every key
