@@ -513,7 +513,7 @@ class RedisItemStorage(BackendItems):
         else:
             more_keys, more_args = s.keyed(idem, item)
             keys, args = [key, *more_keys], [s.ttl, *_flat(fields), *more_args]
-            created = s.write("create_item", lambda c: s.lua_create_record_keyed(keys=keys, args=args, client=c))
+            created = s.write("create_item", lambda c: s.run_script(s.lua_create_record_keyed, keys, args, c))
         replayed: ConversationItem | None = s.replayed(idem, created, ConversationItem)
         if replayed is not None:
             return replayed
@@ -573,7 +573,7 @@ class RedisItemStorage(BackendItems):
         if idem is not None:
             more_keys, more_args = s.keyed(idem, created)
             keys, args, script = keys + more_keys, args + more_args, s.lua_append_items_keyed
-        refused = s.write("append_items", lambda c: script(keys=keys, args=args, client=c))
+        refused = s.write("append_items", lambda c: s.run_script(script, keys, args, c))
         replayed: list[ConversationItem] | None = s.replayed(idem, refused, list[ConversationItem])
         if replayed is not None:
             return replayed
