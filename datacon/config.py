@@ -109,7 +109,7 @@ def _libpq_reason(message: str, conninfo: str) -> str:
     return re.sub(r'"([^"]*)"', keep_names, first)
 
 
-def _check_libpq(conninfo: str, field: str) -> None:
+def _check_libpq(conninfo: str, field: str, kind: str = "db_url") -> None:
     """Parse ``conninfo`` with libpq's own parser (when psycopg is installed) and check its ports."""
     url = _URL_SCHEME.match(conninfo)
     if url is not None and url[1] not in ("postgres", "postgresql"):
@@ -119,15 +119,15 @@ def _check_libpq(conninfo: str, field: str) -> None:
         from psycopg.conninfo import conninfo_to_dict
     except ImportError:  # the backend reports the missing driver when it is opened
         if url is None and "=" not in conninfo:
-            raise ConfigError("invalid db_url: neither a postgresql:// URL nor key=value pairs", field) from None
+            raise ConfigError(f"invalid {kind}: neither a postgresql:// URL nor key=value pairs", field) from None
         return
     try:
         params = conninfo_to_dict(conninfo)
     except psycopg.Error as exc:
-        raise ConfigError(f"invalid db_url: {_libpq_reason(str(exc), conninfo)}", field) from None
+        raise ConfigError(f"invalid {kind}: {_libpq_reason(str(exc), conninfo)}", field) from None
     for port in str(params.get("port") or "").split(","):
         if port and not (port.isdigit() and 0 < int(port) < 65536):
-            raise ConfigError("invalid db_url: invalid port", field)
+            raise ConfigError(f"invalid {kind}: invalid port", field)
 
 
 def _parse_url(url: str, field: str, kind: str, schemes: tuple[str, ...]) -> SplitResult:
@@ -147,6 +147,13 @@ def _parse_url(url: str, field: str, kind: str, schemes: tuple[str, ...]) -> Spl
     if not parts.hostname:
         raise ConfigError(f"{kind} must have a host", field)
     return parts
+
+
+def _redact_conninfos(value: object) -> str:
+    # read_urls: each one as redact_conninfo shows it (anything else by its type only).
+    if isinstance(value, (list, tuple)):
+        return repr([redact_conninfo(url) if isinstance(url, str) else f"<{type(url).__name__}>" for url in value])
+    return f"<{type(value).__name__}>"
 
 
 def _object_repr(value: object) -> str:
@@ -214,9 +221,17 @@ class PostgresConfig:
     #: so one the network silently dropped is replaced before use (costs that round trip).
     check_connection: bool = False
     pool: Any = attrs.field(default=None, repr=_object_repr)
+    #: Read replicas (libpq URLs like ``db_url``): gets, lists, pages and chains go to one of
+    #: them (round robin), each through its own pool of ``pool_max`` connections; writes, schema
+    #: checks and migrations go to ``db_url``. In a ``request_context``, reads after a write
+    #: through the same storage go to ``db_url`` (they see it). A replica that cannot be reached
+    #: is skipped for a while (``db_url`` serves).
+    read_urls: list[str] = attrs.field(factory=list, repr=_redact_conninfos)
 
     def validate(self) -> None:
-        """``db_url`` as libpq reads it (or ``pool``), pool sizes and timeouts, the schema."""
+        """``db_url`` as libpq reads it (or ``pool``), ``read_urls`` likewise, pool sizes and
+        timeouts, the schema."""
+        _check_read_urls(self)
         if self.pool is not None:
             _check_given_pool(self)
             _validate_schema(self.schema, "postgres")
@@ -310,6 +325,19 @@ def _check_given_client(config: RedisConfig) -> None:
         raise ConfigError("give url or client, not both", "redis.client")
     if not config.client.connection_pool.connection_kwargs.get("decode_responses"):
         raise ConfigError("the client must be made with decode_responses=True", "redis.client")
+
+
+def _check_read_urls(config: PostgresConfig) -> None:
+    urls = config.read_urls
+    if not isinstance(urls, (list, tuple)):
+        raise ConfigError(f"read_urls must be a list of URLs, got {type(urls).__name__}", "postgres.read_urls")
+    if urls and config.pool is not None:
+        raise ConfigError("read_urls need db_url: they cannot be used with pool", "postgres.read_urls")
+    for n, url in enumerate(urls):
+        field = f"postgres.read_urls[{n}]"
+        if not isinstance(url, str) or not url.strip():
+            raise ConfigError("a read URL should be a non-empty string", field)
+        _check_libpq(url.strip(), field, "read URL")
 
 
 def _check_given_pool(config: PostgresConfig) -> None:

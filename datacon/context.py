@@ -19,10 +19,13 @@ class RequestContext:
     Make one current with :func:`request_context`; hooks receive it as ``context``.
     """
 
-    __slots__ = ("_data",)
+    __slots__ = ("_data", "_wrote")
 
     def __init__(self, data: Mapping[str, str] | None = None, /, **values: str) -> None:
         self._data: dict[str, str] = {}
+        # Tokens of the storages that wrote while this context was current (read-your-writes:
+        # a storage with read replicas reads from its primary after that). Not part of the bag.
+        self._wrote: set[object] = set()
         for key, value in {**(data or {}), **values}.items():
             self.set(key, value)
 
@@ -77,3 +80,20 @@ def request_context(ctx: RequestContext | Mapping[str, str]) -> Iterator[Request
 def current_request_context() -> RequestContext | None:
     """The current request context, or ``None`` outside any :func:`request_context` block."""
     return _REQUEST_CONTEXT.get()
+
+
+def note_write(token: object) -> None:
+    """Record in the current request context (if any) that the storage ``token`` stands for wrote.
+
+    Storages with read replicas call it before every write, and :func:`wrote_here` before a
+    read, so a read after a write in the same request goes to the primary.
+    """
+    ctx = _REQUEST_CONTEXT.get()
+    if ctx is not None:
+        ctx._wrote.add(token)
+
+
+def wrote_here(token: object) -> bool:
+    """Whether the storage ``token`` stands for wrote in the current request context."""
+    ctx = _REQUEST_CONTEXT.get()
+    return ctx is not None and token in ctx._wrote

@@ -326,9 +326,9 @@ class _Counting:
         self.max_concurrency = inner.max_concurrency
 
     @contextmanager
-    def session(self, *, write: bool = False, conflict: str = "") -> Iterator[Any]:
+    def session(self, *, write: bool = False, conflict: str = "", replica: bool = False) -> Iterator[Any]:
         self.sessions += 1
-        with self.inner.session(write=write, conflict=conflict) as session:
+        with self.inner.session(write=write, conflict=conflict, replica=replica) as session:
             yield _CountingSession(session, self.statements)
 
     def __getattr__(self, name: str) -> Any:
@@ -459,7 +459,7 @@ class _Recorder:
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     @contextmanager
-    def session(self, *, write: bool = False, conflict: str = "") -> Iterator[_Recorder]:
+    def session(self, *, write: bool = False, conflict: str = "", replica: bool = False) -> Iterator[_Recorder]:
         yield self
 
     def migration_session(self) -> Any:

@@ -241,3 +241,25 @@ def test_chat_loop_with_a_chat_model(storage: Storage) -> None:
         (HumanMessage, "Its population?"),
         (AIMessage, "About 2.1 million"),
     ]
+
+
+async def test_async_interface(history: DataconChatMessageHistory) -> None:
+    # langchain-core's own test_async_interface (tests/unit_tests/chat_history), on datacon.
+    await history.aadd_messages([HumanMessage(content="Hello"), HumanMessage(content="World")])
+    assert await history.aget_messages() == [HumanMessage(content="Hello"), HumanMessage(content="World")]
+    await history.aadd_messages([HumanMessage(content="!")])
+    assert await history.aget_messages() == [
+        HumanMessage(content="Hello"),
+        HumanMessage(content="World"),
+        HumanMessage(content="!"),
+    ]
+    await history.aclear()
+    assert await history.aget_messages() == []
+
+
+def test_add_message_then_add_messages(history: DataconChatMessageHistory) -> None:
+    # langchain-core's test_add_message_implementation_only / test_bulk_message_implementation_only.
+    history.add_message(HumanMessage(content="Hello"))
+    history.add_message(HumanMessage(content="World"))
+    history.add_messages([HumanMessage(content="Hello"), HumanMessage(content="World")])
+    assert history.messages == [HumanMessage(content=text) for text in ("Hello", "World", "Hello", "World")]

@@ -78,10 +78,7 @@ class PostgresServer:
         )
         for _attempt in range(3):  # a free port can be taken before the server binds it
             self.port = free_port()
-            options = (
-                f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.workdir} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-            )
+            options = self.options()
             try:
                 self._run(
                     str(self.bindir / "pg_ctl"),
@@ -100,6 +97,13 @@ class PostgresServer:
             except RuntimeError:
                 if _attempt == 2:
                     raise
+
+    def options(self) -> str:
+        """The server's command-line settings (port, loopback only, the socket in the work dir)."""
+        return (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.workdir} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        )
 
     def stop(self) -> None:
         """Stop the cluster (fast shutdown) and remove its directory."""
@@ -347,3 +351,31 @@ def postgres_dml_backend(postgres_backend: PostgresBackend) -> Iterator[DmlOnlyB
     finally:
         with postgres_backend.connect() as conn:
             drop(conn, backend.databases() if backend is not None else [])
+
+
+@pytest.fixture(scope="session")
+def postgres_replica_pair() -> Iterator[Any]:
+    """A primary and a streaming hot standby (``pg_basebackup -R``), started once per run.
+
+    Commits wait until the standby has applied them (``synchronous_commit = remote_apply``),
+    so the conformance suite can read its own writes from the replica; a test that wants
+    real lag pauses the standby's replay and writes with ``synchronous_commit = local``.
+    """
+    from tests.servers._pg_replication import ReplicatedPair
+
+    pair = ReplicatedPair(postgres_bindir(), synchronous="remote_apply")
+    try:
+        try:
+            pair.start()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            server_missing(f"the PostgreSQL primary + standby could not start: {exc}")
+        yield pair
+    finally:
+        pair.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_replica_backend(postgres_replica_pair: Any) -> PostgresBackend:
+    """The ``postgres`` backend with the standby as its read replica (``read_urls``); tables
+    inspected and wiped on the primary."""
+    return PostgresBackend(postgres_replica_pair.url(), {"read_urls": [postgres_replica_pair.read_url()]})

@@ -46,8 +46,14 @@ class Connector(Protocol):
     #: How many sessions can be open at once (the pool size).
     max_concurrency: int
 
-    def session(self, *, write: bool = False, conflict: str = "") -> AbstractContextManager[Session]:
-        """A pooled connection for one operation; ``write`` marks operations that write."""
+    def session(
+        self, *, write: bool = False, conflict: str = "", replica: bool = False
+    ) -> AbstractContextManager[Session]:
+        """A pooled connection for one operation; ``write`` marks operations that write (every
+        one must: a connector with read replicas reads from the primary after a write in the
+        same request context). ``replica``: a plain read (get, list, page, chain) that a read
+        replica may serve, with the replication delay; schema checks and reads a write depends
+        on leave it off."""
         ...
 
     def migration_session(self) -> AbstractContextManager[Session]:

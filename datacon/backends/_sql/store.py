@@ -180,7 +180,7 @@ class SqlConversationStorage(BackendConversations):
         return conversation
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
-        with self._store.connector.session() as session:
+        with self._store.connector.session(replica=True) as session:
             row = session.fetchone(self._sql.conv_select, {"id": conversation_id})
         return None if row is None else self._row(row)
 
@@ -224,7 +224,7 @@ class SqlConversationStorage(BackendConversations):
             if not self._store.schema.conversations.is_skipped("created_at"):
                 params["after_at"] = self._d.encode_time(after[0])
         sql = self._sql.conversation_page(keys, after is not None, descending)
-        with self._store.connector.session() as session:
+        with self._store.connector.session(replica=True) as session:
             rows = session.fetchall(sql, params)
         return [self._row(row) for row in rows]
 
@@ -382,7 +382,7 @@ class SqlItemStorage(BackendItems):
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         sql = self._sql.list_asc if params.order is SortOrder.ASC else self._sql.list_desc
-        with self._store.connector.session() as session:
+        with self._store.connector.session(replica=True) as session:
             rows = session.fetchall(sql, {"cid": conversation_id, "after": params.after, "limit": params.limit})
         return [self._row(row) for row in rows]  # the row's trailing link position is not needed
 
@@ -398,7 +398,7 @@ class SqlItemStorage(BackendItems):
             page = sql.list_pos_asc if ascending else sql.list_pos_desc
             args.update(at=self._d.encode_time(position[0]), sq=position[1], after=position[2])
         d = self._d
-        with self._store.connector.session() as session:
+        with self._store.connector.session(replica=True) as session:
             rows = session.fetchall(page, args)
             more = False
             if rows and len(rows) >= params.limit:
@@ -415,12 +415,12 @@ class SqlItemStorage(BackendItems):
         return [(self._row(row), d.decode_time(row[-2]), int(row[-1])) for row in rows], more
 
     def get_item(self, item_id: str) -> ConversationItem | None:
-        with self._store.connector.session() as session:
+        with self._store.connector.session(replica=True) as session:
             row = session.fetchone(self._sql.item_select, {"id": item_id})
         return None if row is None else self._row(row)
 
     def is_item_linked(self, conversation_id: str, item_id: str) -> bool:
-        with self._store.connector.session() as session:
+        with self._store.connector.session(replica=True) as session:
             return session.fetchone(self._sql.link_exists, {"cid": conversation_id, "iid": item_id}) is not None
 
     def delete_item(self, conversation_id: str, item_id: str) -> None:
@@ -464,7 +464,7 @@ class SqlResponseStorage(BackendResponses):
         return response.id
 
     def get_response(self, response_id: str) -> StoredResponse | None:
-        with self._store.connector.session() as session:
+        with self._store.connector.session(replica=True) as session:
             row = session.fetchone(self._sql.resp_select, {"id": response_id})
         return None if row is None else self._row(row)
 
@@ -478,7 +478,7 @@ class SqlResponseStorage(BackendResponses):
             sql, params = self._sql.chain_all, {"id": response_id}
         else:
             sql, params = self._sql.chain_depth, {"id": response_id, "max_depth": max_depth}
-        with self._store.connector.session() as session:
+        with self._store.connector.session(replica=True) as session:
             rows = session.fetchall(sql, params)
         by_id = {response.id: response for response in map(self._row, rows)}
         return walk_chain(response_id, by_id.get, max_depth)
@@ -491,7 +491,7 @@ class SqlResponseStorage(BackendResponses):
             sql, params = self._sql.ident_list, {"sid": identifier}
         else:
             sql, params = self._sql.ident_list_limit, {"sid": identifier, "limit": limit}
-        with self._store.connector.session() as session:
+        with self._store.connector.session(replica=True) as session:
             rows = session.fetchall(sql, params)
         return [self._row(row) for row in rows]
 

@@ -240,7 +240,10 @@ class OracleConnector:
             finally:
                 self._pool.release(conn)
 
-    def session(self, *, write: bool = False, conflict: str = "") -> AbstractContextManager[OracleSession]:
+    def session(
+        self, *, write: bool = False, conflict: str = "", replica: bool = False
+    ) -> AbstractContextManager[OracleSession]:
+        # No read replicas on Oracle (``replica`` is ignored).
         return self._acquire(CALL_TIMEOUT_SECS * 1000, conflict)
 
     def migration_session(self) -> AbstractContextManager[OracleSession]:

@@ -1,10 +1,14 @@
-"""Sessions over a ``psycopg_pool.ConnectionPool`` of autocommit connections."""
+"""Sessions over a ``psycopg_pool.ConnectionPool`` of autocommit connections (and, with
+``read_urls``, one more pool per read replica)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import select
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
@@ -17,6 +21,7 @@ from psycopg.abc import RV, PQGen
 
 from datacon.backends._sql import Params
 from datacon.config import PostgresConfig
+from datacon.context import note_write, wrote_here
 from datacon.errors import BackendUnavailableError
 
 from .errors import DRIVER_ERRORS, Scrubber, check_url, convert, hide_in_driver_logs, translate
@@ -27,6 +32,17 @@ log = logging.getLogger(__name__)
 
 #: Upstream's advisory-lock key, the ASCII of "smg_migr" (0x736D675F6D696772).
 MIGRATION_LOCK = 0x736D675F6D696772
+
+#: How long a read replica that could not be reached is skipped before it is tried again.
+REPLICA_RETRY_SECS = 5.0
+
+#: How long the pool retries (backing off from 1 s) to replace a connection it could not open
+#: before it gives up until the next call needs one. psycopg_pool's default (5 minutes) lets
+#: the back-off grow to minutes: after a 15 s outage (a primary killed, its standby promoted
+#: by a failover manager) the first write came 12 s after the promotion. Given up after 2 s,
+#: every call that finds no connection starts a new attempt, so the pool follows the server
+#: back within about a second.
+RECONNECT_SECS = 2.0
 
 
 class PostgresSession:
@@ -95,9 +111,19 @@ class PostgresConnector:
 
     ``pool_timeout_secs`` bounds the wait for a free connection (``PoolTimeoutError``);
     ``connect_timeout_secs`` bounds each connection attempt and the initial open.
+
+    With ``read_urls``, each replica has a pool of its own and sessions marked ``replica``
+    (plain reads) go to the next replica in turn, unless the current request context saw a
+    write through this connector (read-your-writes: the primary serves). A replica that
+    gives no connection within the connect timeout while it is not saturated, or whose
+    connection fails, is skipped for ``REPLICA_RETRY_SECS`` (then one read tries it again);
+    the read it was serving moves to the primary (reads are safe to re-run).
     """
 
     def __init__(self, config: PostgresConfig) -> None:
+        self._replicas: list[_Replica] = []  # none: every session on the primary
+        self._lock = threading.Lock()  # the replicas' state
+        self._turn = itertools.count()
         self._connect_timeout = max(2, math.ceil(config.connect_timeout_secs))  # libpq's minimum is 2 s
         self._transaction_pooling = config.transaction_pooling
         if config.pool is not None:
@@ -113,27 +139,14 @@ class PostgresConnector:
         self._owned = True
         self.max_concurrency = config.pool_max
         self._timeout = config.pool_timeout_secs
-        self._scrub = check_url(config.db_url)
+        scrubbers = [check_url(config.db_url)]
+        for n, url in enumerate(config.read_urls):
+            scrubbers.append(check_url(url.strip(), f"postgres.read_urls[{n}]", "read URL"))
+        # One scrubber for every password of the storage (a replica's may show in any message).
+        self._scrub = Scrubber("", *(secret for scrub in scrubbers for secret in scrub.secrets))
         self._url = config.db_url
         self._unhide = hide_in_driver_logs(self._scrub)
-        connect_kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": self._connect_timeout}
-        if config.transaction_pooling:
-            # A transaction-mode pooler runs each transaction on whichever server connection is
-            # free: a statement prepared on one is unknown (or already taken) on the next.
-            connect_kwargs["prepare_threshold"] = None
-        self._pool = psycopg_pool.ConnectionPool(
-            config.db_url,
-            min_size=config.pool_min,
-            max_size=config.pool_max,
-            timeout=config.pool_timeout_secs,
-            max_idle=config.max_idle_secs,
-            max_lifetime=config.max_lifetime_secs,
-            check=psycopg_pool.ConnectionPool.check_connection if config.check_connection else None,
-            kwargs=connect_kwargs,
-            connection_class=_connection_class(config.read_timeout_secs),
-            name="datacon",
-            open=False,
-        )
+        self._pool = self._make_pool(config, config.db_url, "datacon")
         try:
             self._pool.open(wait=True, timeout=config.connect_timeout_secs)
         except psycopg_pool.PoolTimeout as exc:
@@ -142,6 +155,37 @@ class PostgresConnector:
                 raise self._why_not(exc) from exc
             finally:
                 self._unhide()
+        if config.read_urls:
+            # Replica pools open in the background: one that is down at start-up is only skipped.
+            self._replicas = [
+                _Replica(self._make_pool(config, url.strip(), f"datacon-replica-{n}"), config.pool_max)
+                for n, url in enumerate(config.read_urls)
+            ]
+            for replica in self._replicas:
+                replica.pool.open(wait=False)
+            # Reads may use every pool at once; writes only the primary's.
+            self.max_concurrency = config.pool_max * (1 + len(self._replicas))
+
+    def _make_pool(self, config: PostgresConfig, url: str, name: str) -> psycopg_pool.ConnectionPool[Any]:
+        connect_kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": self._connect_timeout}
+        if config.transaction_pooling:
+            # A transaction-mode pooler runs each transaction on whichever server connection is
+            # free: a statement prepared on one is unknown (or already taken) on the next.
+            connect_kwargs["prepare_threshold"] = None
+        return psycopg_pool.ConnectionPool(
+            url,
+            min_size=config.pool_min,
+            max_size=config.pool_max,
+            timeout=config.pool_timeout_secs,
+            max_idle=config.max_idle_secs,
+            max_lifetime=config.max_lifetime_secs,
+            check=psycopg_pool.ConnectionPool.check_connection if config.check_connection else None,
+            kwargs=connect_kwargs,
+            connection_class=_connection_class(config.read_timeout_secs),
+            name=name,
+            reconnect_timeout=RECONNECT_SECS,
+            open=False,
+        )
 
     def _why_not(self, timeout: Exception) -> Exception:
         # The pool only says it timed out; one direct attempt gives the server's reason
@@ -157,11 +201,53 @@ class PostgresConnector:
             f"Postgres unavailable: the pool could not open a connection within {self._connect_timeout} s"
         )
 
-    def session(self, *, write: bool = False, conflict: str = "") -> _SessionBlock:
+    def session(
+        self, *, write: bool = False, conflict: str = "", replica: bool = False
+    ) -> AbstractContextManager[PostgresSession]:
         """A pooled connection for one operation; driver and pool errors raised in the block
         (or by the checkout and checkin) become datacon errors (a unique violation
-        ``ConflictError(conflict)``)."""
+        ``ConflictError(conflict)``). ``replica``: a read replica may serve it (see the class)."""
+        if self._replicas:
+            if write:
+                note_write(self)  # before the write: even one that fails may have committed
+            elif replica and not wrote_here(self):
+                return _ReplicaBlock(self)
         return _SessionBlock(self, conflict) if self._owned else _BorrowedSessionBlock(self, conflict)
+
+    def _next_replica(self) -> _Replica | None:
+        """The next replica in turn that is not being skipped (one whose skip just ended is
+        handed to this caller alone, as a probe), or ``None``."""
+        now = time.monotonic()
+        replicas = self._replicas
+        with self._lock:
+            start = next(self._turn)
+            for k in range(len(replicas)):
+                replica = replicas[(start + k) % len(replicas)]
+                if replica.skip_until <= now:
+                    if replica.down:
+                        replica.skip_until = now + REPLICA_RETRY_SECS  # others keep skipping it meanwhile
+                    return replica
+        return None
+
+    def _replica_failed(self, replica: _Replica, reason: str) -> None:
+        with self._lock:
+            first = not replica.down
+            replica.down = True
+            replica.skip_until = time.monotonic() + REPLICA_RETRY_SECS
+        if first:
+            log.warning(
+                "read replica %s skipped for %g s (the primary serves its reads): %s",
+                replica.pool.name,
+                REPLICA_RETRY_SECS,
+                self._scrub(reason),
+            )
+
+    def _replica_ok(self, replica: _Replica) -> None:
+        if replica.down:
+            with self._lock:
+                replica.down = False
+                replica.skip_until = 0.0
+            log.info("read replica %s serves reads again", replica.pool.name)
 
     @contextmanager
     def migration_session(self) -> Iterator[PostgresSession]:
@@ -173,6 +259,7 @@ class PostgresConnector:
         send the unlock to another server connection than the lock, while COMMIT/ROLLBACK
         releases a transaction-scoped lock where it was taken.
         """
+        note_write(self)
         if self._transaction_pooling:
             with self.session() as session, session.transaction():
                 session.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": MIGRATION_LOCK})
@@ -192,19 +279,52 @@ class PostgresConnector:
         """Close the pool datacon opened; an application's own pool is left open."""
         if self._owned:
             self._pool.close()
+        for replica in self._replicas:
+            replica.pool.close()
         self._unhide()
 
     def stats(self) -> dict[str, int]:
-        stats = self._pool.get_stats()
-        size = stats.get("pool_size", 0)
+        """The pool's counters; with read replicas, ``size``, ``in_use``, ``max``, ``waiting``
+        and ``wait_ms`` add up every pool, and ``replica_*`` count the replicas' pools alone
+        (``replicas_skipped``: replicas being skipped now)."""
+        primary = _pool_stats(self._pool)
+        if not self._replicas:
+            return {**primary, "max": self.max_concurrency}
+        replicas = [_pool_stats(replica.pool) for replica in self._replicas]
+        totals = {key: sum(stats[key] for stats in replicas) for key in primary}
         return {
-            "size": size,
-            "in_use": size - stats.get("pool_available", 0),
+            **{key: primary[key] + totals[key] for key in primary},
             "max": self.max_concurrency,
-            "waiting": stats.get("requests_waiting", 0),
-            # Cumulative, since the pool opened (psycopg_pool's counter; datacon.pool.wait_time).
-            "wait_ms": stats.get("requests_wait_ms", 0),
+            **{f"replica_{key}": value for key, value in totals.items()},
+            "replica_max": sum(replica.max for replica in self._replicas),
+            "replicas_skipped": sum(replica.down for replica in self._replicas),
         }
+
+
+def _pool_stats(pool: psycopg_pool.ConnectionPool[Any]) -> dict[str, int]:
+    stats = pool.get_stats()
+    size = stats.get("pool_size", 0)
+    return {
+        "size": size,
+        "in_use": size - stats.get("pool_available", 0),
+        "waiting": stats.get("requests_waiting", 0),
+        # Cumulative, since the pool opened (psycopg_pool's counter; datacon.pool.wait_time).
+        "wait_ms": stats.get("requests_wait_ms", 0),
+    }
+
+
+class _Replica:
+    """One read replica: its pool, how many of its connections are checked out, and whether
+    (and until when) it is skipped."""
+
+    __slots__ = ("down", "in_use", "max", "pool", "skip_until")
+
+    def __init__(self, pool: psycopg_pool.ConnectionPool[Any], size: int) -> None:
+        self.pool = pool
+        self.max = size
+        self.in_use = 0
+        self.down = False
+        self.skip_until = 0.0
 
 
 class _SessionBlock:
@@ -227,17 +347,11 @@ class _SessionBlock:
         connector = self._connector
         pool = connector._pool
         try:
-            conn = pool.getconn()
             # Idle connections the server closed (a restart, pg_terminate_backend, an idle
             # timeout) are replaced before use, so the first call after a restart does not fail;
             # every idle connection may be dead then, hence the loop. Nothing is ever re-sent:
             # a statement that fails once it was sent still fails (writes stay exactly-once).
-            for _ in range(connector.max_concurrency):
-                if not _closed_by_server(conn):
-                    break
-                conn.close()
-                pool.putconn(conn)  # the pool discards a closed connection and opens another
-                conn = pool.getconn()
+            conn = _checkout(pool, pool.max_size)
         except DRIVER_ERRORS as exc:
             raise convert(exc, self._conflict, connector._scrub, connector._timeout) from exc
         self._conn = conn
@@ -310,3 +424,147 @@ def _closed_by_server(conn: psycopg.Connection[Any]) -> bool:
     except (psycopg.Error, OSError):
         return True
     return False
+
+
+def _checkout(
+    pool: psycopg_pool.ConnectionPool[Any], tries: int, timeout: float | None = None
+) -> psycopg.Connection[Any]:
+    """A connection from ``pool``, idle ones the server closed replaced first (see _SessionBlock)."""
+    conn: psycopg.Connection[Any] = pool.getconn(timeout)
+    for _ in range(tries):
+        if not _closed_by_server(conn):
+            break
+        conn.close()
+        pool.putconn(conn)  # the pool discards a closed connection and opens another
+        conn = pool.getconn(timeout)
+    return conn
+
+
+# Errors after which a read is re-run on the primary: the replica's connection failed or
+# timed out (OperationalError, which includes a query cancelled by a recovery conflict), or
+# its schema is behind the primary's (a migration not replayed yet).
+_REPLICA_FAILURES = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    pgerrors.UndefinedTable,
+    pgerrors.UndefinedColumn,
+)
+
+
+class _ReplicaSession(PostgresSession):
+    """A session on a replica's connection; a statement the replica fails is run again on
+    the primary, which serves the rest of the block."""
+
+    def __init__(self, block: _ReplicaBlock, conn: psycopg.Connection[Any]) -> None:
+        super().__init__(conn, block._connector._scrub)
+        self._block = block
+
+    def execute(self, sql: str, params: Params | None = None) -> int:
+        try:
+            return super().execute(sql, params)
+        except _REPLICA_FAILURES as exc:
+            self._conn = self._block.to_primary(exc)
+        return super().execute(sql, params)
+
+    def fetchone(self, sql: str, params: Params | None = None) -> tuple[Any, ...] | None:
+        try:
+            return super().fetchone(sql, params)
+        except _REPLICA_FAILURES as exc:
+            self._conn = self._block.to_primary(exc)
+        return super().fetchone(sql, params)
+
+    def fetchall(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        try:
+            return super().fetchall(sql, params)
+        except _REPLICA_FAILURES as exc:
+            self._conn = self._block.to_primary(exc)
+        return super().fetchall(sql, params)
+
+
+class _ReplicaBlock:
+    """One read on a replica: its connection taken within the connect timeout (a replica that
+    cannot give one, unless all its connections are busy, is skipped and the primary serves),
+    and the primary's session block taken over if the replica fails mid-read."""
+
+    __slots__ = ("_conn", "_connector", "_primary", "_replica")
+
+    def __init__(self, connector: PostgresConnector) -> None:
+        self._connector = connector
+        self._replica: _Replica | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._primary: _SessionBlock | None = None
+
+    def __enter__(self) -> PostgresSession:
+        connector = self._connector
+        replica = connector._next_replica()
+        if replica is not None:
+            conn = self._checkout(replica)
+            if conn is not None:
+                self._replica, self._conn = replica, conn
+                return _ReplicaSession(self, conn)
+        primary = _SessionBlock(connector, "")
+        session = primary.__enter__()
+        self._primary = primary
+        return session
+
+    def _checkout(self, replica: _Replica) -> psycopg.Connection[Any] | None:
+        connector = self._connector
+        wait = min(connector._timeout, connector._connect_timeout)
+        started = time.monotonic()
+        try:
+            try:
+                conn = _checkout(replica.pool, replica.max, wait)
+            except psycopg_pool.PoolTimeout:
+                if replica.in_use < replica.max:
+                    raise  # connections free to open, none opened: the replica is unreachable
+                # Saturated, not down: wait for a connection as long as the primary's callers would.
+                conn = _checkout(replica.pool, replica.max, max(connector._timeout - wait, 0.001))
+        except psycopg_pool.PoolClosed as exc:
+            raise convert(exc, "", connector._scrub, connector._timeout) from exc
+        except psycopg_pool.PoolTimeout as exc:
+            if replica.in_use >= replica.max:
+                raise convert(exc, "", connector._scrub, connector._timeout) from exc
+            connector._replica_failed(replica, f"no connection within {time.monotonic() - started:.1f} s")
+            return None
+        except DRIVER_ERRORS as exc:
+            connector._replica_failed(replica, str(exc))
+            return None
+        with connector._lock:
+            replica.in_use += 1
+        connector._replica_ok(replica)
+        return conn
+
+    def _give_back(self) -> None:
+        replica, conn = self._replica, self._conn
+        if replica is None or conn is None:
+            return
+        self._replica = self._conn = None
+        with self._connector._lock:
+            replica.in_use -= 1
+        try:
+            replica.pool.putconn(conn)
+        except DRIVER_ERRORS as exc:
+            log.debug("could not return a replica connection: %s", self._connector._scrub(str(exc)))
+
+    def to_primary(self, exc: Exception) -> psycopg.Connection[Any]:
+        """The replica failed a statement: give its connection back (skipping the replica if
+        the connection broke) and take one of the primary's for the rest of the block."""
+        replica, conn = self._replica, self._conn
+        if replica is not None and conn is not None and (conn.broken or conn.closed):
+            self._connector._replica_failed(replica, str(exc))
+        self._give_back()
+        primary = _SessionBlock(self._connector, "")
+        conn = primary.__enter__()._conn
+        self._primary = primary
+        return conn
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._give_back()
+        if self._primary is not None:
+            self._primary.__exit__(exc_type, exc, tb)
+            return
+        if isinstance(exc, DRIVER_ERRORS):
+            connector = self._connector
+            raise convert(exc, "", connector._scrub, connector._timeout) from exc

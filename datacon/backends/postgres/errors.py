@@ -57,7 +57,7 @@ class Scrubber:
         return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "..."
 
 
-def check_url(url: str) -> Scrubber:
+def check_url(url: str, field: str = "postgres.db_url", kind: str = "db_url") -> Scrubber:
     """Parse ``url`` with libpq's own parser, so what it refuses is a ``ConfigError`` before
     any connection attempt (psycopg_pool would otherwise log libpq's message, which quotes a
     badly escaped password in clear); the scrubber of every password it holds.
@@ -68,7 +68,7 @@ def check_url(url: str) -> Scrubber:
     try:
         password = conninfo_to_dict(url).get("password")
     except psycopg.Error as exc:
-        raise ConfigError(f"invalid db_url: {scrub(str(exc))}", "postgres.db_url") from None
+        raise ConfigError(f"invalid {kind}: {scrub(str(exc))}", field) from None
     return Scrubber(url, str(password or ""))
 
 

@@ -180,9 +180,10 @@ class SqliteConnector:
             if self._waiting:
                 self._cond.notify()
 
-    def session(self, *, write: bool = False, conflict: str = "") -> _SessionBlock:
+    def session(self, *, write: bool = False, conflict: str = "", replica: bool = False) -> _SessionBlock:
         """A pooled connection for one operation (``write``: under the writer lock); sqlite3
-        errors raised in the block become datacon errors (a duplicate key ``ConflictError(conflict)``)."""
+        errors raised in the block become datacon errors (a duplicate key ``ConflictError(conflict)``).
+        SQLite has no replicas (``replica`` is ignored)."""
         return _SessionBlock(self, write, conflict)
 
     @contextmanager
