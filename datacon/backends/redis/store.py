@@ -602,12 +602,14 @@ class RedisItemStorage(BackendItems):
             "1" if params.order is SortOrder.DESC else "0",
             (params.after or "") if position is None else "",
             *where,
+            *s.codec.item_read_fields,
         ]
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
         more, rows = s.call("list_items", lambda: s.lua_list_items(keys=keys, args=args))
-        return [
-            (s.codec.item(str(item_id), pairs(row)), score_time(float(at)), int(seq)) for item_id, row, at, seq in rows
-        ], bool(more)
+        item = s.codec.item_values
+        return [(item(str(item_id), row), score_time(float(at)), int(seq)) for item_id, row, at, seq in rows], bool(
+            more
+        )
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         s = self.store
