@@ -136,14 +136,39 @@ def once(call: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def write_markdown(rows: Sequence[Row], path: Path, *, title: str, header: str) -> None:
-    """A Markdown report: one table per section, in section order."""
+def takeaway(rows: Sequence[Row]) -> str:
+    """One line summing up a section's rows: how many targets were met, and the worst miss."""
+    judged = [row for row in rows if row.met is not None]
+    if not judged:
+        return "No target in this section: the figures are for information."
+    missed = [row for row in judged if not row.met]
+    if not missed:
+        return f"Every target met ({len(judged)} of {len(judged)})."
+
+    def shortfall(row: Row) -> float:
+        goal = _target_value(row.target) or 1.0
+        ratio = row.ratio or 0.0
+        return ratio / goal if row.target.startswith("≤") else goal / max(ratio, 1e-9)
+
+    worst = max(missed, key=shortfall)
+    return (
+        f"{len(judged) - len(missed)} of {len(judged)} targets met; furthest from its target: "
+        f"{worst.backend} {worst.measure}, datacon vs {worst.other_label}, {worst.ratio_text()} "
+        f"(target {worst.target})."
+    )
+
+
+def write_markdown(rows: Sequence[Row], path: Path, *, title: str, header: str, charts: str | None = None) -> None:
+    """A Markdown report: one table per section, in section order, each under a one-line
+    takeaway (and its chart ``{charts}-{section}.png`` when ``charts`` is given)."""
     lines = [f"# {title}", "", header, ""]
     for section, heading in SECTIONS.items():
         chosen = [row for row in rows if row.section == section]
         if not chosen:
             continue
-        lines += [f"## {heading}", ""]
+        lines += [f"## {heading}", "", f"**Takeaway:** {takeaway(chosen)}", ""]
+        if charts is not None and any(row.ratio is not None and row.ratio > 0 for row in chosen):
+            lines += [f"![{heading}]({charts}-{section}.png)", ""]
         lines.append("| backend | measure | datacon | compared with | other | ratio | target | met | note |")
         lines.append("|---|---|---|---|---|---|---|---|---|")
         for row in chosen:
@@ -183,13 +208,13 @@ def write_charts(rows: Sequence[Row], directory: Path, prefix: str) -> list[Path
         chart = _Chart()
         for row in rows:
             if row.section == section and row.ratio is not None and row.ratio > 0:
-                chart.labels.append(f"{row.backend}: {row.measure}")
+                chart.labels.append(f"{row.backend}: {row.measure}\ndatacon vs {row.other_label}")
                 chart.values.append(row.ratio)
                 chart.targets.append(_target_value(row.target))
                 chart.colours.append({True: "#2e7d32", False: "#c62828", None: "#546e7a"}[row.met])
         if not chart.values:
             continue
-        height = max(2.5, 0.42 * len(chart.values) + 1.2)
+        height = max(2.5, 0.62 * len(chart.values) + 1.4)
         fig, ax = plt.subplots(figsize=(10, height))
         positions = range(len(chart.values))
         ax.barh(list(positions), chart.values, color=chart.colours)
@@ -202,7 +227,7 @@ def write_charts(rows: Sequence[Row], directory: Path, prefix: str) -> list[Path
         if section in ("chain", "peers"):  # these ratios span orders of magnitude
             ax.set_xscale("log")
         ax.set_xlabel("ratio (black tick: target; green met, red missed, grey no target)")
-        ax.set_title(heading, fontsize=9)
+        ax.set_title(f"{heading}\n{takeaway([row for row in rows if row.section == section])}", fontsize=8, loc="left")
         fig.tight_layout()
         path = directory / f"{prefix}-{section}.png"
         fig.savefig(path, dpi=110)

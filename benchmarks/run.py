@@ -170,7 +170,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         (out / f"{name}.json").write_text(
             json.dumps([dataclasses.asdict(row) for row in rows], indent=1, ensure_ascii=False), encoding="utf-8"
         )
-        write_markdown(rows, out / f"{name}.md", title=f"datacon benchmarks: {name}", header=header)
+        write_markdown(
+            rows,
+            out / f"{name}.md",
+            title=f"datacon benchmarks: {name}",
+            header=header,
+            charts=None if args.no_charts else name,
+        )
         if not args.no_charts:
             write_charts(rows, out, name)
     # The index gathers the latest result of every backend (each may come from a different run).
@@ -180,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out / "README.md",
         title="datacon benchmarks: latest results",
         header="Latest result of each backend; see each `<backend>.md` for its run's details.\n\n" + header,
+        charts=None if args.no_charts else "all",
     )
     if not args.no_charts:
         write_charts(every, out, "all")

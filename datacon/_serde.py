@@ -73,11 +73,28 @@ def dump_json(value: Any, what: str) -> str:
     return text
 
 
+#: The C scanner behind ``json.loads``, called without its two Python wrappers (type checks
+#: and two whitespace regex matches per call): about 5x less per stored value.
+_SCAN: Any = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # not in typeshed
+
+
+def loads(text: str) -> Any:
+    """``json.loads(text)``, with a fast path for compact text (what datacon writes): the
+    same value, and the same error from ``json.loads`` for anything it does not accept."""
+    try:
+        value, end = _SCAN(text, 0)
+    except (StopIteration, ValueError):  # leading whitespace or bad JSON: json.loads decides
+        return json.loads(text)
+    if end != len(text):  # trailing whitespace or extra data: json.loads decides
+        return json.loads(text)
+    return value
+
+
 def load_json(text: str | bytes | None, default: Any = None) -> Any:
     """Parse JSON text; ``None`` or empty text gives ``default``."""
     if text is None or text == "" or text == b"":
         return default
-    return json.loads(text)
+    return loads(text) if text.__class__ is str else json.loads(text)
 
 
 def normalize_json(value: Any, what: str) -> Any:

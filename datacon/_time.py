@@ -56,7 +56,7 @@ def to_epoch_us(value: datetime) -> int:
 
 def from_epoch_us(value: int) -> datetime:
     """Inverse of :func:`to_epoch_us`."""
-    return _EPOCH + timedelta(microseconds=value)
+    return _EPOCH + timedelta(0, 0, value)  # positional: about half the cost of microseconds=value
 
 
 def to_iso(value: datetime) -> str:
@@ -69,6 +69,8 @@ def to_iso(value: datetime) -> str:
 def parse_iso(text: str) -> datetime:
     """Parse ISO 8601 (``Z`` or an offset); a naive value is taken as UTC."""
     parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is UTC:
+        return parsed  # what datacon writes (+00:00): no conversion to make
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)

@@ -179,3 +179,63 @@ def test_a_direct_backend_caller_may_pass_the_plain_key() -> None:
     assert scoped.scope == "append_items:conv_1"
     with pytest.raises(ConflictError, match="other arguments"):
         scoped.replay("0" * 64, "[]", list)
+
+
+def test_migrate_plan_and_apply_create_a_missing_keys_table(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from datacon.cli import cli
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    create_storage(url).close()
+    with sqlite3.connect(tmp_path / "cli.db") as conn:
+        conn.execute("DROP TABLE _idempotency_keys")
+    conn.close()
+    runner = CliRunner()
+    plan = runner.invoke(cli, ["migrate", "plan", "--url", url])
+    assert plan.exit_code == 0, plan.output
+    assert plan.output.splitlines() == [f"{s};" for s in render(SchemaConfig(), SqliteDialect()).create_idempotency]
+    assert runner.invoke(cli, ["migrate", "status", "--url", url]).exit_code != 0
+    applied = runner.invoke(cli, ["migrate", "apply", "--url", url])
+    assert applied.exit_code == 0, applied.output
+    status = runner.invoke(cli, ["migrate", "status", "--url", url])
+    assert status.exit_code == 0, status.output
+    assert "pending  none" in status.output
+
+
+@pytest.fixture(scope="module")
+def waitaof_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.backends.test_redis_hardening import valkey_executable
+    from tests.servers.redis import RedisServer
+
+    server = RedisServer(
+        valkey_executable(), tmp_path_factory.mktemp("valkey-idem"), extra_args=("--appendonly", "yes")
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.redis
+def test_redis_keyed_writes_through_the_wait_pipeline(waitaof_server: Any) -> None:
+    """With wait_aof each write is a pipeline (script, then WAITAOF): the keyed scripts' replies
+    (a write, or the stored result) come back through it the same."""
+    from tests.servers.redis import RedisBackend
+
+    backend = RedisBackend(waitaof_server.url)
+    config = StorageFactoryConfig(backend="redis", redis=backend.redis_config(wait_aof=True, wait_timeout_ms=5000))
+    with create_storage(config) as storage:
+        conv = storage.conversations.create_conversation(NewConversation(), idempotency_key="k")
+        assert storage.conversations.create_conversation(NewConversation(), idempotency_key="k") == conv
+        item = storage.items.create_item(NewConversationItem("message", "hi"), idempotency_key="k")
+        assert storage.items.create_item(NewConversationItem("message", "hi"), idempotency_key="k") == item
+        turn = [NewConversationItem("message", "a"), NewConversationItem("message", "b")]
+        made = storage.items.append_items(conv.id, turn, idempotency_key="k")
+        assert storage.items.append_items(conv.id, turn, idempotency_key="k") == made
+        response = StoredResponse(model="m")
+        assert storage.responses.store_response(response, idempotency_key="k") == response.id
+        assert storage.responses.store_response(response, idempotency_key="k") == response.id
+        with pytest.raises(ConflictError, match="idempotency_key"):
+            storage.conversations.create_conversation(NewConversation(metadata={"x": 1}), idempotency_key="k")

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from datacon._serde import dump_json
+from datacon._serde import dump_json, loads
 from datacon._time import to_iso
 
 __all__ = ["UPSTREAM_OBJECT_NAMES", "Dialect", "Keyset"]
@@ -260,7 +260,7 @@ class Dialect:
     def decode_json(self, value: Any, default: Any) -> Any:
         """A JSON column's value (text) as Python; SQL NULL gives ``default``."""
         if value.__class__ is str:  # the usual case first: one identity test per column
-            return json.loads(value)
+            return loads(value)
         if value is None:
             return default
         if isinstance(value, bytes | bytearray | memoryview):

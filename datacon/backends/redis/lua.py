@@ -290,11 +290,13 @@ return false
 # KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: item key
 # prefix; ARGV[2]: limit (> 0); ARGV[3]: '1' for descending; ARGV[4]: cursor item id, or
 # ''; ARGV[5..7]: a position instead (score, sequence, item id of a link that may be
-# gone; a page cursor), or ''.
+# gone; a page cursor), or ''; ARGV[8..]: the hash fields to read of each item ('' for a
+# skipped column, read as absent).
 # Reads by rank in slices, each starting where a score begins; the links of one score are
 # put in sequence order (a run cut by the slice's end is read whole). A cursor that is not
 # a member is ignored. Links whose item hash is missing are skipped and the walk goes on
-# until the page is full. Returns {more, {item id, hash fields, score, sequence}...}, more
+# until the page is full. Returns {more, {item id, values, score, sequence}...} (values: the
+# fields' values in ARGV order, false when absent), more
 # being 1 when at least one more link follows the page. Item keys go through key_part;
 # scores are returned as Redis gives them (milliseconds; the caller reads them with
 # scores.score_time).
@@ -346,11 +348,30 @@ local function past(score)
   return redis.call('ZCOUNT', key, '-inf', score)
 end
 
+-- The fields to read (one HMGET per item: less to convert than HGETALL); '' marks a skipped column.
+local fields, slots, nfields = {}, {}, #ARGV - 7
+for i = 8, #ARGV do
+  if ARGV[i] ~= '' then fields[#fields + 1] = ARGV[i]; slots[#fields] = i - 7 end
+end
+
+local function read(itemkey)
+  local row, any = {}, false
+  for i = 1, nfields do row[i] = false end
+  if #fields > 0 then
+    for i, value in ipairs(redis.call('HMGET', itemkey, unpack(fields))) do
+      if value then row[slots[i]] = value; any = true end
+    end
+  end
+  -- No field present: a missing item (skipped), unless the hash exists (rare: one more call).
+  if not any and redis.call('EXISTS', itemkey) == 0 then return nil end
+  return row
+end
+
 -- Emit id (if its item exists); true when the page was already full (one more link follows).
 local function emit(id, score, s)
   if #out >= limit then return true end
-  local row = redis.call('HGETALL', prefix .. key_part(id))
-  if #row > 0 then out[#out + 1] = {id, row, score, s[id]} end
+  local row = read(prefix .. key_part(id))
+  if row then out[#out + 1] = {id, row, score, s[id]} end
   return false
 end
 
@@ -401,6 +422,7 @@ local function walk()
       local score = slice[2 * i]
       local j = i
       while j < n and slice[2 * j + 2] == score do j = j + 1 end
+      if #out >= limit then return 1 end  -- full: this link is the one more (no run to read)
       local group
       if j == n and n == batch then
         group = run(score, s)  -- the score's links may go on past this slice

@@ -167,6 +167,42 @@ class Codec:
             created_at=t.time(row, item_id),
         )
 
+    #: The hash fields ``item_values`` reads, in its order ('' for a skipped column).
+    ITEM_READ = ("response_id", "item_type", "role", "content", "status", "created_at")
+
+    @property
+    def item_read_fields(self) -> list[str]:
+        return [self.items.fields[name] or "" for name in self.ITEM_READ]
+
+    def item_values(self, item_id: str, values: Sequence[Any]) -> ConversationItem:
+        """An item from the values of ``item_read_fields`` (``None`` when absent), as the
+        list script reads them (``HMGET``); the same item as ``item`` gives from the hash."""
+        response_id, item_type, role, content, status, created_at = values
+        t = self.items
+        try:
+            parsed = load_json(content, None)
+        except ValueError as exc:
+            raise corrupt_record("item", item_id, "content", exc) from exc
+        if created_at is None:
+            at = utc_now() if t.fields["created_at"] is None else None
+        else:
+            try:
+                at = parse_iso(created_at)
+            except ValueError:
+                at = None
+        if at is None:
+            problem = ValueError("missing" if created_at is None else "not a time")
+            raise corrupt_record("item", item_id, "created_at", problem)
+        return ConversationItem(
+            id=item_id,
+            response_id=response_id,
+            item_type=item_type or "",
+            role=role,
+            content=parsed,
+            status=status,
+            created_at=at,
+        )
+
     # Responses
 
     def response_fields(self, response: StoredResponse, extra: Mapping[str, Any]) -> Fields:

@@ -513,7 +513,7 @@ class RedisItemStorage(BackendItems):
         else:
             more_keys, more_args = s.keyed(idem, item)
             keys, args = [key, *more_keys], [s.ttl, *_flat(fields), *more_args]
-            created = s.write("create_item", lambda c: s.lua_create_record_keyed(keys=keys, args=args, client=c))
+            created = s.write("create_item", lambda c: s.run_script(s.lua_create_record_keyed, keys, args, c))
         replayed: ConversationItem | None = s.replayed(idem, created, ConversationItem)
         if replayed is not None:
             return replayed
@@ -573,7 +573,7 @@ class RedisItemStorage(BackendItems):
         if idem is not None:
             more_keys, more_args = s.keyed(idem, created)
             keys, args, script = keys + more_keys, args + more_args, s.lua_append_items_keyed
-        refused = s.write("append_items", lambda c: script(keys=keys, args=args, client=c))
+        refused = s.write("append_items", lambda c: s.run_script(script, keys, args, c))
         replayed: list[ConversationItem] | None = s.replayed(idem, refused, list[ConversationItem])
         if replayed is not None:
             return replayed
@@ -602,12 +602,14 @@ class RedisItemStorage(BackendItems):
             "1" if params.order is SortOrder.DESC else "0",
             (params.after or "") if position is None else "",
             *where,
+            *s.codec.item_read_fields,
         ]
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
         more, rows = s.call("list_items", lambda: s.lua_list_items(keys=keys, args=args))
-        return [
-            (s.codec.item(str(item_id), pairs(row)), score_time(float(at)), int(seq)) for item_id, row, at, seq in rows
-        ], bool(more)
+        item = s.codec.item_values
+        return [(item(str(item_id), row), score_time(float(at)), int(seq)) for item_id, row, at, seq in rows], bool(
+            more
+        )
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         s = self.store
