@@ -90,8 +90,16 @@ def test_default_key_layout(backend: RedisBackend, client: Any) -> None:
         f"response:{response}",
         "safety:user-1:responses",
         "conversations:list",
+        # The retention indexes (layout 2) and the layout marker.
+        "items:created",
+        "responses:created",
+        f"item_links:{item}",
+        "datacon:layout",
     }
     assert client.type(f"conversation:{conv}:items") == "zset"
+    assert client.type("items:created") == client.type("responses:created") == "zset"
+    assert client.smembers(f"item_links:{item}") == {conv}
+    assert client.get("datacon:layout") == "2"
     assert client.type("conversations:list") == "zset"
     assert client.type("safety:user-1:responses") == "zset"
     assert client.type(f"link_seq:{conv}") == "hash"
@@ -108,14 +116,19 @@ def test_owner_prefixes_every_key(backend: RedisBackend, client: Any) -> None:
         f"acme:response:{response}",
         "acme:safety:user-1:responses",
         "acme:conversations:list",
+        "acme:items:created",
+        "acme:responses:created",
+        f"acme:item_links:{item}",
+        "acme:datacon:layout",
     }
 
 
 def test_every_key_gets_the_retention_ttl(backend: RedisBackend, client: Any) -> None:
     with open_store(backend, retention_days=2) as storage:
         fill(storage)
-    keys = client.keys("*")
-    assert len(keys) == 7  # the link sequence hash and the conversations listing set too
+    keys = set(client.keys("*")) - {"datacon:layout"}  # the layout marker is not a record
+    assert len(keys) == 10  # the link sequence hash, the listing set and the retention indexes too
+    assert client.ttl("datacon:layout") == -1
     for key in keys:
         assert 2 * DAY - 60 < client.ttl(key) <= 2 * DAY, key
 
@@ -124,7 +137,7 @@ def test_no_ttl_without_retention(backend: RedisBackend, client: Any) -> None:
     with open_store(backend, retention_days=None) as storage:
         fill(storage)
     keys = client.keys("*")
-    assert len(keys) == 7
+    assert len(keys) == 11
     assert {key: client.ttl(key) for key in keys} == dict.fromkeys(keys, -1)
 
 

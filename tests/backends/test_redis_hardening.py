@@ -111,6 +111,10 @@ def test_plain_ids_keep_upstream_keys_and_the_others_are_escaped(backend: RedisB
             "conversations:list",  # list_conversations' index: members are (created_at, id), not keys
             "response:%resp%3A1",
             "safety:%tenant%3A7:responses",
+            # The retention indexes: an item's linkers set is named like the item's hash.
+            "responses:created",
+            "item_links:msg_1",
+            "datacon:layout",
         ]
     )
     # No key part contains ':' or a brace: every key splits into its parts on ':'.
