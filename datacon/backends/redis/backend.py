@@ -265,7 +265,8 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable, Prunable):
         if not steps.statements:
             return []
         s = self.store
-        s.call("migrate apply", lambda: migrate.apply(s.client, steps))
+        s.call("migrate apply", lambda: migrate.apply(s.client, steps, s.keys, s.codec))
+        s.index_ready()
         return [migrate.LATEST]
 
     # Prunable: retention and erasure (SPEC 7.7) over the indexes the write scripts keep

@@ -485,7 +485,8 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else 0 for part in text.split(".")[:3])
 
 
-#: The layout version whose writes keep the retention indexes (``migrate.LATEST``).
+#: The layout version whose writes keep the retention indexes (``migrate.LATEST``; ``migrate``
+#: imports this module, so the number is repeated here).
 INDEX_LAYOUT = 2
 
 #: Microseconds from 0001-01-01 to the epoch: listing members count from year 1, never negative.
