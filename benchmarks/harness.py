@@ -85,6 +85,7 @@ SECTIONS = {
     "chain": "2b. Response chains (ratio = naive one-query-per-link walk / datacon; higher is better)",
     "async": "3. Async facade (per call: async / sync time; throughput: async / threads)",
     "peers": "4. Peers, same workload and server (ratio = peer time / datacon time; > 1: datacon faster)",
+    "delay": "4b. Behind a network delay (delaying TCP proxy; chain, append: slower way / datacon; higher is better)",
     "memory": "5. Memory (peak RSS per stored item)",
     "telemetry": "6. Telemetry (ratio = with opentelemetry-api, no SDK / without opentelemetry; lower is better)",
 }
