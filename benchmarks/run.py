@@ -69,6 +69,8 @@ def run_backend(name: str, settings: Settings, only: Sequence[str] = ()) -> list
                 steps.append(("delay", lambda: delay.run_delay(target, settings)))
             if name == "memory":
                 steps.append(("memory", lambda: workloads.run_rss(settings)))
+            else:
+                steps.append(("memory", lambda: workloads.run_client_rss(target, settings)))
             if name in ("memory", "sqlite"):
                 steps.append(("telemetry", lambda: workloads.run_telemetry(target, settings)))
             for section, step in steps:
