@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from anyio import CancelScope, CapacityLimiter, Event, WouldBlock, get_cancelled_exc_class, to_thread
 from anyio.lowlevel import RunVar, checkpoint_if_cancelled
@@ -34,12 +34,10 @@ from datacon.storage import (
     ConversationItemStorage,
     ConversationStorage,
     HealthReport,
+    PruneProgress,
     ResponseStorage,
     Storage,
 )
-
-if TYPE_CHECKING:
-    from datacon.backends.retention import Progress
 
 __all__ = [
     "AsyncConversationItemStorage",
@@ -450,7 +448,7 @@ class AsyncStorage:
         *,
         dry_run: bool = False,
         batch_size: int = PRUNE_BATCH,
-        progress: Progress | None = None,
+        progress: PruneProgress | None = None,
     ) -> PruneReport:
         """Delete what is older than the cutoff, in batches (:meth:`~datacon.storage.Storage.prune`),
         whole in one worker thread (``progress`` is called there).
@@ -468,7 +466,7 @@ class AsyncStorage:
         *,
         dry_run: bool = False,
         batch_size: int = PRUNE_BATCH,
-        progress: Progress | None = None,
+        progress: PruneProgress | None = None,
     ) -> PruneReport:
         """Delete what belongs to one safety identifier, in batches
         (:meth:`~datacon.storage.Storage.erase_identifier`), whole in one worker thread."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from time import perf_counter
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import attrs
 
@@ -26,15 +26,24 @@ from datacon.models import (
 )
 
 if TYPE_CHECKING:
-    from datacon._guard import GuardedRetention
     from datacon.backends.base import Backend
-    from datacon.backends.retention import Progress
     from datacon.telemetry import Observer
 
 #: Ids per batch of ``prune`` and ``erase_identifier`` (``datacon.backends.retention.DEFAULT_BATCH``).
 PRUNE_BATCH = 1000
+#: ``prune``'s and ``erase_identifier``'s ``progress``: called after every batch with the totals so far.
+PruneProgress: TypeAlias = Callable[[PruneReport], None]
 
-__all__ = ["ConversationItemStorage", "ConversationStorage", "Gate", "HealthReport", "ResponseStorage", "Storage"]
+__all__ = [
+    "ConversationItemStorage",
+    "ConversationStorage",
+    "Gate",
+    "HealthReport",
+    "PruneProgress",
+    "ResponseStorage",
+    "Retention",
+    "Storage",
+]
 
 #: The id :meth:`Storage.health` reads: a valid conversation id that no write ever creates.
 HEALTH_PROBE_ID = "datacon_health_probe"
@@ -205,6 +214,29 @@ class ResponseStorage(Protocol):
         """Delete every response with this safety identifier; how many were deleted."""
 
 
+class Retention(Protocol):
+    """What :class:`Storage` forwards ``prune`` and ``erase_identifier`` to (the guard's
+    ``GuardedRetention``: checks, hooks, then ``datacon.backends.retention``)."""
+
+    def prune(
+        self,
+        older_than: datetime | timedelta,
+        *,
+        dry_run: bool = False,
+        batch_size: int = PRUNE_BATCH,
+        progress: PruneProgress | None = None,
+    ) -> PruneReport: ...
+
+    def erase_identifier(
+        self,
+        identifier: str,
+        *,
+        dry_run: bool = False,
+        batch_size: int = PRUNE_BATCH,
+        progress: PruneProgress | None = None,
+    ) -> PruneReport: ...
+
+
 class Gate:
     """Whether one storage is still open; its three guarded stores check it before every call.
 
@@ -276,7 +308,7 @@ class Storage:
         *,
         observer: Observer | None = None,
         gate: Gate | None = None,
-        retention: GuardedRetention | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.raw = raw
         self._gate = gate
@@ -284,7 +316,7 @@ class Storage:
             from datacon._guard import GuardedRetention  # the guard imports this module
 
             retention = GuardedRetention(raw, None, observer, gate)
-        self._retention = retention
+        self._retention: Retention = retention
         self.responses = responses
         self.conversations = conversations
         self.items = items
@@ -309,7 +341,7 @@ class Storage:
         *,
         dry_run: bool = False,
         batch_size: int = PRUNE_BATCH,
-        progress: Progress | None = None,
+        progress: PruneProgress | None = None,
     ) -> PruneReport:
         """Delete what is older than a cutoff (SPEC 7.7): responses and conversations created
         before it (conversations with their links), then the items created before it that no
@@ -335,7 +367,7 @@ class Storage:
         *,
         dry_run: bool = False,
         batch_size: int = PRUNE_BATCH,
-        progress: Progress | None = None,
+        progress: PruneProgress | None = None,
     ) -> PruneReport:
         """Delete what belongs to one end user (SPEC 7.7): every response with this
         ``safety_identifier``, the conversations those responses name that no response with

@@ -56,3 +56,11 @@ def test_only_runs_some_sections_and_carries_the_others_over(tmp_path: Path) -> 
     table = (tmp_path / "memory.md").read_text(encoding="utf-8")
     assert "Sections measured in this run: turn" in table
     assert next(line for line in table.splitlines() if line.startswith("## ")).startswith("## 1. Overhead")
+
+
+def test_prune_benchmark_runs_on_memory(tmp_path: Path) -> None:
+    from benchmarks import prune
+
+    assert prune.main(["--backend", "memory", "--records", "6000", "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "prune-memory.md").read_text(encoding="utf-8")
+    assert "| 6,000 |" in report  # every restored record was pruned (the run asserts the counts)

@@ -1,4 +1,5 @@
-"""Retention and erasure (SPEC 7.7), written once over every backend's :class:`Prunable` calls.
+"""Retention and erasure (SPEC 7.7), written once over every backend's
+:class:`~datacon.backends.base.Prunable` calls.
 
 Both work in batches of at most ``batch_size`` ids; every delete is one short transaction
 (or one Redis script) of one batch, so a concurrent writer waits at most one batch, and
@@ -27,12 +28,13 @@ A dry run reads the same batches and counts what the run would delete, deleting 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import attrs
 
 from datacon.models import PruneReport
+from datacon.storage import PruneProgress
 
 from .base import Prunable, PrunableKind
 
@@ -42,7 +44,7 @@ __all__ = ["DEFAULT_BATCH", "Progress", "erase_identifier", "prune"]
 DEFAULT_BATCH = 1000
 
 #: Called after every batch with the totals so far (the CLI's progress bar).
-Progress = Callable[[PruneReport], None]
+Progress = PruneProgress
 
 
 def _keys(ops: Prunable, kind: PrunableKind, cutoff: datetime, batch: int) -> Iterator[list[tuple[datetime, str]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import attrs
 
@@ -28,14 +29,18 @@ class Digest:
     sha256: str
 
 
-def digest(storage: Storage, batch: int = DEFAULT_BATCH) -> dict[Kind, Digest]:
-    """Count and hash every kind of record in ``storage``."""
+def digest(
+    storage: Storage, batch: int = DEFAULT_BATCH, progress: Callable[[Kind, int], None] | None = None
+) -> dict[Kind, Digest]:
+    """Count and hash every kind of record in ``storage``; ``progress(kind, n)`` after each page."""
     totals: dict[Kind, list[int]] = {kind: [0, 0] for kind in KINDS}
     for kind, page in iter_batches(storage, batch):
         total = totals[kind]
         for record in page:
             total[0] += 1
             total[1] = (total[1] + int.from_bytes(hashlib.sha256(dump_record(record).encode()).digest())) % _MOD
+        if progress is not None:
+            progress(kind, len(page))
     return {kind: Digest(count, f"{value:064x}") for kind, (count, value) in totals.items()}
 
 

@@ -680,7 +680,8 @@ def test_idempotency_key_statements() -> None:
         "VALUES (:scope, :key, :fp, :result, FROM_TZ(:expires, '+00:00'))"
     )
     assert (
-        owned.idem_select == f'SELECT "FINGERPRINT", "RESULT" FROM {table} WHERE "SCOPE" = :scope AND "IDEM_KEY" = :key'
+        owned.idem_select == f'SELECT "FINGERPRINT", "RESULT", SYS_EXTRACT_UTC("EXPIRES_AT") FROM {table} '
+        'WHERE "SCOPE" = :scope AND "IDEM_KEY" = :key'
     )
     assert owned.idem_free == (
         f'DELETE FROM {table} WHERE "SCOPE" = :scope AND "IDEM_KEY" = :key '

@@ -298,7 +298,8 @@ class Statements:
     conv_table: _Table
     # Idempotency keys: the table and its index (on expires_at), the catalog probe; free an
     # expired key (params scope, key, now), claim one unless taken (scope, key, fp, result,
-    # expires), read one (scope, key: fingerprint and result), sweep expired ones (now, limit).
+    # expires), read one (scope, key: fingerprint, result, expires_at), sweep expired ones
+    # (now, limit).
     create_idempotency: tuple[str, str]
     idempotency_probe: str
     idem_free: str
@@ -734,7 +735,7 @@ def _idempotency(d: Dialect) -> dict[str, Any]:
         "idempotency_probe": d.table_name_for_probe(IDEMPOTENCY_TABLE),
         "idem_free": f"DELETE FROM {ref} WHERE {where} AND {expires} <= {d.time_in(p('now'))}",  # noqa: S608
         "idem_claim": d.insert_rows(ref, [scope, key, fp, result, expires], [values], key=2),
-        "idem_select": f"SELECT {fp}, {d.json_out(result)} FROM {ref} WHERE {where}",  # noqa: S608
+        "idem_select": f"SELECT {fp}, {d.json_out(result)}, {d.time_out(expires)} FROM {ref} WHERE {where}",  # noqa: S608
         "idem_sweep": f"DELETE FROM {ref} WHERE ({scope}, {key}) IN ({oldest})",  # noqa: S608
     }
 

@@ -95,18 +95,26 @@ class SqlStore:
         """In the write's transaction: claim ``idem``'s key with the call's ``result``; ``None``
         when claimed (the caller writes), else the stored result of the first call
         (``ConflictError`` if it had other arguments). Keys are scoped by ``table`` (a database
-        may hold several schemas) and the operation. An expired key is freed first."""
+        may hold several schemas) and the operation.
+
+        A fresh key costs one statement (the claim), a stored one two (the claim, then the
+        read); an expired one is deleted and claimed again."""
         if idem is None:
             return None
         d, sql = self.dialect, self.sql
         now = utc_now()
         key = {"scope": f"{table}/{idem.scope}", "key": idem.key}
-        session.execute(sql.idem_free, {**key, "now": d.encode_time(now)})
-        claim = {"fp": idem.fingerprint, "result": idem.encode(result), "expires": d.encode_time(idem.expires_at(now))}
-        if session.execute(sql.idem_claim, {**key, **claim}) > 0:
+        claim = {**key, "fp": idem.fingerprint, "result": idem.encode(result)}
+        claim["expires"] = d.encode_time(idem.expires_at(now))
+        if session.execute(sql.idem_claim, claim) > 0:
             return None
         row = session.fetchone(sql.idem_select, key)
-        if row is None:  # claimed and freed again by a concurrent call: report it as a race
+        if row is not None and d.decode_time(row[2]) <= now:  # expired: forgotten, so claimed anew
+            session.execute(sql.idem_free, {**key, "now": d.encode_time(now)})
+            if session.execute(sql.idem_claim, claim) > 0:
+                return None
+            row = session.fetchone(sql.idem_select, key)
+        if row is None:  # claimed and freed again by concurrent calls meanwhile: report the race
             raise ConflictError(f"idempotency_key {idem.key!r} is in use by a concurrent call")
         text = row[1] if isinstance(row[1], str) else json.dumps(d.decode_json(row[1], None))
         return idem.replay(str(row[0]), text, cls)
