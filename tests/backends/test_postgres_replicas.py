@@ -297,6 +297,7 @@ def test_read_urls_are_checked_and_their_passwords_never_shown() -> None:
     assert "primary-pw" not in text
     assert "db2" in text
     assert "db3" in text
+    assert hash(config) == hash(PostgresConfig(db_url=good, read_urls=list(config.read_urls)))  # still hashable
 
     bad = [
         (["postgresql://app:bad-s3cret@db2:99999/chat"], "postgres.read_urls[0]", "invalid port"),
@@ -312,6 +313,22 @@ def test_read_urls_are_checked_and_their_passwords_never_shown() -> None:
         assert words in str(caught.value), str(caught.value)
         assert "bad-s3cret" not in str(caught.value)
         assert "bad-s3cret" not in repr(PostgresConfig(db_url=good, read_urls=urls))  # type: ignore[arg-type]
+
+
+def test_a_multi_host_db_url_is_checked_and_its_password_never_shown() -> None:
+    url = "postgresql://app:multi-s3cret@db-a:5432,db-b:5433/chat?target_session_attrs=read-write"
+    config = PostgresConfig(db_url=url)
+    config.validate()
+    assert "multi-s3cret" not in repr(config)
+    assert "db-a:5432,db-b:5433" in repr(config)
+    for bad, words in [
+        (url.replace("5433", "99999"), "invalid port"),
+        (url.replace("read-write", "writable"), "target_session_attrs must be one of"),
+    ]:
+        with pytest.raises(ConfigError, match=words) as caught:
+            PostgresConfig(db_url=bad).validate()
+        assert caught.value.field == "postgres.db_url"
+        assert "multi-s3cret" not in str(caught.value)
 
 
 def test_read_urls_need_db_url_not_an_application_pool() -> None:

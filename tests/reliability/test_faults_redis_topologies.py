@@ -78,6 +78,7 @@ def _run_failover(storage: Storage, kill: Any, name: str) -> dict[str, Any]:
     late = [ack for ack in lost if ack.at < killed_at - LOSS_WINDOW]
     assert late == [], f"writes acknowledged more than {LOSS_WINDOW} s before the kill were lost: {late[:3]}"
     assert load.conflicts_after_retry == 0, "a write was re-sent by the driver"
+    assert load.slow == [], f"calls slower than the configured timeouts allow ({BOUND} s): {load.slow[:5]}"
     refused = sum(load.unavailable.values())
     outage = refused_after if refused_after is not None else 0.0
     result = {

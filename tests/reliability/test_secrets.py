@@ -249,3 +249,50 @@ def test_postgres_url_is_parsed_by_libpq_at_create_storage_and_never_shown(
     assert exposure.leaks(PG_PASSWORD) == []
     assert exposure.leaks(BAD_ESCAPE) == []
     assert len(exposure.errors) == 5
+
+
+@pytest.mark.redis
+def test_redis_topology_password_appears_nowhere(
+    redis_cluster_backend: Any, redis_sentinel_backend: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis Cluster and a Sentinel-managed master: reprs, logs (DEBUG, redis-py's cluster
+    client included) and errors never show the password."""
+    from tests.servers.redis import PASSWORD as REDIS_PASSWORD
+
+    log_everything(caplog)
+    exposure = Exposure()
+    try:
+        for backend in (redis_cluster_backend, redis_sentinel_backend):
+            exercise(exposure, backend.config())
+            storage = create_storage(backend.config())
+            try:
+                raw = storage.raw
+                exposure.show("store", getattr(raw, "store", None))
+                exposure.show("topology", getattr(getattr(raw, "store", None), "topology", None))
+                exposure.show("address", getattr(raw, "store", None).address())  # type: ignore[union-attr]
+                exposure.show("client", getattr(getattr(raw, "store", None), "client", None))
+            finally:
+                storage.close()
+        dead = f"redis://:{REDIS_PASSWORD}@127.0.0.1:{free_port()}/0"
+        short: dict[str, Any] = {"pool_timeout_secs": 1.0, "socket_timeout_secs": 1.0, "connect_timeout_secs": 1.0}
+        exposure.error(
+            "no cluster node answers",
+            lambda: create_storage(
+                StorageFactoryConfig(backend="redis", redis=RedisConfig(url=dead, cluster=True, **short))
+            ),
+            BackendUnavailableError,
+        )
+        sentinels = RedisConfig(url=dead, sentinels=[f"127.0.0.1:{free_port()}"], sentinel_service="svc", **short)
+
+        def use_sentinels() -> None:
+            with create_storage(StorageFactoryConfig(backend="redis", redis=sentinels)) as storage:
+                storage.conversations.get_conversation("x")
+
+        exposure.error("no sentinel answers", use_sentinels, BackendUnavailableError)
+    finally:
+        redis_cluster_backend.wipe()
+        redis_sentinel_backend.wipe()
+    exposure.texts.append(("logs", caplog.text))
+    assert caplog.records, "nothing was logged at DEBUG: the log check would prove nothing"
+    assert exposure.leaks(REDIS_PASSWORD) == []
+    assert len(exposure.errors) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +168,74 @@ def test_sslmode_against_a_tls_server_encrypts_and_verifies() -> None:
         assert PG_PASSWORD not in str(info.value)
     finally:
         server.stop()
+
+
+@pytest.mark.redis
+def test_sentinel_over_tls_finds_the_master_with_the_urls_tls_settings(tmp_path: Path) -> None:
+    """A TLS-only master and a TLS-only sentinel: ``rediss://`` with the CA reaches both."""
+    import redis
+
+    cert, key = self_signed(tmp_path)
+    tls = ("--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert))
+    master_port = free_port()
+    master = RedisServer(
+        redis_executable(),
+        tmp_path,
+        password=SECRET,
+        extra_args=("--tls-port", str(master_port), *tls, "--tls-auth-clients", "no"),
+    )
+    try:
+        master.start()
+    except RuntimeError:
+        server_missing("this redis-server was built without TLS support")
+    sentinel_port = free_port()
+    directory = tmp_path / "sentinel"
+    directory.mkdir()
+    conf = directory / "sentinel.conf"
+    conf.write_text(
+        f"port 0\ntls-port {sentinel_port}\nbind 127.0.0.1\ndir {directory}\n"
+        f"tls-cert-file {cert}\ntls-key-file {key}\ntls-ca-cert-file {cert}\ntls-auth-clients no\n"
+        "tls-replication yes\n"
+        f"sentinel monitor tlsmain 127.0.0.1 {master_port} 1\nsentinel auth-pass tlsmain {SECRET}\n"
+    )
+    sentinel = subprocess.Popen(
+        [redis_executable(), str(conf), "--sentinel"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        cwd=directory,
+    )
+    try:
+        trust = f"ssl_cert_reqs=required&ssl_ca_certs={cert}"
+        # The URL's host names a port nothing listens on: only the password, TLS and db count.
+        url = f"rediss://:{SECRET}@127.0.0.1:{free_port()}/0?{trust}"
+        config = RedisConfig(url=url, sentinels=[f"127.0.0.1:{sentinel_port}"], sentinel_service="tlsmain", **SHORT)
+        made = None
+        for _ in range(100):  # the sentinel needs a moment to start and reach the master
+            try:
+                with create_storage(StorageFactoryConfig(backend="redis", redis=config)) as storage:
+                    made = storage.conversations.create_conversation(NewConversation(metadata={"tls": True}))
+                    assert storage.conversations.get_conversation(made.id) == made
+                    pools = find_instances(storage, redis.ConnectionPool)
+                    assert all(issubclass(p.connection_class, redis.SSLConnection) for p in pools)
+                break
+            except BackendUnavailableError:
+                time.sleep(0.1)
+        assert made is not None, "the sentinel never named the TLS master"
+        # Without the CA neither the sentinel nor the master is trusted.
+        untrusted = RedisConfig(
+            url=f"rediss://:{SECRET}@127.0.0.1:1/0",
+            sentinels=[f"127.0.0.1:{sentinel_port}"],
+            sentinel_service="tlsmain",
+            **SHORT,
+        )
+        with create_storage(StorageFactoryConfig(backend="redis", redis=untrusted)) as storage:
+            started = time.monotonic()
+            with pytest.raises(BackendUnavailableError) as info:
+                storage.conversations.get_conversation("x")
+        assert SECRET not in str(info.value)
+        # Refused at once (no retries with a backoff of seconds behind the timeouts' back).
+        assert time.monotonic() - started < 2 * SHORT["connect_timeout_secs"]
+    finally:
+        sentinel.terminate()
+        sentinel.wait(timeout=10)
+        master.stop()

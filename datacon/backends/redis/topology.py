@@ -16,7 +16,7 @@ not care which, except that in a cluster every key of one schema carries one has
   ``sentinel_service`` when they connect, and drop and re-ask when the server they reach
   answers as a replica (after a failover). The URL gives the password, user, TLS and
   database; its host is not used. Sentinels are asked without a password (``sentinel_kwargs``
-  carry only the timeouts, and TLS when the URL is ``rediss://``).
+  carry only the timeouts, and with a ``rediss://`` URL its TLS settings).
 """
 
 from __future__ import annotations
@@ -109,9 +109,15 @@ def open_client(config: RedisConfig) -> Topology:
         sentinel_kwargs: dict[str, Any] = {
             "socket_timeout": config.socket_timeout_secs,
             "socket_connect_timeout": config.connect_timeout_secs,
+            # redis-py's clients of the sentinels would otherwise retry 3 times with a
+            # backoff of seconds: a sentinel that cannot be asked is passed over at once.
+            "retry": Retry(NoBackoff(), 0),
         }
         if tls:
+            # The sentinels are asked over TLS too, trusting what the URL trusts (its ssl_*
+            # options: CA, verification, client certificate).
             sentinel_kwargs["ssl"] = True
+            sentinel_kwargs.update({k: v for k, v in kwargs.items() if k.startswith("ssl_")})
         addresses = [sentinel_address(entry) for entry in config.sentinels]
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
             [a for a in addresses if a is not None], sentinel_kwargs=sentinel_kwargs
