@@ -350,7 +350,8 @@ class Storage:
 
         ``older_than`` is the cutoff (an aware datetime; "before" is strict, ``created_at <
         cutoff``) or an age (a ``timedelta``: the cutoff is now minus it). It works in batches of
-        ``batch_size`` ids, each one short transaction (or one Redis script), so concurrent
+        ``batch_size`` ids (at most the backend's ``Prunable.max_batch``: 1000 on SQL), each one
+        short transaction (or one Redis script), so concurrent
         writers keep working; interrupted, it leaves a consistent state, and running it again
         finishes the job. An item still linked to a surviving conversation (or to any
         conversation id that was not pruned) survives. ``dry_run`` counts what would be deleted
