@@ -109,6 +109,10 @@ def _libpq_reason(message: str, conninfo: str) -> str:
     return re.sub(r'"([^"]*)"', keep_names, first)
 
 
+#: libpq's values of ``target_session_attrs`` (``read-write`` picks the primary of a multi-host URL).
+_SESSION_ATTRS = ("any", "read-write", "read-only", "primary", "standby", "prefer-standby")
+
+
 def _check_libpq(conninfo: str, field: str, kind: str = "db_url") -> None:
     """Parse ``conninfo`` with libpq's own parser (when psycopg is installed) and check its ports."""
     url = _URL_SCHEME.match(conninfo)
@@ -128,6 +132,10 @@ def _check_libpq(conninfo: str, field: str, kind: str = "db_url") -> None:
     for port in str(params.get("port") or "").split(","):
         if port and not (port.isdigit() and 0 < int(port) < 65536):
             raise ConfigError(f"invalid {kind}: invalid port", field)
+    # libpq checks this one only when it connects (after the pool's connect timeout).
+    attrs_ = params.get("target_session_attrs")
+    if attrs_ is not None and attrs_ not in _SESSION_ATTRS:
+        raise ConfigError(f"invalid {kind}: target_session_attrs must be one of {', '.join(_SESSION_ATTRS)}", field)
 
 
 def _parse_url(url: str, field: str, kind: str, schemes: tuple[str, ...]) -> SplitResult:
@@ -225,8 +233,8 @@ class PostgresConfig:
     #: them (round robin), each through its own pool of ``pool_max`` connections; writes, schema
     #: checks and migrations go to ``db_url``. In a ``request_context``, reads after a write
     #: through the same storage go to ``db_url`` (they see it). A replica that cannot be reached
-    #: is skipped for a while (``db_url`` serves).
-    read_urls: list[str] = attrs.field(factory=list, repr=_redact_conninfos)
+    #: is skipped for a while (``db_url`` serves). Left out of the hash (a list is unhashable).
+    read_urls: list[str] = attrs.field(factory=list, repr=_redact_conninfos, hash=False)
 
     def validate(self) -> None:
         """``db_url`` as libpq reads it (or ``pool``), ``read_urls`` likewise, pool sizes and
