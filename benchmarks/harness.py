@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import statistics
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ SECTIONS = {
     "chain": "2b. Response chains (ratio = naive one-query-per-link walk / datacon; higher is better)",
     "async": "3. Async facade (per call: async / sync time; throughput: async / threads)",
     "peers": "4. Peers, same workload and server (ratio = peer time / datacon time; > 1: datacon faster)",
+    "delay": "4b. Behind a network delay (delaying TCP proxy; chain, append: slower way / datacon; higher is better)",
     "memory": "5. Memory (peak RSS per stored item)",
     "telemetry": "6. Telemetry (ratio = with opentelemetry-api, no SDK / without opentelemetry; lower is better)",
 }
@@ -208,7 +210,8 @@ def write_charts(rows: Sequence[Row], directory: Path, prefix: str) -> list[Path
         chart = _Chart()
         for row in rows:
             if row.section == section and row.ratio is not None and row.ratio > 0:
-                chart.labels.append(f"{row.backend}: {row.measure}\ndatacon vs {row.other_label}")
+                ours = "datacon sync API" if section == "peers" else "datacon"
+                chart.labels.append(f"{row.backend}: {row.measure}\n{ours} vs {row.other_label}")
                 chart.values.append(row.ratio)
                 chart.targets.append(_target_value(row.target))
                 chart.colours.append({True: "#2e7d32", False: "#c62828", None: "#546e7a"}[row.met])
@@ -227,7 +230,8 @@ def write_charts(rows: Sequence[Row], directory: Path, prefix: str) -> list[Path
         if section in ("chain", "peers"):  # these ratios span orders of magnitude
             ax.set_xscale("log")
         ax.set_xlabel("ratio (black tick: target; green met, red missed, grey no target)")
-        ax.set_title(f"{heading}\n{takeaway([row for row in rows if row.section == section])}", fontsize=8, loc="left")
+        summary = textwrap.fill(takeaway([row for row in rows if row.section == section]), 120)
+        ax.set_title(f"{heading}\n{summary}", fontsize=8, loc="left")
         fig.tight_layout()
         path = directory / f"{prefix}-{section}.png"
         fig.savefig(path, dpi=110)

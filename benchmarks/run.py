@@ -50,7 +50,7 @@ def _header(command: str, quick: bool) -> str:
 
 def run_backend(name: str, settings: Settings, only: Sequence[str] = ()) -> list[Row]:
     """Every workload of one backend (or those in ``only``); a failure becomes a row saying what failed."""
-    from benchmarks import peers, targets, workloads
+    from benchmarks import delay, peers, targets, workloads
 
     rows: list[Row] = []
     # Every section but "telemetry" measures a default install (no opentelemetry); that one
@@ -65,8 +65,12 @@ def run_backend(name: str, settings: Settings, only: Sequence[str] = ()) -> list
                 ("async", lambda: workloads.run_async(target, settings)),
                 ("peers", lambda: peers.run_peers(target, settings)),
             ]
+            if name in ("postgres", "redis"):
+                steps.append(("delay", lambda: delay.run_delay(target, settings)))
             if name == "memory":
                 steps.append(("memory", lambda: workloads.run_rss(settings)))
+            else:
+                steps.append(("memory", lambda: workloads.run_client_rss(target, settings)))
             if name in ("memory", "sqlite"):
                 steps.append(("telemetry", lambda: workloads.run_telemetry(target, settings)))
             for section, step in steps:

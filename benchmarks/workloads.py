@@ -558,6 +558,63 @@ def run_rss(s: Settings) -> list[Row]:
     ]
 
 
+def _where(t: Target) -> str:
+    """Where a fresh process finds ``t``'s data: the SQLite file, the PostgreSQL DSN, the Redis URL."""
+    if t.backend == "sqlite":
+        return f"{t.server['directory']}/datacon-bench.db"
+    return t.server["dsn"] if t.backend == "postgres" else t.server["url"]
+
+
+#: How far a paging client's RSS may grow over the walk (last or highest sample / the sample
+#: after its first 50 pages, once its caches and pools are warm).
+FLAT_TARGET = 1.10
+
+
+def run_client_rss(t: Target, s: Settings) -> list[Row]:
+    """Peak RSS per stored item of a SQLite, PostgreSQL or Redis client, and the RSS of a fresh
+    process reading a long conversation page by page (it must stay flat)."""
+    from benchmarks.rss import measure, paging
+
+    where = _where(t)
+    count = 500 if s.quick else 10_000
+    per_item, empty, full = measure(count, backend=t.backend, where=where)
+    rows = [
+        Row(
+            t.backend,
+            "memory",
+            f"client peak RSS per item, {count:,} items created and linked",
+            f"{per_item:,.0f} bytes/item",
+            "empty run (imports + empty storage)",
+            f"{empty / 2**20:,.1f} MiB → {full / 2**20:,.1f} MiB",
+            None,
+            note="the server holds the data: a client keeps nothing per item",
+        )
+    ]
+    conversation = t.storage.conversations.create_conversation(NewConversation()).id
+    total = s.big_conversation
+    t.baseline.bulk_items(conversation, _timeline(total, EPOCH), MESSAGE)
+    analyze(t)
+    read, samples = paging(conversation, t.backend, where)
+    assert read == total, f"read {read:,} of {total:,} items"
+    warm = samples[1] if len(samples) > 2 else samples[0]
+    growth = max(samples[1:]) / warm
+    rows.append(
+        Row(
+            t.backend,
+            "memory",
+            f"RSS reading {total:,} items, 100 per page, to the end",
+            f"{max(samples[1:]) / 2**20:,.1f} MiB (highest)",
+            "after the first 50 pages",
+            f"{warm / 2**20:,.1f} MiB",
+            growth,
+            f"≤ {FLAT_TARGET:g}",
+            growth <= FLAT_TARGET,
+            note=f"{len(samples)} samples, {min(samples) / 2**20:,.1f} to {max(samples) / 2**20:,.1f} MiB",
+        )
+    )
+    return rows
+
+
 def _rewrapped(t: Target, *, otel: bool) -> Storage:
     """The target's backend behind a second guard, with OpenTelemetry seen as present or absent.
 

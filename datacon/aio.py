@@ -7,6 +7,7 @@ import contextlib
 import functools
 import math
 import threading
+import weakref
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -59,12 +60,43 @@ _PENDING, _RUNNING, _DONE, _DROPPED = range(4)
 _DISPATCH: RunVar[CapacityLimiter] = RunVar("datacon-dispatch")
 
 
+class _LoopCache:
+    """The value a ``RunVar`` holds in the last asyncio loop that asked, without the lookup.
+
+    A ``RunVar`` lookup (anyio's current token, then a weak dictionary) costs a few µs, twice
+    per call; the running asyncio loop is the token, so the last ``(loop, value)`` pair is
+    kept (one tuple, replaced whole: threads running other loops read a consistent pair) and
+    any other loop, or trio, goes through the ``RunVar``. The loop is held weakly.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], CapacityLimiter] | None = None
+
+    def get(self, var: RunVar[CapacityLimiter], make: Callable[[], CapacityLimiter]) -> CapacityLimiter:
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # trio
+            loop = None
+        last = self._last
+        if loop is not None and last is not None and last[0]() is loop:
+            return last[1]
+        value = var.get(None)
+        if value is None:
+            # No await between get and set: two tasks of one loop cannot both create one.
+            value = make()
+            var.set(value)
+        if loop is not None:
+            self._last = (weakref.ref(loop), value)
+        return value
+
+
+_DISPATCH_CACHE = _LoopCache()
+
+
 def _dispatch_limiter() -> CapacityLimiter:
-    limiter = _DISPATCH.get(None)
-    if limiter is None:
-        limiter = CapacityLimiter(math.inf)
-        _DISPATCH.set(limiter)
-    return limiter
+    return _DISPATCH_CACHE.get(_DISPATCH, lambda: CapacityLimiter(math.inf))
 
 
 class _Dropped(Exception):
@@ -173,16 +205,12 @@ class _ThreadRunner:
     def __init__(self, max_threads: int) -> None:
         self.max_threads = max(1, max_threads)
         self._limiter: RunVar[CapacityLimiter] = RunVar(f"datacon-limiter-{id(self):x}")
+        self._cache = _LoopCache()
 
     @property
     def limiter(self) -> CapacityLimiter:
         """This storage's limiter in the running event loop (made on first use)."""
-        limiter = self._limiter.get(None)
-        if limiter is None:
-            # No await between get and set: two tasks of one loop cannot both create one.
-            limiter = CapacityLimiter(self.max_threads)
-            self._limiter.set(limiter)
-        return limiter
+        return self._cache.get(self._limiter, lambda: CapacityLimiter(self.max_threads))
 
     async def run(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``func(*args, **kwargs)`` in a worker thread, in a copy of the caller's context.

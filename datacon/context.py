@@ -94,6 +94,22 @@ def note_write(token: object) -> None:
 
 
 def wrote_here(token: object) -> bool:
-    """Whether the storage ``token`` stands for wrote in the current request context."""
+    """Whether the storage ``token`` stands for wrote in the current request context (or the
+    caller asked for the primary with :func:`reads_from_primary`)."""
+    if _FROM_PRIMARY.get():
+        return True
     ctx = _REQUEST_CONTEXT.get()
     return ctx is not None and token in ctx._wrote
+
+
+_FROM_PRIMARY: contextvars.ContextVar[bool] = contextvars.ContextVar("datacon_from_primary", default=False)
+
+
+@contextmanager
+def reads_from_primary() -> Iterator[None]:
+    """Inside the block, storages with read replicas read from their primary (health probes)."""
+    token = _FROM_PRIMARY.set(True)
+    try:
+        yield
+    finally:
+        _FROM_PRIMARY.reset(token)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import attrs
 
+from datacon.context import reads_from_primary
 from datacon.errors import BackendUnavailableError, DataconError
 from datacon.models import (
     Conversation,
@@ -385,8 +386,9 @@ class Storage:
         """One cheap round trip to the backend, and the pool's counters: for readiness probes.
 
         It reads a conversation that does not exist through the backend itself (one indexed
-        lookup; nothing is written, no hook runs, no span is made) and never raises for a
-        backend failure: the report says ``ok=False`` with the error instead. It waits for a
+        lookup, on the primary even with read replicas: the server writes need; nothing is
+        written, no hook runs, no span is made) and never raises for a backend failure: the
+        report says ``ok=False`` with the error instead. It waits for a
         pooled connection like any call, so a saturated pool shows as a slow or failed
         (``PoolTimeoutError``) check.
         """
@@ -395,7 +397,8 @@ class Storage:
         start = perf_counter()
         error: str | None = None
         try:
-            self.raw.conversations.get_conversation(HEALTH_PROBE_ID)
+            with reads_from_primary():
+                self.raw.conversations.get_conversation(HEALTH_PROBE_ID)
         except DataconError as exc:
             error = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # noqa: BLE001 - a probe reports, it does not raise; the type only (no message)

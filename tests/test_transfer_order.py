@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from datacon import ListParams, NewConversation, NewConversationItem, SortOrder, Storage, create_storage, transfer
+from datacon.backends.base import Enumerable, RecordKind
 from datacon.models import Link
 from datacon.schema import SchemaConfig
 from tests.support import BackendUnderTest
@@ -18,6 +19,7 @@ T0 = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
 # Ids that sort against the order they are linked in: an order by item id would reverse them.
 TURN = ["msg_z", "fc_y", "fco_x", "msg_a"]
 ORDER = [*TURN, "msg_0"]
+KINDS: list[RecordKind] = ["conversation", "item", "link"]
 
 
 def test_export_then_import_keeps_the_order_of_links_sharing_one_added_at(
@@ -58,3 +60,27 @@ def test_export_then_import_keeps_the_order_of_links_sharing_one_added_at(
             check(fresh)
     finally:
         backend.wipe(schema)  # the next variant may share this server
+
+
+def test_a_later_enumeration_or_count_sees_records_written_after_an_earlier_one(
+    backend_variant: tuple[BackendUnderTest, SchemaConfig | None, str],
+) -> None:
+    # Redis enumerates from a snapshot of its keys: a new enumeration (and every count) takes
+    # a new one, so a storage kept open across exports never reports stale data.
+    backend, schema, _ = backend_variant
+    try:
+        with create_storage(backend.config(schema=schema)) as storage:
+            raw = storage.raw
+            assert isinstance(raw, Enumerable), raw
+            storage.conversations.create_conversation(NewConversation(id="conv_a"))
+            storage.items.append_items("conv_a", [NewConversationItem("message", "a", id="msg_a")], T0)
+            assert [raw.count(kind) for kind in KINDS] == [1, 1, 1]
+            assert [c.id for c in raw.iter_conversations(None, 10)] == ["conv_a"]
+            storage.conversations.create_conversation(NewConversation(id="conv_b"))
+            storage.items.append_items("conv_b", [NewConversationItem("message", "b", id="msg_b")], T0)
+            assert [raw.count(kind) for kind in KINDS] == [2, 2, 2]
+            assert [c.id for c in raw.iter_conversations(None, 10)] == ["conv_a", "conv_b"]
+            assert [i.id for i in raw.iter_items(None, 10)] == ["msg_a", "msg_b"]
+            assert [row[0].item_id for row in raw.iter_links(None, 10)] == ["msg_a", "msg_b"]
+    finally:
+        backend.wipe(schema)

@@ -37,6 +37,10 @@ def _link_keys(conversation_id: str) -> list[str]:
     return [f"conversation:{conversation_id}:items", f"link_seq:{conversation_id}"]
 
 
+#: The item fields list_items reads (datacon's default schema), in the order the script returns them.
+ITEM_FIELDS = ("response_id", "item_type", "role", "content", "status", "created_at")
+
+
 def _row(flat: Sequence[str]) -> dict[str, str]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}
 
@@ -129,10 +133,11 @@ class RedisBaseline:
     def list_page(
         self, conversation_id: str, limit: int, *, after: str | None = None, desc: bool = False
     ) -> list[dict[str, Any]]:
-        # No page position (ARGV[5..7] empty): the page after an item id, as list_items.
-        args: list[str | int] = ["item:", limit, "1" if desc else "0", after or "", "", "", ""]
+        # No page position (ARGV[5..7] empty): the page after an item id, as list_items,
+        # reading the same six fields (ARGV[8..]), which come back in that order.
+        args: list[str | int] = ["item:", limit, "1" if desc else "0", after or "", "", "", "", *ITEM_FIELDS]
         _, rows = self.list(keys=_link_keys(conversation_id), args=args)  # {more, rows}
-        return [_item(_row(row)) for _, row, _, _ in rows]
+        return [_item(dict(zip(ITEM_FIELDS, row, strict=True))) for _, row, _, _ in rows]
 
     def chain(self, response_id: str) -> list[dict[str, Any]]:
         rows = self.get_chain(args=["response:", response_id, -1, "previous_response_id"])

@@ -12,9 +12,10 @@ script, or under the same lock) as the write**:
 3. absent: write the records and the key with the call's result (:meth:`Idempotency.encode`),
    kept ``ttl_secs``; if the write fails, neither is written, so the key stays unused.
 
-Concurrent calls with one key are resolved by the backend's uniqueness (a primary key, ``SET
-NX`` inside a script, a lock): one writes, the others replay its result (or, where the
-database reports the race as a duplicate key, get ``ConflictError``).
+Concurrent calls with one key are resolved by the backend's uniqueness (a primary key; the
+key read and set in the one atomic script of the write; a lock): one writes, the others
+replay its result (or, where the database reports the race as a duplicate key, get
+``ConflictError``).
 """
 
 from __future__ import annotations

@@ -67,18 +67,27 @@ def _chunks(ids: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield ids[start : start + size]
 
 
+class _Tally:
+    """The running report of one prune or erasure, shown to ``progress`` after every batch."""
+
+    def __init__(self, report: PruneReport, progress: Progress | None) -> None:
+        self.report = report
+        self._progress = progress
+
+    def advance(self, **counts: int) -> None:
+        report = self.report
+        self.report = attrs.evolve(report, **{name: getattr(report, name) + n for name, n in counts.items()})
+        if self._progress is not None:
+            self._progress(self.report)
+
+
 def prune(
     ops: Prunable, cutoff: datetime, *, dry_run: bool, batch_size: int, progress: Progress | None = None
 ) -> PruneReport:
     """Delete (or count) what is older than ``cutoff`` (aware UTC); see the module docstring."""
     batch = max(1, min(batch_size, ops.max_batch))
-    report = PruneReport(dry_run=dry_run)
-
-    def advance(**counts: int) -> None:
-        nonlocal report
-        report = attrs.evolve(report, **{name: getattr(report, name) + n for name, n in counts.items()})
-        if progress is not None:
-            progress(report)
+    tally = _Tally(PruneReport(dry_run=dry_run), progress)
+    advance = tally.advance
 
     for page in _keys(ops, "response", cutoff, batch):
         ids = [record_id for _, record_id in page]
@@ -104,7 +113,7 @@ def prune(
             stored.update(ops.existing_conversations(chunk))
         kept = {item_id for item_id, cid in links if cid not in stored or stored[cid] >= cutoff}
         advance(items=sum(1 for record_id in ids if record_id not in kept))
-    return report
+    return tally.report
 
 
 def erase_identifier(
@@ -112,13 +121,8 @@ def erase_identifier(
 ) -> PruneReport:
     """Delete (or count) what belongs to ``identifier``; see the module docstring."""
     batch = max(1, min(batch_size, ops.max_batch))
-    report = PruneReport(dry_run=dry_run)
-
-    def advance(**counts: int) -> None:
-        nonlocal report
-        report = attrs.evolve(report, **{name: getattr(report, name) + n for name, n in counts.items()})
-        if progress is not None:
-            progress(report)
+    tally = _Tally(PruneReport(dry_run=dry_run), progress)
+    advance = tally.advance
 
     # The conversations its responses name (one user's: kept in memory), then those to erase.
     named: set[str] = set()
@@ -145,7 +149,7 @@ def erase_identifier(
             items.update(item_id for item_id in linked if item_id not in kept)
             advance(conversations=len(chunk), links=len(links))
         advance(items=len(items), responses=responses)
-        return report
+        return tally.report
     for chunk in _chunks(erased, batch):
         conversations, links_deleted, items_deleted = ops.delete_conversations(chunk, with_items=True)
         advance(conversations=conversations, links=links_deleted, items=items_deleted)
@@ -155,4 +159,4 @@ def erase_identifier(
         deleted = ops.delete_responses([rid for rid, _ in page])
         advance(responses=deleted)
         after = page[-1][0]
-    return report
+    return tally.report

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
 from datacon import (
@@ -24,9 +25,11 @@ from datacon import (
     NewConversation,
     NewConversationItem,
     PostgresConfig,
+    SchemaConfig,
     Storage,
     StorageFactoryConfig,
     StoredResponse,
+    TableConfig,
     create_storage,
     request_context,
 )
@@ -54,7 +57,11 @@ def _config(pair: ReplicatedPair, read_urls: list[str] | None = None, **options:
 
 @contextmanager
 def replay_paused(pair: ReplicatedPair) -> Iterator[None]:
-    """The standby applies nothing inside the block (it still receives WAL); resumed on exit."""
+    """The standby applies nothing inside the block (it still receives WAL); resumed on exit.
+
+    It has applied everything before (the tables a new storage just created included: a read
+    that finds no table on the replica is served by the primary, which would hide the lag)."""
+    _caught_up(pair)
     pair.standby.pause_replay()
     try:
         yield
@@ -87,7 +94,7 @@ def test_a_read_lags_outside_the_request_context_and_sees_the_write_inside_it(
             # In the same request context, after the write: the primary serves the read.
             assert storage.conversations.get_conversation(created.id) == created
         # Outside it, the replica serves: replay is paused, so it has not seen the write.
-        assert storage.conversations.get_conversation(created.id) is None, storage.pool_stats()
+        assert storage.conversations.get_conversation(created.id) is None, str(storage.pool_stats())
         # Another request context that did not write reads from the replica too.
         with request_context({"request": f"other-{tag}"}):
             assert storage.conversations.get_conversation(created.id) is None
@@ -235,6 +242,42 @@ def test_an_unreachable_replica_is_skipped_within_the_connect_timeout(
     assert stats["replicas_skipped"] == 1
     assert any("read replica datacon-replica-0 skipped" in record.getMessage() for record in caplog.records)
     assert all(PASSWORD not in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.postgres
+def test_a_read_on_a_replica_whose_schema_is_behind_is_served_by_the_primary(
+    postgres_replica_pair: ReplicatedPair,
+) -> None:
+    """Tables created on the primary, not replayed yet on the replica (a new deployment, a
+    migration): reads fall back to the primary instead of failing, the replica is not skipped."""
+    pair = postgres_replica_pair
+    table = f"dc_behind_{secrets.token_hex(4)}"
+    schema = SchemaConfig(conversations=TableConfig(table=table))
+    config = _config(pair)
+    assert config.postgres is not None
+    config = attrs.evolve(config, postgres=attrs.evolve(config.postgres, schema=schema))
+    try:
+        with replay_paused(pair), create_storage(config) as storage:  # the table exists on the primary only
+            created = storage.conversations.create_conversation(NewConversation())
+            assert storage.conversations.get_conversation(created.id) == created
+            assert storage.pool_stats()["replicas_skipped"] == 0
+    finally:
+        with pair.primary.admin() as conn:
+            conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+
+@pytest.mark.postgres
+def test_health_probes_the_primary_not_a_replica(postgres_replica_pair: ReplicatedPair) -> None:
+    """A readiness probe checks the server writes need: an unreachable replica is not even
+    tried (a get would wait the connect timeout for it, then skip it)."""
+    dead = f"postgresql://datacon:{PASSWORD}@127.0.0.1:{free_port()}/datacon_test"
+    with create_storage(_config(postgres_replica_pair, [dead], connect_timeout_secs=2)) as storage:
+        report = storage.health()
+        assert report.ok, report.error
+        assert report.pool["replicas_skipped"] == 0
+        assert report.latency_secs < 1.5
+        assert storage.conversations.get_conversation("nope") is None  # a get tries the replica...
+        assert storage.health().pool["replicas_skipped"] == 1  # ...and skips it; health shows it
 
 
 @pytest.mark.postgres

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from datacon import PostgresConfig, StorageFactoryConfig, create_storage
+from datacon import NewConversation, PostgresConfig, StorageFactoryConfig, create_storage
 from datacon.errors import BackendUnavailableError
 from tests.reliability import figures
 from tests.reliability._load import WriterLoad
@@ -57,8 +57,10 @@ def pair(request: pytest.FixtureRequest) -> Iterator[ReplicatedPair]:
 
 def test_primary_killed_standby_promoted_the_storage_recovers(pair: ReplicatedPair) -> None:
     mode = "async" if pair.primary.synchronous is None else "sync"
+    # The standby also serves reads (read_urls): they go on while there is no primary.
     config = PostgresConfig(
         db_url=pair.failover_url(),
+        read_urls=[pair.read_url()],
         pool_max=8,
         pool_timeout_secs=POOL_TIMEOUT,
         connect_timeout_secs=CONNECT_TIMEOUT,
@@ -89,8 +91,21 @@ def test_primary_killed_standby_promoted_the_storage_recovers(pair: ReplicatedPa
             time.sleep(0.05)
         during = sum(load.unavailable.values())
         with pytest.raises(BackendUnavailableError) as outage:
-            storage.conversations.get_conversation("probe")
+            storage.conversations.create_conversation(NewConversation())
         assert PASSWORD not in str(outage.value)
+        # Reads of what the standby has are served by it meanwhile (once it is back from the
+        # restart its WAL receiver's death caused).
+        known = next(ack.key[0] for ack in load.acks if ack.kind == "conversation")
+        read_back: float | None = None
+        attempts = 0
+        while read_back is None and time.monotonic() - killed_at < DOWN[mode]:
+            attempts += 1
+            try:
+                if storage.conversations.get_conversation(known) is not None:
+                    read_back = time.monotonic() - killed_at
+            except BackendUnavailableError:
+                time.sleep(0.05)
+        assert read_back is not None, "no read was served by the standby while the primary was down"
 
         # A failover manager takes a while to decide; the pool must not back off meanwhile.
         time.sleep(max(0.0, DOWN[mode] - (time.monotonic() - killed_at)))
@@ -126,6 +141,8 @@ def test_primary_killed_standby_promoted_the_storage_recovers(pair: ReplicatedPa
     window = f" (all acknowledged in the last {killed_at - min(a.at for a in lost):.3f} s)" if lost else ""
     figures.record(
         f"failover[postgres-{mode}]",
+        f"reads served by the standby while writes failed ({attempts} attempt(s) to the first, "
+        f"{read_back:.2f} s after the kill); "
         f"{len(load.acks)} writes acknowledged ({before_kill} before the primary was killed, "
         f"{before_kill - acked_before_lag} of them in the {LAG_SECS:g} s the standby was stopped), "
         f"{len(lost)} lost{window}; "

@@ -1,8 +1,9 @@
 """``RedisBackend``: the three Redis storages over one store; enumerable, restorable, versioned.
 
-Redis keeps no order of its keys, so the first read of a kind ``SCAN``s its keys once and
-keeps the sorted ids (about 100 bytes each) for the backend's lifetime; pages then follow
-that snapshot (records deleted or expired meanwhile are skipped). Each restore batch is one
+Redis keeps no order of its keys, so an enumeration's first page (``after`` of ``None``)
+``SCAN``s the kind's keys and keeps the sorted ids (about 100 bytes each) until the next
+enumeration of that kind starts; its pages follow that snapshot (records deleted or expired
+meanwhile are skipped). ``count`` always scans afresh. Each restore batch is one
 ``MULTI``/``EXEC`` of the store's own write scripts: applied whole, or not at all if the
 connection fails before ``EXEC``. Its layout version and ``datacon migrate`` are in ``migrate``;
 ``durability`` reads the server's persistence settings for ``datacon doctor``.
@@ -77,8 +78,8 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable, Prunable):
 
     # Enumerable
 
-    def _scan(self, kind: RecordKind) -> list[str]:
-        cached = self._ids.get(kind)
+    def _scan(self, kind: RecordKind, *, fresh: bool = False) -> list[str]:
+        cached = None if fresh else self._ids.get(kind)
         if cached is not None:
             return cached
         s = self.store
@@ -108,7 +109,7 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable, Prunable):
         key: Callable[[str], str],
         decode: Callable[[str, Mapping[str, str]], R],
     ) -> list[R]:
-        all_ids = self._scan(kind)
+        all_ids = self._scan(kind, fresh=after_id is None)
         start = 0 if after_id is None else bisect.bisect_right(all_ids, after_id)
         ids = all_ids[start : start + batch]
         s = self.store
@@ -156,7 +157,9 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable, Prunable):
         return links
 
     def iter_links(self, after: LinkPosition | None, batch: int) -> Sequence[LinkRow]:
-        conversations = self._scan("link")
+        if after is None:
+            self._links = None
+        conversations = self._scan("link", fresh=after is None)
         index = 0 if after is None else bisect.bisect_left(conversations, after[0])
         page: list[LinkRow] = []
         while index < len(conversations) and len(page) < batch:
@@ -172,9 +175,9 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable, Prunable):
 
     def count(self, kind: RecordKind) -> int:
         if kind != "link":
-            return len(self._scan(kind))
+            return len(self._scan(kind, fresh=True))
         s = self.store
-        keys = [s.links_key(c) for c in self._scan("link")]
+        keys = [s.links_key(c) for c in self._scan("link", fresh=True)]
 
         def run() -> int:
             with s.client.pipeline(transaction=False) as pipe:

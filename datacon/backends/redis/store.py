@@ -679,11 +679,20 @@ class RedisItemStorage(BackendItems):
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         if params.limit <= 0:
             return []
-        return [item for item, _, _ in self.page_items(conversation_id, params, None)[0]]
+        item = self.store.codec.item_values  # the links' positions are not needed: not decoded
+        return [item(str(item_id), row) for item_id, row, _, _ in self._page(conversation_id, params, None)[1]]
 
     def page_items(
         self, conversation_id: str, params: ListParams, position: Position | None
     ) -> tuple[list[PageRow], bool]:
+        more, rows = self._page(conversation_id, params, position)
+        item = self.store.codec.item_values
+        return [(item(str(item_id), row), score_time(float(at)), int(seq)) for item_id, row, at, seq in rows], bool(
+            more
+        )
+
+    def _page(self, conversation_id: str, params: ListParams, position: Position | None) -> tuple[Any, list[Any]]:
+        """The list script's reply: ``(more, [(item id, values, score, sequence)...])``."""
         s = self.store
         where: list[str | int] = ["", "", ""]
         if position is not None:
@@ -698,10 +707,7 @@ class RedisItemStorage(BackendItems):
         ]
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
         more, rows = s.call("list_items", lambda: s.lua_list_items(keys=keys, args=args))
-        item = s.codec.item_values
-        return [(item(str(item_id), row), score_time(float(at)), int(seq)) for item_id, row, at, seq in rows], bool(
-            more
-        )
+        return more, rows
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         s = self.store
