@@ -86,11 +86,16 @@ class RedisBaseline:
         for name in ("previous_response_id", "conversation_id", "safety_identifier", "model"):
             if fields[name] is not None:
                 row[name] = fields[name]
-        keys = [f"response:{fields['id']}"]
-        if fields["safety_identifier"] is not None:
-            keys.append(f"safety:{fields['safety_identifier']}:responses")
+        identifier, conversation = fields["safety_identifier"], fields["conversation_id"]
+        keys = [
+            f"response:{fields['id']}",
+            "responses:created",
+            f"safety:{identifier or ''}:responses",
+            f"conversation_responses:{conversation or ''}",
+        ]
+        flags = ["1", "1" if identifier else "", identifier if identifier and conversation else ""]
         flat = [part for pair in row.items() for part in pair]
-        if not self.store(keys=keys, args=[TTL, _us(created), fields["id"], *flat]):
+        if not self.store(keys=keys, args=[TTL, _us(created), fields["id"], *flags, *flat]):
             raise RuntimeError("duplicate response")
 
     def get_response(self, response_id: str) -> dict[str, Any] | None:
@@ -98,9 +103,12 @@ class RedisBaseline:
         return _response(row) if row else None
 
     def _item_args(self, item_id: str, content: Any) -> list[str]:
-        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        at = datetime.now(UTC)
+        now = at.isoformat(timespec="microseconds")
         return [
             TTL,
+            _us(at),
+            item_id,
             "id",
             item_id,
             "item_type",
@@ -116,9 +124,10 @@ class RedisBaseline:
         ]
 
     def create_and_link(self, conversation_id: str, item_id: str, content: Any, added_at: datetime) -> None:
-        if not self.create_record(keys=[f"item:{item_id}"], args=self._item_args(item_id, content)):
+        if not self.create_record(keys=[f"item:{item_id}", "items:created"], args=self._item_args(item_id, content)):
             raise RuntimeError("duplicate item")
-        if self.link(keys=_link_keys(conversation_id), args=[TTL, _us(added_at), item_id]) is not None:
+        args = [TTL, "item_links:", conversation_id, _us(added_at), item_id]
+        if self.link(keys=_link_keys(conversation_id), args=args) is not None:
             raise RuntimeError("duplicate link")
 
     def list_page(

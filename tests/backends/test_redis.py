@@ -19,6 +19,7 @@ from datacon import (
     ListParams,
     NewConversation,
     NewConversationItem,
+    PruneReport,
     RequestContext,
     SchemaConfig,
     SortOrder,
@@ -90,8 +91,16 @@ def test_default_key_layout(backend: RedisBackend, client: Any) -> None:
         f"response:{response}",
         "safety:user-1:responses",
         "conversations:list",
+        # The retention indexes (layout 2) and the layout marker.
+        "items:created",
+        "responses:created",
+        f"item_links:{item}",
+        "datacon:layout",
     }
     assert client.type(f"conversation:{conv}:items") == "zset"
+    assert client.type("items:created") == client.type("responses:created") == "zset"
+    assert client.smembers(f"item_links:{item}") == {conv}
+    assert client.get("datacon:layout") == "2"
     assert client.type("conversations:list") == "zset"
     assert client.type("safety:user-1:responses") == "zset"
     assert client.type(f"link_seq:{conv}") == "hash"
@@ -108,14 +117,19 @@ def test_owner_prefixes_every_key(backend: RedisBackend, client: Any) -> None:
         f"acme:response:{response}",
         "acme:safety:user-1:responses",
         "acme:conversations:list",
+        "acme:items:created",
+        "acme:responses:created",
+        f"acme:item_links:{item}",
+        "acme:datacon:layout",
     }
 
 
 def test_every_key_gets_the_retention_ttl(backend: RedisBackend, client: Any) -> None:
     with open_store(backend, retention_days=2) as storage:
         fill(storage)
-    keys = client.keys("*")
-    assert len(keys) == 7  # the link sequence hash and the conversations listing set too
+    keys = set(client.keys("*")) - {"datacon:layout"}  # the layout marker is not a record
+    assert len(keys) == 10  # the link sequence hash, the listing set and the retention indexes too
+    assert client.ttl("datacon:layout") == -1
     for key in keys:
         assert 2 * DAY - 60 < client.ttl(key) <= 2 * DAY, key
 
@@ -124,7 +138,7 @@ def test_no_ttl_without_retention(backend: RedisBackend, client: Any) -> None:
     with open_store(backend, retention_days=None) as storage:
         fill(storage)
     keys = client.keys("*")
-    assert len(keys) == 7
+    assert len(keys) == 11
     assert {key: client.ttl(key) for key in keys} == dict.fromkeys(keys, -1)
 
 
@@ -634,3 +648,46 @@ def test_the_sequence_goes_with_its_links(backend: RedisBackend, client: Any) ->
     with open_store(backend, retention_days=1) as storage:
         storage.items.append_items("conv_t", [NewConversationItem("message", [], id="msg_t")], T0)
         assert 0 < client.ttl("link_seq:conv_t") <= DAY
+
+
+# Retention indexes (layout 2)
+
+
+def test_unlink_items_reads_the_item_linkers_not_every_link_set(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend) as storage:
+        for n in range(50):  # other conversations: unlink_items' cost must not grow with them
+            storage.conversations.create_conversation(NewConversation(id=f"conv_{n}"))
+        shared, alone = (storage.items.create_item(NewConversationItem("message", {"n": n})).id for n in (1, 2))
+        storage.items.link_items("conv_1", [(shared, T0), (alone, T0)])
+        storage.items.link_item("conv_2", shared, T0)
+        storage.items.link_item("conv_3", shared, T0)
+        storage.raw.items.unlink_items("conv_3", [shared])  # the scripts are loaded now
+        with commands_sent(backend) as seen:
+            assert storage.raw.items.unlink_items("conv_1", [shared, alone]) == [shared, alone]
+        assert "SCAN" not in seen
+        assert len(seen) == 3  # one script per link, one to delete the items left unlinked
+        assert storage.items.get_item(shared) is not None
+        assert storage.items.get_item(alone) is None
+        assert client.smembers(f"item_links:{shared}") == {"conv_2"}
+        assert client.exists(f"item_links:{alone}") == 0
+        assert client.zscore("items:created", alone) is None
+
+
+def test_prune_drops_index_entries_whose_record_expired(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend, retention_days=1) as storage:
+        conv = storage.conversations.create_conversation(NewConversation()).id
+        item = storage.items.create_item(NewConversationItem("message", {"n": 1})).id
+        storage.items.link_item(conv, item, T0)
+        response = storage.responses.store_response(StoredResponse(conversation_id=conv, safety_identifier="u"))
+        for key in (f"conversation:{conv}", f"conversation:{conv}:items", f"item:{item}", f"response:{response}"):
+            client.delete(key)  # as if the TTL had run out
+        assert storage.prune(timedelta(0)) == PruneReport()
+        assert storage.erase_identifier("u") == PruneReport()
+    assert client.zcard("items:created") == client.zcard("responses:created") == 0
+    assert client.zcard("conversations:list") == 0
+    assert client.exists(f"item_links:{item}") == 1  # dropped when an item read meets it (below)
+    with open_store(backend, retention_days=1) as storage:
+        raw = storage.raw
+        assert isinstance(raw, RawRedisBackend)
+        assert raw.item_links([item]) == []
+    assert client.exists(f"item_links:{item}") == 0

@@ -23,6 +23,7 @@ from datacon import (
     ListParams,
     NewConversation,
     NewConversationItem,
+    PruneReport,
     RedisConfig,
     SortOrder,
     Storage,
@@ -30,7 +31,7 @@ from datacon import (
     StoredResponse,
     create_storage,
 )
-from datacon.backends.base import SchemaStatus
+from datacon.backends.base import NotPrunableError, SchemaStatus
 from datacon.backends.redis import keys as redis_keys
 from datacon.backends.redis.backend import RedisBackend as DataconRedisBackend
 from datacon.backends.redis.keys import ESCAPE, LUA_KEY_PART, id_of_part, key_part
@@ -111,6 +112,10 @@ def test_plain_ids_keep_upstream_keys_and_the_others_are_escaped(backend: RedisB
             "conversations:list",  # list_conversations' index: members are (created_at, id), not keys
             "response:%resp%3A1",
             "safety:%tenant%3A7:responses",
+            # The retention indexes: an item's linkers set is named like the item's hash.
+            "responses:created",
+            "item_links:msg_1",
+            "datacon:layout",
         ]
     )
     # No key part contains ':' or a brace: every key splits into its parts on ':'.
@@ -221,7 +226,7 @@ def test_migrate_moves_raw_keys_and_rescales_microsecond_scores(backend: RedisBa
     write_raw_layout(client)
     config = backend.redis_config()
     status = schema_status(config)
-    assert (status.current, status.latest) == (0, 1)
+    assert (status.current, status.latest) == (0, 2)
     assert sorted(status.pending_statements) == sorted(
         [
             "RENAME conversation:tenant:1 conversation:%tenant%3A1  -- escaped key of a non-plain id",
@@ -230,11 +235,15 @@ def test_migrate_moves_raw_keys_and_rescales_microsecond_scores(backend: RedisBa
             "RENAME conversation:tenant:1:items conversation:%tenant%3A1:items  -- escaped key of a non-plain id",
             "RENAME safety:t:1:responses safety:%t%3A1:responses  -- escaped key of a non-plain id",
             "RESCALE conversation:conv_old:items  -- microsecond scores to milliseconds",
+            "INDEX 1 conversations  -- retention indexes (layout 2)",
+            "INDEX 2 items  -- retention indexes (layout 2)",
+            "INDEX 1 responses  -- retention indexes (layout 2)",
+            "INDEX 2 link sets  -- retention indexes (layout 2)",
         ]
     )
     with open_store(backend) as storage:  # before the migration the raw keys are not found
         assert storage.conversations.get_conversation("tenant:1") is None
-    assert apply_migrations(config) == [1]
+    assert apply_migrations(config) == [2]
     assert schema_status(config).pending_statements == ()
     assert apply_migrations(config) == []  # idempotent
     assert 0 < client.ttl("conversation:%tenant%3A1") <= 3600  # RENAME keeps the TTL
@@ -249,6 +258,50 @@ def test_migrate_moves_raw_keys_and_rescales_microsecond_scores(backend: RedisBa
         assert listed(storage, "tenant:1") == ["msg_m1", "msg:m2"]
         assert [r.id for r in storage.responses.list_identifier_responses("t:1")] == ["resp:9"]
         assert listed(storage, "conv_old") == ["msg_m1"]  # msg_m3 has no record
+        # Layout 2: upstream's conversation is listed now, and retention runs over the indexes.
+        assert [c.id for c in storage.conversations.list_conversations(ListParams(10)).data] == ["tenant:1"]
+        assert storage.erase_identifier("t:1", dry_run=True) == PruneReport(1, 0, 0, 0, dry_run=True)
+        # Everything is older than now; msg_m1 is linked by conv_old (a link set without a
+        # conversation record), which prune keeps.
+        report = storage.prune(timedelta(0))
+        assert report == PruneReport(responses=1, conversations=1, links=2, items=1)
+        assert storage.items.get_item("msg_m1") is not None
+        assert storage.items.get_item("msg:m2") is None
+
+
+def drop_retention_indexes(client: Any) -> None:
+    """What a version before layout 2 left: the same records without the retention indexes."""
+    for pattern in ("items:created", "responses:created", "item_links:*", "conversation_responses:*", "datacon:*"):
+        for key in client.scan_iter(match=pattern):
+            client.delete(key)
+
+
+def test_migrate_builds_the_retention_indexes_of_data_written_before(backend: RedisBackend, client: Any) -> None:
+    config = backend.redis_config()
+    with open_store(backend) as storage:
+        old = storage.conversations.create_conversation(NewConversation()).id
+        kept = storage.conversations.create_conversation(NewConversation()).id
+        shared, alone = (storage.items.create_item(NewConversationItem("message", {"n": n})).id for n in (1, 2))
+        storage.items.link_items(old, [(shared, T0), (alone, T0)])
+        storage.items.link_item(kept, shared, T0)
+        storage.responses.store_response(StoredResponse(id="resp_u", conversation_id=old, safety_identifier="u"))
+        storage.responses.store_response(StoredResponse(id="resp_v", conversation_id=kept, safety_identifier="v"))
+    drop_retention_indexes(client)
+    status = schema_status(config)
+    assert status.current == 0
+    assert "INDEX 2 conversations  -- retention indexes (layout 2)" in status.pending_statements
+    with open_store(backend) as storage, pytest.raises(NotPrunableError, match="datacon migrate"):
+        storage.erase_identifier("u")
+    assert apply_migrations(config) == [2]
+    assert schema_status(config).current == 2
+    assert client.smembers(f"item_links:{shared}") == {old, kept}
+    assert client.hgetall(f"conversation_responses:{old}") == {"resp_u": "u"}
+    with open_store(backend) as storage:
+        assert storage.erase_identifier("u") == PruneReport(responses=1, conversations=1, links=2, items=1)
+        assert storage.items.get_item(shared) is not None  # still linked to the kept conversation
+        assert storage.items.get_item(alone) is None
+        assert storage.prune(timedelta(0)) == PruneReport(responses=1, conversations=1, links=1, items=1)
+    assert sorted(client.keys("*")) == ["datacon:layout"]  # the indexes were emptied with the records
 
 
 def test_migrate_merges_a_link_set_written_under_both_keys(backend: RedisBackend, client: Any) -> None:
@@ -270,7 +323,7 @@ def test_migrate_moves_the_link_sequence_of_a_non_plain_id(backend: RedisBackend
     assert "RENAME link_seq:a:b link_seq:%a%3Ab  -- escaped key of a non-plain id" in (
         schema_status(backend.redis_config()).pending_statements
     )
-    assert apply_migrations(backend.redis_config()) == [1]
+    assert apply_migrations(backend.redis_config()) == [2]
     assert client.exists("link_seq:a:b") == 0
     assert client.hgetall("link_seq:%a%3Ab") == {"": "2", "msg_2": "1", "msg_1": "2"}
     with open_store(backend) as storage:
@@ -328,12 +381,12 @@ def test_cli_migrate_on_redis(backend: RedisBackend, client: Any, tmp_path: Path
     status = runner.invoke(cli, ["--config", str(cfg), "migrate", "status", "--json"], catch_exceptions=False)
     assert status.exit_code == 1, status.output  # pending migrations (docs/cli.md)
     data = json.loads(status.stdout)
-    assert (data["backend"], data["current"], data["latest"], data["up_to_date"]) == ("redis", 0, 1, False)
+    assert (data["backend"], data["current"], data["latest"], data["up_to_date"]) == ("redis", 0, 2, False)
     plan = runner.invoke(cli, ["--config", str(cfg), "migrate", "plan"], catch_exceptions=False)
     assert "RENAME conversation:tenant:1 conversation:%tenant%3A1" in plan.stdout
     applied = runner.invoke(cli, ["--config", str(cfg), "migrate", "apply"], catch_exceptions=False)
     assert applied.exit_code == 0, applied.output
-    assert "the schema is up to date (version 1)" in applied.stdout
+    assert "the schema is up to date (version 2)" in applied.stdout
     after = runner.invoke(cli, ["--config", str(cfg), "migrate", "status"], catch_exceptions=False)
     assert after.exit_code == 0, after.output
     assert PASSWORD not in status.output + plan.output + applied.output

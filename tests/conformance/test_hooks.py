@@ -96,11 +96,9 @@ def test_every_operation_fires_before_and_after_with_upstream_payloads(hooked: t
     storage.conversations.list_conversations(ListParams(2))
     storage.conversations.delete_conversation(conv.id)
     expected = set(StorageOperation)
-    if isinstance(storage.raw, Prunable):
-        storage.prune(at(-86_400), dry_run=True)
-        storage.erase_identifier("sid")
-    else:  # not done yet on Redis (issue 20)
-        expected -= {Op.PRUNE, Op.ERASE_IDENTIFIER}
+    assert isinstance(storage.raw, Prunable)
+    storage.prune(at(-86_400), dry_run=True)
+    storage.erase_identifier("sid")
 
     # upstream's 17, then append_items (SPEC 7.2), list_conversations (7.5), list_items_page (7.4),
     # prune and erase_identifier (7.7)

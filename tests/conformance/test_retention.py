@@ -28,12 +28,6 @@ from tests.support import Case
 US = timedelta(microseconds=1)
 
 
-@pytest.fixture(autouse=True)
-def _prunable(request: pytest.FixtureRequest) -> None:
-    if "case" in request.fixturenames and request.getfixturevalue("case").backend == "redis":
-        pytest.skip("not done yet: the Redis backend has no Prunable calls (issue 20, see the report)")
-
-
 def _cutoff() -> datetime:
     """A cutoff strictly after every record made so far and before every record made next."""
     time.sleep(0.002)

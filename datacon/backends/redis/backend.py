@@ -23,6 +23,9 @@ from datacon.backends.base import (
     Enumerable,
     LinkPosition,
     LinkRow,
+    NotPrunableError,
+    Prunable,
+    PrunableKind,
     RecordKind,
     Restorable,
     SchemaStatus,
@@ -34,7 +37,15 @@ from datacon.models import Conversation, ConversationItem, Link, StoredResponse
 from . import migrate
 from .keys import id_of_part
 from .scores import score, score_time
-from .store import RedisConversationStorage, RedisItemStorage, RedisResponseStorage, RedisStore
+from .store import (
+    RedisConversationStorage,
+    RedisItemStorage,
+    RedisResponseStorage,
+    RedisStore,
+    listing_key,
+    listing_member,
+    listing_time,
+)
 
 __all__ = ["RedisBackend"]
 
@@ -42,7 +53,7 @@ R = TypeVar("R")
 H = TypeVar("H", Conversation, ConversationItem)
 
 
-class RedisBackend(Enumerable, Restorable, Versioned, Durable):
+class RedisBackend(Enumerable, Restorable, Versioned, Durable, Prunable):
     """One Redis database (``config.url``) through one pool; see ``store`` for the key layout.
 
     ``check_server`` runs the store's start-up check of the server's persistence settings.
@@ -193,21 +204,6 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable):
 
         return s.call(f"import {kind}s", run)
 
-    def _restore_hashes(
-        self,
-        kind: RecordKind,
-        records: Sequence[H],
-        key: Callable[[str], str],
-        fields: Callable[[H, Mapping[str, Any]], dict[str, str]],
-    ) -> int:
-        s = self.store
-
-        def queue(pipe: Any) -> None:
-            for r in records:
-                s.create_record(key(r.id), fields(r, NO_EXTRA), client=pipe)
-
-        return sum(1 for created in self._transaction(kind, queue) if created)
-
     def restore_conversations(self, records: Sequence[Conversation]) -> int:
         s = self.store
 
@@ -219,7 +215,12 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable):
 
     def restore_items(self, records: Sequence[ConversationItem]) -> int:
         s = self.store
-        return self._restore_hashes("item", records, s.item_key, s.codec.item_fields)
+
+        def queue(pipe: Any) -> None:
+            for r in records:
+                s.create_item_record(r, s.codec.item_fields(r, NO_EXTRA), client=pipe)
+
+        return sum(1 for created in self._transaction("item", queue) if created)
 
     def restore_responses(self, records: Sequence[StoredResponse]) -> int:
         s = self.store
@@ -241,7 +242,7 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable):
         def queue(pipe: Any) -> None:
             for conversation_id, pairs in by_conversation.items():
                 keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
-                s.run_script(s.lua_restore_links, keys, [s.ttl, *pairs], pipe)
+                s.run_script(s.lua_restore_links, keys, [s.ttl, *s.link_args(conversation_id), *pairs], pipe)
 
         return sum(int(added) for added in self._transaction("link", queue))
 
@@ -267,8 +268,151 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable):
         if not steps.statements:
             return []
         s = self.store
-        s.call("migrate apply", lambda: migrate.apply(s.client, steps))
+        s.call("migrate apply", lambda: migrate.apply(s.client, steps, s.keys, s.codec))
+        s.index_ready()
         return [migrate.LATEST]
+
+    # Prunable: retention and erasure (SPEC 7.7) over the indexes the write scripts keep
+    # (see ``store``); every call is one script (or one pipeline of reads) over one batch.
+
+    max_batch = 500
+
+    def _ready(self) -> RedisStore:
+        s = self.store
+        if not s.index_ready():
+            raise NotPrunableError(
+                "the Redis retention indexes are not built for the data written before this version:"
+                " run `datacon migrate apply` first (docs/operations.md, Retention)"
+            )
+        return s
+
+    def old_records(
+        self, kind: PrunableKind, cutoff: datetime, after: tuple[datetime, str] | None, limit: int
+    ) -> list[tuple[datetime, str]]:
+        s = self._ready()
+        table = {"conversation": s.codec.conversations, "item": s.codec.items, "response": s.codec.responses}[kind]
+        if table.field("created_at") is None:
+            return []
+        while True:
+            found, capped = self._old_page(s, kind, cutoff, after, limit)
+            # A script examines a bounded number of entries: when it stopped at that bound with
+            # nothing to return (it dropped vanished records' entries), ask again.
+            if found or not capped:
+                return found
+
+    @staticmethod
+    def _old_page(
+        s: RedisStore, kind: PrunableKind, cutoff: datetime, after: tuple[datetime, str] | None, limit: int
+    ) -> tuple[list[tuple[datetime, str]], bool]:
+        if kind == "conversation":
+            lo = "-" if after is None else "(" + listing_member(*after)
+            args: list[str | int] = [s.conversation_prefix, lo, "(" + listing_time(cutoff), limit]
+            keys = [s.conversations_list_key]
+            page, capped = s.call("prune", lambda: s.lua_old_conversations(keys=keys, args=args))
+            return [listing_key(str(member)) for member in page], bool(capped)
+        if kind == "item":
+            index, prefix = s.keys.items_created, s.item_prefix
+        else:
+            index, prefix = s.keys.responses_created, s.response_prefix
+        start = ["", ""] if after is None else [score(after[0]), after[1]]
+        args = [prefix, score(cutoff), *start, limit]
+        page, capped = s.call("prune", lambda: s.lua_old_records(keys=[index], args=args))
+        return [(score_time(float(at)), str(record_id)) for record_id, at in page], bool(capped)
+
+    def existing_conversations(self, ids: Sequence[str]) -> dict[str, datetime]:
+        s = self.store
+
+        def run() -> list[Any]:
+            with s.client.pipeline(transaction=False) as pipe:
+                for conversation_id in ids:
+                    pipe.hgetall(s.conversation_key(conversation_id))
+                return list(pipe.execute())
+
+        rows = s.call("prune", run)
+        return {
+            cid: s.codec.conversation(cid, {str(k): str(v) for k, v in row.items()}).created_at
+            for cid, row in zip(ids, rows, strict=True)
+            if row
+        }
+
+    def conversation_links(self, conversation_ids: Sequence[str]) -> list[tuple[str, str]]:
+        s = self.store
+
+        def run() -> list[Any]:
+            with s.client.pipeline(transaction=False) as pipe:
+                for conversation_id in conversation_ids:
+                    pipe.zrange(s.links_key(conversation_id), 0, -1)
+                return list(pipe.execute())
+
+        rows = s.call("prune", run)
+        return [(cid, str(item)) for cid, items in zip(conversation_ids, rows, strict=True) for item in items]
+
+    def item_links(self, item_ids: Sequence[str]) -> list[tuple[str, str]]:
+        s = self._ready()
+        if not item_ids:
+            return []
+        k = s.keys
+        args = [k.item_links_prefix, k.conversation_prefix, k.links_suffix, *item_ids]
+        rows = s.call("prune", lambda: s.lua_item_links(keys=[k.items_created], args=args))
+        return [(str(item), str(cid)) for item, cid in rows]
+
+    def identifier_responses(self, identifier: str, after_id: str | None, limit: int) -> list[tuple[str, str | None]]:
+        s = self._ready()
+        field = s.safety_field()
+        if field is None:
+            return []
+        conversation = s.codec.responses.field("conversation_id") or ""
+        args: list[str | int] = [s.response_prefix, field, identifier, conversation, after_id or "", limit]
+        rows = s.call(
+            "erase_identifier", lambda: s.lua_identifier_responses(keys=[s.safety_key(identifier)], args=args)
+        )
+        return [(str(rid), None if not cid else str(cid)) for rid, cid in rows]
+
+    def named_by_others(self, conversation_ids: Sequence[str], identifier: str) -> set[str]:
+        s = self.store
+        r = s.codec.responses
+        field, conversation = s.safety_field(), r.field("conversation_id")
+        if field is None or conversation is None or not conversation_ids:
+            return set()
+        k = s.keys
+        args = [k.conversation_responses_prefix, s.response_prefix, field, conversation, identifier, *conversation_ids]
+        named = s.call("erase_identifier", lambda: s.lua_named_by_others(keys=[k.items_created], args=args))
+        return {str(cid) for cid in named}
+
+    def delete_responses(self, ids: Sequence[str]) -> int:
+        s = self.store
+        if not ids:
+            return 0
+        fields = s.response_index_args()
+        args = [s.response_prefix, s.safety_prefix, s.keys.safety_suffix, *fields, *ids]
+        keys = [s.keys.responses_created]
+        return int(s.write("prune", lambda c: s.run_script(s.lua_delete_responses, keys, args, c)))
+
+    def delete_conversations(self, ids: Sequence[str], *, with_items: bool) -> tuple[int, int, int]:
+        s = self._ready()
+        if not ids:
+            return 0, 0, 0
+        k = s.keys
+        args = [
+            k.conversation_prefix,
+            k.links_suffix,
+            k.sequence_prefix,
+            k.item_links_prefix,
+            k.item_prefix,
+            "1" if with_items else "0",
+            *ids,
+        ]
+        reply = s.write("prune", lambda c: s.run_script(s.lua_delete_conversations, [k.items_created], args, c))
+        conversations, links, items = (int(n) for n in reply)
+        return conversations, links, items
+
+    def delete_unlinked_items(self, ids: Sequence[str]) -> int:
+        s = self._ready()
+        if not ids:
+            return 0
+        args = [*s.unlinked_args(), *ids]
+        keys = [s.keys.items_created]
+        return int(s.write("prune", lambda c: s.run_script(s.lua_delete_unlinked_items, keys, args, c)))
 
     # Durable
 

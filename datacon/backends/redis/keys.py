@@ -2,8 +2,10 @@
 
 Upstream names keys ``P conversation:{id}``, ``P conversation:{id}:items``, ``P item:{id}``,
 ``P response:{id}`` and ``P safety:{identifier}:responses`` (``P`` is ``"{owner}:"`` or empty);
-datacon adds ``P link_seq:{id}``, a conversation's link sequences, and ``P idempotency:...``,
-idempotency keys (strings with a TTL, see ``Keys.idempotency``).
+datacon adds ``P link_seq:{id}``, a conversation's link sequences, ``P idempotency:...``,
+idempotency keys (strings with a TTL, see ``Keys.idempotency``), and the retention indexes
+(``P items:created``, ``P responses:created``, ``P item_links:{id}``,
+``P conversation_responses:{id}``, ``P datacon:layout``; see ``store``).
 Taken literally, a conversation whose id ends in ``:items`` shares its key with another
 conversation's links. So the id part of a key is:
 
@@ -77,6 +79,14 @@ class Keys:
         self.idempotency_prefix = f"{self.prefix}idempotency:"
         self.conversations_list = f"{self.prefix}conversations:list"
         self.conversations_by_prefix = f"{self.prefix}conversations:by:"
+        # Retention indexes (layout 2, see ``migrate``): records by ``created_at``, the
+        # conversations linking each item, and the identified responses naming each conversation.
+        self.items_created = f"{self.prefix}items:created"
+        self.responses_created = f"{self.prefix}responses:created"
+        self.item_links_prefix = f"{self.prefix}item_links:"
+        self.conversation_responses_prefix = f"{self.prefix}conversation_responses:"
+        #: The layout version ``datacon migrate`` (or the first look at an empty schema) reached.
+        self.layout = f"{self.prefix}datacon:layout"
         self.links_suffix = ":items"
         self.safety_suffix = ":responses"
 
@@ -98,6 +108,15 @@ class Keys:
 
     def safety(self, identifier: str) -> str:
         return self.safety_prefix + key_part(identifier) + self.safety_suffix
+
+    def item_links(self, item_id: str) -> str:
+        """The set of the conversations linking the item (``P item_links:{id}``)."""
+        return self.item_links_prefix + key_part(item_id)
+
+    def conversation_responses(self, conversation_id: str) -> str:
+        """The hash response id -> safety identifier of the identified responses naming the
+        conversation (``P conversation_responses:{id}``)."""
+        return self.conversation_responses_prefix + key_part(conversation_id)
 
     def idempotency(self, operation: str, key: str, conversation_id: str | None = None) -> str:
         """An idempotency key of ``operation`` (``P idempotency:{operation}:{key}``; for

@@ -30,28 +30,65 @@ __all__ = [
     "CREATE_RECORD",
     "CREATE_RECORD_KEYED",
     "DELETE_CONVERSATION",
+    "DELETE_CONVERSATIONS",
     "DELETE_IDENTIFIER",
     "DELETE_LINK",
     "DELETE_RESPONSE",
+    "DELETE_RESPONSES",
+    "DELETE_UNLINKED_ITEMS",
     "GET_CHAIN",
+    "IDENTIFIER_RESPONSES",
+    "ITEM_LINKS",
     "LINK_ITEMS",
     "LIST_CONVERSATIONS",
     "LIST_IDENTIFIER",
     "LIST_ITEMS",
+    "NAMED_BY_OTHERS",
+    "OLD_CONVERSATIONS",
+    "OLD_RECORDS",
     "RESTORE_LINKS",
     "STORE_RESPONSE",
     "STORE_RESPONSE_KEYED",
     "UPDATE_CONVERSATION",
 ]
 
-# KEYS[1]: the record's hash. ARGV[1]: TTL; ARGV[2..]: field, value pairs.
-# Returns 1, or 0 (and writes nothing) when the record exists.
-CREATE_RECORD = """
+# The retention indexes (``store``) are kept by the write and delete scripts themselves:
+# ``index(set, ttl, score, member)`` adds a record to a ``created_at`` index, ``link_index``
+# (``unlink_index``) adds (removes) a conversation in the set of an item's linkers. Index sets
+# get the TTL of the records they index (refreshed on every write), or none.
+_INDEX = """
+local function keep(key, ttl)
+  if ttl ~= '' then redis.call('EXPIRE', key, ttl) else redis.call('PERSIST', key) end
+end
+local function index(key, ttl, score, member)
+  if score == '' then return end
+  redis.call('ZADD', key, score, member)
+  keep(key, ttl)
+end
+local function link_index(prefix, item, conversation, ttl)
+  local key = prefix .. key_part(item)
+  redis.call('SADD', key, conversation)
+  keep(key, ttl)
+end
+local function unlink_index(prefix, item, conversation)
+  redis.call('SREM', prefix .. key_part(item), conversation)
+end
+"""
+
+# KEYS[1]: the item's hash; KEYS[2]: the items' created_at index. ARGV[1]: TTL; ARGV[2]: its
+# score ('' when created_at is a skipped column); ARGV[3]: its id; ARGV[4..]: field, value
+# pairs. Returns 1, or 0 (and writes nothing) when the record exists.
+CREATE_RECORD = (
+    LUA_KEY_PART
+    + _INDEX
+    + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+index(KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 return 1
 """
+)
 
 # list_conversations' indexes: sorted sets whose members (all score 0) are
 # "{created_at as 18 digits}:{id}", so lexical order is (created_at, id): one set of every
@@ -74,19 +111,37 @@ end
 return 1
 """
 
-# KEYS[1]: the conversation hash; KEYS[2..]: its other keys (link set, sequence). Removes
-# them all and the conversation's index members. Returns 1 if the conversation existed, else 0.
-DELETE_CONVERSATION = """
-local member = redis.call('HGET', KEYS[1], 'datacon:member')
-if member then
-  local sets = redis.call('HGET', KEYS[1], 'datacon:sets')
-  if sets then
-    for _, key in ipairs(cjson.decode(sets)) do redis.call('ZREM', key, member) end
+# Deletes one conversation (KEYS: hash, link set, sequence hash), its listing members and
+# its links (each item's linkers set included); returns {conversation deleted (0/1), links}.
+_DELETE_ONE = """
+local function delete_one(hash, links, seq, conversation, linkers)
+  local member = redis.call('HGET', hash, 'datacon:member')
+  if member then
+    local sets = redis.call('HGET', hash, 'datacon:sets')
+    if sets then
+      for _, key in ipairs(cjson.decode(sets)) do redis.call('ZREM', key, member) end
+    end
   end
+  local items = redis.call('ZRANGE', links, 0, -1)
+  for _, item in ipairs(items) do unlink_index(linkers, item, conversation) end
+  redis.call('DEL', links, seq)
+  return redis.call('DEL', hash), items
 end
-for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
-return redis.call('DEL', KEYS[1])
 """
+
+# KEYS[1]: the conversation hash; KEYS[2]: its link set; KEYS[3]: its sequence hash.
+# ARGV[1]: item linkers key prefix; ARGV[2]: the conversation id. Removes them all, the
+# conversation's index members and its items' linker entries. Returns 1 if the conversation
+# existed, else 0.
+DELETE_CONVERSATION = (
+    LUA_KEY_PART
+    + _INDEX
+    + _DELETE_ONE
+    + """
+local deleted = delete_one(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[1])
+return deleted
+"""
+)
 
 # KEYS[1]: the index set to walk. ARGV[1]: conversation key prefix; ARGV[2]: limit (> 0);
 # ARGV[3]: '1' for descending; ARGV[4]: the member to start after, or '' for the start;
@@ -132,19 +187,28 @@ return out
 """
 )
 
-# KEYS[1]: the response hash; KEYS[2] (optional): its safety-identifier sorted set.
+# KEYS[1]: the response hash; KEYS[2]: the responses' created_at index; KEYS[3]: its
+# safety-identifier sorted set; KEYS[4]: the conversation's identified responses (hash).
 # ARGV[1]: TTL; ARGV[2]: score (created_at, epoch milliseconds); ARGV[3]: response id;
-# ARGV[4..]: field, value pairs. Returns 1, or 0 (and writes nothing) when the id exists.
+# ARGV[4]: '1' to index created_at (not a skipped column); ARGV[5]: '1' to add it to
+# KEYS[3]; ARGV[6]: its safety identifier to record in KEYS[4], or '' for none;
+# ARGV[7..]: field, value pairs. Returns 1, or 0 (and writes nothing) when the id exists.
 STORE_RESPONSE = (
-    LUA_TO_MS
+    LUA_KEY_PART
+    + LUA_TO_MS
+    + _INDEX
     + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-if KEYS[2] then
-  to_ms(KEYS[2])
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-  if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[1]) else redis.call('PERSIST', KEYS[2]) end
+if ARGV[4] == '1' then index(KEYS[2], ARGV[1], ARGV[2], ARGV[3]) end
+if ARGV[5] == '1' then
+  to_ms(KEYS[3])
+  index(KEYS[3], ARGV[1], ARGV[2], ARGV[3])
+end
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[3], ARGV[6])
+  keep(KEYS[4], ARGV[1])
 end
 return 1
 """
@@ -161,13 +225,19 @@ end
 return redis.call('HGETALL', KEYS[1])
 """
 
-# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: item id.
-# Unlinks the item and drops its sequence; 1 if the link existed, else 0.
-DELETE_LINK = """
+# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: item id;
+# ARGV[2]: item linkers key prefix; ARGV[3]: the conversation id. Unlinks the item and drops
+# its sequence and linker entry; 1 if the link existed, else 0.
+DELETE_LINK = (
+    LUA_KEY_PART
+    + _INDEX
+    + """
 local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
+unlink_index(ARGV[2], ARGV[1], ARGV[3])
 return removed
 """
+)
 
 # The order of a conversation's links is (added_at, sequence, item id): the sorted set
 # orders them by score (added_at) then member, and the sequence hash (member -> sequence,
@@ -194,22 +264,26 @@ end
 """
 
 # KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: TTL;
-# ARGV[2..]: score, item id pairs. Checks every link first: returns the first item id
-# already linked (or repeated), writing nothing; otherwise adds them all, sequenced in the
+# ARGV[2]: item linkers key prefix; ARGV[3]: the conversation id; ARGV[4..]: score, item id
+# pairs. Checks every link first: returns the first item id already linked (or repeated),
+# writing nothing; otherwise adds them all (and to the items' linkers), sequenced in the
 # order given, and returns nil.
 LINK_ITEMS = (
-    LUA_TO_MS
+    LUA_KEY_PART
+    + LUA_TO_MS
+    + _INDEX
     + _SEQUENCE
     + """
 local seen = {}
-for i = 2, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local member = ARGV[i + 1]
   if seen[member] or redis.call('ZSCORE', KEYS[1], member) then return member end
   seen[member] = true
 end
 to_ms(KEYS[1])
 local batch = {}
-for i = 2, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
+  link_index(ARGV[2], ARGV[i + 1], ARGV[3], ARGV[1])
   batch[#batch + 1] = ARGV[i]
   batch[#batch + 1] = ARGV[i + 1]
   if #batch >= 1000 then  -- stay far below Lua's limit on unpack() arguments
@@ -219,23 +293,27 @@ for i = 2, #ARGV, 2 do
 end
 if #batch > 0 then redis.call('ZADD', KEYS[1], unpack(batch)) end
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) else redis.call('PERSIST', KEYS[1]) end
-sequence(3, 2, (#ARGV - 1) / 2)
+sequence(5, 2, (#ARGV - 3) / 2)
 return false
 """
 )
 
 # KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: TTL;
-# ARGV[2..]: score, item id pairs. Adds each link that is absent (an import skips the links
+# ARGV[2]: item linkers key prefix; ARGV[3]: the conversation id; ARGV[4..]: score, item id
+# pairs. Adds each link that is absent (and to the item's linkers) (an import skips the links
 # that exist), sequences the added ones in the order given (an export lists each
 # conversation's links in their order, so a turn keeps its order), refreshes the TTLs as
 # every write does, and returns how many it added.
 RESTORE_LINKS = (
-    LUA_TO_MS
+    LUA_KEY_PART
+    + LUA_TO_MS
+    + _INDEX
     + """
 to_ms(KEYS[1])
 local added = {}
-for i = 2, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   if redis.call('ZADD', KEYS[1], 'NX', ARGV[i], ARGV[i + 1]) == 1 then added[#added + 1] = ARGV[i + 1] end
+  link_index(ARGV[2], ARGV[i + 1], ARGV[3], ARGV[1])
 end
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) else redis.call('PERSIST', KEYS[1]) end
 if #added == 0 then return 0 end
@@ -252,15 +330,17 @@ return #added
 """
 )
 
-# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: TTL;
-# ARGV[2]: item key prefix; ARGV[3]: score (added_at); ARGV[4]: the number of items;
-# ARGV[5..4+count]: their ids, in order; then per item, its field count and its field,
-# value pairs. Checks everything first: returns {'exists', id} or {'linked', id} and
-# writes nothing; otherwise creates every item hash, links them all at one score,
-# sequenced in the order given, and returns nil.
+# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash; KEYS[3]: the items'
+# created_at index. ARGV[1]: TTL; ARGV[2]: item key prefix; ARGV[3]: score (added_at);
+# ARGV[4]: the number of items; ARGV[5..4+count]: their ids, in order; then per item, its
+# created_at score ('' when skipped), its field count and its field, value pairs; last, the
+# item linkers key prefix and the conversation id. Checks everything first: returns
+# {'exists', id} or {'linked', id} and writes nothing; otherwise creates every item hash
+# (indexed), links them all at one score, sequenced in the order given, and returns nil.
 APPEND_ITEMS = (
     LUA_KEY_PART
     + LUA_TO_MS
+    + _INDEX
     + _SEQUENCE
     + """
 local count = tonumber(ARGV[4])
@@ -273,12 +353,16 @@ for i = 5, 4 + count do
 end
 to_ms(KEYS[1])
 local at = 5 + count
+local linkers, conversation = ARGV[#ARGV - 1], ARGV[#ARGV]
 for i = 5, 4 + count do
   local key = ARGV[2] .. key_part(ARGV[i])
-  local fields = tonumber(ARGV[at])
-  redis.call('HSET', key, unpack(ARGV, at + 1, at + fields))
+  local created = ARGV[at]
+  local fields = tonumber(ARGV[at + 1])
+  redis.call('HSET', key, unpack(ARGV, at + 2, at + 1 + fields))
   if ARGV[1] ~= '' then redis.call('EXPIRE', key, ARGV[1]) end
-  at = at + fields + 1
+  at = at + fields + 2
+  index(KEYS[3], ARGV[1], created, ARGV[i])
+  link_index(linkers, ARGV[i], conversation, ARGV[1])
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[i])
 end
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) else redis.call('PERSIST', KEYS[1]) end
@@ -510,33 +594,49 @@ return out
 """
 )
 
-# KEYS[1]: the safety-identifier set. ARGV[1]: response key prefix; ARGV[2]:
-# safety_identifier field; ARGV[3]: the identifier. Deletes the responses that still carry
-# this identifier, then the set; returns how many responses were deleted.
+# Deletes one response (its hash ``key``) with its index entries; 1 if it existed, else 0.
+# ``f``: {created index, safety prefix, safety suffix, safety field ('' when skipped),
+# conversation_id field ('' when skipped), conversation responses prefix}.
+_DELETE_RESPONSE = """
+local function delete_response(key, id, f)
+  local values = redis.call('HMGET', key, f[4] ~= '' and f[4] or 'datacon:none', f[5] ~= '' and f[5] or 'datacon:none')
+  local identifier, conversation = f[4] ~= '' and values[1], f[5] ~= '' and values[2]
+  if identifier then redis.call('ZREM', f[2] .. key_part(identifier) .. f[3], id) end
+  if conversation then redis.call('HDEL', f[6] .. key_part(conversation), id) end
+  redis.call('ZREM', f[1], id)
+  return redis.call('DEL', key)
+end
+"""
+
+# KEYS[1]: the safety-identifier set; KEYS[2]: the responses' created_at index. ARGV[1]:
+# response key prefix; ARGV[2]: safety_identifier field; ARGV[3]: the identifier; ARGV[4]:
+# the conversation_id field ('' when skipped); ARGV[5]: conversation responses prefix;
+# ARGV[6], ARGV[7]: safety set key prefix and suffix. Deletes the responses that still carry
+# this identifier (with their index entries), then the set; returns how many were deleted.
 DELETE_IDENTIFIER = (
     LUA_KEY_PART
+    + _DELETE_RESPONSE
     + """
+local f = {KEYS[2], ARGV[6], ARGV[7], ARGV[2], ARGV[4], ARGV[5]}
 local deleted = 0
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local key = ARGV[1] .. key_part(id)
-  if redis.call('HGET', key, ARGV[2]) == ARGV[3] then deleted = deleted + redis.call('DEL', key) end
+  if redis.call('HGET', key, ARGV[2]) == ARGV[3] then deleted = deleted + delete_response(key, id, f) end
 end
 redis.call('DEL', KEYS[1])
 return deleted
 """
 )
 
-# KEYS[1]: the response hash. ARGV[1], ARGV[2]: safety set key prefix and suffix;
-# ARGV[3]: safety_identifier field ('' when skipped); ARGV[4]: the response id.
-# Deletes the hash and its safety-identifier membership together; returns 1 or 0.
+# KEYS[1]: the response hash; KEYS[2]: the responses' created_at index. ARGV[1], ARGV[2]:
+# safety set key prefix and suffix; ARGV[3]: safety_identifier field ('' when skipped);
+# ARGV[4]: the response id; ARGV[5]: conversation_id field ('' when skipped); ARGV[6]:
+# conversation responses prefix. Deletes the hash and its index entries together; 1 or 0.
 DELETE_RESPONSE = (
     LUA_KEY_PART
+    + _DELETE_RESPONSE
     + """
-if ARGV[3] ~= '' then
-  local identifier = redis.call('HGET', KEYS[1], ARGV[3])
-  if identifier then redis.call('ZREM', ARGV[1] .. key_part(identifier) .. ARGV[2], ARGV[4]) end
-end
-return redis.call('DEL', KEYS[1])
+return delete_response(KEYS[1], ARGV[4], {KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[5], ARGV[6]})
 """
 )
 
@@ -573,3 +673,232 @@ CREATE_RECORD_KEYED = keyed(CREATE_RECORD, "out == 1")
 CREATE_CONVERSATION_KEYED = keyed(CREATE_CONVERSATION, "out == 1")
 STORE_RESPONSE_KEYED = keyed(STORE_RESPONSE, "out == 1")
 APPEND_ITEMS_KEYED = keyed(APPEND_ITEMS, "not out")
+
+
+# Retention and erasure (``RedisBackend``'s ``Prunable`` calls, SPEC 7.7). Each call is one
+# script over one batch, so a concurrent writer waits at most one batch. Index entries whose
+# record is gone (expired by ``retention_days``, or written by a version that kept no index)
+# are dropped when a script meets them; an entry is trusted only after its record is checked.
+
+# live_linkers(linkers, conversations, suffix, item): the conversations whose link set still
+# holds the item, from the item's linkers set (stale members are removed).
+_LINKERS = """
+local function live_linkers(linkers, conversations, suffix, item)
+  local key = linkers .. key_part(item)
+  local live = {}
+  for _, c in ipairs(redis.call('SMEMBERS', key)) do
+    if redis.call('ZSCORE', conversations .. key_part(c) .. suffix, item) then live[#live + 1] = c
+    else redis.call('SREM', key, c) end
+  end
+  return live
+end
+local function delete_if_unlinked(created, items, linkers, conversations, suffix, item)
+  if #live_linkers(linkers, conversations, suffix, item) > 0 then return 0 end
+  redis.call('ZREM', created, item)
+  redis.call('DEL', linkers .. key_part(item))
+  return redis.call('DEL', items .. key_part(item))
+end
+"""
+
+# KEYS[1]: a created_at index (items or responses). ARGV[1]: the record key prefix; ARGV[2]:
+# the cutoff score (exclusive); ARGV[3], ARGV[4]: the score and id to start after, or '' and
+# ''; ARGV[5]: limit. Up to ``limit`` {id, score} of stored records, ascending by (score, id);
+# entries whose record is gone are removed. Examines at most about 2,000 entries: returns
+# {page, 1} when it stopped there, {page, 0} when the range is exhausted or the page full.
+OLD_RECORDS = (
+    LUA_KEY_PART
+    + """
+local cutoff, limit = tonumber(ARGV[2]), tonumber(ARGV[5])
+local after, start = nil, 0
+if ARGV[3] ~= '' then
+  after = tonumber(ARGV[3])
+  start = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[3])
+end
+local out, gone, examined, capped = {}, {}, 0, 0
+local batch = 500
+local done = false
+while not done and #out < limit do
+  if examined >= 2000 then capped = 1; break end
+  local slice = redis.call('ZRANGE', KEYS[1], start, start + batch - 1, 'WITHSCORES')
+  local n = #slice / 2
+  for i = 1, n do
+    local id, score = slice[2 * i - 1], slice[2 * i]
+    local value = tonumber(score)
+    examined = examined + 1
+    if value >= cutoff then done = true; break end
+    if not (after and value == after and id <= ARGV[4]) then
+      if redis.call('EXISTS', ARGV[1] .. key_part(id)) == 1 then
+        out[#out + 1] = {id, score}
+        if #out >= limit then break end
+      else
+        gone[#gone + 1] = id
+      end
+    end
+  end
+  if n < batch then break end
+  start = start + batch
+end
+for i = 1, #gone, 500 do redis.call('ZREM', KEYS[1], unpack(gone, i, math.min(i + 499, #gone))) end
+return {out, capped}
+"""
+)
+
+# KEYS[1]: the conversations listing set. ARGV[1]: conversation key prefix; ARGV[2]: the
+# lexical start ('-' or '(' .. member); ARGV[3]: the end ('(' .. cutoff's 18 digits);
+# ARGV[4]: limit. Up to ``limit`` members of stored conversations, in (created_at, id) order;
+# members whose conversation is gone are removed. Returns {members, capped} (as OLD_RECORDS).
+OLD_CONVERSATIONS = (
+    LUA_KEY_PART
+    + """
+local limit = tonumber(ARGV[4])
+local lo = ARGV[2]
+local out, gone, examined, capped = {}, {}, 0, 0
+while #out < limit do
+  if examined >= 2000 then capped = 1; break end
+  local members = redis.call('ZRANGEBYLEX', KEYS[1], lo, ARGV[3], 'LIMIT', 0, 500)
+  for _, member in ipairs(members) do
+    examined = examined + 1
+    if redis.call('HGET', ARGV[1] .. key_part(string.sub(member, 20)), 'datacon:member') == member then
+      out[#out + 1] = member
+      if #out >= limit then break end
+    else
+      gone[#gone + 1] = member
+    end
+  end
+  if #members < 500 then break end
+  lo = '(' .. members[#members]
+end
+for i = 1, #gone, 500 do redis.call('ZREM', KEYS[1], unpack(gone, i, math.min(i + 499, #gone))) end
+return {out, capped}
+"""
+)
+
+# ARGV[1]: item linkers key prefix; ARGV[2]: conversation key prefix; ARGV[3]: the link set
+# suffix; ARGV[4..]: item ids. Every live link of those items: {item id, conversation id}...
+ITEM_LINKS = (
+    LUA_KEY_PART
+    + _LINKERS
+    + """
+local out = {}
+for i = 4, #ARGV do
+  for _, c in ipairs(live_linkers(ARGV[1], ARGV[2], ARGV[3], ARGV[i])) do out[#out + 1] = {ARGV[i], c} end
+end
+return out
+"""
+)
+
+# KEYS[1]: the items' created_at index. ARGV[1]: item key prefix; ARGV[2]: item linkers key
+# prefix; ARGV[3]: conversation key prefix; ARGV[4]: link set suffix; ARGV[5..]: item ids.
+# Deletes those that no link names (with their index entries); returns how many.
+DELETE_UNLINKED_ITEMS = (
+    LUA_KEY_PART
+    + _LINKERS
+    + """
+local deleted = 0
+for i = 5, #ARGV do
+  deleted = deleted + delete_if_unlinked(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[i])
+end
+return deleted
+"""
+)
+
+# KEYS[1]: the items' created_at index. ARGV[1]: conversation key prefix; ARGV[2]: link set
+# suffix; ARGV[3]: sequence key prefix; ARGV[4]: item linkers key prefix; ARGV[5]: item key
+# prefix; ARGV[6]: '1' to delete the items left unlinked too; ARGV[7..]: conversation ids.
+# Deletes the conversations with their links; returns {conversations, links, items}.
+DELETE_CONVERSATIONS = (
+    LUA_KEY_PART
+    + _INDEX
+    + _DELETE_ONE
+    + _LINKERS
+    + """
+local conversations, links, touched, order = 0, 0, {}, {}
+for i = 7, #ARGV do
+  local hash = ARGV[1] .. key_part(ARGV[i])
+  local deleted, items = delete_one(hash, hash .. ARGV[2], ARGV[3] .. key_part(ARGV[i]), ARGV[i], ARGV[4])
+  conversations = conversations + deleted
+  links = links + #items
+  for _, item in ipairs(items) do
+    if not touched[item] then touched[item] = true; order[#order + 1] = item end
+  end
+end
+local items = 0
+if ARGV[6] == '1' then
+  for _, item in ipairs(order) do
+    items = items + delete_if_unlinked(KEYS[1], ARGV[5], ARGV[4], ARGV[1], ARGV[2], item)
+  end
+end
+return {conversations, links, items}
+"""
+)
+
+# KEYS[1]: the identifier's safety set. ARGV[1]: response key prefix; ARGV[2]:
+# safety_identifier field; ARGV[3]: the identifier; ARGV[4]: conversation_id field ('' when
+# skipped); ARGV[5]: the id to start after, or ''; ARGV[6]: limit. Up to ``limit`` responses
+# still carrying the identifier with an id greater than ARGV[5], by id: {id, conversation id
+# or false}; members whose response is gone (or carries another identifier) are removed.
+IDENTIFIER_RESPONSES = (
+    LUA_KEY_PART
+    + """
+local found, gone = {}, {}
+local conversation = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local values = redis.call('HMGET', ARGV[1] .. key_part(id), ARGV[2], ARGV[4] ~= '' and ARGV[4] or 'datacon:none')
+  if values[1] == ARGV[3] then
+    if ARGV[5] == '' or id > ARGV[5] then
+      found[#found + 1] = id
+      conversation[id] = ARGV[4] ~= '' and values[2] or false
+    end
+  else
+    gone[#gone + 1] = id
+  end
+end
+for i = 1, #gone, 500 do redis.call('ZREM', KEYS[1], unpack(gone, i, math.min(i + 499, #gone))) end
+table.sort(found)
+local out = {}
+for i = 1, math.min(#found, tonumber(ARGV[6])) do out[i] = {found[i], conversation[found[i]]} end
+return out
+"""
+)
+
+# ARGV[1]: conversation responses key prefix; ARGV[2]: response key prefix; ARGV[3]:
+# safety_identifier field; ARGV[4]: conversation_id field; ARGV[5]: the identifier;
+# ARGV[6..]: conversation ids. Those that a stored response with another identifier names
+# (entries whose response is gone or differs are removed).
+NAMED_BY_OTHERS = (
+    LUA_KEY_PART
+    + """
+local out = {}
+for i = 6, #ARGV do
+  local key = ARGV[1] .. key_part(ARGV[i])
+  local entries = redis.call('HGETALL', key)
+  for j = 1, #entries, 2 do
+    local id, identifier = entries[j], entries[j + 1]
+    if identifier ~= ARGV[5] then
+      local values = redis.call('HMGET', ARGV[2] .. key_part(id), ARGV[3], ARGV[4])
+      if values[1] == identifier and values[2] == ARGV[i] then
+        out[#out + 1] = ARGV[i]
+        break
+      end
+      redis.call('HDEL', key, id)
+    end
+  end
+end
+return out
+"""
+)
+
+# KEYS[1]: the responses' created_at index. ARGV[1]: response key prefix; ARGV[2], ARGV[3]:
+# safety set key prefix and suffix; ARGV[4]: safety_identifier field ('' when skipped);
+# ARGV[5]: conversation_id field ('' when skipped); ARGV[6]: conversation responses prefix;
+# ARGV[7..]: response ids. Deletes them with their index entries; returns how many existed.
+DELETE_RESPONSES = (
+    LUA_KEY_PART
+    + _DELETE_RESPONSE
+    + """
+local f = {KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]}
+local deleted = 0
+for i = 7, #ARGV do deleted = deleted + delete_response(ARGV[1] .. key_part(ARGV[i]), ARGV[i], f) end
+return deleted
+"""
+)

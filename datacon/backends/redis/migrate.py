@@ -1,7 +1,7 @@
 """``datacon migrate`` for Redis: move data written in upstream's raw layout to datacon's.
 
-Layout version 1 (the only one) differs from what upstream and earlier datacon versions
-wrote in two ways (``keys``, ``scores``):
+Layout version 1 differs from what upstream and earlier datacon versions wrote in two ways
+(``keys``, ``scores``):
 
 - a key names an id that is not plain (one with ``:``, ``{``, ``}``, or a leading ``%``) by
   its escaped form, so such records written under the raw id are renamed (a conversation's
@@ -9,6 +9,15 @@ wrote in two ways (``keys``, ``scores``):
 - scores are milliseconds, so sets holding microsecond scores (earlier datacon) are rewritten
   (every datacon write also rewrites the set it adds to, so only sets untouched since the
   upgrade are left for the migration).
+
+Layout version 2 adds the retention indexes (``store``): items and responses by
+``created_at``, each item's linkers, each conversation's identified responses, and every
+conversation in the listing set (upstream's conversations were not). Writes keep them; the
+migration backfills them for the records written before (in batches of 500 keys, each one
+script that checks the record still exists, so it runs beside live traffic and can be run
+again), then sets the marker key ``P datacon:layout`` to 2. Until then ``prune`` and
+``erase_identifier`` refuse to run (an unindexed link would let them delete a linked item).
+A schema with no record when datacon first opens it is marked at once.
 
 Redis has no schema table: the status is found by ``SCAN``ning the schema's keys (no blocking
 command; a large database takes a while), and the layout is at version ``LATEST`` when nothing
@@ -29,12 +38,107 @@ from typing import Any
 
 import attrs
 
-from .keys import Keys, id_of_part
-from .scores import LUA_TO_MS
+from .keys import LUA_KEY_PART, Keys, id_of_part
+from .records import Codec
+from .scores import LUA_TO_MS, score
 
 __all__ = ["LATEST", "RedisMigrationPlan", "apply", "plan"]
 
-LATEST = 1
+LATEST = 2
+
+#: Keys per backfill batch (one pipeline of reads, then one script).
+BATCH = 500
+
+# extend(key, ms): give an index key at least the lifetime ``ms`` (PTTL of a record it now
+# indexes: -1 for none), so an index never expires before a record it names.
+_EXTEND = """
+local function extend(key, ms, existed)
+  local ttl = tonumber(ms)
+  if ttl < 0 then redis.call('PERSIST', key); return end
+  local now = redis.call('PTTL', key)
+  if not existed or (now >= 0 and now < ttl) then redis.call('PEXPIRE', key, ttl) end
+end
+"""
+
+# KEYS[1]: a created_at index. ARGV[1]: the record key prefix; ARGV[2..]: score, id pairs.
+# Indexes each record that still exists; returns how many.
+_BACKFILL_CREATED = (
+    LUA_KEY_PART
+    + _EXTEND
+    + """
+local n = 0
+for i = 2, #ARGV, 2 do
+  local ttl = redis.call('PTTL', ARGV[1] .. key_part(ARGV[i + 1]))
+  if ttl ~= -2 then
+    local existed = redis.call('EXISTS', KEYS[1]) == 1
+    redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
+    extend(KEYS[1], ttl, existed)
+    n = n + 1
+  end
+end
+return n
+"""
+)
+
+# ARGV[1]: conversation responses prefix; ARGV[2]: response key prefix; ARGV[3..]: response
+# id, identifier, conversation id triples. Records each response that still exists.
+_BACKFILL_NAMED = (
+    LUA_KEY_PART
+    + _EXTEND
+    + """
+for i = 3, #ARGV, 3 do
+  local ttl = redis.call('PTTL', ARGV[2] .. key_part(ARGV[i]))
+  if ttl ~= -2 then
+    local key = ARGV[1] .. key_part(ARGV[i + 2])
+    local existed = redis.call('EXISTS', key) == 1
+    redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+    extend(key, ttl, existed)
+  end
+end
+return 0
+"""
+)
+
+# KEYS[1]: the conversations listing set. ARGV[1]: conversation key prefix; ARGV[2..]: id,
+# member pairs. Lists each conversation that still exists and has no member yet.
+_BACKFILL_LISTING = (
+    LUA_KEY_PART
+    + _EXTEND
+    + """
+local sets = cjson.encode({KEYS[1]})
+for i = 2, #ARGV, 2 do
+  local key = ARGV[1] .. key_part(ARGV[i])
+  local ttl = redis.call('PTTL', key)
+  if ttl ~= -2 and not redis.call('HGET', key, 'datacon:member') then
+    redis.call('HSET', key, 'datacon:member', ARGV[i + 1], 'datacon:sets', sets)
+    local existed = redis.call('EXISTS', KEYS[1]) == 1
+    redis.call('ZADD', KEYS[1], 0, ARGV[i + 1])
+    extend(KEYS[1], ttl, existed)
+  end
+end
+return 0
+"""
+)
+
+# KEYS[1]: a conversation's link set. ARGV[1]: item linkers prefix; ARGV[2]: the
+# conversation id; ARGV[3]: start rank; ARGV[4]: count. Adds the conversation to the linkers
+# of the links at those ranks; returns how many links it read.
+_BACKFILL_LINKERS = (
+    LUA_KEY_PART
+    + _EXTEND
+    + """
+local ttl = redis.call('PTTL', KEYS[1])
+local start = tonumber(ARGV[3])
+local items = redis.call('ZRANGE', KEYS[1], start, start + tonumber(ARGV[4]) - 1)
+for _, item in ipairs(items) do
+  local key = ARGV[1] .. key_part(item)
+  local existed = redis.call('EXISTS', key) == 1
+  redis.call('SADD', key, ARGV[2])
+  extend(key, ttl, existed)
+end
+return #items
+"""
+)
 
 # KEYS[1]: the raw key; KEYS[2]: its escaped form. Renames a hash (0 when the target exists:
 # left for the operator); merges a sorted set into the target (existing members win).
@@ -53,16 +157,19 @@ _RESCALE = LUA_TO_MS + "\nreturn to_ms(KEYS[1])\n"
 
 @attrs.define(frozen=True)
 class RedisMigrationPlan:
-    """What the migration to layout 1 still has to do."""
+    """What the migration to layout ``LATEST`` still has to do."""
 
     moves: tuple[tuple[str, str], ...] = ()
     rescales: tuple[str, ...] = ()
+    #: Keys to index (layout 2), by kind; empty when the marker says the indexes are built.
+    index: tuple[tuple[str, int], ...] = ()
 
     @property
     def statements(self) -> tuple[str, ...]:
         """One line per step, for ``datacon migrate plan``."""
         lines = [f"RENAME {old} {new}  -- escaped key of a non-plain id" for old, new in self.moves]
         lines += [f"RESCALE {key}  -- microsecond scores to milliseconds" for key in self.rescales]
+        lines += [f"INDEX {count} {kind}  -- retention indexes (layout 2)" for kind, count in self.index if count]
         return tuple(lines)
 
 
@@ -79,6 +186,7 @@ def _stem(key: str, prefix: str, suffix: str) -> str | None:
 def plan(client: Any, keys: Keys, id_fields: dict[str, str | None]) -> RedisMigrationPlan:
     """Scan one schema's keys. ``id_fields``: the hash field holding each record kind's id."""
     moves: list[tuple[str, str]] = []
+    counts: dict[str, int] = {}
     hashes = (
         ("conversation", keys.conversation_prefix, keys.conversation),
         ("item", keys.item_prefix, keys.item),
@@ -88,6 +196,7 @@ def plan(client: Any, keys: Keys, id_fields: dict[str, str | None]) -> RedisMigr
     for kind, prefix, make in hashes:
         field = id_fields.get(kind)
         found = list(_scan(client, f"{prefix}*", "hash"))
+        counts[kind] = len(found)
         stored = _ids(client, found, field)
         for key, stored_id in zip(found, stored, strict=True):
             part = _stem(key, prefix, "")
@@ -115,7 +224,18 @@ def plan(client: Any, keys: Keys, id_fields: dict[str, str | None]) -> RedisMigr
             sets.append((key, final))
     stale = set(_needs_rescale(client, [key for key, _ in sets]))
     rescales = dict.fromkeys(final for key, final in sets if key in stale)
-    return RedisMigrationPlan(tuple(moves), tuple(rescales))
+    index: tuple[tuple[str, int], ...] = ()
+    if str(client.get(keys.layout)) != str(LATEST):
+        links = sum(1 for key, _ in sets if key.endswith(keys.links_suffix))
+        pending = (
+            ("conversations", counts["conversation"]),
+            ("items", counts["item"]),
+            ("responses", counts["response"]),
+            ("link sets", links),
+        )
+        if any(count for _, count in pending):
+            index = pending
+    return RedisMigrationPlan(tuple(moves), tuple(rescales), index)
 
 
 def _ids(client: Any, keys: Sequence[str], field: str | None) -> list[str | None]:
@@ -143,7 +263,7 @@ def _needs_rescale(client: Any, keys: Sequence[str]) -> list[str]:
     return out
 
 
-def apply(client: Any, steps: RedisMigrationPlan) -> None:
+def apply(client: Any, steps: RedisMigrationPlan, keys: Keys, codec: Codec) -> None:
     """Run the steps of ``steps`` (each one atomic); safe to repeat."""
     move = client.register_script(_MOVE)
     rescale = client.register_script(_RESCALE)
@@ -151,3 +271,86 @@ def apply(client: Any, steps: RedisMigrationPlan) -> None:
         move(keys=[old, new], args=[])
     for key in steps.rescales:
         rescale(keys=[key], args=[])
+    if steps.index:
+        backfill(client, keys, codec)
+
+
+def _batches(client: Any, pattern: str, key_type: str) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for key in _scan(client, pattern, key_type):
+        batch.append(key)
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _rows(client: Any, found: Sequence[str], prefix: str, fields: Sequence[str]) -> Iterator[tuple[str, list[Any]]]:
+    """``(id, values of fields)`` of the hashes (those named by a key part datacon writes)."""
+    with client.pipeline(transaction=False) as pipe:
+        for key in found:
+            pipe.hmget(key, list(fields))
+        replies = pipe.execute()
+    for key, values in zip(found, replies, strict=True):
+        record_id = id_of_part(key[len(prefix) :])
+        if record_id is not None and any(v is not None for v in values):
+            yield record_id, list(values)
+
+
+def backfill(client: Any, keys: Keys, codec: Codec) -> None:
+    """Build the layout-2 indexes for every record (batches of ``BATCH`` keys, one script
+    each), then set the layout marker. Safe to repeat, and to run beside live writes (which
+    keep the indexes themselves)."""
+    # Imported here: ``store`` defines the listing members (and imports nothing from here).
+    from .store import listing_member
+
+    created = client.register_script(_BACKFILL_CREATED)
+    named = client.register_script(_BACKFILL_NAMED)
+    listing = client.register_script(_BACKFILL_LISTING)
+    linkers = client.register_script(_BACKFILL_LINKERS)
+    c, i, r = codec.conversations, codec.items, codec.responses
+    if c.field("created_at") is not None:
+        for batch in _batches(client, f"{keys.conversation_prefix}*", "hash"):
+            args: list[str] = [keys.conversation_prefix]
+            for cid, values in _rows(client, batch, keys.conversation_prefix, [c.field("created_at") or ""]):
+                created_at = c.time({c.field("created_at") or "": str(values[0])}, cid) if values[0] else None
+                if created_at is not None:
+                    args += [cid, listing_member(created_at, cid)]
+            if len(args) > 1:
+                listing(keys=[keys.conversations_list], args=args)
+    if i.field("created_at") is not None:
+        field = i.field("created_at") or ""
+        for batch in _batches(client, f"{keys.item_prefix}*", "hash"):
+            args = [keys.item_prefix]
+            for item_id, values in _rows(client, batch, keys.item_prefix, [field]):
+                if values[0] is not None:
+                    args += [score(i.time({field: str(values[0])}, item_id)), item_id]
+            if len(args) > 1:
+                created(keys=[keys.items_created], args=args)
+    fields = [r.field(name) or "datacon:none" for name in ("created_at", "safety_identifier", "conversation_id")]
+    has = [r.field(name) is not None for name in ("created_at", "safety_identifier", "conversation_id")]
+    for batch in _batches(client, f"{keys.response_prefix}*", "hash"):
+        by_time: list[str] = [keys.response_prefix]
+        by_conversation: list[str] = [keys.conversation_responses_prefix, keys.response_prefix]
+        for rid, (at, identifier, conversation) in _rows(client, batch, keys.response_prefix, fields):
+            if has[0] and at is not None:
+                by_time += [score(r.time({fields[0]: str(at)}, rid)), rid]
+            if has[1] and has[2] and identifier is not None and conversation is not None:
+                by_conversation += [rid, str(identifier), str(conversation)]
+        if len(by_time) > 1:
+            created(keys=[keys.responses_created], args=by_time)
+        if len(by_conversation) > 2:
+            named(args=by_conversation)
+    for key in _scan(client, f"{keys.conversation_prefix}*{keys.links_suffix}", "zset"):
+        stem = _stem(key, keys.conversation_prefix, keys.links_suffix)
+        owner = None if stem is None else id_of_part(stem)
+        if owner is None:
+            continue
+        start = 0
+        while True:
+            read = int(linkers(keys=[key], args=[keys.item_links_prefix, owner, start, BATCH]))
+            if read < BATCH:
+                break
+            start += read
+    client.set(keys.layout, str(LATEST))

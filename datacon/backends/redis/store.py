@@ -54,7 +54,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from datacon._serde import dump_json, normalize_json
-from datacon._time import to_epoch_us, utc_now
+from datacon._time import from_epoch_us, to_epoch_us, utc_now
 from datacon.backends.base import (
     NO_EXTRA,
     BackendConversations,
@@ -68,7 +68,7 @@ from datacon.backends.chain import walk_chain
 from datacon.backends.created import created_item, minted_id
 from datacon.backends.idempotency import Idempotency, resolve
 from datacon.config import RedisConfig
-from datacon.errors import BackendUnavailableError, ConfigError, ConflictError
+from datacon.errors import BackendError, BackendUnavailableError, ConfigError, ConflictError
 from datacon.models import (
     Conversation,
     ConversationItem,
@@ -153,10 +153,25 @@ class RedisStore:
         self.lua_store_response_keyed = register(lua.STORE_RESPONSE_KEYED)
         self.lua_append_items_keyed = register(lua.APPEND_ITEMS_KEYED)
         self.lua_list_conversations = register(lua.LIST_CONVERSATIONS)
+        # Retention and erasure (``RedisBackend``'s Prunable calls).
+        self.lua_old_records = register(lua.OLD_RECORDS)
+        self.lua_old_conversations = register(lua.OLD_CONVERSATIONS)
+        self.lua_item_links = register(lua.ITEM_LINKS)
+        self.lua_delete_unlinked_items = register(lua.DELETE_UNLINKED_ITEMS)
+        self.lua_delete_responses = register(lua.DELETE_RESPONSES)
+        self.lua_delete_conversations = register(lua.DELETE_CONVERSATIONS)
+        self.lua_identifier_responses = register(lua.IDENTIFIER_RESPONSES)
+        self.lua_named_by_others = register(lua.NAMED_BY_OTHERS)
+        self._indexed = False
         self.conversations_list_key = keys.conversations_list
         self.conversations_by_prefix = keys.conversations_by_prefix
         if check:
             self.check_server()
+        # An empty schema is marked as indexed before anything is written (see index_ready).
+        try:
+            self.index_ready()
+        except BackendError as exc:
+            log.debug("Redis index check deferred: %s", exc)
 
     def check_server(self) -> None:
         """Start-up check of the server's settings, best effort (one round trip).
@@ -324,9 +339,55 @@ class RedisStore:
             return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         return script(keys=keys, args=args, client=client)
 
-    def create_record(self, key: str, fields: dict[str, str], client: Any = None) -> Any:
-        """Write the hash at ``key`` unless it exists (``CREATE_RECORD``); truthy when written."""
-        return self.run_script(self.lua_create_record, [key], [self.ttl, *_flat(fields)], client)
+    def item_record(self, item: ConversationItem, fields: dict[str, str]) -> tuple[list[str], list[str]]:
+        """``CREATE_RECORD``'s keys and arguments for the item (its hash and created_at index)."""
+        created = score(item.created_at) if self.codec.items.field("created_at") is not None else ""
+        return [self.item_key(item.id), self.keys.items_created], [self.ttl, created, item.id, *_flat(fields)]
+
+    def create_item_record(self, item: ConversationItem, fields: dict[str, str], client: Any = None) -> Any:
+        """Write the item unless it exists (``CREATE_RECORD``), indexed; truthy when written."""
+        keys, args = self.item_record(item, fields)
+        return self.run_script(self.lua_create_record, keys, args, client)
+
+    def link_args(self, conversation_id: str) -> list[str]:
+        """The arguments naming the item linkers index, for the scripts that (un)link."""
+        return [self.keys.item_links_prefix, conversation_id]
+
+    def unlinked_args(self) -> list[str]:
+        """``DELETE_UNLINKED_ITEMS``'s arguments before the item ids."""
+        k = self.keys
+        return [k.item_prefix, k.item_links_prefix, k.conversation_prefix, k.links_suffix]
+
+    def response_index_args(self) -> list[str]:
+        """The fields ``DELETE_RESPONSE`` reads to find a response's index entries."""
+        return [
+            self.safety_field() or "",
+            self.codec.responses.field("conversation_id") or "",
+            self.keys.conversation_responses_prefix,
+        ]
+
+    def index_ready(self) -> bool:
+        """Whether the retention indexes cover every record: the schema's layout marker says
+        ``datacon migrate`` built them, or the schema holds no record yet (the marker is then
+        set: every later write keeps the indexes). Cached once true."""
+        if self._indexed:
+            return True
+        k = self.keys
+        if self.call("check indexes", lambda: self.client.get(k.layout)) == str(INDEX_LAYOUT):
+            self._indexed = True
+            return True
+        record_prefixes = (k.conversation_prefix, k.item_prefix, k.response_prefix, k.safety_prefix)
+
+        def empty() -> bool:
+            for key in self.client.scan_iter(match=f"{k.prefix}*", count=1000):
+                if str(key).startswith(record_prefixes):
+                    return False
+            return True
+
+        if self.call("check indexes", empty):
+            self.call("check indexes", lambda: self.client.set(k.layout, str(INDEX_LAYOUT), nx=True))
+            self._indexed = True
+        return self._indexed
 
     def keyed(self, idem: Idempotency, result: object) -> tuple[list[str], list[str]]:
         """The key and the arguments a ``lua.keyed`` script adds for ``idem`` (its result stored)."""
@@ -368,10 +429,24 @@ class RedisStore:
         """Write the response and its safety index entry unless it exists; truthy when written
         (with ``idem``: or the ``lua.keyed`` reply of a stored key)."""
         fields = self.codec.response_fields(response, extra)
-        keys = [self.response_key(response.id)]
-        if response.safety_identifier is not None and self.safety_field() is not None:
-            keys.append(self.safety_key(response.safety_identifier))
-        args = [self.ttl, score(response.created_at), response.id, *_flat(fields)]
+        r = self.codec.responses
+        identifier = response.safety_identifier if self.safety_field() is not None else None
+        conversation = response.conversation_id if r.field("conversation_id") is not None else None
+        keys = [
+            self.response_key(response.id),
+            self.keys.responses_created,
+            self.safety_key(identifier or ""),
+            self.keys.conversation_responses(conversation or ""),
+        ]
+        args = [
+            self.ttl,
+            score(response.created_at),
+            response.id,
+            "1" if r.field("created_at") is not None else "",
+            "1" if identifier is not None else "",
+            identifier if identifier is not None and conversation is not None else "",
+            *_flat(fields),
+        ]
         if idem is not None:
             # The optional safety set is KEYS[2]: the idempotency key comes last, after it.
             more_keys, more_args = self.keyed(idem, response.id)
@@ -410,13 +485,27 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else 0 for part in text.split(".")[:3])
 
 
+#: The layout version whose writes keep the retention indexes (``migrate.LATEST``; ``migrate``
+#: imports this module, so the number is repeated here).
+INDEX_LAYOUT = 2
+
 #: Microseconds from 0001-01-01 to the epoch: listing members count from year 1, never negative.
 _YEAR_ONE_US = 62_135_596_800_000_000
 
 
 def listing_member(created_at: datetime, conversation_id: str) -> str:
     """A conversation's member in the listing sets: lexical order is ``(created_at, id)``."""
-    return f"{to_epoch_us(created_at) + _YEAR_ONE_US:018d}:{conversation_id}"
+    return f"{listing_time(created_at)}:{conversation_id}"
+
+
+def listing_time(created_at: datetime) -> str:
+    """The 18 digits that start a listing member (``listing_member``)."""
+    return f"{to_epoch_us(created_at) + _YEAR_ONE_US:018d}"
+
+
+def listing_key(member: str) -> tuple[datetime, str]:
+    """``(created_at, id)`` of a listing member (``listing_member``'s inverse)."""
+    return from_epoch_us(int(member[:18]) - _YEAR_ONE_US), member[19:]
 
 
 def _flat(fields: dict[str, str]) -> list[str]:
@@ -471,7 +560,8 @@ class RedisConversationStorage(BackendConversations):
     def delete_conversation(self, conversation_id: str) -> bool:
         s = self.store
         keys = [s.conversation_key(conversation_id), s.links_key(conversation_id), s.sequence_key(conversation_id)]
-        return bool(s.write("delete_conversation", lambda c: s.lua_delete_conversation(keys=keys, args=[], client=c)))
+        args = s.link_args(conversation_id)
+        return bool(s.write("delete_conversation", lambda c: s.lua_delete_conversation(keys=keys, args=args, client=c)))
 
     def filter_columns(self) -> frozenset[str]:
         return frozenset(name for name, _ in self.store.schema.conversations.sorted_extra_columns())
@@ -507,12 +597,12 @@ class RedisItemStorage(BackendItems):
         idem = resolve(idempotency_key, "create_item", lambda: {"new": new})
         item = created_item(new, normalize_json(new.content, "content"))
         fields = s.codec.item_fields(item, extra)
-        key = s.item_key(item.id)
         if idem is None:
-            created = s.write("create_item", lambda c: s.create_record(key, fields, client=c))
+            created = s.write("create_item", lambda c: s.create_item_record(item, fields, client=c))
         else:
             more_keys, more_args = s.keyed(idem, item)
-            keys, args = [key, *more_keys], [s.ttl, *_flat(fields), *more_args]
+            keys, args = s.item_record(item, fields)
+            keys, args = keys + more_keys, args + more_args
             created = s.write("create_item", lambda c: s.run_script(s.lua_create_record_keyed, keys, args, c))
         replayed: ConversationItem | None = s.replayed(idem, created, ConversationItem)
         if replayed is not None:
@@ -527,7 +617,7 @@ class RedisItemStorage(BackendItems):
         if not items:
             return
         s = self.store
-        args = [s.ttl]
+        args = [s.ttl, *s.link_args(conversation_id)]
         for item_id, added_at in items:
             args += [score(added_at), item_id]
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
@@ -552,6 +642,7 @@ class RedisItemStorage(BackendItems):
         )
         now = utc_now()
         keep_status = s.codec.items.field("status") is not None
+        index_created = s.codec.items.field("created_at") is not None
         created = []
         fields: list[str] = []
         content_field = s.codec.items.field("content")
@@ -565,10 +656,11 @@ class RedisItemStorage(BackendItems):
                 content = normalize_json(new.content, "content")
             created.append(created_item(new, content, now, keep_status=keep_status))
             flat = _flat(encoded)
-            fields += [str(len(flat)), *flat]
+            fields += [score(now) if index_created else "", str(len(flat)), *flat]
         at = score(added_at or now)
         args = [s.ttl, s.item_prefix, at, str(len(created)), *(item.id for item in created), *fields]
-        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        args += s.link_args(conversation_id)
+        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id), s.keys.items_created]
         script = s.lua_append_items
         if idem is not None:
             more_keys, more_args = s.keyed(idem, created)
@@ -630,24 +722,37 @@ class RedisItemStorage(BackendItems):
     def delete_item(self, conversation_id: str, item_id: str) -> None:
         s = self.store
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
-        s.write("delete_item", lambda c: s.lua_delete_link(keys=keys, args=[item_id], client=c))
+        args = [item_id, *s.link_args(conversation_id)]
+        s.write("delete_item", lambda c: s.lua_delete_link(keys=keys, args=args, client=c))
 
     def unlink_items(self, conversation_id: str, item_ids: Sequence[str]) -> list[str]:
-        # Each link goes in one script (of two concurrent calls, one removes it). Redis keeps
-        # no index from an item to the conversations linking it, so whether another
-        # conversation still links a removed item is found by scanning the link sets (one
-        # SCAN per call, however many items): the cost grows with the number of
-        # conversations. An item linked elsewhere between that scan and its deletion loses
-        # its record (its link is then skipped by listings, as any link without a record).
+        # Each link goes in one script (of two concurrent calls, one removes it), and so does
+        # its entry in the item's linkers set; then one script deletes, of the removed items,
+        # those that no conversation links any more (checked and deleted atomically, from the
+        # linkers sets: the cost does not depend on the number of conversations).
         s = self.store
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        link_args = s.link_args(conversation_id)
 
         def unlink(item_id: str) -> bool:
-            return bool(s.write("unlink_items", lambda c: s.run_script(s.lua_delete_link, keys, [item_id], c)))
+            args = [item_id, *link_args]
+            return bool(s.write("unlink_items", lambda c: s.run_script(s.lua_delete_link, keys, args, c)))
 
         removed = [item_id for item_id in dict.fromkeys(item_ids) if unlink(item_id)]
         if not removed:
             return removed
+        if not s.index_ready():
+            self._delete_orphans_by_scan(removed)
+            return removed
+        args = [*s.unlinked_args(), *removed]
+        index = [s.keys.items_created]
+        s.write("unlink_items", lambda c: s.run_script(s.lua_delete_unlinked_items, index, args, c))
+        return removed
+
+    def _delete_orphans_by_scan(self, removed: list[str]) -> None:
+        # Before ``datacon migrate`` built the linkers sets (layout 2), links written earlier
+        # are only found by scanning every conversation's link set (one SCAN per call).
+        s = self.store
 
         def linked_elsewhere() -> set[str]:
             found: set[str] = set()
@@ -661,7 +766,6 @@ class RedisItemStorage(BackendItems):
         orphans = [s.item_key(item_id) for item_id in removed if item_id not in kept]
         if orphans:
             s.write("unlink_items", lambda c: c.delete(*orphans))
-        return removed
 
 
 class RedisResponseStorage(BackendResponses):
@@ -690,9 +794,10 @@ class RedisResponseStorage(BackendResponses):
 
     def delete_response(self, response_id: str) -> None:
         s = self.store
-        args = [s.safety_prefix, ":responses", s.safety_field() or "", response_id]
-        key = s.response_key(response_id)
-        s.write("delete_response", lambda c: s.lua_delete_response(keys=[key], args=args, client=c))
+        fields = s.response_index_args()
+        args = [s.safety_prefix, s.keys.safety_suffix, fields[0], response_id, *fields[1:]]
+        keys = [s.response_key(response_id), s.keys.responses_created]
+        s.write("delete_response", lambda c: s.lua_delete_response(keys=keys, args=args, client=c))
 
     def get_response_chain(self, response_id: str, max_depth: int | None = None) -> ResponseChain:
         s = self.store
@@ -721,9 +826,11 @@ class RedisResponseStorage(BackendResponses):
         field = s.safety_field()
         if field is None:
             return 0
-        args = [s.response_prefix, field, identifier]
-        key = s.safety_key(identifier)
+        _, conversation_field, conversation_prefix = s.response_index_args()
+        args = [s.response_prefix, field, identifier, conversation_field, conversation_prefix]
+        args += [s.safety_prefix, s.keys.safety_suffix]
+        keys = [s.safety_key(identifier), s.keys.responses_created]
         deleted = s.write(
-            "delete_identifier_responses", lambda c: s.lua_delete_identifier(keys=[key], args=args, client=c)
+            "delete_identifier_responses", lambda c: s.lua_delete_identifier(keys=keys, args=args, client=c)
         )
         return int(deleted)
