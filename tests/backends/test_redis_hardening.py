@@ -304,6 +304,20 @@ def test_migrate_builds_the_retention_indexes_of_data_written_before(backend: Re
     assert sorted(client.keys("*")) == ["datacon:layout"]  # the indexes were emptied with the records
 
 
+def test_migrate_gives_the_backfilled_indexes_the_records_ttl(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend, retention_days=1) as storage:
+        conv = storage.conversations.create_conversation(NewConversation()).id
+        item = storage.items.create_item(NewConversationItem("message", {"n": 1})).id
+        storage.items.link_item(conv, item, T0)
+        storage.responses.store_response(StoredResponse(conversation_id=conv, safety_identifier="u"))
+    drop_retention_indexes(client)
+    assert apply_migrations(backend.redis_config(retention_days=1)) == [2]
+    # Each index key lives as long as the longest-lived record it names, never longer or shorter.
+    for key in ("items:created", "responses:created", f"item_links:{item}", f"conversation_responses:{conv}"):
+        assert 86_400 - 60 < client.ttl(key) <= 86_400, key
+    assert client.ttl("datacon:layout") == -1
+
+
 def test_migrate_merges_a_link_set_written_under_both_keys(backend: RedisBackend, client: Any) -> None:
     client.zadd("conversation:a:b:items", {"msg_1": upstream_millis(T0), "msg_2": upstream_millis(T0 + MS)})
     with open_store(backend) as storage:

@@ -7,7 +7,7 @@ cluster in tests/test_cli.py (``test_copy_of_10000_items_with_links_verifies_equ
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -16,6 +16,7 @@ import pytest
 from datacon import (
     NewConversation,
     NewConversationItem,
+    PruneReport,
     RedisConfig,
     SchemaConfig,
     StorageFactoryConfig,
@@ -192,3 +193,37 @@ def test_unreachable_cluster_and_sentinels_are_backend_unavailable_without_the_p
     ):
         storage.conversations.get_conversation("conv_x")
     assert PASSWORD not in str(called.value)
+
+
+@pytest.mark.redis
+def test_cluster_migrate_builds_the_retention_indexes_then_prune_and_erase_run(redis_cluster_backend: Any) -> None:
+    storage = create_storage(redis_cluster_backend.config())
+    try:
+        old = storage.conversations.create_conversation(NewConversation()).id
+        kept = storage.conversations.create_conversation(NewConversation()).id
+        items = storage.items.append_items(old, [NewConversationItem("message", [{"n": n}]) for n in range(2)])
+        storage.items.link_item(kept, items[0].id, datetime.now(UTC))
+        storage.responses.store_response(StoredResponse(conversation_id=old, safety_identifier="u"))
+        storage.responses.store_response(StoredResponse(conversation_id=kept, safety_identifier="v"))
+    finally:
+        storage.close()
+    tag = "{datacon}:"
+    with redis_cluster_backend.client() as client:  # as a version before layout 2 left it
+        for pattern in ("items:created", "responses:created", "item_links:*", "conversation_responses:*", "datacon:*"):
+            for key in list(client.scan_iter(match=tag + pattern)):
+                client.delete(key)
+    storage = create_storage(redis_cluster_backend.config())
+    try:
+        raw = storage.raw
+        assert isinstance(raw, RedisBackend)
+        assert raw.schema_status().current == 0
+        assert raw.apply_migrations() == [2]
+        assert raw.schema_status().current == 2
+        assert storage.erase_identifier("u") == PruneReport(responses=1, conversations=1, links=2, items=1)
+        assert storage.items.get_item(items[0].id) is not None  # linked to the kept conversation
+        assert storage.prune(timedelta(0)) == PruneReport(responses=1, conversations=1, links=1, items=1)
+        with redis_cluster_backend.client() as client:
+            assert list(client.scan_iter(match="*")) == [tag + "datacon:layout"]
+    finally:
+        storage.close()
+        redis_cluster_backend.wipe()

@@ -80,8 +80,9 @@ return n
 """
 )
 
-# ARGV[1]: conversation responses prefix; ARGV[2]: response key prefix; ARGV[3..]: response
-# id, identifier, conversation id triples. Records each response that still exists.
+# KEYS[1]: any key of the schema (it routes the script in a cluster). ARGV[1]: conversation
+# responses prefix; ARGV[2]: response key prefix; ARGV[3..]: response id, identifier,
+# conversation id triples. Records each response that still exists.
 _BACKFILL_NAMED = (
     LUA_KEY_PART
     + _EXTEND
@@ -341,7 +342,7 @@ def backfill(client: Any, keys: Keys, codec: Codec) -> None:
         if len(by_time) > 1:
             created(keys=[keys.responses_created], args=by_time)
         if len(by_conversation) > 2:
-            named(args=by_conversation)
+            named(keys=[keys.responses_created], args=by_conversation)  # the key routes it in a cluster
     for key in _scan(client, f"{keys.conversation_prefix}*{keys.links_suffix}", "zset"):
         stem = _stem(key, keys.conversation_prefix, keys.links_suffix)
         owner = None if stem is None else id_of_part(stem)
