@@ -163,11 +163,12 @@ class RedisBaseline:
             batch = items[start : start + 1_000]
             with self.client.pipeline(transaction=False) as pipe:
                 for item_id, _ in batch:
-                    args = self._item_args(item_id, content)
-                    pipe.hset(f"item:{item_id}", mapping=dict(zip(args[1::2], args[2::2], strict=True)))
+                    # _item_args: TTL, the created index's score and member, then field, value pairs.
+                    fields = self._item_args(item_id, content)[3:]
+                    pipe.hset(f"item:{item_id}", mapping=dict(zip(fields[0::2], fields[1::2], strict=True)))
                     pipe.expire(f"item:{item_id}", int(TTL))
                 pipe.execute()
-            args = [TTL]
+            args = [TTL, "item_links:", conversation_id]  # as create_and_link (LINK_ITEMS' ARGV)
             for item_id, added_at in batch:
                 args += [_us(added_at), item_id]
             self.link(keys=_link_keys(conversation_id), args=args)
