@@ -74,27 +74,6 @@ def backend_variant(request: pytest.FixtureRequest) -> tuple[BackendUnderTest, S
     return backend, schema, variant
 
 
-#: Backend variants the conformance suite drives through the sync API only (to keep CI's run
-#: short): with read replicas, what the async facade adds (the request context reaching the
-#: worker threads) is tested on its own in tests/backends/test_postgres_replicas.py.
-SYNC_ONLY_VARIANTS = {"postgres-replica"}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect (reported as such) the async runs of :data:`SYNC_ONLY_VARIANTS`."""
-    dropped: list[pytest.Item] = []
-    kept: list[pytest.Item] = []
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        ids = callspec.id.split("-") if callspec is not None else []
-        variant = "-".join(ids[:2]) if len(ids) >= 2 else ""
-        apis = {"asyncio", "trio"} & set(ids)
-        (dropped if variant in SYNC_ONLY_VARIANTS and apis else kept).append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = kept
-
-
 @pytest.fixture(params=["sync", "asyncio", "trio"])
 def api(request: pytest.FixtureRequest) -> str:
     """Which API the conformance suite drives: the sync core, or the async facade under asyncio or trio."""

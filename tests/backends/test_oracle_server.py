@@ -27,6 +27,7 @@ from datacon import (
     create_storage,
 )
 from datacon.backends._sql import render
+from datacon.backends._sql.migrations import LATEST
 from datacon.backends.oracle import OracleConnector, dialect_for, oracle_schema
 from datacon.errors import ConflictError, MigrationRequiredError, PoolTimeoutError
 from tests.servers.oracle import OracleBackend
@@ -120,7 +121,7 @@ def test_old_schema_needs_migration_then_auto_migrate_applies_it(
         }
         assert "SAFETY_IDENTIFIER" in columns
         assert not columns & {"OUTPUT", "METADATA", "INSTRUCTIONS", "TOOL_CALLS", "USER_ID"}
-        assert versions(oracle_backend) == [1, 2, 3, 4]
+        assert versions(oracle_backend) == list(range(1, LATEST + 1))
     finally:
         run(oracle_backend, 'DELETE FROM "_schema_versions"')
         for version, description in saved:

@@ -16,6 +16,7 @@ import pytest
 
 from datacon import PostgresConfig, SchemaConfig, StorageFactoryConfig, create_storage
 from datacon.backends._sql import render
+from datacon.backends._sql.migrations import LATEST
 from datacon.backends.postgres import PostgresDialect
 from datacon.errors import BackendError
 from tests.servers._pgbouncer import PgBouncer
@@ -105,9 +106,9 @@ def test_migrations_through_the_pooler_hold_no_lock_afterwards(
     database = urlsplit(legacy_db).path.lstrip("/")
     url = bouncer_url(pgbouncer_server, database)
     with open_via(url, SchemaConfig(auto_migrate=True), transaction_pooling=True) as storage:
-        assert sql_store(storage).applied_migrations == [1, 2, 3, 4]
+        assert sql_store(storage).applied_migrations == list(range(1, LATEST + 1))
         with postgres_backend.connect(legacy_db) as conn:
             locks = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
             versions = [row[0] for row in conn.execute("SELECT version FROM _schema_versions ORDER BY version")]
     assert locks == (0,)
-    assert versions == [1, 2, 3, 4]
+    assert versions == list(range(1, LATEST + 1))
