@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -72,6 +73,17 @@ def backend_variant(request: pytest.FixtureRequest) -> tuple[BackendUnderTest, S
     backend: BackendUnderTest = request.getfixturevalue(f"{name}_backend")
     schema = RENAMED_SCHEMA if variant == "renamed" else None
     return backend, schema, variant
+
+
+DEFAULT_SCHEMA_PARAMS = [p for p in STORE_PARAMS if cast("tuple[str, str]", p.values[0])[1] == "default"]
+
+
+@pytest.fixture(params=DEFAULT_SCHEMA_PARAMS)
+def backend_default_variant(request: pytest.FixtureRequest) -> BackendUnderTest:
+    """Each backend variant with the default schema, for tests that bring a schema of their own."""
+    name, _ = request.param
+    backend: BackendUnderTest = request.getfixturevalue(f"{name}_backend")
+    return backend
 
 
 @pytest.fixture(params=["sync", "asyncio", "trio"])
