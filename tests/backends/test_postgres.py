@@ -304,6 +304,41 @@ def test_cursor_pages_and_the_has_more_probe_read_the_page_index_without_a_sort(
     assert "Sort" not in plan, plan
 
 
+@pytest.mark.parametrize("order", [SortOrder.ASC, SortOrder.DESC])
+def test_the_has_more_probe_at_the_end_of_a_long_conversation_stays_on_the_page_index(
+    postgres_backend: PostgresBackend, fresh_url: str, order: SortOrder
+) -> None:
+    """Regression: with the links of newer conversations making the probe's ``added_at`` look
+    common, PostgreSQL walked a long conversation's links by another index when nothing
+    followed its last page (10 ms at 100,000 links in the growth benchmark). The probe is
+    ordered like the page, so it is one descent of the page index."""
+    ascending = order is SortOrder.ASC
+    with open_pg(fresh_url) as storage:
+        sql = sql_store(storage).sql
+    with postgres_backend.connect(fresh_url) as conn:
+        conn.execute(
+            "INSERT INTO conversation_item_links (conversation_id, item_id, added_at, seq) "
+            "SELECT 'conv_long', 'msg_' || n, %s + n * interval '1 microsecond', 0 FROM generate_series(1, 20000) n",
+            (T0,),
+        )
+        conn.execute(
+            "INSERT INTO conversation_item_links (conversation_id, item_id, added_at, seq) "
+            "SELECT 'conv_' || (n %% 500), 'msg_o' || n, %s + n * interval '1 second', 0 "
+            "FROM generate_series(1, 40000) n",
+            (T0 + timedelta(days=300),),
+        )
+        conn.execute("ANALYZE")
+        edge = 20000 if ascending else 1  # the last link in the page order: nothing follows it
+        params = {"cid": "conv_long", "at": T0 + timedelta(microseconds=edge), "sq": 0, "after": f"msg_{edge}"}
+        statement = sql.follows_asc if ascending else sql.follows_desc
+        plan = "\n".join(
+            str(row[0])
+            for row in conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", {**params, "limit": 1}).fetchall()
+        )
+    assert "conv_item_links_order_idx" in plan, plan
+    assert "Rows Removed by Filter" not in plan, plan
+
+
 def test_the_export_walks_links_in_the_page_index_order_without_a_sort(
     postgres_backend: PostgresBackend, fresh_url: str
 ) -> None:

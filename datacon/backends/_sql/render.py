@@ -669,14 +669,19 @@ def _page(d: Dialect, items: _Table, links: _Table, ascending: bool, positional:
 
 
 def _follows(d: Dialect, links: _Table, ascending: bool) -> str:
-    """One row if a link of the conversation follows the position (one index probe)."""
+    """One row if a link of the conversation follows the position (one index probe).
+
+    Ordered like the page, although any following row would do: without the ORDER BY,
+    PostgreSQL may expect a match at once and walk the conversation's links by another index
+    (the links of newer conversations make a late ``added_at`` look common), reading every
+    link of a long conversation when none follows its last page."""
     p = d.param
-    cmp = ">" if ascending else "<"
+    cmp, order = (">", "ASC") if ascending else ("<", "DESC")
     row = (links.c("added_at", "l"), links.c(LINK_SEQUENCE, "l"), links.c("item_id", "l"))
     keyset = _after(d, cmp, row, (d.time_in(p("at")), p("sq"), p("after")))
     return (
         f"SELECT 1 FROM {links.ref} l WHERE {links.c('conversation_id', 'l')} = {p('cid')} "  # noqa: S608
-        f"AND {keyset} {d.limit(p('limit'))}"
+        f"AND {keyset} ORDER BY {', '.join(f'{column} {order}' for column in row)} {d.limit(p('limit'))}"
     )
 
 
