@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from datacon._conversation_pages import list_page
 from datacon._cursor import decode_cursor, encode_cursor, is_cursor
@@ -64,6 +64,7 @@ from datacon.telemetry import Observer
 __all__ = ["GuardedConversationStorage", "GuardedItemStorage", "GuardedResponseStorage", "GuardedRetention"]
 
 T = TypeVar("T")
+Inner = TypeVar("Inner")
 
 
 def _payload(value: Any) -> Any:
@@ -73,8 +74,9 @@ def _payload(value: Any) -> Any:
         return None
 
 
-class _Hooked:
-    """Runs one operation: inside its span and timing (``observer``), around it the hook.
+class _Hooked(Generic[Inner]):
+    """Runs one operation on ``inner`` (a backend's storage): inside its span and timing
+    (``observer``), around it the hook.
 
     ``observer`` is ``None`` when there is nothing to observe (no OpenTelemetry, no slow
     threshold) and ``hook`` is ``None`` without a hook: the call then goes straight through.
@@ -82,11 +84,13 @@ class _Hooked:
 
     def __init__(
         self,
+        inner: Inner,
         hook: StorageHook | None,
         observer: Observer | None = None,
         gate: Gate | None = None,
         idempotency_ttl_secs: int = DEFAULT_TTL_SECS,
     ) -> None:
+        self.inner = inner
         self._hook = hook
         self._idempotency_ttl = idempotency_ttl_secs
         self._observer = observer
@@ -192,19 +196,8 @@ class _Hooked:
         return result
 
 
-class GuardedConversationStorage(_Hooked, ConversationStorage):
+class GuardedConversationStorage(_Hooked[BackendConversations], ConversationStorage):
     """Checks arguments and runs hooks around a backend's conversation storage."""
-
-    def __init__(
-        self,
-        inner: BackendConversations,
-        hook: StorageHook | None,
-        observer: Observer | None = None,
-        gate: Gate | None = None,
-        idempotency_ttl_secs: int = DEFAULT_TTL_SECS,
-    ) -> None:
-        super().__init__(hook, observer, gate, idempotency_ttl_secs)
-        self.inner = inner
 
     def create_conversation(self, new: NewConversation, *, idempotency_key: str | None = None) -> Conversation:
         if not isinstance(new, NewConversation):
@@ -304,19 +297,8 @@ def _checked_filter(filter: Mapping[str, str] | None, columns: frozenset[str] | 
     return checked
 
 
-class GuardedItemStorage(_Hooked, ConversationItemStorage):
+class GuardedItemStorage(_Hooked[BackendItems], ConversationItemStorage):
     """Checks arguments and runs hooks around a backend's item storage."""
-
-    def __init__(
-        self,
-        inner: BackendItems,
-        hook: StorageHook | None,
-        observer: Observer | None = None,
-        gate: Gate | None = None,
-        idempotency_ttl_secs: int = DEFAULT_TTL_SECS,
-    ) -> None:
-        super().__init__(hook, observer, gate, idempotency_ttl_secs)
-        self.inner = inner
 
     def create_item(self, new: NewConversationItem, *, idempotency_key: str | None = None) -> ConversationItem:
         if not isinstance(new, NewConversationItem):
@@ -554,19 +536,8 @@ class GuardedItemStorage(_Hooked, ConversationItemStorage):
         return call(None) if observer is None else observer.observe(op, call, None)
 
 
-class GuardedResponseStorage(_Hooked, ResponseStorage):
+class GuardedResponseStorage(_Hooked[BackendResponses], ResponseStorage):
     """Checks arguments and runs hooks around a backend's response storage."""
-
-    def __init__(
-        self,
-        inner: BackendResponses,
-        hook: StorageHook | None,
-        observer: Observer | None = None,
-        gate: Gate | None = None,
-        idempotency_ttl_secs: int = DEFAULT_TTL_SECS,
-    ) -> None:
-        super().__init__(hook, observer, gate, idempotency_ttl_secs)
-        self.inner = inner
 
     def store_response(self, response: StoredResponse, *, idempotency_key: str | None = None) -> str:
         if not isinstance(response, StoredResponse):
@@ -631,21 +602,15 @@ class GuardedResponseStorage(_Hooked, ResponseStorage):
         )
 
 
-class GuardedRetention(_Hooked):
+class GuardedRetention(_Hooked[Backend]):
     """``Storage.prune`` and ``Storage.erase_identifier``: checked arguments, then one hooked
     operation (``PRUNE``/``ERASE_IDENTIFIER``: one span, one ``before``/``after``) that runs
     :mod:`datacon.backends.retention` over the backend's :class:`Prunable` calls."""
 
-    def __init__(
-        self, backend: Backend, hook: StorageHook | None, observer: Observer | None = None, gate: Gate | None = None
-    ) -> None:
-        super().__init__(hook, observer, gate)
-        self.backend = backend
-
     def _ops(self) -> Prunable:
-        if not isinstance(self.backend, Prunable):
-            raise NotPrunableError(f"the {self.backend.kind} backend cannot prune or erase (it is not Prunable yet)")
-        return self.backend
+        if not isinstance(self.inner, Prunable):
+            raise NotPrunableError(f"the {self.inner.kind} backend cannot prune or erase (it is not Prunable yet)")
+        return self.inner
 
     def prune(
         self,
