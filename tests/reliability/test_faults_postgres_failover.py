@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from datacon import NewConversation, PostgresConfig, StorageFactoryConfig, create_storage
+from datacon.backends.postgres.connector import REPLICA_RETRY_SECS
 from datacon.errors import BackendUnavailableError
 from tests.reliability import figures
 from tests.reliability._load import WriterLoad
@@ -42,6 +43,10 @@ LAG_SECS = 1.0
 ASYNC_DELAY = 0.5
 # How long the primary stays dead before the standby is promoted, per replication mode.
 DOWN = {"sync": 10.0, "async": 3.0}
+# How long after the kill a read from the standby may take to come: the standby restarts after
+# its WAL receiver is killed, and a replica that failed a read is skipped for
+# REPLICA_RETRY_SECS before one read tries it again. (The primary stays down meanwhile.)
+READ_BACK_BOUND = REPLICA_RETRY_SECS + BOUND
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -98,7 +103,7 @@ def test_primary_killed_standby_promoted_the_storage_recovers(pair: ReplicatedPa
         known = next(ack.key[0] for ack in load.acks if ack.kind == "conversation")
         read_back: float | None = None
         attempts = 0
-        while read_back is None and time.monotonic() - killed_at < DOWN[mode]:
+        while read_back is None and time.monotonic() - killed_at < max(DOWN[mode], READ_BACK_BOUND):
             attempts += 1
             try:
                 if storage.conversations.get_conversation(known) is not None:
