@@ -124,17 +124,20 @@ class _Job:
         self.gate.forget(self)
         return True
 
-    def run(self) -> None:
-        """Run the call in the caller's context (in a worker thread), unless it was dropped; then report it."""
+    def start(self) -> bool:
+        """Claim the call for a worker thread; ``False`` if it was dropped (it must not run)."""
         try:
             self._claim.pop()
         except IndexError:
-            return
+            return False
+        return True
+
+    def execute(self) -> None:
+        """Run the call in the caller's context (in a worker thread), keeping its result or error."""
         try:
             self.result = self._context.run(self._func)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
             self.error = exc
-        self.gate.inbox.post(self)
 
     def outcome(self) -> Any:
         """The call's result, or its error raised."""
@@ -215,10 +218,12 @@ _RETIRE = object()  # put on a queue: one worker thread may exit
 class _Workers:
     """At most ``size`` long-lived worker threads of one storage, fed by one queue.
 
-    Threads start on demand (when more jobs wait than threads idle), take jobs one after the
-    other without sleeping while there are any, and exit after ``IDLE_SECS`` without work or
-    when :meth:`stop` asks. A thread exits only if, under ``_lock``, every queued job has an
-    idle thread to take it, so no job is ever stranded. All event loops share them.
+    Threads start on demand (when more jobs wait than threads are free), take jobs one after
+    the other without sleeping while there are any, and exit after ``IDLE_SECS`` without
+    work or when :meth:`stop` asks. A thread counts as free from the moment its call has
+    ended (before its result is handed back, so the caller's next call finds it free) until
+    it takes the next job. It exits only if, under ``_lock``, every queued job still has a
+    free thread to take it, so no job is ever stranded. All event loops share them.
     """
 
     def __init__(self, size: int, name: str) -> None:
@@ -227,7 +232,7 @@ class _Workers:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0  # alive (or starting)
-        self._idle = 0  # blocked waiting for a job
+        self._free = 0  # alive and not running a call
         self._retiring = 0  # _RETIRE markers in the queue
 
     @property
@@ -238,8 +243,8 @@ class _Workers:
     def submit(self, job: _Job) -> None:
         self._queue.put(job)
         # Unlocked reads: a stale value can only delay a start, never strand the job
-        # (an idle thread takes it); _start rechecks the cap under the lock.
-        if self._threads < self.size and self._queue.qsize() - self._retiring > self._idle:
+        # (a free thread takes it); _start rechecks the cap under the lock.
+        if self._threads < self.size and self._queue.qsize() - self._retiring > self._free:
             self._start()
 
     def _start(self) -> None:
@@ -247,16 +252,18 @@ class _Workers:
             if self._threads >= self.size:
                 return
             self._threads += 1
+            self._free += 1
             number = self._threads
         try:
             threading.Thread(target=self._work, name=f"{self._name}-{number}", daemon=True).start()
         except BaseException:
             with self._lock:
                 self._threads -= 1
+                self._free -= 1
             raise
 
     def stop(self) -> None:
-        """Ask every thread to exit once idle (running calls finish first; a later call starts new ones)."""
+        """Ask every thread to exit once free (running calls finish first; a later call starts new ones)."""
         with self._lock:
             count = self._threads
             self._retiring += count
@@ -264,39 +271,36 @@ class _Workers:
             self._queue.put(_RETIRE)
 
     def _retire(self, marker: bool) -> bool:
-        """Whether this thread may exit now: only if every queued job has an idle thread."""
+        """Whether this (free) thread may exit now: only if every queued job keeps a free thread."""
         with self._lock:
             if marker:
                 self._retiring -= 1
-            if self._queue.qsize() - self._retiring > self._idle:
+            if self._queue.qsize() - self._retiring > self._free - 1:
                 return False
+            self._free -= 1
             self._threads -= 1
             return True
 
     def _work(self) -> None:
         get = self._queue.get
+        lock = self._lock
         while True:
             try:
-                job = get(block=False)
+                job = get(timeout=IDLE_SECS)
             except queue.Empty:
-                with self._lock:
-                    self._idle += 1
-                try:
-                    job = get(timeout=IDLE_SECS)
-                except queue.Empty:
-                    job = None
-                finally:
-                    with self._lock:
-                        self._idle -= 1
-                if job is None:
-                    if self._retire(marker=False):
-                        return
-                    continue
-            if job is _RETIRE:
-                if self._retire(marker=True):
+                job = None
+            if job is None or job is _RETIRE:
+                if self._retire(marker=job is _RETIRE):
                     return
                 continue
-            job.run()
+            if not job.start():
+                continue  # dropped while queued
+            with lock:
+                self._free -= 1
+            job.execute()
+            with lock:
+                self._free += 1
+            job.gate.inbox.post(job)
             del job
 
 
