@@ -616,15 +616,16 @@ class AsyncResponseStorage:
 class AsyncStorage:
     """The three storages of a sync :class:`~datacon.storage.Storage`, as coroutines (asyncio or trio).
 
-    Every method runs its sync twin whole in one anyio worker thread (one thread hop, one
-    backend call, at most one pooled connection), in a copy of the caller's context, so a
+    Every method runs its sync twin whole in one worker thread (one thread hop, one backend
+    call, at most one pooled connection), in a copy of the caller's context, so a
     :func:`~datacon.request_context` set around ``await`` reaches hooks. Nothing flows back:
     context variables set inside the thread stay there.
 
     **Threads.** At most ``max_concurrency`` calls (the backend's pool size) run at once per
     event loop, through a limiter private to this storage; anyio's shared default limiter
-    (40 threads) is never used. Total threads = anyio's default + one limiter per storage +
-    the pool's own maintenance threads.
+    (40 threads) is never used. The calls run in this storage's own worker threads, at most
+    ``max_concurrency`` in all (shared by every event loop), started on demand and stopped by
+    :meth:`aclose` or after 10 s idle; results go back to the loop in batches.
 
     **Cancellation.** A cancelled call either did not start (it was still waiting for a
     thread: it raises the cancellation and did nothing) or ran to completion, with its
