@@ -514,6 +514,9 @@ def run_async(t: Target, s: Settings, storage_factory: Callable[[], Storage] | N
             pool.shutdown()
         async_tput, thread_tput = total / times["async"], total / times["threads"]
         ratio = async_tput / thread_tput
+        # Issue #23 sets the target for the network backends; the in-process ones (a call of a
+        # few µs, where the thread hand-off itself dominates) are reported without one.
+        targeted = t.backend in ("postgres", "redis")
         rows.append(
             Row(
                 t.backend,
@@ -523,9 +526,10 @@ def run_async(t: Target, s: Settings, storage_factory: Callable[[], Storage] | N
                 "32 sync threads",
                 f"{thread_tput:,.0f} calls/s",
                 ratio,
-                "≥ 0.8",
-                ratio >= 0.8,
-                f"pool size {storage.max_concurrency}",
+                "≥ 0.8" if targeted else "",
+                (ratio >= 0.8) if targeted else None,
+                f"pool size {storage.max_concurrency}"
+                + ("" if targeted else "; reported, no target: an in-process call costs less than the hand-off"),
             )
         )
     finally:
