@@ -116,6 +116,7 @@ def run_overhead(t: Target, s: Settings) -> list[Row]:
         },
         rounds=s.rounds,
         inner=s.inner,
+        between=settler(t),
     )
     rows.append(_overhead_row(t, "store_response", times))
 
@@ -139,6 +140,7 @@ def run_overhead(t: Target, s: Settings) -> list[Row]:
         },
         rounds=s.rounds,
         inner=s.inner,
+        between=settler(t),
     )
     rows.append(_overhead_row(t, "create_item + link_item", times))
 
@@ -351,6 +353,13 @@ def run_growth(t: Target, s: Settings) -> list[Row]:
         )
     )
     return rows
+
+
+def settler(t: Target) -> Callable[[], object] | None:
+    """What to run untimed between the samples of write measurements (the baseline's
+    ``settle``, where it has one: SQLite's WAL checkpoint), or ``None``."""
+    settle: Callable[[], object] | None = getattr(t.baseline, "settle", None)
+    return settle
 
 
 def analyze(t: Target) -> None:

@@ -69,6 +69,13 @@ class SqliteBaseline(SqlBaseline):
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=30000")
 
+    def settle(self) -> None:
+        """Checkpoint the WAL (untimed, between samples): a sample of writes then never runs
+        SQLite's automatic checkpoint (at 1,000 WAL pages, in whichever connection's commit
+        crosses it, with an fsync of the database file), which would land in one variant's
+        sample or the other's by chance, costing milliseconds."""
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def encode_time(self, value: datetime) -> Any:
         delta = value - EPOCH
         return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

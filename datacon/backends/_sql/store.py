@@ -10,9 +10,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-import attrs
-
 from datacon._columns import CONVERSATIONS, ITEMS, RESPONSES
+from datacon._serde import loads
 from datacon._time import utc_now
 from datacon.backends.base import (
     NO_EXTRA,
@@ -251,29 +250,51 @@ class SqlItemStorage(BackendItems):
         self._d = store.dialect
         self._row = store.decode_item
         self._encode = store.encode_item
+        self._items_table = store.schema.conversation_items
+        self._links_table = store.schema.conversation_item_links
+        # Rows per append statement: the links' limit, scaled to the items' wider rows.
+        width = len(store.sql.item_fields) + len(self._items_table.extra_columns)
+        self._append_rows = max(1, self._d.max_rows_per_insert * 4 // max(width + len(store.sql.item_parts[1]), 8))
+        # The bind-parameter names of row n of an append statement (item fields, then the
+        # link's i/a/q), made once per n rather than formatted per row and call.
+        self._row_keys: list[tuple[tuple[str, ...], str, str, str]] = []
+
+    def _keys(self, n: int) -> tuple[tuple[str, ...], str, str, str]:
+        keys = self._row_keys
+        while len(keys) <= n:
+            k = len(keys)
+            keys.append((tuple(f"{field}{k}" for field in self._sql.item_fields), f"i{k}", f"a{k}", f"q{k}"))
+        return keys[n]
 
     def create_item(
         self, new: NewConversationItem, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
     ) -> ConversationItem:
         idem = resolve(idempotency_key, "create_item", lambda: {"new": new})
         item = created_item(new, new.content)
-        table = self._store.schema.conversation_items
+        table = self._items_table
         params = self._store.extras(table, self._encode(item), extra)
-        returned = self._read_back(new, item, params)
-        with self._store.write(f"item {item.id} already exists", idem) as session:
-            replayed: ConversationItem | None = self._store.replayed(
-                session, idem, table.table, returned, ConversationItem
-            )
+        self._read_back(item, params)
+        conflict = f"item {item.id} already exists"
+        if idem is None:
+            with self._store.connector.session(write=True, conflict=conflict) as session:
+                session.execute(self._sql.item_insert, params)
+            return item
+        with self._store.write(conflict, idem) as session:
+            replayed: ConversationItem | None = self._store.replayed(session, idem, table.table, item, ConversationItem)
             if replayed is not None:
                 return replayed
             session.execute(self._sql.item_insert, params)
-        return returned
+        return item
 
-    def _read_back(self, new: NewConversationItem, item: ConversationItem, params: Params) -> ConversationItem:
-        """The item as it will read back, from the parameters that wrote it."""
-        # The content as it will read back (JSON text, parsed; encoded here if the column is skipped).
-        text = params["content"] if "content" in params else self._store.dialect.encode_json(new.content, "content")
-        return attrs.evolve(item, content=json.loads(text), status=item.status if "status" in params else None)
+    def _read_back(self, item: ConversationItem, row: Params) -> None:
+        """Make ``item`` (a record of this call's, already encoded into ``row``) what will read
+        back: its content parsed from the JSON written (encoded here if the column is skipped),
+        no status if that column is skipped. In place: the record is the call's own, and
+        building it again (``attrs.evolve``) cost more than the rest of the per-item work."""
+        text = row["content"] if "content" in row else self._d.encode_json(item.content, "content")
+        item.content = loads(text)
+        if "status" not in row:
+            item.status = None
 
     def append_items(
         self,
@@ -290,53 +311,55 @@ class SqlItemStorage(BackendItems):
             idempotency_key, "append_items", lambda: {"items": list(items), "added_at": added_at}, conversation_id
         )
         now = utc_now()
-        when = added_at or now
-        # Everything is encoded before any I/O (a bad content writes nothing). Records are
-        # built directly (no attrs.evolve: it costs more than the rest of the per-item work).
+        at = self._d.encode_time(added_at or now)
+        # Everything is encoded before any I/O (a bad content writes nothing).
         records = [created_item(new, new.content, now) for new in items]
-        encoded = [self._encode(item) for item in records]
+        encode = self._encode
+        encoded = [encode(record) for record in records]
         links = self.link_params(conversation_id, extra)
-        links = self._store.extras(self._store.schema.conversation_items, links, extra, prefix="ix")
-        # Rows per statement: the links' limit, scaled to the items' wider rows.
-        size = max(1, self._d.max_rows_per_insert * 4 // max(len(encoded[0]) + len(self._sql.item_parts[1]), 8))
+        links = self._store.extras(self._items_table, links, extra, prefix="ix")
+        size = self._append_rows
         batches = []
         for start in range(0, len(records), size):
             # Each statement writes its rows in item-id order (see _link), ranks in the call's.
-            order = _by_item_id([record.id for record in records[start : start + size]])
-            params = dict(links)
-            for n, k in enumerate(order):
-                for field, value in encoded[start + k].items():
-                    params[f"{field}{n}"] = value
-            chunk = [(records[start + k].id, when) for k in order]
-            params = self.rows_params(params, chunk, [k + 1 for k in order])
-            batches.append((self._sql.append(len(chunk), len(chunk)), params))
-        d, keep_status = self._d, True
-        returned = []
-        for new, row in zip(items, encoded, strict=True):
-            # As it will read back (see _read_back): the content parsed from the JSON written.
-            text = row["content"] if "content" in row else d.encode_json(new.content, "content")
-            keep_status = "status" in row
-            returned.append(created_item(new, json.loads(text), now, keep_status=keep_status))
+            count = min(size, len(records) - start)
+            params = dict(links) if len(records) > size else links
+            for n, k in enumerate(_by_item_id([record.id for record in records[start : start + count]])):
+                fields, i, a, q = self._keys(n)
+                params.update(zip(fields, encoded[start + k].values(), strict=True))
+                params[i] = records[start + k].id
+                params[a] = at
+                params[q] = k + 1
+            batches.append((self._sql.append(count, count), params))
+        for record, row in zip(records, encoded, strict=True):
+            self._read_back(record, row)  # as it will read back
         conflict = f"an item already exists or is already linked to {conversation_id} (nothing was appended)"
+        if idem is None and len(batches) == 1 and len(batches[0][0]) == 1:  # one statement: atomic by itself
+            with self._store.connector.session(write=True, conflict=conflict) as session:
+                session.execute(batches[0][0][0], batches[0][1])
+            return records
         with self._store.write(conflict, idem) as session:
-            table = self._store.schema.conversation_items.table
+            table = self._items_table.table
             replayed: list[ConversationItem] | None = self._store.replayed(
-                session, idem, table, returned, list[ConversationItem]
+                session, idem, table, records, list[ConversationItem]
             )
             if replayed is not None:
                 return replayed
-            if len(batches) == 1 and len(batches[0][0]) == 1:  # one statement: atomic by itself
+            if len(batches) == 1 and len(batches[0][0]) == 1:
                 session.execute(batches[0][0][0], batches[0][1])
             else:
                 with session.transaction():
                     for statements, params in batches:
                         for statement in statements:
                             session.execute(statement, params)
-        return returned
+        return records
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
+        params = self.link_params(conversation_id, extra)
+        params["i0"], params["a0"], params["q0"] = item_id, self._d.encode_time(added_at), 1
         conflict = f"item {item_id} is already linked to {conversation_id}"
-        self._link(conversation_id, [(item_id, added_at)], conflict, extra)
+        with self._store.connector.session(write=True, conflict=conflict) as session:
+            session.execute(self._sql.link_insert(1), params)
 
     def link_items(
         self, conversation_id: str, items: Sequence[tuple[str, datetime]], *, extra: Extra = NO_EXTRA
@@ -374,7 +397,7 @@ class SqlItemStorage(BackendItems):
     def link_params(self, conversation_id: str, extra: Extra) -> dict[str, Any]:
         """The bind parameters shared by every row of a links INSERT into one conversation."""
         params = {"cid": conversation_id, "scid": conversation_id}
-        return self._store.extras(self._store.schema.conversation_item_links, params, extra)
+        return self._store.extras(self._links_table, params, extra)
 
     def rows_params(
         self, extras: Params, chunk: Sequence[tuple[str, datetime]], ranks: Sequence[int] | None = None
@@ -464,7 +487,12 @@ class SqlResponseStorage(BackendResponses):
         idem = resolve(idempotency_key, "store_response", lambda: {"response": response})
         table = self._store.schema.responses
         params = self._store.extras(table, self._encode(response), extra)
-        with self._store.write(f"response {response.id} already exists", idem) as session:
+        conflict = f"response {response.id} already exists"
+        if idem is None:
+            with self._store.connector.session(write=True, conflict=conflict) as session:
+                session.execute(self._sql.resp_insert, params)
+            return response.id
+        with self._store.write(conflict, idem) as session:
             replayed: str | None = self._store.replayed(session, idem, table.table, response.id, str)
             if replayed is not None:
                 return replayed
