@@ -19,18 +19,23 @@ _RESPONSE_COLUMNS = (
 )
 
 
-def _page(cmp: str, sentinel: str, order: str) -> str:
+def _page(cmp: str, sentinel: str, order: str, first: bool = False) -> str:
+    # list_items' statements: no trailing link position; ``first``: no cursor (the first page).
     def of_cursor(column: str) -> str:
         return (
             f"(SELECT c.`{column}` FROM `conversation_item_links` c "
             "WHERE c.`conversation_id` = :cid AND c.`item_id` = :after)"
         )
 
+    keyset = (
+        f"l.`added_at` {cmp} {sentinel}"
+        if first
+        else f"(l.`added_at`, l.`seq`, l.`item_id`) {cmp} "
+        f"(COALESCE({of_cursor('added_at')}, {sentinel}), {of_cursor('seq')}, :after)"
+    )
     return (
-        f"SELECT {_ITEM_COLUMNS}, l.`added_at`, l.`seq` FROM `conversation_item_links` l JOIN `conversation_items` i "
-        f"ON i.`id` = l.`item_id` WHERE l.`conversation_id` = :cid "
-        f"AND (l.`added_at`, l.`seq`, l.`item_id`) {cmp} "
-        f"(COALESCE({of_cursor('added_at')}, {sentinel}), {of_cursor('seq')}, :after) "
+        f"SELECT {_ITEM_COLUMNS} FROM `conversation_item_links` l JOIN `conversation_items` i "
+        f"ON i.`id` = l.`item_id` WHERE l.`conversation_id` = :cid AND {keyset} "
         f"ORDER BY l.`added_at` {order}, l.`seq` {order}, l.`item_id` {order} LIMIT :limit"
     )
 
@@ -56,6 +61,8 @@ class SqliteBaseline(SqlBaseline):
     )
     LIST_ASC = _page(">", str(-(2**63)), "ASC")
     LIST_DESC = _page("<", str(2**63 - 1), "DESC")
+    LIST_FIRST_ASC = _page(">", str(-(2**63)), "ASC", first=True)
+    LIST_FIRST_DESC = _page("<", str(2**63 - 1), "DESC", first=True)
     CHAIN = (
         "WITH RECURSIVE chain (rid, prev) AS (SELECT `id`, `previous_response_id` FROM `responses` "
         "WHERE `id` = :id UNION SELECT r.`id`, r.`previous_response_id` FROM `responses` r "

@@ -42,7 +42,7 @@ from datacon.schema import SchemaConfig, TableConfig
 from .dialect import Dialect
 from .migrations import bootstrap, require_latest
 from .render import IDEMPOTENCY_SWEEP, render
-from .rows import Decoder, Encoder, row_decoder, row_encoder
+from .rows import Decoder, Encoder, RowsDecoder, row_decoder, row_encoder, rows_decoder
 from .session import Connector, Params, Session
 
 __all__ = ["SqlConversationStorage", "SqlItemStorage", "SqlResponseStorage", "SqlStore"]
@@ -69,6 +69,16 @@ class SqlStore:
         )
         self.decode_item: Decoder[ConversationItem] = row_decoder(ITEMS, sql.item_fields, ConversationItem, dialect)
         self.decode_response: Decoder[StoredResponse] = row_decoder(RESPONSES, sql.resp_fields, StoredResponse, dialect)
+        # The same for a whole result (one comprehension: what every multi-row read uses).
+        self.decode_conversations: RowsDecoder[Conversation] = rows_decoder(
+            CONVERSATIONS, sql.conv_fields, Conversation, dialect
+        )
+        self.decode_items: RowsDecoder[ConversationItem] = rows_decoder(
+            ITEMS, sql.item_fields, ConversationItem, dialect
+        )
+        self.decode_responses: RowsDecoder[StoredResponse] = rows_decoder(
+            RESPONSES, sql.resp_fields, StoredResponse, dialect
+        )
         self.encode_conversation: Encoder = row_encoder(CONVERSATIONS, sql.conv_fields, dialect)
         self.encode_item: Encoder = row_encoder(ITEMS, sql.item_fields, dialect)
         self.encode_response: Encoder = row_encoder(RESPONSES, sql.resp_fields, dialect)
@@ -163,6 +173,7 @@ class SqlConversationStorage(BackendConversations):
         self._sql = store.sql
         self._d = store.dialect
         self._row = store.decode_conversation
+        self._rows = store.decode_conversations
         self._encode = store.encode_conversation
 
     def create_conversation(
@@ -233,7 +244,7 @@ class SqlConversationStorage(BackendConversations):
         sql = self._sql.conversation_page(keys, after is not None, descending)
         with self._store.connector.session(replica=True) as session:
             rows = session.fetchall(sql, params)
-        return [self._row(row) for row in rows]
+        return self._rows(rows)
 
 
 def _by_item_id(ids: Sequence[str]) -> list[int]:
@@ -249,6 +260,7 @@ class SqlItemStorage(BackendItems):
         self._sql = store.sql
         self._d = store.dialect
         self._row = store.decode_item
+        self._rows = store.decode_items
         self._encode = store.encode_item
         self._items_table = store.schema.conversation_items
         self._links_table = store.schema.conversation_item_links
@@ -412,10 +424,14 @@ class SqlItemStorage(BackendItems):
         return params
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
-        sql = self._sql.list_asc if params.order is SortOrder.ASC else self._sql.list_desc
+        sql, after = self._sql, params.after
+        if params.order is SortOrder.ASC:
+            statement = sql.items_asc if after is not None else sql.items_first_asc
+        else:
+            statement = sql.items_desc if after is not None else sql.items_first_desc
         with self._store.connector.session(replica=True) as session:
-            rows = session.fetchall(sql, {"cid": conversation_id, "after": params.after, "limit": params.limit})
-        return [self._row(row) for row in rows]  # the row's trailing link position is not needed
+            rows = session.fetchall(statement, {"cid": conversation_id, "after": after, "limit": params.limit})
+        return self._rows(rows)
 
     def page_items(
         self, conversation_id: str, params: ListParams, position: Position | None
@@ -443,7 +459,10 @@ class SqlItemStorage(BackendItems):
                     "limit": 1,
                 }
                 more = session.fetchone(sql.follows_asc if ascending else sql.follows_desc, follows) is not None
-        return [(self._row(row), d.decode_time(row[-2]), int(row[-1])) for row in rows], more
+        decode_time = d.decode_time
+        return [
+            (item, decode_time(row[-2]), int(row[-1])) for item, row in zip(self._rows(rows), rows, strict=True)
+        ], more
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         with self._store.connector.session(replica=True) as session:
@@ -479,6 +498,7 @@ class SqlResponseStorage(BackendResponses):
         self._sql = store.sql
         self._d = store.dialect
         self._row = store.decode_response
+        self._rows = store.decode_responses
         self._encode = store.encode_response
 
     def store_response(
@@ -516,7 +536,7 @@ class SqlResponseStorage(BackendResponses):
             sql, params = self._sql.chain_depth, {"id": response_id, "max_depth": max_depth}
         with self._store.connector.session(replica=True) as session:
             rows = session.fetchall(sql, params)
-        by_id = {response.id: response for response in map(self._row, rows)}
+        by_id = {response.id: response for response in self._rows(rows)}
         return walk_chain(response_id, by_id.get, max_depth)
 
     def list_identifier_responses(self, identifier: str, limit: int | None = None) -> list[StoredResponse]:
@@ -529,7 +549,7 @@ class SqlResponseStorage(BackendResponses):
             sql, params = self._sql.ident_list_limit, {"sid": identifier, "limit": limit}
         with self._store.connector.session(replica=True) as session:
             rows = session.fetchall(sql, params)
-        return [self._row(row) for row in rows]
+        return self._rows(rows)
 
     def delete_identifier_responses(self, identifier: str) -> int:
         if self._sql.ident_delete is None:
