@@ -324,6 +324,9 @@ class SqlItemStorage(BackendItems):
         )
         now = utc_now()
         at = self._d.encode_time(added_at or now)
+        conflict = f"an item already exists or is already linked to {conversation_id} (nothing was appended)"
+        if idem is None and len(items) == 1:  # one message, the usual turn: the shortest path
+            return [self._append_one(conversation_id, items[0], now, at, extra, conflict)]
         # Everything is encoded before any I/O (a bad content writes nothing).
         records = [created_item(new, new.content, now) for new in items]
         encode = self._encode
@@ -345,7 +348,6 @@ class SqlItemStorage(BackendItems):
             batches.append((self._sql.append(count, count), params))
         for record, row in zip(records, encoded, strict=True):
             self._read_back(record, row)  # as it will read back
-        conflict = f"an item already exists or is already linked to {conversation_id} (nothing was appended)"
         if idem is None and len(batches) == 1 and len(batches[0][0]) == 1:  # one statement: atomic by itself
             with self._store.connector.session(write=True, conflict=conflict) as session:
                 session.execute(batches[0][0][0], batches[0][1])
@@ -365,6 +367,29 @@ class SqlItemStorage(BackendItems):
                         for statement in statements:
                             session.execute(statement, params)
         return records
+
+    def _append_one(
+        self, conversation_id: str, new: NewConversationItem, now: datetime, at: Any, extra: Extra, conflict: str
+    ) -> ConversationItem:
+        """``append_items`` of one item without a key: what the general path does for one row
+        (one statement, rank 1), without its batching."""
+        record = created_item(new, new.content, now)
+        row = self._encode(record)
+        params = self.link_params(conversation_id, extra)
+        params = self._store.extras(self._items_table, params, extra, prefix="ix")
+        fields, i, a, q = self._keys(0)
+        params.update(zip(fields, row.values(), strict=True))
+        params[i], params[a], params[q] = record.id, at, 1
+        self._read_back(record, row)
+        statements = self._sql.append(1, 1)
+        with self._store.connector.session(write=True, conflict=conflict) as session:
+            if len(statements) == 1:  # a writable CTE: atomic by itself
+                session.execute(statements[0], params)
+            else:  # the item, then its link: all or nothing
+                with session.transaction():
+                    for statement in statements:
+                        session.execute(statement, params)
+        return record
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
         params = self.link_params(conversation_id, extra)
