@@ -232,3 +232,36 @@ async def test_a_facade_dropped_without_aclose_lets_its_threads_go() -> None:
     gc.collect()
     assert await anyio.to_thread.run_sync(lambda: wait_until(lambda: not worker.is_alive()))
     sync.close()
+
+
+async def test_a_call_made_in_an_already_cancelled_scope_never_starts() -> None:
+    probe = Probe()
+    async with AsyncStorage(create_storage(StorageFactoryConfig(hook=probe))) as storage:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await storage.conversations.create_conversation(NewConversation(id="conv_never"))
+            pytest.fail("the call must raise the cancellation")
+        assert scope.cancelled_caught
+        assert probe.started == 0
+        assert storage.limiter.borrowed_tokens == 0
+        assert await storage.conversations.get_conversation("conv_never") is None
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # this test forks and runs its own loop there
+def test_a_forked_child_starts_its_own_worker_threads(anyio_backend: str) -> None:
+    import os
+
+    storage = AsyncStorage(create_storage())
+    conv = anyio.run(storage.conversations.create_conversation, NewConversation(id="conv_parent"))
+    assert storage._runner.workers.threads == 1  # the parent's thread, absent from a child
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        code = 1
+        try:
+            got = asyncio.run(asyncio.wait_for(storage.conversations.get_conversation("conv_parent"), 5))
+            code = 0 if got == conv else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    storage.sync.close()
