@@ -13,6 +13,8 @@ Key layout (upstream's; ``P`` is ``"{owner}:"`` when the schema has an owner, el
 ``P conversations:list``              sorted set   every conversation (``list_conversations``)
 ``P conversations:by:{col}:{value}``  sorted set   conversations whose extra column is value
 ``P idempotency:{op}:{key}``           string       an idempotency key: fingerprint + result, PX TTL
+``P item_packed:{id}``                 string       the item's packed copy (layout 3, ``records``)
+``P conversation:{id}:packed``         sorted set   its links' packed copies, in listing order
 ====================================  ===========  ===========================================
 
 In a Redis Cluster ``P`` is a hash tag, ``{owner}:`` or ``{datacon}:`` (``keys.Keys``): one
@@ -36,7 +38,10 @@ one, or restored from an export) counts as 0 and keeps its old place by item id,
 written before needs no migration.
 
 Every operation is one round trip: a single command, a ``MULTI`` transaction, or a Lua
-script (see ``lua``) run with ``EVALSHA``. With ``wait_replicas`` or ``wait_aof`` a write is
+script (see ``lua``) run with ``EVALSHA``; except a first ``list_items`` page of more than 40
+items, one ``MULTI`` that is followed by the page script when the conversation's packed set
+is incomplete (data written by upstream or before layout 3), and a first page holding an
+item whose hash has expired (read again by the page script). With ``wait_replicas`` or ``wait_aof`` a write is
 pipelined with ``WAIT``/``WAITAOF`` on the same connection (still one round trip, plus a
 ``SCRIPT EXISTS`` that redis-py sends before a pipeline of scripts). Commands are not
 retried: a write whose connection drops raises ``BackendUnavailableError`` with its outcome
