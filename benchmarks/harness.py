@@ -107,11 +107,14 @@ def interleaved(
     inner: int,
     warmup: bool = True,
     statistic: Callable[[list[float]], float] = statistics.median,
+    between: Callable[[], object] | None = None,
 ) -> dict[str, float]:
     """Median seconds per call of each variant (or ``statistic`` of the per-round means).
 
     Every round runs each variant ``inner`` times, in an order that alternates from round to
     round, so that drift and noise on this shared machine hit every variant alike.
+    ``between`` runs before every sample, untimed (e.g. a SQLite WAL checkpoint, so that no
+    sample pays one that a write of the other variant made due).
     """
     names = list(variants)
     samples: dict[str, list[float]] = {name: [] for name in names}
@@ -123,6 +126,8 @@ def interleaved(
         order = names if index % 2 == 0 else names[::-1]
         for name in order:
             call = variants[name]
+            if between is not None:
+                between()
             start = time.perf_counter()
             for _ in range(inner):
                 call()

@@ -292,6 +292,7 @@ class AdkDatabase:
     async def _get(self, session: Any, count: int | None) -> list[Any]:
         config = None if count is None else self._config(num_recent_events=count)
         got = await self.service.get_session(app_name="bench", user_id="u1", session_id=session.id, config=config)
+        assert got is not None, f"google-adk lost session {session.id}"  # typed Optional when google-adk is installed
         events: list[Any] = got.events
         return events
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import math
+import queue
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from anyio import CancelScope, CapacityLimiter, Event, WouldBlock, get_cancelled_exc_class, to_thread
+from anyio import CancelScope, CapacityLimiter, WouldBlock, current_effective_deadline
 from anyio.lowlevel import RunVar, checkpoint_if_cancelled
 
 from datacon.config import StorageFactoryConfig
@@ -40,6 +43,9 @@ from datacon.storage import (
     Storage,
 )
 
+if TYPE_CHECKING:
+    import trio
+
 __all__ = [
     "AsyncConversationItemStorage",
     "AsyncConversationStorage",
@@ -51,16 +57,13 @@ __all__ = [
 
 P = ParamSpec("P")
 T = TypeVar("T")
+V = TypeVar("V")
+
+#: How long an idle worker thread waits for work before it exits (a later call starts a new one).
+IDLE_SECS = 10.0
 
 
-_PENDING, _RUNNING, _DONE, _DROPPED = range(4)
-
-# anyio's to_thread needs a limiter of its own; the storage's limiter, held by the caller
-# until the thread has finished, is what bounds the threads, so this one never makes anyone wait.
-_DISPATCH: RunVar[CapacityLimiter] = RunVar("datacon-dispatch")
-
-
-class _LoopCache:
+class _LoopCache(Generic[V]):
     """The value a ``RunVar`` holds in the last asyncio loop that asked, without the lookup.
 
     A ``RunVar`` lookup (anyio's current token, then a weak dictionary) costs a few µs, twice
@@ -72,9 +75,9 @@ class _LoopCache:
     __slots__ = ("_last",)
 
     def __init__(self) -> None:
-        self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], CapacityLimiter] | None = None
+        self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], V] | None = None
 
-    def get(self, var: RunVar[CapacityLimiter], make: Callable[[], CapacityLimiter]) -> CapacityLimiter:
+    def get(self, var: RunVar[V], make: Callable[[], V]) -> V:
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:  # trio
@@ -92,135 +95,355 @@ class _LoopCache:
         return value
 
 
-_DISPATCH_CACHE = _LoopCache()
+class _Job:
+    """One blocking call on its way to a worker thread and back.
 
-
-def _dispatch_limiter() -> CapacityLimiter:
-    return _DISPATCH_CACHE.get(_DISPATCH, lambda: CapacityLimiter(math.inf))
-
-
-class _Dropped(Exception):
-    """The call was cancelled before its thread took it up; it never ran."""
-
-
-class _Call(Generic[T]):
-    """One blocking call handed to a worker thread: whether it has started, and whom to wake when it ends.
-
-    The worker thread and the event loop agree under ``_lock`` on one of two outcomes: the
-    call is dropped before it starts (then it never runs), or it starts and the loop waits
-    for it to end.
+    Whoever pops ``_claim`` first decides: the worker (the call runs, to its end) or the
+    event loop cancelling it (the call never runs). ``list.pop`` is atomic, so no lock.
     """
 
-    __slots__ = ("_func", "_lock", "_state", "_wake")
+    __slots__ = ("_claim", "_context", "_func", "admitted", "delivered", "error", "gate", "result", "waiter")
 
-    def __init__(self, func: Callable[[], T]) -> None:
+    def __init__(self, func: Callable[[], object], gate: _Gate) -> None:
         self._func = func
-        self._lock = threading.Lock()
-        self._state = _PENDING
-        self._wake: Callable[[], object] | None = None
-
-    def __call__(self) -> T:
-        """Run the call (in the worker thread), unless it was dropped first."""
-        with self._lock:
-            if self._state == _DROPPED:
-                raise _Dropped
-            self._state = _RUNNING
-        try:
-            return self._func()
-        finally:
-            with self._lock:
-                self._state = _DONE
-                wake = self._wake
-            if wake is not None:
-                with contextlib.suppress(RuntimeError):  # the event loop has closed: nobody waits any more
-                    wake()
+        self._context = contextvars.copy_context()
+        self._claim = [True]
+        self.gate = gate
+        self.admitted = False  # holds a limiter token, handed to the workers (loop thread only)
+        self.waiter: Any = None  # what the drain wakes: an asyncio future, or a trio task
+        self.result: object = None
+        self.error: BaseException | None = None
+        self.delivered = False  # its drain ran: token given back, caller woken (loop thread only)
 
     def drop(self) -> bool:
-        """Make sure the call never starts; ``False`` if it already has (it runs to its end)."""
-        with self._lock:
-            if self._state == _PENDING:
-                self._state = _DROPPED
-            return self._state == _DROPPED
-
-    async def finished(self) -> None:
-        """Wait until the started call has ended, whatever cancellation arrives meanwhile."""
-        event = Event()
+        """Make sure the call never starts (and give back its place or token); ``False`` if it already has."""
         try:
-            call_soon: Callable[..., object] = asyncio.get_running_loop().call_soon_threadsafe
-        except RuntimeError:  # trio (only asyncio's task.cancel() pierces the shield; belt and braces)
-            import trio
+            self._claim.pop()
+        except IndexError:
+            return False
+        self.gate.forget(self)
+        return True
 
-            call_soon = trio.lowlevel.current_trio_token().run_sync_soon
-        with self._lock:
-            if self._state == _DONE:
-                return
-            self._wake = functools.partial(call_soon, event.set)
-        while not event.is_set():
-            try:
-                with CancelScope(shield=True):
-                    await event.wait()
-            except get_cancelled_exc_class():
-                # asyncio's own task.cancel() reaches through shields; the caller re-raises
-                # the first cancellation once the thread is done.
-                pass
+    def start(self) -> bool:
+        """Claim the call for a worker thread; ``False`` if it was dropped (it must not run)."""
+        try:
+            self._claim.pop()
+        except IndexError:
+            return False
+        return True
+
+    def execute(self) -> None:
+        """Run the call in the caller's context (in a worker thread), keeping its result or error."""
+        try:
+            self.result = self._context.run(self._func)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
+            self.error = exc
+
+    def outcome(self) -> Any:
+        """The call's result, or its error raised."""
+        error = self.error
+        if error is not None:
+            self.error = None  # no cycle through the traceback
+            raise error
+        return self.result
 
 
-async def _run_whole(func: Callable[[], T], limiter: CapacityLimiter) -> T:
-    """``func()`` in a worker thread; ``limiter``'s token is held until that thread has finished.
+class _Inbox:
+    """Finished jobs of one event loop, handed back in batches.
 
-    Cancelled (anyio scopes, trio, or asyncio's ``task.cancel()``/``wait_for``/``timeout``)
-    while waiting for the token or before the thread took the call up: it never runs.
-    Cancelled later: the caller waits for the thread to finish, then the cancellation
-    propagates (under anyio scopes and trio the call's result is returned first, and the
-    cancellation lands at the next checkpoint; asyncio's own cancellation pierces anyio's
-    shield, so there the result is discarded and ``CancelledError`` raised after the thread).
+    A worker appends its job and asks the loop to drain only if no drain is pending, so a busy
+    loop is woken once for many results instead of once per result. The drain runs on the
+    loop: it gives the job's token to the next waiting job, then wakes the job's caller.
     """
+
+    __slots__ = ("_armed", "_done", "_wake", "loop")
+
+    def __init__(self, wake: Callable[[Callable[[], None]], object], loop: asyncio.AbstractEventLoop | None) -> None:
+        self._done: deque[_Job] = deque()
+        self._armed = False
+        self._wake = wake
+        self.loop = loop  # None under trio
+
+    def post(self, job: _Job) -> None:
+        """Hand a finished job back (from a worker thread)."""
+        self._done.append(job)
+        if not self._armed:
+            # A drain lowers the flag before it empties the deque: a job appended after that
+            # sees it down and arms a new drain (two workers may both arm one: harmless).
+            self._armed = True
+            # The event loop has closed: nobody waits any more (trio's RunFinishedError is one too).
+            with contextlib.suppress(RuntimeError):
+                self._wake(self._drain)
+
+    def _drain(self) -> None:
+        self._armed = False
+        done = self._done
+        while done:
+            job = done.popleft()
+            job.gate.release(job)
+            job.delivered = True
+            self._deliver(job)
+
+    def _deliver(self, job: _Job) -> None:
+        waiter: asyncio.Future[None] = job.waiter
+        if not waiter.done():
+            waiter.set_result(None)
+
+
+class _TrioInbox(_Inbox):
+    __slots__ = ()
+
+    def _deliver(self, job: _Job) -> None:
+        import trio
+
+        trio.lowlevel.reschedule(job.waiter)
+
+
+def _make_inbox() -> _Inbox:
     try:
-        limiter.acquire_nowait()
-    except WouldBlock:
-        await limiter.acquire()  # queued, FIFO; cancelled here, nothing has started
-    call = _Call(func)
-    try:
-        return await to_thread.run_sync(call, limiter=_dispatch_limiter())
-    except BaseException:
-        if not call.drop():
-            # The thread took the call up, yet the await ended: asyncio's own cancellation.
-            # Keep the token, and keep the caller here, until the thread is done.
-            await call.finished()
-        raise
-    finally:
-        limiter.release()
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        import trio
+
+        return _TrioInbox(trio.lowlevel.current_trio_token().run_sync_soon, None)
+    return _Inbox(loop.call_soon_threadsafe, loop)
+
+
+_INBOX: RunVar[_Inbox] = RunVar("datacon-inbox")
+_INBOX_CACHE: _LoopCache[_Inbox] = _LoopCache()
+
+_RETIRE = object()  # put on a queue: one worker thread may exit
+
+
+class _Workers:
+    """At most ``size`` long-lived worker threads of one storage, fed by one queue.
+
+    Threads start on demand (when more jobs wait than threads are free), take jobs one after
+    the other without sleeping while there are any, and exit after ``IDLE_SECS`` without
+    work or when :meth:`stop` asks. A thread counts as free from the moment its call has
+    ended (before its result is handed back, so the caller's next call finds it free) until
+    it takes the next job. It exits only if, under ``_lock``, every queued job still has a
+    free thread to take it, so no job is ever stranded. All event loops share them.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self.size = max(1, size)
+        self._name = name
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0  # alive (or starting)
+        self._free = 0  # alive and not running a call
+        self._retiring = 0  # _RETIRE markers in the queue
+
+    @property
+    def threads(self) -> int:
+        """How many worker threads are alive now."""
+        return self._threads
+
+    def submit(self, job: _Job) -> None:
+        self._queue.put(job)
+        # Unlocked reads: a stale value can only delay a start, never strand the job
+        # (a free thread takes it); _start rechecks the cap under the lock.
+        if self._threads < self.size and self._queue.qsize() - self._retiring > self._free:
+            self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._threads >= self.size:
+                return
+            self._threads += 1
+            self._free += 1
+            number = self._threads
+        try:
+            threading.Thread(target=self._work, name=f"{self._name}-{number}", daemon=True).start()
+        except BaseException:
+            with self._lock:
+                self._threads -= 1
+                self._free -= 1
+            raise
+
+    def stop(self) -> None:
+        """Ask every thread to exit once free (running calls finish first; a later call starts new ones)."""
+        with self._lock:
+            count = self._threads
+            self._retiring += count
+        for _ in range(count):
+            self._queue.put(_RETIRE)
+
+    def _retire(self, marker: bool) -> bool:
+        """Whether this (free) thread may exit now: only if every queued job keeps a free thread."""
+        with self._lock:
+            if marker:
+                self._retiring -= 1
+            if self._queue.qsize() - self._retiring > self._free - 1:
+                return False
+            self._free -= 1
+            self._threads -= 1
+            return True
+
+    def _work(self) -> None:
+        get = self._queue.get
+        lock = self._lock
+        while True:
+            try:
+                job = get(timeout=IDLE_SECS)
+            except queue.Empty:
+                job = None
+            if job is None or job is _RETIRE:
+                if self._retire(marker=job is _RETIRE):
+                    return
+                continue
+            if not job.start():
+                continue  # dropped while queued
+            with lock:
+                self._free -= 1
+            job.execute()
+            with lock:
+                self._free += 1
+            job.gate.inbox.post(job)
+            del job
+
+
+class _Gate:
+    """One storage's admission in one event loop: the limiter's tokens and the jobs waiting for one.
+
+    A job takes a token (borrowed on its own behalf) and goes to the worker threads, or waits
+    in ``pending``, first come first served. When a job ends, the drain hands its token
+    straight to the next pending job and submits it: a waiting caller is woken once, with its
+    result. Everything here runs on the event loop's thread.
+    """
+
+    __slots__ = ("inbox", "limiter", "pending", "workers")
+
+    def __init__(self, size: int, workers: _Workers) -> None:
+        self.limiter = CapacityLimiter(size)
+        self.pending: deque[_Job] = deque()
+        self.workers = workers
+        self.inbox = _INBOX_CACHE.get(_INBOX, _make_inbox)
+
+    def admit(self, job: _Job) -> None:
+        if not self.pending:
+            try:
+                self.limiter.acquire_on_behalf_of_nowait(job)
+            except WouldBlock:
+                pass
+            else:
+                job.admitted = True
+                self.workers.submit(job)
+                return
+        self.pending.append(job)
+
+    def release(self, job: _Job) -> None:
+        """``job`` ended (or was dropped after admission): its token goes to the next pending job."""
+        limiter = self.limiter
+        limiter.release_on_behalf_of(job)
+        pending = self.pending
+        if pending:
+            try:
+                limiter.acquire_on_behalf_of_nowait(pending[0])
+            except WouldBlock:  # total_tokens was lowered meanwhile
+                return
+            nxt = pending.popleft()
+            nxt.admitted = True
+            self.workers.submit(nxt)
+
+    def forget(self, job: _Job) -> None:
+        """``job`` was dropped before it started: give back its token, or its place in line."""
+        if job.admitted:
+            self.release(job)
+        else:
+            self.pending.remove(job)
 
 
 class _ThreadRunner:
-    """Runs blocking storage calls in anyio worker threads, at most ``max_threads`` at once per event loop.
+    """Runs blocking storage calls in this storage's worker threads, at most ``max_threads`` at once per event loop.
 
     The limiter is private to one storage (never anyio's process-wide default, which
     Starlette/FastAPI and everything else share) and sized to the backend's pool: surplus
-    callers then queue on the limiter, which is async, FIFO and cancellable, instead of
-    blocking a thread inside the pool's ``getconn``. A ``RunVar`` gives each event loop its
-    own limiter, so one storage can serve several loops (a portal thread, tests).
+    callers then wait in line (async, FIFO and cancellable) instead of blocking a thread
+    inside the pool's ``getconn``. A ``RunVar`` gives each event loop its own limiter, so one
+    storage can serve several loops (a portal thread, tests); the worker threads (at most
+    ``max_threads``) are the storage's, shared by every loop.
     """
 
-    def __init__(self, max_threads: int) -> None:
+    def __init__(self, max_threads: int, name: str = "datacon-aio") -> None:
         self.max_threads = max(1, max_threads)
-        self._limiter: RunVar[CapacityLimiter] = RunVar(f"datacon-limiter-{id(self):x}")
-        self._cache = _LoopCache()
+        self._gate: RunVar[_Gate] = RunVar(f"datacon-gate-{id(self):x}")
+        self._gates: _LoopCache[_Gate] = _LoopCache()
+        self.workers = _Workers(self.max_threads, name)
+        # Dropped without aclose(): its idle threads exit now rather than after IDLE_SECS.
+        self._finalizer = weakref.finalize(self, self.workers.stop)
+
+    def _make_gate(self) -> _Gate:
+        return _Gate(self.max_threads, self.workers)
 
     @property
     def limiter(self) -> CapacityLimiter:
         """This storage's limiter in the running event loop (made on first use)."""
-        return self._cache.get(self._limiter, lambda: CapacityLimiter(self.max_threads))
+        return self._gates.get(self._gate, self._make_gate).limiter
 
     async def run(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``func(*args, **kwargs)`` in a worker thread, in a copy of the caller's context.
 
-        Once the thread has started, the call runs to completion and the caller resumes only
-        after it (see :func:`_run_whole`), so its connection goes back to the pool and the
-        limiter's token is held exactly as long as the thread runs.
+        Cancelled (anyio scopes, trio, or asyncio's ``task.cancel()``/``wait_for``/``timeout``)
+        while waiting for a token or before a thread took the call up: it never runs.
+        Cancelled later: the caller waits for the thread to finish, then the cancellation
+        propagates (under anyio scopes and trio the call's result is returned first, and the
+        cancellation lands at the next checkpoint; asyncio's own cancellation cannot be
+        postponed, so there the result is discarded and ``CancelledError`` raised after the
+        thread). The token is held until the thread has finished.
         """
-        # run_sync takes positional arguments only; bind keywords first.
-        return await _run_whole(functools.partial(func, *args, **kwargs), self.limiter)
+        gate = self._gates.get(self._gate, self._make_gate)
+        job = _Job(functools.partial(func, *args, **kwargs) if args or kwargs else func, gate)
+        loop = gate.inbox.loop
+        if loop is None:
+            return await _run_trio(job)  # type: ignore[no-any-return]
+        # A checkpoint like anyio's: a call made in an already cancelled scope never starts.
+        await checkpoint_if_cancelled()
+        waiter = job.waiter = loop.create_future()
+        gate.admit(job)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if job.drop():
+                raise  # still waiting for a token or a thread: it never runs
+            if not job.delivered:
+                await _outlast(job, loop)
+            if current_effective_deadline() != -math.inf:
+                # No anyio scope is cancelled: asyncio's own task.cancel() (wait_for, timeout),
+                # which cannot be postponed; the thread has finished, the result is discarded.
+                raise
+            # An anyio scope: the result is returned; the scope cancels at the next checkpoint.
+        return job.outcome()  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        """Let the worker threads exit once idle (see :meth:`_Workers.stop`)."""
+        self.workers.stop()
+
+
+async def _outlast(job: _Job, loop: asyncio.AbstractEventLoop) -> None:
+    """Wait until the started job has ended, whatever cancellation arrives meanwhile (asyncio)."""
+    waiter = job.waiter = loop.create_future()  # its drain has not run yet: it wakes this one
+    with CancelScope(shield=True):  # anyio scopes stop retrying their cancellation
+        while not waiter.done():
+            with contextlib.suppress(asyncio.CancelledError):  # asyncio's task.cancel() pierces anyio's shield
+                await asyncio.shield(waiter)
+
+
+async def _run_trio(job: _Job) -> Any:
+    import trio
+
+    await trio.lowlevel.checkpoint_if_cancelled()
+    job.waiter = trio.lowlevel.current_task()
+    job.gate.admit(job)
+
+    def abort(_: object) -> trio.lowlevel.Abort:
+        # Still waiting: it never runs. Started: it runs to its end, the task is rescheduled
+        # then, and trio raises the cancellation at its next checkpoint.
+        return trio.lowlevel.Abort.SUCCEEDED if job.drop() else trio.lowlevel.Abort.FAILED
+
+    await trio.lowlevel.wait_task_rescheduled(abort)
+    return job.outcome()
 
 
 class AsyncConversationStorage:
@@ -393,15 +616,16 @@ class AsyncResponseStorage:
 class AsyncStorage:
     """The three storages of a sync :class:`~datacon.storage.Storage`, as coroutines (asyncio or trio).
 
-    Every method runs its sync twin whole in one anyio worker thread (one thread hop, one
-    backend call, at most one pooled connection), in a copy of the caller's context, so a
+    Every method runs its sync twin whole in one worker thread (one thread hop, one backend
+    call, at most one pooled connection), in a copy of the caller's context, so a
     :func:`~datacon.request_context` set around ``await`` reaches hooks. Nothing flows back:
     context variables set inside the thread stay there.
 
     **Threads.** At most ``max_concurrency`` calls (the backend's pool size) run at once per
     event loop, through a limiter private to this storage; anyio's shared default limiter
-    (40 threads) is never used. Total threads = anyio's default + one limiter per storage +
-    the pool's own maintenance threads.
+    (40 threads) is never used. The calls run in this storage's own worker threads, at most
+    ``max_concurrency`` in all (shared by every event loop), started on demand and stopped by
+    :meth:`aclose` or after 10 s idle; results go back to the loop in batches.
 
     **Cancellation.** A cancelled call either did not start (it was still waiting for a
     thread: it raises the cancellation and did nothing) or ran to completion, with its
@@ -509,7 +733,10 @@ class AsyncStorage:
         never left half open. Calls still running keep their threads until they finish.
         """
         with CancelScope(shield=True):
-            await self._runner.run(self._sync.close)
+            try:
+                await self._runner.run(self._sync.close)
+            finally:
+                self._runner.stop()
 
     async def __aenter__(self) -> AsyncStorage:
         return self
@@ -550,17 +777,19 @@ class AsyncStorageOpener:
             opened.append(storage)
             return storage
 
-        # Opening may connect and run DDL: a thread, under a private one-token limiter.
-        limiter = CapacityLimiter(1)
+        # Opening may connect and run DDL: a thread of its own, under a private one-token limiter.
+        runner = _ThreadRunner(1, "datacon-aio-open")
         try:
-            storage = await _run_whole(open_storage, limiter)
+            storage = await runner.run(open_storage)
             # Cancelled while opening: hand no open pool to a cancelled task.
             await checkpoint_if_cancelled()
         except BaseException:
             if opened:
                 with CancelScope(shield=True):
-                    await _run_whole(opened[0].close, limiter)
+                    await runner.run(opened[0].close)
             raise
+        finally:
+            runner.stop()
         return AsyncStorage(storage)
 
     def __await__(self) -> Generator[Any, None, AsyncStorage]:

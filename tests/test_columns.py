@@ -29,6 +29,8 @@ MODELS: dict[str, type[Any]] = {
     "response": StoredResponse,
 }
 T0 = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+ITEMS_ALL = tuple(column.name for column in ITEMS)
+RESPONSES_ALL = tuple(column.name for column in RESPONSES)
 
 
 @pytest.mark.parametrize("kind", list(MODELS))
@@ -125,6 +127,43 @@ def test_sql_decoders_report_unreadable_rows_without_the_value() -> None:
         store.decode_item(("msg_1", None, "message", None, "[]", None, "not a time"))
     with pytest.raises(BackendError, match="expected JSON object for conversation metadata, got JSON list"):
         store.decode_conversation(("conv_1", T0, "[1]"))
+
+
+def test_sql_rows_decoders_give_what_the_row_decoder_gives_row_by_row() -> None:
+    for schema in (SchemaConfig(), SKIPS):
+        store = _store(schema)
+        items = [
+            ("msg_1", None, "message", "user", '[{"type":"input_text","text":"hi"}]', "completed", T0),
+            ("msg_2", "resp_1", "function_call", None, ' {"name": "f"} ', None, T0),  # spaces: json.loads' path
+            ("msg_3", None, "message", None, None, None, T0),  # SQL NULL content: its default
+        ]
+        rows = [tuple(v for f, v in zip(ITEMS_ALL, row, strict=True) if f in store.sql.item_fields) for row in items]
+        decoded = store.decode_items(rows)
+        assert decoded == [store.decode_item(row) for row in rows]
+        assert [type(item) for item in decoded] == [ConversationItem] * 3
+        responses = [
+            ("resp_1", "conv_1", None, "[1]", T0, "u1", "gpt", "null"),
+            ("resp_2", None, "resp_1", None, T0, None, None, None),
+        ]
+        rows = [
+            tuple(v for f, v in zip(RESPONSES_ALL, row, strict=True) if f in store.sql.resp_fields) for row in responses
+        ]
+        assert store.decode_responses(rows) == [store.decode_response(row) for row in rows]
+        if not schema.conversations.is_skipped("created_at"):
+            rows = [("conv_1", T0, '{"a":1}'), ("conv_2", T0, None)]
+            assert store.decode_conversations(rows) == [store.decode_conversation(row) for row in rows]
+    assert _store(SchemaConfig()).decode_items([]) == []
+
+
+def test_sql_rows_decoders_report_the_first_unreadable_row() -> None:
+    store = _store(SchemaConfig())
+    good = ("msg_1", None, "message", None, "[]", None, T0)
+    with pytest.raises(BackendError, match=r"^Postgres item msg_2 has an unreadable column \(JSONDecodeError\)$"):
+        store.decode_items(
+            [good, ("msg_2", None, "message", None, "[1", None, T0), ("msg_3", None, "m", None, "[", None, 1)]
+        )
+    with pytest.raises(BackendError, match=r"^Postgres item msg_3 has an unreadable column \(TypeError\)$"):
+        store.decode_items([good, ("msg_3", None, "message", None, "[]", None, "not a time")])
 
 
 def test_sql_encoders_bind_the_present_columns() -> None:

@@ -20,17 +20,20 @@ _RESPONSE_COLUMNS = (
 
 
 def _page(cmp: str, sentinel: str, order: str) -> str:
+    # list_items' statements: no trailing link position.
     def of_cursor(column: str) -> str:
         return (
             f'(SELECT c."{column}" FROM "conversation_item_links" c '
             'WHERE c."conversation_id" = %(cid)s AND c."item_id" = %(after)s)'
         )
 
+    keyset = (
+        f'(l."added_at", l."seq", l."item_id") {cmp} '
+        f"(COALESCE({of_cursor('added_at')}, {sentinel}), {of_cursor('seq')}, %(after)s)"
+    )
     return (
-        f'SELECT {_ITEM_COLUMNS}, l."added_at", l."seq" FROM "conversation_item_links" l JOIN "conversation_items" i '
-        f'ON i."id" = l."item_id" WHERE l."conversation_id" = %(cid)s '
-        f'AND (l."added_at", l."seq", l."item_id") {cmp} '
-        f"(COALESCE({of_cursor('added_at')}, {sentinel}), {of_cursor('seq')}, %(after)s) "
+        f'SELECT {_ITEM_COLUMNS} FROM "conversation_item_links" l JOIN "conversation_items" i '
+        f'ON i."id" = l."item_id" WHERE l."conversation_id" = %(cid)s AND {keyset} '
         f'ORDER BY l."added_at" {order}, l."seq" {order}, l."item_id" {order} LIMIT %(limit)s'
     )
 
@@ -58,6 +61,8 @@ class PostgresBaseline(SqlBaseline):
     )
     LIST_ASC = _page(">", "'-infinity'::timestamptz", "ASC")
     LIST_DESC = _page("<", "'infinity'::timestamptz", "DESC")
+    LIST_FIRST_ASC = LIST_ASC  # the cursor query, with a NULL cursor (PostgresDialect.plain_first_page)
+    LIST_FIRST_DESC = LIST_DESC
     CHAIN = (
         'WITH RECURSIVE chain (rid, prev) AS (SELECT "id", "previous_response_id" FROM "responses" '
         'WHERE "id" = %(id)s UNION SELECT r."id", r."previous_response_id" FROM "responses" r '

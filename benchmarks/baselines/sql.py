@@ -43,8 +43,10 @@ class SqlBaseline:
     RESP_SELECT = ""
     ITEM_INSERT = ""
     LINK_INSERT = ""
-    LIST_ASC = ""
+    LIST_ASC = ""  # list_items after an item id (datacon's items_asc)
     LIST_DESC = ""
+    LIST_FIRST_ASC = ""  # list_items' first page (items_first_asc)
+    LIST_FIRST_DESC = ""
     CHAIN = ""
 
     conn: Any
@@ -68,8 +70,10 @@ class SqlBaseline:
             "resp_select": self.RESP_SELECT,
             "item_insert": self.ITEM_INSERT,
             "link_insert": self.LINK_INSERT,
-            "list_asc": self.LIST_ASC,
-            "list_desc": self.LIST_DESC,
+            "items_asc": self.LIST_ASC,
+            "items_desc": self.LIST_DESC,
+            "items_first_asc": self.LIST_FIRST_ASC,
+            "items_first_desc": self.LIST_FIRST_DESC,
             "chain_all": self.CHAIN,
         }
         theirs = {name: getattr(rendered, name, None) for name in ours}
@@ -128,7 +132,10 @@ class SqlBaseline:
     def list_page(
         self, conversation_id: str, limit: int, *, after: str | None = None, desc: bool = False
     ) -> list[dict[str, Any]]:
-        sql = self.LIST_DESC if desc else self.LIST_ASC
+        if after is None:  # the first page, as datacon's list_items reads it
+            sql = self.LIST_FIRST_DESC if desc else self.LIST_FIRST_ASC
+        else:
+            sql = self.LIST_DESC if desc else self.LIST_ASC
         rows = self.conn.execute(sql, {"cid": conversation_id, "after": after, "limit": limit}).fetchall()
         return [self._item(row) for row in rows]
 

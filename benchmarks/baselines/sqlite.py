@@ -19,18 +19,23 @@ _RESPONSE_COLUMNS = (
 )
 
 
-def _page(cmp: str, sentinel: str, order: str) -> str:
+def _page(cmp: str, sentinel: str, order: str, first: bool = False) -> str:
+    # list_items' statements: no trailing link position; ``first``: no cursor (the first page).
     def of_cursor(column: str) -> str:
         return (
             f"(SELECT c.`{column}` FROM `conversation_item_links` c "
             "WHERE c.`conversation_id` = :cid AND c.`item_id` = :after)"
         )
 
+    keyset = (
+        f"l.`added_at` {cmp} {sentinel}"
+        if first
+        else f"(l.`added_at`, l.`seq`, l.`item_id`) {cmp} "
+        f"(COALESCE({of_cursor('added_at')}, {sentinel}), {of_cursor('seq')}, :after)"
+    )
     return (
-        f"SELECT {_ITEM_COLUMNS}, l.`added_at`, l.`seq` FROM `conversation_item_links` l JOIN `conversation_items` i "
-        f"ON i.`id` = l.`item_id` WHERE l.`conversation_id` = :cid "
-        f"AND (l.`added_at`, l.`seq`, l.`item_id`) {cmp} "
-        f"(COALESCE({of_cursor('added_at')}, {sentinel}), {of_cursor('seq')}, :after) "
+        f"SELECT {_ITEM_COLUMNS} FROM `conversation_item_links` l JOIN `conversation_items` i "
+        f"ON i.`id` = l.`item_id` WHERE l.`conversation_id` = :cid AND {keyset} "
         f"ORDER BY l.`added_at` {order}, l.`seq` {order}, l.`item_id` {order} LIMIT :limit"
     )
 
@@ -56,6 +61,8 @@ class SqliteBaseline(SqlBaseline):
     )
     LIST_ASC = _page(">", str(-(2**63)), "ASC")
     LIST_DESC = _page("<", str(2**63 - 1), "DESC")
+    LIST_FIRST_ASC = _page(">", str(-(2**63)), "ASC", first=True)
+    LIST_FIRST_DESC = _page("<", str(2**63 - 1), "DESC", first=True)
     CHAIN = (
         "WITH RECURSIVE chain (rid, prev) AS (SELECT `id`, `previous_response_id` FROM `responses` "
         "WHERE `id` = :id UNION SELECT r.`id`, r.`previous_response_id` FROM `responses` r "
@@ -68,6 +75,13 @@ class SqliteBaseline(SqlBaseline):
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=30000")
+
+    def settle(self) -> None:
+        """Checkpoint the WAL (untimed, between samples): a sample of writes then never runs
+        SQLite's automatic checkpoint (at 1,000 WAL pages, in whichever connection's commit
+        crosses it, with an fsync of the database file), which would land in one variant's
+        sample or the other's by chance, costing milliseconds."""
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def encode_time(self, value: datetime) -> Any:
         delta = value - EPOCH

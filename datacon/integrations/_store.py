@@ -11,7 +11,7 @@ import anyio
 
 from datacon._guard import GuardedItemStorage
 from datacon._validate import check_id
-from datacon.aio import AsyncStorage, _run_whole
+from datacon.aio import AsyncStorage
 from datacon.config import StorageFactoryConfig
 from datacon.errors import BackendUnavailableError, ConflictError
 from datacon.factory import create_storage
@@ -89,7 +89,7 @@ class _Handle:
         """``func(storage)`` in a worker thread, under the facade's limiter (as its own calls)."""
         facade = await self.aio()
         storage = facade.sync
-        return await _run_whole(lambda: func(storage), facade.limiter)
+        return await facade._runner.run(func, storage)
 
     def close(self) -> None:
         """Close a storage the adapter opened; the adapter refuses calls from now on. Idempotent."""

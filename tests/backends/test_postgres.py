@@ -266,11 +266,15 @@ def test_a_page_is_read_in_index_order_without_a_sort(
     with postgres_backend.connect(fresh_url) as conn:
         conn.execute("ANALYZE")
         conn.execute("SET enable_seqscan = off")  # a tiny table: make the planner show the index path
-        page = sql.list_asc if order is SortOrder.ASC else sql.list_desc
+        ascending = order is SortOrder.ASC
         params = {"cid": "conv_1", "after": "msg_5" if cursor else None, "limit": 10}
-        plan = "\n".join(str(row[0]) for row in conn.execute(f"EXPLAIN {page}", params).fetchall())
-    assert "conv_item_links_order_idx" in plan
-    assert "Sort" not in plan  # the index gives the order: the scan stops after limit rows
+        # list_items_page's query, then list_items' (no position columns)
+        first = sql.items_first_asc if ascending else sql.items_first_desc
+        items = (sql.items_asc if ascending else sql.items_desc) if cursor else first
+        for page in (sql.list_asc if ascending else sql.list_desc, items):
+            plan = "\n".join(str(row[0]) for row in conn.execute(f"EXPLAIN {page}", params).fetchall())
+            assert "conv_item_links_order_idx" in plan
+            assert "Sort" not in plan  # the index gives the order: the scan stops after limit rows
 
 
 @pytest.mark.parametrize("order", [SortOrder.ASC, SortOrder.DESC])

@@ -446,10 +446,10 @@ def test_an_upstream_v3_database_migrates_to_the_turn_order(legacy_db: Path) -> 
         sql = sql_store(storage).sql
     conn = sqlite3.connect(legacy_db)
     try:  # the page is read in index order: no temporary B-tree for ORDER BY
-        for page in (sql.list_asc, sql.list_desc):
-            plan = " ".join(
-                str(row) for row in conn.execute(f"EXPLAIN QUERY PLAN {page}", {"cid": "c", "after": "x", "limit": 5})
-            )
+        pages = (sql.list_asc, sql.list_desc, sql.items_asc, sql.items_desc, sql.items_first_asc, sql.items_first_desc)
+        for page in pages:
+            params = {"cid": "c", "after": "x", "limit": 5} if ":after" in page else {"cid": "c", "limit": 5}
+            plan = " ".join(str(row) for row in conn.execute(f"EXPLAIN QUERY PLAN {page}", params))
             assert "conv_item_links_order_idx" in plan
             assert "TEMP B-TREE" not in plan
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}

@@ -93,6 +93,11 @@ class Dialect:
     create_if_not_exists: ClassVar[bool] = True
     #: How a page continues after its cursor.
     keyset: ClassVar[Keyset] = Keyset.ROW_VALUES
+    #: Whether ``list_items``' first page (no cursor) is a plain ordered scan of the
+    #: conversation's links instead of the cursor query with a NULL cursor. SQLite always reads
+    #: it by the page index (10 to 20% cheaper); PostgreSQL's planner may then expect the
+    #: whole conversation and choose a join and a sort, so it keeps the cursor query.
+    plain_first_page: ClassVar[bool] = False
     #: What turns an INSERT into "insert unless the key exists" (restores of exports).
     insert_ignore_suffix: ClassVar[str] = " ON CONFLICT DO NOTHING"
     #: Whether claiming an idempotency key can fail as a duplicate key when another call

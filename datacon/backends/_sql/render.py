@@ -273,6 +273,12 @@ class Statements:
     item_delete_unlinked: str
     list_asc: str
     list_desc: str
+    # list_items' statements: list_asc/list_desc without the trailing link position, and
+    # their first pages (``after`` NULL; without a cursor at all where ``plain_first_page``).
+    items_asc: str
+    items_desc: str
+    items_first_asc: str
+    items_first_desc: str
     # Pages after an explicit position (a page cursor): params cid, at, sq, after, limit.
     list_pos_asc: str
     list_pos_desc: str
@@ -625,7 +631,15 @@ def _row_after(d: Dialect, row: Sequence[str], cursor: Sequence[str]) -> str:
     return f"({first} > {c_first} OR ({first} = {c_first} AND {_row_after(d, rest, c_rest)}))"
 
 
-def _page(d: Dialect, items: _Table, links: _Table, ascending: bool, positional: bool = False) -> str:
+def _page(
+    d: Dialect,
+    items: _Table,
+    links: _Table,
+    ascending: bool,
+    positional: bool = False,
+    first: bool = False,
+    position: bool = True,
+) -> str:
     """One keyset query on the (conversation_id, added_at, seq, item_id) index, which gives the
     exact order, so the scan stops after ``limit`` rows.
 
@@ -633,13 +647,20 @@ def _page(d: Dialect, items: _Table, links: _Table, ascending: bool, positional:
     conversation's links only, and an unknown cursor lists from the beginning. By position
     (a page cursor): ``at``, ``sq`` and ``after`` are the position's ``added_at``, sequence
     and item id, whether or not that link still exists. Each row ends with the link's
-    ``added_at`` and sequence (the next page's position)."""
+    ``added_at`` and sequence (the next page's position), unless ``position`` is off
+    (``list_items`` needs no position: two columns fewer to convert per row). ``first``: the
+    first page, no cursor (params cid and limit only; the same rows as the cursor form
+    with ``after`` NULL)."""
     p = d.param
     cmp, order = (">", "ASC") if ascending else ("<", "DESC")
     added, seq, item_id = links.c("added_at", "l"), links.c(LINK_SEQUENCE, "l"), links.c("item_id", "l")
     row = (added, seq, item_id)
     join = ""
-    if positional:
+    if first:
+        # What the cursor form gives without a cursor: every link on a JOINED dialect, else
+        # those after the sentinel (a NULL added_at, only written outside datacon, never is).
+        keyset = "" if d.keyset is Keyset.JOINED else f"{added} {cmp} {d.time_min if ascending else d.time_max}"
+    elif positional:
         keyset = _after(d, cmp, row, (d.time_in(p("at")), p("sq"), p("after")))
     elif d.keyset is Keyset.JOINED:
         # The cursor link LEFT JOINed within this conversation; no match leaves c.* NULL.
@@ -660,10 +681,11 @@ def _page(d: Dialect, items: _Table, links: _Table, ascending: bool, positional:
         sentinel = d.time_min if ascending else d.time_max
         cursor = (f"COALESCE({of_cursor('added_at')}, {sentinel})", of_cursor(LINK_SEQUENCE), p("after"))
         keyset = _after(d, cmp, row, cursor)
+    trailing = f", {links.out(LINKS['added_at'], 'l')}, {seq}" if position else ""
     return (
-        f"SELECT {items.select_list(items.present(), 'i')}, {links.out(LINKS['added_at'], 'l')}, {seq} "  # noqa: S608
+        f"SELECT {items.select_list(items.present(), 'i')}{trailing} "  # noqa: S608
         f"FROM {links.ref} l JOIN {items.ref} i ON {items.c('id', 'i')} = {item_id} "
-        f"{join}WHERE {links.c('conversation_id', 'l')} = {p('cid')} AND {keyset} "
+        f"{join}WHERE {links.c('conversation_id', 'l')} = {p('cid')}{f' AND {keyset}' if keyset else ''} "
         f"ORDER BY {added} {order}, {seq} {order}, {item_id} {order} {d.limit(p('limit'))}"
     )
 
@@ -885,6 +907,10 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         ),
         list_asc=_page(d, items, links, ascending=True),
         list_desc=_page(d, items, links, ascending=False),
+        items_asc=_page(d, items, links, ascending=True, position=False),
+        items_desc=_page(d, items, links, ascending=False, position=False),
+        items_first_asc=_page(d, items, links, ascending=True, first=d.plain_first_page, position=False),
+        items_first_desc=_page(d, items, links, ascending=False, first=d.plain_first_page, position=False),
         list_pos_asc=_page(d, items, links, ascending=True, positional=True),
         list_pos_desc=_page(d, items, links, ascending=False, positional=True),
         follows_asc=_follows(d, links, ascending=True),

@@ -10,9 +10,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-import attrs
-
 from datacon._columns import CONVERSATIONS, ITEMS, RESPONSES
+from datacon._serde import loads
 from datacon._time import utc_now
 from datacon.backends.base import (
     NO_EXTRA,
@@ -43,7 +42,7 @@ from datacon.schema import SchemaConfig, TableConfig
 from .dialect import Dialect
 from .migrations import bootstrap, require_latest
 from .render import IDEMPOTENCY_SWEEP, render
-from .rows import Decoder, Encoder, row_decoder, row_encoder
+from .rows import Decoder, Encoder, RowsDecoder, row_decoder, row_encoder, rows_decoder
 from .session import Connector, Params, Session
 
 __all__ = ["SqlConversationStorage", "SqlItemStorage", "SqlResponseStorage", "SqlStore"]
@@ -70,6 +69,16 @@ class SqlStore:
         )
         self.decode_item: Decoder[ConversationItem] = row_decoder(ITEMS, sql.item_fields, ConversationItem, dialect)
         self.decode_response: Decoder[StoredResponse] = row_decoder(RESPONSES, sql.resp_fields, StoredResponse, dialect)
+        # The same for a whole result (one comprehension: what every multi-row read uses).
+        self.decode_conversations: RowsDecoder[Conversation] = rows_decoder(
+            CONVERSATIONS, sql.conv_fields, Conversation, dialect
+        )
+        self.decode_items: RowsDecoder[ConversationItem] = rows_decoder(
+            ITEMS, sql.item_fields, ConversationItem, dialect
+        )
+        self.decode_responses: RowsDecoder[StoredResponse] = rows_decoder(
+            RESPONSES, sql.resp_fields, StoredResponse, dialect
+        )
         self.encode_conversation: Encoder = row_encoder(CONVERSATIONS, sql.conv_fields, dialect)
         self.encode_item: Encoder = row_encoder(ITEMS, sql.item_fields, dialect)
         self.encode_response: Encoder = row_encoder(RESPONSES, sql.resp_fields, dialect)
@@ -164,6 +173,7 @@ class SqlConversationStorage(BackendConversations):
         self._sql = store.sql
         self._d = store.dialect
         self._row = store.decode_conversation
+        self._rows = store.decode_conversations
         self._encode = store.encode_conversation
 
     def create_conversation(
@@ -234,7 +244,7 @@ class SqlConversationStorage(BackendConversations):
         sql = self._sql.conversation_page(keys, after is not None, descending)
         with self._store.connector.session(replica=True) as session:
             rows = session.fetchall(sql, params)
-        return [self._row(row) for row in rows]
+        return self._rows(rows)
 
 
 def _by_item_id(ids: Sequence[str]) -> list[int]:
@@ -250,30 +260,53 @@ class SqlItemStorage(BackendItems):
         self._sql = store.sql
         self._d = store.dialect
         self._row = store.decode_item
+        self._rows = store.decode_items
         self._encode = store.encode_item
+        self._items_table = store.schema.conversation_items
+        self._links_table = store.schema.conversation_item_links
+        # Rows per append statement: the links' limit, scaled to the items' wider rows.
+        width = len(store.sql.item_fields) + len(self._items_table.extra_columns)
+        self._append_rows = max(1, self._d.max_rows_per_insert * 4 // max(width + len(store.sql.item_parts[1]), 8))
+        # The bind-parameter names of row n of an append statement (item fields, then the
+        # link's i/a/q), made once per n rather than formatted per row and call.
+        self._row_keys: list[tuple[tuple[str, ...], str, str, str]] = []
+
+    def _keys(self, n: int) -> tuple[tuple[str, ...], str, str, str]:
+        keys = self._row_keys
+        while len(keys) <= n:
+            k = len(keys)
+            keys.append((tuple(f"{field}{k}" for field in self._sql.item_fields), f"i{k}", f"a{k}", f"q{k}"))
+        return keys[n]
 
     def create_item(
         self, new: NewConversationItem, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
     ) -> ConversationItem:
         idem = resolve(idempotency_key, "create_item", lambda: {"new": new})
         item = created_item(new, new.content)
-        table = self._store.schema.conversation_items
+        table = self._items_table
         params = self._store.extras(table, self._encode(item), extra)
-        returned = self._read_back(new, item, params)
-        with self._store.write(f"item {item.id} already exists", idem) as session:
-            replayed: ConversationItem | None = self._store.replayed(
-                session, idem, table.table, returned, ConversationItem
-            )
+        self._read_back(item, params)
+        conflict = f"item {item.id} already exists"
+        if idem is None:
+            with self._store.connector.session(write=True, conflict=conflict) as session:
+                session.execute(self._sql.item_insert, params)
+            return item
+        with self._store.write(conflict, idem) as session:
+            replayed: ConversationItem | None = self._store.replayed(session, idem, table.table, item, ConversationItem)
             if replayed is not None:
                 return replayed
             session.execute(self._sql.item_insert, params)
-        return returned
+        return item
 
-    def _read_back(self, new: NewConversationItem, item: ConversationItem, params: Params) -> ConversationItem:
-        """The item as it will read back, from the parameters that wrote it."""
-        # The content as it will read back (JSON text, parsed; encoded here if the column is skipped).
-        text = params["content"] if "content" in params else self._store.dialect.encode_json(new.content, "content")
-        return attrs.evolve(item, content=json.loads(text), status=item.status if "status" in params else None)
+    def _read_back(self, item: ConversationItem, row: Params) -> None:
+        """Make ``item`` (a record of this call's, already encoded into ``row``) what will read
+        back: its content parsed from the JSON written (encoded here if the column is skipped),
+        no status if that column is skipped. In place: the record is the call's own, and
+        building it again (``attrs.evolve``) cost more than the rest of the per-item work."""
+        text = row["content"] if "content" in row else self._d.encode_json(item.content, "content")
+        item.content = loads(text)
+        if "status" not in row:
+            item.status = None
 
     def append_items(
         self,
@@ -290,53 +323,55 @@ class SqlItemStorage(BackendItems):
             idempotency_key, "append_items", lambda: {"items": list(items), "added_at": added_at}, conversation_id
         )
         now = utc_now()
-        when = added_at or now
-        # Everything is encoded before any I/O (a bad content writes nothing). Records are
-        # built directly (no attrs.evolve: it costs more than the rest of the per-item work).
+        at = self._d.encode_time(added_at or now)
+        # Everything is encoded before any I/O (a bad content writes nothing).
         records = [created_item(new, new.content, now) for new in items]
-        encoded = [self._encode(item) for item in records]
+        encode = self._encode
+        encoded = [encode(record) for record in records]
         links = self.link_params(conversation_id, extra)
-        links = self._store.extras(self._store.schema.conversation_items, links, extra, prefix="ix")
-        # Rows per statement: the links' limit, scaled to the items' wider rows.
-        size = max(1, self._d.max_rows_per_insert * 4 // max(len(encoded[0]) + len(self._sql.item_parts[1]), 8))
+        links = self._store.extras(self._items_table, links, extra, prefix="ix")
+        size = self._append_rows
         batches = []
         for start in range(0, len(records), size):
             # Each statement writes its rows in item-id order (see _link), ranks in the call's.
-            order = _by_item_id([record.id for record in records[start : start + size]])
-            params = dict(links)
-            for n, k in enumerate(order):
-                for field, value in encoded[start + k].items():
-                    params[f"{field}{n}"] = value
-            chunk = [(records[start + k].id, when) for k in order]
-            params = self.rows_params(params, chunk, [k + 1 for k in order])
-            batches.append((self._sql.append(len(chunk), len(chunk)), params))
-        d, keep_status = self._d, True
-        returned = []
-        for new, row in zip(items, encoded, strict=True):
-            # As it will read back (see _read_back): the content parsed from the JSON written.
-            text = row["content"] if "content" in row else d.encode_json(new.content, "content")
-            keep_status = "status" in row
-            returned.append(created_item(new, json.loads(text), now, keep_status=keep_status))
+            count = min(size, len(records) - start)
+            params = dict(links) if len(records) > size else links
+            for n, k in enumerate(_by_item_id([record.id for record in records[start : start + count]])):
+                fields, i, a, q = self._keys(n)
+                params.update(zip(fields, encoded[start + k].values(), strict=True))
+                params[i] = records[start + k].id
+                params[a] = at
+                params[q] = k + 1
+            batches.append((self._sql.append(count, count), params))
+        for record, row in zip(records, encoded, strict=True):
+            self._read_back(record, row)  # as it will read back
         conflict = f"an item already exists or is already linked to {conversation_id} (nothing was appended)"
+        if idem is None and len(batches) == 1 and len(batches[0][0]) == 1:  # one statement: atomic by itself
+            with self._store.connector.session(write=True, conflict=conflict) as session:
+                session.execute(batches[0][0][0], batches[0][1])
+            return records
         with self._store.write(conflict, idem) as session:
-            table = self._store.schema.conversation_items.table
+            table = self._items_table.table
             replayed: list[ConversationItem] | None = self._store.replayed(
-                session, idem, table, returned, list[ConversationItem]
+                session, idem, table, records, list[ConversationItem]
             )
             if replayed is not None:
                 return replayed
-            if len(batches) == 1 and len(batches[0][0]) == 1:  # one statement: atomic by itself
+            if len(batches) == 1 and len(batches[0][0]) == 1:
                 session.execute(batches[0][0][0], batches[0][1])
             else:
                 with session.transaction():
                     for statements, params in batches:
                         for statement in statements:
                             session.execute(statement, params)
-        return returned
+        return records
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
+        params = self.link_params(conversation_id, extra)
+        params["i0"], params["a0"], params["q0"] = item_id, self._d.encode_time(added_at), 1
         conflict = f"item {item_id} is already linked to {conversation_id}"
-        self._link(conversation_id, [(item_id, added_at)], conflict, extra)
+        with self._store.connector.session(write=True, conflict=conflict) as session:
+            session.execute(self._sql.link_insert(1), params)
 
     def link_items(
         self, conversation_id: str, items: Sequence[tuple[str, datetime]], *, extra: Extra = NO_EXTRA
@@ -374,7 +409,7 @@ class SqlItemStorage(BackendItems):
     def link_params(self, conversation_id: str, extra: Extra) -> dict[str, Any]:
         """The bind parameters shared by every row of a links INSERT into one conversation."""
         params = {"cid": conversation_id, "scid": conversation_id}
-        return self._store.extras(self._store.schema.conversation_item_links, params, extra)
+        return self._store.extras(self._links_table, params, extra)
 
     def rows_params(
         self, extras: Params, chunk: Sequence[tuple[str, datetime]], ranks: Sequence[int] | None = None
@@ -389,10 +424,14 @@ class SqlItemStorage(BackendItems):
         return params
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
-        sql = self._sql.list_asc if params.order is SortOrder.ASC else self._sql.list_desc
+        sql, after = self._sql, params.after
+        if params.order is SortOrder.ASC:
+            statement = sql.items_asc if after is not None else sql.items_first_asc
+        else:
+            statement = sql.items_desc if after is not None else sql.items_first_desc
         with self._store.connector.session(replica=True) as session:
-            rows = session.fetchall(sql, {"cid": conversation_id, "after": params.after, "limit": params.limit})
-        return [self._row(row) for row in rows]  # the row's trailing link position is not needed
+            rows = session.fetchall(statement, {"cid": conversation_id, "after": after, "limit": params.limit})
+        return self._rows(rows)
 
     def page_items(
         self, conversation_id: str, params: ListParams, position: Position | None
@@ -420,7 +459,10 @@ class SqlItemStorage(BackendItems):
                     "limit": 1,
                 }
                 more = session.fetchone(sql.follows_asc if ascending else sql.follows_desc, follows) is not None
-        return [(self._row(row), d.decode_time(row[-2]), int(row[-1])) for row in rows], more
+        decode_time = d.decode_time
+        return [
+            (item, decode_time(row[-2]), int(row[-1])) for item, row in zip(self._rows(rows), rows, strict=True)
+        ], more
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         with self._store.connector.session(replica=True) as session:
@@ -456,6 +498,7 @@ class SqlResponseStorage(BackendResponses):
         self._sql = store.sql
         self._d = store.dialect
         self._row = store.decode_response
+        self._rows = store.decode_responses
         self._encode = store.encode_response
 
     def store_response(
@@ -464,7 +507,12 @@ class SqlResponseStorage(BackendResponses):
         idem = resolve(idempotency_key, "store_response", lambda: {"response": response})
         table = self._store.schema.responses
         params = self._store.extras(table, self._encode(response), extra)
-        with self._store.write(f"response {response.id} already exists", idem) as session:
+        conflict = f"response {response.id} already exists"
+        if idem is None:
+            with self._store.connector.session(write=True, conflict=conflict) as session:
+                session.execute(self._sql.resp_insert, params)
+            return response.id
+        with self._store.write(conflict, idem) as session:
             replayed: str | None = self._store.replayed(session, idem, table.table, response.id, str)
             if replayed is not None:
                 return replayed
@@ -488,7 +536,7 @@ class SqlResponseStorage(BackendResponses):
             sql, params = self._sql.chain_depth, {"id": response_id, "max_depth": max_depth}
         with self._store.connector.session(replica=True) as session:
             rows = session.fetchall(sql, params)
-        by_id = {response.id: response for response in map(self._row, rows)}
+        by_id = {response.id: response for response in self._rows(rows)}
         return walk_chain(response_id, by_id.get, max_depth)
 
     def list_identifier_responses(self, identifier: str, limit: int | None = None) -> list[StoredResponse]:
@@ -501,7 +549,7 @@ class SqlResponseStorage(BackendResponses):
             sql, params = self._sql.ident_list_limit, {"sid": identifier, "limit": limit}
         with self._store.connector.session(replica=True) as session:
             rows = session.fetchall(sql, params)
-        return [self._row(row) for row in rows]
+        return self._rows(rows)
 
     def delete_identifier_responses(self, identifier: str) -> int:
         if self._sql.ident_delete is None:

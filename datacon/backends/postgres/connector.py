@@ -46,21 +46,24 @@ RECONNECT_SECS = 2.0
 
 
 class PostgresSession:
-    """One pooled connection in autocommit mode: a statement is one round trip, no COMMIT."""
+    """One pooled connection in autocommit mode: a statement is one round trip, no COMMIT.
+
+    Statements run on the connection's own cursor (see ``_cursor``), not a new one each."""
 
     def __init__(self, conn: psycopg.Connection[Any], scrub: Scrubber) -> None:
         self._conn = conn
+        self._cur = _cursor(conn)
         self._scrub = scrub
 
     def execute(self, sql: str, params: Params | None = None) -> int:
-        return self._conn.execute(sql, params).rowcount
+        return self._cur.execute(sql, params).rowcount
 
     def fetchone(self, sql: str, params: Params | None = None) -> tuple[Any, ...] | None:
-        row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
+        row: tuple[Any, ...] | None = self._cur.execute(sql, params).fetchone()
         return row
 
     def fetchall(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
-        return self._conn.execute(sql, params).fetchall()
+        return self._cur.execute(sql, params).fetchall()
 
     def transaction(self) -> AbstractContextManager[None]:
         """BEGIN ... COMMIT (ROLLBACK on error); nested, a savepoint."""
@@ -81,6 +84,18 @@ def _transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
         yield
 
 
+def _cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+    """The cursor statements run on: a connection of datacon's own pool keeps one for its
+    lifetime (``conn.execute`` builds a cursor and its adapters' transformer per statement,
+    about 5 us); an application's connection gets a new one per session."""
+    if not isinstance(conn, _TimedConnection):
+        return conn.cursor()
+    cur = conn.datacon_cursor
+    if cur is None or cur.closed:
+        cur = conn.datacon_cursor = conn.cursor()
+    return cur
+
+
 class _TimedConnection(psycopg.Connection[Any]):
     """A connection whose every wait for the server is bounded by ``read_timeout``.
 
@@ -92,6 +107,10 @@ class _TimedConnection(psycopg.Connection[Any]):
     """
 
     read_timeout: float | None = None
+    #: The cursor sessions run their statements on (see ``_cursor``), and the poller
+    #: ``_closed_by_server`` checks the socket with, made on first use.
+    datacon_cursor: psycopg.Cursor[Any] | None = None
+    datacon_poller: Any = None
 
     def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
         limit = self.read_timeout if timeout is None else timeout
@@ -415,9 +434,15 @@ def _closed_by_server(conn: psycopg.Connection[Any]) -> bool:
     harmless asynchronous notice). psycopg_pool's ``check`` would cost a round trip on every
     checkout, and back off a second or more between two dead connections.
     """
+    if conn.closed:  # a cached poller would watch a descriptor the system may have reused
+        return True
     try:
-        poller = select.poll()
-        poller.register(conn.pgconn.socket, select.POLLIN)
+        poller = getattr(conn, "datacon_poller", None)
+        if poller is None:
+            poller = select.poll()
+            poller.register(conn.pgconn.socket, select.POLLIN)
+            if isinstance(conn, _TimedConnection):  # its socket is the same for its lifetime
+                conn.datacon_poller = poller
         if not poller.poll(0):
             return False
         conn.execute("")
@@ -459,25 +484,29 @@ class _ReplicaSession(PostgresSession):
         super().__init__(conn, block._connector._scrub)
         self._block = block
 
+    def _to_primary(self, exc: Exception) -> None:
+        self._conn = self._block.to_primary(exc)
+        self._cur = _cursor(self._conn)
+
     def execute(self, sql: str, params: Params | None = None) -> int:
         try:
             return super().execute(sql, params)
         except _REPLICA_FAILURES as exc:
-            self._conn = self._block.to_primary(exc)
+            self._to_primary(exc)
         return super().execute(sql, params)
 
     def fetchone(self, sql: str, params: Params | None = None) -> tuple[Any, ...] | None:
         try:
             return super().fetchone(sql, params)
         except _REPLICA_FAILURES as exc:
-            self._conn = self._block.to_primary(exc)
+            self._to_primary(exc)
         return super().fetchone(sql, params)
 
     def fetchall(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
         try:
             return super().fetchall(sql, params)
         except _REPLICA_FAILURES as exc:
-            self._conn = self._block.to_primary(exc)
+            self._to_primary(exc)
         return super().fetchall(sql, params)
 
 

@@ -44,6 +44,7 @@ class SqliteDialect(Dialect):
     versions_applied_at: ClassVar[str] = "TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP"
     param_format: ClassVar[str] = ":{}"
     ident_format: ClassVar[str] = "`{}`"
+    plain_first_page: ClassVar[bool] = True
 
     def encode_time(self, value: datetime) -> Any:
         return to_epoch_us(value)

@@ -1,0 +1,234 @@
+"""The async facade's worker threads: reuse, the cap, several event loops, errors, idle exit, FIFO, contexts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import threading
+import time
+from collections.abc import Callable
+
+import anyio
+import pytest
+
+from datacon import NewConversation, StorageFactoryConfig, StorageOperation, aio, create_storage
+from datacon.aio import AsyncStorage
+from tests.test_aio import Probe, resized
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def threads_of(idents: set[int]) -> list[threading.Thread]:
+    """The running threads with these idents (a thread that ended may hand its ident to a new one)."""
+    return [thread for thread in threading.enumerate() if thread.ident in idents]
+
+
+def all_ended(threads: list[threading.Thread]) -> bool:
+    return not any(thread.is_alive() for thread in threads)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def created_ids(probe: Probe) -> list[str]:
+    """The ids of the conversations created, in the order their calls started."""
+    return [payload["id"] for op, payload, _ in probe.contexts if op is StorageOperation.CREATE_CONVERSATION]
+
+
+async def test_one_caller_reuses_one_worker_thread() -> None:
+    probe = Probe()
+    async with AsyncStorage(create_storage(StorageFactoryConfig(hook=probe))) as storage:
+        for n in range(20):
+            await storage.conversations.get_conversation(f"conv_{n}")
+    assert probe.started == 20
+    assert len(probe.threads) == 1  # one long-lived thread, not one per call
+    assert threading.get_ident() not in probe.threads
+
+
+async def test_worker_threads_never_exceed_max_concurrency_and_stop_on_aclose() -> None:
+    probe = Probe(delay=lambda: 0.01)
+    storage = AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=3))
+    async with storage:
+        async with anyio.create_task_group() as tg:
+            for n in range(60):
+                tg.start_soon(storage.conversations.get_conversation, f"conv_{n}")
+        assert storage._runner.workers.threads <= 3
+        workers = threads_of(probe.threads)
+    assert probe.started == 60
+    assert probe.max_active == 3
+    assert len(probe.threads) == len(workers) == 3
+    # aclose() lets them go: no thread outlives the storage.
+    assert wait_until(lambda: all_ended(workers))
+    assert storage._runner.workers.threads == 0
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # this test runs its own loops
+def test_several_event_loops_share_the_storages_threads(anyio_backend: str) -> None:
+    probe = Probe(delay=lambda: 0.005)
+    storage = AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=2))
+    errors: list[BaseException] = []
+
+    async def burst(tag: str) -> None:
+        async with anyio.create_task_group() as tg:
+            for n in range(20):
+                tg.start_soon(storage.conversations.create_conversation, NewConversation(id=f"conv_{tag}_{n}"))
+        assert storage.limiter.borrowed_tokens == 0
+
+    def loop_thread(tag: str, backend: str) -> None:
+        try:
+            anyio.run(burst, tag, backend=backend)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=loop_thread, args=(f"l{n}", backend))
+        for n, backend in enumerate(["asyncio", "trio", "asyncio"])
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors
+    assert probe.started == 60
+    # Each loop has its own limiter (2 tokens each), but the storage has 2 threads in all.
+    assert probe.max_active <= 2
+    assert len(probe.threads) <= 2
+    assert all(storage.sync.conversations.get_conversation(f"conv_l{k}_{n}") for k in range(3) for n in range(20))
+    storage.sync.close()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # this test runs its own loops
+@pytest.mark.parametrize("how", ["anyio-asyncio", "anyio-trio", "wait_for"])
+def test_a_call_admitted_but_not_yet_taken_by_a_thread_never_runs_when_cancelled(anyio_backend: str, how: str) -> None:
+    # One worker thread, busy with another loop's call: this loop's call gets its own
+    # limiter token and waits in the storage's queue; cancelled there, it never runs.
+    release = threading.Event()
+    probe = Probe(delay=lambda: 0.0 if release.is_set() else 0.3)
+    storage = AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=1))
+    other = threading.Thread(
+        target=anyio.run, args=(storage.conversations.create_conversation, NewConversation(id="conv_other"))
+    )
+    other.start()
+    assert probe.first_started.wait(5)
+
+    async def cancelled() -> None:
+        call = storage.conversations.create_conversation(NewConversation(id="conv_queued"))
+        if how == "wait_for":
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(call, 0.05)
+        else:
+            with anyio.move_on_after(0.05) as scope:
+                await call
+            assert scope.cancelled_caught
+        assert storage.limiter.borrowed_tokens == 0  # its token is back at once
+        release.set()
+        # And the storage still serves this loop.
+        assert await storage.conversations.get_conversation("conv_other") is not None
+
+    if how == "wait_for":
+        asyncio.run(cancelled())
+    else:
+        anyio.run(cancelled, backend=how.removeprefix("anyio-"))
+    other.join(5)
+    assert created_ids(probe) == ["conv_other"]
+    assert storage.sync.conversations.get_conversation("conv_queued") is None
+    storage.sync.close()
+
+
+async def test_waiting_calls_start_in_arrival_order_and_a_cancelled_one_gives_up_its_place() -> None:
+    probe = Probe(delay=lambda: 0.02)
+    storage = AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=1))
+    async with storage:
+        scopes = {n: anyio.CancelScope() for n in range(6)}
+
+        async def create(n: int) -> None:
+            with scopes[n]:
+                await storage.conversations.create_conversation(NewConversation(id=f"conv_{n}"))
+
+        async with anyio.create_task_group() as tg:
+            for n in range(6):
+                tg.start_soon(create, n)
+                await anyio.sleep(0.001)  # a fixed arrival order
+            scopes[3].cancel()  # still waiting in line (conv_0 holds the only token)
+        assert storage.limiter.borrowed_tokens == 0
+    assert created_ids(probe) == ["conv_0", "conv_1", "conv_2", "conv_4", "conv_5"]
+
+
+class Boom(BaseException):
+    """Not even an Exception: the worker must hand it back and survive."""
+
+
+async def test_a_call_that_raises_hands_the_error_back_and_its_thread_keeps_serving() -> None:
+    async with AsyncStorage(create_storage()) as storage:
+        run = storage._runner.run
+        threads: list[int] = []
+
+        def fail(exc: BaseException) -> None:
+            threads.append(threading.get_ident())
+            raise exc
+
+        with pytest.raises(ValueError, match="bad"):
+            await run(fail, ValueError("bad"))
+        with pytest.raises(Boom):
+            await run(fail, Boom())
+        assert await run(lambda: threading.get_ident()) == threads[0] == threads[1]
+        assert storage.limiter.borrowed_tokens == 0
+
+
+async def test_calls_run_in_a_copy_of_the_callers_context() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    async with AsyncStorage(create_storage()) as storage:
+        run = storage._runner.run
+
+        def read_and_set() -> str:
+            seen = var.get()
+            var.set("set in the thread")
+            return seen
+
+        async def as_caller(value: str, out: dict[str, str]) -> None:
+            var.set(value)
+            out[value] = await run(read_and_set)
+            assert var.get() == value  # nothing flows back
+
+        seen: dict[str, str] = {}
+        async with anyio.create_task_group() as tg:
+            for value in ("a", "b", "c"):
+                tg.start_soon(as_caller, value, seen)
+        assert seen == {"a": "a", "b": "b", "c": "c"}
+        # The thread's own context is not touched either: a caller that set nothing sees the default.
+        assert await run(read_and_set) == "unset"
+
+
+async def test_idle_threads_exit_and_a_later_call_starts_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aio, "IDLE_SECS", 0.1)
+    async with AsyncStorage(create_storage()) as storage:
+        first = await storage._runner.run(threading.current_thread)
+        assert await anyio.to_thread.run_sync(lambda: wait_until(lambda: not first.is_alive()))
+        assert storage._runner.workers.threads == 0
+        second = await storage._runner.run(threading.current_thread)
+        assert second is not first
+        assert second.is_alive()
+        assert storage._runner.workers.threads == 1
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_facade_dropped_without_aclose_lets_its_threads_go() -> None:
+    sync = create_storage()
+    facade = AsyncStorage(sync)
+    worker = await facade._runner.run(threading.current_thread)
+    del facade
+    gc.collect()
+    assert await anyio.to_thread.run_sync(lambda: wait_until(lambda: not worker.is_alive()))
+    sync.close()
