@@ -439,7 +439,7 @@ def test_packed_sets_follow_links_and_deletes(backend: RedisBackend, client: Any
         storage.items.delete_item(conv, ids[1])
         assert client.zcard(f"conversation:{conv}:packed") == 3
         assert listed(storage, conv) == [ids[0], ids[2], ids[3]]
-        assert storage.items.unlink_items(conv, [ids[3]]) == [ids[3]]  # unlinked: the item is deleted
+        assert storage.raw.items.unlink_items(conv, [ids[3]]) == [ids[3]]  # unlinked: the item is deleted
         assert client.exists(f"item:{ids[3]}", f"item_packed:{ids[3]}") == 0
         assert storage.conversations.delete_conversation(other)
         assert client.exists(f"conversation:{other}:packed") == 0
