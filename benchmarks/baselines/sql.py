@@ -51,6 +51,15 @@ class SqlBaseline:
 
     conn: Any
 
+    # The connection of one operation: the baseline's one connection here; a subclass whose
+    # datacon backend takes every operation's connection from a pool does the same with the
+    # driver's own pool, so both sides pay a checkout and a checkin per operation.
+    def checkout(self) -> Any:
+        return self.conn
+
+    def checkin(self, conn: Any) -> None:
+        return None
+
     # Driver-specific encodings.
     def encode_time(self, value: datetime) -> Any:
         raise NotImplementedError
@@ -99,27 +108,43 @@ class SqlBaseline:
         params["input"] = _dump(fields["input"])
         params["raw_response"] = _dump(fields["raw_response"])
         params["created_at"] = self.encode_time(fields["created_at"])
-        self.conn.execute(self.RESP_INSERT, params)
+        conn = self.checkout()
+        try:
+            conn.execute(self.RESP_INSERT, params)
+        finally:
+            self.checkin(conn)
 
     def get_response(self, response_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(self.RESP_SELECT, {"id": response_id}).fetchone()
+        conn = self.checkout()
+        try:
+            return self._get_response(conn, response_id)
+        finally:
+            self.checkin(conn)
+
+    def _get_response(self, conn: Any, response_id: str) -> dict[str, Any] | None:
+        row = conn.execute(self.RESP_SELECT, {"id": response_id}).fetchone()
         return None if row is None else self._response(row)
 
     def create_and_link(self, conversation_id: str, item_id: str, content: Any, added_at: datetime) -> None:
         from datetime import UTC
 
-        self.conn.execute(
-            self.ITEM_INSERT,
-            {
-                "id": item_id,
-                "response_id": None,
-                "item_type": "message",
-                "role": "user",
-                "content": _dump(content),
-                "status": "completed",
-                "created_at": self.encode_time(datetime.now(UTC)),
-            },
-        )
+        # Two operations, as datacon's create_item and link_item: a connection each.
+        conn = self.checkout()
+        try:
+            conn.execute(
+                self.ITEM_INSERT,
+                {
+                    "id": item_id,
+                    "response_id": None,
+                    "item_type": "message",
+                    "role": "user",
+                    "content": _dump(content),
+                    "status": "completed",
+                    "created_at": self.encode_time(datetime.now(UTC)),
+                },
+            )
+        finally:
+            self.checkin(conn)
         link = {
             "cid": conversation_id,
             "scid": conversation_id,
@@ -127,7 +152,11 @@ class SqlBaseline:
             "a0": self.encode_time(added_at),
             "q0": 1,
         }
-        self.conn.execute(self.LINK_INSERT, link)
+        conn = self.checkout()
+        try:
+            conn.execute(self.LINK_INSERT, link)
+        finally:
+            self.checkin(conn)
 
     def list_page(
         self, conversation_id: str, limit: int, *, after: str | None = None, desc: bool = False
@@ -136,11 +165,19 @@ class SqlBaseline:
             sql = self.LIST_FIRST_DESC if desc else self.LIST_FIRST_ASC
         else:
             sql = self.LIST_DESC if desc else self.LIST_ASC
-        rows = self.conn.execute(sql, {"cid": conversation_id, "after": after, "limit": limit}).fetchall()
+        conn = self.checkout()
+        try:
+            rows = conn.execute(sql, {"cid": conversation_id, "after": after, "limit": limit}).fetchall()
+        finally:
+            self.checkin(conn)
         return [self._item(row) for row in rows]
 
     def chain(self, response_id: str) -> list[dict[str, Any]]:
-        rows = self.conn.execute(self.CHAIN, {"id": response_id}).fetchall()
+        conn = self.checkout()
+        try:
+            rows = conn.execute(self.CHAIN, {"id": response_id}).fetchall()
+        finally:
+            self.checkin(conn)
         by_id = {row[0]: self._response(row) for row in rows}
         chain = []
         current = by_id.get(response_id)
@@ -152,11 +189,15 @@ class SqlBaseline:
 
     def naive_chain(self, response_id: str) -> list[dict[str, Any]]:
         chain = []
-        current = self.get_response(response_id)
-        while current is not None:
-            chain.append(current)
-            previous = current["previous_response_id"]
-            current = None if previous is None else self.get_response(previous)
+        conn = self.checkout()  # one walk, one connection: as an application would hold it
+        try:
+            current = self._get_response(conn, response_id)
+            while current is not None:
+                chain.append(current)
+                previous = current["previous_response_id"]
+                current = None if previous is None else self._get_response(conn, previous)
+        finally:
+            self.checkin(conn)
         chain.reverse()
         return chain
 

@@ -81,7 +81,7 @@ class SqliteBaseline(SqlBaseline):
         SQLite's automatic checkpoint (at 1,000 WAL pages, in whichever connection's commit
         crosses it, with an fsync of the database file), which would land in one variant's
         sample or the other's by chance, costing milliseconds."""
-        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.conn.execute("PRAGMA wal_checkpoint(RESTART)")
 
     def encode_time(self, value: datetime) -> Any:
         delta = value - EPOCH

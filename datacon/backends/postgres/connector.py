@@ -111,6 +111,9 @@ class _TimedConnection(psycopg.Connection[Any]):
     #: ``_closed_by_server`` checks the socket with, made on first use.
     datacon_cursor: psycopg.Cursor[Any] | None = None
     datacon_poller: Any = None
+    #: The session every block on this connection hands out (a session holds no state of
+    #: its own beyond the connection, its cursor and the pool's scrubber).
+    datacon_session: PostgresSession | None = None
 
     def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
         limit = self.read_timeout if timeout is None else timeout
@@ -374,7 +377,12 @@ class _SessionBlock:
         except DRIVER_ERRORS as exc:
             raise convert(exc, self._conflict, connector._scrub, connector._timeout) from exc
         self._conn = conn
-        return PostgresSession(conn, connector._scrub)
+        session = conn.datacon_session if isinstance(conn, _TimedConnection) else None
+        if session is None:
+            session = PostgresSession(conn, connector._scrub)
+            if isinstance(conn, _TimedConnection):  # one pool's: the same scrubber for its lifetime
+                conn.datacon_session = session
+        return session
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -22,14 +22,20 @@ MEMORY = ":memory:"
 
 
 class SqliteSession:
-    """One pooled connection in autocommit mode (``isolation_level=None``)."""
+    """One pooled connection in autocommit mode (``isolation_level=None``).
+
+    Statements that return no rows run on one cursor kept for the connection's lifetime
+    (``conn.execute`` makes a cursor per call). Queries still get a cursor each: a reused
+    cursor would keep a partly read SELECT open, and with it a read snapshot, while the
+    connection sits idle in the pool."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._cur = conn.cursor()
         self._savepoints = 0
 
     def execute(self, sql: str, params: Params | None = None) -> int:
-        return self._conn.execute(sql, params or {}).rowcount
+        return self._cur.execute(sql, params or {}).rowcount
 
     def fetchone(self, sql: str, params: Params | None = None) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = self._conn.execute(sql, params or {}).fetchone()
@@ -74,6 +80,13 @@ class SqliteSession:
         conn.execute(f"RELEASE {name}")
 
 
+class _Connection(sqlite3.Connection):
+    """A pooled connection, which keeps the session every block on it hands out (a session
+    holds only the connection, its cursor and the savepoint depth, which is 0 between blocks)."""
+
+    datacon_session: SqliteSession | None = None
+
+
 class SqliteConnector:
     """Up to ``pool_max`` connections to one database file (one for ``":memory:"``).
 
@@ -104,7 +117,12 @@ class SqliteConnector:
     def _connect(self) -> sqlite3.Connection:
         with translate():
             conn = sqlite3.connect(
-                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False, cached_statements=256
+                self.path,
+                timeout=self._timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=256,
+                factory=_Connection,
             )
             try:
                 if not self.memory:
@@ -241,12 +259,17 @@ class _SessionBlock:
         if self._write and not write_lock.acquire(blocking=False) and not connector._wait_for_writer():
             raise PoolTimeoutError(f"SQLite: the write lock did not free up within {connector._timeout:g} s")
         try:
-            self._conn = connector._checkout()
+            conn = self._conn = connector._checkout()
         except BaseException:
             if self._write:
                 write_lock.release()
             raise
-        return SqliteSession(self._conn)
+        session = conn.datacon_session if isinstance(conn, _Connection) else None
+        if session is None:
+            session = SqliteSession(conn)
+            if isinstance(conn, _Connection):
+                conn.datacon_session = session
+        return session
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
