@@ -70,7 +70,8 @@ class _LoopCache(Generic[V]):
     A ``RunVar`` lookup (anyio's current token, then a weak dictionary) costs a few µs, twice
     per call; the running asyncio loop is the token, so the last ``(loop, value)`` pair is
     kept (one tuple, replaced whole: threads running other loops read a consistent pair) and
-    any other loop, or trio, goes through the ``RunVar``. The loop is held weakly.
+    any other loop, or trio, goes through the ``RunVar``. The key is held weakly; a value that
+    refers to its loop (an inbox wakes it) keeps one closed loop reachable until another asks.
     """
 
     __slots__ = ("_last",)
