@@ -42,6 +42,16 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
     return True
 
 
+def held_until(event: threading.Event) -> Callable[[], float]:
+    """A probe delay that holds every call in its thread until ``event`` is set (no timing race)."""
+
+    def delay() -> float:
+        event.wait(10)
+        return 0.0
+
+    return delay
+
+
 def created_ids(probe: Probe) -> list[str]:
     """The ids of the conversations created, in the order their calls started."""
     return [payload["id"] for op, payload, _ in probe.contexts if op is StorageOperation.CREATE_CONVERSATION]
@@ -115,7 +125,7 @@ def test_a_call_admitted_but_not_yet_taken_by_a_thread_never_runs_when_cancelled
     # One worker thread, busy with another loop's call: this loop's call gets its own
     # limiter token and waits in the storage's queue; cancelled there, it never runs.
     release = threading.Event()
-    probe = Probe(delay=lambda: 0.0 if release.is_set() else 0.3)
+    probe = Probe(delay=held_until(release))
     storage = AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=1))
     other = threading.Thread(
         target=anyio.run, args=(storage.conversations.create_conversation, NewConversation(id="conv_other"))
@@ -148,7 +158,8 @@ def test_a_call_admitted_but_not_yet_taken_by_a_thread_never_runs_when_cancelled
 
 
 async def test_waiting_calls_start_in_arrival_order_and_a_cancelled_one_gives_up_its_place() -> None:
-    probe = Probe(delay=lambda: 0.02)
+    release = threading.Event()
+    probe = Probe(delay=held_until(release))
     storage = AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=1))
     async with storage:
         scopes = {n: anyio.CancelScope() for n in range(6)}
@@ -162,6 +173,8 @@ async def test_waiting_calls_start_in_arrival_order_and_a_cancelled_one_gives_up
                 tg.start_soon(create, n)
                 await anyio.sleep(0.001)  # a fixed arrival order
             scopes[3].cancel()  # still waiting in line (conv_0 holds the only token)
+            await anyio.sleep(0.01)
+            release.set()
         assert storage.limiter.borrowed_tokens == 0
     assert created_ids(probe) == ["conv_0", "conv_1", "conv_2", "conv_4", "conv_5"]
 
