@@ -33,8 +33,17 @@ def _dump(value: Any) -> str:
 
 
 def _link_keys(conversation_id: str) -> list[str]:
-    """The link scripts' keys: the conversation's link set and its sequence hash."""
-    return [f"conversation:{conversation_id}:items", f"link_seq:{conversation_id}"]
+    """The link scripts' keys: the conversation's link set, sequence hash and packed set."""
+    return [
+        f"conversation:{conversation_id}:items",
+        f"link_seq:{conversation_id}",
+        f"conversation:{conversation_id}:packed",
+    ]
+
+
+def _packed(item_id: str, content: str, created: str) -> str:
+    """The item's packed copy: [id, response_id, item_type, role, status, created_at, content]."""
+    return f"{json.dumps([item_id, None, 'message', 'user', 'completed', created])[:-1]},{content}]"
 
 
 #: The item fields list_items reads (datacon's default schema), in the order the script returns them.
@@ -52,6 +61,19 @@ def _response(row: Mapping[Any, Any]) -> dict[str, Any]:
     out["raw_response"] = json.loads(row["raw_response"])
     out["created_at"] = datetime.fromisoformat(row["created_at"])
     return out
+
+
+def _packed_item(row: list[Any]) -> dict[str, Any]:
+    item_id, response_id, item_type, role, status, created_at, content = row
+    return {
+        "id": item_id,
+        "response_id": response_id,
+        "item_type": item_type,
+        "role": role,
+        "status": status,
+        "created_at": datetime.fromisoformat(created_at),
+        "content": content,
+    }
 
 
 def _item(row: dict[str, str]) -> dict[str, Any]:
@@ -105,10 +127,12 @@ class RedisBaseline:
     def _item_args(self, item_id: str, content: Any) -> list[str]:
         at = datetime.now(UTC)
         now = at.isoformat(timespec="microseconds")
+        text = _dump(content)
         return [
             TTL,
             _us(at),
             item_id,
+            _packed(item_id, text, now),
             "id",
             item_id,
             "item_type",
@@ -116,7 +140,7 @@ class RedisBaseline:
             "role",
             "user",
             "content",
-            _dump(content),
+            text,
             "status",
             "completed",
             "created_at",
@@ -124,20 +148,37 @@ class RedisBaseline:
         ]
 
     def create_and_link(self, conversation_id: str, item_id: str, content: Any, added_at: datetime) -> None:
-        if not self.create_record(keys=[f"item:{item_id}", "items:created"], args=self._item_args(item_id, content)):
+        keys = [f"item:{item_id}", "items:created", f"item_packed:{item_id}"]
+        if not self.create_record(keys=keys, args=self._item_args(item_id, content)):
             raise RuntimeError("duplicate item")
-        args = [TTL, "item_links:", conversation_id, _us(added_at), item_id]
+        args = [TTL, "item_links:", conversation_id, "item:", "item_packed:", _us(added_at), item_id]
         if self.link(keys=_link_keys(conversation_id), args=args) is not None:
             raise RuntimeError("duplicate link")
 
     def list_page(
         self, conversation_id: str, limit: int, *, after: str | None = None, desc: bool = False
     ) -> list[dict[str, Any]]:
-        # No page position (ARGV[5..7] empty): the page after an item id, as list_items,
-        # reading the same six fields (ARGV[8..]), which come back in that order.
-        args: list[str | int] = ["item:", limit, "1" if desc else "0", after or "", "", "", "", *ITEM_FIELDS]
-        _, rows = self.list(keys=_link_keys(conversation_id), args=args)  # {more, rows}
-        return [_item(dict(zip(ITEM_FIELDS, row, strict=True))) for _, row, _, _ in rows]
+        # No page position (ARGV[5..7] empty): the page after an item id, as list_items; a
+        # first page from the packed set (ARGV[10]), else the packed copies, with the same six
+        # fields (ARGV[11..]) of items that have none, which come back in that order.
+        packed = "1" if after is None else ""
+        args: list[str | int] = ["item:", limit, "1" if desc else "0", after or "", "", "", "", "item_packed:", ""]
+        reply = self.list(keys=_link_keys(conversation_id), args=[*args, packed, *ITEM_FIELDS])
+        if reply[0] == "packed":  # {'packed', server time, members}: sequence, expiry, copy
+            horizon = f"{(int(reply[1]) + 1) * 1000:015d}"
+            if any("0" * 15 != m[12:27] <= horizon for m in reply[2]):
+                raise RuntimeError("an expired item (not in this workload)")
+            return [_packed_item(row) for row in json.loads("[" + ",".join(m[27:] for m in reply[2]) + "]")]
+        _, page, fallback, _ = reply  # {more, packed copies (JSON array), rows without one, positions}
+        rest = iter(fallback)
+        out = []
+        for row in json.loads(page):
+            if row is None:
+                _, values = next(rest)
+                out.append(_item(dict(zip(ITEM_FIELDS, values, strict=True))))
+            else:
+                out.append(_packed_item(row))
+        return out
 
     def chain(self, response_id: str) -> list[dict[str, Any]]:
         rows = self.get_chain(args=["response:", response_id, -1, "previous_response_id"])
@@ -163,12 +204,15 @@ class RedisBaseline:
             batch = items[start : start + 1_000]
             with self.client.pipeline(transaction=False) as pipe:
                 for item_id, _ in batch:
-                    # _item_args: TTL, the created index's score and member, then field, value pairs.
-                    fields = self._item_args(item_id, content)[3:]
+                    # _item_args: TTL, the created index's score and member, the packed copy,
+                    # then field, value pairs.
+                    args = self._item_args(item_id, content)
+                    fields = args[4:]
                     pipe.hset(f"item:{item_id}", mapping=dict(zip(fields[0::2], fields[1::2], strict=True)))
                     pipe.expire(f"item:{item_id}", int(TTL))
+                    pipe.set(f"item_packed:{item_id}", args[3], ex=int(TTL))
                 pipe.execute()
-            args = [TTL, "item_links:", conversation_id]  # as create_and_link (LINK_ITEMS' ARGV)
+            args = [TTL, "item_links:", conversation_id, "item:", "item_packed:"]  # as create_and_link
             for item_id, added_at in batch:
                 args += [_us(added_at), item_id]
             self.link(keys=_link_keys(conversation_id), args=args)

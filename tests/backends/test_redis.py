@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -96,11 +97,22 @@ def test_default_key_layout(backend: RedisBackend, client: Any) -> None:
         "responses:created",
         f"item_links:{item}",
         "datacon:layout",
+        # The packed copies (layout 3): the item's, and the conversation's packed set.
+        f"item_packed:{item}",
+        f"conversation:{conv}:packed",
     }
     assert client.type(f"conversation:{conv}:items") == "zset"
     assert client.type("items:created") == client.type("responses:created") == "zset"
     assert client.smembers(f"item_links:{item}") == {conv}
-    assert client.get("datacon:layout") == "2"
+    assert client.get("datacon:layout") == "3"
+    packed = client.get(f"item_packed:{item}")
+    assert json.loads(packed)[0] == item
+    assert client.type(f"conversation:{conv}:packed") == "zset"
+    ((member, at),) = client.zrange(f"conversation:{conv}:packed", 0, -1, withscores=True)
+    # Sequence 1, the instant the item's hash expires (retention_days), then its packed copy.
+    assert (member[:12], member[27:]) == (f"{1:012d}", packed)
+    assert abs(int(member[12:27]) - client.pexpiretime(f"item:{item}")) < 1000
+    assert at == client.zscore(f"conversation:{conv}:items", item)
     assert client.type("conversations:list") == "zset"
     assert client.type("safety:user-1:responses") == "zset"
     assert client.type(f"link_seq:{conv}") == "hash"
@@ -121,6 +133,8 @@ def test_owner_prefixes_every_key(backend: RedisBackend, client: Any) -> None:
         "acme:responses:created",
         f"acme:item_links:{item}",
         "acme:datacon:layout",
+        f"acme:item_packed:{item}",
+        f"acme:conversation:{conv}:packed",
     }
 
 
@@ -128,7 +142,7 @@ def test_every_key_gets_the_retention_ttl(backend: RedisBackend, client: Any) ->
     with open_store(backend, retention_days=2) as storage:
         fill(storage)
     keys = set(client.keys("*")) - {"datacon:layout"}  # the layout marker is not a record
-    assert len(keys) == 10  # the link sequence hash, the listing set and the retention indexes too
+    assert len(keys) == 12  # the link sequence hash, the listing set, retention indexes and packed copies too
     assert client.ttl("datacon:layout") == -1
     for key in keys:
         assert 2 * DAY - 60 < client.ttl(key) <= 2 * DAY, key
@@ -138,7 +152,7 @@ def test_no_ttl_without_retention(backend: RedisBackend, client: Any) -> None:
     with open_store(backend, retention_days=None) as storage:
         fill(storage)
     keys = client.keys("*")
-    assert len(keys) == 11
+    assert len(keys) == 13
     assert {key: client.ttl(key) for key in keys} == dict.fromkeys(keys, -1)
 
 

@@ -33,6 +33,7 @@ from datacon import (
 )
 from datacon.backends.base import NotPrunableError, SchemaStatus
 from datacon.backends.redis import keys as redis_keys
+from datacon.backends.redis import migrate
 from datacon.backends.redis.backend import RedisBackend as DataconRedisBackend
 from datacon.backends.redis.keys import ESCAPE, LUA_KEY_PART, id_of_part, key_part
 from datacon.backends.redis.scores import score, score_time
@@ -226,7 +227,7 @@ def test_migrate_moves_raw_keys_and_rescales_microsecond_scores(backend: RedisBa
     write_raw_layout(client)
     config = backend.redis_config()
     status = schema_status(config)
-    assert (status.current, status.latest) == (0, 2)
+    assert (status.current, status.latest) == (0, 3)
     assert sorted(status.pending_statements) == sorted(
         [
             "RENAME conversation:tenant:1 conversation:%tenant%3A1  -- escaped key of a non-plain id",
@@ -239,11 +240,13 @@ def test_migrate_moves_raw_keys_and_rescales_microsecond_scores(backend: RedisBa
             "INDEX 2 items  -- retention indexes (layout 2)",
             "INDEX 1 responses  -- retention indexes (layout 2)",
             "INDEX 2 link sets  -- retention indexes (layout 2)",
+            "PACK 2 items  -- packed copies for list_items (layout 3)",
+            "PACK 2 link sets  -- packed copies for list_items (layout 3)",
         ]
     )
     with open_store(backend) as storage:  # before the migration the raw keys are not found
         assert storage.conversations.get_conversation("tenant:1") is None
-    assert apply_migrations(config) == [2]
+    assert apply_migrations(config) == [3]
     assert schema_status(config).pending_statements == ()
     assert apply_migrations(config) == []  # idempotent
     assert 0 < client.ttl("conversation:%tenant%3A1") <= 3600  # RENAME keeps the TTL
@@ -276,6 +279,13 @@ def drop_retention_indexes(client: Any) -> None:
             client.delete(key)
 
 
+def drop_packed_copies(client: Any) -> None:
+    """What a version before layout 3 left: the same records without the packed copies."""
+    for pattern in ("item_packed:*", "conversation:*:packed"):
+        for key in client.scan_iter(match=pattern):
+            client.delete(key)
+
+
 def test_migrate_builds_the_retention_indexes_of_data_written_before(backend: RedisBackend, client: Any) -> None:
     config = backend.redis_config()
     with open_store(backend) as storage:
@@ -292,8 +302,8 @@ def test_migrate_builds_the_retention_indexes_of_data_written_before(backend: Re
     assert "INDEX 2 conversations  -- retention indexes (layout 2)" in status.pending_statements
     with open_store(backend) as storage, pytest.raises(NotPrunableError, match="datacon migrate"):
         storage.erase_identifier("u")
-    assert apply_migrations(config) == [2]
-    assert schema_status(config).current == 2
+    assert apply_migrations(config) == [3]
+    assert schema_status(config).current == 3
     assert client.smembers(f"item_links:{shared}") == {old, kept}
     assert client.hgetall(f"conversation_responses:{old}") == {"resp_u": "u"}
     with open_store(backend) as storage:
@@ -311,11 +321,167 @@ def test_migrate_gives_the_backfilled_indexes_the_records_ttl(backend: RedisBack
         storage.items.link_item(conv, item, T0)
         storage.responses.store_response(StoredResponse(conversation_id=conv, safety_identifier="u"))
     drop_retention_indexes(client)
-    assert apply_migrations(backend.redis_config(retention_days=1)) == [2]
+    assert apply_migrations(backend.redis_config(retention_days=1)) == [3]
     # Each index key lives as long as the longest-lived record it names, never longer or shorter.
     for key in ("items:created", "responses:created", f"item_links:{item}", f"conversation_responses:{conv}"):
         assert 86_400 - 60 < client.ttl(key) <= 86_400, key
     assert client.ttl("datacon:layout") == -1
+
+
+# -- Packed copies (layout 3) -----------------------------------------------------------------
+
+
+def turn(storage: Storage, conversation_id: str, count: int, start: int = 0) -> list[str]:
+    items = [NewConversationItem("message", [{"n": n}], role="user") for n in range(start, start + count)]
+    return [item.id for item in storage.items.append_items(conversation_id, items)]
+
+
+def test_upstream_items_without_packed_copies_read_and_migrate(backend: RedisBackend, client: Any) -> None:
+    # A conversation mixing datacon's items (packed) with items and links upstream wrote
+    # (hashes only, no sequence): every page reads the same before and after the migration.
+    with open_store(backend) as storage:
+        conv = storage.conversations.create_conversation(NewConversation()).id
+        ours = turn(storage, conv, 3)
+    upstream_item(client, "msg_up1", T0)
+    client.hset("item:msg_up1", "role", "assistant")
+    client.zadd(f"conversation:{conv}:items", {"msg_up1": upstream_millis(T0)})  # the oldest link
+    assert client.zcard(f"conversation:{conv}:packed") == 3  # incomplete: read by the page script
+
+    def pages(storage: Storage) -> list[list[str]]:
+        return [
+            listed(storage, conv),
+            listed(storage, conv, SortOrder.DESC),
+            [i.id for i in storage.items.list_items(conv, ListParams(2, SortOrder.DESC))],
+            [i.id for i in storage.items.list_items(conv, ListParams(2, SortOrder.ASC, "msg_up1"))],
+        ]
+
+    expected = [["msg_up1", *ours], [*ours[::-1], "msg_up1"], ours[:0:-1], ours[:2]]
+    with open_store(backend) as storage:
+        assert pages(storage) == expected
+        before = storage.items.list_items(conv, ListParams(10))
+        assert (before[0].role, before[0].content) == ("assistant", "x")
+        assert before[0].created_at == T0
+    # The schema was at layout 3 already (reads need no migration); as one migrated from 2:
+    client.set("datacon:layout", "2")
+    status = schema_status(backend.redis_config())
+    assert "PACK 4 items  -- packed copies for list_items (layout 3)" in status.pending_statements
+    assert "PACK 1 link sets  -- packed copies for list_items (layout 3)" in status.pending_statements
+    assert apply_migrations(backend.redis_config()) == [3]
+    assert json.loads(client.get("item_packed:msg_up1")) == [
+        "msg_up1",
+        None,
+        "message",
+        "assistant",
+        None,
+        T0.isoformat(),
+        "x",
+    ]
+    # The upstream link has no sequence: the set stays incomplete, and the script reads it.
+    assert client.zcard(f"conversation:{conv}:packed") == 3
+    with open_store(backend) as storage:
+        assert pages(storage) == expected
+        assert storage.items.list_items(conv, ListParams(10)) == before
+    assert apply_migrations(backend.redis_config()) == []  # idempotent
+    assert schema_status(backend.redis_config()).pending_statements == ()
+
+
+def test_migrate_packs_data_written_before_layout_3(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend, retention_days=1) as storage:
+        conv = storage.conversations.create_conversation(NewConversation()).id
+        ids = turn(storage, conv, 3) + turn(storage, conv, 2, 3)
+        shared = storage.conversations.create_conversation(NewConversation()).id
+        storage.items.link_items(shared, [(ids[1], T0), (ids[0], T0)])
+        first = storage.items.list_items(conv, ListParams(10))
+        members = {key: client.zrange(key, 0, -1) for key in client.scan_iter(match="conversation:*:packed")}
+    drop_packed_copies(client)
+    client.set("datacon:layout", "2")  # what a datacon of layout 2 left
+    assert schema_status(backend.redis_config()).pending_statements == (
+        "PACK 5 items  -- packed copies for list_items (layout 3)",
+        "PACK 2 link sets  -- packed copies for list_items (layout 3)",
+    )
+    with open_store(backend, retention_days=1) as storage:  # read from the hashes meanwhile
+        assert storage.items.list_items(conv, ListParams(10)) == first
+        assert storage.erase_identifier("nobody") == PruneReport()  # layout 2 still allows it
+    for _ in range(2):  # a second run replaces what the first wrote (no duplicate member)
+        migrate_backend = DataconRedisBackend(backend.redis_config())
+        try:
+            migrate_backend.apply_migrations() if _ == 0 else migrate.backfill_packed(
+                migrate_backend.store.client, migrate_backend.store.keys, migrate_backend.store.codec
+            )
+        finally:
+            migrate_backend.close()
+        for key, before in members.items():
+            after = client.zrange(key, 0, -1)
+            assert [m[:12] + m[27:] for m in after] == [m[:12] + m[27:] for m in before], key
+            # Each member keeps its item's expiry (the backfill reads the hash's TTL).
+            for member in after:
+                assert abs(int(member[12:27]) - client.pexpiretime(f"item:{json.loads(member[27:])[0]}")) < 1000
+    assert client.get("datacon:layout") == "3"
+    for item_id in ids:
+        assert 86_400 - 60 < client.ttl(f"item_packed:{item_id}") <= 86_400
+    with open_store(backend, retention_days=1) as storage:
+        assert storage.items.list_items(conv, ListParams(10)) == first
+        assert listed(storage, shared) == [ids[1], ids[0]]
+
+
+def test_packed_sets_follow_links_and_deletes(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend) as storage:
+        conv = storage.conversations.create_conversation(NewConversation()).id
+        other = storage.conversations.create_conversation(NewConversation()).id
+        ids = turn(storage, conv, 4)
+        storage.items.link_items(other, [(ids[2], T0), (ids[0], T0), ("msg_ghost", T0)])
+        # A link to an item that does not exist has no member: the set is incomplete.
+        assert client.zcard(f"conversation:{other}:packed") == 2
+        assert listed(storage, other) == [ids[2], ids[0]]
+        storage.items.delete_item(other, "msg_ghost")
+        assert client.zcard(f"conversation:{other}:packed") == 2
+        assert listed(storage, other, SortOrder.DESC) == [ids[0], ids[2]]
+        storage.items.delete_item(conv, ids[1])
+        assert client.zcard(f"conversation:{conv}:packed") == 3
+        assert listed(storage, conv) == [ids[0], ids[2], ids[3]]
+        assert storage.raw.items.unlink_items(conv, [ids[3]]) == [ids[3]]  # unlinked: the item is deleted
+        assert client.exists(f"item:{ids[3]}", f"item_packed:{ids[3]}") == 0
+        assert storage.conversations.delete_conversation(other)
+        assert client.exists(f"conversation:{other}:packed") == 0
+        # An export and import into a fresh database writes the packed copies again.
+        exported = list(enumerable(storage).iter_links(None, 100))
+    assert sorted(link.item_id for link, _ in exported) == sorted([ids[0], ids[2]])
+
+
+def test_a_page_skips_an_item_whose_hash_is_gone(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend) as storage:
+        conv = storage.conversations.create_conversation(NewConversation()).id
+        ids = turn(storage, conv, 3)
+        # The hash expired (its packed member says when) or another writer deleted it.
+        key = f"conversation:{conv}:packed"
+        (member,) = [m for m in client.zrange(key, 0, -1) if json.loads(m[27:])[0] == ids[1]]
+        at = client.zscore(key, member)
+        client.zrem(key, member)
+        client.zadd(key, {member[:12] + f"{upstream_millis(T0):015d}" + member[27:]: at})
+        client.delete(f"item:{ids[1]}")
+        assert listed(storage, conv) == [ids[0], ids[2]]
+        assert [i.id for i in storage.items.list_items(conv, ListParams(60))] == [ids[0], ids[2]]
+        # Without its member, the page script checks the hashes of the packed copies it reads.
+        client.zrem(key, member[:12] + f"{upstream_millis(T0):015d}" + member[27:])
+        assert listed(storage, conv, SortOrder.DESC) == [ids[2], ids[0]]
+
+
+def test_a_packed_copy_that_does_not_decode_is_read_from_the_hash(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend) as storage:
+        conv = storage.conversations.create_conversation(NewConversation()).id
+        ids = turn(storage, conv, 2)
+        first = storage.items.list_items(conv, ListParams(10))
+        client.set(f"item_packed:{ids[0]}", "[not json")
+        key = f"conversation:{conv}:packed"
+        for member in client.zrange(key, 0, -1):
+            client.zadd(key, {member[:27] + "{bad": client.zscore(key, member)})
+            client.zrem(key, member)
+        assert storage.items.list_items(conv, ListParams(10)) == first
+        assert storage.items.list_items(conv, ListParams(50)) == first
+        client.delete(key)  # the page script: the packed copy does not decode either
+        assert storage.items.list_items(conv, ListParams(10)) == first
+        page = storage.items.list_items_page(conv, ListParams(1))
+        assert ([i.id for i in page.data], page.has_more) == ([ids[0]], True)
 
 
 def test_migrate_merges_a_link_set_written_under_both_keys(backend: RedisBackend, client: Any) -> None:
@@ -337,7 +503,7 @@ def test_migrate_moves_the_link_sequence_of_a_non_plain_id(backend: RedisBackend
     assert "RENAME link_seq:a:b link_seq:%a%3Ab  -- escaped key of a non-plain id" in (
         schema_status(backend.redis_config()).pending_statements
     )
-    assert apply_migrations(backend.redis_config()) == [2]
+    assert apply_migrations(backend.redis_config()) == [3]
     assert client.exists("link_seq:a:b") == 0
     assert client.hgetall("link_seq:%a%3Ab") == {"": "2", "msg_2": "1", "msg_1": "2"}
     with open_store(backend) as storage:
@@ -395,12 +561,12 @@ def test_cli_migrate_on_redis(backend: RedisBackend, client: Any, tmp_path: Path
     status = runner.invoke(cli, ["--config", str(cfg), "migrate", "status", "--json"], catch_exceptions=False)
     assert status.exit_code == 1, status.output  # pending migrations (docs/cli.md)
     data = json.loads(status.stdout)
-    assert (data["backend"], data["current"], data["latest"], data["up_to_date"]) == ("redis", 0, 2, False)
+    assert (data["backend"], data["current"], data["latest"], data["up_to_date"]) == ("redis", 0, 3, False)
     plan = runner.invoke(cli, ["--config", str(cfg), "migrate", "plan"], catch_exceptions=False)
     assert "RENAME conversation:tenant:1 conversation:%tenant%3A1" in plan.stdout
     applied = runner.invoke(cli, ["--config", str(cfg), "migrate", "apply"], catch_exceptions=False)
     assert applied.exit_code == 0, applied.output
-    assert "the schema is up to date (version 2)" in applied.stdout
+    assert "the schema is up to date (version 3)" in applied.stdout
     after = runner.invoke(cli, ["--config", str(cfg), "migrate", "status"], catch_exceptions=False)
     assert after.exit_code == 0, after.output
     assert PASSWORD not in status.output + plan.output + applied.output

@@ -14,11 +14,13 @@ import attrs
 import pytest
 
 from datacon import (
+    ListParams,
     NewConversation,
     NewConversationItem,
     PruneReport,
     RedisConfig,
     SchemaConfig,
+    SortOrder,
     StorageFactoryConfig,
     StoredResponse,
     create_storage,
@@ -208,8 +210,9 @@ def test_cluster_migrate_builds_the_retention_indexes_then_prune_and_erase_run(r
     finally:
         storage.close()
     tag = "{datacon}:"
-    with redis_cluster_backend.client() as client:  # as a version before layout 2 left it
-        for pattern in ("items:created", "responses:created", "item_links:*", "conversation_responses:*", "datacon:*"):
+    indexes = ("items:created", "responses:created", "item_links:*", "conversation_responses:*", "datacon:*")
+    with redis_cluster_backend.client() as client:  # as a version before layouts 2 and 3 left it
+        for pattern in (*indexes, "item_packed:*", "conversation:*:packed"):
             for key in list(client.scan_iter(match=tag + pattern)):
                 client.delete(key)
     storage = create_storage(redis_cluster_backend.config())
@@ -217,8 +220,13 @@ def test_cluster_migrate_builds_the_retention_indexes_then_prune_and_erase_run(r
         raw = storage.raw
         assert isinstance(raw, RedisBackend)
         assert raw.schema_status().current == 0
-        assert raw.apply_migrations() == [2]
-        assert raw.schema_status().current == 2
+        assert raw.apply_migrations() == [3]
+        assert raw.schema_status().current == 3
+        with redis_cluster_backend.client() as client:  # the packed copies are back (one slot)
+            assert client.zcard(tag + f"conversation:{old}:packed") == 2
+            assert client.exists(*(tag + f"item_packed:{item.id}" for item in items)) == 2
+        assert storage.items.list_items(old, ListParams(10)) == items
+        assert storage.items.list_items(old, ListParams(50, SortOrder.DESC)) == items[::-1]  # long: still the script
         assert storage.erase_identifier("u") == PruneReport(responses=1, conversations=1, links=2, items=1)
         assert storage.items.get_item(items[0].id) is not None  # linked to the kept conversation
         assert storage.prune(timedelta(0)) == PruneReport(responses=1, conversations=1, links=1, items=1)

@@ -96,7 +96,8 @@ class Dialect:
     #: Whether ``list_items``' first page (no cursor) is a plain ordered scan of the
     #: conversation's links instead of the cursor query with a NULL cursor. SQLite always reads
     #: it by the page index (10 to 20% cheaper); PostgreSQL's planner may then expect the
-    #: whole conversation and choose a join and a sort, so it keeps the cursor query.
+    #: whole conversation and choose a join and a sort (and, prepared, it read the newest 20
+    #: of 1,000 links slower: 289 against 202 us), so it keeps the cursor query.
     plain_first_page: ClassVar[bool] = False
     #: What turns an INSERT into "insert unless the key exists" (restores of exports).
     insert_ignore_suffix: ClassVar[str] = " ON CONFLICT DO NOTHING"

@@ -241,8 +241,8 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable, Prunable):
 
         def queue(pipe: Any) -> None:
             for conversation_id, pairs in by_conversation.items():
-                keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
-                s.run_script(s.lua_restore_links, keys, [s.ttl, *s.link_args(conversation_id), *pairs], pipe)
+                args = [s.ttl, *s.linking_args(conversation_id), *pairs]
+                s.run_script(s.lua_restore_links, s.link_keys(conversation_id), args, pipe)
 
         return sum(int(added) for added in self._transaction("link", queue))
 
@@ -400,6 +400,8 @@ class RedisBackend(Enumerable, Restorable, Versioned, Durable, Prunable):
             k.item_links_prefix,
             k.item_prefix,
             "1" if with_items else "0",
+            k.item_packed_prefix,
+            k.packed_suffix,
             *ids,
         ]
         reply = s.write("prune", lambda c: s.run_script(s.lua_delete_conversations, [k.items_created], args, c))

@@ -5,7 +5,8 @@ Upstream names keys ``P conversation:{id}``, ``P conversation:{id}:items``, ``P 
 datacon adds ``P link_seq:{id}``, a conversation's link sequences, ``P idempotency:...``,
 idempotency keys (strings with a TTL, see ``Keys.idempotency``), and the retention indexes
 (``P items:created``, ``P responses:created``, ``P item_links:{id}``,
-``P conversation_responses:{id}``, ``P datacon:layout``; see ``store``).
+``P conversation_responses:{id}``, ``P datacon:layout``; see ``store``), and each item's
+packed copy (``P item_packed:{id}``, layout 3, read by ``list_items``).
 Taken literally, a conversation whose id ends in ``:items`` shares its key with another
 conversation's links. So the id part of a key is:
 
@@ -49,7 +50,9 @@ def id_of_part(part: str) -> str | None:
 # The same function in Lua (the scripts' item and response keys come from ids they read).
 LUA_KEY_PART = r"""
 local function key_part(id)
-  if string.sub(id, 1, 1) == '%' or string.find(id, '[:{}]') then
+  -- Plain searches (no pattern): this runs for every item a page reads.
+  if string.byte(id, 1) == 37 or string.find(id, ':', 1, true) or string.find(id, '{', 1, true)
+      or string.find(id, '}', 1, true) then
     return '%' .. (string.gsub(id, '[%%:{}]', function(c) return string.format('%%%02X', string.byte(c)) end))
   end
   return id
@@ -85,9 +88,13 @@ class Keys:
         self.responses_created = f"{self.prefix}responses:created"
         self.item_links_prefix = f"{self.prefix}item_links:"
         self.conversation_responses_prefix = f"{self.prefix}conversation_responses:"
+        #: Each item's packed copy (layout 3): one JSON string of the fields ``list_items`` reads.
+        self.item_packed_prefix = f"{self.prefix}item_packed:"
         #: The layout version ``datacon migrate`` (or the first look at an empty schema) reached.
         self.layout = f"{self.prefix}datacon:layout"
         self.links_suffix = ":items"
+        #: A conversation's packed set (layout 3): its links' items, packed, in listing order.
+        self.packed_suffix = ":packed"
         self.safety_suffix = ":responses"
 
     def conversation(self, conversation_id: str) -> str:
@@ -95,6 +102,10 @@ class Keys:
 
     def links(self, conversation_id: str) -> str:
         return self.conversation_prefix + key_part(conversation_id) + self.links_suffix
+
+    def packed(self, conversation_id: str) -> str:
+        """The conversation's packed set (``P conversation:{id}:packed``, layout 3; see ``lua``)."""
+        return self.conversation_prefix + key_part(conversation_id) + self.packed_suffix
 
     def sequence(self, conversation_id: str) -> str:
         """The hash of the conversation's link sequences (``P link_seq:{id}``)."""
@@ -108,6 +119,10 @@ class Keys:
 
     def safety(self, identifier: str) -> str:
         return self.safety_prefix + key_part(identifier) + self.safety_suffix
+
+    def item_packed(self, item_id: str) -> str:
+        """The item's packed copy (``P item_packed:{id}``, a string; see ``records.Codec.packed``)."""
+        return self.item_packed_prefix + key_part(item_id)
 
     def item_links(self, item_id: str) -> str:
         """The set of the conversations linking the item (``P item_links:{id}``)."""

@@ -43,6 +43,7 @@ __all__ = [
     "LIST_CONVERSATIONS",
     "LIST_IDENTIFIER",
     "LIST_ITEMS",
+    "LUA_PACKED",
     "NAMED_BY_OTHERS",
     "OLD_CONVERSATIONS",
     "OLD_RECORDS",
@@ -55,7 +56,9 @@ __all__ = [
 # The retention indexes (``store``) are kept by the write and delete scripts themselves:
 # ``index(set, ttl, score, member)`` adds a record to a ``created_at`` index, ``link_index``
 # (``unlink_index``) adds (removes) a conversation in the set of an item's linkers. Index sets
-# get the TTL of the records they index (refreshed on every write), or none.
+# get the TTL of the records they index (refreshed on every write), or none. ``pack`` writes an
+# item's packed copy (layout 3) with the TTL of its hash: both expire at the same instant
+# (a script's clock stands still while it runs).
 _INDEX = """
 local function keep(key, ttl)
   if ttl ~= '' then redis.call('EXPIRE', key, ttl) else redis.call('PERSIST', key) end
@@ -73,18 +76,55 @@ end
 local function unlink_index(prefix, item, conversation)
   redis.call('SREM', prefix .. key_part(item), conversation)
 end
+local function pack(key, value, ttl)
+  if ttl ~= '' then redis.call('SET', key, value, 'EX', ttl) else redis.call('SET', key, value) end
+end
 """
 
-# KEYS[1]: the item's hash; KEYS[2]: the items' created_at index. ARGV[1]: TTL; ARGV[2]: its
-# score ('' when created_at is a skipped column); ARGV[3]: its id; ARGV[4..]: field, value
-# pairs. Returns 1, or 0 (and writes nothing) when the record exists.
+# A conversation's packed set (layout 3, ``P conversation:{id}:packed``) holds one member per
+# link, in the link's order: score added_at (as the link set), member the link's sequence (12
+# digits), the instant its item's hash expires (15 digits of epoch milliseconds, 0 for
+# never) and the item's packed copy. Sequences are unique in a conversation, so the set's
+# order is the listing order, and ``list_items``' first page is one ZRANGE (``LIST_PACKED``)
+# while the set holds a member for every link. A link gets a member when its item has a
+# packed copy (links to items written before layout 3 or by upstream do not: the set is then
+# incomplete and the page script reads the conversation). ``drop_packed`` removes a link's
+# member (found by its score and sequence).
+LUA_PACKED = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function add_packed(key, score, seq, expiry, packed)
+  redis.call('ZADD', key, score, string.format('%012d%015d', seq, expiry) .. packed)
+end
+local function link_packed(key, score, seq, itemkey, packkey, now)
+  local packed = redis.call('GET', packkey)
+  if not packed then return end
+  local ttl = redis.call('PTTL', itemkey)
+  if ttl == -2 then return end
+  add_packed(key, score, seq, ttl >= 0 and now + ttl or 0, packed)
+end
+local function drop_packed(key, score, seq)
+  local prefix = string.format('%012d', tonumber(seq))
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', key, score, score)) do
+    if string.sub(member, 1, 12) == prefix then redis.call('ZREM', key, member) end
+  end
+end
+"""
+
+# KEYS[1]: the item's hash; KEYS[2]: the items' created_at index; KEYS[3]: its packed copy.
+# ARGV[1]: TTL; ARGV[2]: its score ('' when created_at is a skipped column); ARGV[3]: its id;
+# ARGV[4]: the packed copy (``records.Codec.packed``); ARGV[5..]: field, value pairs.
+# Returns 1, or 0 (and writes nothing) when the record exists.
 CREATE_RECORD = (
     LUA_KEY_PART
     + _INDEX
     + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+pack(KEYS[3], ARGV[4], ARGV[1])
 index(KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 return 1
 """
@@ -114,7 +154,7 @@ return 1
 # Deletes one conversation (KEYS: hash, link set, sequence hash), its listing members and
 # its links (each item's linkers set included); returns {conversation deleted (0/1), links}.
 _DELETE_ONE = """
-local function delete_one(hash, links, seq, conversation, linkers)
+local function delete_one(hash, links, seq, packed, conversation, linkers)
   local member = redis.call('HGET', hash, 'datacon:member')
   if member then
     local sets = redis.call('HGET', hash, 'datacon:sets')
@@ -124,13 +164,13 @@ local function delete_one(hash, links, seq, conversation, linkers)
   end
   local items = redis.call('ZRANGE', links, 0, -1)
   for _, item in ipairs(items) do unlink_index(linkers, item, conversation) end
-  redis.call('DEL', links, seq)
+  redis.call('DEL', links, seq, packed)
   return redis.call('DEL', hash), items
 end
 """
 
-# KEYS[1]: the conversation hash; KEYS[2]: its link set; KEYS[3]: its sequence hash.
-# ARGV[1]: item linkers key prefix; ARGV[2]: the conversation id. Removes them all, the
+# KEYS[1]: the conversation hash; KEYS[2]: its link set; KEYS[3]: its sequence hash; KEYS[4]:
+# its packed set. ARGV[1]: item linkers key prefix; ARGV[2]: the conversation id. Removes them all, the
 # conversation's index members and its items' linker entries. Returns 1 if the conversation
 # existed, else 0.
 DELETE_CONVERSATION = (
@@ -138,7 +178,7 @@ DELETE_CONVERSATION = (
     + _INDEX
     + _DELETE_ONE
     + """
-local deleted = delete_one(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[1])
+local deleted = delete_one(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[1])
 return deleted
 """
 )
@@ -225,15 +265,20 @@ end
 return redis.call('HGETALL', KEYS[1])
 """
 
-# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: item id;
-# ARGV[2]: item linkers key prefix; ARGV[3]: the conversation id. Unlinks the item and drops
-# its sequence and linker entry; 1 if the link existed, else 0.
+# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash; KEYS[3]: its packed set.
+# ARGV[1]: item id; ARGV[2]: item linkers key prefix; ARGV[3]: the conversation id. Unlinks
+# the item and drops its sequence, packed member and linker entry; 1 if the link existed,
+# else 0.
 DELETE_LINK = (
     LUA_KEY_PART
     + _INDEX
+    + LUA_PACKED
     + """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local seq = redis.call('HGET', KEYS[2], ARGV[1])
 local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
+if score and seq then drop_packed(KEYS[3], score, seq) end
 unlink_index(ARGV[2], ARGV[1], ARGV[3])
 return removed
 """
@@ -260,29 +305,32 @@ local function sequence(first, step, count)
   end
   if #batch > 0 then redis.call('HSET', KEYS[2], unpack(batch)) end
   if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[1]) else redis.call('PERSIST', KEYS[2]) end
+  return base
 end
 """
 
-# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: TTL;
-# ARGV[2]: item linkers key prefix; ARGV[3]: the conversation id; ARGV[4..]: score, item id
-# pairs. Checks every link first: returns the first item id already linked (or repeated),
-# writing nothing; otherwise adds them all (and to the items' linkers), sequenced in the
+# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash; KEYS[3]: its packed set.
+# ARGV[1]: TTL; ARGV[2]: item linkers key prefix; ARGV[3]: the conversation id; ARGV[4]: item
+# key prefix; ARGV[5]: packed copies' key prefix; ARGV[6..]: score, item id pairs. Checks
+# every link first: returns the first item id already linked (or repeated), writing nothing;
+# otherwise adds them all (and to the items' linkers and the packed set), sequenced in the
 # order given, and returns nil.
 LINK_ITEMS = (
     LUA_KEY_PART
     + LUA_TO_MS
     + _INDEX
     + _SEQUENCE
+    + LUA_PACKED
     + """
 local seen = {}
-for i = 4, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   local member = ARGV[i + 1]
   if seen[member] or redis.call('ZSCORE', KEYS[1], member) then return member end
   seen[member] = true
 end
 to_ms(KEYS[1])
 local batch = {}
-for i = 4, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   link_index(ARGV[2], ARGV[i + 1], ARGV[3], ARGV[1])
   batch[#batch + 1] = ARGV[i]
   batch[#batch + 1] = ARGV[i + 1]
@@ -293,26 +341,38 @@ for i = 4, #ARGV, 2 do
 end
 if #batch > 0 then redis.call('ZADD', KEYS[1], unpack(batch)) end
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) else redis.call('PERSIST', KEYS[1]) end
-sequence(5, 2, (#ARGV - 3) / 2)
+local base = sequence(7, 2, (#ARGV - 5) / 2)
+local now, n = now_ms(), 0
+for i = 6, #ARGV, 2 do
+  n = n + 1
+  local part = key_part(ARGV[i + 1])
+  link_packed(KEYS[3], ARGV[i], base + n, ARGV[4] .. part, ARGV[5] .. part, now)
+end
+keep(KEYS[3], ARGV[1])
 return false
 """
 )
 
-# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: TTL;
-# ARGV[2]: item linkers key prefix; ARGV[3]: the conversation id; ARGV[4..]: score, item id
-# pairs. Adds each link that is absent (and to the item's linkers) (an import skips the links
-# that exist), sequences the added ones in the order given (an export lists each
+# KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash; KEYS[3]: its packed set.
+# ARGV[1]: TTL; ARGV[2]: item linkers key prefix; ARGV[3]: the conversation id; ARGV[4]: item
+# key prefix; ARGV[5]: packed copies' key prefix; ARGV[6..]: score, item id pairs. Adds each
+# link that is absent (and to the item's linkers and the packed set) (an import skips the
+# links that exist), sequences the added ones in the order given (an export lists each
 # conversation's links in their order, so a turn keeps its order), refreshes the TTLs as
 # every write does, and returns how many it added.
 RESTORE_LINKS = (
     LUA_KEY_PART
     + LUA_TO_MS
     + _INDEX
+    + LUA_PACKED
     + """
 to_ms(KEYS[1])
-local added = {}
-for i = 4, #ARGV, 2 do
-  if redis.call('ZADD', KEYS[1], 'NX', ARGV[i], ARGV[i + 1]) == 1 then added[#added + 1] = ARGV[i + 1] end
+local added, scores = {}, {}
+for i = 6, #ARGV, 2 do
+  if redis.call('ZADD', KEYS[1], 'NX', ARGV[i], ARGV[i + 1]) == 1 then
+    added[#added + 1] = ARGV[i + 1]
+    scores[#added] = ARGV[i]
+  end
   link_index(ARGV[2], ARGV[i + 1], ARGV[3], ARGV[1])
 end
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) else redis.call('PERSIST', KEYS[1]) end
@@ -326,22 +386,30 @@ for n, member in ipairs(added) do
 end
 if #batch > 0 then redis.call('HSET', KEYS[2], unpack(batch)) end
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[1]) else redis.call('PERSIST', KEYS[2]) end
+local now = now_ms()
+for n, member in ipairs(added) do
+  local part = key_part(member)
+  link_packed(KEYS[3], scores[n], base + n, ARGV[4] .. part, ARGV[5] .. part, now)
+end
+keep(KEYS[3], ARGV[1])
 return #added
 """
 )
 
 # KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash; KEYS[3]: the items'
-# created_at index. ARGV[1]: TTL; ARGV[2]: item key prefix; ARGV[3]: score (added_at);
-# ARGV[4]: the number of items; ARGV[5..4+count]: their ids, in order; then per item, its
-# created_at score ('' when skipped), its field count and its field, value pairs; last, the
-# item linkers key prefix and the conversation id. Checks everything first: returns
-# {'exists', id} or {'linked', id} and writes nothing; otherwise creates every item hash
-# (indexed), links them all at one score, sequenced in the order given, and returns nil.
+# created_at index; KEYS[4]: the conversation's packed set. ARGV[1]: TTL; ARGV[2]: item key
+# prefix; ARGV[3]: score (added_at); ARGV[4]: the number of items; ARGV[5..4+count]: their
+# ids, in order; then per item, its created_at score ('' when skipped), its packed copy, its
+# field count and its field, value pairs; last, the packed copies' key prefix, the item linkers key prefix and the
+# conversation id. Checks everything first: returns {'exists', id} or {'linked', id} and
+# writes nothing; otherwise creates every item hash (indexed) and packed copy, links them all
+# at one score (in the packed set too), sequenced in the order given, and returns nil.
 APPEND_ITEMS = (
     LUA_KEY_PART
     + LUA_TO_MS
     + _INDEX
     + _SEQUENCE
+    + LUA_PACKED
     + """
 local count = tonumber(ARGV[4])
 local seen = {}
@@ -353,20 +421,29 @@ for i = 5, 4 + count do
 end
 to_ms(KEYS[1])
 local at = 5 + count
-local linkers, conversation = ARGV[#ARGV - 1], ARGV[#ARGV]
+local packs, linkers, conversation = ARGV[#ARGV - 2], ARGV[#ARGV - 1], ARGV[#ARGV]
 for i = 5, 4 + count do
-  local key = ARGV[2] .. key_part(ARGV[i])
+  local part = key_part(ARGV[i])
+  local key = ARGV[2] .. part
   local created = ARGV[at]
-  local fields = tonumber(ARGV[at + 1])
-  redis.call('HSET', key, unpack(ARGV, at + 2, at + 1 + fields))
+  local fields = tonumber(ARGV[at + 2])
+  redis.call('HSET', key, unpack(ARGV, at + 3, at + 2 + fields))
   if ARGV[1] ~= '' then redis.call('EXPIRE', key, ARGV[1]) end
-  at = at + fields + 2
+  pack(packs .. part, ARGV[at + 1], ARGV[1])
   index(KEYS[3], ARGV[1], created, ARGV[i])
   link_index(linkers, ARGV[i], conversation, ARGV[1])
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[i])
+  at = at + fields + 3
 end
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) else redis.call('PERSIST', KEYS[1]) end
-sequence(5, 1, count)
+local base = sequence(5, 1, count)
+local expiry = ARGV[1] ~= '' and now_ms() + tonumber(ARGV[1]) * 1000 or 0
+at = 5 + count
+for n = 1, count do
+  add_packed(KEYS[4], ARGV[3], base + n, expiry, ARGV[at + 1])
+  at = at + tonumber(ARGV[at + 2]) + 3
+end
+keep(KEYS[4], ARGV[1])
 return false
 """
 )
@@ -374,25 +451,41 @@ return false
 # KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: item key
 # prefix; ARGV[2]: limit (> 0); ARGV[3]: '1' for descending; ARGV[4]: cursor item id, or
 # ''; ARGV[5..7]: a position instead (score, sequence, item id of a link that may be
-# gone; a page cursor), or ''; ARGV[8..]: the hash fields to read of each item ('' for a
-# skipped column, read as absent).
+# gone; a page cursor), or ''; ARGV[8]: the packed copies' key prefix, or '' to read every
+# item from its hash; ARGV[9]: '1' to return the links' positions; ARGV[10]: '1' to answer
+# from the packed set (KEYS[3]) when it is complete; ARGV[11..]: the hash fields to read of
+# an item without a packed copy ('' for a skipped column, read as absent).
+# With ARGV[10] (a first page, no cursor, no positions), when the conversation's packed set
+# (``LUA_PACKED``) holds a member for every link, the page is one ZRANGE of it, returned as
+# {'packed', server time in seconds, members}: the caller checks each member's expiry against
+# that time (an item whose hash expired is not listed) and asks again without ARGV[10] if one
+# has expired.
 # Reads by rank in slices, each starting where a score begins; the links of one score are
 # put in sequence order (a run cut by the slice's end is read whole). A cursor that is not
 # a member is ignored. Links whose item hash is missing are skipped and the walk goes on
-# until the page is full. Returns {more, {item id, values, score, sequence}...} (values: the
-# fields' values in ARGV order, false when absent), more
-# being 1 when at least one more link follows the page. Item keys go through key_part;
-# scores are returned as Redis gives them (milliseconds; the caller reads them with
-# scores.score_time).
+# until the page is full. Otherwise items are read in batches: one MGET of their packed copies (layout
+# 3) and one EXISTS of their hashes (the hash decides whether the item exists, whoever
+# deleted it), and one HMGET for each item without a packed copy (written by upstream or
+# before layout 3). Returns {more, page, fallback, positions}: more is 1 when at least one
+# more link follows the page; page is one string, a JSON array of the packed copies in page
+# order with null for each item read from its hash; fallback holds {item id, values} of
+# those (values: the fields' values in ARGV order, false when absent), in order; positions
+# is {score, sequence, ...} of every link of the page when asked, else empty. Item keys go
+# through key_part; scores are returned as Redis gives them (milliseconds; the caller reads
+# them with scores.score_time).
 LIST_ITEMS = (
     LUA_KEY_PART
     + LUA_TO_MS
     + """
-local key, seqkey, prefix = KEYS[1], KEYS[2], ARGV[1]
+local key, seqkey, prefix, packs = KEYS[1], KEYS[2], ARGV[1], ARGV[8]
 local limit = tonumber(ARGV[2])
 local desc = ARGV[3] == '1'
+local with_positions = ARGV[9] == '1'
 local range = desc and 'ZREVRANGE' or 'ZRANGE'
-local out = {}
+if ARGV[10] == '1' and redis.call('ZCARD', key) == redis.call('ZCARD', KEYS[3]) then
+  return {'packed', redis.call('TIME')[1], redis.call(range, KEYS[3], 0, limit - 1)}
+end
+local parts, fallback, positions, count = {}, {}, {}, 0
 -- A set still in microseconds is rewritten first, so a position's score (milliseconds)
 -- matches it; nothing is written when the set is in milliseconds already.
 to_ms(key)
@@ -432,10 +525,10 @@ local function past(score)
   return redis.call('ZCOUNT', key, '-inf', score)
 end
 
--- The fields to read (one HMGET per item: less to convert than HGETALL); '' marks a skipped column.
-local fields, slots, nfields = {}, {}, #ARGV - 7
-for i = 8, #ARGV do
-  if ARGV[i] ~= '' then fields[#fields + 1] = ARGV[i]; slots[#fields] = i - 7 end
+-- The hash fields to read of an item without a packed copy; '' marks a skipped column.
+local fields, slots, nfields = {}, {}, #ARGV - 10
+for i = 11, #ARGV do
+  if ARGV[i] ~= '' then fields[#fields + 1] = ARGV[i]; slots[#fields] = i - 10 end
 end
 
 local function read(itemkey)
@@ -451,11 +544,82 @@ local function read(itemkey)
   return row
 end
 
--- Emit id (if its item exists); true when the page was already full (one more link follows).
-local function emit(id, score, s)
-  if #out >= limit then return true end
-  local row = read(prefix .. key_part(id))
-  if row then out[#out + 1] = {id, row, score, s[id]} end
+-- Links waiting to be read (in page order), with their scores and sequences.
+local pending, pscores, pseqs = {}, {}, {}
+
+local function add(part, k)
+  count = count + 1
+  parts[count] = part
+  if with_positions then
+    positions[#positions + 1] = pscores[k]
+    positions[#positions + 1] = pseqs[k]
+  end
+end
+
+-- Reads the pending links into the page while it has room, in batches, skipping links whose
+-- item is gone; true when the page was full before the last of them (one more link follows).
+local function flush()
+  local n, i = #pending, 1
+  while i <= n do
+    if count >= limit then return true end
+    local last = math.min(n, i + math.min(limit - count, 500) - 1)
+    local hashes, packed = {}, {}
+    if packs ~= '' then
+      local keys = {}
+      for k = i, last do
+        local part = key_part(pending[k])
+        hashes[k - i + 1] = prefix .. part
+        keys[k - i + 1] = packs .. part
+      end
+      packed = redis.call('MGET', unpack(keys))
+      local present = {}
+      for k = 1, #keys do
+        if packed[k] then present[#present + 1] = hashes[k] end
+      end
+      -- A packed copy counts only while its hash exists: one call for the batch, and one per
+      -- packed item only when some hash is gone.
+      if #present > 0 and redis.call('EXISTS', unpack(present)) < #present then
+        for k = 1, #keys do
+          if packed[k] and redis.call('EXISTS', hashes[k]) == 0 then packed[k] = false; hashes[k] = false end
+        end
+      end
+    else
+      for k = i, last do hashes[k - i + 1] = prefix .. key_part(pending[k]) end
+    end
+    for k = i, last do
+      local value, hash = packed[k - i + 1], hashes[k - i + 1]
+      if value then
+        add(value, k)
+      elseif hash then
+        local row = read(hash)
+        if row then
+          fallback[#fallback + 1] = {pending[k], row}
+          add('null', k)
+        end
+      end
+    end
+    i = last + 1
+  end
+  pending, pscores, pseqs = {}, {}, {}
+  return false
+end
+
+-- Queues one score's links (in listing order); reads the queue once it could fill the page
+-- (or holds 500 links). True when the page is full and one more link follows.
+local function queue(ids, score, s)
+  for _, id in ipairs(ids) do
+    local k = #pending + 1
+    pending[k], pscores[k], pseqs[k] = id, score, s[id]
+  end
+  if count + #pending >= limit or #pending >= 500 then return flush() end
+  return false
+end
+
+-- queue({id}, score, s) without the table.
+local function queue1(id, score, s)
+  local k = #pending + 1
+  pending[k], pscores[k], pseqs[k] = id, score, s[id]
+  if count + k >= limit or k >= 500 then return flush() end
   return false
 end
 
@@ -487,46 +651,44 @@ elseif ARGV[5] ~= '' then
 end
 
 local function walk()
-  if first then
-    for _, id in ipairs(first) do
-      if emit(id, first_score, first_s) then return 1 end
-    end
-  end
+  if first and queue(first, first_score, first_s) then return 1 end
   local batch = math.min(math.max(limit + 1, 16), 500)  -- limit may be huge: bounded slices
   while true do
     local slice = redis.call(range, key, start, start + batch - 1, 'WITHSCORES')
     local n = #slice / 2
-    if n == 0 then return 0 end
+    if n == 0 then return flush() and 1 or 0 end
     local ids = {}
     for i = 1, n do ids[i] = slice[2 * i - 1] end
+    -- Sequences order the links that share a score; the whole slice's only when positions
+    -- are returned (a link alone at its score needs none).
     local s = {}
-    seqs(ids, s)
+    if with_positions then seqs(ids, s) end
     local i = 1
     while i <= n do
       local score = slice[2 * i]
       local j = i
       while j < n and slice[2 * j + 2] == score do j = j + 1 end
-      if #out >= limit then return 1 end  -- full: this link is the one more (no run to read)
-      local group
+      if count >= limit then return 1 end  -- full: this link is the one more (no run to read)
       if j == n and n == batch then
-        group = run(score, s)  -- the score's links may go on past this slice
+        local group = run(score, s)  -- the score's links may go on past this slice
         start = past(score)
+        if queue(group, score, s) then return 1 end
+      elseif i == j then
+        if queue1(ids[i], score, s) then return 1 end
       else
-        group = {}
+        local group = {}
         for k = i, j do group[#group + 1] = ids[k] end
-        group = order(group, s)
-      end
-      for _, id in ipairs(group) do
-        if emit(id, score, s) then return 1 end
+        if not with_positions then seqs(group, s) end
+        if queue(order(group, s), score, s) then return 1 end
       end
       i = j + 1
     end
-    if n < batch then return 0 end
+    if n < batch then return flush() and 1 or 0 end
   end
 end
 
 local more = walk()
-return {more, out}
+return {more, '[' .. table.concat(parts, ',') .. ']', fallback, positions}
 """
 )
 
@@ -692,10 +854,10 @@ local function live_linkers(linkers, conversations, suffix, item)
   end
   return live
 end
-local function delete_if_unlinked(created, items, linkers, conversations, suffix, item)
+local function delete_if_unlinked(created, items, packs, linkers, conversations, suffix, item)
   if #live_linkers(linkers, conversations, suffix, item) > 0 then return 0 end
   redis.call('ZREM', created, item)
-  redis.call('DEL', linkers .. key_part(item))
+  redis.call('DEL', linkers .. key_part(item), packs .. key_part(item))
   return redis.call('DEL', items .. key_part(item))
 end
 """
@@ -787,16 +949,17 @@ return out
 """
 )
 
-# KEYS[1]: the items' created_at index. ARGV[1]: item key prefix; ARGV[2]: item linkers key
-# prefix; ARGV[3]: conversation key prefix; ARGV[4]: link set suffix; ARGV[5..]: item ids.
-# Deletes those that no link names (with their index entries); returns how many.
+# KEYS[1]: the items' created_at index. ARGV[1]: item key prefix; ARGV[2]: packed copies'
+# key prefix; ARGV[3]: item linkers key prefix; ARGV[4]: conversation key prefix; ARGV[5]:
+# link set suffix; ARGV[6..]: item ids. Deletes those that no link names (with their packed
+# copies and index entries); returns how many.
 DELETE_UNLINKED_ITEMS = (
     LUA_KEY_PART
     + _LINKERS
     + """
 local deleted = 0
-for i = 5, #ARGV do
-  deleted = deleted + delete_if_unlinked(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[i])
+for i = 6, #ARGV do
+  deleted = deleted + delete_if_unlinked(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[i])
 end
 return deleted
 """
@@ -804,7 +967,8 @@ return deleted
 
 # KEYS[1]: the items' created_at index. ARGV[1]: conversation key prefix; ARGV[2]: link set
 # suffix; ARGV[3]: sequence key prefix; ARGV[4]: item linkers key prefix; ARGV[5]: item key
-# prefix; ARGV[6]: '1' to delete the items left unlinked too; ARGV[7..]: conversation ids.
+# prefix; ARGV[6]: '1' to delete the items left unlinked too; ARGV[7]: packed copies' key
+# prefix; ARGV[8]: packed set suffix; ARGV[9..]: conversation ids.
 # Deletes the conversations with their links; returns {conversations, links, items}.
 DELETE_CONVERSATIONS = (
     LUA_KEY_PART
@@ -813,9 +977,10 @@ DELETE_CONVERSATIONS = (
     + _LINKERS
     + """
 local conversations, links, touched, order = 0, 0, {}, {}
-for i = 7, #ARGV do
+for i = 9, #ARGV do
   local hash = ARGV[1] .. key_part(ARGV[i])
-  local deleted, items = delete_one(hash, hash .. ARGV[2], ARGV[3] .. key_part(ARGV[i]), ARGV[i], ARGV[4])
+  local seq = ARGV[3] .. key_part(ARGV[i])
+  local deleted, items = delete_one(hash, hash .. ARGV[2], seq, hash .. ARGV[8], ARGV[i], ARGV[4])
   conversations = conversations + deleted
   links = links + #items
   for _, item in ipairs(items) do
@@ -825,7 +990,7 @@ end
 local items = 0
 if ARGV[6] == '1' then
   for _, item in ipairs(order) do
-    items = items + delete_if_unlinked(KEYS[1], ARGV[5], ARGV[4], ARGV[1], ARGV[2], item)
+    items = items + delete_if_unlinked(KEYS[1], ARGV[5], ARGV[7], ARGV[4], ARGV[1], ARGV[2], item)
   end
 end
 return {conversations, links, items}

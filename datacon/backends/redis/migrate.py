@@ -19,6 +19,15 @@ again), then sets the marker key ``P datacon:layout`` to 2. Until then ``prune``
 ``erase_identifier`` refuse to run (an unindexed link would let them delete a linked item).
 A schema with no record when datacon first opens it is marked at once.
 
+Layout version 3 adds the packed copies ``list_items`` reads (``lua``): each item's fields as
+one JSON string (``P item_packed:{id}``) and each conversation's packed set
+(``P conversation:{id}:packed``, one member per link, in listing order). Writes keep them;
+the migration builds them from the item hashes and link sets written before (in batches,
+each one script that reads the record itself, so it runs beside live writes and can be run
+again) and sets the marker to 3. Reads never need them: an item without a packed copy is
+read from its hash, and a conversation whose packed set lacks a link's member is read by the
+page script, so data that upstream writes keeps reading correctly.
+
 Redis has no schema table: the status is found by ``SCAN``ning the schema's keys (no blocking
 command; a large database takes a while), and the layout is at version ``LATEST`` when nothing
 is left to move or rewrite, else at 0 (``RedisBackend.schema_status``). Every step is atomic
@@ -39,12 +48,15 @@ from typing import Any
 import attrs
 
 from .keys import LUA_KEY_PART, Keys, id_of_part
+from .lua import LUA_PACKED
 from .records import Codec
 from .scores import LUA_TO_MS, score
 
 __all__ = ["LATEST", "RedisMigrationPlan", "apply", "plan"]
 
-LATEST = 2
+LATEST = 3
+#: The layout from which the retention indexes are complete (prune and erase need it).
+INDEX = 2
 
 #: Keys per backfill batch (one pipeline of reads, then one script).
 BATCH = 500
@@ -155,6 +167,76 @@ return 1
 
 _RESCALE = LUA_TO_MS + "\nreturn to_ms(KEYS[1])\n"
 
+# KEYS[1]: any key of the schema (it routes the script in a cluster). ARGV[1]: item key
+# prefix; ARGV[2]: packed copies' key prefix; ARGV[3..8]: the hash fields of response_id,
+# item_type, role, content, status and created_at ('' when skipped); ARGV[9..]: item ids.
+# Writes the packed copy (``records.Codec.packed``) of each item that still exists and has
+# none, from its hash, with the hash's TTL; an item whose content is not JSON is left
+# unpacked (read from its hash, which reports it). Returns how many it packed.
+_BACKFILL_PACKED_ITEMS = (
+    LUA_KEY_PART
+    + """
+local function text(value)
+  if value then return cjson.encode(value) end
+  return 'null'
+end
+local fields, slots = {}, {}
+for i = 3, 8 do
+  if ARGV[i] ~= '' then fields[#fields + 1] = ARGV[i]; slots[i - 2] = #fields end
+end
+local n = 0
+for i = 9, #ARGV do
+  local part = key_part(ARGV[i])
+  local hash, packed = ARGV[1] .. part, ARGV[2] .. part
+  local ttl = redis.call('PTTL', hash)
+  if ttl ~= -2 and redis.call('EXISTS', packed) == 0 then
+    local values = #fields > 0 and redis.call('HMGET', hash, unpack(fields)) or {}
+    local v = {}
+    for k = 1, 6 do v[k] = slots[k] and values[slots[k]] or false end
+    if not v[4] or pcall(cjson.decode, v[4]) then
+      local copy = '[' .. cjson.encode(ARGV[i]) .. ',' .. text(v[1]) .. ',' .. text(v[2]) .. ',' .. text(v[3])
+        .. ',' .. text(v[5]) .. ',' .. text(v[6]) .. ',' .. (v[4] or 'null') .. ']'
+      redis.call('SET', packed, copy)
+      if ttl >= 0 then redis.call('PEXPIRE', packed, ttl) end
+      n = n + 1
+    end
+  end
+end
+return n
+"""
+)
+
+# KEYS[1]: a conversation's link set; KEYS[2]: its sequence hash; KEYS[3]: its packed set.
+# ARGV[1]: item key prefix; ARGV[2]: packed copies' key prefix; ARGV[3]: start rank;
+# ARGV[4]: count. Gives each link at those ranks that has a sequence and whose item has a
+# packed copy its member of the packed set (replacing one written before), with the link
+# set's TTL; returns how many links it read.
+_BACKFILL_PACKED_LINKS = (
+    LUA_KEY_PART
+    + _EXTEND
+    + LUA_PACKED
+    + """
+local start = tonumber(ARGV[3])
+local links = redis.call('ZRANGE', KEYS[1], start, start + tonumber(ARGV[4]) - 1, 'WITHSCORES')
+if #links == 0 then return 0 end
+local ids = {}
+for i = 1, #links, 2 do ids[#ids + 1] = links[i] end
+local seqs = redis.call('HMGET', KEYS[2], unpack(ids))
+local existed = redis.call('EXISTS', KEYS[3]) == 1
+local now = now_ms()
+for k, id in ipairs(ids) do
+  local seq, score = seqs[k], links[2 * k]
+  if seq then
+    drop_packed(KEYS[3], score, seq)
+    local part = key_part(id)
+    link_packed(KEYS[3], score, tonumber(seq), ARGV[1] .. part, ARGV[2] .. part, now)
+  end
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then extend(KEYS[3], redis.call('PTTL', KEYS[1]), existed) end
+return #ids
+"""
+)
+
 
 @attrs.define(frozen=True)
 class RedisMigrationPlan:
@@ -164,6 +246,8 @@ class RedisMigrationPlan:
     rescales: tuple[str, ...] = ()
     #: Keys to index (layout 2), by kind; empty when the marker says the indexes are built.
     index: tuple[tuple[str, int], ...] = ()
+    #: Keys to pack (layout 3), by kind; empty when the marker says they are packed.
+    pack: tuple[tuple[str, int], ...] = ()
 
     @property
     def statements(self) -> tuple[str, ...]:
@@ -171,6 +255,9 @@ class RedisMigrationPlan:
         lines = [f"RENAME {old} {new}  -- escaped key of a non-plain id" for old, new in self.moves]
         lines += [f"RESCALE {key}  -- microsecond scores to milliseconds" for key in self.rescales]
         lines += [f"INDEX {count} {kind}  -- retention indexes (layout 2)" for kind, count in self.index if count]
+        lines += [
+            f"PACK {count} {kind}  -- packed copies for list_items (layout 3)" for kind, count in self.pack if count
+        ]
         return tuple(lines)
 
 
@@ -226,8 +313,10 @@ def plan(client: Any, keys: Keys, id_fields: dict[str, str | None]) -> RedisMigr
     stale = set(_needs_rescale(client, [key for key, _ in sets]))
     rescales = dict.fromkeys(final for key, final in sets if key in stale)
     index: tuple[tuple[str, int], ...] = ()
-    if str(client.get(keys.layout)) != str(LATEST):
-        links = sum(1 for key, _ in sets if key.endswith(keys.links_suffix))
+    pack: tuple[tuple[str, int], ...] = ()
+    layout = layout_of(client.get(keys.layout))
+    links = sum(1 for key, _ in sets if key.endswith(keys.links_suffix))
+    if layout < INDEX:
         pending = (
             ("conversations", counts["conversation"]),
             ("items", counts["item"]),
@@ -236,7 +325,14 @@ def plan(client: Any, keys: Keys, id_fields: dict[str, str | None]) -> RedisMigr
         )
         if any(count for _, count in pending):
             index = pending
-    return RedisMigrationPlan(tuple(moves), tuple(rescales), index)
+    if layout < LATEST and (counts["item"] or links):
+        pack = (("items", counts["item"]), ("link sets", links))
+    return RedisMigrationPlan(tuple(moves), tuple(rescales), index, pack)
+
+
+def layout_of(marker: Any) -> int:
+    """The layout version a ``P datacon:layout`` value names (0 when absent or unreadable)."""
+    return int(marker) if marker is not None and str(marker).isdigit() else 0
 
 
 def _ids(client: Any, keys: Sequence[str], field: str | None) -> list[str | None]:
@@ -274,6 +370,10 @@ def apply(client: Any, steps: RedisMigrationPlan, keys: Keys, codec: Codec) -> N
         rescale(keys=[key], args=[])
     if steps.index:
         backfill(client, keys, codec)
+    if steps.pack:
+        backfill_packed(client, keys, codec)
+    if steps.index or steps.pack:
+        client.set(keys.layout, str(LATEST))
 
 
 def _batches(client: Any, pattern: str, key_type: str) -> Iterator[list[str]]:
@@ -301,9 +401,8 @@ def _rows(client: Any, found: Sequence[str], prefix: str, fields: Sequence[str])
 
 def backfill(client: Any, keys: Keys, codec: Codec) -> None:
     """Build the layout-2 indexes for every record (batches of ``BATCH`` keys, one script
-    each), then set the layout marker. Safe to repeat, and to run beside live writes (which
-    keep the indexes themselves)."""
-    # Imported here: ``store`` defines the listing members (and imports nothing from here).
+    each). Safe to repeat, and to run beside live writes (which keep the indexes themselves)."""
+    # Imported here: ``store`` defines the listing members (and imports this module).
     from .store import listing_member
 
     created = client.register_script(_BACKFILL_CREATED)
@@ -354,4 +453,29 @@ def backfill(client: Any, keys: Keys, codec: Codec) -> None:
             if read < BATCH:
                 break
             start += read
-    client.set(keys.layout, str(LATEST))
+
+
+def backfill_packed(client: Any, keys: Keys, codec: Codec) -> None:
+    """Write the layout-3 packed copies: every item's (from its hash), then every link set's
+    packed set (batches of ``BATCH`` keys or links, one script each). Safe to repeat, and to
+    run beside live writes (which keep the packed copies themselves)."""
+    items = client.register_script(_BACKFILL_PACKED_ITEMS)
+    links = client.register_script(_BACKFILL_PACKED_LINKS)
+    fields = [codec.items.field(name) or "" for name in codec.ITEM_READ]
+    head = [keys.item_prefix, keys.item_packed_prefix, *fields]
+    for batch in _batches(client, f"{keys.item_prefix}*", "hash"):
+        ids = [i for i in (id_of_part(key[len(keys.item_prefix) :]) for key in batch) if i is not None]
+        if ids:
+            items(keys=[keys.items_created], args=[*head, *ids])  # the key routes it in a cluster
+    for key in _scan(client, f"{keys.conversation_prefix}*{keys.links_suffix}", "zset"):
+        stem = _stem(key, keys.conversation_prefix, keys.links_suffix)
+        owner = None if stem is None else id_of_part(stem)
+        if owner is None:
+            continue
+        start = 0
+        while True:
+            args = [keys.item_prefix, keys.item_packed_prefix, start, BATCH]
+            read = int(links(keys=[key, keys.sequence(owner), keys.packed(owner)], args=args))
+            if read < BATCH:
+                break
+            start += read

@@ -1,5 +1,8 @@
 """Records as Redis hashes: field names from the schema, values as text, and back.
 
+Each item is also kept as one packed string (``Codec.packed``, layout 3), which ``list_items``
+reads for a whole page at once; see ``Codec.page``.
+
 Datetimes are RFC 3339 with six fractional digits (``0001-...T03:04:05.123456+00:00``, as
 upstream writes them), so they round-trip to the microsecond in any year; JSON
 fields are compact JSON text. Optional fields are written only when set. Extra columns are
@@ -11,12 +14,13 @@ time of the read, ``item_type`` ``""`` (as the SQL backends; upstream Redis gave
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from datacon._columns import CONVERSATIONS, ITEMS, RESPONSES, Kind, Record, compile_function
-from datacon._serde import dump_json, load_json
+from datacon._serde import dump_json, load_json, loads
 from datacon._time import parse_iso, utc_now
 from datacon.backends.extras import extra_values
 from datacon.models import Conversation, ConversationItem, StoredResponse
@@ -24,9 +28,20 @@ from datacon.schema import SchemaConfig, TableConfig
 
 from .errors import corrupt_record
 
-__all__ = ["Codec", "pairs"]
+__all__ = ["Codec", "StalePackedError", "pairs"]
 
 Fields = dict[str, str]
+
+#: Encodes the head of a packed item (ASCII only: never a lone surrogate, never invalid UTF-8).
+_PACK = json.JSONEncoder(separators=(",", ":"))
+
+
+#: A packed set member's expiry when its item's hash has no TTL.
+_NEVER = "0" * 15
+
+
+class StalePackedError(Exception):
+    """A page whose packed copies do not decode (never written by datacon): read the hashes."""
 
 
 def pairs(flat: Sequence[Any]) -> Fields:
@@ -131,6 +146,8 @@ class Codec:
         self.conversations = _Table(schema.conversations, CONVERSATIONS)
         self.items = _Table(schema.conversation_items, ITEMS)
         self.responses = _Table(schema.responses, RESPONSES)
+        #: ``make(*packed)``: an item from a packed copy's seven values (``_unpacker``).
+        self._unpack = _unpacker(self.items)
 
     # Conversations
 
@@ -203,6 +220,57 @@ class Codec:
             created_at=at,
         )
 
+    # Packed items (layout 3): ``[id, response_id, item_type, role, status, created_at, content]``
+    # as compact JSON, the values as the hash holds them (``null`` when absent or skipped) and
+    # the content's JSON text embedded as is; a page is one JSON array of them (``page``).
+
+    def packed(self, item_id: str, fields: Mapping[str, str]) -> str:
+        """The packed copy of the item whose hash fields are ``fields`` (``item_fields``)."""
+        f = self.items.fields
+        get = _getter(fields)
+        values = [item_id, get(f["response_id"]), get(f["item_type"]), get(f["role"]), get(f["status"])]
+        head = _PACK.encode([*values, get(f["created_at"])])
+        content = get(f["content"])
+        return f"{head[:-1]},{'null' if content is None else content}]"
+
+    def packed_page(self, members: Sequence[str], horizon_ms: int) -> list[ConversationItem] | None:
+        """The items of members of a packed set (``lua.LIST_PACKED``), or ``None`` when one
+        of them expires by ``horizon_ms`` (epoch milliseconds) or they do not decode."""
+        horizon = f"{horizon_ms:015d}"
+        for member in members:
+            expiry = member[12:27]  # 15 digits: compared as text, in numeric order
+            if expiry <= horizon and expiry != _NEVER:
+                return None
+        try:
+            return self.page("[" + ",".join([member[27:] for member in members]) + "]", ())
+        except StalePackedError:
+            return None
+
+    def page(self, blob: str, fallback: Sequence[Any]) -> list[ConversationItem]:
+        """The items of a list script's page: ``blob`` is a JSON array of packed items, with
+        ``null`` for each item read from its hash instead, whose ``(id, values)`` come in
+        ``fallback``, in order (``item_values``). Raises ``StalePackedError`` when the packed
+        copies do not decode (the caller reads the page from the hashes)."""
+        make = self._unpack
+        try:
+            entries = loads(blob)
+            if not fallback:
+                return [make(*entry) for entry in entries]
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise StalePackedError from exc
+        rest = iter(fallback)
+        out: list[ConversationItem] = []
+        for entry in entries:
+            if entry is None:
+                item_id, values = next(rest)
+                out.append(self.item_values(str(item_id), values))
+                continue
+            try:
+                out.append(make(*entry))
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise StalePackedError from exc
+        return out
+
     # Responses
 
     def response_fields(self, response: StoredResponse, extra: Mapping[str, Any]) -> Fields:
@@ -222,6 +290,37 @@ class Codec:
             conversation_id=get(f["conversation_id"]),
             raw_response=t.json(row, response_id, "raw_response", None),
         )
+
+
+def _unpacker(table: _Table) -> Callable[..., ConversationItem]:
+    """``make(id, response_id, item_type, role, status, created_at, content)``: the item a
+    packed copy holds, as ``Codec.item_values`` gives it from the same values; a column this
+    schema skips reads as its default whatever the copy holds. Bad values raise ``ValueError``
+    or ``TypeError`` (a missing ``created_at``: ``parse_iso(None)``)."""
+    skipped = {name for name in Codec.ITEM_READ if table.fields[name] is None}
+    if not skipped:
+
+        def make(
+            item_id: str, response_id: Any, item_type: Any, role: Any, status: Any, created_at: Any, content: Any
+        ) -> ConversationItem:
+            return ConversationItem(item_id, response_id, item_type or "", role, content, status, parse_iso(created_at))
+
+        return make
+
+    def make_skipping(
+        item_id: str, response_id: Any, item_type: Any, role: Any, status: Any, created_at: Any, content: Any
+    ) -> ConversationItem:
+        return ConversationItem(
+            item_id,
+            None if "response_id" in skipped else response_id,
+            "" if "item_type" in skipped else item_type or "",
+            None if "role" in skipped else role,
+            None if "content" in skipped else content,
+            None if "status" in skipped else status,
+            utc_now() if "created_at" in skipped else parse_iso(created_at),
+        )
+
+    return make_skipping
 
 
 def _getter(row: Mapping[str, str]) -> Any:

@@ -13,6 +13,8 @@ Key layout (upstream's; ``P`` is ``"{owner}:"`` when the schema has an owner, el
 ``P conversations:list``              sorted set   every conversation (``list_conversations``)
 ``P conversations:by:{col}:{value}``  sorted set   conversations whose extra column is value
 ``P idempotency:{op}:{key}``           string       an idempotency key: fingerprint + result, PX TTL
+``P item_packed:{id}``                 string       the item's packed copy (layout 3, ``records``)
+``P conversation:{id}:packed``         sorted set   its links' packed copies, in listing order
 ====================================  ===========  ===========================================
 
 In a Redis Cluster ``P`` is a hash tag, ``{owner}:`` or ``{datacon}:`` (``keys.Keys``): one
@@ -36,7 +38,10 @@ one, or restored from an export) counts as 0 and keeps its old place by item id,
 written before needs no migration.
 
 Every operation is one round trip: a single command, a ``MULTI`` transaction, or a Lua
-script (see ``lua``) run with ``EVALSHA``. With ``wait_replicas`` or ``wait_aof`` a write is
+script (see ``lua``) run with ``EVALSHA``; except a first ``list_items`` page of more than 40
+items, one ``MULTI`` that is followed by the page script when the conversation's packed set
+is incomplete (data written by upstream or before layout 3), and a first page holding an
+item whose hash has expired (read again by the page script). With ``wait_replicas`` or ``wait_aof`` a write is
 pipelined with ``WAIT``/``WAITAOF`` on the same connection (still one round trip, plus a
 ``SCRIPT EXISTS`` that redis-py sends before a pipeline of scripts). Commands are not
 retried: a write whose connection drops raises ``BackendUnavailableError`` with its outcome
@@ -84,7 +89,10 @@ from datacon.schema import SchemaConfig
 from . import lua
 from .errors import DRIVER_ERRORS, convert, translate
 from .keys import Keys
-from .records import Codec, pairs
+from .migrate import INDEX as INDEX_LAYOUT
+from .migrate import LATEST as LAYOUT
+from .migrate import layout_of
+from .records import Codec, StalePackedError, pairs
 from .scores import score, score_time
 from .topology import Topology, open_client
 
@@ -340,14 +348,25 @@ class RedisStore:
         return script(keys=keys, args=args, client=client)
 
     def item_record(self, item: ConversationItem, fields: dict[str, str]) -> tuple[list[str], list[str]]:
-        """``CREATE_RECORD``'s keys and arguments for the item (its hash and created_at index)."""
+        """``CREATE_RECORD``'s keys and arguments for the item (its hash, created_at index and
+        packed copy)."""
         created = score(item.created_at) if self.codec.items.field("created_at") is not None else ""
-        return [self.item_key(item.id), self.keys.items_created], [self.ttl, created, item.id, *_flat(fields)]
+        keys = [self.item_key(item.id), self.keys.items_created, self.keys.item_packed(item.id)]
+        return keys, [self.ttl, created, item.id, self.codec.packed(item.id, fields), *_flat(fields)]
 
     def create_item_record(self, item: ConversationItem, fields: dict[str, str], client: Any = None) -> Any:
         """Write the item unless it exists (``CREATE_RECORD``), indexed; truthy when written."""
         keys, args = self.item_record(item, fields)
         return self.run_script(self.lua_create_record, keys, args, client)
+
+    def link_keys(self, conversation_id: str) -> list[str]:
+        """The keys of the scripts that (un)link: the link set, sequence hash and packed set."""
+        k = self.keys
+        return [k.links(conversation_id), k.sequence(conversation_id), k.packed(conversation_id)]
+
+    def linking_args(self, conversation_id: str) -> list[str]:
+        """``LINK_ITEMS``' and ``RESTORE_LINKS``' arguments between the TTL and the links."""
+        return [self.keys.item_links_prefix, conversation_id, self.keys.item_prefix, self.keys.item_packed_prefix]
 
     def link_args(self, conversation_id: str) -> list[str]:
         """The arguments naming the item linkers index, for the scripts that (un)link."""
@@ -356,7 +375,7 @@ class RedisStore:
     def unlinked_args(self) -> list[str]:
         """``DELETE_UNLINKED_ITEMS``'s arguments before the item ids."""
         k = self.keys
-        return [k.item_prefix, k.item_links_prefix, k.conversation_prefix, k.links_suffix]
+        return [k.item_prefix, k.item_packed_prefix, k.item_links_prefix, k.conversation_prefix, k.links_suffix]
 
     def response_index_args(self) -> list[str]:
         """The fields ``DELETE_RESPONSE`` reads to find a response's index entries."""
@@ -373,7 +392,7 @@ class RedisStore:
         if self._indexed:
             return True
         k = self.keys
-        if self.call("check indexes", lambda: self.client.get(k.layout)) == str(INDEX_LAYOUT):
+        if layout_of(self.call("check indexes", lambda: self.client.get(k.layout))) >= INDEX_LAYOUT:
             self._indexed = True
             return True
         record_prefixes = (k.conversation_prefix, k.item_prefix, k.response_prefix, k.safety_prefix)
@@ -385,7 +404,7 @@ class RedisStore:
             return True
 
         if self.call("check indexes", empty):
-            self.call("check indexes", lambda: self.client.set(k.layout, str(INDEX_LAYOUT), nx=True))
+            self.call("check indexes", lambda: self.client.set(k.layout, str(LAYOUT), nx=True))
             self._indexed = True
         return self._indexed
 
@@ -473,6 +492,22 @@ class RedisStore:
             self.topology.close()
 
 
+#: The longest first page ``list_items`` reads through the list script; a longer one is read
+#: with the packed set's commands in a MULTI/EXEC (cheaper once copying the members through
+#: Lua costs more than the transaction's extra commands: about 40 on loopback), and by the
+#: script when the set is incomplete. A cluster always uses the script.
+_SCRIPTED_PAGE = 40
+#: ``_page``'s ``more`` when a packed page holds an expired item.
+_EXPIRED = "expired"
+
+
+def _horizon(now: Any) -> int:
+    """Epoch milliseconds one second past the server's time ``now`` (seconds): an item whose
+    hash expires by then is treated as gone (its packed member's expiry is taken a little
+    after the hash's)."""
+    return (int(now) + 1) * 1000
+
+
 def _wait_commands(config: RedisConfig) -> list[tuple[str | int, ...]]:
     if config.wait_aof:
         return [("WAITAOF", 1, config.wait_replicas, config.wait_timeout_ms)]
@@ -484,10 +519,6 @@ def _wait_commands(config: RedisConfig) -> list[tuple[str | int, ...]]:
 def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else 0 for part in text.split(".")[:3])
 
-
-#: The layout version whose writes keep the retention indexes (``migrate.LATEST``; ``migrate``
-#: imports this module, so the number is repeated here).
-INDEX_LAYOUT = 2
 
 #: Microseconds from 0001-01-01 to the epoch: listing members count from year 1, never negative.
 _YEAR_ONE_US = 62_135_596_800_000_000
@@ -559,7 +590,7 @@ class RedisConversationStorage(BackendConversations):
 
     def delete_conversation(self, conversation_id: str) -> bool:
         s = self.store
-        keys = [s.conversation_key(conversation_id), s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        keys = [s.conversation_key(conversation_id), *s.link_keys(conversation_id)]
         args = s.link_args(conversation_id)
         return bool(s.write("delete_conversation", lambda c: s.lua_delete_conversation(keys=keys, args=args, client=c)))
 
@@ -617,10 +648,10 @@ class RedisItemStorage(BackendItems):
         if not items:
             return
         s = self.store
-        args = [s.ttl, *s.link_args(conversation_id)]
+        args = [s.ttl, *s.linking_args(conversation_id)]
         for item_id, added_at in items:
             args += [score(added_at), item_id]
-        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        keys = s.link_keys(conversation_id)
         taken = s.write("link_items", lambda c: s.lua_link_items(keys=keys, args=args, client=c))
         if taken is not None:
             raise ConflictError(f"item {taken} is already linked to conversation {conversation_id}")
@@ -656,11 +687,13 @@ class RedisItemStorage(BackendItems):
                 content = normalize_json(new.content, "content")
             created.append(created_item(new, content, now, keep_status=keep_status))
             flat = _flat(encoded)
-            fields += [score(now) if index_created else "", str(len(flat)), *flat]
+            packed = s.codec.packed(created[-1].id, encoded)
+            fields += [score(now) if index_created else "", packed, str(len(flat)), *flat]
         at = score(added_at or now)
         args = [s.ttl, s.item_prefix, at, str(len(created)), *(item.id for item in created), *fields]
-        args += s.link_args(conversation_id)
+        args += [s.keys.item_packed_prefix, *s.link_args(conversation_id)]
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id), s.keys.items_created]
+        keys.append(s.keys.packed(conversation_id))
         script = s.lua_append_items
         if idem is not None:
             more_keys, more_args = s.keyed(idem, created)
@@ -679,20 +712,61 @@ class RedisItemStorage(BackendItems):
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         if params.limit <= 0:
             return []
-        item = self.store.codec.item_values  # the links' positions are not needed: not decoded
-        return [item(str(item_id), row) for item_id, row, _, _ in self._page(conversation_id, params, None)[1]]
+        if params.after is None and (self.store.cluster or params.limit <= _SCRIPTED_PAGE):
+            more, items, _ = self._page(conversation_id, params, None, positions=False, packed=True)
+            if more != _EXPIRED:
+                return items
+        elif params.after is None:
+            first = self._first_page(conversation_id, params)
+            if first is not None:
+                return first
+        return self._page(conversation_id, params, None, positions=False)[1]  # no positions to decode
+
+    def _first_page(self, conversation_id: str, params: ListParams) -> list[ConversationItem] | None:
+        """A long first page from the conversation's packed set: the list script's first
+        answer (``lua.LIST_ITEMS``), as commands in one MULTI/EXEC (its members are not copied
+        through Lua); ``None`` when the set lacks a link's member or holds an expired item's."""
+        s = self.store
+        links, packed = s.links_key(conversation_id), s.keys.packed(conversation_id)
+        desc = params.order is SortOrder.DESC
+
+        def run() -> list[Any]:
+            with s.client.pipeline(transaction=True) as pipe:
+                pipe.zcard(links)
+                pipe.zcard(packed)
+                pipe.time()
+                (pipe.zrevrange if desc else pipe.zrange)(packed, 0, params.limit - 1)
+                return list(pipe.execute())
+
+        count, complete, (now, _), members = s.call("list_items", run)
+        if count != complete:
+            return None
+        return s.codec.packed_page(members, _horizon(now))
 
     def page_items(
         self, conversation_id: str, params: ListParams, position: Position | None
     ) -> tuple[list[PageRow], bool]:
-        more, rows = self._page(conversation_id, params, position)
-        item = self.store.codec.item_values
-        return [(item(str(item_id), row), score_time(float(at)), int(seq)) for item_id, row, at, seq in rows], bool(
-            more
-        )
+        more, items, positions = self._page(conversation_id, params, position, positions=True)
+        scores, seqs = positions[0::2], positions[1::2]  # of each item, in order
+        rows = zip(items, scores, seqs, strict=True)
+        return [(item, score_time(float(value)), int(seq)) for item, value, seq in rows], bool(more)
 
-    def _page(self, conversation_id: str, params: ListParams, position: Position | None) -> tuple[Any, list[Any]]:
-        """The list script's reply: ``(more, [(item id, values, score, sequence)...])``."""
+    def _page(
+        self,
+        conversation_id: str,
+        params: ListParams,
+        position: Position | None,
+        *,
+        positions: bool,
+        packed: bool = False,
+    ) -> tuple[Any, list[ConversationItem], list[Any]]:
+        """The list script's page: ``(more, items, [score, sequence, ...])`` (no positions
+        unless asked). Items come from their packed copies (layout 3) and, for those without
+        one, from their hashes; a page whose packed copies do not decode (datacon never
+        writes one) is read again from the hashes alone. With ``packed`` (a first page), the
+        page comes from the packed set when it is complete; ``more`` is then ``None``, or
+        ``_EXPIRED`` (and no items) when an item of the page has expired (or the members do
+        not decode)."""
         s = self.store
         where: list[str | int] = ["", "", ""]
         if position is not None:
@@ -703,11 +777,23 @@ class RedisItemStorage(BackendItems):
             "1" if params.order is SortOrder.DESC else "0",
             (params.after or "") if position is None else "",
             *where,
+            s.keys.item_packed_prefix,
+            "1" if positions else "",
+            "1" if packed else "",
             *s.codec.item_read_fields,
         ]
-        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
-        more, rows = s.call("list_items", lambda: s.lua_list_items(keys=keys, args=args))
-        return more, rows
+        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id), s.keys.packed(conversation_id)]
+        reply = s.call("list_items", lambda: s.lua_list_items(keys=keys, args=args))
+        if reply[0] == "packed":
+            items = s.codec.packed_page(reply[2], _horizon(reply[1]))
+            return (None, items, []) if items is not None else (_EXPIRED, [], [])
+        more, page, fallback, at = reply
+        try:
+            return more, s.codec.page(page, fallback), at
+        except StalePackedError:
+            args[7] = args[9] = ""  # no packed copies: every item from its hash
+            more, page, fallback, at = s.call("list_items", lambda: s.lua_list_items(keys=keys, args=args))
+            return more, s.codec.page(page, fallback), at
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         s = self.store
@@ -721,7 +807,7 @@ class RedisItemStorage(BackendItems):
 
     def delete_item(self, conversation_id: str, item_id: str) -> None:
         s = self.store
-        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        keys = s.link_keys(conversation_id)
         args = [item_id, *s.link_args(conversation_id)]
         s.write("delete_item", lambda c: s.lua_delete_link(keys=keys, args=args, client=c))
 
@@ -731,7 +817,7 @@ class RedisItemStorage(BackendItems):
         # those that no conversation links any more (checked and deleted atomically, from the
         # linkers sets: the cost does not depend on the number of conversations).
         s = self.store
-        keys = [s.links_key(conversation_id), s.sequence_key(conversation_id)]
+        keys = s.link_keys(conversation_id)
         link_args = s.link_args(conversation_id)
 
         def unlink(item_id: str) -> bool:
@@ -763,7 +849,8 @@ class RedisItemStorage(BackendItems):
             return found
 
         kept = s.call("unlink_items", linked_elsewhere)
-        orphans = [s.item_key(item_id) for item_id in removed if item_id not in kept]
+        gone = [item_id for item_id in removed if item_id not in kept]
+        orphans = [key(item_id) for item_id in gone for key in (s.item_key, s.keys.item_packed)]
         if orphans:
             s.write("unlink_items", lambda c: c.delete(*orphans))
 
