@@ -7,6 +7,7 @@ import contextlib
 import contextvars
 import functools
 import math
+import os
 import queue
 import threading
 import weakref
@@ -69,7 +70,8 @@ class _LoopCache(Generic[V]):
     A ``RunVar`` lookup (anyio's current token, then a weak dictionary) costs a few µs, twice
     per call; the running asyncio loop is the token, so the last ``(loop, value)`` pair is
     kept (one tuple, replaced whole: threads running other loops read a consistent pair) and
-    any other loop, or trio, goes through the ``RunVar``. The loop is held weakly.
+    any other loop, or trio, goes through the ``RunVar``. The key is held weakly; a value that
+    refers to its loop (an inbox wakes it) keeps one closed loop reachable until another asks.
     """
 
     __slots__ = ("_last",)
@@ -245,6 +247,11 @@ class _Workers:
     def __init__(self, size: int, name: str) -> None:
         self.size = max(1, size)
         self._name = name
+        self._reset()
+        _ALL_WORKERS.add(self)
+
+    def _reset(self) -> None:
+        """No threads, nothing queued (new, or in a forked child, where the parent's threads do not exist)."""
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0  # alive (or starting)
@@ -318,6 +325,18 @@ class _Workers:
                 self._free += 1
             job.gate.inbox.post(job)
             del job
+
+
+_ALL_WORKERS: weakref.WeakSet[_Workers] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for workers in list(_ALL_WORKERS):
+        workers._reset()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Gate:

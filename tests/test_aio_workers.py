@@ -42,6 +42,16 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
     return True
 
 
+def held_until(event: threading.Event) -> Callable[[], float]:
+    """A probe delay that holds every call in its thread until ``event`` is set (no timing race)."""
+
+    def delay() -> float:
+        event.wait(10)
+        return 0.0
+
+    return delay
+
+
 def created_ids(probe: Probe) -> list[str]:
     """The ids of the conversations created, in the order their calls started."""
     return [payload["id"] for op, payload, _ in probe.contexts if op is StorageOperation.CREATE_CONVERSATION]
@@ -115,7 +125,7 @@ def test_a_call_admitted_but_not_yet_taken_by_a_thread_never_runs_when_cancelled
     # One worker thread, busy with another loop's call: this loop's call gets its own
     # limiter token and waits in the storage's queue; cancelled there, it never runs.
     release = threading.Event()
-    probe = Probe(delay=lambda: 0.0 if release.is_set() else 0.3)
+    probe = Probe(delay=held_until(release))
     storage = AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=1))
     other = threading.Thread(
         target=anyio.run, args=(storage.conversations.create_conversation, NewConversation(id="conv_other"))
@@ -148,7 +158,8 @@ def test_a_call_admitted_but_not_yet_taken_by_a_thread_never_runs_when_cancelled
 
 
 async def test_waiting_calls_start_in_arrival_order_and_a_cancelled_one_gives_up_its_place() -> None:
-    probe = Probe(delay=lambda: 0.02)
+    release = threading.Event()
+    probe = Probe(delay=held_until(release))
     storage = AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=1))
     async with storage:
         scopes = {n: anyio.CancelScope() for n in range(6)}
@@ -162,6 +173,8 @@ async def test_waiting_calls_start_in_arrival_order_and_a_cancelled_one_gives_up
                 tg.start_soon(create, n)
                 await anyio.sleep(0.001)  # a fixed arrival order
             scopes[3].cancel()  # still waiting in line (conv_0 holds the only token)
+            await anyio.sleep(0.01)
+            release.set()
         assert storage.limiter.borrowed_tokens == 0
     assert created_ids(probe) == ["conv_0", "conv_1", "conv_2", "conv_4", "conv_5"]
 
@@ -232,3 +245,36 @@ async def test_a_facade_dropped_without_aclose_lets_its_threads_go() -> None:
     gc.collect()
     assert await anyio.to_thread.run_sync(lambda: wait_until(lambda: not worker.is_alive()))
     sync.close()
+
+
+async def test_a_call_made_in_an_already_cancelled_scope_never_starts() -> None:
+    probe = Probe()
+    async with AsyncStorage(create_storage(StorageFactoryConfig(hook=probe))) as storage:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await storage.conversations.create_conversation(NewConversation(id="conv_never"))
+            pytest.fail("the call must raise the cancellation")
+        assert scope.cancelled_caught
+        assert probe.started == 0
+        assert storage.limiter.borrowed_tokens == 0
+        assert await storage.conversations.get_conversation("conv_never") is None
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # this test forks and runs its own loop there
+def test_a_forked_child_starts_its_own_worker_threads(anyio_backend: str) -> None:
+    import os
+
+    storage = AsyncStorage(create_storage())
+    conv = anyio.run(storage.conversations.create_conversation, NewConversation(id="conv_parent"))
+    assert storage._runner.workers.threads == 1  # the parent's thread, absent from a child
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        code = 1
+        try:
+            got = asyncio.run(asyncio.wait_for(storage.conversations.get_conversation("conv_parent"), 5))
+            code = 0 if got == conv else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    storage.sync.close()
