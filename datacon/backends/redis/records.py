@@ -148,6 +148,7 @@ class Codec:
         self.responses = _Table(schema.responses, RESPONSES)
         #: ``make(*packed)``: an item from a packed copy's seven values (``_unpacker``).
         self._unpack = _unpacker(self.items)
+        self._plain = all(self.items.fields[name] is not None for name in self.ITEM_READ)
 
     # Conversations
 
@@ -255,6 +256,12 @@ class Codec:
         try:
             entries = loads(blob)
             if not fallback:
+                if self._plain:  # no skipped column: one comprehension, no call per item
+                    item, parse = ConversationItem, parse_iso
+                    return [
+                        item(item_id, response_id, item_type or "", role, content, status, parse(created_at))
+                        for item_id, response_id, item_type, role, status, created_at, content in entries
+                    ]
                 return [make(*entry) for entry in entries]
         except (ValueError, TypeError, AttributeError) as exc:
             raise StalePackedError from exc
