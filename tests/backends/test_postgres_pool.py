@@ -152,3 +152,25 @@ def test_check_connection_replaces_one_the_server_closed(postgres_backend: Postg
         while backends_named(postgres_backend, name) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert storage.conversations.get_conversation("conv_absent") is None  # checked, replaced, no error
+
+
+def test_sequential_calls_reuse_the_connection_given_back_last(postgres_backend: PostgresBackend) -> None:
+    # psycopg_pool's own order is first in, first out: sequential calls would rotate through
+    # every open connection (each server process cold by its next turn). datacon's pool takes
+    # the one given back last, so the other connections stay idle (and max_idle can close them).
+    name = "dc_lifo_test"
+    config = PostgresConfig(with_app_name(postgres_backend.url, name), pool_min=4, pool_max=4)
+    with open_pg(config) as storage:
+        assert len(backends_named(postgres_backend, name)) == 4
+        with postgres_backend.connect() as conn:
+            (started,) = conn.execute("SELECT clock_timestamp()").fetchone()
+        for _ in range(12):
+            assert storage.conversations.get_conversation("conv_absent") is None
+        with postgres_backend.connect() as conn:
+            used = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND state_change > %s",
+                (name, started),
+            ).fetchone()
+        assert used == (1,)
+        stats = storage.pool_stats()
+        assert (stats["size"], stats["in_use"]) == (4, 0)
