@@ -120,6 +120,8 @@ class _Hooked(Generic[Inner]):
 
         A retry that finds the key stored still runs as a call (the hook's ``before`` and
         ``after``, a span); the backend then returns the stored result and writes nothing."""
+        if key is None:  # the usual call: no key, nothing to check
+            return None
         checked = check_key(key)
         if checked is None:
             return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -56,6 +56,30 @@ def structure(data: Any, cls: type[T], what: str) -> T:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def _one_shot_encoder() -> Callable[[Any], str]:
+    """``_ENCODER.encode`` without its two Python frames (``encode``, ``iterencode``): the C
+    encoder ``json`` builds for a one-shot dump, made with the same settings and a fresh
+    circular-reference table per call, as ``json`` makes it. ``_ENCODER.encode`` itself where
+    the C accelerator is missing or does not give the same text."""
+    make: Any = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _ENCODER.encode
+    default, basestring = _ENCODER.default, json.encoder.encode_basestring
+
+    def encode(value: Any) -> str:
+        return "".join(make({}, default, basestring, None, ":", ",", False, False, False)(value, 0))
+
+    probe = [{"a": 1.5, "b": None, "c": "é\n", "d": [True, 2]}, "x"]
+    try:
+        same = encode(probe) == _ENCODER.encode(probe)
+    except Exception:  # noqa: BLE001 - another signature: json's own path
+        same = False
+    return encode if same else _ENCODER.encode
+
+
+_encode = _one_shot_encoder()
+
+
 def dump_json(value: Any, what: str) -> str:
     """Compact JSON text for ``value``; ``InvalidInputError`` if it is not JSON-serialisable.
 
@@ -63,9 +87,11 @@ def dump_json(value: Any, what: str) -> str:
     and so are lone surrogates, which cannot be stored as UTF-8 anywhere.
     """
     try:
-        text = _ENCODER.encode(value)
+        text = _encode(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInputError(f"{what} is not JSON-serialisable: {_short(exc)}") from exc
+    if text.isascii():  # no surrogate possible; a flag read, not a copy of the text
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
