@@ -41,6 +41,7 @@ __all__ = [
     "ITEM_LINKS",
     "LINK_ITEMS",
     "LIST_CONVERSATIONS",
+    "LIST_FIRST",
     "LIST_IDENTIFIER",
     "LIST_ITEMS",
     "LUA_PACKED",
@@ -447,6 +448,19 @@ keep(KEYS[4], ARGV[1])
 return false
 """
 )
+
+# ``list_items``' first page from the conversation's packed set (``LUA_PACKED``), with the
+# fewest arguments (each costs the client time to pack on every call). KEYS[1]: the link set;
+# KEYS[2]: the packed set. ARGV[1]: limit (> 0); ARGV[2]: '1' for descending. When the packed
+# set holds a member for every link, returns {server time in seconds, members} (the caller
+# checks each member's expiry against that time), else false (the set is incomplete: data
+# written by upstream or before layout 3; the caller asks ``LIST_ITEMS``). The same answer as
+# ``LIST_ITEMS`` with ARGV[10].
+LIST_FIRST = """
+if redis.call('ZCARD', KEYS[1]) ~= redis.call('ZCARD', KEYS[2]) then return false end
+local range = ARGV[2] == '1' and 'ZREVRANGE' or 'ZRANGE'
+return {redis.call('TIME')[1], redis.call(range, KEYS[2], 0, tonumber(ARGV[1]) - 1)}
+"""
 
 # KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: item key
 # prefix; ARGV[2]: limit (> 0); ARGV[3]: '1' for descending; ARGV[4]: cursor item id, or
