@@ -449,19 +449,6 @@ return false
 """
 )
 
-# ``list_items``' first page from the conversation's packed set (``LUA_PACKED``), with the
-# fewest arguments (each costs the client time to pack on every call). KEYS[1]: the link set;
-# KEYS[2]: the packed set. ARGV[1]: limit (> 0); ARGV[2]: '1' for descending. When the packed
-# set holds a member for every link, returns {server time in seconds, members} (the caller
-# checks each member's expiry against that time), else false (the set is incomplete: data
-# written by upstream or before layout 3; the caller asks ``LIST_ITEMS``). The same answer as
-# ``LIST_ITEMS`` with ARGV[10].
-LIST_FIRST = """
-if redis.call('ZCARD', KEYS[1]) ~= redis.call('ZCARD', KEYS[2]) then return false end
-local range = ARGV[2] == '1' and 'ZREVRANGE' or 'ZRANGE'
-return {redis.call('TIME')[1], redis.call(range, KEYS[2], 0, tonumber(ARGV[1]) - 1)}
-"""
-
 # KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash. ARGV[1]: item key
 # prefix; ARGV[2]: limit (> 0); ARGV[3]: '1' for descending; ARGV[4]: cursor item id, or
 # ''; ARGV[5..7]: a position instead (score, sequence, item id of a link that may be
@@ -1080,4 +1067,19 @@ local deleted = 0
 for i = 7, #ARGV do deleted = deleted + delete_response(ARGV[1] .. key_part(ARGV[i]), ARGV[i], f) end
 return deleted
 """
+)
+
+
+# ``list_items``' first page (no cursor, no positions, from the packed set when it is
+# complete): ``LIST_ITEMS`` with ARGV[10], called with the fewest arguments (the client packs
+# each one on every call). KEYS: as ``LIST_ITEMS``. ARGV[1]: limit (> 0); ARGV[2]: '1' for
+# descending; ARGV[3]: the store's constant arguments as one JSON array (made once per store:
+# item key prefix, packed copies' key prefix, then the hash fields to read), from which the
+# prologue rebuilds ``LIST_ITEMS``' ARGV (a local that shadows the global). Same answers.
+LIST_FIRST = (
+    """
+local c = cjson.decode(ARGV[3])
+local ARGV = {c[1], ARGV[1], ARGV[2], '', '', '', '', c[2], '', '1', unpack(c, 3)}
+"""
+    + LIST_ITEMS
 )

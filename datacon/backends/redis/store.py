@@ -53,7 +53,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -151,6 +151,8 @@ class RedisStore:
         self.lua_append_items = register(lua.APPEND_ITEMS)
         self.lua_list_items = register(lua.LIST_ITEMS)
         self.lua_list_first = register(lua.LIST_FIRST)
+        #: ``LIST_FIRST``'s constant argument (one JSON text, packed once rather than per call).
+        self.first_page_args = json.dumps([keys.item_prefix, keys.item_packed_prefix, *self.codec.item_read_fields])
         self.lua_get_chain = register(lua.GET_CHAIN)
         self.lua_list_identifier = register(lua.LIST_IDENTIFIER)
         self.lua_delete_identifier = register(lua.DELETE_IDENTIFIER)
@@ -731,15 +733,15 @@ class RedisItemStorage(BackendItems):
         if params.after is None and (self.store.cluster or params.limit <= _SCRIPTED_PAGE):
             s = self.store
             desc = "1" if params.order is SortOrder.DESC else ""
-            keys = s.keys
-            reply = s.evalsha(
-                "list_items", s.lua_list_first, 2, keys.links(conversation_id), keys.packed(conversation_id),
-                params.limit, desc,
-            )  # fmt: skip
-            if reply is not None:
-                items = s.codec.packed_page(reply[1], _horizon(reply[0]))
+            keys = [s.links_key(conversation_id), s.sequence_key(conversation_id), s.keys.packed(conversation_id)]
+            reply = s.evalsha("list_items", s.lua_list_first, 3, *keys, params.limit, desc, s.first_page_args)
+            if reply[0] == "packed":
+                items = s.codec.packed_page(reply[2], _horizon(reply[1]))
                 if items is not None:
                     return items
+            else:  # an incomplete packed set: the list script's page (no positions asked)
+                with suppress(StalePackedError):
+                    return s.codec.page(reply[1], reply[2])
         elif params.after is None:
             first = self._first_page(conversation_id, params)
             if first is not None:
@@ -787,7 +789,7 @@ class RedisItemStorage(BackendItems):
         unless asked). Items come from their packed copies (layout 3) and, for those without
         one, from their hashes; a page whose packed copies do not decode (datacon never
         writes one) is read again from the hashes alone (``list_items`` reads a first page
-        from the packed set, ``LIST_FIRST``, before it asks this script)."""
+        with ``LIST_FIRST``, the same script answering from the packed set when it can)."""
         s = self.store
         where: list[str | int] = ["", "", ""]
         if position is not None:
