@@ -375,12 +375,21 @@ class SqlItemStorage(BackendItems):
         (one statement, rank 1), without its batching."""
         record = created_item(new, new.content, now)
         row = self._encode(record)
+        self._read_back(record, row)
+        one = self._sql.append_one()
+        if one is not None:  # a writable CTE: one statement, atomic by itself; the row is its params
+            row = self._store.extras(self._items_table, row, extra, prefix="ix")
+            row = self._store.extras(self._links_table, row, extra)
+            row["cid"] = row["scid"] = conversation_id
+            row["i0"], row["a0"] = record.id, at
+            with self._store.connector.session(write=True, conflict=conflict) as session:
+                session.execute(one, row)
+            return record
         params = self.link_params(conversation_id, extra)
         params = self._store.extras(self._items_table, params, extra, prefix="ix")
         fields, i, a, q = self._keys(0)
         params.update(zip(fields, row.values(), strict=True))
         params[i], params[a], params[q] = record.id, at, 1
-        self._read_back(record, row)
         statements = self._sql.append(1, 1)
         with self._store.connector.session(write=True, conflict=conflict) as session:
             if len(statements) == 1:  # a writable CTE: atomic by itself

@@ -41,6 +41,7 @@ __all__ = [
     "ITEM_LINKS",
     "LINK_ITEMS",
     "LIST_CONVERSATIONS",
+    "LIST_FIRST",
     "LIST_IDENTIFIER",
     "LIST_ITEMS",
     "LUA_PACKED",
@@ -1066,4 +1067,19 @@ local deleted = 0
 for i = 7, #ARGV do deleted = deleted + delete_response(ARGV[1] .. key_part(ARGV[i]), ARGV[i], f) end
 return deleted
 """
+)
+
+
+# ``list_items``' first page (no cursor, no positions, from the packed set when it is
+# complete): ``LIST_ITEMS`` with ARGV[10], called with the fewest arguments (the client packs
+# each one on every call). KEYS: as ``LIST_ITEMS``. ARGV[1]: limit (> 0); ARGV[2]: '1' for
+# descending; ARGV[3]: the store's constant arguments as one JSON array (made once per store:
+# item key prefix, packed copies' key prefix, then the hash fields to read), from which the
+# prologue rebuilds ``LIST_ITEMS``' ARGV (a local that shadows the global). Same answers.
+LIST_FIRST = (
+    """
+local c = cjson.decode(ARGV[3])
+local ARGV = {c[1], ARGV[1], ARGV[2], '', '', '', '', c[2], '', '1', unpack(c, 3)}
+"""
+    + LIST_ITEMS
 )

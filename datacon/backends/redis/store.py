@@ -53,10 +53,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+from redis.exceptions import NoScriptError
 
 from datacon._serde import dump_json, normalize_json
 from datacon._time import from_epoch_us, to_epoch_us, utc_now
@@ -148,6 +150,9 @@ class RedisStore:
         self.lua_restore_links = register(lua.RESTORE_LINKS)
         self.lua_append_items = register(lua.APPEND_ITEMS)
         self.lua_list_items = register(lua.LIST_ITEMS)
+        self.lua_list_first = register(lua.LIST_FIRST)
+        #: ``LIST_FIRST``'s constant argument (one JSON text, packed once rather than per call).
+        self.first_page_args = json.dumps([keys.item_prefix, keys.item_packed_prefix, *self.codec.item_read_fields])
         self.lua_get_chain = register(lua.GET_CHAIN)
         self.lua_list_identifier = register(lua.LIST_IDENTIFIER)
         self.lua_delete_identifier = register(lua.DELETE_IDENTIFIER)
@@ -266,6 +271,20 @@ class RedisStore:
         except DRIVER_ERRORS as exc:
             raise convert(exc, action, self._password, self.config.pool_timeout_secs) from exc
 
+    def evalsha(self, action: str, script: Any, numkeys: int, *keys_and_args: Any) -> Any:
+        """A read script's ``EVALSHA`` on the store's client, with errors translated (as
+        ``call``): the command itself, without ``Script.__call__``'s per-call work, and like
+        it loading the script again when the server does not know it (``NOSCRIPT``)."""
+        client = self.client
+        try:
+            try:
+                return client.execute_command("EVALSHA", script.sha, numkeys, *keys_and_args)
+            except NoScriptError:
+                script.sha = client.script_load(script.script)
+                return client.execute_command("EVALSHA", script.sha, numkeys, *keys_and_args)
+        except DRIVER_ERRORS as exc:
+            raise convert(exc, action, self._password, self.config.pool_timeout_secs) from exc
+
     def write(self, action: str, fn: Callable[[Any], T]) -> T:
         """``fn(client)`` for a write, with errors translated, and then the configured waits.
 
@@ -307,9 +326,10 @@ class RedisStore:
                 )
 
     def hgetall(self, action: str, key: str) -> dict[str, str]:
-        """The hash at ``key`` (empty when it does not exist)."""
-        row = self.call(action, lambda: self.client.hgetall(key))
-        return {str(field): str(value) for field, value in row.items()}
+        """The hash at ``key`` (empty when it does not exist); its fields and values are
+        text already (every client is made with ``decode_responses=True``), so not copied."""
+        row: dict[str, str] = self.call(action, lambda: self.client.hgetall(key))
+        return row
 
     def conversation_key(self, conversation_id: str) -> str:
         return self.keys.conversation(conversation_id)
@@ -497,8 +517,6 @@ class RedisStore:
 #: Lua costs more than the transaction's extra commands: about 40 on loopback), and by the
 #: script when the set is incomplete. A cluster always uses the script.
 _SCRIPTED_PAGE = 40
-#: ``_page``'s ``more`` when a packed page holds an expired item.
-_EXPIRED = "expired"
 
 
 def _horizon(now: Any) -> int:
@@ -713,9 +731,17 @@ class RedisItemStorage(BackendItems):
         if params.limit <= 0:
             return []
         if params.after is None and (self.store.cluster or params.limit <= _SCRIPTED_PAGE):
-            more, items, _ = self._page(conversation_id, params, None, positions=False, packed=True)
-            if more != _EXPIRED:
-                return items
+            s = self.store
+            desc = "1" if params.order is SortOrder.DESC else ""
+            keys = [s.links_key(conversation_id), s.sequence_key(conversation_id), s.keys.packed(conversation_id)]
+            reply = s.evalsha("list_items", s.lua_list_first, 3, *keys, params.limit, desc, s.first_page_args)
+            if reply[0] == "packed":
+                items = s.codec.packed_page(reply[2], _horizon(reply[1]))
+                if items is not None:
+                    return items
+            else:  # an incomplete packed set: the list script's page (no positions asked)
+                with suppress(StalePackedError):
+                    return s.codec.page(reply[1], reply[2])
         elif params.after is None:
             first = self._first_page(conversation_id, params)
             if first is not None:
@@ -758,15 +784,12 @@ class RedisItemStorage(BackendItems):
         position: Position | None,
         *,
         positions: bool,
-        packed: bool = False,
     ) -> tuple[Any, list[ConversationItem], list[Any]]:
         """The list script's page: ``(more, items, [score, sequence, ...])`` (no positions
         unless asked). Items come from their packed copies (layout 3) and, for those without
         one, from their hashes; a page whose packed copies do not decode (datacon never
-        writes one) is read again from the hashes alone. With ``packed`` (a first page), the
-        page comes from the packed set when it is complete; ``more`` is then ``None``, or
-        ``_EXPIRED`` (and no items) when an item of the page has expired (or the members do
-        not decode)."""
+        writes one) is read again from the hashes alone (``list_items`` reads a first page
+        with ``LIST_FIRST``, the same script answering from the packed set when it can)."""
         s = self.store
         where: list[str | int] = ["", "", ""]
         if position is not None:
@@ -779,14 +802,11 @@ class RedisItemStorage(BackendItems):
             *where,
             s.keys.item_packed_prefix,
             "1" if positions else "",
-            "1" if packed else "",
+            "",  # not from the packed set (list_items asks LIST_FIRST for that)
             *s.codec.item_read_fields,
         ]
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id), s.keys.packed(conversation_id)]
         reply = s.call("list_items", lambda: s.lua_list_items(keys=keys, args=args))
-        if reply[0] == "packed":
-            items = s.codec.packed_page(reply[2], _horizon(reply[1]))
-            return (None, items, []) if items is not None else (_EXPIRED, [], [])
         more, page, fallback, at = reply
         try:
             return more, s.codec.page(page, fallback), at
