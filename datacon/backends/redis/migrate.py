@@ -271,6 +271,23 @@ def _stem(key: str, prefix: str, suffix: str) -> str | None:
     return key[len(prefix) : len(key) - len(suffix)]
 
 
+def _link_sets(client: Any, keys: Keys) -> Iterator[tuple[str, str]]:
+    """Every conversation's link set, with its conversation's id (keys of other shapes skipped)."""
+    for key in _scan(client, f"{keys.conversation_prefix}*{keys.links_suffix}", "zset"):
+        stem = _stem(key, keys.conversation_prefix, keys.links_suffix)
+        owner = None if stem is None else id_of_part(stem)
+        if owner is not None:
+            yield key, owner
+
+
+def _in_batches(script: Any, on: list[str], head: list[Any]) -> None:
+    """Run ``script`` on the keys ``on`` with ``[*head, start, BATCH]`` (it handles up to
+    ``BATCH`` entries from ``start`` and says how many it read), until it reads fewer."""
+    start = 0
+    while (read := int(script(keys=on, args=[*head, start, BATCH]))) >= BATCH:
+        start += read
+
+
 def plan(client: Any, keys: Keys, id_fields: dict[str, str | None]) -> RedisMigrationPlan:
     """Scan one schema's keys. ``id_fields``: the hash field holding each record kind's id."""
     moves: list[tuple[str, str]] = []
@@ -442,17 +459,8 @@ def backfill(client: Any, keys: Keys, codec: Codec) -> None:
             created(keys=[keys.responses_created], args=by_time)
         if len(by_conversation) > 2:
             named(keys=[keys.responses_created], args=by_conversation)  # the key routes it in a cluster
-    for key in _scan(client, f"{keys.conversation_prefix}*{keys.links_suffix}", "zset"):
-        stem = _stem(key, keys.conversation_prefix, keys.links_suffix)
-        owner = None if stem is None else id_of_part(stem)
-        if owner is None:
-            continue
-        start = 0
-        while True:
-            read = int(linkers(keys=[key], args=[keys.item_links_prefix, owner, start, BATCH]))
-            if read < BATCH:
-                break
-            start += read
+    for key, owner in _link_sets(client, keys):
+        _in_batches(linkers, [key], [keys.item_links_prefix, owner])
 
 
 def backfill_packed(client: Any, keys: Keys, codec: Codec) -> None:
@@ -467,15 +475,5 @@ def backfill_packed(client: Any, keys: Keys, codec: Codec) -> None:
         ids = [i for i in (id_of_part(key[len(keys.item_prefix) :]) for key in batch) if i is not None]
         if ids:
             items(keys=[keys.items_created], args=[*head, *ids])  # the key routes it in a cluster
-    for key in _scan(client, f"{keys.conversation_prefix}*{keys.links_suffix}", "zset"):
-        stem = _stem(key, keys.conversation_prefix, keys.links_suffix)
-        owner = None if stem is None else id_of_part(stem)
-        if owner is None:
-            continue
-        start = 0
-        while True:
-            args = [keys.item_prefix, keys.item_packed_prefix, start, BATCH]
-            read = int(links(keys=[key, keys.sequence(owner), keys.packed(owner)], args=args))
-            if read < BATCH:
-                break
-            start += read
+    for key, owner in _link_sets(client, keys):
+        _in_batches(links, [key, keys.sequence(owner), keys.packed(owner)], [keys.item_prefix, keys.item_packed_prefix])
