@@ -325,8 +325,9 @@ class SqlItemStorage(BackendItems):
         now = utc_now()
         at = self._d.encode_time(added_at or now)
         conflict = f"an item already exists or is already linked to {conversation_id} (nothing was appended)"
-        if idem is None and len(items) == 1:  # one message, the usual turn: the shortest path
-            return [self._append_one(conversation_id, items[0], now, at, extra, conflict)]
+        one = self._sql.append_one() if idem is None and len(items) == 1 else None
+        if one is not None:  # one message, the usual turn, and a dialect with writable CTEs
+            return [self._append_one(one, conversation_id, items[0], now, at, extra, conflict)]
         # Everything is encoded before any I/O (a bad content writes nothing).
         records = [created_item(new, new.content, now) for new in items]
         encode = self._encode
@@ -369,35 +370,26 @@ class SqlItemStorage(BackendItems):
         return records
 
     def _append_one(
-        self, conversation_id: str, new: NewConversationItem, now: datetime, at: Any, extra: Extra, conflict: str
+        self,
+        statement: str,
+        conversation_id: str,
+        new: NewConversationItem,
+        now: datetime,
+        at: Any,
+        extra: Extra,
+        conflict: str,
     ) -> ConversationItem:
-        """``append_items`` of one item without a key: what the general path does for one row
-        (one statement, rank 1), without its batching."""
+        """``append_items`` of one item without a key: the general path's one statement (a
+        writable CTE, atomic by itself, rank 1), whose params are the encoded row itself."""
         record = created_item(new, new.content, now)
         row = self._encode(record)
         self._read_back(record, row)
-        one = self._sql.append_one()
-        if one is not None:  # a writable CTE: one statement, atomic by itself; the row is its params
-            row = self._store.extras(self._items_table, row, extra, prefix="ix")
-            row = self._store.extras(self._links_table, row, extra)
-            row["cid"] = row["scid"] = conversation_id
-            row["i0"], row["a0"] = record.id, at
-            with self._store.connector.session(write=True, conflict=conflict) as session:
-                session.execute(one, row)
-            return record
-        params = self.link_params(conversation_id, extra)
-        params = self._store.extras(self._items_table, params, extra, prefix="ix")
-        fields, i, a, q = self._keys(0)
-        params.update(zip(fields, row.values(), strict=True))
-        params[i], params[a], params[q] = record.id, at, 1
-        statements = self._sql.append(1, 1)
+        row = self._store.extras(self._items_table, row, extra, prefix="ix")
+        row = self._store.extras(self._links_table, row, extra)
+        row["cid"] = row["scid"] = conversation_id
+        row["i0"], row["a0"] = record.id, at
         with self._store.connector.session(write=True, conflict=conflict) as session:
-            if len(statements) == 1:  # a writable CTE: atomic by itself
-                session.execute(statements[0], params)
-            else:  # the item, then its link: all or nothing
-                with session.transaction():
-                    for statement in statements:
-                        session.execute(statement, params)
+            session.execute(statement, row)
         return record
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
