@@ -271,6 +271,18 @@ class Observer:
             self._check_slow(op, duration, "ok")
         return result
 
+    def idle(self) -> bool:
+        """Whether :meth:`observe` would now only call its function: no slow threshold, and
+        neither a tracer provider nor a meter provider set (the same checks, read per call:
+        a provider may be set after the storage was made)."""
+        if self._slow is not None:
+            return False
+        instruments = self._instruments
+        if instruments is not None and getattr(_otel_metrics_state, "_METER_PROVIDER", instruments) is not None:
+            return False
+        tracer = self._tracer
+        return tracer is None or getattr(_otel_trace, "_TRACER_PROVIDER", tracer) is None
+
     def _check_slow(self, op: StorageOperation, duration: float, outcome: str) -> None:
         slow = self._slow
         if slow is not None and duration >= slow:

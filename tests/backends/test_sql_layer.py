@@ -338,6 +338,11 @@ class _Counting:
         with self.inner.session(write=write, conflict=conflict, replica=replica) as session:
             yield _CountingSession(session, self.statements)
 
+    def write_one(self, sql: str, params: Any, conflict: str = "") -> int:
+        self.sessions += 1
+        self.statements.append(sql)
+        return int(self.inner.write_one(sql, params, conflict))
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
@@ -468,6 +473,9 @@ class _Recorder:
     @contextmanager
     def session(self, *, write: bool = False, conflict: str = "", replica: bool = False) -> Iterator[_Recorder]:
         yield self
+
+    def write_one(self, sql: str, params: Any, conflict: str = "") -> int:
+        return self.execute(sql, params)
 
     def migration_session(self) -> Any:
         raise AssertionError("not used here")

@@ -56,6 +56,13 @@ class Connector(Protocol):
         on leave it off."""
         ...
 
+    def write_one(self, sql: str, params: Params, conflict: str = "") -> int:
+        """One statement in a write session of its own: what ``with session(write=True,
+        conflict=conflict) as s: return s.execute(sql, params)`` does, as one call (the
+        single-statement writes, ``create_item`` and ``link_item`` among them, take it; a
+        connector may make it cheaper than the block)."""
+        ...
+
     def migration_session(self) -> AbstractContextManager[Session]:
         """A session holding the backend's migration lock (see ``_migrations.bootstrap``)."""
         ...

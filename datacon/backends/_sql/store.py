@@ -264,6 +264,10 @@ class SqlItemStorage(BackendItems):
         self._encode = store.encode_item
         self._items_table = store.schema.conversation_items
         self._links_table = store.schema.conversation_item_links
+        # Whether the tables declare extra columns (their values come from the hook's extra).
+        self._item_extras = bool(self._items_table.extra_columns)
+        self._link_extras = bool(self._links_table.extra_columns)
+        self._link_one = store.sql.link_insert(1)
         # Rows per append statement: the links' limit, scaled to the items' wider rows.
         width = len(store.sql.item_fields) + len(self._items_table.extra_columns)
         self._append_rows = max(1, self._d.max_rows_per_insert * 4 // max(width + len(store.sql.item_parts[1]), 8))
@@ -281,16 +285,23 @@ class SqlItemStorage(BackendItems):
     def create_item(
         self, new: NewConversationItem, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
     ) -> ConversationItem:
+        table = self._items_table
+        if idempotency_key is None:  # the usual call: the record built directly, one statement
+            assert new.id is not None, "the guard mints the id"
+            item = ConversationItem(
+                new.id, new.response_id, new.item_type, new.role, new.content, new.status, utc_now()
+            )
+            params = self._encode(item)
+            if self._item_extras:
+                params = self._store.extras(table, params, extra)
+            self._read_back(item, params)
+            self._store.connector.write_one(self._sql.item_insert, params, f"item {item.id} already exists")
+            return item
         idem = resolve(idempotency_key, "create_item", lambda: {"new": new})
         item = created_item(new, new.content)
-        table = self._items_table
         params = self._store.extras(table, self._encode(item), extra)
         self._read_back(item, params)
         conflict = f"item {item.id} already exists"
-        if idem is None:
-            with self._store.connector.session(write=True, conflict=conflict) as session:
-                session.execute(self._sql.item_insert, params)
-            return item
         with self._store.write(conflict, idem) as session:
             replayed: ConversationItem | None = self._store.replayed(session, idem, table.table, item, ConversationItem)
             if replayed is not None:
@@ -393,11 +404,12 @@ class SqlItemStorage(BackendItems):
         return record
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
-        params = self.link_params(conversation_id, extra)
-        params["i0"], params["a0"], params["q0"] = item_id, self._d.encode_time(added_at), 1
+        params = {"cid": conversation_id, "scid": conversation_id, "i0": item_id, "a0": self._d.encode_time(added_at)}
+        params["q0"] = 1
+        if self._link_extras:
+            params = self._store.extras(self._links_table, params, extra)
         conflict = f"item {item_id} is already linked to {conversation_id}"
-        with self._store.connector.session(write=True, conflict=conflict) as session:
-            session.execute(self._sql.link_insert(1), params)
+        self._store.connector.write_one(self._link_one, params, conflict)
 
     def link_items(
         self, conversation_id: str, items: Sequence[tuple[str, datetime]], *, extra: Extra = NO_EXTRA

@@ -246,6 +246,11 @@ class OracleConnector:
         # No read replicas on Oracle (``replica`` is ignored).
         return self._acquire(CALL_TIMEOUT_SECS * 1000, conflict)
 
+    def write_one(self, sql: str, params: Params, conflict: str = "") -> int:
+        """One statement in a write session of its own (``Connector.write_one``)."""
+        with self.session(write=True, conflict=conflict) as session:
+            return session.execute(sql, params)
+
     def migration_session(self) -> AbstractContextManager[OracleSession]:
         """A session without a call timeout (DDL on a large table can be slow).
 

@@ -266,6 +266,11 @@ class PostgresConnector:
                 return _ReplicaBlock(self)
         return _SessionBlock(self, conflict) if self._owned else _BorrowedSessionBlock(self, conflict)
 
+    def write_one(self, sql: str, params: Params, conflict: str = "") -> int:
+        """One statement in a write session of its own (``Connector.write_one``)."""
+        with self.session(write=True, conflict=conflict) as session:
+            return session.execute(sql, params)
+
     def _next_replica(self) -> _Replica | None:
         """The next replica in turn that is not being skipped (one whose skip just ended is
         handed to this caller alone, as a probe), or ``None``."""
