@@ -51,6 +51,12 @@ else:
     except ImportError:  # pragma: no cover - another layout: always record
         _otel_metrics_state = None  # type: ignore[assignment]
 
+#: Whether the API's "provider set" globals are where ``Observer.observe`` reads them, so that
+#: ``Observer.idle`` may read them directly (when not, it says "not idle": everything is recorded).
+_PROVIDER_GLOBALS = (
+    OTEL_AVAILABLE and hasattr(_otel_trace, "_TRACER_PROVIDER") and hasattr(_otel_metrics_state, "_METER_PROVIDER")
+)
+
 __all__ = [
     "DB_SYSTEMS",
     "DURATION",
@@ -188,7 +194,17 @@ class Observer:
     Made by :func:`observer_for` (``None`` when there is nothing to do), used by the guard.
     """
 
-    __slots__ = ("_attributes", "_backend", "_instruments", "_names", "_pool", "_slow", "_tracer", "span_attributes")
+    __slots__ = (
+        "_attributes",
+        "_backend",
+        "_instruments",
+        "_names",
+        "_pool",
+        "_quiet",
+        "_slow",
+        "_tracer",
+        "span_attributes",
+    )
 
     def __init__(
         self,
@@ -207,6 +223,9 @@ class Observer:
         #: The attributes of every span of this storage.
         self.span_attributes = {"db.system": DB_SYSTEMS.get(backend, backend), "datacon.backend": backend}
         self._attributes: dict[tuple[StorageOperation, str], dict[str, str]] = {}
+        # No slow threshold, and OpenTelemetry either absent or with its globals where idle()
+        # reads them: idle() then depends only on whether a provider is set.
+        self._quiet = slow_operation_secs is None and (not otel or _PROVIDER_GLOBALS)
         if otel:
             self._tracer = _otel_trace.get_tracer("datacon", __version__)
             self._instruments = _get_instruments()
@@ -275,13 +294,11 @@ class Observer:
         """Whether :meth:`observe` would now only call its function: no slow threshold, and
         neither a tracer provider nor a meter provider set (the same checks, read per call:
         a provider may be set after the storage was made)."""
-        if self._slow is not None:
+        if not self._quiet:
             return False
-        instruments = self._instruments
-        if instruments is not None and getattr(_otel_metrics_state, "_METER_PROVIDER", instruments) is not None:
-            return False
-        tracer = self._tracer
-        return tracer is None or getattr(_otel_trace, "_TRACER_PROVIDER", tracer) is None
+        if self._tracer is None:  # no OpenTelemetry (and no threshold): nothing to do
+            return True
+        return _otel_trace._TRACER_PROVIDER is None and _otel_metrics_state._METER_PROVIDER is None
 
     def _check_slow(self, op: StorageOperation, duration: float, outcome: str) -> None:
         slow = self._slow

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import attrs
 
 from datacon._columns import Column, Kind, Record, compile_function
-from datacon._serde import loads
+from datacon._serde import dump_json, loads
 from datacon._time import utc_now
 from datacon.errors import BackendError
 
@@ -147,6 +147,9 @@ def row_encoder(record: Record, fields: Sequence[str], dialect: Dialect) -> Enco
             value = f"(None if {value} is None else {encoded})" if column.object_only else encoded
         items.append(f"{name!r}: {value}")
     source = f"def encode(m):\n    return {{{', '.join(items)}}}\n"
-    namespace = {"encode_time": dialect.encode_time, "encode_json": dialect.encode_json}
+    encode_json: Any = dialect.encode_json
+    if type(dialect).encode_json is Dialect.encode_json:
+        encode_json = dump_json  # what the base method calls, without its frame
+    namespace = {"encode_time": dialect.encode_time, "encode_json": encode_json}
     encoder: Encoder = compile_function("encode", source, namespace)
     return encoder

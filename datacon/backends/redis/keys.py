@@ -107,6 +107,13 @@ class Keys:
         """The conversation's packed set (``P conversation:{id}:packed``, layout 3; see ``lua``)."""
         return self.conversation_prefix + key_part(conversation_id) + self.packed_suffix
 
+    def link_keys(self, conversation_id: str) -> list[str]:
+        """``links``, ``sequence`` and ``packed`` of the conversation (the linking scripts'
+        keys), escaping the id once."""
+        part = key_part(conversation_id)
+        conversation = self.conversation_prefix + part
+        return [conversation + self.links_suffix, self.sequence_prefix + part, conversation + self.packed_suffix]
+
     def sequence(self, conversation_id: str) -> str:
         """The hash of the conversation's link sequences (``P link_seq:{id}``)."""
         return self.sequence_prefix + key_part(conversation_id)
@@ -123,6 +130,12 @@ class Keys:
     def item_packed(self, item_id: str) -> str:
         """The item's packed copy (``P item_packed:{id}``, a string; see ``records.Codec.packed``)."""
         return self.item_packed_prefix + key_part(item_id)
+
+    def item_record(self, item_id: str) -> list[str]:
+        """``item``, ``items_created`` and ``item_packed`` of the item (``CREATE_RECORD``'s
+        keys), escaping the id once."""
+        part = key_part(item_id)
+        return [self.item_prefix + part, self.items_created, self.item_packed_prefix + part]
 
     def item_links(self, item_id: str) -> str:
         """The set of the conversations linking the item (``P item_links:{id}``)."""

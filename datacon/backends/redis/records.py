@@ -34,6 +34,8 @@ Fields = dict[str, str]
 
 #: Encodes the head of a packed item (ASCII only: never a lone surrogate, never invalid UTF-8).
 _PACK = json.JSONEncoder(separators=(",", ":"))
+#: ``json``'s C function quoting one string as ``_PACK`` does (ASCII, escapes).
+_QUOTE: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 #: A packed set member's expiry when its item's hash has no TTL.
@@ -230,9 +232,14 @@ class Codec:
         f = self.items.fields
         get = _getter(fields)
         values = [item_id, get(f["response_id"]), get(f["item_type"]), get(f["role"]), get(f["status"])]
-        head = _PACK.encode([*values, get(f["created_at"])])
+        values.append(get(f["created_at"]))
         content = get(f["content"])
-        return f"{head[:-1]},{'null' if content is None else content}]"
+        try:
+            # What _PACK.encode(values) gives for strings and None, without its Python frames.
+            head = ",".join(["null" if value is None else _QUOTE(value) for value in values])
+        except TypeError:
+            head = _PACK.encode(values)[1:-1]
+        return f"[{head},{'null' if content is None else content}]"
 
     def packed_page(self, members: Sequence[str], horizon_ms: int) -> list[ConversationItem] | None:
         """The items of members of a packed set (``lua.LIST_PACKED``), or ``None`` when one

@@ -60,7 +60,7 @@ from urllib.parse import urlsplit
 
 from redis.exceptions import NoScriptError
 
-from datacon._serde import dump_json, normalize_json
+from datacon._serde import dump_json, loads, normalize_json
 from datacon._time import from_epoch_us, to_epoch_us, utc_now
 from datacon.backends.base import (
     NO_EXTRA,
@@ -112,6 +112,8 @@ class RedisStore:
         schema = config.schema or SchemaConfig()
         self.schema = schema
         self.codec = Codec(schema)
+        #: Whether items keep ``created_at`` (then indexed by it, ``items:created``).
+        self.index_created = self.codec.items.field("created_at") is not None
         self.ttl = "" if config.retention_days is None else str(config.retention_days * 86_400)
         self._password = urlsplit(config.url).password
         self.keys = keys = Keys(schema.owner, cluster=config.cluster)
@@ -285,6 +287,14 @@ class RedisStore:
         except DRIVER_ERRORS as exc:
             raise convert(exc, action, self._password, self.config.pool_timeout_secs) from exc
 
+    def write_script(self, action: str, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """``write(action, lambda c: run_script(script, keys, args, c))``: without waits, the
+        ``EVALSHA`` itself on the store's client (``evalsha``: no ``Script.__call__``, no
+        closures), as the most frequent writes (``create_item``, ``link_item``) send it."""
+        if not self._waits:
+            return self.evalsha(action, script, len(keys), *keys, *args)
+        return self.write(action, lambda c: self.run_script(script, keys, args, c))
+
     def write(self, action: str, fn: Callable[[Any], T]) -> T:
         """``fn(client)`` for a write, with errors translated, and then the configured waits.
 
@@ -370,8 +380,8 @@ class RedisStore:
     def item_record(self, item: ConversationItem, fields: dict[str, str]) -> tuple[list[str], list[str]]:
         """``CREATE_RECORD``'s keys and arguments for the item (its hash, created_at index and
         packed copy)."""
-        created = score(item.created_at) if self.codec.items.field("created_at") is not None else ""
-        keys = [self.item_key(item.id), self.keys.items_created, self.keys.item_packed(item.id)]
+        created = score(item.created_at) if self.index_created else ""
+        keys = self.keys.item_record(item.id)
         return keys, [self.ttl, created, item.id, self.codec.packed(item.id, fields), *_flat(fields)]
 
     def create_item_record(self, item: ConversationItem, fields: dict[str, str], client: Any = None) -> Any:
@@ -381,8 +391,7 @@ class RedisStore:
 
     def link_keys(self, conversation_id: str) -> list[str]:
         """The keys of the scripts that (un)link: the link set, sequence hash and packed set."""
-        k = self.keys
-        return [k.links(conversation_id), k.sequence(conversation_id), k.packed(conversation_id)]
+        return self.keys.link_keys(conversation_id)
 
     def linking_args(self, conversation_id: str) -> list[str]:
         """``LINK_ITEMS``' and ``RESTORE_LINKS``' arguments between the TTL and the links."""
@@ -638,11 +647,23 @@ class RedisItemStorage(BackendItems):
 
     def __init__(self, store: RedisStore) -> None:
         self.store = store
+        self._content_field = store.codec.items.field("content")
 
     def create_item(
         self, new: NewConversationItem, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
     ) -> ConversationItem:
         s = self.store
+        if idempotency_key is None:  # the usual call: one EVALSHA
+            # The content is dumped once (by the encoder) and parsed back from that text, as
+            # it will read back (as append_items does).
+            item = created_item(new, new.content)
+            fields = s.codec.item_fields(item, extra)
+            text = fields.get(self._content_field) if self._content_field is not None else None
+            item.content = loads(text) if text is not None else normalize_json(new.content, "content")
+            keys, args = s.item_record(item, fields)
+            if not s.write_script("create_item", s.lua_create_record, keys, args):
+                raise ConflictError(f"item {item.id} already exists")
+            return item
         idem = resolve(idempotency_key, "create_item", lambda: {"new": new})
         item = created_item(new, normalize_json(new.content, "content"))
         fields = s.codec.item_fields(item, extra)
@@ -659,6 +680,23 @@ class RedisItemStorage(BackendItems):
         if not created:
             raise ConflictError(f"item {item.id} already exists")
         return item
+
+    def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
+        # link_items of one pair, with its arguments built directly.
+        s = self.store
+        k = s.keys
+        args = [
+            s.ttl,
+            k.item_links_prefix,
+            conversation_id,
+            k.item_prefix,
+            k.item_packed_prefix,
+            score(added_at),
+            item_id,
+        ]
+        taken = s.write_script("link_items", s.lua_link_items, k.link_keys(conversation_id), args)
+        if taken is not None:
+            raise ConflictError(f"item {taken} is already linked to conversation {conversation_id}")
 
     def link_items(
         self, conversation_id: str, items: Sequence[tuple[str, datetime]], *, extra: Extra = NO_EXTRA

@@ -82,9 +82,10 @@ class SqliteSession:
 
 class _Connection(sqlite3.Connection):
     """A pooled connection, which keeps the session every block on it hands out (a session
-    holds only the connection, its cursor and the savepoint depth, which is 0 between blocks)."""
+    holds only the connection, its cursor and the savepoint depth, which is 0 between blocks),
+    made with the connection."""
 
-    datacon_session: SqliteSession | None = None
+    datacon_session: SqliteSession
 
 
 class SqliteConnector:
@@ -102,7 +103,7 @@ class SqliteConnector:
         self.memory = config.path == MEMORY
         self.max_concurrency = 1 if self.memory else config.pool_max
         self._timeout = config.busy_timeout_secs
-        self._idle: list[sqlite3.Connection] = []
+        self._idle: list[_Connection] = []
         self._open = 0
         self._in_use = 0
         self._closed = False
@@ -114,7 +115,7 @@ class SqliteConnector:
         self._cond = threading.Condition(self._lock)
         self._write_lock = threading.Lock()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> _Connection:
         with translate():
             conn = sqlite3.connect(
                 self.path,
@@ -131,12 +132,13 @@ class SqliteConnector:
                     # transactions (never corrupts). The usual WAL setting.
                     conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+                conn.datacon_session = SqliteSession(conn)
             except BaseException:
                 conn.close()
                 raise
         return conn
 
-    def _checkout(self) -> sqlite3.Connection:
+    def _checkout(self) -> _Connection:
         deadline: float | None = None
         with self._lock:
             while True:
@@ -185,7 +187,7 @@ class SqliteConnector:
                 self._writers_waiting -= 1
                 self._wait_secs += time.monotonic() - started
 
-    def _checkin(self, conn: sqlite3.Connection) -> None:
+    def _checkin(self, conn: _Connection) -> None:
         if conn.in_transaction:  # an interrupted block: never hand out an open transaction
             conn.rollback()
         with self._lock:
@@ -209,12 +211,18 @@ class SqliteConnector:
         same writer lock, checkout, error translation and checkin, without the block object
         and its ``__enter__``/``__exit__`` (about 1 us of a 30 us write)."""
         write_lock = self._write_lock
-        if not write_lock.acquire(blocking=False) and not self._wait_for_writer():
+        if not write_lock.acquire(False) and not self._wait_for_writer():  # positional: no keyword parsing
             raise PoolTimeoutError(f"SQLite: the write lock did not free up within {self._timeout:g} s")
         try:
-            conn = self._checkout()
+            conn = None
+            with self._lock:  # _checkout's usual case: an idle connection
+                if self._idle and not self._closed:
+                    self._in_use += 1
+                    conn = self._idle.pop()
+            if conn is None:
+                conn = self._checkout()
             try:
-                return _session_of(conn).execute(sql, params)
+                return conn.datacon_session._cur.execute(sql, params).rowcount
             except sqlite3.Error as exc:
                 raise convert(exc, conflict) from exc
             finally:
@@ -260,16 +268,6 @@ class SqliteConnector:
             }
 
 
-def _session_of(conn: sqlite3.Connection) -> SqliteSession:
-    """The session of a pooled connection (made on its first use, then kept with it)."""
-    session = conn.datacon_session if isinstance(conn, _Connection) else None
-    if session is None:
-        session = SqliteSession(conn)
-        if isinstance(conn, _Connection):
-            conn.datacon_session = session
-    return session
-
-
 class _SessionBlock:
     """One ``session()`` block as a single context manager (no generator frames per call):
     the writer lock, then checkout; on exit, error translation, checkin, then the lock."""
@@ -284,7 +282,7 @@ class _SessionBlock:
     def __enter__(self) -> SqliteSession:
         connector = self._connector
         write_lock = connector._write_lock
-        if self._write and not write_lock.acquire(blocking=False) and not connector._wait_for_writer():
+        if self._write and not write_lock.acquire(False) and not connector._wait_for_writer():
             raise PoolTimeoutError(f"SQLite: the write lock did not free up within {connector._timeout:g} s")
         try:
             conn = self._conn = connector._checkout()
@@ -292,7 +290,7 @@ class _SessionBlock:
             if self._write:
                 write_lock.release()
             raise
-        return _session_of(conn)
+        return conn.datacon_session
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
