@@ -38,10 +38,11 @@ one, or restored from an export) counts as 0 and keeps its old place by item id,
 written before needs no migration.
 
 Every operation is one round trip: a single command, a ``MULTI`` transaction, or a Lua
-script (see ``lua``) run with ``EVALSHA``; except a first ``list_items`` page of more than 40
-items, one ``MULTI`` that is followed by the page script when the conversation's packed set
-is incomplete (data written by upstream or before layout 3), and a first page holding an
-item whose hash has expired (read again by the page script). With ``wait_replicas`` or ``wait_aof`` a write is
+script (see ``lua``) run with ``EVALSHA``; except a first page holding an item whose hash has
+expired (read again by the page script), and, through a client datacon must call through its
+command methods (instrumented; a cluster's), a first ``list_items`` page of more than 40
+items when the conversation's packed set is incomplete (data written by upstream or before
+layout 3): a pipeline's ``MULTI``, then the page script. With ``wait_replicas`` or ``wait_aof`` a write is
 pipelined with ``WAIT``/``WAITAOF`` on the same connection (still one round trip, plus a
 ``SCRIPT EXISTS`` that redis-py sends before a pipeline of scripts). Commands are not
 retried: a write whose connection drops raises ``BackendUnavailableError`` with its outcome
