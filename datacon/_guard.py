@@ -567,7 +567,9 @@ class GuardedResponseStorage(_Hooked[BackendResponses], ResponseStorage):
         check_id(response.id, "response id")
         check_response_fields(response)
         created = check_time(response.created_at, "created_at")
-        idem = self._idempotency(idempotency_key, StorageOperation.STORE_RESPONSE, lambda: {"response": response})
+        idem = None
+        if idempotency_key is not None:  # fingerprinted as given, before created_at is converted
+            idem = self._idempotency(idempotency_key, StorageOperation.STORE_RESPONSE, lambda: {"response": response})
         if created is not response.created_at:
             response = StoredResponse(
                 id=response.id,
@@ -579,6 +581,8 @@ class GuardedResponseStorage(_Hooked[BackendResponses], ResponseStorage):
                 conversation_id=response.conversation_id,
                 raw_response=response.raw_response,
             )
+        if idempotency_key is None and self._straight():
+            return self.inner.store_response(response)
         return self._run(
             StorageOperation.STORE_RESPONSE,
             lambda: _payload(response),

@@ -547,14 +547,14 @@ class SqlResponseStorage(BackendResponses):
     def store_response(
         self, response: StoredResponse, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
     ) -> str:
-        idem = resolve(idempotency_key, "store_response", lambda: {"response": response})
         table = self._store.schema.responses
-        params = self._store.extras(table, self._encode(response), extra)
         conflict = f"response {response.id} already exists"
-        if idem is None:
-            with self._store.connector.session(write=True, conflict=conflict) as session:
-                session.execute(self._sql.resp_insert, params)
+        if idempotency_key is None:  # the usual call: one statement
+            params = self._store.extras(table, self._encode(response), extra)
+            self._store.connector.write_one(self._sql.resp_insert, params, conflict)
             return response.id
+        idem = resolve(idempotency_key, "store_response", lambda: {"response": response})
+        params = self._store.extras(table, self._encode(response), extra)
         with self._store.write(conflict, idem) as session:
             replayed: str | None = self._store.replayed(session, idem, table.table, response.id, str)
             if replayed is not None:

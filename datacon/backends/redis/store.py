@@ -297,7 +297,8 @@ class RedisStore:
     def write_script(self, action: str, script: Any, keys: list[str], args: list[Any]) -> Any:
         """``write(action, lambda c: run_script(script, keys, args, c))``: without waits, the
         ``EVALSHA`` itself on the store's client (``evalsha``: no ``Script.__call__``, no
-        closures), as the most frequent writes (``create_item``, ``link_item``) send it."""
+        closures), as the most frequent writes (``create_item``, ``link_item``,
+        ``store_response``) send it."""
         if not self._waits:
             return self.evalsha(action, script, len(keys), *keys, *args)
         return self.write(action, lambda c: self.run_script(script, keys, args, c))
@@ -508,6 +509,15 @@ class RedisStore:
     ) -> Any:
         """Write the response and its safety index entry unless it exists; truthy when written
         (with ``idem``: or the ``lua.keyed`` reply of a stored key)."""
+        keys, args = self.response_record(response, extra)
+        if idem is not None:
+            # The optional safety set is KEYS[2]: the idempotency key comes last, after it.
+            more_keys, more_args = self.keyed(idem, response.id)
+            return self.run_script(self.lua_store_response_keyed, keys + more_keys, args + more_args, client)
+        return self.run_script(self.lua_store_response, keys, args, client)
+
+    def response_record(self, response: StoredResponse, extra: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+        """``STORE_RESPONSE``'s keys and arguments for the response (its hash and indexes)."""
         fields = self.codec.response_fields(response, extra)
         r = self.codec.responses
         identifier = response.safety_identifier if self.safety_field() is not None else None
@@ -527,11 +537,7 @@ class RedisStore:
             identifier if identifier is not None and conversation is not None else "",
             *_flat(fields),
         ]
-        if idem is not None:
-            # The optional safety set is KEYS[2]: the idempotency key comes last, after it.
-            more_keys, more_args = self.keyed(idem, response.id)
-            return self.run_script(self.lua_store_response_keyed, keys + more_keys, args + more_args, client)
-        return self.run_script(self.lua_store_response, keys, args, client)
+        return keys, args
 
     def pool_stats(self) -> dict[str, int]:
         """``size`` (pool_max), ``open`` connections and those ``in_use``."""
@@ -1050,6 +1056,11 @@ class RedisResponseStorage(BackendResponses):
         self, response: StoredResponse, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
     ) -> str:
         s = self.store
+        if idempotency_key is None:  # the usual call: one EVALSHA
+            keys, args = s.response_record(response, extra)
+            if not s.write_script("store_response", s.lua_store_response, keys, args):
+                raise ConflictError(f"response {response.id} already exists")
+            return response.id
         idem = resolve(idempotency_key, "store_response", lambda: {"response": response})
         stored = s.write("store_response", lambda c: s.put_response(response, extra, client=c, idem=idem))
         replayed: str | None = s.replayed(idem, stored, str)
