@@ -95,6 +95,9 @@ class RedisBaseline:
         self.store = self.client.register_script(lua.STORE_RESPONSE)
         self.link = self.client.register_script(lua.LINK_ITEMS)
         self.list = self.client.register_script(lua.LIST_ITEMS)
+        self.head = self.client.register_script(lua.LIST_HEAD)
+        self.head.sha = self.client.script_load(lua.LIST_HEAD)  # loaded: sent inside a MULTI
+        self.first_args = json.dumps(["item:", "item_packed:", *ITEM_FIELDS])
         self.get_chain = self.client.register_script(lua.GET_CHAIN)
 
     def store_response(self, fields: dict[str, Any]) -> None:
@@ -158,18 +161,17 @@ class RedisBaseline:
     def list_page(
         self, conversation_id: str, limit: int, *, after: str | None = None, desc: bool = False
     ) -> list[dict[str, Any]]:
-        # No page position (ARGV[5..7] empty): the page after an item id, as list_items; a
-        # first page from the packed set (ARGV[10]), else the packed copies, with the same six
-        # fields (ARGV[11..]) of items that have none, which come back in that order.
-        packed = "1" if after is None else ""
-        args: list[str | int] = ["item:", limit, "1" if desc else "0", after or "", "", "", "", "item_packed:", ""]
-        reply = self.list(keys=_link_keys(conversation_id), args=[*args, packed, *ITEM_FIELDS])
-        if reply[0] == "packed":  # {'packed', server time, members}: sequence, expiry, copy
-            horizon = f"{(int(reply[1]) + 1) * 1000:015d}"
-            if any("0" * 15 != m[12:27] <= horizon for m in reply[2]):
-                raise RuntimeError("an expired item (not in this workload)")
-            return [_packed_item(row) for row in json.loads("[" + ",".join(m[27:] for m in reply[2]) + "]")]
-        _, page, fallback, _ = reply  # {more, packed copies (JSON array), rows without one, positions}
+        if after is None:
+            return self._first_page(conversation_id, limit, desc)
+        # No page position (ARGV[5..7] empty): the page after an item id, as list_items, from
+        # the packed copies, with the same six fields (ARGV[10..]) of items that have none,
+        # which come back in that order.
+        args: list[str | int] = ["item:", limit, "1" if desc else "0", after, "", "", "", "item_packed:", ""]
+        _, page, fallback, _ = self.list(keys=_link_keys(conversation_id), args=[*args, *ITEM_FIELDS])
+        return self._page(page, fallback)
+
+    def _page(self, page: str, fallback: list[Any]) -> list[dict[str, Any]]:
+        """The page script's answer: packed copies (JSON array), rows of the items without one."""
         rest = iter(fallback)
         out = []
         for row in json.loads(page):
@@ -179,6 +181,28 @@ class RedisBaseline:
             else:
                 out.append(_packed_item(row))
         return out
+
+    def _first_page(self, conversation_id: str, limit: int, desc: bool) -> list[dict[str, Any]]:
+        # datacon's first page: LIST_HEAD (is the packed set complete? the server's time) and
+        # the packed set's range in one MULTI, written at once on a pooled connection and read
+        # back in order (redis-py's Pipeline would add its own Python per call).
+        keys = _link_keys(conversation_id)
+        head = ("EVALSHA", self.head.sha, 3, *keys, limit, "1" if desc else "", self.first_args)
+        commands = [("MULTI",), head, ("ZREVRANGE" if desc else "ZRANGE", keys[2], 0, limit - 1), ("EXEC",)]
+        conn = self.pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+            for _ in range(3):
+                conn.read_response()
+            reply, members = conn.read_response()
+        finally:
+            self.pool.release(conn)  # type: ignore[no-untyped-call]
+        if reply[0] != "packed":  # {more, packed copies, fallback rows, positions}: not in this workload
+            return self._page(reply[1], reply[2])
+        horizon = f"{(int(reply[1]) + 1) * 1000:015d}"  # members: sequence, expiry, copy
+        if any("0" * 15 != m[12:27] <= horizon for m in members):
+            raise RuntimeError("an expired item (not in this workload)")
+        return [_packed_item(row) for row in json.loads("[" + ",".join(m[27:] for m in members) + "]")]
 
     def chain(self, response_id: str) -> list[dict[str, Any]]:
         rows = self.get_chain(args=["response:", response_id, -1, "previous_response_id"])

@@ -550,6 +550,7 @@ def test_one_round_trip_per_operation(backend: RedisBackend) -> None:
         assert prev is not None
         # Warm up: connect, and load every script once.
         storage.items.list_items(conv, ListParams(1))
+        storage.items.list_items(conv, ListParams(1, SortOrder.ASC, items[0]))
         storage.responses.get_response_chain(prev)
         storage.responses.list_identifier_responses("u")
         storage.conversations.delete_conversation("conv_absent")
@@ -557,7 +558,10 @@ def test_one_round_trip_per_operation(backend: RedisBackend) -> None:
 
         checks: list[tuple[Callable[[], object], list[str]]] = [
             (lambda: storage.items.list_items(conv, ListParams(10, SortOrder.DESC, items[20])), ["EVALSHA"]),
-            (lambda: storage.items.list_items(conv, ListParams(25)), ["EVALSHA"]),
+            # A first page: the page script's head and the packed set's range in one MULTI,
+            # sent as one write (test_a_first_page_is_one_write_and_reads_what_the_script_reads).
+            (lambda: storage.items.list_items(conv, ListParams(25)), ["MULTI", "EVALSHA", "ZRANGE", "EXEC"]),
+            (lambda: storage.items.list_items(conv, ListParams(60, SortOrder.DESC)), FIRST_PAGE_DESC),
             (lambda: storage.responses.get_response_chain(prev), ["EVALSHA"]),
             (lambda: storage.responses.list_identifier_responses("u", 5), ["EVALSHA"]),
             (lambda: storage.items.link_items(conv, [("msg_n1", T0), ("msg_n2", T0)]), ["EVALSHA"]),
@@ -570,6 +574,120 @@ def test_one_round_trip_per_operation(backend: RedisBackend) -> None:
                 result = call()
             assert seen == expected, (result, seen)
         assert len(storage.responses.get_response_chain(prev)) == 20
+
+
+FIRST_PAGE_DESC = ["MULTI", "EVALSHA", "ZREVRANGE", "EXEC"]
+
+
+@contextmanager
+def instrumented(client: Any = None) -> Iterator[None]:
+    """The OpenTelemetry redis instrumentor on every client (or on ``client`` alone)."""
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    instrumentor = RedisInstrumentor()
+    if client is None:
+        instrumentor.instrument(skip_dep_check=True)
+    else:
+        RedisInstrumentor.instrument_client(client)
+    try:
+        yield
+    finally:
+        if client is None:
+            instrumentor.uninstrument()
+        else:
+            RedisInstrumentor.uninstrument_client(client)
+
+
+def first_pages(storage: Storage, conv: str) -> list[list[str]]:
+    """First pages of every length and order, as item ids."""
+    return [
+        [i.id for i in storage.items.list_items(conv, ListParams(limit, order))]
+        for limit in (1, 3, 40, 41, 500)
+        for order in SortOrder
+    ]
+
+
+@pytest.mark.parametrize("complete", [True, False], ids=["packed", "incomplete"])
+def test_a_first_page_is_one_write_and_reads_what_the_script_reads(
+    backend: RedisBackend, client: Any, monkeypatch: pytest.MonkeyPatch, complete: bool
+) -> None:
+    with open_store(backend) as storage:
+        conv = storage.conversations.create_conversation(NewConversation()).id
+        storage.items.append_items(conv, [NewConversationItem("message", [n], role="user") for n in range(45)])
+        if not complete:  # a link without a packed member (upstream's): the page script answers
+            storage.items.link_item(conv, "msg_ghost", T0)
+            client.hset("item:msg_ghost", mapping={"content": "7", "created_at": T0.isoformat()})
+        expected = first_pages(storage, conv)
+        with instrumented():  # through the client's commands: LIST_FIRST, or the pipeline's MULTI
+            with commands_sent(backend) as seen:
+                assert first_pages(storage, conv) == expected
+            assert seen[0] == "EVALSHA", seen  # LIST_FIRST (1 to 40 items) ...
+            transaction = seen[-6:] if complete else seen[-7:-1]  # then the page script
+            assert transaction == ["MULTI", "ZCARD", "ZCARD", "TIME", "ZREVRANGE", "EXEC"], seen
+        with instrumented(raw_store(storage).client):  # on the instance alone
+            assert first_pages(storage, conv) == expected
+        assert ("msg_ghost" in expected[-1]) is not complete
+        assert len(expected[-1]) == 45 + (not complete)
+        # Uninstrumented: one transaction per page, sent in one write.
+        import redis
+
+        writes: list[int] = []
+        send: Any = redis.connection.AbstractConnection.send_packed_command
+
+        def counted(self: Any, command: Any, check_health: bool = True) -> None:
+            writes.append(1)
+            send(self, command, check_health)
+
+        with commands_sent(backend) as seen:
+            monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+            pages = [storage.items.list_items(conv, ListParams(7, SortOrder.DESC)) for _ in range(2)]
+            monkeypatch.undo()
+        assert writes == [1, 1]
+        assert seen == FIRST_PAGE_DESC * 2
+        assert [i.id for i in pages[0]] == [i.id for i in pages[1]] == expected[5][:7]  # 40, descending
+
+
+def test_a_first_page_error_leaves_the_connection_usable(backend: RedisBackend, client: Any) -> None:
+    with open_store(backend, pool_max=1) as storage:
+        conv = storage.conversations.create_conversation(NewConversation()).id
+        storage.items.append_items(conv, [NewConversationItem("message", [1])])
+        client.set("conversation:conv_w:items", "not a sorted set")
+        for _ in range(2):  # an error inside the transaction's replies: the connection stays in step
+            with pytest.raises(BackendError, match="WRONGTYPE") as info:
+                storage.items.list_items("conv_w", ListParams(5))
+            assert not isinstance(info.value, BackendUnavailableError)
+            assert len(storage.items.list_items(conv, ListParams(5))) == 1
+        # A dropped connection is made again (the connection's retry policy, as for any command).
+        client.client_kill_filter(_type="normal", skipme=True)
+        assert len(storage.items.list_items(conv, ListParams(5))) == 1
+
+
+def test_a_refused_first_page_command_is_a_backend_error(backend: RedisBackend, client: Any) -> None:
+    # A user that may not run ZRANGE: the server refuses it when it is queued (EXECABORT
+    # follows); the connection, its replies left unread, is dropped, the next call works.
+    try:
+        client.acl_setuser(
+            "dc_nozrange", enabled=True, passwords=["+dc-nozrange-pw"], keys=["*"], commands=["+@all", "-zrange"]
+        )
+    except Exception as exc:  # a server without ACLs (DATACON_TEST_REDIS_URL)
+        pytest.skip(f"no ACL on the server under test: {exc}")
+    try:
+        url = backend.url.replace(f":{PASSWORD}@", "dc_nozrange:dc-nozrange-pw@")
+        if url == backend.url:
+            pytest.skip("the server under test has no password (DATACON_TEST_REDIS_URL)")
+        config = StorageFactoryConfig(backend="redis", redis=backend.redis_config().__class__(url=url, pool_max=1))
+        with open_store(backend) as writer:  # the scripts that write use ZRANGE too
+            conv = writer.conversations.create_conversation(NewConversation()).id
+            writer.items.append_items(conv, [NewConversationItem("message", [1])])
+        with create_storage(config) as storage:
+            for _ in range(2):
+                with pytest.raises(BackendError, match=r"NOPERM|no permissions") as info:
+                    storage.items.list_items(conv, ListParams(5))
+                assert "dc-nozrange-pw" not in str(info.value)
+                assert storage.conversations.get_conversation(conv) is not None
+            assert len(storage.items.list_items(conv, ListParams(5, SortOrder.DESC))) == 1  # ZREVRANGE
+    finally:
+        client.acl_deluser("dc_nozrange")
 
 
 def test_scripts_reload_after_a_script_flush(backend: RedisBackend, client: Any) -> None:

@@ -331,12 +331,30 @@ def test_migrate_gives_the_backfilled_indexes_the_records_ttl(backend: RedisBack
 # -- Packed copies (layout 3) -----------------------------------------------------------------
 
 
+@pytest.fixture(params=["transaction", "instrumented"])
+def reads(request: pytest.FixtureRequest) -> Iterator[str]:
+    """How ``list_items`` reads a first page: the ``MULTI`` datacon sends on a pooled
+    connection, or, for an instrumented client, through its command methods (``LIST_FIRST``,
+    the pipeline's ``MULTI``)."""
+    if request.param == "transaction":
+        yield request.param
+        return
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    instrumentor = RedisInstrumentor()
+    instrumentor.instrument(skip_dep_check=True)
+    try:
+        yield request.param
+    finally:
+        instrumentor.uninstrument()
+
+
 def turn(storage: Storage, conversation_id: str, count: int, start: int = 0) -> list[str]:
     items = [NewConversationItem("message", [{"n": n}], role="user") for n in range(start, start + count)]
     return [item.id for item in storage.items.append_items(conversation_id, items)]
 
 
-def test_upstream_items_without_packed_copies_read_and_migrate(backend: RedisBackend, client: Any) -> None:
+def test_upstream_items_without_packed_copies_read_and_migrate(backend: RedisBackend, client: Any, reads: str) -> None:
     # A conversation mixing datacon's items (packed) with items and links upstream wrote
     # (hashes only, no sequence): every page reads the same before and after the migration.
     with open_store(backend) as storage:
@@ -385,7 +403,7 @@ def test_upstream_items_without_packed_copies_read_and_migrate(backend: RedisBac
     assert schema_status(backend.redis_config()).pending_statements == ()
 
 
-def test_migrate_packs_data_written_before_layout_3(backend: RedisBackend, client: Any) -> None:
+def test_migrate_packs_data_written_before_layout_3(backend: RedisBackend, client: Any, reads: str) -> None:
     with open_store(backend, retention_days=1) as storage:
         conv = storage.conversations.create_conversation(NewConversation()).id
         ids = turn(storage, conv, 3) + turn(storage, conv, 2, 3)
@@ -424,7 +442,7 @@ def test_migrate_packs_data_written_before_layout_3(backend: RedisBackend, clien
         assert listed(storage, shared) == [ids[1], ids[0]]
 
 
-def test_packed_sets_follow_links_and_deletes(backend: RedisBackend, client: Any) -> None:
+def test_packed_sets_follow_links_and_deletes(backend: RedisBackend, client: Any, reads: str) -> None:
     with open_store(backend) as storage:
         conv = storage.conversations.create_conversation(NewConversation()).id
         other = storage.conversations.create_conversation(NewConversation()).id
@@ -448,7 +466,7 @@ def test_packed_sets_follow_links_and_deletes(backend: RedisBackend, client: Any
     assert sorted(link.item_id for link, _ in exported) == sorted([ids[0], ids[2]])
 
 
-def test_a_page_skips_an_item_whose_hash_is_gone(backend: RedisBackend, client: Any) -> None:
+def test_a_page_skips_an_item_whose_hash_is_gone(backend: RedisBackend, client: Any, reads: str) -> None:
     with open_store(backend) as storage:
         conv = storage.conversations.create_conversation(NewConversation()).id
         ids = turn(storage, conv, 3)
@@ -466,7 +484,9 @@ def test_a_page_skips_an_item_whose_hash_is_gone(backend: RedisBackend, client: 
         assert listed(storage, conv, SortOrder.DESC) == [ids[2], ids[0]]
 
 
-def test_a_packed_copy_that_does_not_decode_is_read_from_the_hash(backend: RedisBackend, client: Any) -> None:
+def test_a_packed_copy_that_does_not_decode_is_read_from_the_hash(
+    backend: RedisBackend, client: Any, reads: str
+) -> None:
     with open_store(backend) as storage:
         conv = storage.conversations.create_conversation(NewConversation()).id
         ids = turn(storage, conv, 2)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import re
 import select
 import threading
 import time
@@ -19,6 +20,9 @@ import psycopg
 import psycopg_pool
 from psycopg import errors as pgerrors
 from psycopg.abc import RV, PQGen
+from psycopg.adapt import PyFormat, Transformer
+from psycopg.generators import execute as pq_execute
+from psycopg.pq import DiagnosticField, ExecStatus
 
 from datacon.backends._sql import Params
 from datacon.config import PostgresConfig
@@ -84,8 +88,14 @@ class PostgresSession:
         self._conn = conn
         self._cur = _cursor(conn)
         self._scrub = scrub
+        self._writes = _PreparedWrites.for_connection(conn)
 
     def execute(self, sql: str, params: Params | None = None) -> int:
+        writes = self._writes
+        if writes is not None and params:
+            count = writes.execute(sql, params)
+            if count is not None:
+                return count
         return self._cur.execute(sql, params).rowcount
 
     def fetchone(self, sql: str, params: Params | None = None) -> tuple[Any, ...] | None:
@@ -106,6 +116,127 @@ class PostgresSession:
         except psycopg.Error as exc:
             return self._scrub(str(exc))
         return None
+
+
+_PLACEHOLDER = re.compile(r"%\(([^)]*)\)s|%%|%")
+
+
+def _numbered(sql: str) -> tuple[bytes, tuple[str, ...]] | None:
+    """``sql`` with psycopg's ``%(name)s`` placeholders as ``$n`` (a name used twice is one
+    parameter), and the names in order; ``None`` for anything else (``%``, other formats)."""
+    names: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            if match.group(0) != "%%":
+                raise ValueError(sql)
+            return "%"
+        return f"${names.setdefault(name, len(names) + 1)}"
+
+    try:
+        return _PLACEHOLDER.sub(number, sql).encode(), tuple(names)
+    except ValueError:
+        return None
+
+
+FATAL_ERROR = ExecStatus.FATAL_ERROR
+
+_NUMBERED: dict[str, tuple[bytes, tuple[str, ...]] | None] = {}
+
+
+class _PreparedWrites:
+    """Row-less statements (the writes) of one pooled connection, as server-side prepared
+    statements run straight on libpq's asynchronous calls.
+
+    What psycopg's cursor does for a prepared statement, without its per-call bookkeeping
+    (the query's parse cache, the prepared-statement manager, the result objects): about 8 us
+    of CPU of the 20 to 25 a one-row INSERT costs the client. The same adapters dump the
+    parameters (psycopg's ``Transformer``), the same ``wait`` (with the read timeout) waits
+    for the server, and a failed statement raises the same psycopg error. A statement is
+    prepared on its third run on the connection (psycopg's threshold is five), under a name of
+    its own (``datacon_N``; psycopg's are ``_pg3_N``), once per parameter types (an ``int``
+    may dump as int2 one call and int8 the next). A connection that lost its prepared
+    statements (``DISCARD ALL``, a server-side reset) prepares again: nothing ran.
+
+    Not used where prepared statements are off (``transaction_pooling``: a pooler may move
+    the next statement to another server connection), on a connection of the application's
+    pool, or when something else makes the connection's cursors (an instrumentor records
+    each statement through its own cursor class: the writes go through it then).
+    """
+
+    __slots__ = ("_conn", "_encoding", "_names", "_seen", "_tx")
+
+    #: At most this many statements are prepared on one connection (then the cursor serves).
+    MAX_PREPARED = 200
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._tx = Transformer(conn)
+        self._encoding = conn.info.encoding
+        self._names: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
+        self._seen: dict[str, int] = {}
+
+    @classmethod
+    def for_connection(cls, conn: psycopg.Connection[Any]) -> _PreparedWrites | None:
+        if (
+            isinstance(conn, _TimedConnection)
+            and conn.prepare_threshold is not None
+            and conn.cursor_factory is psycopg.Cursor
+        ):
+            return cls(conn)
+        return None
+
+    def execute(self, sql: str, params: Params) -> int | None:
+        """The row count of ``sql`` run with ``params``, or ``None`` when the cursor must run it
+        (not prepared yet, or not a statement this path takes)."""
+        seen = self._seen.get(sql, 0)
+        if seen < 2:
+            if len(self._seen) < self.MAX_PREPARED:
+                self._seen[sql] = seen + 1
+            return None
+        if sql in _NUMBERED:
+            numbered = _NUMBERED[sql]
+        else:
+            numbered = _NUMBERED[sql] = _numbered(sql) if len(_NUMBERED) < 4096 else None
+        if numbered is None:
+            return None
+        query, names = numbered
+        tx = self._tx
+        data = tx.dump_sequence([params[name] for name in names], [PyFormat.AUTO] * len(names))
+        key = (query, tuple(tx.types or ()))
+        conn = self._conn
+        pgconn = conn.pgconn
+        with conn.lock:
+            name = self._names.get(key)
+            if name is None:
+                if len(self._names) >= self.MAX_PREPARED:
+                    return None
+                name = self._prepare(key)
+            pgconn.send_query_prepared(name, data, param_formats=tx.formats)
+            result = conn.wait(pq_execute(pgconn))[-1]
+            if result.status == FATAL_ERROR and result.error_field(DiagnosticField.SQLSTATE) == b"26000":
+                # The server forgot it (DISCARD ALL, DEALLOCATE): prepare again and run it.
+                del self._names[key]
+                name = self._prepare(key)
+                pgconn.send_query_prepared(name, data, param_formats=tx.formats)
+                result = conn.wait(pq_execute(pgconn))[-1]
+        if result.status == FATAL_ERROR:
+            raise pgerrors.error_from_result(result, encoding=self._encoding)
+        count = result.command_tuples
+        return -1 if count is None else count
+
+    def _prepare(self, key: tuple[bytes, tuple[int, ...]]) -> bytes:
+        name = f"datacon_{len(self._names)}".encode()
+        while name in self._names.values():
+            name += b"_"
+        pgconn = self._conn.pgconn
+        pgconn.send_prepare(name, key[0], param_types=key[1])
+        result = self._conn.wait(pq_execute(pgconn))[-1]
+        if result.status == FATAL_ERROR:
+            raise pgerrors.error_from_result(result, encoding=self._encoding)
+        self._names[key] = name
+        return name
 
 
 @contextmanager

@@ -38,10 +38,11 @@ one, or restored from an export) counts as 0 and keeps its old place by item id,
 written before needs no migration.
 
 Every operation is one round trip: a single command, a ``MULTI`` transaction, or a Lua
-script (see ``lua``) run with ``EVALSHA``; except a first ``list_items`` page of more than 40
-items, one ``MULTI`` that is followed by the page script when the conversation's packed set
-is incomplete (data written by upstream or before layout 3), and a first page holding an
-item whose hash has expired (read again by the page script). With ``wait_replicas`` or ``wait_aof`` a write is
+script (see ``lua``) run with ``EVALSHA``; except a first page holding an item whose hash has
+expired (read again by the page script), and, through a client datacon must call through its
+command methods (instrumented; a cluster's), a first ``list_items`` page of more than 40
+items when the conversation's packed set is incomplete (data written by upstream or before
+layout 3): a pipeline's ``MULTI``, then the page script. With ``wait_replicas`` or ``wait_aof`` a write is
 pipelined with ``WAIT``/``WAITAOF`` on the same connection (still one round trip, plus a
 ``SCRIPT EXISTS`` that redis-py sends before a pipeline of scripts). Commands are not
 retried: a write whose connection drops raises ``BackendUnavailableError`` with its outcome
@@ -50,6 +51,7 @@ unknown (ids are made before any I/O, so the caller can look the record up).
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -58,7 +60,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from redis.exceptions import NoScriptError
+import redis
+from redis.exceptions import NoScriptError, ResponseError
 
 from datacon._serde import dump_json, loads, normalize_json
 from datacon._time import from_epoch_us, to_epoch_us, utc_now
@@ -140,6 +143,8 @@ class RedisStore:
         #: The connection pool (``None`` in a cluster, whose client keeps one per node).
         self.pool: Any = self.topology.pool
         self.cluster = config.cluster
+        #: The pool ``direct`` takes its connections from, or ``None`` (see ``_direct_pool``).
+        self._direct: Any = _direct_pool(self.client, self.pool, self.cluster)
         self._waits = _wait_commands(config)
         # Registered once: each call is an EVALSHA (redis-py loads the script on NOSCRIPT).
         register = self.client.register_script
@@ -151,7 +156,9 @@ class RedisStore:
         self.lua_append_items = register(lua.APPEND_ITEMS)
         self.lua_list_items = register(lua.LIST_ITEMS)
         self.lua_list_first = register(lua.LIST_FIRST)
-        #: ``LIST_FIRST``'s constant argument (one JSON text, packed once rather than per call).
+        self.lua_list_head = register(lua.LIST_HEAD)
+        #: ``LIST_FIRST``'s and ``LIST_HEAD``'s constant argument (one JSON text, packed once
+        #: rather than per call).
         self.first_page_args = json.dumps([keys.item_prefix, keys.item_packed_prefix, *self.codec.item_read_fields])
         self.lua_get_chain = register(lua.GET_CHAIN)
         self.lua_list_identifier = register(lua.LIST_IDENTIFIER)
@@ -289,6 +296,31 @@ class RedisStore:
         except NoScriptError:
             script.sha = client.script_load(script.script)
             return client.execute_command("EVALSHA", script.sha, numkeys, *keys_and_args)
+
+    def direct(self, action: str, script: Any, numkeys: int, args: Sequence[Any], then: Sequence[Any]) -> Any:
+        """A read script's ``EVALSHA`` and the command ``then`` in one ``MULTI``/``EXEC``: their
+        two replies, or ``None`` when the store's client must be called through its own
+        command methods (``_direct_pool``, ``_observed``). Errors are translated (as ``call``),
+        and the script is loaded again when the server does not know it (``NOSCRIPT``).
+
+        The transaction goes out as one write on a pooled connection and its replies are read
+        back in order: one round trip, as ``execute_command`` and redis-py's pipelines do it
+        (the connection's retry policy, a connection with replies left unread disconnected),
+        without their per-command Python. A ``Pipeline`` costs about 35 µs more per call here.
+        """
+        pool = self._direct
+        if pool is None or _observed(self.client):
+            return None
+        commands = [("MULTI",), ("EVALSHA", script.sha, numkeys, *args), tuple(then), ("EXEC",)]
+        try:
+            try:
+                return _transaction(pool, commands)
+            except NoScriptError:
+                script.sha = self.client.script_load(script.script)
+                commands[1] = ("EVALSHA", script.sha, numkeys, *args)
+                return _transaction(pool, commands)
+        except DRIVER_ERRORS as exc:
+            raise convert(exc, action, self._password, self.config.pool_timeout_secs) from exc
 
     def write(self, action: str, fn: Callable[[Any], T]) -> T:
         """``fn(client)`` for a write, with errors translated, and then the configured waits.
@@ -517,9 +549,87 @@ class RedisStore:
             self.topology.close()
 
 
-#: The longest first page ``list_items`` reads through the list script; a longer one is read
-#: with the packed set's commands in a MULTI/EXEC (cheaper once copying the members through
-#: Lua costs more than the transaction's extra commands: about 40 on loopback), and by the
+#: redis-py's own ``Redis.execute_command``, unwrapped (an instrumentor may have wrapped it
+#: before datacon was imported).
+_EXECUTE = inspect.unwrap(redis.Redis.execute_command)
+
+#: ``get_connection``'s arguments: redis-py before 5.3 requires a command name.
+_GET_CONNECTION = (
+    ("MULTI",)
+    if inspect.signature(redis.ConnectionPool.get_connection).parameters["command_name"].default
+    is inspect.Parameter.empty
+    else ()
+)
+
+_metrics: Callable[[], Any] | None
+try:  # redis-py 7.1 and later: its own OpenTelemetry metrics, off unless the application enables them
+    from redis.observability import providers
+
+    _metrics = providers.get_observability_instance
+except ImportError:  # pragma: no cover - older redis-py
+    _metrics = None
+
+
+def _direct_pool(client: Any, pool: Any, cluster: bool) -> Any:
+    """The pool ``RedisStore.direct`` may take connections from: that of a plain server's or
+    Sentinel's ``redis.Redis``; ``None`` for a cluster, a client bound to one connection
+    (``single_connection_client``) and a pool with client-side caching (whose connections
+    answer some reads themselves), which are only called through their command methods."""
+    if cluster or pool is None or not isinstance(client, redis.Redis):
+        return None
+    if getattr(client, "connection", None) is not None or getattr(pool, "cache", None) is not None:
+        return None
+    return pool
+
+
+def _observed(client: Any) -> bool:
+    """Whether something watches the client's commands where ``direct`` would pass it by: an
+    instrumentor (or a subclass) whose ``execute_command`` is not redis-py's own, on the class
+    or the instance, or redis-py's own metrics. Such a client gets every command through its
+    command methods (checked per call: an application may instrument after opening)."""
+    if type(client).execute_command is not _EXECUTE:
+        return True
+    own = vars(client).get("execute_command")  # an instance's (left bound to the original once unwrapped)
+    if own is not None and getattr(own, "__func__", None) is not _EXECUTE:
+        return True
+    return _metrics is not None and bool(_metrics().is_enabled())
+
+
+def _transaction(pool: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """``commands`` (``MULTI``, the queued commands, ``EXEC``) on a connection of ``pool``:
+    ``EXEC``'s replies, the first error among them raised."""
+    conn = pool.get_connection(*_GET_CONNECTION)
+    try:
+
+        def exchange() -> list[Any]:
+            conn.send_packed_command(conn.pack_commands(commands))
+            try:
+                for _ in range(len(commands) - 1):  # +OK, then +QUEUED per command
+                    conn.read_response()
+                replies: list[Any] = conn.read_response()
+            except ResponseError:
+                conn.disconnect()  # a refused command (EXECABORT follows): replies may be left unread
+                raise
+            return replies
+
+        # A dropped connection is disconnected and the transaction sent again as the
+        # connection's retry policy says (as execute_command does with a command).
+        replies: list[Any] = conn.retry.call_with_retry(exchange, lambda _error: conn.disconnect())
+    finally:
+        should_reconnect = getattr(conn, "should_reconnect", None)  # redis-py 7: maintenance events
+        if should_reconnect is not None and should_reconnect():
+            conn.disconnect()
+        pool.release(conn)
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+#: Where a client is only called through its command methods (``RedisStore.direct``), the
+#: longest first page ``list_items`` reads through ``LIST_FIRST``; a longer one is read with
+#: the packed set's commands in a pipeline's MULTI/EXEC (cheaper once copying the members
+#: through Lua costs more than the pipeline's Python: about 40 on loopback), and by the page
 #: script when the set is incomplete. A cluster always uses the script.
 _SCRIPTED_PAGE = 40
 
@@ -742,28 +852,46 @@ class RedisItemStorage(BackendItems):
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         if params.limit <= 0:
             return []
-        if params.after is None and (self.store.cluster or params.limit <= _SCRIPTED_PAGE):
-            s = self.store
-            desc = "1" if params.order is SortOrder.DESC else ""
-            keys = [s.links_key(conversation_id), s.sequence_key(conversation_id), s.keys.packed(conversation_id)]
-            reply = s.evalsha("list_items", s.lua_list_first, 3, *keys, params.limit, desc, s.first_page_args)
-            if reply[0] == "packed":
-                items = s.codec.packed_page(reply[2], _horizon(reply[1]))
-                if items is not None:
-                    return items
-            else:  # an incomplete packed set: the list script's page (no positions asked)
-                with suppress(StalePackedError):
-                    return s.codec.page(reply[1], reply[2])
-        elif params.after is None:
+        if params.after is None:
             first = self._first_page(conversation_id, params)
             if first is not None:
                 return first
         return self._page(conversation_id, params, None, positions=False)[1]  # no positions to decode
 
     def _first_page(self, conversation_id: str, params: ListParams) -> list[ConversationItem] | None:
-        """A long first page from the conversation's packed set: the list script's first
-        answer (``lua.LIST_ITEMS``), as commands in one MULTI/EXEC (its members are not copied
-        through Lua); ``None`` when the set lacks a link's member or holds an expired item's."""
+        """A first page in one round trip (``None`` when it must be read again by the page
+        script: a packed member of an expired item, or one that does not decode).
+
+        ``LIST_HEAD`` and the packed set's ``ZRANGE`` in one ``MULTI`` (``RedisStore.direct``):
+        the members reach the client without passing through Lua. Where the client is only
+        called through its command methods (a cluster, an instrumented client), ``LIST_FIRST``
+        up to ``_SCRIPTED_PAGE`` items, and above that the packed set's commands in a
+        ``MULTI`` (``_packed_page``)."""
+        s = self.store
+        desc = params.order is SortOrder.DESC
+        keys = (s.links_key(conversation_id), s.sequence_key(conversation_id), s.keys.packed(conversation_id))
+        args = (*keys, params.limit, "1" if desc else "", s.first_page_args)
+        members = ("ZREVRANGE" if desc else "ZRANGE", keys[2], 0, params.limit - 1)
+        replies = s.direct("list_items", s.lua_list_head, 3, args, members)
+        if replies is not None:
+            reply = replies[0]
+            if reply[0] == "packed":
+                return s.codec.packed_page(replies[1], _horizon(reply[1]))
+        elif s.cluster or params.limit <= _SCRIPTED_PAGE:
+            reply = s.evalsha("list_items", s.lua_list_first, 3, *args)
+            if reply[0] == "packed":
+                return s.codec.packed_page(reply[2], _horizon(reply[1]))
+        else:
+            return self._packed_page(conversation_id, params)
+        # An incomplete packed set: the list script's page (no positions asked).
+        with suppress(StalePackedError):
+            return s.codec.page(reply[1], reply[2])
+        return None
+
+    def _packed_page(self, conversation_id: str, params: ListParams) -> list[ConversationItem] | None:
+        """A long first page from the conversation's packed set, as commands in one MULTI/EXEC
+        through the client's pipeline (its members are not copied through Lua); ``None`` when
+        the set lacks a link's member or holds an expired item's."""
         s = self.store
         links, packed = s.links_key(conversation_id), s.keys.packed(conversation_id)
         desc = params.order is SortOrder.DESC
@@ -814,7 +942,6 @@ class RedisItemStorage(BackendItems):
             *where,
             s.keys.item_packed_prefix,
             "1" if positions else "",
-            "",  # not from the packed set (list_items asks LIST_FIRST for that)
             *s.codec.item_read_fields,
         ]
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id), s.keys.packed(conversation_id)]
@@ -823,7 +950,7 @@ class RedisItemStorage(BackendItems):
         try:
             return more, s.codec.page(page, fallback), at
         except StalePackedError:
-            args[7] = args[9] = ""  # no packed copies: every item from its hash
+            args[7] = ""  # no packed copies: every item from its hash
             more, page, fallback, at = s.call("list_items", lambda: s.lua_list_items(keys=keys, args=args))
             return more, s.codec.page(page, fallback), at
 
