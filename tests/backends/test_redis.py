@@ -374,6 +374,111 @@ def test_large_link_batch(backend: RedisBackend) -> None:
         assert [i.id for i in storage.items.list_items("conv_big", ListParams(5))] == ["msg_04000"]
 
 
+def _records(client: Any, owner: str) -> dict[str, Any]:
+    """Every key of ``owner`` (prefix cut) with its type, value and whether it has a TTL; a
+    packed member's expiry instant (milliseconds apart between two writes) reads as "ttl"."""
+    out: dict[str, Any] = {}
+    for key in client.keys(f"{owner}:*"):
+        kind, name = client.type(key), key.removeprefix(f"{owner}:")
+        if kind == "hash":
+            value: Any = client.hgetall(key)
+        elif kind == "string":
+            value = client.get(key)
+        elif kind == "set":
+            value = client.smembers(key)
+        else:
+            value = [
+                (m[:12] + ("ttl" if m[12:27] != "0" * 15 else "never") + m[27:] if name.endswith(":packed") else m, s)
+                for m, s in client.zrange(key, 0, -1, withscores=True)
+            ]
+        out[name] = (kind, value, client.ttl(key) > 0)
+    return out
+
+
+#: Text that a JSON argument must carry unchanged: escapes, controls, non-ASCII, separators.
+ODD_TEXT = 'q" b\\ s/ \x01\x1f\x7f \u2028 é 中 🎉 {x}:%'
+
+
+@pytest.mark.parametrize(
+    ("schema", "retention"),
+    [
+        (SchemaConfig(), None),
+        (SchemaConfig(), 2),
+        (attrs.evolve(RENAMED_SCHEMA, owner=None), None),  # renamed fields, status skipped
+        (SchemaConfig(conversation_items=TableConfig("conversation_items", skip_columns={"created_at"})), 2),
+    ],
+    ids=["plain", "retention", "renamed", "no-created-at"],
+)
+def test_append_items_writes_what_create_item_and_link_items_write(
+    backend: RedisBackend, client: Any, monkeypatch: pytest.MonkeyPatch, schema: SchemaConfig, retention: int | None
+) -> None:
+    # Every record and index an append writes (one script, its items in one JSON argument) is
+    # the one create_item + link_items write for the same items, in both owners' key spaces.
+    monkeypatch.setattr("datacon.backends.redis.store.utc_now", lambda: T0)
+    monkeypatch.setattr("datacon.backends.created.utc_now", lambda: T0)
+    monkeypatch.setattr("datacon.backends.redis.records.utc_now", lambda: T0)  # a skipped created_at
+    items = [
+        NewConversationItem("message", {"text": ODD_TEXT, "n": [1, 2.5, None, True]}, id="msg_1", role="user"),
+        NewConversationItem("function_call", ODD_TEXT, id=f"fc_{ODD_TEXT}", status="completed", response_id="resp_9"),
+        NewConversationItem("message", None, id="%msg", role=ODD_TEXT, status=ODD_TEXT),
+        NewConversationItem("reasoning", [], id="rs_é中"),
+    ]
+    with open_store(backend, attrs.evolve(schema, owner="a"), retention_days=retention) as storage:
+        appended = storage.items.append_items("conv_1", items, T0)
+        read = [storage.items.get_item(i.id) for i in appended]
+        assert read == appended
+        assert storage.items.list_items("conv_1", ListParams(10)) == appended
+    with open_store(backend, attrs.evolve(schema, owner="b"), retention_days=retention) as storage:
+        created = [storage.items.create_item(new) for new in items]
+        storage.items.link_items("conv_1", [(item.id, T0) for item in created])
+        assert [storage.items.get_item(i.id) for i in created] == read
+        assert storage.items.list_items("conv_1", ListParams(10)) == read
+    records = _records(client, "a")
+    assert records == _records(client, "b")
+    # Per item its hash, packed copy and linkers; the conversation's links, sequences and
+    # packed set; the layout marker, and the created_at index unless that column is skipped.
+    indexed = schema.conversation_items.is_skipped("created_at") is False
+    assert len(records) == 4 * 3 + 4 + indexed
+
+
+def test_large_append_batch(backend: RedisBackend, client: Any) -> None:
+    # More items than one command of the script takes (batched by 1000 arguments).
+    with open_store(backend) as storage:
+        ids = [f"msg_{n:04d}" for n in range(1200)]
+        new = [NewConversationItem("message", {"n": n}, id=i) for n, i in enumerate(ids)]
+        storage.items.append_items("conv_big", new)
+        assert [i.id for i in storage.items.list_items("conv_big", ListParams(2000))] == ids
+        assert [i.id for i in storage.items.list_items("conv_big", ListParams(3, SortOrder.DESC))] == ids[:-4:-1]
+        assert client.zcard("conversation:conv_big:packed") == client.zcard("items:created") == 1200
+        assert client.hget("link_seq:conv_big", "") == "1200"
+        assert client.hget("link_seq:conv_big", "msg_1199") == "1200"
+        assert client.exists(*(f"item_packed:{i}" for i in ids)) == 1200
+        # The last of 1200 is linked already: nothing is written, and the error names it.
+        storage.items.link_item("conv_big2", "msg_x1199", T0)
+        more = [NewConversationItem("message", None, id=f"msg_x{n}") for n in range(1200)]
+        with pytest.raises(ConflictError, match="msg_x1199 is already linked"):
+            storage.items.append_items("conv_big2", more)
+        assert client.exists(*(f"item:msg_x{n}" for n in range(1200))) == 0
+        assert client.zcard("conversation:conv_big2:items") == 1
+
+
+def test_append_refusal_names_the_first_item_in_order(backend: RedisBackend) -> None:
+    # Every item is checked in one command per kind; a refusal names the first bad one in order.
+    with open_store(backend) as storage:
+        storage.items.create_item(NewConversationItem("message", None, id="msg_exists"))
+        storage.items.link_item("conv_r", "msg_linked", T0)
+        new = [NewConversationItem("message", None, id=i) for i in ("msg_ok", "msg_linked", "msg_exists")]
+        with pytest.raises(ConflictError, match="msg_linked is already linked"):
+            storage.items.append_items("conv_r", new)
+        with pytest.raises(ConflictError, match="msg_exists already exists"):
+            storage.items.append_items("conv_r", new[::-1])
+        raw = storage.raw.items  # without the guard: a repeated id is refused by the script
+        with pytest.raises(ConflictError, match="msg_twice already exists"):
+            raw.append_items("conv_r", [NewConversationItem("message", None, id="msg_twice")] * 2)
+        assert storage.items.get_item("msg_ok") is None
+        assert storage.items.get_item("msg_twice") is None
+
+
 def test_duplicate_create_keeps_the_first_record_and_its_ttl(backend: RedisBackend, client: Any) -> None:
     with open_store(backend, retention_days=5) as storage:
         storage.conversations.create_conversation(NewConversation(id="conv_d", metadata={"n": 1}))

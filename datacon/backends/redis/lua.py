@@ -398,54 +398,117 @@ return #added
 """
 )
 
+
+# batched(command, key, list, step): ``command`` (after ``key`` unless nil) over the list's
+# elements in calls of at most 1000 (whole groups of ``step``: pairs for MSET and ZADD), far
+# below Lua's limit on unpack() arguments. Returns the sum of the integer replies and the
+# elements of the array replies, in order.
+_BATCH = """
+local function batched(command, key, list, step)
+  local total, out = 0, {}
+  local size = 1000 - 1000 % step
+  for first = 1, #list, size do
+    local last = math.min(first + size - 1, #list)
+    local reply
+    if key then reply = redis.call(command, key, unpack(list, first, last))
+    else reply = redis.call(command, unpack(list, first, last)) end
+    if type(reply) == 'number' then total = total + reply
+    elseif reply.ok == nil then
+      for i = 1, #reply do out[#out + 1] = reply[i] end
+    end
+  end
+  return total, out
+end
+"""
+
 # KEYS[1]: the conversation's link set; KEYS[2]: its sequence hash; KEYS[3]: the items'
 # created_at index; KEYS[4]: the conversation's packed set. ARGV[1]: TTL; ARGV[2]: item key
-# prefix; ARGV[3]: score (added_at); ARGV[4]: the number of items; ARGV[5..4+count]: their
-# ids, in order; then per item, its created_at score ('' when skipped), its packed copy, its
-# field count and its field, value pairs; last, the packed copies' key prefix, the item linkers key prefix and the
-# conversation id. Checks everything first: returns {'exists', id} or {'linked', id} and
-# writes nothing; otherwise creates every item hash (indexed) and packed copy, links them all
-# at one score (in the packed set too), sequenced in the order given, and returns nil.
+# prefix; ARGV[3]: score (added_at); ARGV[4]: the items' created_at score ('' when skipped);
+# ARGV[5]: the packed copies' key prefix; ARGV[6]: the item linkers key prefix; ARGV[7]: the
+# conversation id; ARGV[8]: the number of items; ARGV[9..8+count]: their ids, in order; then
+# per item, its packed copy, its field count and its field, value pairs. Checks everything
+# first: returns {'exists', id} or {'linked', id} and writes nothing; otherwise creates every
+# item hash (indexed) and packed copy, links them all at one score (in the packed set too),
+# sequenced in the order given, and returns nil. The writes of one kind to several keys are
+# one command (``batched``), not one per item.
 APPEND_ITEMS = (
     LUA_KEY_PART
     + LUA_TO_MS
     + _INDEX
-    + _SEQUENCE
     + LUA_PACKED
+    + _BATCH
     + """
-local count = tonumber(ARGV[4])
-local seen = {}
-for i = 5, 4 + count do
-  local id = ARGV[i]
-  if seen[id] or redis.call('EXISTS', ARGV[2] .. key_part(id)) == 1 then return {'exists', id} end
-  if redis.call('ZSCORE', KEYS[1], id) then return {'linked', id} end
+local ttl, score, created, count = ARGV[1], ARGV[3], ARGV[4], tonumber(ARGV[8])
+local ids, parts, keys, seen, repeated = {}, {}, {}, {}, false
+for n = 1, count do
+  local id = ARGV[8 + n]
+  if seen[id] then repeated = true end
   seen[id] = true
+  ids[n], parts[n] = id, key_part(id)
+  keys[n] = ARGV[2] .. parts[n]
+end
+-- One EXISTS and one ZMSCORE check every item; only a refusal walks them one by one, to
+-- name the first item in order that exists (or repeats) or is linked.
+local clash = repeated or batched('EXISTS', nil, keys, 1) > 0
+if not clash then
+  local _, linked = batched('ZMSCORE', KEYS[1], ids, 1)
+  for n = 1, count do
+    if linked[n] then clash = true; break end
+  end
+end
+if clash then
+  seen = {}
+  for n = 1, count do
+    local id = ids[n]
+    if seen[id] or redis.call('EXISTS', keys[n]) == 1 then return {'exists', id} end
+    if redis.call('ZSCORE', KEYS[1], id) then return {'linked', id} end
+    seen[id] = true
+  end
 end
 to_ms(KEYS[1])
-local at = 5 + count
-local packs, linkers, conversation = ARGV[#ARGV - 2], ARGV[#ARGV - 1], ARGV[#ARGV]
-for i = 5, 4 + count do
-  local part = key_part(ARGV[i])
-  local key = ARGV[2] .. part
-  local created = ARGV[at]
-  local fields = tonumber(ARGV[at + 2])
-  redis.call('HSET', key, unpack(ARGV, at + 3, at + 2 + fields))
-  if ARGV[1] ~= '' then redis.call('EXPIRE', key, ARGV[1]) end
-  pack(packs .. part, ARGV[at + 1], ARGV[1])
-  index(KEYS[3], ARGV[1], created, ARGV[i])
-  link_index(linkers, ARGV[i], conversation, ARGV[1])
-  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[i])
-  at = at + fields + 3
-end
-if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) else redis.call('PERSIST', KEYS[1]) end
-local base = sequence(5, 1, count)
-local expiry = ARGV[1] ~= '' and now_ms() + tonumber(ARGV[1]) * 1000 or 0
-at = 5 + count
+local packed, copies, indexed, links = {}, {}, {}, {}
+local at = 9 + count
 for n = 1, count do
-  add_packed(KEYS[4], ARGV[3], base + n, expiry, ARGV[at + 1])
-  at = at + tonumber(ARGV[at + 2]) + 3
+  local id, key, fields = ids[n], keys[n], tonumber(ARGV[at + 1])
+  packed[n] = ARGV[at]
+  redis.call('HSET', key, unpack(ARGV, at + 2, at + 1 + fields))
+  if ttl ~= '' then
+    redis.call('EXPIRE', key, ttl)
+    pack(ARGV[5] .. parts[n], packed[n], ttl)
+  else
+    copies[#copies + 1] = ARGV[5] .. parts[n]
+    copies[#copies + 1] = packed[n]
+  end
+  if created ~= '' then
+    indexed[#indexed + 1] = created
+    indexed[#indexed + 1] = id
+  end
+  link_index(ARGV[6], id, ARGV[7], ttl)
+  links[#links + 1] = score
+  links[#links + 1] = id
+  at = at + fields + 2
 end
-keep(KEYS[4], ARGV[1])
+batched('MSET', nil, copies, 2)
+if #indexed > 0 then
+  batched('ZADD', KEYS[3], indexed, 2)
+  keep(KEYS[3], ttl)
+end
+batched('ZADD', KEYS[1], links, 2)
+keep(KEYS[1], ttl)
+-- The links' sequences, in the order given (as ``sequence`` in the other write scripts).
+local base = redis.call('HINCRBY', KEYS[2], '', count) - count
+local sequences, members = {}, {}
+local expiry = ttl ~= '' and now_ms() + tonumber(ttl) * 1000 or 0
+for n = 1, count do
+  sequences[#sequences + 1] = ids[n]
+  sequences[#sequences + 1] = base + n
+  members[#members + 1] = score
+  members[#members + 1] = string.format('%012d%015d', base + n, expiry) .. packed[n]
+end
+batched('HSET', KEYS[2], sequences, 2)
+keep(KEYS[2], ttl)
+batched('ZADD', KEYS[4], members, 2)
+keep(KEYS[4], ttl)
 return false
 """
 )

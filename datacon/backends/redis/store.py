@@ -281,16 +281,10 @@ class RedisStore:
             raise convert(exc, action, self._password, self.config.pool_timeout_secs) from exc
 
     def evalsha(self, action: str, script: Any, numkeys: int, *keys_and_args: Any) -> Any:
-        """A read script's ``EVALSHA`` on the store's client, with errors translated (as
-        ``call``): the command itself, without ``Script.__call__``'s per-call work, and like
-        it loading the script again when the server does not know it (``NOSCRIPT``)."""
-        client = self.client
+        """A read script's ``EVALSHA`` on the store's client (``execute_script``), with errors
+        translated (as ``call``)."""
         try:
-            try:
-                return client.execute_command("EVALSHA", script.sha, numkeys, *keys_and_args)
-            except NoScriptError:
-                script.sha = client.script_load(script.script)
-                return client.execute_command("EVALSHA", script.sha, numkeys, *keys_and_args)
+            return self.execute_script(self.client, script, numkeys, *keys_and_args)
         except DRIVER_ERRORS as exc:
             raise convert(exc, action, self._password, self.config.pool_timeout_secs) from exc
 
@@ -302,6 +296,17 @@ class RedisStore:
         if not self._waits:
             return self.evalsha(action, script, len(keys), *keys, *args)
         return self.write(action, lambda c: self.run_script(script, keys, args, c))
+
+    @staticmethod
+    def execute_script(client: Any, script: Any, numkeys: int, *keys_and_args: Any) -> Any:
+        """``script``'s ``EVALSHA`` on ``client`` (a client, not a pipeline): the command itself,
+        without ``Script.__call__``'s per-call work, and like it loading the script again when
+        the server does not know it (``NOSCRIPT``)."""
+        try:
+            return client.execute_command("EVALSHA", script.sha, numkeys, *keys_and_args)
+        except NoScriptError:
+            script.sha = client.script_load(script.script)
+            return client.execute_command("EVALSHA", script.sha, numkeys, *keys_and_args)
 
     def direct(self, action: str, script: Any, numkeys: int, args: Sequence[Any], then: Sequence[Any]) -> Any:
         """A read script's ``EVALSHA`` and the command ``then`` in one ``MULTI``/``EXEC``: their
@@ -845,8 +850,8 @@ class RedisItemStorage(BackendItems):
         )
         now = utc_now()
         keep_status = s.codec.items.field("status") is not None
-        index_created = s.codec.items.field("created_at") is not None
         created = []
+        ids: list[str] = []
         fields: list[str] = []
         content_field = s.codec.items.field("content")
         for new in items:  # everything encoded before any I/O (bad content writes nothing)
@@ -854,23 +859,30 @@ class RedisItemStorage(BackendItems):
             # it will read back; records are built directly (attrs.evolve costs more).
             encoded = s.codec.item_fields(created_item(new, new.content, now, keep_status=keep_status), extra)
             if content_field is not None:
-                content = json.loads(encoded[content_field])
+                content = loads(encoded[content_field])
             else:
                 content = normalize_json(new.content, "content")
-            created.append(created_item(new, content, now, keep_status=keep_status))
+            item = created_item(new, content, now, keep_status=keep_status)
+            created.append(item)
+            ids.append(item.id)
             flat = _flat(encoded)
-            packed = s.codec.packed(created[-1].id, encoded)
-            fields += [score(now) if index_created else "", packed, str(len(flat)), *flat]
-        at = score(added_at or now)
-        args = [s.ttl, s.item_prefix, at, str(len(created)), *(item.id for item in created), *fields]
-        args += [s.keys.item_packed_prefix, *s.link_args(conversation_id)]
+            fields += [s.codec.packed(item.id, encoded), str(len(flat)), *flat]
+        indexed = score(now) if s.codec.items.field("created_at") is not None else ""
+        args = [s.ttl, s.item_prefix, score(added_at or now), indexed, s.keys.item_packed_prefix]
+        args += [*s.link_args(conversation_id), str(len(ids)), *ids, *fields]
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id), s.keys.items_created]
         keys.append(s.keys.packed(conversation_id))
         script = s.lua_append_items
         if idem is not None:
             more_keys, more_args = s.keyed(idem, created)
             keys, args, script = keys + more_keys, args + more_args, s.lua_append_items_keyed
-        refused = s.write("append_items", lambda c: s.run_script(script, keys, args, c))
+
+        def run(client: Any) -> Any:
+            if client is s.client:  # a pipeline (the configured waits) queues the call instead
+                return s.execute_script(client, script, len(keys), *keys, *args)
+            return s.run_script(script, keys, args, client)
+
+        refused = s.write("append_items", run)
         replayed: list[ConversationItem] | None = s.replayed(idem, refused, list[ConversationItem])
         if replayed is not None:
             return replayed
