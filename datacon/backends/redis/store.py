@@ -57,6 +57,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
+from itertools import chain
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -688,7 +689,7 @@ def listing_key(member: str) -> tuple[datetime, str]:
 
 
 def _flat(fields: dict[str, str]) -> list[str]:
-    return [part for pair in fields.items() for part in pair]
+    return list(chain.from_iterable(fields.items()))
 
 
 class RedisConversationStorage(BackendConversations):
