@@ -647,6 +647,62 @@ def test_a_first_page_is_one_write_and_reads_what_the_script_reads(
         assert [i.id for i in pages[0]] == [i.id for i in pages[1]] == expected[5][:7]  # 40, descending
 
 
+def test_an_append_is_one_write_unless_the_client_is_watched(
+    backend: RedisBackend, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis
+
+    with open_store(backend, pool_max=1) as storage:
+        store = raw_store(storage)
+        turn = [NewConversationItem("message", [n]) for n in range(4)]
+        storage.items.append_items("conv_w", turn[:1])  # connected, the script loaded
+        writes: list[int] = []
+        send: Any = redis.connection.AbstractConnection.send_packed_command
+
+        def counted(self: Any, command: Any, check_health: bool = True) -> None:
+            writes.append(1)
+            send(self, command, check_health)
+
+        parsed: list[str] = []  # replies read through the client (execute_command)
+        parse: Any = redis.Redis.parse_response
+
+        def parse_counted(self: Any, connection: Any, command_name: str, **options: Any) -> Any:
+            parsed.append(command_name)
+            return parse(self, connection, command_name, **options)
+
+        with commands_sent(backend) as seen:  # sent by itself on a pooled connection
+            monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+            monkeypatch.setattr(redis.Redis, "parse_response", parse_counted)
+            first = storage.items.append_items("conv_w", turn[1:])
+            monkeypatch.undo()
+        assert (writes, seen, parsed) == ([1], ["EVALSHA"], [])
+        # A client whose commands something watches (an instrumentor wraps execute_command)
+        # gets the append through its execute_command.
+        calls: list[str] = []
+        execute = store.client.execute_command
+
+        def watched(*args: Any, **options: Any) -> Any:
+            calls.append(str(args[0]))
+            return execute(*args, **options)
+
+        monkeypatch.setattr(store.client, "execute_command", watched)
+        second = storage.items.append_items("conv_w", [NewConversationItem("message", [n]) for n in range(3)])
+        monkeypatch.undo()
+        assert calls == ["EVALSHA"]
+        # A refusal, a script error, a flushed script cache, a dropped connection: each call
+        # answers as through the client and the connection stays in step.
+        with pytest.raises(ConflictError, match="already exists"):
+            storage.items.append_items("conv_w", [NewConversationItem("message", [], id=first[0].id)])
+        client.set("conversation:conv_x:items", "not a sorted set")
+        with pytest.raises(BackendError, match="WRONGTYPE"):
+            storage.items.append_items("conv_x", [NewConversationItem("message", [])])
+        client.script_flush()
+        client.client_kill_filter(_type="normal", skipme=True)
+        third = storage.items.append_items("conv_w", [NewConversationItem("message", [])])
+        listed = [i.id for i in storage.items.list_items("conv_w", ListParams(20))]
+        assert listed[1:] == [i.id for i in first + second + third]
+
+
 def test_a_first_page_error_leaves_the_connection_usable(backend: RedisBackend, client: Any) -> None:
     with open_store(backend, pool_max=1) as storage:
         conv = storage.conversations.create_conversation(NewConversation()).id

@@ -297,6 +297,19 @@ class RedisStore:
             script.sha = client.script_load(script.script)
             return client.execute_command("EVALSHA", script.sha, numkeys, *keys_and_args)
 
+    def send_script(self, script: Any, numkeys: int, *keys_and_args: Any) -> Any:
+        """``script``'s ``EVALSHA`` on the store's client (errors not translated): sent by
+        itself on a pooled connection (``_command``) where ``direct`` may be, else through the
+        client's ``execute_command`` (``execute_script``). Its reply, as from the client."""
+        pool = self._direct
+        if pool is None or _observed(self.client):
+            return self.execute_script(self.client, script, numkeys, *keys_and_args)
+        try:
+            return _command(pool, ("EVALSHA", script.sha, numkeys, *keys_and_args))
+        except NoScriptError:
+            script.sha = self.client.script_load(script.script)
+            return _command(pool, ("EVALSHA", script.sha, numkeys, *keys_and_args))
+
     def direct(self, action: str, script: Any, numkeys: int, args: Sequence[Any], then: Sequence[Any]) -> Any:
         """A read script's ``EVALSHA`` and the command ``then`` in one ``MULTI``/``EXEC``: their
         two replies, or ``None`` when the store's client must be called through its own
@@ -595,6 +608,24 @@ def _observed(client: Any) -> bool:
     return _metrics is not None and bool(_metrics().is_enabled())
 
 
+def _command(pool: Any, command: tuple[Any, ...]) -> Any:
+    """``command`` on a connection of ``pool``: its reply (an error reply raised), sent as
+    ``execute_command`` sends it (the connection's retry policy) without its per-call Python."""
+    conn = pool.get_connection(*_GET_CONNECTION)
+    try:
+
+        def exchange() -> Any:
+            conn.send_packed_command(conn.pack_command(*command))
+            return conn.read_response()
+
+        return conn.retry.call_with_retry(exchange, lambda _error: conn.disconnect())
+    finally:
+        should_reconnect = getattr(conn, "should_reconnect", None)  # redis-py 7: maintenance events
+        if should_reconnect is not None and should_reconnect():
+            conn.disconnect()
+        pool.release(conn)
+
+
 def _transaction(pool: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     """``commands`` (``MULTI``, the queued commands, ``EXEC``) on a connection of ``pool``:
     ``EXEC``'s replies, the first error among them raised."""
@@ -835,7 +866,7 @@ class RedisItemStorage(BackendItems):
 
         def run(client: Any) -> Any:
             if client is s.client:  # a pipeline (the configured waits) queues the call instead
-                return s.execute_script(client, script, len(keys), *keys, *args)
+                return s.send_script(script, len(keys), *keys, *args)
             return s.run_script(script, keys, args, client)
 
         refused = s.write("append_items", run)
