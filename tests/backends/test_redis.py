@@ -703,6 +703,16 @@ def test_an_append_is_one_write_unless_the_client_is_watched(
         assert listed[1:] == [i.id for i in first + second + third]
 
 
+def test_a_command_sent_by_itself_is_packed_as_redis_py_packs_it(backend: RedisBackend) -> None:
+    from datacon.backends.redis.store import _pack
+
+    with open_store(backend) as storage:
+        conn = raw_store(storage).pool.make_connection()
+        command = ("EVALSHA", "0" * 40, 2, "item:é", "中 🎉", "", 17, ODD_TEXT)
+        assert _pack(conn, command) == conn.pack_command(*command)
+        assert len(b"".join(_pack(conn, command))) > 60
+
+
 def test_a_first_page_error_leaves_the_connection_usable(backend: RedisBackend, client: Any) -> None:
     with open_store(backend, pool_max=1) as storage:
         conv = storage.conversations.create_conversation(NewConversation()).id

@@ -574,6 +574,14 @@ _GET_CONNECTION = (
     else ()
 )
 
+#: redis-py's serializer of commands for hiredis, and hiredis's own (``_pack``).
+_HIREDIS_PACKER: Any = getattr(redis.connection, "HiredisRespSerializer", None)
+_hiredis_pack: Callable[[tuple[Any, ...]], bytes]
+try:
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - redis-py's own serializer serves
+    _HIREDIS_PACKER = None
+
 _metrics: Callable[[], Any] | None
 try:  # redis-py 7.1 and later: its own OpenTelemetry metrics, off unless the application enables them
     from redis.observability import providers
@@ -608,6 +616,16 @@ def _observed(client: Any) -> bool:
     return _metrics is not None and bool(_metrics().is_enabled())
 
 
+def _pack(conn: Any, command: tuple[Any, ...]) -> list[bytes]:
+    """``conn.pack_command(*command)``; with redis-py's hiredis serializer, ``hiredis.pack_command``
+    itself: the same bytes, without the serializer's look for buffers among the arguments
+    (about 0.1 µs each, a turn has seventy; datacon passes text and integers)."""
+    if _HIREDIS_PACKER is not None and type(getattr(conn, "_command_packer", None)) is _HIREDIS_PACKER:
+        return [_hiredis_pack(command)]
+    packed: list[bytes] = conn.pack_command(*command)
+    return packed
+
+
 def _command(pool: Any, command: tuple[Any, ...]) -> Any:
     """``command`` on a connection of ``pool``: its reply (an error reply raised), sent as
     ``execute_command`` sends it (the connection's retry policy) without its per-call Python."""
@@ -615,7 +633,7 @@ def _command(pool: Any, command: tuple[Any, ...]) -> Any:
     try:
 
         def exchange() -> Any:
-            conn.send_packed_command(conn.pack_command(*command))
+            conn.send_packed_command(_pack(conn, command))
             return conn.read_response()
 
         return conn.retry.call_with_retry(exchange, lambda _error: conn.disconnect())
