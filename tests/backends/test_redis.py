@@ -462,6 +462,18 @@ def test_large_append_batch(backend: RedisBackend, client: Any) -> None:
         assert client.zcard("conversation:conv_big2:items") == 1
 
 
+def test_append_makes_a_linkers_set_left_with_a_ttl_persistent(backend: RedisBackend, client: Any) -> None:
+    # An item's linkers set gets the TTL of its latest link, so it can outlive the item's hash:
+    # an item of the same id appended without retention_days must not leave it to expire.
+    client.sadd("item_links:msg_again", "conv_old")
+    client.expire("item_links:msg_again", 1000)
+    with open_store(backend, retention_days=None) as storage:
+        new = [NewConversationItem("message", None, id=i) for i in ("msg_other", "msg_again")]
+        storage.items.append_items("conv_new", new)
+    assert client.smembers("item_links:msg_again") == {"conv_old", "conv_new"}
+    assert client.ttl("item_links:msg_again") == client.ttl("item_links:msg_other") == -1
+
+
 def test_append_refusal_names_the_first_item_in_order(backend: RedisBackend) -> None:
     # Every item is checked in one command per kind; a refusal names the first bad one in order.
     with open_store(backend) as storage:

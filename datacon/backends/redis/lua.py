@@ -466,6 +466,11 @@ if clash then
   end
 end
 to_ms(KEYS[1])
+-- The items' linkers sets: without a TTL to give, sets made here need no PERSIST (one
+-- EXISTS tells whether any of them is there already, from an item of the same id).
+local linkers = {}
+for n = 1, count do linkers[n] = ARGV[6] .. parts[n] end
+local fresh = ttl == '' and batched('EXISTS', nil, linkers, 1) == 0
 local packed, copies, indexed, links = {}, {}, {}, {}
 local at = 9 + count
 for n = 1, count do
@@ -483,7 +488,8 @@ for n = 1, count do
     indexed[#indexed + 1] = created
     indexed[#indexed + 1] = id
   end
-  link_index(ARGV[6], id, ARGV[7], ttl)
+  redis.call('SADD', linkers[n], ARGV[7])
+  if not fresh then keep(linkers[n], ttl) end
   links[#links + 1] = score
   links[#links + 1] = id
   at = at + fields + 2
