@@ -501,13 +501,14 @@ if #indexed > 0 then
 end
 batched('ZADD', KEYS[1], links, 2)
 keep(KEYS[1], ttl)
--- The links' sequences, in the order given (as ``sequence`` in the other write scripts).
-local base = redis.call('HINCRBY', KEYS[2], '', count) - count
+-- The links' sequences, in the order given (as ``sequence`` in the other write scripts),
+-- passed as text: Redis 7.0 formats a Lua number argument with printf's %.17g.
+local base = redis.call('HINCRBY', KEYS[2], '', ARGV[8]) - count
 local sequences, members = {}, {}
 local expiry = ttl ~= '' and now_ms() + tonumber(ttl) * 1000 or 0
 for n = 1, count do
   sequences[#sequences + 1] = ids[n]
-  sequences[#sequences + 1] = base + n
+  sequences[#sequences + 1] = string.format('%d', base + n)
   members[#members + 1] = score
   members[#members + 1] = string.format('%012d%015d', base + n, expiry) .. packed[n]
 end
