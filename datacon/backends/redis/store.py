@@ -862,12 +862,12 @@ class RedisItemStorage(BackendItems):
         for new in items:  # everything encoded before any I/O (bad content writes nothing)
             # The content is dumped once (by the encoder) and parsed back from that text, as
             # it will read back; records are built directly (attrs.evolve costs more).
-            encoded = s.codec.item_fields(created_item(new, new.content, now, keep_status=keep_status), extra)
+            item = created_item(new, new.content, now, keep_status=keep_status)
+            encoded = s.codec.item_fields(item, extra)
             if content_field is not None:
-                content = loads(encoded[content_field])
+                item.content = loads(encoded[content_field])
             else:
-                content = normalize_json(new.content, "content")
-            item = created_item(new, content, now, keep_status=keep_status)
+                item.content = normalize_json(new.content, "content")
             created.append(item)
             ids.append(item.id)
             flat = _flat(encoded)
