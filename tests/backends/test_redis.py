@@ -462,6 +462,18 @@ def test_large_append_batch(backend: RedisBackend, client: Any) -> None:
         assert client.zcard("conversation:conv_big2:items") == 1
 
 
+def test_append_makes_a_linkers_set_left_with_a_ttl_persistent(backend: RedisBackend, client: Any) -> None:
+    # An item's linkers set gets the TTL of its latest link, so it can outlive the item's hash:
+    # an item of the same id appended without retention_days must not leave it to expire.
+    client.sadd("item_links:msg_again", "conv_old")
+    client.expire("item_links:msg_again", 1000)
+    with open_store(backend, retention_days=None) as storage:
+        new = [NewConversationItem("message", None, id=i) for i in ("msg_other", "msg_again")]
+        storage.items.append_items("conv_new", new)
+    assert client.smembers("item_links:msg_again") == {"conv_old", "conv_new"}
+    assert client.ttl("item_links:msg_again") == client.ttl("item_links:msg_other") == -1
+
+
 def test_append_refusal_names_the_first_item_in_order(backend: RedisBackend) -> None:
     # Every item is checked in one command per kind; a refusal names the first bad one in order.
     with open_store(backend) as storage:
@@ -645,6 +657,72 @@ def test_a_first_page_is_one_write_and_reads_what_the_script_reads(
         assert writes == [1, 1]
         assert seen == FIRST_PAGE_DESC * 2
         assert [i.id for i in pages[0]] == [i.id for i in pages[1]] == expected[5][:7]  # 40, descending
+
+
+def test_an_append_is_one_write_unless_the_client_is_watched(
+    backend: RedisBackend, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis
+
+    with open_store(backend, pool_max=1) as storage:
+        store = raw_store(storage)
+        turn = [NewConversationItem("message", [n]) for n in range(4)]
+        storage.items.append_items("conv_w", turn[:1])  # connected, the script loaded
+        writes: list[int] = []
+        send: Any = redis.connection.AbstractConnection.send_packed_command
+
+        def counted(self: Any, command: Any, check_health: bool = True) -> None:
+            writes.append(1)
+            send(self, command, check_health)
+
+        parsed: list[str] = []  # replies read through the client (execute_command)
+        parse: Any = redis.Redis.parse_response
+
+        def parse_counted(self: Any, connection: Any, command_name: str, **options: Any) -> Any:
+            parsed.append(command_name)
+            return parse(self, connection, command_name, **options)
+
+        with commands_sent(backend) as seen:  # sent by itself on a pooled connection
+            monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+            monkeypatch.setattr(redis.Redis, "parse_response", parse_counted)
+            first = storage.items.append_items("conv_w", turn[1:])
+            monkeypatch.undo()
+        assert (writes, seen, parsed) == ([1], ["EVALSHA"], [])
+        # A client whose commands something watches (an instrumentor wraps execute_command)
+        # gets the append through its execute_command.
+        calls: list[str] = []
+        execute = store.client.execute_command
+
+        def watched(*args: Any, **options: Any) -> Any:
+            calls.append(str(args[0]))
+            return execute(*args, **options)
+
+        monkeypatch.setattr(store.client, "execute_command", watched)
+        second = storage.items.append_items("conv_w", [NewConversationItem("message", [n]) for n in range(3)])
+        monkeypatch.undo()
+        assert calls == ["EVALSHA"]
+        # A refusal, a script error, a flushed script cache, a dropped connection: each call
+        # answers as through the client and the connection stays in step.
+        with pytest.raises(ConflictError, match="already exists"):
+            storage.items.append_items("conv_w", [NewConversationItem("message", [], id=first[0].id)])
+        client.set("conversation:conv_x:items", "not a sorted set")
+        with pytest.raises(BackendError, match="WRONGTYPE"):
+            storage.items.append_items("conv_x", [NewConversationItem("message", [])])
+        client.script_flush()
+        client.client_kill_filter(_type="normal", skipme=True)
+        third = storage.items.append_items("conv_w", [NewConversationItem("message", [])])
+        listed = [i.id for i in storage.items.list_items("conv_w", ListParams(20))]
+        assert listed[1:] == [i.id for i in first + second + third]
+
+
+def test_a_command_sent_by_itself_is_packed_as_redis_py_packs_it(backend: RedisBackend) -> None:
+    from datacon.backends.redis.store import _pack
+
+    with open_store(backend) as storage:
+        conn = raw_store(storage).pool.make_connection()
+        command = ("EVALSHA", "0" * 40, 2, "item:é", "中 🎉", "", 17, ODD_TEXT)
+        assert _pack(conn, command) == conn.pack_command(*command)
+        assert len(b"".join(_pack(conn, command))) > 60
 
 
 def test_a_first_page_error_leaves_the_connection_usable(backend: RedisBackend, client: Any) -> None:

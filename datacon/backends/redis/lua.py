@@ -466,6 +466,11 @@ if clash then
   end
 end
 to_ms(KEYS[1])
+-- The items' linkers sets: without a TTL to give, sets made here need no PERSIST (one
+-- EXISTS tells whether any of them is there already, from an item of the same id).
+local linkers = {}
+for n = 1, count do linkers[n] = ARGV[6] .. parts[n] end
+local fresh = ttl == '' and batched('EXISTS', nil, linkers, 1) == 0
 local packed, copies, indexed, links = {}, {}, {}, {}
 local at = 9 + count
 for n = 1, count do
@@ -483,7 +488,8 @@ for n = 1, count do
     indexed[#indexed + 1] = created
     indexed[#indexed + 1] = id
   end
-  link_index(ARGV[6], id, ARGV[7], ttl)
+  redis.call('SADD', linkers[n], ARGV[7])
+  if not fresh then keep(linkers[n], ttl) end
   links[#links + 1] = score
   links[#links + 1] = id
   at = at + fields + 2
@@ -495,13 +501,14 @@ if #indexed > 0 then
 end
 batched('ZADD', KEYS[1], links, 2)
 keep(KEYS[1], ttl)
--- The links' sequences, in the order given (as ``sequence`` in the other write scripts).
-local base = redis.call('HINCRBY', KEYS[2], '', count) - count
+-- The links' sequences, in the order given (as ``sequence`` in the other write scripts),
+-- passed as text: Redis 7.0 formats a Lua number argument with printf's %.17g.
+local base = redis.call('HINCRBY', KEYS[2], '', ARGV[8]) - count
 local sequences, members = {}, {}
 local expiry = ttl ~= '' and now_ms() + tonumber(ttl) * 1000 or 0
 for n = 1, count do
   sequences[#sequences + 1] = ids[n]
-  sequences[#sequences + 1] = base + n
+  sequences[#sequences + 1] = string.format('%d', base + n)
   members[#members + 1] = score
   members[#members + 1] = string.format('%012d%015d', base + n, expiry) .. packed[n]
 end
