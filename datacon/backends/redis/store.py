@@ -291,11 +291,15 @@ class RedisStore:
 
     def write_script(self, action: str, script: Any, keys: list[str], args: list[Any]) -> Any:
         """``write(action, lambda c: run_script(script, keys, args, c))``: without waits, the
-        ``EVALSHA`` itself on the store's client (``evalsha``: no ``Script.__call__``, no
-        closures), as the most frequent writes (``create_item``, ``link_item``,
-        ``store_response``) send it."""
+        ``EVALSHA`` itself (``send_script``: by itself on a pooled connection where ``direct``
+        may be, else through the client's ``execute_command``; no ``Script.__call__``, no
+        closures), with errors translated, as the most frequent writes (``create_item``,
+        ``link_item``, ``store_response``) send it."""
         if not self._waits:
-            return self.evalsha(action, script, len(keys), *keys, *args)
+            try:
+                return self.send_script(script, len(keys), *keys, *args)
+            except DRIVER_ERRORS as exc:
+                raise convert(exc, action, self._password, self.config.pool_timeout_secs) from exc
         return self.write(action, lambda c: self.run_script(script, keys, args, c))
 
     @staticmethod
