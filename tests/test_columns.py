@@ -11,7 +11,17 @@ import pytest
 
 from datacon import SchemaConfig, StoredResponse, TableConfig
 from datacon._columns import BY_KIND, CONVERSATIONS, ITEMS, LINKS, RECORDS, RESPONSES, Kind, Record
-from datacon._validate import ID_MAX, LONG_MAX, SHORT_MAX, check_item_fields, check_record, check_response_fields
+from datacon._validate import (
+    _ITEM_FIELDS,
+    _RESPONSE_FIELDS,
+    ID_MAX,
+    LONG_MAX,
+    SHORT_MAX,
+    check_item_fields,
+    check_record,
+    check_response_fields,
+    check_str,
+)
 from datacon.backends._sql import SqlStore, render
 from datacon.backends.base import NO_EXTRA
 from datacon.backends.oracle import dialect_for, oracle_schema
@@ -94,6 +104,64 @@ def test_checks_follow_the_declared_columns() -> None:
         check_record(LINKS, Link("conv_1", "msg_1", datetime(2026, 1, 2)))  # naive on purpose
     with pytest.raises(InvalidInputError, match="metadata must be a JSON object or null"):
         check_record(CONVERSATIONS, Conversation("conv_1", T0, metadata=[1]))  # type: ignore[arg-type]
+
+
+class _Text(str):
+    """A str subclass: the usual-case test leaves it to the full checks."""
+
+
+#: Values a text field may be given, good and bad (a str subclass, a non-str that equals nothing).
+_FIELD_VALUES: list[Any] = [
+    None,
+    "",
+    "x",
+    "s" * 32,
+    "s" * 33,
+    "i" * 64,
+    "i" * 65,
+    "a\x00b",
+    "é",
+    "\udc80",
+    "\u2028",
+    5,
+    b"user",
+    _Text("user"),
+]
+
+
+def _full_checks(record: Any, checks: Any) -> str | None:
+    """What check_str says of each field in turn (the checks before the usual-case test)."""
+    for name, width, optional, empty_ok in checks:
+        try:
+            check_str(getattr(record, name), name, width, optional=optional, empty_ok=empty_ok)
+        except InvalidInputError as exc:
+            return str(exc)
+    return None
+
+
+def _said(check: Any, record: Any) -> str | None:
+    try:
+        check(record)
+    except InvalidInputError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.parametrize("field", ["response_id", "item_type", "role", "status"])
+def test_item_field_checks_raise_as_check_str_for_every_value(field: str) -> None:
+    # The generated usual-case test runs first; whatever it does not pass, the full checks decide.
+    for value in _FIELD_VALUES:
+        item = NewConversationItem("message", None, role="user", status="completed")
+        setattr(item, field, value)
+        assert _said(check_item_fields, item) == _full_checks(item, _ITEM_FIELDS), (field, value)
+
+
+@pytest.mark.parametrize("field", ["conversation_id", "previous_response_id", "safety_identifier", "model"])
+def test_response_field_checks_raise_as_check_str_for_every_value(field: str) -> None:
+    for value in _FIELD_VALUES:
+        response = StoredResponse(id="resp_1", model="gpt", safety_identifier="u1")
+        setattr(response, field, value)
+        assert _said(check_response_fields, response) == _full_checks(response, _RESPONSE_FIELDS), (field, value)
 
 
 SKIPS = SchemaConfig(

@@ -537,3 +537,65 @@ def test_with_the_api_and_no_sdk_then_metrics_only() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_unobserved_writes_go_straight_until_a_provider_is_set() -> None:
+    """A fresh process, no hook, no slow threshold: create_item, link_item and store_response
+    take the guard's straight path while no provider is set (no span asked for), and are
+    measured and traced from the next call once a meter, then a tracer provider is set."""
+    script = textwrap.dedent(
+        """
+        from datetime import UTC, datetime
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from datacon import NewConversation, NewConversationItem, StorageFactoryConfig, StoredResponse, create_storage
+
+        started = []
+        real_start = trace.ProxyTracer.start_span
+        trace.ProxyTracer.start_span = lambda self, *a, **k: started.append(a) or real_start(self, *a, **k)
+        with create_storage(StorageFactoryConfig()) as storage:
+            items, observer = storage.items, storage.items._observer
+            conversation = storage.conversations.create_conversation(NewConversation()).id
+
+            def writes():
+                item = items.create_item(NewConversationItem("message", ["x"]))
+                items.link_item(conversation, item.id, datetime.now(UTC))
+                storage.responses.store_response(StoredResponse())
+
+            assert observer is not None and observer.idle()
+            writes()
+            assert started == [], "a span was asked for with no tracer provider set"
+
+            reader = InMemoryMetricReader()
+            metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+            assert not observer.idle()
+            writes()
+            points = sorted(
+                (p.attributes["operation"], p.count)
+                for rm in reader.get_metrics_data().resource_metrics
+                for sm in rm.scope_metrics
+                for m in sm.metrics
+                if m.name == "datacon.operation.duration"
+                for p in m.data.data_points
+            )
+            assert points == [("create_item", 1), ("link_item", 1), ("store_response", 1)], points
+
+            exporter = InMemorySpanExporter()
+            provider = TracerProvider()
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+            trace.set_tracer_provider(provider)
+            writes()
+            names = [span.name for span in exporter.get_finished_spans()]
+            assert names == ["datacon.create_item", "datacon.link_item", "datacon.store_response"], names
+        print("ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=repo_root(), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
