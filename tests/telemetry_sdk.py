@@ -103,3 +103,25 @@ def recording() -> Iterator[Sdk]:
         yield current
     finally:
         current.sampler.on = False
+
+
+@contextmanager
+def psycopg_instrumented() -> Iterator[None]:
+    """opentelemetry-instrumentation-psycopg's instrumentor, on inside the block.
+
+    Its ``uninstrument()`` puts ``psycopg.Connection.connect`` back as a method bound to
+    ``psycopg.Connection`` rather than the classmethod it was, so every subclass's ``connect``
+    (datacon's pool connects through one, which carries the read timeout) would make plain
+    connections for the rest of the process; the classmethod is restored here after it.
+    """
+    import psycopg
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+    original = psycopg.Connection.__dict__["connect"]
+    instrumentor = PsycopgInstrumentor()
+    instrumentor.instrument(skip_dep_check=True)
+    try:
+        yield
+    finally:
+        instrumentor.uninstrument()
+        psycopg.Connection.connect = original  # type: ignore[method-assign]

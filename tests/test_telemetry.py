@@ -35,7 +35,7 @@ from datacon.errors import ConfigError, ConflictError, HookRejectedError
 from datacon.telemetry import DURATION, ERRORS, POOL_IN_USE, POOL_WAIT_TIME, POOL_WAITING
 from tests.conftest import SERVER_BACKENDS
 from tests.support import BackendUnderTest, repo_root
-from tests.telemetry_sdk import Sdk, recording, sdk
+from tests.telemetry_sdk import Sdk, psycopg_instrumented, recording, sdk
 
 SECRET = "s3cret-payload-value"
 DB_SYSTEM = {"memory": "memory", "none": "none", "sqlite": "sqlite", "postgres": "postgresql", "redis": "redis"}
@@ -408,16 +408,11 @@ def _driver_spans(spans: list[Any], parent_name: str) -> tuple[Any, list[Any]]:
 @pytest.mark.postgres
 @pytest.mark.parametrize("api", ["sync", "asyncio", "trio"])
 def test_psycopg_instrumentor_spans_nest_under_the_datacon_span(postgres_backend: BackendUnderTest, api: str) -> None:
-    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
-
-    instrumentor = PsycopgInstrumentor()
-    instrumentor.instrument(skip_dep_check=True)
     try:
-        with recording() as sdk_, create_storage(postgres_backend.config()) as storage:
+        with psycopg_instrumented(), recording() as sdk_, create_storage(postgres_backend.config()) as storage:
             _call(storage, api, lambda s: s.conversations.get_conversation("conv_nested"))
             spans = sdk_.spans()
     finally:
-        instrumentor.uninstrument()
         postgres_backend.wipe()
     outer, children = _driver_spans(spans, "datacon.get_conversation")
     assert children, f"no psycopg span under datacon.get_conversation: {[s.name for s in spans]}"

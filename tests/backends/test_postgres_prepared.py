@@ -119,19 +119,12 @@ def test_with_transaction_pooling_nothing_is_prepared(backend: PostgresBackend) 
 def test_an_instrumented_connections_writes_go_through_its_cursor(backend: PostgresBackend) -> None:
     # The psycopg instrumentor records statements through its own cursor class: with it, every
     # write still shows as a statement (none is run on libpq's calls behind its back).
-    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from tests.telemetry_sdk import psycopg_instrumented, recording
 
-    from tests.telemetry_sdk import recording
-
-    instrumentor = PsycopgInstrumentor()
-    instrumentor.instrument(skip_dep_check=True)
-    try:
-        with recording() as sdk, open_pg(backend) as storage:
-            for _ in range(4):
-                storage.conversations.create_conversation(NewConversation())
-            spans = sdk.spans()
-    finally:
-        instrumentor.uninstrument()
+    with psycopg_instrumented(), recording() as sdk, open_pg(backend) as storage:
+        for _ in range(4):
+            storage.conversations.create_conversation(NewConversation())
+        spans = sdk.spans()
     creates = [s for s in spans if s.name == "datacon.create_conversation"]
     assert len(creates) == 4
     for outer in creates:
