@@ -671,7 +671,7 @@ def _transaction(pool: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     try:
 
         def exchange() -> list[Any]:
-            conn.send_packed_command(conn.pack_commands(commands))
+            conn.send_packed_command([chunk for command in commands for chunk in _pack(conn, command)])
             try:
                 for _ in range(len(commands) - 1):  # +OK, then +QUEUED per command
                     conn.read_response()
