@@ -39,6 +39,7 @@ from datacon.backends.base import (
     Position,
     Prunable,
 )
+from datacon.backends.created import minted_id
 from datacon.backends.idempotency import DEFAULT_TTL_SECS, Idempotency, check_key, fingerprint
 from datacon.context import current_request_context
 from datacon.errors import ConflictError, HookRejectedError, InvalidInputError
@@ -72,6 +73,16 @@ def _payload(value: Any) -> Any:
         return converter.unstructure(value)
     except Exception:  # noqa: BLE001 - upstream semantics: an unserialisable payload becomes null
         return None
+
+
+def _with_id(new: NewConversationItem) -> NewConversationItem:
+    """``new`` with an id: its own, or one made here, before any I/O (so that a retried call
+    can reuse it). Built directly, positionally: ``attrs.evolve`` costs more."""
+    if new.id is not None:
+        return new
+    return NewConversationItem(
+        new.item_type, new.content, make_item_id(new.item_type), new.response_id, new.role, new.status
+    )
 
 
 class _Hooked(Generic[Inner]):
@@ -320,11 +331,7 @@ class GuardedItemStorage(_Hooked[BackendItems], ConversationItemStorage):
             check_id(new.id, "item id")
         check_item_fields(new)
         if idempotency_key is None and self._straight():
-            if new.id is None:  # the id is made here, before any I/O (built directly: attrs.evolve costs more)
-                new = NewConversationItem(
-                    new.item_type, new.content, make_item_id(new.item_type), new.response_id, new.role, new.status
-                )
-            return self.inner.create_item(new)
+            return self.inner.create_item(_with_id(new))
         idem = self._idempotency(idempotency_key, StorageOperation.CREATE_ITEM, lambda: {"new": new})
 
         def payload() -> Any:
@@ -338,17 +345,7 @@ class GuardedItemStorage(_Hooked[BackendItems], ConversationItemStorage):
             return data if new.id is None else {"id": new.id, **data}
 
         def call(extra: Extra) -> ConversationItem:
-            filled = new
-            if new.id is None:
-                filled = NewConversationItem(
-                    item_type=new.item_type,
-                    content=new.content,
-                    id=make_item_id(new.item_type),
-                    response_id=new.response_id,
-                    role=new.role,
-                    status=new.status,
-                )
-            return self.inner.create_item(filled, extra=extra, idempotency_key=idem)
+            return self.inner.create_item(_with_id(new), extra=extra, idempotency_key=idem)
 
         return self._run(StorageOperation.CREATE_ITEM, payload, call)
 
@@ -409,13 +406,12 @@ class GuardedItemStorage(_Hooked[BackendItems], ConversationItemStorage):
                 check_id(new.id, f"items[{index}] id")
             check_item_fields(new)
             # Ids are made here, before any I/O, so a retried call can reuse them.
-            item_id = new.id if new.id is not None else make_item_id(new.item_type)
+            new = _with_id(new)
+            item_id = minted_id(new)
             if item_id in seen:
                 # All or nothing: the second record would be a duplicate, so nothing is written.
                 raise ConflictError(f"item {item_id} appears twice in append_items")
             seen.add(item_id)
-            if new.id is None:  # built directly: attrs.evolve costs more than the checks above
-                new = NewConversationItem(new.item_type, new.content, item_id, new.response_id, new.role, new.status)
             filled.append(new)
         # The arguments as given: ``added_at`` omitted stays omitted, ids not given stay unset.
         idem = self._idempotency(

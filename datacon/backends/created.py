@@ -22,12 +22,12 @@ def created_item(
 ) -> ConversationItem:
     """The item ``new`` becomes, created at ``created_at`` (default now), with ``content`` as
     the backend keeps it (and no ``status`` unless ``keep_status``: a skipped column)."""
-    return ConversationItem(
-        id=minted_id(new),
-        response_id=new.response_id,
-        item_type=new.item_type,
-        role=new.role,
-        content=content,
-        status=new.status if keep_status else None,
-        created_at=utc_now() if created_at is None else created_at,
+    return ConversationItem(  # positionally (id, response_id, item_type, role, content, status, created_at): cheaper
+        minted_id(new),
+        new.response_id,
+        new.item_type,
+        new.role,
+        content,
+        new.status if keep_status else None,
+        utc_now() if created_at is None else created_at,
     )

@@ -268,8 +268,6 @@ class SqlItemStorage(BackendItems):
         self._item_extras = bool(self._items_table.extra_columns)
         self._link_extras = bool(self._links_table.extra_columns)
         self._link_one = store.sql.link_insert(1)
-        # Whether items keep their content and status columns (what _read_back checks per row).
-        self._plain_items = {"content", "status"} <= set(store.sql.item_fields)
         # Rows per append statement: the links' limit, scaled to the items' wider rows.
         width = len(store.sql.item_fields) + len(self._items_table.extra_columns)
         self._append_rows = max(1, self._d.max_rows_per_insert * 4 // max(width + len(store.sql.item_parts[1]), 8))
@@ -289,17 +287,11 @@ class SqlItemStorage(BackendItems):
     ) -> ConversationItem:
         table = self._items_table
         if idempotency_key is None:  # the usual call: the record built directly, one statement
-            assert new.id is not None, "the guard mints the id"
-            item = ConversationItem(
-                new.id, new.response_id, new.item_type, new.role, new.content, new.status, utc_now()
-            )
+            item = created_item(new, new.content)
             params = self._encode(item)
             if self._item_extras:
                 params = self._store.extras(table, params, extra)
-            if self._plain_items:  # _read_back, inline: the content as it will read back
-                item.content = loads(params["content"])
-            else:
-                self._read_back(item, params)
+            self._read_back(item, params)
             self._store.connector.write_one(self._sql.item_insert, params, f"item {item.id} already exists")
             return item
         idem = resolve(idempotency_key, "create_item", lambda: {"new": new})
@@ -366,8 +358,7 @@ class SqlItemStorage(BackendItems):
         for record, row in zip(records, encoded, strict=True):
             self._read_back(record, row)  # as it will read back
         if idem is None and len(batches) == 1 and len(batches[0][0]) == 1:  # one statement: atomic by itself
-            with self._store.connector.session(write=True, conflict=conflict) as session:
-                session.execute(batches[0][0][0], batches[0][1])
+            self._store.connector.write_one(batches[0][0][0], batches[0][1], conflict)
             return records
         with self._store.write(conflict, idem) as session:
             table = self._items_table.table
@@ -404,8 +395,7 @@ class SqlItemStorage(BackendItems):
         row = self._store.extras(self._links_table, row, extra)
         row["cid"] = row["scid"] = conversation_id
         row["i0"], row["a0"] = record.id, at
-        with self._store.connector.session(write=True, conflict=conflict) as session:
-            session.execute(statement, row)
+        self._store.connector.write_one(statement, row, conflict)
         return record
 
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:

@@ -165,7 +165,7 @@ class _PreparedWrites:
     each statement through its own cursor class: the writes go through it then).
     """
 
-    __slots__ = ("_conn", "_encoding", "_names", "_seen", "_tx")
+    __slots__ = ("_conn", "_count", "_encoding", "_names", "_seen", "_tx")
 
     #: At most this many statements are prepared on one connection (then the cursor serves).
     MAX_PREPARED = 200
@@ -176,6 +176,7 @@ class _PreparedWrites:
         self._encoding = conn.info.encoding
         self._names: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
         self._seen: dict[str, int] = {}
+        self._count = itertools.count()  # the names' numbers: never one twice on the connection
 
     @classmethod
     def for_connection(cls, conn: psycopg.Connection[Any]) -> _PreparedWrites | None:
@@ -227,9 +228,7 @@ class _PreparedWrites:
         return -1 if count is None else count
 
     def _prepare(self, key: tuple[bytes, tuple[int, ...]]) -> bytes:
-        name = f"datacon_{len(self._names)}".encode()
-        while name in self._names.values():
-            name += b"_"
+        name = f"datacon_{next(self._count)}".encode()
         pgconn = self._conn.pgconn
         pgconn.send_prepare(name, key[0], param_types=key[1])
         result = self._conn.wait(pq_execute(pgconn))[-1]

@@ -294,7 +294,7 @@ class RedisStore:
         ``EVALSHA`` itself (``send_script``: by itself on a pooled connection where ``direct``
         may be, else through the client's ``execute_command``; no ``Script.__call__``, no
         closures), with errors translated, as the most frequent writes (``create_item``,
-        ``link_item``, ``store_response``) send it."""
+        ``link_item``, ``store_response``, ``append_items``) send it."""
         if not self._waits:
             try:
                 return self.send_script(script, len(keys), *keys, *args)
@@ -307,11 +307,7 @@ class RedisStore:
         """``script``'s ``EVALSHA`` on ``client`` (a client, not a pipeline): the command itself,
         without ``Script.__call__``'s per-call work, and like it loading the script again when
         the server does not know it (``NOSCRIPT``)."""
-        try:
-            return client.execute_command("EVALSHA", script.sha, numkeys, *keys_and_args)
-        except NoScriptError:
-            script.sha = client.script_load(script.script)
-            return client.execute_command("EVALSHA", script.sha, numkeys, *keys_and_args)
+        return _reloading(client, script, lambda sha: client.execute_command("EVALSHA", sha, numkeys, *keys_and_args))
 
     def send_script(self, script: Any, numkeys: int, *keys_and_args: Any) -> Any:
         """``script``'s ``EVALSHA`` on the store's client (errors not translated): sent by
@@ -320,11 +316,7 @@ class RedisStore:
         pool = self._direct
         if pool is None or _observed(self.client):
             return self.execute_script(self.client, script, numkeys, *keys_and_args)
-        try:
-            return _command(pool, ("EVALSHA", script.sha, numkeys, *keys_and_args))
-        except NoScriptError:
-            script.sha = self.client.script_load(script.script)
-            return _command(pool, ("EVALSHA", script.sha, numkeys, *keys_and_args))
+        return _reloading(self.client, script, lambda sha: _command(pool, ("EVALSHA", sha, numkeys, *keys_and_args)))
 
     def direct(self, action: str, script: Any, numkeys: int, args: Sequence[Any], then: Sequence[Any]) -> Any:
         """A read script's ``EVALSHA`` and the command ``then`` in one ``MULTI``/``EXEC``: their
@@ -340,14 +332,13 @@ class RedisStore:
         pool = self._direct
         if pool is None or _observed(self.client):
             return None
-        commands = [("MULTI",), ("EVALSHA", script.sha, numkeys, *args), tuple(then), ("EXEC",)]
+        queued = tuple(then)
         try:
-            try:
-                return _transaction(pool, commands)
-            except NoScriptError:
-                script.sha = self.client.script_load(script.script)
-                commands[1] = ("EVALSHA", script.sha, numkeys, *args)
-                return _transaction(pool, commands)
+            return _reloading(
+                self.client,
+                script,
+                lambda sha: _transaction(pool, [("MULTI",), ("EVALSHA", sha, numkeys, *args), queued, ("EXEC",)]),
+            )
         except DRIVER_ERRORS as exc:
             raise convert(exc, action, self._password, self.config.pool_timeout_secs) from exc
 
@@ -646,53 +637,63 @@ def _pack(conn: Any, command: tuple[Any, ...]) -> list[bytes]:
     return packed
 
 
-def _command(pool: Any, command: tuple[Any, ...]) -> Any:
-    """``command`` on a connection of ``pool``: its reply (an error reply raised), sent as
-    ``execute_command`` sends it (the connection's retry policy) without its per-call Python."""
+def _on_connection(pool: Any, exchange: Callable[[Any], T]) -> T:
+    """``exchange(conn)`` on a connection of ``pool``, as ``execute_command`` runs a command: a
+    dropped connection is disconnected and the exchange run again as the connection's retry
+    policy says; the connection goes back to the pool after (disconnected first when redis-py 7's
+    maintenance events ask for it)."""
     conn = pool.get_connection(*_GET_CONNECTION)
     try:
-
-        def exchange() -> Any:
-            conn.send_packed_command(_pack(conn, command))
-            return conn.read_response()
-
-        return conn.retry.call_with_retry(exchange, lambda _error: conn.disconnect())
+        result: T = conn.retry.call_with_retry(lambda: exchange(conn), lambda _error: conn.disconnect())
+        return result
     finally:
         should_reconnect = getattr(conn, "should_reconnect", None)  # redis-py 7: maintenance events
         if should_reconnect is not None and should_reconnect():
             conn.disconnect()
         pool.release(conn)
+
+
+def _command(pool: Any, command: tuple[Any, ...]) -> Any:
+    """``command`` on a connection of ``pool``: its reply (an error reply raised), sent as
+    ``execute_command`` sends it (``_on_connection``) without its per-call Python."""
+
+    def exchange(conn: Any) -> Any:
+        conn.send_packed_command(_pack(conn, command))
+        return conn.read_response()
+
+    return _on_connection(pool, exchange)
 
 
 def _transaction(pool: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """``commands`` (``MULTI``, the queued commands, ``EXEC``) on a connection of ``pool``:
-    ``EXEC``'s replies, the first error among them raised."""
-    conn = pool.get_connection(*_GET_CONNECTION)
-    try:
+    """``commands`` (``MULTI``, the queued commands, ``EXEC``) on a connection of ``pool``
+    (``_on_connection``): ``EXEC``'s replies, the first error among them raised."""
 
-        def exchange() -> list[Any]:
-            conn.send_packed_command([chunk for command in commands for chunk in _pack(conn, command)])
-            try:
-                for _ in range(len(commands) - 1):  # +OK, then +QUEUED per command
-                    conn.read_response()
-                replies: list[Any] = conn.read_response()
-            except ResponseError:
-                conn.disconnect()  # a refused command (EXECABORT follows): replies may be left unread
-                raise
-            return replies
+    def exchange(conn: Any) -> list[Any]:
+        conn.send_packed_command([chunk for command in commands for chunk in _pack(conn, command)])
+        try:
+            for _ in range(len(commands) - 1):  # +OK, then +QUEUED per command
+                conn.read_response()
+            replies: list[Any] = conn.read_response()
+        except ResponseError:
+            conn.disconnect()  # a refused command (EXECABORT follows): replies may be left unread
+            raise
+        return replies
 
-        # A dropped connection is disconnected and the transaction sent again as the
-        # connection's retry policy says (as execute_command does with a command).
-        replies: list[Any] = conn.retry.call_with_retry(exchange, lambda _error: conn.disconnect())
-    finally:
-        should_reconnect = getattr(conn, "should_reconnect", None)  # redis-py 7: maintenance events
-        if should_reconnect is not None and should_reconnect():
-            conn.disconnect()
-        pool.release(conn)
+    replies = _on_connection(pool, exchange)
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply
     return replies
+
+
+def _reloading(client: Any, script: Any, send: Callable[[str], T]) -> T:
+    """``send(script.sha)``; when the server does not know the script (``NOSCRIPT``), loaded
+    again through ``client`` and sent once more (as ``Script.__call__`` does)."""
+    try:
+        return send(script.sha)
+    except NoScriptError:
+        script.sha = client.script_load(script.script)
+        return send(script.sha)
 
 
 #: Where a client is only called through its command methods (``RedisStore.direct``), the
@@ -824,17 +825,22 @@ class RedisItemStorage(BackendItems):
         self.store = store
         self._content_field = store.codec.items.field("content")
 
+    def _encoded(self, item: ConversationItem, extra: Extra) -> dict[str, str]:
+        """The item's hash fields, and its content made what will read back: parsed from the
+        text the encoder dumped (dumped once, not normalised first), or normalised where the
+        column is skipped. In place: the record is the call's own (attrs.evolve costs more)."""
+        fields = self.store.codec.item_fields(item, extra)
+        text = fields.get(self._content_field) if self._content_field is not None else None
+        item.content = loads(text) if text is not None else normalize_json(item.content, "content")
+        return fields
+
     def create_item(
         self, new: NewConversationItem, *, extra: Extra = NO_EXTRA, idempotency_key: Idempotency | str | None = None
     ) -> ConversationItem:
         s = self.store
         if idempotency_key is None:  # the usual call: one EVALSHA
-            # The content is dumped once (by the encoder) and parsed back from that text, as
-            # it will read back (as append_items does).
             item = created_item(new, new.content)
-            fields = s.codec.item_fields(item, extra)
-            text = fields.get(self._content_field) if self._content_field is not None else None
-            item.content = loads(text) if text is not None else normalize_json(new.content, "content")
+            fields = self._encoded(item, extra)
             keys, args = s.item_record(item, fields)
             if not s.write_script("create_item", s.lua_create_record, keys, args):
                 raise ConflictError(f"item {item.id} already exists")
@@ -859,17 +865,8 @@ class RedisItemStorage(BackendItems):
     def link_item(self, conversation_id: str, item_id: str, added_at: datetime, *, extra: Extra = NO_EXTRA) -> None:
         # link_items of one pair, with its arguments built directly.
         s = self.store
-        k = s.keys
-        args = [
-            s.ttl,
-            k.item_links_prefix,
-            conversation_id,
-            k.item_prefix,
-            k.item_packed_prefix,
-            score(added_at),
-            item_id,
-        ]
-        taken = s.write_script("link_items", s.lua_link_items, k.link_keys(conversation_id), args)
+        args = [s.ttl, *s.linking_args(conversation_id), score(added_at), item_id]
+        taken = s.write_script("link_items", s.lua_link_items, s.link_keys(conversation_id), args)
         if taken is not None:
             raise ConflictError(f"item {taken} is already linked to conversation {conversation_id}")
 
@@ -907,21 +904,14 @@ class RedisItemStorage(BackendItems):
         created = []
         ids: list[str] = []
         fields: list[str] = []
-        content_field = s.codec.items.field("content")
         for new in items:  # everything encoded before any I/O (bad content writes nothing)
-            # The content is dumped once (by the encoder) and parsed back from that text, as
-            # it will read back; records are built directly (attrs.evolve costs more).
             item = created_item(new, new.content, now, keep_status=keep_status)
-            encoded = s.codec.item_fields(item, extra)
-            if content_field is not None:
-                item.content = loads(encoded[content_field])
-            else:
-                item.content = normalize_json(new.content, "content")
+            encoded = self._encoded(item, extra)
             created.append(item)
             ids.append(item.id)
             flat = _flat(encoded)
             fields += [s.codec.packed(item.id, encoded), str(len(flat)), *flat]
-        indexed = score(now) if s.codec.items.field("created_at") is not None else ""
+        indexed = score(now) if s.index_created else ""
         args = [s.ttl, s.item_prefix, score(added_at or now), indexed, s.keys.item_packed_prefix]
         args += [*s.link_args(conversation_id), str(len(ids)), *ids, *fields]
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id), s.keys.items_created]
@@ -930,13 +920,7 @@ class RedisItemStorage(BackendItems):
         if idem is not None:
             more_keys, more_args = s.keyed(idem, created)
             keys, args, script = keys + more_keys, args + more_args, s.lua_append_items_keyed
-
-        def run(client: Any) -> Any:
-            if client is s.client:  # a pipeline (the configured waits) queues the call instead
-                return s.send_script(script, len(keys), *keys, *args)
-            return s.run_script(script, keys, args, client)
-
-        refused = s.write("append_items", run)
+        refused = s.write_script("append_items", script, keys, args)
         replayed: list[ConversationItem] | None = s.replayed(idem, refused, list[ConversationItem])
         if replayed is not None:
             return replayed

@@ -175,6 +175,11 @@ class SqliteConnector:
                 self._cond.notify()
             raise
 
+    def _take_write_lock(self) -> None:
+        """The writer lock, waiting for it at most ``busy_timeout_secs`` (``PoolTimeoutError``)."""
+        if not self._write_lock.acquire(False) and not self._wait_for_writer():  # positional: no keyword parsing
+            raise PoolTimeoutError(f"SQLite: the write lock did not free up within {self._timeout:g} s")
+
     def _wait_for_writer(self) -> bool:
         # The slow path of taking the writer lock: counted and timed for pool_stats.
         with self._lock:
@@ -210,17 +215,9 @@ class SqliteConnector:
         """``session(write=True, conflict=conflict)`` running one statement, in one call: the
         same writer lock, checkout, error translation and checkin, without the block object
         and its ``__enter__``/``__exit__`` (about 1 us of a 30 us write)."""
-        write_lock = self._write_lock
-        if not write_lock.acquire(False) and not self._wait_for_writer():  # positional: no keyword parsing
-            raise PoolTimeoutError(f"SQLite: the write lock did not free up within {self._timeout:g} s")
+        self._take_write_lock()
         try:
-            conn = None
-            with self._lock:  # _checkout's usual case: an idle connection
-                if self._idle and not self._closed:
-                    self._in_use += 1
-                    conn = self._idle.pop()
-            if conn is None:
-                conn = self._checkout()
+            conn = self._checkout()
             try:
                 return conn.datacon_session._cur.execute(sql, params).rowcount
             except sqlite3.Error as exc:
@@ -228,7 +225,7 @@ class SqliteConnector:
             finally:
                 self._checkin(conn)
         finally:
-            write_lock.release()
+            self._write_lock.release()
 
     @contextmanager
     def migration_session(self) -> Iterator[SqliteSession]:
@@ -281,14 +278,13 @@ class _SessionBlock:
 
     def __enter__(self) -> SqliteSession:
         connector = self._connector
-        write_lock = connector._write_lock
-        if self._write and not write_lock.acquire(False) and not connector._wait_for_writer():
-            raise PoolTimeoutError(f"SQLite: the write lock did not free up within {connector._timeout:g} s")
+        if self._write:
+            connector._take_write_lock()
         try:
             conn = self._conn = connector._checkout()
         except BaseException:
             if self._write:
-                write_lock.release()
+                connector._write_lock.release()
             raise
         return conn.datacon_session
 
