@@ -5,7 +5,7 @@ cases where the cursor serves instead."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -18,7 +18,7 @@ from datacon import (
     StorageFactoryConfig,
     create_storage,
 )
-from datacon.backends.postgres.connector import _numbered
+from datacon.backends.postgres.connector import PostgresSession, _numbered
 from datacon.errors import ConflictError
 from tests.servers.postgres import PostgresBackend
 from tests.support import sql_store
@@ -160,7 +160,7 @@ def test_a_generic_plan_made_on_small_tables_reads_the_highest_sequence_through_
                 storage.items.link_items(conversation, [(item_id, now) for item_id in created])
                 storage.items.append_items(conversation, _turn())
             with sql_store(storage).connector.session() as session:
-                conn = session._conn
+                conn = cast(PostgresSession, session)._conn  # the pool's only connection
                 conn.execute(
                     "INSERT INTO conversation_item_links (conversation_id, item_id, added_at, seq) "
                     "SELECT %s, 'msg_bulk' || n, now() - n * interval '1 second', 0 FROM generate_series(1, 3000) n",

@@ -369,7 +369,8 @@ class Statements:
                 found = (insert_items,)
             elif self.dialect.writable_cte:
                 p = self.dialect.param
-                rows = ", ".join(f"({p(f'i{n}')}, {p(f'q{n}')})" for n in range(links))
+                # Each link's item id is its item's own ``id{n}`` (one parameter fewer per row).
+                rows = ", ".join(f"({p(f'id{n}')}, {p(f'q{n}')})" for n in range(links))
                 found = (f"WITH new_items AS ({insert_items}), {self.append_links.replace('{rows}', rows)}",)
             else:
                 found = (insert_items, insert_links)
@@ -380,7 +381,7 @@ class Statements:
         """``append(1, 1)`` for ``append_items`` of one item (the usual turn), where the dialect
         has data-modifying CTEs (else ``None``): the item's params are its fields' own names
         (as ``item_insert``, so the encoded row is the params as it is), extra columns ``ix*``,
-        the link's ``cid``/``scid``, ``i0`` and ``a0``, and its rank the literal 1. Fewer
+        the link's ``cid``/``scid`` and ``a0`` (its item id is the item's ``id``), and its rank the literal 1. Fewer
         params to build and bind on the hot path; the same statement otherwise. Rendered once."""
         if self._append_one:
             return self._append_one[0]
@@ -388,7 +389,7 @@ class Statements:
         if self.dialect.writable_cte:
             ref, columns, row = self.item_parts
             insert_item = self.dialect.insert_rows(ref, columns, [[value.replace("{n}", "") for value in row]])
-            rows = f"({self.dialect.param('i0')}, 1)"
+            rows = f"({self.dialect.param('id')}, 1)"
             found = f"WITH new_items AS ({insert_item}), {self.append_links.replace('{rows}', rows)}"
         self._append_one.append(found)
         return found

@@ -274,6 +274,9 @@ class SqlItemStorage(BackendItems):
         # The bind-parameter names of row n of an append statement (item fields, then the
         # link's i/a/q), made once per n rather than formatted per row and call.
         self._row_keys: list[tuple[tuple[str, ...], str, str, str]] = []
+        # Whether an append's links bind their item ids apart (``i{n}``): the one-statement
+        # form (a writable CTE) reads each from its item's own ``id{n}``.
+        self._link_ids = not self._d.writable_cte
 
     def _keys(self, n: int) -> tuple[tuple[str, ...], str, str, str]:
         keys = self._row_keys
@@ -351,7 +354,8 @@ class SqlItemStorage(BackendItems):
             for n, k in enumerate(_by_item_id([record.id for record in records[start : start + count]])):
                 fields, i, a, q = self._keys(n)
                 params.update(zip(fields, encoded[start + k].values(), strict=True))
-                params[i] = records[start + k].id
+                if self._link_ids:
+                    params[i] = records[start + k].id
                 params[a] = at
                 params[q] = k + 1
             batches.append((self._sql.append(count, count), params))
@@ -394,7 +398,7 @@ class SqlItemStorage(BackendItems):
         row = self._store.extras(self._items_table, row, extra, prefix="ix")
         row = self._store.extras(self._links_table, row, extra)
         row["cid"] = row["scid"] = conversation_id
-        row["i0"], row["a0"] = record.id, at
+        row["a0"] = at
         self._store.connector.write_one(statement, row, conflict)
         return record
 
