@@ -71,7 +71,7 @@ class _Table:
         #: ``row.get(None)`` is ``None`` on a hash's dict, so a skipped column reads as absent.
         self.fields: dict[str, str | None] = {name: self._resolve(name) for name in record.names}
         #: The record's hash fields, generated from the declared columns (see ``_encoder``).
-        self.encode: Callable[[Any, Mapping[str, Any]], Fields] = _encoder(self, record)
+        self.encode: Callable[..., Fields] = _encoder(self, record)
 
     def _resolve(self, name: str) -> str | None:
         return None if self.config.is_skipped(name) else self.config.col(name)
@@ -113,14 +113,16 @@ class _Table:
             raise corrupt_record(self.kind, record_id, "created_at", exc) from exc
 
 
-def _encoder(table: _Table, record: Record) -> Callable[[Any, Mapping[str, Any]], Fields]:
+def _encoder(table: _Table, record: Record) -> Callable[..., Fields]:
     """A function giving the hash fields of a model of ``record``: timestamps as RFC 3339
     text, JSON as JSON text (a JSON-object column's ``None`` left out), text as is (``None``
     left out), then the extra columns (from its second argument, the hook's values).
     Generated once per store (``compile_function``): the
-    field names (configured) are constants of its namespace, never part of its source."""
-    namespace: dict[str, Any] = {"time_text": _time_text, "dump_json": dump_json, "extras": table.extras}
-    lines = ["def encode(m, extra):", "    out = {}"]
+    field names (configured) are constants of its namespace, never part of its source. Its
+    third argument, ``time_text``, turns a timestamp into its text (``_time_text``, the
+    default): ``append_items`` passes one giving the text it made once for all its items."""
+    namespace: dict[str, Any] = {"_time_text": _time_text, "dump_json": dump_json, "extras": table.extras}
+    lines = ["def encode(m, extra, time_text=_time_text):", "    out = {}"]
     for n, column in enumerate(record):
         field = table.fields[column.name]
         if field is None:
@@ -137,7 +139,7 @@ def _encoder(table: _Table, record: Record) -> Callable[[Any, Mapping[str, Any]]
     if table.config.extra_columns:
         lines.append("    extras(out, extra)")
     lines.append("    return out")
-    encode: Callable[[Any, Mapping[str, Any]], Fields] = compile_function("encode", "\n".join(lines) + "\n", namespace)
+    encode: Callable[..., Fields] = compile_function("encode", "\n".join(lines) + "\n", namespace)
     return encode
 
 
@@ -170,8 +172,15 @@ class Codec:
 
     # Items
 
-    def item_fields(self, item: ConversationItem, extra: Mapping[str, Any]) -> Fields:
-        return self.items.encode(item, extra)
+    def item_fields(
+        self, item: ConversationItem, extra: Mapping[str, Any], time_text: Callable[[datetime], str] = _time_text
+    ) -> Fields:
+        """The item's hash fields; ``time_text`` gives its ``created_at``'s text (``append_items``
+        passes one returning the text it made once for all its items, created at one instant)."""
+        return self.items.encode(item, extra, time_text)
+
+    #: The text a time column holds for a timestamp (RFC 3339, UTC, microseconds).
+    time_text = staticmethod(_time_text)
 
     def item(self, item_id: str, row: Mapping[str, str]) -> ConversationItem:
         t = self.items
