@@ -20,6 +20,7 @@ __all__ = [
     "BY_KIND",
     "CONVERSATIONS",
     "ITEMS",
+    "ITEM_PACKED",
     "LINKS",
     "LINK_SEQUENCE",
     "RECORDS",
@@ -136,6 +137,13 @@ LINKS = Record(
 #: given, when it writes them). Links made before v4 hold 0: ties on it fall back
 #: to the item id, the order they had before.
 LINK_SEQUENCE = "seq"
+#: The items table's packed copy (SQLite, migration v6): each row's whole record as one JSON
+#: array, ``[id, response_id, item_type, role, content, status, created_at]`` (the time as the
+#: column stores it), so a page reads and parses one column per item instead of seven. Written
+#: with every item; a row without it (or unreadable) is read from the columns, which stay the
+#: record of truth. Only where the items table has all its columns (no skip) and none is
+#: named like it (``render.packs_items``).
+ITEM_PACKED = "packed"
 RESPONSES = Record(
     "responses",
     "response",

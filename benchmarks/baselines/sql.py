@@ -67,6 +67,10 @@ class SqlBaseline:
     def decode_time(self, value: Any) -> datetime:
         raise NotImplementedError
 
+    def item_row(self, params: dict[str, Any]) -> dict[str, Any]:
+        """An item's INSERT params as the dialect's table takes them (SQLite adds the packed copy)."""
+        return params
+
     def drift(self) -> list[str]:
         """The statements that differ from what datacon renders now (empty when all match)."""
         from datacon import SchemaConfig
@@ -87,6 +91,9 @@ class SqlBaseline:
         }
         theirs = {name: getattr(rendered, name, None) for name in ours}
         theirs["link_insert"] = rendered.link_insert(1)
+        if rendered.items_packed is not None:  # what list_items reads there: the packed copies
+            names = ("items_asc", "items_desc", "items_first_asc", "items_first_desc")
+            theirs.update(zip(names, rendered.items_packed, strict=True))
         return [name for name, sql in ours.items() if _norm(sql) != _norm(str(theirs[name]))]
 
     # The operations.
@@ -133,15 +140,17 @@ class SqlBaseline:
         try:
             conn.execute(
                 self.ITEM_INSERT,
-                {
-                    "id": item_id,
-                    "response_id": None,
-                    "item_type": "message",
-                    "role": "user",
-                    "content": _dump(content),
-                    "status": "completed",
-                    "created_at": self.encode_time(datetime.now(UTC)),
-                },
+                self.item_row(
+                    {
+                        "id": item_id,
+                        "response_id": None,
+                        "item_type": "message",
+                        "role": "user",
+                        "content": _dump(content),
+                        "status": "completed",
+                        "created_at": self.encode_time(datetime.now(UTC)),
+                    }
+                ),
             )
         finally:
             self.checkin(conn)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring
 from typing import Any
 
-from benchmarks.baselines.sql import SqlBaseline, _dump
+from benchmarks.baselines.sql import ITEM_FIELDS, SqlBaseline, _dump
 
 __all__ = ["SqliteBaseline"]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ITEM_COLUMNS = "i.`id`, i.`response_id`, i.`item_type`, i.`role`, i.`content`, i.`status`, i.`created_at`"
+# list_items reads the items' packed copies (migration v6): one JSON array per row.
+_ITEM_COLUMNS = "i.`packed`"
 _RESPONSE_COLUMNS = (
     "`id`, `conversation_id`, `previous_response_id`, `input`, `created_at`, `safety_identifier`, `model`, "
     "`raw_response`"
@@ -52,7 +55,8 @@ class SqliteBaseline(SqlBaseline):
     RESP_SELECT = f"SELECT {_RESPONSE_COLUMNS} FROM `responses` WHERE `id` = :id"
     ITEM_INSERT = (
         "INSERT INTO `conversation_items` (`id`, `response_id`, `item_type`, `role`, `content`, `status`, "
-        "`created_at`) VALUES (:id, :response_id, :item_type, :role, :content, :status, :created_at)"
+        "`created_at`, `packed`) VALUES (:id, :response_id, :item_type, :role, :content, :status, :created_at, "
+        ":packed)"
     )
     LINK_INSERT = (
         "INSERT INTO `conversation_item_links` (`conversation_id`, `item_id`, `added_at`, `seq`) "
@@ -90,6 +94,23 @@ class SqliteBaseline(SqlBaseline):
     def decode_time(self, value: Any) -> datetime:
         return EPOCH + timedelta(microseconds=value)
 
+    def item_row(self, params: dict[str, Any]) -> dict[str, Any]:
+        # The packed copy, as datacon writes it: the quoted texts, the content's JSON text as
+        # it is, the time as stored.
+        def quote(value: str | None) -> str:
+            return "null" if value is None else str(encode_basestring(value))
+
+        params["packed"] = (
+            f"[{quote(params['id'])},{quote(params['response_id'])},{quote(params['item_type'])},"
+            f"{quote(params['role'])},{params['content']},{quote(params['status'])},{params['created_at']}]"
+        )
+        return params
+
+    def _item(self, row: Sequence[Any]) -> dict[str, Any]:
+        out = dict(zip(ITEM_FIELDS, json.loads(row[0]), strict=True))
+        out["created_at"] = self.decode_time(out["created_at"])
+        return out
+
     def bulk_items(self, conversation_id: str, items: Sequence[tuple[str, datetime]], content: Any) -> None:
         text = _dump(content)
         now = self.encode_time(datetime.now(UTC))
@@ -98,15 +119,17 @@ class SqliteBaseline(SqlBaseline):
             self.conn.executemany(
                 self.ITEM_INSERT,
                 (
-                    {
-                        "id": item_id,
-                        "response_id": None,
-                        "item_type": "message",
-                        "role": "user",
-                        "content": text,
-                        "status": "completed",
-                        "created_at": now,
-                    }
+                    self.item_row(
+                        {
+                            "id": item_id,
+                            "response_id": None,
+                            "item_type": "message",
+                            "role": "user",
+                            "content": text,
+                            "status": "completed",
+                            "created_at": now,
+                        }
+                    )
                     for item_id, _ in items
                 ),
             )

@@ -131,19 +131,20 @@ EXPECTED_STATEMENTS = (
     'CREATE INDEX IF NOT EXISTS "conversation_item_links_item_idx" ON "conversation_item_links" ("item_id")',
     'CREATE INDEX IF NOT EXISTS "responses_conversation_idx" ON "responses" ("conversation_id")',
     version_insert_sql(PG, MIGRATIONS[4]),
+    version_insert_sql(PG, MIGRATIONS[5]),  # v6 changes nothing on PostgreSQL
 )
 
 
 def test_fresh_database_is_created_at_the_latest_version(postgres_backend: PostgresBackend, fresh_url: str) -> None:
     with open_pg(fresh_url, SchemaConfig(auto_migrate=False)) as storage:
         storage.responses.store_response(StoredResponse(id="r1", safety_identifier="u"))
-    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4, 5]
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4, 5, 6]
     assert "safety_identifier" in columns(postgres_backend, fresh_url, "responses")
     indexes = {row[0] for row in query(postgres_backend, fresh_url, "SELECT indexname FROM pg_indexes")}
     assert {"conv_item_links_order_idx", "responses_safety_idx", "pk_conv_item_link"} <= indexes
     with open_pg(fresh_url, SchemaConfig(auto_migrate=False)):  # reopens with nothing pending
         pass
-    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4, 5]
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4, 5, 6]
 
 
 def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: PostgresBackend, legacy_url: str) -> None:
@@ -151,10 +152,10 @@ def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: Postgre
         open_pg(legacy_url, SchemaConfig(auto_migrate=False))
     assert info.value.statements == EXPECTED_STATEMENTS
     message = str(info.value)
-    assert message.startswith("Schema migration required (current version: 0, latest version: 5).")
+    assert message.startswith("Schema migration required (current version: 0, latest version: 6).")
     assert "  v1: Add safety_identifier column to responses\n" in message
     assert "set `auto_migrate: true` in your postgres schema config" in message
-    assert "set `version: 5`" in message
+    assert "set `version: 6`" in message
     assert "user_id" in columns(postgres_backend, legacy_url, "responses")  # nothing migrated
     # The listed SQL, applied by hand, brings the schema up to date.
     with postgres_backend.connect(legacy_url) as conn:
@@ -166,14 +167,14 @@ def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: Postgre
 
 def test_auto_migrate_applies_and_keeps_data(postgres_backend: PostgresBackend, legacy_url: str) -> None:
     with open_pg(legacy_url, SchemaConfig(auto_migrate=True)) as storage:
-        assert sql_store(storage).applied_migrations == [1, 2, 3, 4, 5]
+        assert sql_store(storage).applied_migrations == [1, 2, 3, 4, 5, 6]
         old = storage.responses.get_response("resp_old")
         assert old is not None
         assert old.input == ["hi"]
         assert old.created_at == T0
         storage.responses.store_response(StoredResponse(id="resp_new", safety_identifier="u"))
         assert [r.id for r in storage.responses.list_identifier_responses("u")] == ["resp_new"]
-    assert versions(postgres_backend, legacy_url) == [1, 2, 3, 4, 5]
+    assert versions(postgres_backend, legacy_url) == [1, 2, 3, 4, 5, 6]
     assert columns(postgres_backend, legacy_url, "responses") == {
         "id",
         "conversation_id",
@@ -191,23 +192,23 @@ def test_auto_migrate_applies_and_keeps_data(postgres_backend: PostgresBackend, 
 def test_version_setting_skips_migrations(postgres_backend: PostgresBackend, legacy_url: str) -> None:
     with pytest.raises(MigrationRequiredError) as info:
         open_pg(legacy_url, SchemaConfig(version=2))
-    assert "current version: 2, latest version: 5" in str(info.value)
+    assert "current version: 2, latest version: 6" in str(info.value)
     # v3 and v4, then the column v1 would have added (skipped by `version`, yet declared: drift).
     assert info.value.statements == EXPECTED_STATEMENTS[4:] + EXPECTED_STATEMENTS[:1]
     assert "table 'responses' has no column 'safety_identifier'" in str(info.value)
-    # Skipped up to 5, but the tables still lack safety_identifier (v1) and seq (v4): that is
+    # Skipped up to 6, but the tables still lack safety_identifier (v1) and seq (v4): that is
     # schema drift (every store_response and link_items would fail), reported with its fixes.
     with pytest.raises(MigrationRequiredError) as drift:
-        open_pg(legacy_url, SchemaConfig(version=5))
-    assert str(drift.value).startswith("Schema drift (current version: 5, latest version: 5)")
+        open_pg(legacy_url, SchemaConfig(version=6))
+    assert str(drift.value).startswith("Schema drift (current version: 6, latest version: 6)")
     assert "table 'conversation_item_links' has no column 'seq'" in str(drift.value)
     assert drift.value.statements == (*EXPECTED_STATEMENTS[6:9:2], EXPECTED_STATEMENTS[0])  # seq, its index
     skipped = TableConfig("responses", skip_columns={"safety_identifier"})
     with pytest.raises(MigrationRequiredError) as links_only:
-        open_pg(legacy_url, SchemaConfig(version=5, responses=skipped))
+        open_pg(legacy_url, SchemaConfig(version=6, responses=skipped))
     assert links_only.value.statements == EXPECTED_STATEMENTS[6:9:2]
     # auto_migrate adds what is missing (the page index then follows) and records no version.
-    with open_pg(legacy_url, SchemaConfig(version=5, responses=skipped, auto_migrate=True)):
+    with open_pg(legacy_url, SchemaConfig(version=6, responses=skipped, auto_migrate=True)):
         pass
     assert versions(postgres_backend, legacy_url) == []  # skipped, not recorded
     assert "user_id" in columns(postgres_backend, legacy_url, "responses")
@@ -236,10 +237,10 @@ def test_an_upstream_v3_database_migrates_to_the_turn_order(postgres_backend: Po
     _upstream_v3_links(postgres_backend, legacy_url)
     with pytest.raises(MigrationRequiredError) as info:
         open_pg(legacy_url, SchemaConfig(auto_migrate=False))
-    assert info.value.statements == EXPECTED_STATEMENTS[-9:]
-    assert "current version: 3, latest version: 5" in str(info.value)
+    assert info.value.statements == EXPECTED_STATEMENTS[-10:]
+    assert "current version: 3, latest version: 6" in str(info.value)
     with open_pg(legacy_url, SchemaConfig(auto_migrate=True)) as storage:
-        assert sql_store(storage).applied_migrations == [4, 5]
+        assert sql_store(storage).applied_migrations == [4, 5, 6]
         # Links made before keep their old tie-break (item id); new ones follow in the order made.
         assert [i.id for i in storage.items.list_items("conv_old", ListParams(10))] == ["msg_a", "msg_b", "msg_c"]
         storage.items.append_items(
@@ -399,14 +400,14 @@ def test_processes_migrating_at_once_apply_each_migration_once(
     postgres_backend: PostgresBackend, legacy_url: str
 ) -> None:
     applied = race(legacy_url, 5)
-    assert sorted(v for versions_ in applied for v in versions_) == [1, 2, 3, 4, 5]
-    assert [1, 2, 3, 4, 5] in applied  # the first one under the lock applied all five
-    assert versions(postgres_backend, legacy_url) == [1, 2, 3, 4, 5]
+    assert sorted(v for versions_ in applied for v in versions_) == [1, 2, 3, 4, 5, 6]
+    assert [1, 2, 3, 4, 5, 6] in applied  # the first one under the lock applied all six
+    assert versions(postgres_backend, legacy_url) == [1, 2, 3, 4, 5, 6]
 
 
 def test_processes_creating_a_fresh_database_at_once(postgres_backend: PostgresBackend, fresh_url: str) -> None:
     assert race(fresh_url, 5) == [[]] * 5  # created at the latest version, nothing to migrate
-    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4, 5]
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4, 5, 6]
 
 
 # --- JSON and typed extra columns ----------------------------------------------------------------

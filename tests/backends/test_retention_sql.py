@@ -60,12 +60,14 @@ def test_v5_is_the_retention_indexes() -> None:
 
 
 def _to_v4(path: Path) -> None:
-    """A database as datacon left it at v4: no retention indexes, version 4 recorded."""
+    """A database as datacon left it at v4: no retention indexes, no packed items (v6),
+    version 4 recorded."""
     conn = sqlite3.connect(path)
     try:
         for name in RETENTION_INDEXES:
             conn.execute(f"DROP INDEX `{name}`")
-        conn.execute("DELETE FROM _schema_versions WHERE version = 5")
+        conn.execute("ALTER TABLE conversation_items DROP COLUMN packed")
+        conn.execute("DELETE FROM _schema_versions WHERE version >= 5")
         conn.commit()
     finally:
         conn.close()
@@ -87,13 +89,16 @@ def test_a_v4_sqlite_database_migrates_to_v5(tmp_path: Path) -> None:
     assert not set(RETENTION_INDEXES) & _indexes(db)
     with pytest.raises(MigrationRequiredError) as info:
         _open(db)
-    assert "current version: 4, latest version: 5" in str(info.value)
+    assert "current version: 4, latest version: 6" in str(info.value)
+    v6 = MIGRATIONS[5]
     assert list(info.value.statements) == [
         *V5.up(SchemaConfig(), SqliteDialect(), None),
         version_insert_sql(SqliteDialect(), V5),
+        *v6.up(SchemaConfig(), SqliteDialect(), frozenset({"id"})),
+        version_insert_sql(SqliteDialect(), v6),
     ]
     with _open(db, auto_migrate=True) as storage:
-        assert sql_store(storage).applied_migrations == [5]
+        assert sql_store(storage).applied_migrations == [5, 6]
         assert storage.responses.get_response("resp_kept") is not None
         assert storage.prune(datetime(2099, 1, 1, tzinfo=UTC)).responses == 1
     assert set(RETENTION_INDEXES) <= _indexes(db)
@@ -119,12 +124,12 @@ def test_a_v4_postgres_database_migrates_to_v5(postgres_backend: PostgresBackend
     with postgres_backend.connect(pg_url) as conn:
         for name in RETENTION_INDEXES:
             conn.execute(f'DROP INDEX "{name}"')
-        conn.execute("DELETE FROM _schema_versions WHERE version = 5")
+        conn.execute("DELETE FROM _schema_versions WHERE version >= 5")
     with pytest.raises(MigrationRequiredError) as info:
         _open_pg(pg_url)
-    assert "current version: 4, latest version: 5" in str(info.value)
+    assert "current version: 4, latest version: 6" in str(info.value)
     with _open_pg(pg_url, auto_migrate=True) as storage:
-        assert sql_store(storage).applied_migrations == [5]
+        assert sql_store(storage).applied_migrations == [5, 6]  # v6 changes nothing on PostgreSQL
     with postgres_backend.connect(pg_url) as conn:
         names = {row[0] for row in conn.execute("SELECT indexname FROM pg_indexes").fetchall()}
     assert set(RETENTION_INDEXES) <= names

@@ -69,15 +69,32 @@ def _responses(**table: Any) -> SchemaConfig:
 
 
 def test_migrations_are_upstreams_three_in_order_then_the_link_sequence() -> None:
-    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4, 5]
-    assert LATEST == 5
+    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4, 5, 6]
+    assert LATEST == 6
     assert [m.description for m in MIGRATIONS] == [
         "Add safety_identifier column to responses",
         "Remove legacy user_id column from responses",
         "Drop redundant output, metadata, instructions, tool_calls columns from responses",
         "Add the link sequence (turn order) and the page index on (added_at, seq, item_id)",
         "Add the retention indexes: items and responses by created_at, links by item, responses by conversation",
+        "Add the items' packed copies (SQLite)",
     ]
+
+
+def test_v6_packs_sqlite_items_only_where_the_table_has_every_column() -> None:
+    add = "ALTER TABLE `conversation_items` ADD COLUMN `packed` TEXT"
+    statements = _up(6, SchemaConfig(), LITE, frozenset({"id"}))
+    assert statements[0] == add
+    assert statements[1].startswith("UPDATE `conversation_items` SET `packed` = '[' || json_quote(`id`)")
+    assert len(statements) == 2
+    assert _up(6, SchemaConfig(), LITE, frozenset({"id", "packed"})) == []  # added already
+    assert _up(6, SchemaConfig(), PG) == []  # SQLite only
+    skipped = SchemaConfig(conversation_items=TableConfig("conversation_items", skip_columns={"status"}))
+    assert _up(6, skipped, LITE, frozenset({"id"})) == []
+    named = SchemaConfig(conversation_items=TableConfig("conversation_items", columns={"content": "packed"}))
+    assert _up(6, named, LITE, frozenset({"id"})) == []  # a column of that name: no copies
+    assert render(named, LITE).items_packed is None
+    assert render(SchemaConfig(), LITE).items_packed is not None
 
 
 def test_v4_adds_the_sequence_and_replaces_the_page_index() -> None:
@@ -150,7 +167,7 @@ def test_pending_migration_message_has_upstreams_shape() -> None:
     plans = [(m, m.up(SchemaConfig(), PG, None)) for m in MIGRATIONS[1:3]]
     message, statements = migration_message(PG, 1, plans)
     assert message.startswith(
-        "Schema migration required (current version: 1, latest version: 5).\n\n"
+        "Schema migration required (current version: 1, latest version: 6).\n\n"
         "The following migrations need to be applied:\n"
         "\n  v2: Remove legacy user_id column from responses\n"
         '    ALTER TABLE "responses" DROP COLUMN IF EXISTS "user_id";\n'
@@ -159,7 +176,7 @@ def test_pending_migration_message_has_upstreams_shape() -> None:
     )
     assert message.endswith(
         "\nTo apply automatically, set `auto_migrate: true` in your postgres schema config.\n"
-        "To skip, set `version: 5` to mark your schema as already up to date."
+        "To skip, set `version: 6` to mark your schema as already up to date."
     )
     assert statements == (
         plans[0][1][0],

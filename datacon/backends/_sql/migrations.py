@@ -1,4 +1,4 @@
-"""Schema versions: upstream's migrations v1-v3, datacon's v4, and the start-up runner every SQL backend uses."""
+"""Schema versions: upstream's migrations v1-v3, datacon's v4-v6, and the start-up runner every SQL backend uses."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from datacon.errors import MigrationRequiredError
 from datacon.schema import CORE_COLUMNS, SchemaConfig
 
 from .dialect import Dialect
-from .render import Statements, retention_indexes, sequence_type
+from .render import Statements, packed_items_sql, retention_indexes, sequence_type
 from .session import Session
 
 __all__ = [
@@ -105,6 +105,12 @@ def _v5(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None)
     return retention_indexes(schema, dialect)
 
 
+def _v6(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None) -> list[str]:
+    # SQLite's packed item copies (ITEM_PACKED), filled for the rows there are; nothing on
+    # the other dialects, or where the items table skips a column.
+    return packed_items_sql(schema, dialect, existing)
+
+
 #: Upstream's core-history migrations, in order (descriptions verbatim), then datacon's.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "Add safety_identifier column to responses", _v1),
@@ -121,6 +127,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "Add the retention indexes: items and responses by created_at, links by item, responses by conversation",
         _v5,
     ),
+    Migration(6, "Add the items' packed copies (SQLite)", _v6, "conversation_items"),
 )
 LATEST = MIGRATIONS[-1].version
 

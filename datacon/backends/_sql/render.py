@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from datacon._columns import CONVERSATIONS, ITEMS, LINK_SEQUENCE, LINKS, RESPONSES, Column, Kind, Record
+from datacon._columns import CONVERSATIONS, ITEM_PACKED, ITEMS, LINK_SEQUENCE, LINKS, RESPONSES, Column, Kind, Record
 from datacon.errors import ConfigError
 from datacon.schema import CORE_COLUMNS, SchemaConfig, TableConfig
 
@@ -29,6 +29,8 @@ __all__ = [
     "RetentionSql",
     "Statements",
     "check_identifiers",
+    "packed_items_sql",
+    "packs_items",
     "render",
     "retention_indexes",
     "sequence_column",
@@ -135,6 +137,9 @@ class _Table:
     config: TableConfig
     record: Record
     dialect: Dialect
+    #: The items table keeps its rows' packed copies (``packs_items``): a column more in the
+    #: DDL, the declared columns and every INSERT (its param ``packed``).
+    packed: bool = False
     ref: str = attrs.field(init=False)
 
     @ref.default
@@ -204,6 +209,9 @@ class _Table:
             index = self.index("links_order_idx", ["conversation_id", "added_at", LINK_SEQUENCE, "item_id"])
             then = () if index is None else (index,)
             core.append(DeclaredColumn(LINK_SEQUENCE, sequence_type(self.dialect), None, "column", then))
+        if self.packed:
+            # Added as migration v6 adds it, then filled: v6's statements (never drift as well).
+            core.append(DeclaredColumn(ITEM_PACKED, self.dialect.json_type, None, "column", (self.backfill(),)))
         extra = [
             DeclaredColumn(name, c.sql_type, None, "extra column") for name, c in self.config.sorted_extra_columns()
         ]
@@ -218,6 +226,8 @@ class _Table:
         """CREATE TABLE (guarded by the dialect) of the present columns, the extra columns, ``tail``."""
         d = self.dialect
         body = ", ".join(f"{self.c(column.name)} {self.column_type(column)}" for column in self.present())
+        if self.packed:
+            body += f", {d.ident(ITEM_PACKED)} {d.json_type}"
         extras = "".join(f", {d.ident(name)} {column.sql_type}" for name, column in self.config.sorted_extra_columns())
         return d.create_table(self.ref, f"{body}{extras}{tail}")
 
@@ -228,6 +238,9 @@ class _Table:
         names, params = self.extras()
         quoted = [self.c(column.name) for column in columns] + names
         values = [self.value(column, d.param(column.name)) for column in columns] + params
+        if self.packed:
+            quoted.append(d.ident(ITEM_PACKED))
+            values.append(d.param(ITEM_PACKED))
         if key:
             return d.insert_rows(self.ref, quoted, [values], key)
         return f"INSERT INTO {self.ref} ({', '.join(quoted)}) VALUES ({', '.join(values)})"  # noqa: S608
@@ -238,6 +251,27 @@ class _Table:
         if name is None:
             return None
         return self.dialect.create_index(name, self.ref, [self.c(field) for field in fields])
+
+    def backfill(self) -> str:
+        """The UPDATE giving the items without one their packed copy (migration v6), built by
+        SQL as ``rows.pack_item`` builds it: text quoted by ``json_quote``, the content's JSON
+        text as it is, the time as stored. Rows whose content is not valid JSON, or whose time
+        is not an integer, keep none (they read from the columns, as before)."""
+        quoted = {Kind.ID, Kind.TEXT}
+        parts = []
+        for column in self.record:
+            name = self.c(column.name)
+            if column.kind in quoted:
+                parts.append(f"json_quote({name})")
+            else:
+                parts.append(name)
+        packed = " || ',' || ".join(parts)
+        content, created = self.c("content"), self.c("created_at")
+        return (
+            f"UPDATE {self.ref} SET {self.dialect.ident(ITEM_PACKED)} = '[' || {packed} || ']' "  # noqa: S608
+            f"WHERE {self.dialect.ident(ITEM_PACKED)} IS NULL AND json_valid({content}) "
+            f"AND typeof({created}) = 'integer'"
+        )
 
 
 @attrs.frozen(eq=False)
@@ -279,6 +313,9 @@ class Statements:
     items_desc: str
     items_first_asc: str
     items_first_desc: str
+    # The same four reading the items' packed copies (``packs_items``), else ``None``: in the
+    # order items_asc, items_desc, items_first_asc, items_first_desc.
+    items_packed: tuple[str, str, str, str] | None
     # Pages after an explicit position (a page cursor): params cid, at, sq, after, limit.
     list_pos_asc: str
     list_pos_desc: str
@@ -657,6 +694,7 @@ def _page(
     positional: bool = False,
     first: bool = False,
     position: bool = True,
+    packed: bool = False,
 ) -> str:
     """One keyset query on the (conversation_id, added_at, seq, item_id) index, which gives the
     exact order, so the scan stops after ``limit`` rows.
@@ -668,7 +706,7 @@ def _page(
     ``added_at`` and sequence (the next page's position), unless ``position`` is off
     (``list_items`` needs no position: two columns fewer to convert per row). ``first``: the
     first page, no cursor (params cid and limit only; the same rows as the cursor form
-    with ``after`` NULL)."""
+    with ``after`` NULL). ``packed``: each row is the item's packed copy alone."""
     p = d.param
     cmp, order = (">", "ASC") if ascending else ("<", "DESC")
     added, seq, item_id = links.c("added_at", "l"), links.c(LINK_SEQUENCE, "l"), links.c("item_id", "l")
@@ -700,8 +738,9 @@ def _page(
         cursor = (f"COALESCE({of_cursor('added_at')}, {sentinel})", of_cursor(LINK_SEQUENCE), p("after"))
         keyset = _after(d, cmp, row, cursor)
     trailing = f", {links.out(LINKS['added_at'], 'l')}, {seq}" if position else ""
+    selected = f"i.{d.ident(ITEM_PACKED)}" if packed else items.select_list(items.present(), "i")
     return (
-        f"SELECT {items.select_list(items.present(), 'i')}{trailing} "  # noqa: S608
+        f"SELECT {selected}{trailing} "  # noqa: S608
         f"FROM {links.ref} l JOIN {items.ref} i ON {items.c('id', 'i')} = {item_id} "
         f"{join}WHERE {links.c('conversation_id', 'l')} = {p('cid')}{f' AND {keyset}' if keyset else ''} "
         f"ORDER BY {added} {order}, {seq} {order}, {item_id} {order} {d.limit(p('limit'))}"
@@ -794,7 +833,7 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
     d = dialect
     p = d.param
     convs = _Table(schema.conversations, CONVERSATIONS, d)
-    items = _Table(schema.conversation_items, ITEMS, d)
+    items = _Table(schema.conversation_items, ITEMS, d, packed=packs_items(schema, d))
     links = _Table(schema.conversation_item_links, LINKS, d)
     resps = _Table(schema.responses, RESPONSES, d)
 
@@ -880,10 +919,11 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
     item_names = [d.ident(name) for name, _ in items.config.sorted_extra_columns()]
     item_parts = (
         items.ref,
-        (*[items.c(c.name) for c in items.present()], *item_names),
+        (*[items.c(c.name) for c in items.present()], *item_names, *([d.ident(ITEM_PACKED)] if items.packed else [])),
         (
             *[items.value(c, p(f"{c.name}{{n}}")) for c in items.present()],
             *[p(f"ix{k}") for k in range(len(item_names))],
+            *([p(f"{ITEM_PACKED}{{n}}")] if items.packed else []),
         ),
     )
     link_where = f"{links.c('conversation_id')} = {p('cid')} AND {links.c('item_id')} = {p('iid')}"
@@ -929,6 +969,16 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         items_desc=_page(d, items, links, ascending=False, position=False),
         items_first_asc=_page(d, items, links, ascending=True, first=d.plain_first_page, position=False),
         items_first_desc=_page(d, items, links, ascending=False, first=d.plain_first_page, position=False),
+        items_packed=(
+            (
+                _page(d, items, links, ascending=True, position=False, packed=True),
+                _page(d, items, links, ascending=False, position=False, packed=True),
+                _page(d, items, links, ascending=True, first=d.plain_first_page, position=False, packed=True),
+                _page(d, items, links, ascending=False, first=d.plain_first_page, position=False, packed=True),
+            )
+            if items.packed
+            else None
+        ),
         list_pos_asc=_page(d, items, links, ascending=True, positional=True),
         list_pos_desc=_page(d, items, links, ascending=False, positional=True),
         follows_asc=_follows(d, links, ascending=True),
@@ -950,6 +1000,27 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
         conv_table=convs,
         **_idempotency(d),
     )
+
+
+def packs_items(schema: SchemaConfig, dialect: Dialect) -> bool:
+    """Whether the items table keeps packed copies (``ITEM_PACKED``): the dialect does, the
+    table has every column of an item (a skipped one reads as its default, which a copy
+    could not follow), and no column of it is named like the copy."""
+    table = schema.conversation_items
+    if not dialect.packed_items or any(table.is_skipped(column.name) for column in ITEMS):
+        return False
+    names = {table.col(column.name).lower() for column in ITEMS} | {name.lower() for name in table.extra_columns}
+    return ITEM_PACKED not in names
+
+
+def packed_items_sql(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None) -> list[str]:
+    """Migration v6: the packed-copy column where ``packs_items``, and the rows' copies."""
+    if not packs_items(schema, dialect):
+        return []
+    table = _Table(schema.conversation_items, ITEMS, dialect, packed=True)
+    quoted = dialect.ident(schema.conversation_items.table)  # as find_drift names it
+    add = dialect.add_column(quoted, dialect.ident(ITEM_PACKED), dialect.json_type, existing)
+    return [*add, table.backfill()] if add else []
 
 
 def sequence_type(d: Dialect) -> str:

@@ -11,23 +11,34 @@ identifiers, checked by ``compile_function``), integer positions and the literal
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from json.encoder import encode_basestring  # the C quoter
 from typing import Any, TypeVar
 
 import attrs
 
-from datacon._columns import Column, Kind, Record, compile_function
+from datacon._columns import ITEM_PACKED, Column, Kind, Record, compile_function
 from datacon._serde import dump_json, loads
 from datacon._time import utc_now
 from datacon.errors import BackendError
 
 from .dialect import Dialect
 
-__all__ = ["Decoder", "Encoder", "RowsDecoder", "row_decoder", "row_encoder", "rows_decoder"]
+__all__ = [
+    "Decoder",
+    "Encoder",
+    "PackedDecoder",
+    "RowsDecoder",
+    "packed_decoder",
+    "row_decoder",
+    "row_encoder",
+    "rows_decoder",
+]
 
 T = TypeVar("T")
 Decoder = Callable[[tuple[Any, ...]], T]
 RowsDecoder = Callable[[Sequence[tuple[Any, ...]]], list[T]]
 Encoder = Callable[[Any], dict[str, Any]]
+PackedDecoder = Callable[[Sequence[tuple[Any, ...]]], list[T] | None]
 
 _DECODE_ERRORS = (ValueError, TypeError, OverflowError)
 _LITERALS: tuple[Any, ...] = (None, "", [])
@@ -130,12 +141,17 @@ def _decoders(record: Record, fields: Sequence[str], model: Callable[..., T], di
     return {"decode_rows": decode_rows, "decode": decode_rows.__globals__["decode"]}
 
 
-def row_encoder(record: Record, fields: Sequence[str], dialect: Dialect) -> Encoder:
+def row_encoder(record: Record, fields: Sequence[str], dialect: Dialect, packed: bool = False) -> Encoder:
     """A function giving the bind parameters of a model's ``fields`` (the present columns):
     timestamps and JSON encoded by the dialect (a JSON-object column's ``None`` as SQL NULL).
+    With ``packed`` (every column of ``record`` is in ``fields``), also the record's packed
+    copy (``ITEM_PACKED``, last): a JSON array of the column values in ``record``'s order,
+    text quoted, JSON as its encoded text, the time as encoded (an integer).
 
     :raises InvalidInputError: a JSON value cannot be encoded (before any I/O).
     """
+    if packed:
+        return _packing_encoder(record, fields, dialect)
     items = []
     for name in fields:
         column = record[name]
@@ -153,3 +169,57 @@ def row_encoder(record: Record, fields: Sequence[str], dialect: Dialect) -> Enco
     namespace = {"encode_time": dialect.encode_time, "encode_json": encode_json}
     encoder: Encoder = compile_function("encode", source, namespace)
     return encoder
+
+
+def _packing_encoder(record: Record, fields: Sequence[str], dialect: Dialect) -> Encoder:
+    if list(fields) != [column.name for column in record]:
+        raise ValueError(f"a packed copy needs every {record.kind} column, in order")
+    lines, parts = [], []
+    for column in record:
+        name = column.name
+        if column.kind is Kind.TIME:
+            lines.append(f"    {name} = encode_time(m.{name})")
+            parts.append(f"{{{name}}}")
+        elif column.kind is Kind.JSON and not column.object_only:
+            lines.append(f"    {name} = encode_json(m.{name}, {name!r})")
+            parts.append(f"{{{name}}}")
+        elif column.kind in (Kind.ID, Kind.TEXT):
+            lines.append(f"    {name} = m.{name}")
+            parts.append(f"{{'null' if {name} is None else quote({name})}}")
+        else:
+            raise ValueError(f"column {name} cannot be packed")
+    row = ", ".join(f"{column.name!r}: {column.name}" for column in record)
+    source = (
+        "def encode(m):\n" + "\n".join(lines) + f'\n    return {{{row}, {ITEM_PACKED!r}: f"[{",".join(parts)}]"}}\n'
+    )
+    encode_json: Any = dialect.encode_json
+    if type(dialect).encode_json is Dialect.encode_json:
+        encode_json = dump_json
+    namespace = {"encode_time": dialect.encode_time, "encode_json": encode_json, "quote": encode_basestring}
+    encoder: Encoder = compile_function("encode", source, namespace)
+    return encoder
+
+
+def packed_decoder(record: Record, model: Callable[..., T], dialect: Dialect) -> PackedDecoder[T]:
+    """A function turning rows of one column, ``row_encoder``'s packed copies, into ``model``
+    (positional, in ``record``'s order, which must be the model's); ``None`` when any row is
+    not such a copy (NULL, or not a JSON array of the record's columns), which the caller
+    then reads from the columns: the same records either way (tests/backends/test_sqlite_packed.py)."""
+    fields = attrs.fields(model) if isinstance(model, type) and attrs.has(model) else ()
+    declared = [field.name for field in fields]
+    if declared != [column.name for column in record]:
+        raise ValueError(f"{model!r} does not take the {record.kind} columns in order")
+    names = [f"c{n}" for n in range(len(record.columns))]
+    values = [
+        f"decode_time({name})" if column.kind is Kind.TIME else name for name, column in zip(names, record, strict=True)
+    ]
+    source = (
+        "def unpack(rows):\n"
+        "    try:\n"
+        f"        return [model({', '.join(values)}) for {', '.join(names)} in [loads(row[0]) for row in rows]]\n"
+        "    except DECODE_ERRORS:\n"
+        "        return None\n"
+    )
+    namespace = {"model": model, "loads": loads, "decode_time": dialect.decode_time, "DECODE_ERRORS": _DECODE_ERRORS}
+    unpack: PackedDecoder[T] = compile_function("unpack", source, namespace)
+    return unpack

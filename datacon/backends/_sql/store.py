@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from datacon._columns import CONVERSATIONS, ITEMS, RESPONSES
+from datacon._columns import CONVERSATIONS, ITEM_PACKED, ITEMS, RESPONSES
 from datacon._serde import loads
 from datacon._time import utc_now
 from datacon.backends.base import (
@@ -42,7 +42,7 @@ from datacon.schema import SchemaConfig, TableConfig
 from .dialect import Dialect
 from .migrations import bootstrap, require_latest
 from .render import IDEMPOTENCY_SWEEP, render
-from .rows import Decoder, Encoder, RowsDecoder, row_decoder, row_encoder, rows_decoder
+from .rows import Decoder, Encoder, PackedDecoder, RowsDecoder, packed_decoder, row_decoder, row_encoder, rows_decoder
 from .session import Connector, Params, Session
 
 __all__ = ["SqlConversationStorage", "SqlItemStorage", "SqlResponseStorage", "SqlStore"]
@@ -80,7 +80,12 @@ class SqlStore:
             RESPONSES, sql.resp_fields, StoredResponse, dialect
         )
         self.encode_conversation: Encoder = row_encoder(CONVERSATIONS, sql.conv_fields, dialect)
-        self.encode_item: Encoder = row_encoder(ITEMS, sql.item_fields, dialect)
+        packed = sql.items_packed is not None
+        self.encode_item: Encoder = row_encoder(ITEMS, sql.item_fields, dialect, packed=packed)
+        # list_items' reader of the items' packed copies, where the table keeps them.
+        self.unpack_items: PackedDecoder[ConversationItem] | None = (
+            packed_decoder(ITEMS, ConversationItem, dialect) if packed else None
+        )
         self.encode_response: Encoder = row_encoder(RESPONSES, sql.resp_fields, dialect)
         self._keyed_writes = itertools.count(1)
 
@@ -261,6 +266,7 @@ class SqlItemStorage(BackendItems):
         self._d = store.dialect
         self._row = store.decode_item
         self._rows = store.decode_items
+        self._unpack = store.unpack_items
         self._encode = store.encode_item
         self._items_table = store.schema.conversation_items
         self._links_table = store.schema.conversation_item_links
@@ -277,9 +283,11 @@ class SqlItemStorage(BackendItems):
 
     def _keys(self, n: int) -> tuple[tuple[str, ...], str, str, str]:
         keys = self._row_keys
+        # The encoded row's keys: the item's fields, then its packed copy where there is one.
+        fields = (*self._sql.item_fields, *((ITEM_PACKED,) if self._sql.items_packed else ()))
         while len(keys) <= n:
             k = len(keys)
-            keys.append((tuple(f"{field}{k}" for field in self._sql.item_fields), f"i{k}", f"a{k}", f"q{k}"))
+            keys.append((tuple(f"{field}{k}" for field in fields), f"i{k}", f"a{k}", f"q{k}"))
         return keys[n]
 
     def create_item(
@@ -458,12 +466,19 @@ class SqlItemStorage(BackendItems):
 
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         sql, after = self._sql, params.after
-        if params.order is SortOrder.ASC:
-            statement = sql.items_asc if after is not None else sql.items_first_asc
-        else:
-            statement = sql.items_desc if after is not None else sql.items_first_desc
+        which = (0 if params.order is SortOrder.ASC else 1) + (2 if after is None else 0)
+        args = {"cid": conversation_id, "after": after, "limit": params.limit}
+        packed, unpack = sql.items_packed, self._unpack
+        if packed is not None and unpack is not None:
+            # One column per item; a page with a row that has no readable copy is read
+            # again from the columns (the record of truth), which also raise any error.
+            with self._store.connector.session(replica=True) as session:
+                found = unpack(session.fetchall(packed[which], args))
+            if found is not None:
+                return found
+        statement = (sql.items_asc, sql.items_desc, sql.items_first_asc, sql.items_first_desc)[which]
         with self._store.connector.session(replica=True) as session:
-            rows = session.fetchall(statement, {"cid": conversation_id, "after": after, "limit": params.limit})
+            rows = session.fetchall(statement, args)
         return self._rows(rows)
 
     def page_items(

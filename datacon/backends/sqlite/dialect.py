@@ -12,6 +12,10 @@ from datacon._time import to_epoch_us
 from datacon.backends._sql import Dialect
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_fromtimestamp = datetime.fromtimestamp
+#: 2**32 seconds (2106-02-07) in microseconds: below it, ``us / 1e6`` is within 0.24 us of
+#: the exact time (half a float's spacing there), so rounding to the microsecond is exact.
+_EXACT_FLOAT_US = 2**32 * 1_000_000
 
 __all__ = ["SqliteDialect"]
 
@@ -45,12 +49,18 @@ class SqliteDialect(Dialect):
     param_format: ClassVar[str] = ":{}"
     ident_format: ClassVar[str] = "`{}`"
     plain_first_page: ClassVar[bool] = True
+    packed_items: ClassVar[bool] = True
 
     #: Epoch microseconds; the function itself (no method frame: it runs for every write).
     encode_time = staticmethod(to_epoch_us)
 
     def decode_time(self, value: Any) -> datetime:
-        return _EPOCH + timedelta(0, 0, int(value))  # from_epoch_us inlined: once per row read
+        # Once per row read. Between 1970 and 2106 a float of the seconds is exact to well
+        # under half a microsecond, which fromtimestamp rounds to: the same datetime as the
+        # timedelta sum below (tests/backends/test_sqlite_packed.py), about a fifth cheaper.
+        if value.__class__ is int and 0 <= value < _EXACT_FLOAT_US:
+            return _fromtimestamp(value / 1e6, UTC)
+        return _EPOCH + timedelta(0, 0, int(value))  # from_epoch_us inlined
 
     def encode_extra(self, value: Any) -> Any:
         # sqlite3's own datetime adapter is deprecated; store ISO 8601 text instead.
