@@ -907,7 +907,7 @@ class RedisItemStorage(BackendItems):
         created = []
         ids: list[str] = []
         fields: list[str] = []
-        # The items are created at one instant: its text made once, not once per item.
+        # The items are created at one instant: its text is made once, not once per item.
         now_text = s.codec.time_text(now)
 
         def time_text(_value: datetime) -> str:
