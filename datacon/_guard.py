@@ -45,7 +45,7 @@ from datacon.context import current_request_context
 from datacon.errors import ConflictError, HookRejectedError, InvalidInputError
 from datacon.hooks import StorageHook, StorageOperation
 from datacon.hooks import log as hook_log
-from datacon.ids import make_item_id, new_conversation_id
+from datacon.ids import item_id_digits, item_id_with, make_item_id, new_conversation_id
 from datacon.models import (
     Conversation,
     ConversationItem,
@@ -399,14 +399,21 @@ class GuardedItemStorage(_Hooked[BackendItems], ConversationItemStorage):
         when = utc_now() if added_at is None else check_time(added_at, "added_at")
         filled: list[NewConversationItem] = []
         seen: set[str] = set()
+        digits, at = "", 0  # the random parts of the ids to make, for this item and the rest
         for index, new in enumerate(items):
             if not isinstance(new, NewConversationItem):
                 raise InvalidInputError(f"items[{index}] must be a NewConversationItem, got {type(new).__name__}")
             if new.id is not None:
                 check_id(new.id, f"items[{index}] id")
             check_item_fields(new)
-            # Ids are made here, before any I/O, so a retried call can reuse them.
-            new = _with_id(new)
+            # Ids are made here, before any I/O, so a retried call can reuse them; their random
+            # parts read at once for the rest of the items when the first is needed.
+            if new.id is None:
+                if not digits:
+                    digits = item_id_digits(len(items) - index)
+                made = item_id_with(new.item_type, digits[at : at + 50])
+                new = NewConversationItem(new.item_type, new.content, made, new.response_id, new.role, new.status)
+                at += 50
             item_id = minted_id(new)
             if item_id in seen:
                 # All or nothing: the second record would be a duplicate, so nothing is written.

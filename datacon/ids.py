@@ -6,7 +6,7 @@ import secrets
 import threading
 import time
 
-__all__ = ["make_item_id", "new_conversation_id", "new_response_id"]
+__all__ = ["item_id_digits", "item_id_with", "make_item_id", "new_conversation_id", "new_response_id"]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -31,10 +31,26 @@ def make_item_id(item_type: str) -> str:
     ``mcp_call`` → ``mcp``, ``mcp_list_tools`` → ``mcpl``, ``function_call`` → ``fc``);
     any other type uses its first three characters, and the empty type uses ``itm``.
     """
+    return f"{_item_prefix(item_type)}_{secrets.token_hex(25)}"
+
+
+def item_id_digits(count: int) -> str:
+    """The random parts of ``count`` item ids, 50 hex digits each (25 random bytes, as
+    ``make_item_id``'s), from one read of the system's random source: an append's ids."""
+    return secrets.token_hex(25 * count)
+
+
+def item_id_with(item_type: str, digits: str) -> str:
+    """The id ``make_item_id(item_type)`` makes, with ``digits`` (50, from ``item_id_digits``)
+    as its random part."""
+    return f"{_item_prefix(item_type)}_{digits}"
+
+
+def _item_prefix(item_type: str) -> str:
     prefix = _ITEM_PREFIXES.get(item_type)
     if prefix is None:
         prefix = item_type[:3] if item_type else "itm"
-    return f"{prefix}_{secrets.token_hex(25)}"
+    return prefix
 
 
 class _UlidGenerator:

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from datacon import make_item_id
-from datacon.ids import new_conversation_id, new_response_id
+from datacon import ListParams, NewConversation, NewConversationItem, SortOrder, create_storage, make_item_id
+from datacon.ids import item_id_digits, item_id_with, new_conversation_id, new_response_id
 
 CROCKFORD = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 
@@ -44,6 +44,39 @@ def test_item_id_prefixes(item_type: str, prefix: str) -> None:
 
 def test_item_ids_are_unique() -> None:
     assert len({make_item_id("message") for _ in range(100)}) == 100
+
+
+def test_item_ids_from_digits_read_at_once() -> None:
+    digits = item_id_digits(3)
+    assert re.fullmatch(r"[0-9a-f]{150}", digits)
+    assert item_id_with("function_call", digits[50:100]) == "fc_" + digits[50:100]
+    assert item_id_with("custom_type", digits[:50]) == "cus_" + digits[:50]
+    assert item_id_with("", digits[100:]) == "itm_" + digits[100:]
+    assert item_id_digits(1) != item_id_digits(1)
+
+
+def test_append_items_mints_the_missing_ids_at_once() -> None:
+    """The guard reads the random parts of an append's ids in one go (from the first item
+    without one): given ids are kept, made ones have their type's prefix, all distinct."""
+    with create_storage() as storage:
+        conversation = storage.conversations.create_conversation(NewConversation()).id
+        given = [make_item_id("message"), make_item_id("reasoning")]
+        items = [
+            NewConversationItem("message", "hi", id=given[0]),
+            NewConversationItem("function_call", {"name": "f"}),
+            NewConversationItem("reasoning", [], id=given[1]),
+            NewConversationItem("custom_type", {}),
+            NewConversationItem("message", "bye"),
+        ]
+        made = [item.id for item in storage.items.append_items(conversation, items)]
+        assert made[0] == given[0]
+        assert made[2] == given[1]
+        for made_id, prefix in zip([made[1], made[3], made[4]], ["fc", "cus", "msg"], strict=True):
+            assert re.fullmatch(prefix + r"_[0-9a-f]{50}", made_id)
+        assert len(set(made)) == 5
+        assert [
+            item.id for item in storage.items.list_items(conversation, ListParams(limit=10, order=SortOrder.ASC))
+        ] == made
 
 
 def test_response_ids_are_ulids_sorted_by_creation() -> None:

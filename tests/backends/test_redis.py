@@ -17,6 +17,7 @@ import pytest
 from datacon import (
     BeforeHookResult,
     ColumnDef,
+    ConversationItem,
     ListParams,
     NewConversation,
     NewConversationItem,
@@ -34,6 +35,7 @@ from datacon import (
 )
 from datacon.backends.redis import RedisBackend as RawRedisBackend
 from datacon.backends.redis import RedisStore
+from datacon.backends.redis.records import Codec, _packed
 from datacon.backends.redis.store import listing_member
 from datacon.errors import BackendError, BackendUnavailableError, ConflictError, InvalidInputError, PoolTimeoutError
 from tests.servers.redis import OWNER, PASSWORD, RedisBackend, RedisServer, redis_executable
@@ -397,6 +399,35 @@ def _records(client: Any, owner: str) -> dict[str, Any]:
 
 #: Text that a JSON argument must carry unchanged: escapes, controls, non-ASCII, separators.
 ODD_TEXT = 'q" b\\ s/ \x01\x1f\x7f \u2028 é 中 🎉 {x}:%'
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        SchemaConfig(),
+        attrs.evolve(RENAMED_SCHEMA, owner=None),  # renamed fields, status skipped
+        SchemaConfig(conversation_items=TableConfig("conversation_items", skip_columns={"created_at"})),
+        SchemaConfig(conversation_items=TableConfig("conversation_items", skip_columns={"role", "response_id"})),
+    ],
+    ids=["plain", "renamed", "no-created-at", "no-role"],
+)
+def test_the_generated_packer_writes_what_the_general_one_writes(schema: SchemaConfig) -> None:
+    # Codec.packed is generated per schema (records._packer); records._packed is the general
+    # function it falls back to for values that are not strings. Same text for every item.
+    codec = Codec(schema)
+    f = codec.items.fields
+    items = [
+        ConversationItem("msg_1", None, "message", "user", {"text": ODD_TEXT}, "completed", T0),
+        ConversationItem(f"fc_{ODD_TEXT}", "resp_9", "function_call", ODD_TEXT, ODD_TEXT, None, T0),
+        ConversationItem("%msg", ODD_TEXT, "", None, None, ODD_TEXT, T0),
+    ]
+    for item in items:
+        fields = codec.item_fields(item, {})
+        assert codec.packed(item.id, fields) == _packed(f, item.id, fields)
+        assert json.loads(codec.packed(item.id, fields))[0] == item.id
+    odd: dict[str, Any] = dict.fromkeys(fields, 5)  # not strings: the general function's path
+    assert codec.packed("x", odd) == _packed(f, "x", odd)
+    assert codec.packed("x", {}) == _packed(f, "x", {}) == '["x",null,null,null,null,null,null]'
 
 
 @pytest.mark.parametrize(

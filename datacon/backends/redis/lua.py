@@ -405,9 +405,18 @@ return #added
 # elements of the array replies, in order.
 _BATCH = """
 local function batched(command, key, list, step)
+  local count = #list
+  if count == 0 then return 0, {} end
+  if count <= 1000 then  -- the usual case: one command, its reply as is
+    local reply
+    if key then reply = redis.call(command, key, unpack(list)) else reply = redis.call(command, unpack(list)) end
+    if type(reply) == 'number' then return reply, {} end
+    if reply.ok == nil then return 0, reply end
+    return 0, {}
+  end
   local total, out = 0, {}
   local size = 1000 - 1000 % step
-  for first = 1, #list, size do
+  for first = 1, count, size do
     local last = math.min(first + size - 1, #list)
     local reply
     if key then reply = redis.call(command, key, unpack(list, first, last))
@@ -472,45 +481,41 @@ local linkers = {}
 for n = 1, count do linkers[n] = ARGV[6] .. parts[n] end
 local fresh = ttl == '' and batched('EXISTS', nil, linkers, 1) == 0
 local packed, copies, indexed, links = {}, {}, {}, {}
-local at = 9 + count
+local timed, conversation, at = ttl ~= '', ARGV[7], 9 + count
 for n = 1, count do
   local id, key, fields = ids[n], keys[n], tonumber(ARGV[at + 1])
-  packed[n] = ARGV[at]
+  local copy = ARGV[at]
+  packed[n] = copy
   redis.call('HSET', key, unpack(ARGV, at + 2, at + 1 + fields))
-  if ttl ~= '' then
+  if timed then
     redis.call('EXPIRE', key, ttl)
-    pack(ARGV[5] .. parts[n], packed[n], ttl)
+    redis.call('SET', ARGV[5] .. parts[n], copy, 'EX', ttl)
   else
-    copies[#copies + 1] = ARGV[5] .. parts[n]
-    copies[#copies + 1] = packed[n]
+    copies[2 * n - 1], copies[2 * n] = ARGV[5] .. parts[n], copy
   end
-  if created ~= '' then
-    indexed[#indexed + 1] = created
-    indexed[#indexed + 1] = id
-  end
-  redis.call('SADD', linkers[n], ARGV[7])
-  if not fresh then keep(linkers[n], ttl) end
-  links[#links + 1] = score
-  links[#links + 1] = id
+  indexed[2 * n - 1], indexed[2 * n] = created, id
+  redis.call('SADD', linkers[n], conversation)
+  if timed then redis.call('EXPIRE', linkers[n], ttl) elseif not fresh then redis.call('PERSIST', linkers[n]) end
+  links[2 * n - 1], links[2 * n] = score, id
   at = at + fields + 2
 end
 batched('MSET', nil, copies, 2)
-if #indexed > 0 then
+if created ~= '' then
   batched('ZADD', KEYS[3], indexed, 2)
   keep(KEYS[3], ttl)
 end
 batched('ZADD', KEYS[1], links, 2)
 keep(KEYS[1], ttl)
 -- The links' sequences, in the order given (as ``sequence`` in the other write scripts),
--- passed as text: Redis 7.0 formats a Lua number argument with printf's %.17g.
+-- passed as text: Redis 7.0 formats a Lua number argument with printf's %.17g. The packed
+-- members' expiry (15 digits) is the same for all.
 local base = redis.call('HINCRBY', KEYS[2], '', ARGV[8]) - count
 local sequences, members = {}, {}
-local expiry = ttl ~= '' and now_ms() + tonumber(ttl) * 1000 or 0
+local expiry = string.format('%015d', timed and now_ms() + tonumber(ttl) * 1000 or 0)
 for n = 1, count do
-  sequences[#sequences + 1] = ids[n]
-  sequences[#sequences + 1] = string.format('%d', base + n)
-  members[#members + 1] = score
-  members[#members + 1] = string.format('%012d%015d', base + n, expiry) .. packed[n]
+  local seq = base + n
+  sequences[2 * n - 1], sequences[2 * n] = ids[n], string.format('%d', seq)
+  members[2 * n - 1], members[2 * n] = score, string.format('%012d', seq) .. expiry .. packed[n]
 end
 batched('HSET', KEYS[2], sequences, 2)
 keep(KEYS[2], ttl)

@@ -71,7 +71,7 @@ class _Table:
         #: ``row.get(None)`` is ``None`` on a hash's dict, so a skipped column reads as absent.
         self.fields: dict[str, str | None] = {name: self._resolve(name) for name in record.names}
         #: The record's hash fields, generated from the declared columns (see ``_encoder``).
-        self.encode: Callable[[Any, Mapping[str, Any]], Fields] = _encoder(self, record)
+        self.encode: Callable[..., Fields] = _encoder(self, record)
 
     def _resolve(self, name: str) -> str | None:
         return None if self.config.is_skipped(name) else self.config.col(name)
@@ -113,14 +113,16 @@ class _Table:
             raise corrupt_record(self.kind, record_id, "created_at", exc) from exc
 
 
-def _encoder(table: _Table, record: Record) -> Callable[[Any, Mapping[str, Any]], Fields]:
+def _encoder(table: _Table, record: Record) -> Callable[..., Fields]:
     """A function giving the hash fields of a model of ``record``: timestamps as RFC 3339
     text, JSON as JSON text (a JSON-object column's ``None`` left out), text as is (``None``
     left out), then the extra columns (from its second argument, the hook's values).
     Generated once per store (``compile_function``): the
-    field names (configured) are constants of its namespace, never part of its source."""
-    namespace: dict[str, Any] = {"time_text": _time_text, "dump_json": dump_json, "extras": table.extras}
-    lines = ["def encode(m, extra):", "    out = {}"]
+    field names (configured) are constants of its namespace, never part of its source. Its
+    third argument, ``time_text``, turns a timestamp into its text (``_time_text``, the
+    default): ``append_items`` passes one giving the text it made once for all its items."""
+    namespace: dict[str, Any] = {"_time_text": _time_text, "dump_json": dump_json, "extras": table.extras}
+    lines = ["def encode(m, extra, time_text=_time_text):", "    out = {}"]
     for n, column in enumerate(record):
         field = table.fields[column.name]
         if field is None:
@@ -137,7 +139,7 @@ def _encoder(table: _Table, record: Record) -> Callable[[Any, Mapping[str, Any]]
     if table.config.extra_columns:
         lines.append("    extras(out, extra)")
     lines.append("    return out")
-    encode: Callable[[Any, Mapping[str, Any]], Fields] = compile_function("encode", "\n".join(lines) + "\n", namespace)
+    encode: Callable[..., Fields] = compile_function("encode", "\n".join(lines) + "\n", namespace)
     return encode
 
 
@@ -150,6 +152,9 @@ class Codec:
         self.responses = _Table(schema.responses, RESPONSES)
         #: ``make(*packed)``: an item from a packed copy's seven values (``_unpacker``).
         self._unpack = _unpacker(self.items)
+        #: ``packed(item_id, fields)``: the packed copy of the item whose hash fields are
+        #: ``fields`` (``item_fields``), see ``_packer``.
+        self.packed: Callable[[str, Mapping[str, str]], str] = _packer(self.items)
         self._plain = all(self.items.fields[name] is not None for name in self.ITEM_READ)
 
     # Conversations
@@ -170,8 +175,15 @@ class Codec:
 
     # Items
 
-    def item_fields(self, item: ConversationItem, extra: Mapping[str, Any]) -> Fields:
-        return self.items.encode(item, extra)
+    def item_fields(
+        self, item: ConversationItem, extra: Mapping[str, Any], time_text: Callable[[datetime], str] = _time_text
+    ) -> Fields:
+        """The item's hash fields; ``time_text`` gives its ``created_at``'s text (``append_items``
+        passes one returning the text it made once for all its items, created at one instant)."""
+        return self.items.encode(item, extra, time_text)
+
+    #: The text a time column holds for a timestamp (RFC 3339, UTC, microseconds).
+    time_text = staticmethod(_time_text)
 
     def item(self, item_id: str, row: Mapping[str, str]) -> ConversationItem:
         t = self.items
@@ -226,20 +238,6 @@ class Codec:
     # Packed items (layout 3): ``[id, response_id, item_type, role, status, created_at, content]``
     # as compact JSON, the values as the hash holds them (``null`` when absent or skipped) and
     # the content's JSON text embedded as is; a page is one JSON array of them (``page``).
-
-    def packed(self, item_id: str, fields: Mapping[str, str]) -> str:
-        """The packed copy of the item whose hash fields are ``fields`` (``item_fields``)."""
-        f = self.items.fields
-        get = _getter(fields)
-        values = [item_id, get(f["response_id"]), get(f["item_type"]), get(f["role"]), get(f["status"])]
-        values.append(get(f["created_at"]))
-        content = get(f["content"])
-        try:
-            # What _PACK.encode(values) gives for strings and None, without its Python frames.
-            head = ",".join(["null" if value is None else _QUOTE(value) for value in values])
-        except TypeError:
-            head = _PACK.encode(values)[1:-1]
-        return f"[{head},{'null' if content is None else content}]"
 
     def packed_page(self, members: Sequence[str], horizon_ms: int) -> list[ConversationItem] | None:
         """The items of members of a packed set (``lua.LIST_PACKED``), or ``None`` when one
@@ -304,6 +302,44 @@ class Codec:
             conversation_id=get(f["conversation_id"]),
             raw_response=t.json(row, response_id, "raw_response", None),
         )
+
+
+def _packed(f: Mapping[str, str | None], item_id: str, fields: Mapping[str, str]) -> str:
+    """The packed copy of an item (ids and texts quoted, ``null`` where absent or skipped, the
+    content's JSON text as is) from its hash ``fields``; ``f``: the table's field names."""
+    get = _getter(fields)
+    values = [item_id, get(f["response_id"]), get(f["item_type"]), get(f["role"]), get(f["status"])]
+    values.append(get(f["created_at"]))
+    content = get(f["content"])
+    try:
+        # What _PACK.encode(values) gives for strings and None, without its Python frames.
+        head = ",".join(["null" if value is None else _QUOTE(value) for value in values])
+    except TypeError:
+        head = _PACK.encode(values)[1:-1]
+    return f"[{head},{'null' if content is None else content}]"
+
+
+def _packer(table: _Table) -> Callable[[str, Mapping[str, str]], str]:
+    """``pack(item_id, fields)``: ``_packed(table.fields, item_id, fields)``, generated once per
+    store (``compile_function``) as one f-string: the field names (configured) are constants
+    of its namespace, a skipped column the literal ``null``; a value that is not a string
+    (``TypeError`` from the quoting) goes through ``_packed``."""
+    f = table.fields
+    namespace: dict[str, Any] = {"quote": _QUOTE, "general": lambda item_id, fields: _packed(f, item_id, fields)}
+    lines = ["def pack(item_id, fields):", "    get = fields.get"]
+    parts = ["{quote(item_id)}"]
+    for n, name in enumerate(("response_id", "item_type", "role", "status", "created_at", "content")):
+        if f[name] is None:
+            parts.append("null")
+            continue
+        namespace[f"f{n}"] = f[name]
+        lines.append(f"    v{n} = get(f{n})")
+        value = f"v{n}" if name == "content" else f"quote(v{n})"  # the content's JSON text as is
+        parts.append(f"{{'null' if v{n} is None else {value}}}")
+    lines += ["    try:", f'        return f"[{",".join(parts)}]"', "    except TypeError:"]
+    lines.append("        return general(item_id, fields)")
+    pack: Callable[[str, Mapping[str, str]], str] = compile_function("pack", "\n".join(lines) + "\n", namespace)
+    return pack
 
 
 def _unpacker(table: _Table) -> Callable[..., ConversationItem]:

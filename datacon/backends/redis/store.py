@@ -825,11 +825,14 @@ class RedisItemStorage(BackendItems):
         self.store = store
         self._content_field = store.codec.items.field("content")
 
-    def _encoded(self, item: ConversationItem, extra: Extra) -> dict[str, str]:
-        """The item's hash fields, and its content made what will read back: parsed from the
-        text the encoder dumped (dumped once, not normalised first), or normalised where the
-        column is skipped. In place: the record is the call's own (attrs.evolve costs more)."""
-        fields = self.store.codec.item_fields(item, extra)
+    def _encoded(
+        self, item: ConversationItem, extra: Extra, time_text: Callable[[datetime], str] = Codec.time_text
+    ) -> dict[str, str]:
+        """The item's hash fields (``Codec.item_fields``), and its content made what will read
+        back: parsed from the text the encoder dumped (dumped once, not normalised first), or
+        normalised where the column is skipped. In place: the record is the call's own
+        (attrs.evolve costs more)."""
+        fields = self.store.codec.item_fields(item, extra, time_text)
         text = fields.get(self._content_field) if self._content_field is not None else None
         item.content = loads(text) if text is not None else normalize_json(item.content, "content")
         return fields
@@ -904,15 +907,23 @@ class RedisItemStorage(BackendItems):
         created = []
         ids: list[str] = []
         fields: list[str] = []
+        # The items are created at one instant: its text is made once, not once per item.
+        now_text = s.codec.time_text(now)
+
+        def time_text(_value: datetime) -> str:
+            return now_text
+
         for new in items:  # everything encoded before any I/O (bad content writes nothing)
             item = created_item(new, new.content, now, keep_status=keep_status)
-            encoded = self._encoded(item, extra)
+            encoded = self._encoded(item, extra, time_text)
             created.append(item)
             ids.append(item.id)
             flat = _flat(encoded)
             fields += [s.codec.packed(item.id, encoded), str(len(flat)), *flat]
-        indexed = score(now) if s.index_created else ""
-        args = [s.ttl, s.item_prefix, score(added_at or now), indexed, s.keys.item_packed_prefix]
+        now_score = score(now)
+        indexed = now_score if s.index_created else ""
+        added = now_score if added_at is None else score(added_at)
+        args = [s.ttl, s.item_prefix, added, indexed, s.keys.item_packed_prefix]
         args += [*s.link_args(conversation_id), str(len(ids)), *ids, *fields]
         keys = [s.links_key(conversation_id), s.sequence_key(conversation_id), s.keys.items_created]
         keys.append(s.keys.packed(conversation_id))
