@@ -61,8 +61,11 @@ class PostgresBaseline(SqlBaseline):
     )
     LINK_INSERT = (
         'INSERT INTO "conversation_item_links" ("conversation_id", "item_id", "added_at", "seq") '
-        'VALUES (%(cid)s, %(i0)s, %(a0)s, GREATEST(COALESCE((SELECT MAX(s."seq") FROM "conversation_item_links" s '
-        'WHERE s."conversation_id" = %(scid)s AND s."added_at" = %(a0)s), 0), txid_current() * 65536) + %(q0)s)'
+        'VALUES (%(cid)s, %(i0)s, %(a0)s, GREATEST(COALESCE((SELECT CASE WHEN s."conversation_id" = %(scid)s '
+        'AND s."added_at" = %(a0)s THEN s."seq" END FROM "conversation_item_links" s '
+        'WHERE (s."conversation_id", s."added_at") <= (%(scid)s, %(a0)s) '
+        'ORDER BY s."conversation_id" DESC, s."added_at" DESC, s."seq" DESC LIMIT 1), 0), '
+        "txid_current() * 65536) + %(q0)s)"
     )
     LIST_ASC = _page(">", "'-infinity'::timestamptz", "ASC")
     LIST_DESC = _page("<", "'infinity'::timestamptz", "DESC")

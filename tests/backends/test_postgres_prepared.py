@@ -4,8 +4,10 @@ cases where the cursor serves instead."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
+import psycopg
 import pytest
 
 from datacon import (
@@ -16,7 +18,7 @@ from datacon import (
     StorageFactoryConfig,
     create_storage,
 )
-from datacon.backends.postgres.connector import _numbered
+from datacon.backends.postgres.connector import PostgresSession, _numbered
 from datacon.errors import ConflictError
 from tests.servers.postgres import PostgresBackend
 from tests.support import sql_store
@@ -130,3 +132,79 @@ def test_an_instrumented_connections_writes_go_through_its_cursor(backend: Postg
     for outer in creates:
         children = [s for s in spans if s.parent is not None and s.parent.span_id == outer.context.span_id]
         assert children, "a create_conversation without its statement's span"
+
+
+def _turn() -> list[NewConversationItem]:
+    call = NewConversationItem("function_call", {"name": "f"})
+    return [message("question"), call, NewConversationItem("function_call_output", {"output": "ok"}), message("a")]
+
+
+@pytest.mark.parametrize("statement", ["append", "link_items"])
+def test_a_generic_plan_made_on_small_tables_reads_the_highest_sequence_through_the_order_index(
+    backend: PostgresBackend, statement: str
+) -> None:
+    # A prepared write keeps the generic plan PostgreSQL makes after its first runs, often on
+    # nearly empty tables never analyzed. Under MAX(seq) with two equalities that plan could
+    # take the primary key (conversation_id, item_id) and filter added_at: every link of the
+    # conversation read on every append (render's _highest_sequence). Here the plans are made
+    # on a new database's tables, the conversation then gets 3,000 links more, and the kept
+    # plan must still probe the order index.
+    url = backend.create_database()
+    try:
+        config = PostgresConfig(db_url=url, pool_min=1, pool_max=1)
+        with create_storage(StorageFactoryConfig(backend="postgres", postgres=config)) as storage:
+            conversation = storage.conversations.create_conversation(NewConversation()).id
+            for _ in range(10):  # prepared on the third run, generic plans from the sixth
+                created = [storage.items.create_item(new).id for new in _turn()]
+                now = datetime.now(UTC)
+                storage.items.link_items(conversation, [(item_id, now) for item_id in created])
+                storage.items.append_items(conversation, _turn())
+            with sql_store(storage).connector.session() as session:
+                conn = cast(PostgresSession, session)._conn  # the pool's only connection
+                conn.execute(
+                    "INSERT INTO conversation_item_links (conversation_id, item_id, added_at, seq) "
+                    "SELECT %s, 'msg_bulk' || n, now() - n * interval '1 second', 0 FROM generate_series(1, 3000) n",
+                    (conversation,),
+                )
+                sql = sql_store(storage).sql
+                text = sql.append(4, 4)[0] if statement == "append" else sql.link_insert(4)
+                plan = _explained(conn, text, conversation)
+    finally:
+        backend.drop_database(url)
+    assert "Rows Removed by Filter" not in plan, plan
+    assert "conv_item_links_order_idx on conversation_item_links s" in plan, plan
+
+
+def _explained(conn: Any, text: str, conversation: str) -> str:
+    """EXPLAIN ANALYZE of datacon's prepared statement ``text`` on ``conn`` (rolled back)."""
+    numbered = _numbered(text)
+    assert numbered is not None
+    names = numbered[1]
+    (name,) = [
+        row[0]
+        for row in conn.execute("SELECT name FROM pg_prepared_statements WHERE statement = %s", (numbered[0].decode(),))
+    ]
+    at = datetime.now(UTC)
+    values = [_sample(key, conversation, at) for key in names]
+    casts = {datetime: "::timestamptz", int: "::int2"}
+    args = ", ".join(f"%s{casts.get(type(value), '')}" for value in values)
+    conn.execute("BEGIN")
+    try:
+        explained = psycopg.ClientCursor(conn).execute(f"EXPLAIN (ANALYZE, COSTS OFF) EXECUTE {name}({args})", values)
+        return "\n".join(row[0] for row in explained)
+    finally:
+        conn.execute("ROLLBACK")
+
+
+def _sample(name: str, conversation: str, at: datetime) -> Any:
+    """A value for the bind parameter ``name`` of an append or links INSERT (see render)."""
+    field = name.rstrip("0123456789")
+    if field in ("cid", "scid"):
+        return conversation
+    if field in ("id", "i"):
+        return f"msg_plan{name[len(field) :]}"
+    if field in ("a", "created_at"):
+        return at
+    if field == "q":
+        return int(name[1:]) + 1
+    return {"item_type": "message", "content": "[]"}.get(field)

@@ -111,6 +111,10 @@ class Dialect:
     key_claim_may_race: ClassVar[bool] = False
     #: Whether a data-modifying CTE can delete the links and the conversation in one statement.
     writable_cte: ClassVar[bool] = False
+    #: Whether a new link's highest sequence is read through a row range on the order index
+    #: rather than ``MAX`` under two equalities (render's ``_highest_sequence``): where a
+    #: prepared statement keeps a generic plan made while the table was nearly empty.
+    sequence_by_range: ClassVar[bool] = False
     #: An expression, the same for every statement of one transaction and higher in every
     #: later one, that a new link's sequence starts above (``None``: the highest sequence of
     #: the links with that ``added_at`` alone, enough where writers are serialised: SQLite's

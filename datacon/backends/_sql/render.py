@@ -893,11 +893,7 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
     # where writers are not serialised: there each transaction starts above its own base
     # (``Dialect.link_sequence_base``), so their links never interleave. (``scid`` repeats
     # ``cid``: one parameter in two places would get two types deduced in PostgreSQL.)
-    highest = (
-        f"(SELECT MAX({links.c(LINK_SEQUENCE, 's')}) FROM {links.ref} s "  # noqa: S608
-        f"WHERE {links.c('conversation_id', 's')} = {p('scid')} "
-        f"AND {links.c('added_at', 's')} = {d.time_in(p('a{n}'))})"
-    )
+    highest = _highest_sequence(d, links, d.time_in(p("a{n}")))
     start = f"COALESCE({highest}, 0)"
     if d.link_sequence_base is not None:
         start = f"GREATEST({start}, {d.link_sequence_base})"
@@ -905,13 +901,11 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
     # append_items' links share one added_at (``a0``): the highest sequence is read once (one
     # index probe, where link_row makes one per row) and each row adds its rank, ``v.n``.
     # Only in the CTE form (the dialects with a writable CTE), where it saves most.
-    top_seq = f"COALESCE(MAX({links.c(LINK_SEQUENCE, 's')}), 0)"
+    highest_seq = _highest_sequence(d, links, d.time_in(p("a0")))
+    top_seq = f"COALESCE({highest_seq}, 0)"
     if d.link_sequence_base is not None:
         top_seq = f"GREATEST({top_seq}, {d.link_sequence_base})"
-    top = (
-        f"(SELECT {top_seq} AS seq FROM {links.ref} s "  # noqa: S608
-        f"WHERE {links.c('conversation_id', 's')} = {p('scid')} AND {links.c('added_at', 's')} = {d.time_in(p('a0'))})"
-    )
+    top = f"(SELECT {top_seq} AS seq)"
     append_links = (
         f"top AS {top} INSERT INTO {links.ref} ({', '.join(link_columns)}) "  # noqa: S608
         f"SELECT {', '.join((p('cid'), 'v.item_id', d.time_in(p('a0')), 'top.seq + v.n', *link_params))} "
@@ -1022,6 +1016,32 @@ def packed_items_sql(schema: SchemaConfig, dialect: Dialect, existing: frozenset
     quoted = dialect.ident(schema.conversation_items.table)  # as find_drift names it
     add = dialect.add_column(quoted, dialect.ident(ITEM_PACKED), dialect.json_type, existing)
     return [*add, table.backfill()] if add else []
+
+
+def _highest_sequence(d: Dialect, links: _Table, at: str) -> str:
+    """A scalar subquery: the highest sequence among the links of conversation ``scid`` added
+    at ``at`` (NULL if none).
+
+    With ``Dialect.sequence_by_range`` it is read as the last link at or before
+    ``(scid, at)`` in the order index ``(conversation_id, added_at, seq, item_id)``, kept only
+    if it has both. PostgreSQL makes a prepared statement's generic plan once, often while the
+    table is nearly empty; for ``MAX`` under the two equalities it then costs the primary key
+    ``(conversation_id, item_id)``, with ``added_at`` as a filter, the same as the order index,
+    and a plan kept on the primary key reads every link of the conversation on every write
+    (measured: 1.5 ms for an append to a 4,800-link conversation, 0.1 ms through the order
+    index). A row comparison is only a range on the primary key's first column (estimated as a
+    third of the table, then sorted), while the order index reads it backwards and stops at
+    the first row, so every estimate picks the order index.
+    """
+    p = d.param
+    conv, added, seq = links.c("conversation_id", "s"), links.c("added_at", "s"), links.c(LINK_SEQUENCE, "s")
+    if not d.sequence_by_range:
+        return f"(SELECT MAX({seq}) FROM {links.ref} s WHERE {conv} = {p('scid')} AND {added} = {at})"  # noqa: S608
+    return (
+        f"(SELECT CASE WHEN {conv} = {p('scid')} AND {added} = {at} THEN {seq} END "  # noqa: S608
+        f"FROM {links.ref} s WHERE ({conv}, {added}) <= ({p('scid')}, {at}) "
+        f"ORDER BY {conv} DESC, {added} DESC, {seq} DESC {d.limit('1')})"
+    )
 
 
 def sequence_type(d: Dialect) -> str:

@@ -33,6 +33,7 @@ class PostgresDialect(Dialect):
     time_min: ClassVar[str] = "'-infinity'::timestamptz"
     time_max: ClassVar[str] = "'infinity'::timestamptz"
     writable_cte: ClassVar[bool] = True
+    sequence_by_range: ClassVar[bool] = True
     # The transaction id (64 bits, epoch included: it never wraps and grows with every new
     # writing transaction) times 2**16: each transaction's links get sequences of their own,
     # above those of every transaction that committed before it (a bigint holds ids below
