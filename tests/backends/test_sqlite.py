@@ -458,9 +458,12 @@ def test_an_upstream_v3_database_migrates_to_the_turn_order(legacy_db: Path) -> 
             sql.items_first_asc,
             sql.items_first_desc,
             *sql.items_packed,
+            *(sql.pages_packed or ()),
         )
         for page in pages:
             params = {"cid": "c", "after": "x", "limit": 5} if ":after" in page else {"cid": "c", "limit": 5}
+            if ":at" in page:  # a page after a cursor's position
+                params.update(at=0, sq=0)
             plan = " ".join(str(row) for row in conn.execute(f"EXPLAIN QUERY PLAN {page}", params))
             assert "conv_item_links_order_idx" in plan
             assert "TEMP B-TREE" not in plan

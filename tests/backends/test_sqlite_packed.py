@@ -131,6 +131,41 @@ def test_a_row_without_a_copy_or_with_a_bad_one_reads_from_the_columns(db: Path)
             assert storage.items.list_items(cid, ListParams(100, SortOrder.DESC)) == expected[::-1]
 
 
+def _walk(storage: Storage, cid: str, order: SortOrder, size: int) -> list[tuple[list[ConversationItem], bool]]:
+    """Every page of ``list_items_page`` from the first, following ``next_cursor``."""
+    pages = []
+    after: str | None = None
+    while True:
+        page = storage.items.list_items_page(cid, ListParams(size, order, after=after))
+        pages.append((page.data, page.has_more))
+        if page.next_cursor is None:
+            return pages
+        after = page.next_cursor
+
+
+@pytest.mark.parametrize("order", [SortOrder.ASC, SortOrder.DESC])
+def test_cursor_pages_read_the_copies_and_the_columns_alike(db: Path, order: SortOrder) -> None:
+    with open_sqlite(db) as storage:
+        cid = _fill(storage)
+        expected = storage.items.list_items(cid, ListParams(100, order))
+        for size in (1, 3, len(expected), 100):
+            pages = _walk(storage, cid, order, size)
+            assert [item for data, _ in pages for item in data] == expected
+            assert [more for _, more in pages] == [True] * (len(pages) - 1) + [False]
+            # Every copy gone: the same pages, from the columns.
+            _run(db, "UPDATE conversation_items SET packed = NULL")
+            assert _walk(storage, cid, order, size) == pages
+            _run(db, "UPDATE conversation_items SET packed = 'not json' WHERE rowid % 2 = 0")
+            assert _walk(storage, cid, order, size) == pages
+            with sqlite3.connect(db) as conn:  # the copies back, as datacon writes them
+                encode = sql_store(storage).encode_item
+                conn.executemany(
+                    "UPDATE conversation_items SET packed = ? WHERE id = ?",
+                    [(encode(item)["packed"], item.id) for item in expected],
+                )
+            assert all(_packed(db).values())
+
+
 def test_an_unreadable_column_is_still_the_columns_error(db: Path) -> None:
     with open_sqlite(db) as storage:
         cid = _fill(storage)

@@ -316,6 +316,9 @@ class Statements:
     # The same four reading the items' packed copies (``packs_items``), else ``None``: in the
     # order items_asc, items_desc, items_first_asc, items_first_desc.
     items_packed: tuple[str, str, str, str] | None
+    # page_items' four pages (list_asc, list_desc, list_pos_asc, list_pos_desc) reading the
+    # packed copies, each row the copy then the link's position; ``None`` as items_packed.
+    pages_packed: tuple[str, str, str, str] | None
     # Pages after an explicit position (a page cursor): params cid, at, sq, after, limit.
     list_pos_asc: str
     list_pos_desc: str
@@ -970,6 +973,16 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
                 _page(d, items, links, ascending=False, position=False, packed=True),
                 _page(d, items, links, ascending=True, first=d.plain_first_page, position=False, packed=True),
                 _page(d, items, links, ascending=False, first=d.plain_first_page, position=False, packed=True),
+            )
+            if items.packed
+            else None
+        ),
+        pages_packed=(
+            (
+                _page(d, items, links, ascending=True, packed=True),
+                _page(d, items, links, ascending=False, packed=True),
+                _page(d, items, links, ascending=True, positional=True, packed=True),
+                _page(d, items, links, ascending=False, positional=True, packed=True),
             )
             if items.packed
             else None

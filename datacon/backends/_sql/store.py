@@ -491,14 +491,23 @@ class SqlItemStorage(BackendItems):
         ascending = params.order is SortOrder.ASC
         sql = self._sql
         args: dict[str, Any] = {"cid": conversation_id, "limit": params.limit}
+        which = (0 if ascending else 1) + (0 if position is None else 2)
         if position is None:
-            page, args["after"] = (sql.list_asc if ascending else sql.list_desc), params.after
+            args["after"] = params.after
         else:
-            page = sql.list_pos_asc if ascending else sql.list_pos_desc
             args.update(at=self._d.encode_time(position[0]), sq=position[1], after=position[2])
         d = self._d
+        packed, unpack = sql.pages_packed, self._unpack
         with self._store.connector.session(replica=True) as session:
-            rows = session.fetchall(page, args)
+            items: list[ConversationItem] | None = None
+            if packed is not None and unpack is not None:
+                # Each row: the item's packed copy, then the link's position (as list_items,
+                # a row without a readable copy sends the page to the columns).
+                rows = session.fetchall(packed[which], args)
+                items = unpack(rows)
+            if items is None:
+                rows = session.fetchall((sql.list_asc, sql.list_desc, sql.list_pos_asc, sql.list_pos_desc)[which], args)
+                items = self._rows(rows)
             more = False
             if rows and len(rows) >= params.limit:
                 # Full: does a link follow the last row? (One index probe, same connection.)
@@ -507,14 +516,12 @@ class SqlItemStorage(BackendItems):
                     "cid": conversation_id,
                     "at": d.encode_time(d.decode_time(last[-2])),
                     "sq": int(last[-1]),
-                    "after": self._row(last).id,
+                    "after": items[-1].id,
                     "limit": 1,
                 }
                 more = session.fetchone(sql.follows_asc if ascending else sql.follows_desc, follows) is not None
         decode_time = d.decode_time
-        return [
-            (item, decode_time(row[-2]), int(row[-1])) for item, row in zip(self._rows(rows), rows, strict=True)
-        ], more
+        return [(item, decode_time(row[-2]), int(row[-1])) for item, row in zip(items, rows, strict=True)], more
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         with self._store.connector.session(replica=True) as session:
