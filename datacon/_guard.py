@@ -75,14 +75,13 @@ def _payload(value: Any) -> Any:
         return None
 
 
-def _with_id(new: NewConversationItem) -> NewConversationItem:
-    """``new`` with an id: its own, or one made here, before any I/O (so that a retried call
-    can reuse it). Built directly, positionally: ``attrs.evolve`` costs more."""
+def _with_id(new: NewConversationItem, made: str | None = None) -> NewConversationItem:
+    """``new`` with an id: its own, or ``made`` (else one made here), before any I/O (so that a
+    retried call can reuse it). Built directly, positionally: ``attrs.evolve`` costs more."""
     if new.id is not None:
         return new
-    return NewConversationItem(
-        new.item_type, new.content, make_item_id(new.item_type), new.response_id, new.role, new.status
-    )
+    item_id = make_item_id(new.item_type) if made is None else made
+    return NewConversationItem(new.item_type, new.content, item_id, new.response_id, new.role, new.status)
 
 
 class _Hooked(Generic[Inner]):
@@ -411,8 +410,7 @@ class GuardedItemStorage(_Hooked[BackendItems], ConversationItemStorage):
             if new.id is None:
                 if not digits:
                     digits = item_id_digits(len(items) - index)
-                made = item_id_with(new.item_type, digits[at : at + 50])
-                new = NewConversationItem(new.item_type, new.content, made, new.response_id, new.role, new.status)
+                new = _with_id(new, item_id_with(new.item_type, digits[at : at + 50]))
                 at += 50
             item_id = minted_id(new)
             if item_id in seen:

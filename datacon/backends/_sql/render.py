@@ -257,14 +257,8 @@ class _Table:
         SQL as ``rows.pack_item`` builds it: text quoted by ``json_quote``, the content's JSON
         text as it is, the time as stored. Rows whose content is not valid JSON, or whose time
         is not an integer, keep none (they read from the columns, as before)."""
-        quoted = {Kind.ID, Kind.TEXT}
-        parts = []
-        for column in self.record:
-            name = self.c(column.name)
-            if column.kind in quoted:
-                parts.append(f"json_quote({name})")
-            else:
-                parts.append(name)
+        text = (Kind.ID, Kind.TEXT)
+        parts = [f"json_quote({self.c(c.name)})" if c.kind in text else self.c(c.name) for c in self.record]
         packed = " || ',' || ".join(parts)
         content, created = self.c("content"), self.c("created_at")
         return (

@@ -163,12 +163,16 @@ def row_encoder(record: Record, fields: Sequence[str], dialect: Dialect, packed:
             value = f"(None if {value} is None else {encoded})" if column.object_only else encoded
         items.append(f"{name!r}: {value}")
     source = f"def encode(m):\n    return {{{', '.join(items)}}}\n"
-    encode_json: Any = dialect.encode_json
-    if type(dialect).encode_json is Dialect.encode_json:
-        encode_json = dump_json  # what the base method calls, without its frame
-    namespace = {"encode_time": dialect.encode_time, "encode_json": encode_json}
+    namespace = {"encode_time": dialect.encode_time, "encode_json": _json_encoder(dialect)}
     encoder: Encoder = compile_function("encode", source, namespace)
     return encoder
+
+
+def _json_encoder(dialect: Dialect) -> Any:
+    """The dialect's ``encode_json``; the shared one's ``dump_json`` itself, without its frame."""
+    if type(dialect).encode_json is Dialect.encode_json:
+        return dump_json
+    return dialect.encode_json
 
 
 def _packing_encoder(record: Record, fields: Sequence[str], dialect: Dialect) -> Encoder:
@@ -192,10 +196,7 @@ def _packing_encoder(record: Record, fields: Sequence[str], dialect: Dialect) ->
     source = (
         "def encode(m):\n" + "\n".join(lines) + f'\n    return {{{row}, {ITEM_PACKED!r}: f"[{",".join(parts)}]"}}\n'
     )
-    encode_json: Any = dialect.encode_json
-    if type(dialect).encode_json is Dialect.encode_json:
-        encode_json = dump_json
-    namespace = {"encode_time": dialect.encode_time, "encode_json": encode_json, "quote": encode_basestring}
+    namespace = {"encode_time": dialect.encode_time, "encode_json": _json_encoder(dialect), "quote": encode_basestring}
     encoder: Encoder = compile_function("encode", source, namespace)
     return encoder
 

@@ -280,17 +280,17 @@ class SqlItemStorage(BackendItems):
         # The bind-parameter names of row n of an append statement (item fields, then the
         # link's i/a/q), made once per n rather than formatted per row and call.
         self._row_keys: list[tuple[tuple[str, ...], str, str, str]] = []
+        # The encoded row's keys: the item's fields, then its packed copy where there is one.
+        self._encoded_fields = (*store.sql.item_fields, *((ITEM_PACKED,) if store.sql.items_packed else ()))
         # Whether an append's links bind their item ids apart (``i{n}``): the one-statement
         # form (a writable CTE) reads each from its item's own ``id{n}``.
         self._link_ids = not self._d.writable_cte
 
     def _keys(self, n: int) -> tuple[tuple[str, ...], str, str, str]:
         keys = self._row_keys
-        # The encoded row's keys: the item's fields, then its packed copy where there is one.
-        fields = (*self._sql.item_fields, *((ITEM_PACKED,) if self._sql.items_packed else ()))
         while len(keys) <= n:
             k = len(keys)
-            keys.append((tuple(f"{field}{k}" for field in fields), f"i{k}", f"a{k}", f"q{k}"))
+            keys.append((tuple(f"{field}{k}" for field in self._encoded_fields), f"i{k}", f"a{k}", f"q{k}"))
         return keys[n]
 
     def create_item(
@@ -472,18 +472,29 @@ class SqlItemStorage(BackendItems):
         sql, after = self._sql, params.after
         which = (0 if params.order is SortOrder.ASC else 1) + (2 if after is None else 0)
         args = {"cid": conversation_id, "after": after, "limit": params.limit}
-        packed, unpack = sql.items_packed, self._unpack
-        if packed is not None and unpack is not None:
-            # One column per item; a page with a row that has no readable copy is read
-            # again from the columns (the record of truth), which also raise any error.
-            with self._store.connector.session(replica=True) as session:
-                found = unpack(session.fetchall(packed[which], args))
-            if found is not None:
-                return found
-        statement = (sql.items_asc, sql.items_desc, sql.items_first_asc, sql.items_first_desc)[which]
+        columns = (sql.items_asc, sql.items_desc, sql.items_first_asc, sql.items_first_desc)
         with self._store.connector.session(replica=True) as session:
-            rows = session.fetchall(statement, args)
-        return self._rows(rows)
+            items, _ = self._fetch_items(session, sql.items_packed, columns, which, args)
+        return items
+
+    def _fetch_items(
+        self,
+        session: Session,
+        packed: tuple[str, str, str, str] | None,
+        columns: tuple[str, str, str, str],
+        which: int,
+        args: Params,
+    ) -> tuple[list[ConversationItem], list[tuple[Any, ...]]]:
+        """A page's items and rows by statement ``which`` of four: of ``packed`` (each row the
+        item's packed copy first) where the table keeps copies, else, or when a row has no
+        readable copy, of ``columns`` (the record of truth, which also raises any error)."""
+        if packed is not None and self._unpack is not None:
+            rows = session.fetchall(packed[which], args)
+            items = self._unpack(rows)
+            if items is not None:
+                return items, rows
+        rows = session.fetchall(columns[which], args)
+        return self._rows(rows), rows
 
     def page_items(
         self, conversation_id: str, params: ListParams, position: Position | None
@@ -497,17 +508,10 @@ class SqlItemStorage(BackendItems):
         else:
             args.update(at=self._d.encode_time(position[0]), sq=position[1], after=position[2])
         d = self._d
-        packed, unpack = sql.pages_packed, self._unpack
+        columns = (sql.list_asc, sql.list_desc, sql.list_pos_asc, sql.list_pos_desc)
         with self._store.connector.session(replica=True) as session:
-            items: list[ConversationItem] | None = None
-            if packed is not None and unpack is not None:
-                # Each row: the item's packed copy, then the link's position (as list_items,
-                # a row without a readable copy sends the page to the columns).
-                rows = session.fetchall(packed[which], args)
-                items = unpack(rows)
-            if items is None:
-                rows = session.fetchall((sql.list_asc, sql.list_desc, sql.list_pos_asc, sql.list_pos_desc)[which], args)
-                items = self._rows(rows)
+            # Each row ends with the link's position.
+            items, rows = self._fetch_items(session, sql.pages_packed, columns, which, args)
             more = False
             if rows and len(rows) >= params.limit:
                 # Full: does a link follow the last row? (One index probe, same connection.)
