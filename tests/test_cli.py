@@ -834,7 +834,15 @@ def test_concurrent_migrate_apply_on_postgres_applies_each_migration_once(
         results = [(proc.wait(timeout=120), *proc.communicate()) for proc in runs]
         assert [code for code, _, _ in results] == [0, 0, 0, 0], results
         # Under the advisory lock each migration ran once (a second INSERT would have failed).
-        assert pg.sql("SELECT version FROM _schema_versions ORDER BY version") == [(1,), (2,), (3,), (4,), (5,), (6,)]
+        assert pg.sql("SELECT version FROM _schema_versions ORDER BY version") == [
+            (1,),
+            (2,),
+            (3,),
+            (4,),
+            (5,),
+            (6,),
+            (7,),
+        ]
 
 
 def test_a_failed_import_batch_writes_nothing_and_a_rerun_resumes(sql_place: SchemaPlace, tmp_path: Path) -> None:

@@ -58,8 +58,8 @@ def _guard(statement: str, code: int) -> str:
 
 
 def test_oracle_history_migrations_cover_only_core_history_schema() -> None:
-    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4, 5, 6]
-    assert LATEST == 6
+    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7]
+    assert LATEST == 7
 
 
 def test_oracle_migrations_are_strictly_increasing() -> None:
@@ -194,14 +194,14 @@ def test_pending_migrations_message_names_the_oracle_versions_table() -> None:
     plans = [(m, m.up(schema, dialect, None)) for m in MIGRATIONS[1:]]
     message, statements = migration_message(dialect, 1, plans)
     assert "current version: 1" in message
-    assert "latest version: 6" in message
+    assert "latest version: 7" in message
     assert "v2: Remove legacy user_id column from responses" in message
     assert (
         'INSERT INTO ADMIN."_schema_versions" (version, description) '
         "VALUES (3, 'Drop redundant output, metadata, instructions, tool_calls columns from responses')"
     ) in statements
     assert "in your oracle schema config" in message
-    assert "version: 6" in message
+    assert "version: 7" in message
     assert version_insert_sql(dialect, MIGRATIONS[1]) in statements
     assert statements[0] == _guard('ALTER TABLE ADMIN."RESPONSES" DROP ("USER_ID")', -904)
     # Each statement on its own line with one terminator (a PL/SQL block ends with END;).

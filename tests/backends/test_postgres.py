@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+import attrs
 import pytest
 
 from datacon import (
@@ -36,7 +37,14 @@ from datacon import (
 from datacon.backends._sql import MIGRATIONS, render
 from datacon.backends._sql.migrations import version_insert_sql
 from datacon.backends.postgres import PostgresDialect
-from datacon.errors import BackendError, BackendUnavailableError, ConfigError, MigrationRequiredError, PoolTimeoutError
+from datacon.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigError,
+    ConflictError,
+    MigrationRequiredError,
+    PoolTimeoutError,
+)
 from tests.servers.postgres import PASSWORD, PostgresBackend
 from tests.support import RENAMED_SCHEMA, free_port, repo_root, sql_store
 
@@ -128,23 +136,26 @@ EXPECTED_STATEMENTS = (
     version_insert_sql(PG, MIGRATIONS[3]),
     'CREATE INDEX IF NOT EXISTS "conversation_items_created_idx" ON "conversation_items" ("created_at", "id")',
     'CREATE INDEX IF NOT EXISTS "responses_created_idx" ON "responses" ("created_at", "id")',
-    'CREATE INDEX IF NOT EXISTS "conversation_item_links_item_idx" ON "conversation_item_links" ("item_id")',
+    # v5 on PostgreSQL: no links-by-item index (the key v7 makes serves its reads).
     'CREATE INDEX IF NOT EXISTS "responses_conversation_idx" ON "responses" ("conversation_id")',
     version_insert_sql(PG, MIGRATIONS[4]),
     version_insert_sql(PG, MIGRATIONS[5]),  # v6 changes nothing on PostgreSQL
+    PG.replace_primary_key('"conversation_item_links"', "pk_conv_item_link", ["item_id", "conversation_id"])[0],
+    'DROP INDEX IF EXISTS "conversation_item_links_item_idx"',
+    version_insert_sql(PG, MIGRATIONS[6]),
 )
 
 
 def test_fresh_database_is_created_at_the_latest_version(postgres_backend: PostgresBackend, fresh_url: str) -> None:
     with open_pg(fresh_url, SchemaConfig(auto_migrate=False)) as storage:
         storage.responses.store_response(StoredResponse(id="r1", safety_identifier="u"))
-    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4, 5, 6]
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4, 5, 6, 7]
     assert "safety_identifier" in columns(postgres_backend, fresh_url, "responses")
     indexes = {row[0] for row in query(postgres_backend, fresh_url, "SELECT indexname FROM pg_indexes")}
     assert {"conv_item_links_order_idx", "responses_safety_idx", "pk_conv_item_link"} <= indexes
     with open_pg(fresh_url, SchemaConfig(auto_migrate=False)):  # reopens with nothing pending
         pass
-    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4, 5, 6]
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: PostgresBackend, legacy_url: str) -> None:
@@ -152,10 +163,10 @@ def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: Postgre
         open_pg(legacy_url, SchemaConfig(auto_migrate=False))
     assert info.value.statements == EXPECTED_STATEMENTS
     message = str(info.value)
-    assert message.startswith("Schema migration required (current version: 0, latest version: 6).")
+    assert message.startswith("Schema migration required (current version: 0, latest version: 7).")
     assert "  v1: Add safety_identifier column to responses\n" in message
     assert "set `auto_migrate: true` in your postgres schema config" in message
-    assert "set `version: 6`" in message
+    assert "set `version: 7`" in message
     assert "user_id" in columns(postgres_backend, legacy_url, "responses")  # nothing migrated
     # The listed SQL, applied by hand, brings the schema up to date.
     with postgres_backend.connect(legacy_url) as conn:
@@ -167,14 +178,14 @@ def test_old_schema_needs_migration_with_the_exact_sql(postgres_backend: Postgre
 
 def test_auto_migrate_applies_and_keeps_data(postgres_backend: PostgresBackend, legacy_url: str) -> None:
     with open_pg(legacy_url, SchemaConfig(auto_migrate=True)) as storage:
-        assert sql_store(storage).applied_migrations == [1, 2, 3, 4, 5, 6]
+        assert sql_store(storage).applied_migrations == [1, 2, 3, 4, 5, 6, 7]
         old = storage.responses.get_response("resp_old")
         assert old is not None
         assert old.input == ["hi"]
         assert old.created_at == T0
         storage.responses.store_response(StoredResponse(id="resp_new", safety_identifier="u"))
         assert [r.id for r in storage.responses.list_identifier_responses("u")] == ["resp_new"]
-    assert versions(postgres_backend, legacy_url) == [1, 2, 3, 4, 5, 6]
+    assert versions(postgres_backend, legacy_url) == [1, 2, 3, 4, 5, 6, 7]
     assert columns(postgres_backend, legacy_url, "responses") == {
         "id",
         "conversation_id",
@@ -192,23 +203,23 @@ def test_auto_migrate_applies_and_keeps_data(postgres_backend: PostgresBackend, 
 def test_version_setting_skips_migrations(postgres_backend: PostgresBackend, legacy_url: str) -> None:
     with pytest.raises(MigrationRequiredError) as info:
         open_pg(legacy_url, SchemaConfig(version=2))
-    assert "current version: 2, latest version: 6" in str(info.value)
+    assert "current version: 2, latest version: 7" in str(info.value)
     # v3 and v4, then the column v1 would have added (skipped by `version`, yet declared: drift).
     assert info.value.statements == EXPECTED_STATEMENTS[4:] + EXPECTED_STATEMENTS[:1]
     assert "table 'responses' has no column 'safety_identifier'" in str(info.value)
-    # Skipped up to 6, but the tables still lack safety_identifier (v1) and seq (v4): that is
+    # Skipped up to 7, but the tables still lack safety_identifier (v1) and seq (v4): that is
     # schema drift (every store_response and link_items would fail), reported with its fixes.
     with pytest.raises(MigrationRequiredError) as drift:
-        open_pg(legacy_url, SchemaConfig(version=6))
-    assert str(drift.value).startswith("Schema drift (current version: 6, latest version: 6)")
+        open_pg(legacy_url, SchemaConfig(version=7))
+    assert str(drift.value).startswith("Schema drift (current version: 7, latest version: 7)")
     assert "table 'conversation_item_links' has no column 'seq'" in str(drift.value)
     assert drift.value.statements == (*EXPECTED_STATEMENTS[6:9:2], EXPECTED_STATEMENTS[0])  # seq, its index
     skipped = TableConfig("responses", skip_columns={"safety_identifier"})
     with pytest.raises(MigrationRequiredError) as links_only:
-        open_pg(legacy_url, SchemaConfig(version=6, responses=skipped))
+        open_pg(legacy_url, SchemaConfig(version=7, responses=skipped))
     assert links_only.value.statements == EXPECTED_STATEMENTS[6:9:2]
     # auto_migrate adds what is missing (the page index then follows) and records no version.
-    with open_pg(legacy_url, SchemaConfig(version=6, responses=skipped, auto_migrate=True)):
+    with open_pg(legacy_url, SchemaConfig(version=7, responses=skipped, auto_migrate=True)):
         pass
     assert versions(postgres_backend, legacy_url) == []  # skipped, not recorded
     assert "user_id" in columns(postgres_backend, legacy_url, "responses")
@@ -237,10 +248,13 @@ def test_an_upstream_v3_database_migrates_to_the_turn_order(postgres_backend: Po
     _upstream_v3_links(postgres_backend, legacy_url)
     with pytest.raises(MigrationRequiredError) as info:
         open_pg(legacy_url, SchemaConfig(auto_migrate=False))
-    assert info.value.statements == EXPECTED_STATEMENTS[-10:]
-    assert "current version: 3, latest version: 6" in str(info.value)
+    assert (
+        info.value.statements
+        == EXPECTED_STATEMENTS[EXPECTED_STATEMENTS.index(version_insert_sql(PG, MIGRATIONS[2])) + 1 :]
+    )
+    assert "current version: 3, latest version: 7" in str(info.value)
     with open_pg(legacy_url, SchemaConfig(auto_migrate=True)) as storage:
-        assert sql_store(storage).applied_migrations == [4, 5, 6]
+        assert sql_store(storage).applied_migrations == [4, 5, 6, 7]
         # Links made before keep their old tie-break (item id); new ones follow in the order made.
         assert [i.id for i in storage.items.list_items("conv_old", ListParams(10))] == ["msg_a", "msg_b", "msg_c"]
         storage.items.append_items(
@@ -253,6 +267,118 @@ def test_an_upstream_v3_database_migrates_to_the_turn_order(postgres_backend: Po
     indexes = {row[0] for row in query(postgres_backend, legacy_url, "SELECT indexname FROM pg_indexes")}
     assert "conv_item_links_order_idx" in indexes
     assert "conv_item_links_conv_idx" not in indexes
+
+
+def _links_key(backend: PostgresBackend, url: str, table: str) -> tuple[str, str]:
+    """The links table's primary key: its name and its index definition's column list."""
+    rows = query(
+        backend,
+        url,
+        "SELECT c.conname, pg_get_indexdef(c.conindid) FROM pg_constraint c "
+        "WHERE c.conrelid = to_regclass(%s) AND c.contype = 'p'",
+        (table,),
+    )
+    assert len(rows) == 1, rows
+    name, definition = rows[0]
+    return name, definition[definition.rindex("(") :]
+
+
+def _back_to_v6(backend: PostgresBackend, url: str, table: str, key_name: str, index: str) -> None:
+    """Make a v7 database what datacon up to v6 left: upstream's key order (under ``key_name``),
+    the links-by-item index, no version 7."""
+    with backend.connect(url) as conn:
+        current, _ = _links_key(backend, url, table)
+        conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{current}"')
+        columns = [
+            row[0]
+            for row in conn.execute(
+                "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attnum IN (1, 2) "
+                "ORDER BY a.attnum",
+                (table,),
+            ).fetchall()
+        ]
+        conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{key_name}" PRIMARY KEY ({", ".join(columns)})')
+        conn.execute(f'CREATE INDEX "{index}" ON {table} ({columns[1]})')
+        conn.execute("DELETE FROM _schema_versions WHERE version = 7")
+
+
+@pytest.mark.parametrize("renamed", [False, True], ids=["default", "renamed-upstream-key-name"])
+def test_v7_keys_the_links_by_item_and_keeps_them(
+    postgres_backend: PostgresBackend, fresh_url: str, renamed: bool
+) -> None:
+    """Migration v7: the links' key rebuilt as (item_id, conversation_id) whatever the old key
+    was called (upstream names it pk_conv_item_link even on a renamed table), the
+    links-by-item index dropped, every link and its order kept, duplicates still refused."""
+    schema = RENAMED_SCHEMA if renamed else SchemaConfig()
+    table = "dc_links" if renamed else "conversation_item_links"
+    conv, item = ("conv_ref", "item_id") if renamed else ("conversation_id", "item_id")
+    turn = [NewConversationItem("message", [{"type": "input_text", "text": f"m{n}"}]) for n in range(5)]
+    with open_pg(fresh_url, schema) as storage:
+        made = {c: storage.items.append_items(c, turn, T0) for c in ("conv_a", "conv_b")}
+        shared = storage.items.create_item(NewConversationItem("message", "shared"))
+        for c in ("conv_a", "conv_b"):
+            storage.items.link_item(c, shared.id, T0 + timedelta(seconds=1))
+        before = {c: [i.id for i in storage.items.list_items(c, ListParams(20))] for c in made}
+    assert _links_key(postgres_backend, fresh_url, table)[1] == f"({item}, {conv})"  # fresh: created so
+    index = f"{table}_item_idx"
+    _back_to_v6(postgres_backend, fresh_url, table, "pk_conv_item_link", index)
+    assert _links_key(postgres_backend, fresh_url, table) == ("pk_conv_item_link", f"({conv}, {item})")
+
+    with pytest.raises(MigrationRequiredError) as info:
+        open_pg(fresh_url, schema)
+    assert "current version: 6, latest version: 7" in str(info.value)
+    assert info.value.statements[-2:] == (f'DROP INDEX IF EXISTS "{index}"', version_insert_sql(PG, MIGRATIONS[6]))
+    with open_pg(fresh_url, attrs.evolve(schema, auto_migrate=True)) as storage:
+        assert sql_store(storage).applied_migrations == [7]
+        assert {c: [i.id for i in storage.items.list_items(c, ListParams(20))] for c in made} == before
+        with pytest.raises(ConflictError):
+            storage.items.link_item("conv_a", shared.id, T0)  # still one link per (conversation, item)
+        storage.items.delete_item("conv_b", shared.id)
+        assert [i.id for i in storage.items.list_items("conv_b", ListParams(20))] == before["conv_b"][:-1]
+        assert storage.items.get_item(shared.id) is not None  # conv_a still links it
+    key_name = "dc_links_pk" if renamed else "pk_conv_item_link"
+    assert _links_key(postgres_backend, fresh_url, table) == (key_name, f"({item}, {conv})")
+    assert index not in {row[0] for row in query(postgres_backend, fresh_url, "SELECT indexname FROM pg_indexes")}
+    with open_pg(fresh_url, schema):  # nothing pending, and start-up made no links-by-item index again
+        pass
+    assert index not in {row[0] for row in query(postgres_backend, fresh_url, "SELECT indexname FROM pg_indexes")}
+
+    # Run again (by hand, as a DBA might), the block changes nothing.
+    oid = query(postgres_backend, fresh_url, "SELECT conindid FROM pg_constraint WHERE conname = %s", (key_name,))
+    with postgres_backend.connect(fresh_url) as conn:
+        for statement in info.value.statements[:-2]:
+            conn.execute(statement)
+    again = query(postgres_backend, fresh_url, "SELECT conindid FROM pg_constraint WHERE conname = %s", (key_name,))
+    assert again == oid
+
+
+def test_the_links_key_serves_reads_by_item_and_by_conversation(postgres_backend: PostgresBackend) -> None:
+    """With v7's key there is no links-by-item index: an item's links are read through the
+    key, a conversation's through the page index; neither is a sequential scan."""
+    url = postgres_backend.create_database()
+    try:
+        with open_pg(url) as storage:
+            sql = sql_store(storage).sql
+            with postgres_backend.connect(url) as conn:
+                conn.execute(
+                    "INSERT INTO conversation_item_links (conversation_id, item_id, added_at) SELECT"
+                    " 'conv_' || (g % 5000), 'msg_' || g, now() FROM generate_series(1, 50000) g"
+                )
+                conn.execute("ANALYZE")
+                plans = {}
+                for name, statement, params in (
+                    ("item", sql.item_delete_unlinked, {"id": "msg_7", "lid": "msg_7"}),
+                    ("link", sql.link_delete, {"cid": "conv_7", "iid": "msg_7"}),
+                    ("conversation", sql.conv_delete[0], {"id": "conv_7"}),
+                ):
+                    rows = conn.execute(f"EXPLAIN {statement}", params).fetchall()
+                    plans[name] = "\n".join(str(row[0]) for row in rows)
+    finally:
+        postgres_backend.drop_database(url)
+    assert "using pk_conv_item_link on conversation_item_links" in plans["item"], plans["item"]
+    assert "using pk_conv_item_link on conversation_item_links" in plans["link"], plans["link"]
+    assert "Index Scan on conv_item_links_order_idx" in plans["conversation"], plans["conversation"]  # or Bitmap
+    assert not [plan for plan in plans.values() if "Seq Scan on conversation_item_links" in plan], plans
 
 
 @pytest.mark.parametrize("order", [SortOrder.ASC, SortOrder.DESC])
@@ -400,14 +526,14 @@ def test_processes_migrating_at_once_apply_each_migration_once(
     postgres_backend: PostgresBackend, legacy_url: str
 ) -> None:
     applied = race(legacy_url, 5)
-    assert sorted(v for versions_ in applied for v in versions_) == [1, 2, 3, 4, 5, 6]
-    assert [1, 2, 3, 4, 5, 6] in applied  # the first one under the lock applied all six
-    assert versions(postgres_backend, legacy_url) == [1, 2, 3, 4, 5, 6]
+    assert sorted(v for versions_ in applied for v in versions_) == [1, 2, 3, 4, 5, 6, 7]
+    assert [1, 2, 3, 4, 5, 6, 7] in applied  # the first one under the lock applied all seven
+    assert versions(postgres_backend, legacy_url) == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_processes_creating_a_fresh_database_at_once(postgres_backend: PostgresBackend, fresh_url: str) -> None:
     assert race(fresh_url, 5) == [[]] * 5  # created at the latest version, nothing to migrate
-    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4, 5, 6]
+    assert versions(postgres_backend, fresh_url) == [1, 2, 3, 4, 5, 6, 7]
 
 
 # --- JSON and typed extra columns ----------------------------------------------------------------
@@ -789,11 +915,12 @@ def test_owner_schema_is_migrated_in_place(postgres_backend: PostgresBackend, fr
             'CREATE INDEX IF NOT EXISTS "conv_item_links_order_idx" ON "legacy"."conversation_item_links" '
             '("conversation_id", "added_at", "seq", "item_id")'
         ),
-        # v5: the links' item index, on the owner's table too.
-        (
-            'CREATE INDEX IF NOT EXISTS "conversation_item_links_item_idx" '
-            'ON "legacy"."conversation_item_links" ("item_id")'
-        ),
+        # v7: the links keyed by item first, on the owner's table, and v5's links-by-item
+        # index (made by an earlier datacon) dropped there.
+        PG.replace_primary_key(
+            '"legacy"."conversation_item_links"', "pk_conv_item_link", ["item_id", "conversation_id"]
+        )[0],
+        'DROP INDEX IF EXISTS "legacy"."conversation_item_links_item_idx"',
     ]
     with open_pg(fresh_url, SchemaConfig(owner="legacy", auto_migrate=True)) as storage:
         storage.responses.store_response(StoredResponse(id="r1", safety_identifier="u"))
@@ -809,6 +936,13 @@ def test_owner_schema_is_migrated_in_place(postgres_backend: PostgresBackend, fr
     assert ("legacy", "conv_item_links_order_idx") in indexes
     assert ("legacy", "conv_item_links_conv_idx") not in indexes
     assert ("public", "conv_item_links_conv_idx") in indexes  # another schema's: left alone
+    # v7 rekeyed the owner's links, not public's table of the same name.
+    assert _links_key(postgres_backend, fresh_url, '"legacy"."conversation_item_links"')[1] == (
+        "(item_id, conversation_id)"
+    )
+    assert _links_key(postgres_backend, fresh_url, '"public"."conversation_item_links"')[1] == (
+        "(conversation_id, item_id)"
+    )
 
 
 def test_list_conversations_is_served_from_an_index_without_a_sort(postgres_backend: PostgresBackend) -> None:

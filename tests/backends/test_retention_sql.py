@@ -39,6 +39,8 @@ RETENTION_INDEXES = (
     "conversation_item_links_item_idx",
     "responses_conversation_idx",
 )
+# PostgreSQL's links key leads with item_id (v7), which serves the reads of the links' item index.
+PG_RETENTION_INDEXES = tuple(name for name in RETENTION_INDEXES if name != "conversation_item_links_item_idx")
 
 
 def _open(path: Path, **schema: Any) -> Storage:
@@ -89,16 +91,17 @@ def test_a_v4_sqlite_database_migrates_to_v5(tmp_path: Path) -> None:
     assert not set(RETENTION_INDEXES) & _indexes(db)
     with pytest.raises(MigrationRequiredError) as info:
         _open(db)
-    assert "current version: 4, latest version: 6" in str(info.value)
-    v6 = MIGRATIONS[5]
+    assert "current version: 4, latest version: 7" in str(info.value)
+    v6, v7 = MIGRATIONS[5:7]
     assert list(info.value.statements) == [
         *V5.up(SchemaConfig(), SqliteDialect(), None),
         version_insert_sql(SqliteDialect(), V5),
         *v6.up(SchemaConfig(), SqliteDialect(), frozenset({"id"})),
         version_insert_sql(SqliteDialect(), v6),
+        version_insert_sql(SqliteDialect(), v7),  # v7 changes nothing on SQLite
     ]
     with _open(db, auto_migrate=True) as storage:
-        assert sql_store(storage).applied_migrations == [5, 6]
+        assert sql_store(storage).applied_migrations == [5, 6, 7]
         assert storage.responses.get_response("resp_kept") is not None
         assert storage.prune(datetime(2099, 1, 1, tzinfo=UTC)).responses == 1
     assert set(RETENTION_INDEXES) <= _indexes(db)
@@ -122,17 +125,18 @@ def test_a_v4_postgres_database_migrates_to_v5(postgres_backend: PostgresBackend
     with _open_pg(pg_url):
         pass
     with postgres_backend.connect(pg_url) as conn:
-        for name in RETENTION_INDEXES:
+        for name in PG_RETENTION_INDEXES:
             conn.execute(f'DROP INDEX "{name}"')
         conn.execute("DELETE FROM _schema_versions WHERE version >= 5")
     with pytest.raises(MigrationRequiredError) as info:
         _open_pg(pg_url)
-    assert "current version: 4, latest version: 6" in str(info.value)
+    assert "current version: 4, latest version: 7" in str(info.value)
     with _open_pg(pg_url, auto_migrate=True) as storage:
-        assert sql_store(storage).applied_migrations == [5, 6]  # v6 changes nothing on PostgreSQL
+        assert sql_store(storage).applied_migrations == [5, 6, 7]  # v6 changes nothing on PostgreSQL
     with postgres_backend.connect(pg_url) as conn:
         names = {row[0] for row in conn.execute("SELECT indexname FROM pg_indexes").fetchall()}
-    assert set(RETENTION_INDEXES) <= names
+    assert set(PG_RETENTION_INDEXES) <= names
+    assert "conversation_item_links_item_idx" not in names
 
 
 ROWS = 100_000

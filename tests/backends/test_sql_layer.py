@@ -69,8 +69,8 @@ def _responses(**table: Any) -> SchemaConfig:
 
 
 def test_migrations_are_upstreams_three_in_order_then_the_link_sequence() -> None:
-    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4, 5, 6]
-    assert LATEST == 6
+    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7]
+    assert LATEST == 7
     assert [m.description for m in MIGRATIONS] == [
         "Add safety_identifier column to responses",
         "Remove legacy user_id column from responses",
@@ -78,6 +78,7 @@ def test_migrations_are_upstreams_three_in_order_then_the_link_sequence() -> Non
         "Add the link sequence (turn order) and the page index on (added_at, seq, item_id)",
         "Add the retention indexes: items and responses by created_at, links by item, responses by conversation",
         "Add the items' packed copies (SQLite)",
+        "Key the links by (item_id, conversation_id) and drop the links-by-item index (PostgreSQL)",
     ]
 
 
@@ -167,7 +168,7 @@ def test_pending_migration_message_has_upstreams_shape() -> None:
     plans = [(m, m.up(SchemaConfig(), PG, None)) for m in MIGRATIONS[1:3]]
     message, statements = migration_message(PG, 1, plans)
     assert message.startswith(
-        "Schema migration required (current version: 1, latest version: 6).\n\n"
+        "Schema migration required (current version: 1, latest version: 7).\n\n"
         "The following migrations need to be applied:\n"
         "\n  v2: Remove legacy user_id column from responses\n"
         '    ALTER TABLE "responses" DROP COLUMN IF EXISTS "user_id";\n'
@@ -176,7 +177,7 @@ def test_pending_migration_message_has_upstreams_shape() -> None:
     )
     assert message.endswith(
         "\nTo apply automatically, set `auto_migrate: true` in your postgres schema config.\n"
-        "To skip, set `version: 6` to mark your schema as already up to date."
+        "To skip, set `version: 7` to mark your schema as already up to date."
     )
     assert statements == (
         plans[0][1][0],
@@ -286,9 +287,10 @@ def test_identifier_limits_are_the_dialects() -> None:
 def test_skipped_safety_identifier_has_no_index_and_no_queries(dialect: Dialect) -> None:
     sql = _render(_responses(skip_columns={"safety_identifier"}), dialect)
     # The page index, (Oracle, as upstream) the previous_response_id index, and
-    # list_conversations' (created_at, id) index, and the four retention indexes (v5).
+    # list_conversations' (created_at, id) index, and the four retention indexes (v5; three
+    # where the links' key leads with item_id, v7).
     has_prev_index = dialect.object_name("prev_idx", "responses") is not None
-    assert len(sql.create_indexes) == 6 + has_prev_index
+    assert len(sql.create_indexes) == 6 + has_prev_index - dialect.links_key_by_item
     assert not any(dialect.ident("safety_identifier") in index for index in sql.create_indexes)
     assert sql.ident_list is None
     assert sql.ident_delete is None

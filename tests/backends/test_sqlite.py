@@ -183,6 +183,7 @@ def test_processes_starting_and_writing_at_once(db: Path) -> None:
             (4,),
             (5,),
             (6,),
+            (7,),
         ]
     finally:
         conn.close()
@@ -312,7 +313,7 @@ def versions(db: Path) -> list[int]:
 def test_fresh_database_is_created_at_the_latest_version(db: Path) -> None:
     with open_sqlite(db, SchemaConfig(auto_migrate=False)) as storage:
         storage.responses.store_response(StoredResponse(id="r1", safety_identifier="u"))
-    assert versions(db) == [1, 2, 3, 4, 5, 6]
+    assert versions(db) == [1, 2, 3, 4, 5, 6, 7]
     assert "safety_identifier" in columns(db, "responses")
     with open_sqlite(db, SchemaConfig(auto_migrate=False)):  # and reopens without migrations
         pass
@@ -342,6 +343,7 @@ EXPECTED_STATEMENTS = (
     version_insert_sql(SqliteDialect(), MIGRATIONS[4]),
     # v6: the legacy database's items table was made by today's DDL, with its packed column.
     version_insert_sql(SqliteDialect(), MIGRATIONS[5]),
+    version_insert_sql(SqliteDialect(), MIGRATIONS[6]),  # v7 changes nothing on SQLite
 )
 
 
@@ -350,7 +352,7 @@ def test_old_schema_needs_migration_with_the_exact_sql(legacy_db: Path) -> None:
         open_sqlite(legacy_db, SchemaConfig(auto_migrate=False))
     assert info.value.statements == EXPECTED_STATEMENTS
     message = str(info.value)
-    assert "current version: 0, latest version: 6" in message
+    assert "current version: 0, latest version: 7" in message
     assert "set `auto_migrate: true` in your sqlite schema config" in message
     assert "user_id" in columns(legacy_db, "responses")  # nothing was migrated
     # The listed SQL applied by hand brings the schema up to date.
@@ -369,13 +371,13 @@ def test_old_schema_needs_migration_with_the_exact_sql(legacy_db: Path) -> None:
 
 def test_auto_migrate_applies_and_keeps_data(legacy_db: Path) -> None:
     with open_sqlite(legacy_db, SchemaConfig(auto_migrate=True)) as storage:
-        assert sql_store(storage).applied_migrations == [1, 2, 3, 4, 5, 6]
+        assert sql_store(storage).applied_migrations == [1, 2, 3, 4, 5, 6, 7]
         old = storage.responses.get_response("resp_old")
         assert old is not None
         assert old.created_at == T0
         storage.responses.store_response(StoredResponse(id="resp_new", safety_identifier="u"))
         assert [r.id for r in storage.responses.list_identifier_responses("u")] == ["resp_new"]
-    assert versions(legacy_db) == [1, 2, 3, 4, 5, 6]
+    assert versions(legacy_db) == [1, 2, 3, 4, 5, 6, 7]
     assert columns(legacy_db, "responses") == {
         "id",
         "conversation_id",
@@ -391,13 +393,13 @@ def test_auto_migrate_applies_and_keeps_data(legacy_db: Path) -> None:
 def test_version_setting_skips_migrations_without_recording_them(legacy_db: Path) -> None:
     with pytest.raises(MigrationRequiredError) as info:
         open_sqlite(legacy_db, SchemaConfig(version=1))
-    assert "current version: 1, latest version: 6" in str(info.value)
+    assert "current version: 1, latest version: 7" in str(info.value)
     assert info.value.statements[0] == "ALTER TABLE `responses` DROP COLUMN `user_id`"
-    # Skipped up to 6, but the tables still lack safety_identifier (v1) and seq (v4): that is
+    # Skipped up to 7, but the tables still lack safety_identifier (v1) and seq (v4): that is
     # schema drift (every store_response and link_items would fail), reported with its fixes.
     with pytest.raises(MigrationRequiredError) as drift:
-        open_sqlite(legacy_db, SchemaConfig(version=6))
-    assert str(drift.value).startswith("Schema drift (current version: 6, latest version: 6)")
+        open_sqlite(legacy_db, SchemaConfig(version=7))
+    assert str(drift.value).startswith("Schema drift (current version: 7, latest version: 7)")
     assert drift.value.statements == (
         "ALTER TABLE `conversation_item_links` ADD COLUMN `seq` BIGINT DEFAULT 0 NOT NULL",
         (
@@ -408,7 +410,7 @@ def test_version_setting_skips_migrations_without_recording_them(legacy_db: Path
     )
     skipped = TableConfig("responses", skip_columns={"safety_identifier"})
     # auto_migrate adds what is missing (the page index then follows) and records no version.
-    with open_sqlite(legacy_db, SchemaConfig(version=6, responses=skipped, auto_migrate=True)):
+    with open_sqlite(legacy_db, SchemaConfig(version=7, responses=skipped, auto_migrate=True)):
         pass
     assert versions(legacy_db) == []
     assert "user_id" in columns(legacy_db, "responses")
@@ -435,9 +437,9 @@ def test_an_upstream_v3_database_migrates_to_the_turn_order(legacy_db: Path) -> 
     assert versions(legacy_db) == [1, 2, 3]
     with pytest.raises(MigrationRequiredError) as info:
         open_sqlite(legacy_db, SchemaConfig(auto_migrate=False))
-    assert info.value.statements == EXPECTED_STATEMENTS[-10:]
+    assert info.value.statements == EXPECTED_STATEMENTS[-11:]
     with open_sqlite(legacy_db, SchemaConfig(auto_migrate=True)) as storage:
-        assert sql_store(storage).applied_migrations == [4, 5, 6]
+        assert sql_store(storage).applied_migrations == [4, 5, 6, 7]
         # Links made before keep their old tie-break (item id); new ones follow in the order made.
         assert [i.id for i in storage.items.list_items("conv_old", ListParams(10))] == ["msg_a", "msg_b", "msg_c"]
         new = [NewConversationItem("message", [], id=i) for i in ("msg_z", "msg_0")]

@@ -180,13 +180,13 @@ def test_v6_fills_the_copies_of_a_v5_database(db: Path) -> None:
         cid = _fill(storage)
         expected = storage.items.list_items(cid, ListParams(100))
     # The database as v5 left it: no packed column; one row's content not valid JSON for SQLite.
-    _run(db, "ALTER TABLE conversation_items DROP COLUMN packed", "DELETE FROM _schema_versions WHERE version = 6")
+    _run(db, "ALTER TABLE conversation_items DROP COLUMN packed", "DELETE FROM _schema_versions WHERE version >= 6")
     with pytest.raises(MigrationRequiredError) as info:
         open_sqlite(db, SchemaConfig(auto_migrate=False))
-    assert "current version: 5, latest version: 6" in str(info.value)
+    assert "current version: 5, latest version: 7" in str(info.value)
     assert info.value.statements[0] == "ALTER TABLE `conversation_items` ADD COLUMN `packed` TEXT"
     with open_sqlite(db, SchemaConfig(auto_migrate=True)) as storage:
-        assert sql_store(storage).applied_migrations == [6]
+        assert sql_store(storage).applied_migrations == [6, 7]
         copies = _packed(db)
         assert all(copies.values())
         assert storage.items.list_items(cid, ListParams(100)) == expected
@@ -207,7 +207,7 @@ def test_v6_leaves_rows_sqlite_cannot_read_as_json_to_the_columns(db: Path) -> N
     _run(
         db,
         "ALTER TABLE conversation_items DROP COLUMN packed",
-        "DELETE FROM _schema_versions WHERE version = 6",
+        "DELETE FROM _schema_versions WHERE version >= 6",
         f"UPDATE conversation_items SET content = '[NaN]' WHERE id = '{odd}'",
     )
     with open_sqlite(db, SchemaConfig(auto_migrate=True)) as storage:

@@ -57,9 +57,9 @@ AT_V1_DDL = [
     "INSERT INTO _schema_versions (version, description) VALUES (1, 'Add safety_identifier column to responses')",
 ]
 STARTS = {
-    "fresh": ([], {1, 2, 3, 4, 5, 6}, set()),
-    "pre-v1": (LEGACY_DDL, {1, 2, 3, 4, 5, 6}, {1, 2, 3, 4, 5, 6}),
-    "at-v1": (AT_V1_DDL, {1, 2, 3, 4, 5, 6}, {2, 3, 4, 5, 6}),
+    "fresh": ([], {1, 2, 3, 4, 5, 6, 7}, set()),
+    "pre-v1": (LEGACY_DDL, {1, 2, 3, 4, 5, 6, 7}, {1, 2, 3, 4, 5, 6, 7}),
+    "at-v1": (AT_V1_DDL, {1, 2, 3, 4, 5, 6, 7}, {2, 3, 4, 5, 6, 7}),
 }
 
 

@@ -115,6 +115,12 @@ class Dialect:
     #: rather than ``MAX`` under two equalities (render's ``_highest_sequence``): where a
     #: prepared statement keeps a generic plan made while the table was nearly empty.
     sequence_by_range: ClassVar[bool] = False
+    #: Whether the links' primary key is ``(item_id, conversation_id)`` (migration v7) rather
+    #: than upstream's ``(conversation_id, item_id)``: it then finds an item's links too, so
+    #: there is no separate links-by-item index (one index entry fewer per link written). A
+    #: conversation's links are found through the page index, which leads with it. PostgreSQL
+    #: only: SQLite would have to rebuild the table, and Oracle's cannot be tested here.
+    links_key_by_item: ClassVar[bool] = False
     #: An expression, the same for every statement of one transaction and higher in every
     #: later one, that a new link's sequence starts above (``None``: the highest sequence of
     #: the links with that ``added_at`` alone, enough where writers are serialised: SQLite's
@@ -219,6 +225,12 @@ class Dialect:
     def drop_index(self, name: str) -> str:
         """DROP INDEX ``name`` if it exists."""
         return f"DROP INDEX IF EXISTS {self.qualify(self.ident(name))}"
+
+    def replace_primary_key(self, ref: str, name: str, columns: Sequence[str]) -> list[str]:
+        """The statements that make ``columns`` (unquoted, in order) the primary key of table
+        ``ref``, named ``name``, replacing the one it has (whatever its name) unless that one
+        already leads with ``columns[0]``. Dialects with ``links_key_by_item`` implement it."""
+        raise NotImplementedError(f"{self.display} keeps the links' primary key as upstream's")
 
     def insert_rows(self, ref: str, columns: Sequence[str], rows: Sequence[Sequence[str]], key: int = 0) -> str:
         """One INSERT into table ``ref`` (quoted ``columns``) of ``rows`` (each its value

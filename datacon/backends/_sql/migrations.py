@@ -1,4 +1,4 @@
-"""Schema versions: upstream's migrations v1-v3, datacon's v4-v6, and the start-up runner every SQL backend uses."""
+"""Schema versions: upstream's migrations v1-v3, datacon's v4-v7, and the start-up runner every SQL backend uses."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from datacon.errors import MigrationRequiredError
 from datacon.schema import CORE_COLUMNS, SchemaConfig
 
 from .dialect import Dialect
-from .render import Statements, packed_items_sql, retention_indexes, sequence_type
+from .render import Statements, links_key_sql, packed_items_sql, retention_indexes, sequence_type
 from .session import Session
 
 __all__ = [
@@ -111,6 +111,12 @@ def _v6(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None)
     return packed_items_sql(schema, dialect, existing)
 
 
+def _v7(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None) -> list[str]:
+    # PostgreSQL's links keyed (item_id, conversation_id), without the links-by-item index;
+    # nothing on the other dialects.
+    return links_key_sql(schema, dialect)
+
+
 #: Upstream's core-history migrations, in order (descriptions verbatim), then datacon's.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "Add safety_identifier column to responses", _v1),
@@ -128,6 +134,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         _v5,
     ),
     Migration(6, "Add the items' packed copies (SQLite)", _v6, "conversation_items"),
+    Migration(
+        7,
+        "Key the links by (item_id, conversation_id) and drop the links-by-item index (PostgreSQL)",
+        _v7,
+        "conversation_item_links",
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -29,6 +29,8 @@ __all__ = [
     "RetentionSql",
     "Statements",
     "check_identifiers",
+    "links_key",
+    "links_key_sql",
     "packed_items_sql",
     "packs_items",
     "render",
@@ -601,9 +603,10 @@ def retention_indexes(schema: SchemaConfig, dialect: Dialect) -> list[str]:
             out.append(
                 d.create_index(d.retention_index_name(table.table, "created"), t.ref, [t.c("created_at"), t.c("id")])
             )
-    links = _Table(schema.conversation_item_links, LINKS, d)
-    name = d.retention_index_name(links.config.table, "item")
-    out.append(d.create_index(name, links.ref, [links.c("item_id")]))
+    if not d.links_key_by_item:  # else the primary key leads with item_id (migration v7)
+        links = _Table(schema.conversation_item_links, LINKS, d)
+        name = d.retention_index_name(links.config.table, "item")
+        out.append(d.create_index(name, links.ref, [links.c("item_id")]))
     resps = schema.responses
     if not resps.is_skipped("conversation_id"):
         t = _Table(resps, RESPONSES, d)
@@ -835,7 +838,7 @@ def render(schema: SchemaConfig, dialect: Dialect) -> Statements:
     links = _Table(schema.conversation_item_links, LINKS, d)
     resps = _Table(schema.responses, RESPONSES, d)
 
-    link_key = f"{links.c('conversation_id')}, {links.c('item_id')}"
+    link_key = ", ".join(links.c(field) for field in links_key(d))
     links_pk = d.object_name("links_pk", links.config.table)
     pk = f", CONSTRAINT {d.ident(links_pk)} PRIMARY KEY ({link_key})" if links_pk else ""
     create_tables = (
@@ -1013,6 +1016,27 @@ def packs_items(schema: SchemaConfig, dialect: Dialect) -> bool:
         return False
     names = {table.col(column.name).lower() for column in ITEMS} | {name.lower() for name in table.extra_columns}
     return ITEM_PACKED not in names
+
+
+def links_key(dialect: Dialect) -> tuple[str, str]:
+    """The fields of the links' primary key, in order (``Dialect.links_key_by_item``)."""
+    return ("item_id", "conversation_id") if dialect.links_key_by_item else ("conversation_id", "item_id")
+
+
+def links_key_sql(schema: SchemaConfig, dialect: Dialect) -> list[str]:
+    """Migration v7: where ``links_key_by_item``, the links' primary key rebuilt as
+    ``(item_id, conversation_id)`` and the links-by-item index of v5 dropped (the key serves
+    its reads); nothing elsewhere."""
+    if not dialect.links_key_by_item:
+        return []
+    table = schema.conversation_item_links
+    name = dialect.object_name("links_pk", table.table)
+    statements = []
+    if name is not None:
+        columns = [table.col(field) for field in links_key(dialect)]
+        statements += dialect.replace_primary_key(dialect.table(table.table), name, columns)
+    statements.append(dialect.drop_index(dialect.retention_index_name(table.table, "item")))
+    return statements
 
 
 def packed_items_sql(schema: SchemaConfig, dialect: Dialect, existing: frozenset[str] | None) -> list[str]:

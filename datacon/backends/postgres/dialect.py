@@ -34,6 +34,7 @@ class PostgresDialect(Dialect):
     time_max: ClassVar[str] = "'infinity'::timestamptz"
     writable_cte: ClassVar[bool] = True
     sequence_by_range: ClassVar[bool] = True
+    links_key_by_item: ClassVar[bool] = True
     # The transaction id (64 bits, epoch included: it never wraps and grows with every new
     # writing transaction) times 2**16: each transaction's links get sequences of their own,
     # above those of every transaction that committed before it (a bigint holds ids below
@@ -49,6 +50,25 @@ class PostgresDialect(Dialect):
     def create_index(self, name: str, ref: str, columns: Sequence[str]) -> str:
         # An index always lives in its table's schema; PostgreSQL refuses a qualified name.
         return f"CREATE INDEX IF NOT EXISTS {self.ident(name)} ON {ref} ({', '.join(columns)})"
+
+    def replace_primary_key(self, ref: str, name: str, columns: Sequence[str]) -> list[str]:
+        # One DO block: the key's current name is read from the catalog (upstream names it
+        # pk_conv_item_link whatever the table is called), so a renamed table is rekeyed too,
+        # and running it again changes nothing.
+        quoted = [self.ident(column) for column in columns]
+        lead = quoted[0][1:-1]  # as the catalog holds it (folded, unquoted)
+        add = f"ALTER TABLE {ref} ADD CONSTRAINT {self.ident(name)} PRIMARY KEY ({', '.join(quoted)})"
+        # Validated identifiers only (no quote can be in them), as every DDL statement here.
+        block = (
+            "DO $datacon$ DECLARE old name; lead name; BEGIN "  # noqa: S608
+            "SELECT c.conname, a.attname INTO old, lead FROM pg_constraint c JOIN pg_attribute a "
+            "ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+            f"WHERE c.conrelid = to_regclass('{ref}') AND c.contype = 'p'; "
+            f"IF lead IS DISTINCT FROM '{lead}' THEN "
+            f"IF old IS NOT NULL THEN EXECUTE format('ALTER TABLE {ref} DROP CONSTRAINT %I', old); END IF; "
+            f"{add}; END IF; END $datacon$"
+        )
+        return [block]
 
     def table_exists_sql(self) -> str:
         # to_regclass resolves an unqualified name through search_path, as the statements do.
