@@ -104,7 +104,18 @@ class _Job:
     event loop cancelling it (the call never runs). ``list.pop`` is atomic, so no lock.
     """
 
-    __slots__ = ("_claim", "_context", "_func", "admitted", "delivered", "error", "gate", "result", "waiter")
+    __slots__ = (
+        "_claim",
+        "_context",
+        "_func",
+        "admitted",
+        "delivered",
+        "error",
+        "gate",
+        "result",
+        "successor",
+        "waiter",
+    )
 
     def __init__(self, func: Callable[[], object], gate: _Gate) -> None:
         self._func = func
@@ -116,6 +127,7 @@ class _Job:
         self.result: object = None
         self.error: BaseException | None = None
         self.delivered = False  # its drain ran: token given back, caller woken (loop thread only)
+        self.successor: _Job | None = None  # the pending job its thread went on to, with its token
 
     def drop(self) -> bool:
         """Make sure the call never starts (and give back its place or token); ``False`` if it already has."""
@@ -237,10 +249,11 @@ class _Workers:
     """At most ``size`` long-lived worker threads of one storage, fed by one queue.
 
     Threads start on demand (when more jobs wait than threads are free), take jobs one after
-    the other without sleeping while there are any, and exit after ``IDLE_SECS`` without
+    the other without sleeping while there are any (from the queue, or a job waiting in its
+    last job's line for a token: ``_Gate.take_next``), and exit after ``IDLE_SECS`` without
     work or when :meth:`stop` asks. A thread counts as free from the moment its call has
-    ended (before its result is handed back, so the caller's next call finds it free) until
-    it takes the next job. It exits only if, under ``_lock``, every queued job still has a
+    ended without a next one in line (before its result is handed back, so the caller's next
+    call finds it free) until it takes the next job. It exits only if, under ``_lock``, every queued job still has a
     free thread to take it, so no job is ever stranded. All event loops share them.
     """
 
@@ -305,7 +318,7 @@ class _Workers:
             return True
 
     def _work(self) -> None:
-        get = self._queue.get
+        get, empty = self._queue.get, self._queue.empty
         lock = self._lock
         while True:
             try:
@@ -320,11 +333,17 @@ class _Workers:
                 continue  # dropped while queued
             with lock:
                 self._free -= 1
-            job.execute()
-            with lock:
-                self._free += 1
-            job.gate.inbox.post(job)
-            del job
+            while job is not None:
+                job.execute()
+                # A caller waiting in line for a token goes next, in this thread, with the
+                # token of the call that just ended (no trip through the queue and the loop),
+                # unless admitted calls (of any event loop) wait in the queue: they go first.
+                successor = job.gate.take_next(job) if empty() else None
+                if successor is None:
+                    with lock:
+                        self._free += 1
+                job.gate.inbox.post(job)
+                job = successor
 
 
 _ALL_WORKERS: weakref.WeakSet[_Workers] = weakref.WeakSet()
@@ -343,9 +362,14 @@ class _Gate:
     """One storage's admission in one event loop: the limiter's tokens and the jobs waiting for one.
 
     A job takes a token (borrowed on its own behalf) and goes to the worker threads, or waits
-    in ``pending``, first come first served. When a job ends, the drain hands its token
-    straight to the next pending job and submits it: a waiting caller is woken once, with its
-    result. Everything here runs on the event loop's thread.
+    in ``pending``, first come first served. When a job ends, the thread that ran it takes the
+    first pending job itself (``take_next``, unless admitted jobs wait in the workers' queue)
+    and runs it with the ended job's token; the drain then moves the token in the limiter's
+    books. Otherwise the drain hands the token straight to the next pending job and submits
+    it. Either way a waiting caller is woken once, with its result. Everything here runs on
+    the event loop's thread, except ``take_next`` (a worker thread; ``deque.popleft`` and the
+    job's claim are atomic, so a job taken out of line and a caller cancelling it agree on
+    whether it runs).
     """
 
     __slots__ = ("inbox", "limiter", "pending", "workers")
@@ -368,10 +392,37 @@ class _Gate:
                 return
         self.pending.append(job)
 
+    def take_next(self, job: _Job) -> _Job | None:
+        """The first job waiting in line, claimed to run next with ``job``'s token (in the
+        worker thread that ran ``job``, before ``job`` is posted back), or ``None``. The
+        limiter's books follow at ``job``'s drain (:meth:`release`)."""
+        pending = self.pending
+        while pending:
+            try:
+                successor = pending.popleft()
+            except IndexError:  # the loop took the last one meanwhile
+                return None
+            if successor.start():
+                job.successor = successor
+                return successor
+            # Dropped while waiting: its caller's forget() finds it out of line already.
+        return None
+
     def release(self, job: _Job) -> None:
         """``job`` ended (or was dropped after admission): its token goes to the next pending job."""
         limiter = self.limiter
-        limiter.release_on_behalf_of(job)
+        if job.admitted:
+            limiter.release_on_behalf_of(job)
+        successor = job.successor
+        if successor is not None:
+            # Its thread went on to the next caller in line: that one holds the token now.
+            job.successor = None
+            try:
+                limiter.acquire_on_behalf_of_nowait(successor)
+            except WouldBlock:  # total_tokens was lowered meanwhile: it runs without one
+                return
+            successor.admitted = True
+            return
         pending = self.pending
         if pending:
             try:
@@ -387,7 +438,8 @@ class _Gate:
         if job.admitted:
             self.release(job)
         else:
-            self.pending.remove(job)
+            with contextlib.suppress(ValueError):  # a worker thread took it out of line first
+                self.pending.remove(job)
 
 
 class _ThreadRunner:

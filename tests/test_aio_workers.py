@@ -12,7 +12,7 @@ from collections.abc import Callable
 import anyio
 import pytest
 
-from datacon import NewConversation, StorageFactoryConfig, StorageOperation, aio, create_storage
+from datacon import ListParams, NewConversation, StorageFactoryConfig, StorageOperation, aio, create_storage
 from datacon.aio import AsyncStorage
 from tests.test_aio import Probe, resized
 
@@ -177,6 +177,52 @@ async def test_waiting_calls_start_in_arrival_order_and_a_cancelled_one_gives_up
             release.set()
         assert storage.limiter.borrowed_tokens == 0
     assert created_ids(probe) == ["conv_0", "conv_1", "conv_2", "conv_4", "conv_5"]
+
+
+async def test_a_caller_in_line_runs_next_in_the_thread_that_freed_the_token() -> None:
+    """The thread that ends a call goes on to the first caller waiting for a token, with that
+    token, without the event loop: here the loop is blocked while the line drains."""
+    release = threading.Event()
+    probe = Probe(delay=held_until(release))
+    storage = AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=1))
+    async with storage:
+        async with anyio.create_task_group() as tg:
+            for n in range(5):
+                tg.start_soon(storage.conversations.create_conversation, NewConversation(id=f"conv_{n}"))
+                await anyio.sleep(0.001)  # a fixed arrival order
+            assert probe.first_started.wait(5)
+            assert probe.started == 1  # conv_0 holds the only token; four wait in line
+            release.set()
+            # The loop does not run until this returns: the four in line run one after the
+            # other in the thread that ran conv_0, each with the token of the one before.
+            assert wait_until(lambda: probe.started == 5)
+            assert len(probe.threads) == 1
+        assert storage.limiter.borrowed_tokens == 0
+        assert created_ids(probe) == [f"conv_{n}" for n in range(5)]
+        assert [c.id for c in (await storage.conversations.list_conversations(ListParams(10))).data] == sorted(
+            f"conv_{n}" for n in range(5)
+        )
+
+
+async def test_tokens_lowered_while_callers_in_line_run_leave_the_limiter_balanced() -> None:
+    """Lowering ``total_tokens`` while a thread has gone on to a caller in line: that caller
+    runs (it had started), every call ends, and no token stays borrowed."""
+    release = threading.Event()
+    probe = Probe(delay=held_until(release))
+    storage = AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=2))
+    async with storage:
+        async with anyio.create_task_group() as tg:
+            for n in range(8):
+                tg.start_soon(storage.conversations.create_conversation, NewConversation(id=f"conv_{n}"))
+                await anyio.sleep(0.001)
+            assert wait_until(lambda: probe.started == 2)
+            storage.limiter.total_tokens = 1  # two run on two tokens; six wait in line
+            release.set()
+        assert probe.started == 8
+        assert probe.max_active <= 2
+        assert storage.limiter.borrowed_tokens == 0
+        storage.limiter.total_tokens = 2
+        assert await storage.conversations.get_conversation("conv_7") is not None
 
 
 class Boom(BaseException):
