@@ -1062,7 +1062,9 @@ def _highest_sequence(d: Dialect, links: _Table, at: str) -> str:
     (measured: 1.5 ms for an append to a 4,800-link conversation, 0.1 ms through the order
     index). A row comparison is only a range on the primary key's first column (estimated as a
     third of the table, then sorted), while the order index reads it backwards and stops at
-    the first row, so every estimate picks the order index.
+    the first row, so every estimate picks the order index. (Since v7 PostgreSQL's primary key
+    leads with ``item_id`` and cannot serve this read at all; the range stays, as it is right
+    for a database still at v6 and costs the same.)
     """
     p = d.param
     conv, added, seq = links.c("conversation_id", "s"), links.c("added_at", "s"), links.c(LINK_SEQUENCE, "s")
