@@ -746,6 +746,68 @@ def test_an_append_is_one_write_unless_the_client_is_watched(
         assert listed[1:] == [i.id for i in first + second + third]
 
 
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_a_get_is_one_command_by_itself_unless_the_client_is_watched(
+    backend: RedisBackend, client: Any, monkeypatch: pytest.MonkeyPatch, protocol: int
+) -> None:
+    """get_response, get_item and get_conversation send HGETALL by itself on a pooled
+    connection (RESP2's flat reply and RESP3's map, redis-py 8's default, read alike); a watched client gets it
+    through its execute_command; a missing hash, a wrong type and a dropped connection answer
+    as through the client."""
+    import redis
+
+    url = f"{backend.url}{'&' if '?' in backend.url else '?'}protocol={protocol}"
+    config = attrs.evolve(backend.redis_config(pool_max=1), url=url)
+    with create_storage(StorageFactoryConfig(backend="redis", redis=config)) as storage:
+        store = raw_store(storage)
+        stored = StoredResponse(id="resp_g", input=[{"k": "é"}], model="m", safety_identifier="u")
+        storage.responses.store_response(stored)
+        item = storage.items.create_item(NewConversationItem("message", ["x"], id="msg_g"))
+        conv = storage.conversations.create_conversation(NewConversation(id="conv_g", metadata={"a": "1"}))
+        parsed: list[str] = []
+        parse: Any = redis.Redis.parse_response
+
+        def parse_counted(self: Any, connection: Any, command_name: str, **options: Any) -> Any:
+            parsed.append(command_name)
+            return parse(self, connection, command_name, **options)
+
+        with commands_sent(backend) as seen:
+            monkeypatch.setattr(redis.Redis, "parse_response", parse_counted)
+            got = (
+                storage.responses.get_response("resp_g"),
+                storage.items.get_item("msg_g"),
+                storage.conversations.get_conversation("conv_g"),
+                storage.responses.get_response("resp_missing"),
+            )
+            monkeypatch.undo()
+        assert (seen, parsed) == (["HGETALL"] * 4, [])
+        response = got[0]
+        assert response is not None
+        assert (response.id, response.input, response.model, response.safety_identifier) == (
+            "resp_g",
+            [{"k": "é"}],
+            "m",
+            "u",
+        )
+        assert (got[1], got[2], got[3]) == (item, conv, None)
+        calls: list[str] = []
+        execute = store.client.execute_command
+
+        def watched(*args: Any, **options: Any) -> Any:
+            calls.append(str(args[0]))
+            return execute(*args, **options)
+
+        monkeypatch.setattr(store.client, "execute_command", watched)
+        assert storage.responses.get_response("resp_g") == got[0]
+        monkeypatch.undo()
+        assert calls == ["HGETALL"]
+        client.set("response:resp_str", "not a hash")
+        with pytest.raises(BackendError, match="WRONGTYPE"):
+            storage.responses.get_response("resp_str")
+        client.client_kill_filter(_type="normal", skipme=True)
+        assert storage.responses.get_response("resp_g") == got[0]  # reconnected, in step
+
+
 def test_a_command_sent_by_itself_is_packed_as_redis_py_packs_it(backend: RedisBackend) -> None:
     from datacon.backends.redis.store import _pack
 

@@ -384,9 +384,23 @@ class RedisStore:
 
     def hgetall(self, action: str, key: str) -> dict[str, str]:
         """The hash at ``key`` (empty when it does not exist); its fields and values are
-        text already (every client is made with ``decode_responses=True``), so not copied."""
-        row: dict[str, str] = self.call(action, lambda: self.client.hgetall(key))
-        return row
+        text already (every client is made with ``decode_responses=True``), so not copied.
+
+        Sent by itself on a pooled connection where ``direct`` may be (``_command``: the same
+        command and retries as ``execute_command``, without its per-call Python: the most
+        frequent read, ``get_response``), else through the client's ``hgetall``."""
+        pool = self._direct
+        if pool is None or _observed(self.client):
+            row: dict[str, str] = self.call(action, lambda: self.client.hgetall(key))
+            return row
+        try:
+            reply = _command(pool, ("HGETALL", key))
+        except DRIVER_ERRORS as exc:
+            raise convert(exc, action, self._password, self.config.pool_timeout_secs) from exc
+        if isinstance(reply, dict):  # RESP3 (redis-py 8's default)
+            return reply
+        pairwise = iter(reply)  # RESP2: field, value, field, value...
+        return dict(zip(pairwise, pairwise, strict=False))
 
     def conversation_key(self, conversation_id: str) -> str:
         return self.keys.conversation(conversation_id)
