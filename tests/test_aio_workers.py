@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 import anyio
+import anyio.abc
 import pytest
 
 from datacon import ListParams, NewConversation, StorageFactoryConfig, StorageOperation, aio, create_storage
@@ -50,6 +51,25 @@ def held_until(event: threading.Event) -> Callable[[], float]:
         return 0.0
 
     return delay
+
+
+def held_storage(max_concurrency: int) -> tuple[threading.Event, Probe, AsyncStorage]:
+    """A memory storage's facade of ``max_concurrency`` whose calls are held in their threads
+    until the event is set, and the probe that counts them."""
+    release = threading.Event()
+    probe = Probe(delay=held_until(release))
+    return (
+        release,
+        probe,
+        AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=max_concurrency)),
+    )
+
+
+async def create_in_order(tg: anyio.abc.TaskGroup, storage: AsyncStorage, count: int) -> None:
+    """Start ``count`` calls creating conv_0, conv_1... in ``tg``, in that order of arrival."""
+    for n in range(count):
+        tg.start_soon(storage.conversations.create_conversation, NewConversation(id=f"conv_{n}"))
+        await anyio.sleep(0.001)  # a fixed arrival order
 
 
 def created_ids(probe: Probe) -> list[str]:
@@ -182,14 +202,10 @@ async def test_waiting_calls_start_in_arrival_order_and_a_cancelled_one_gives_up
 async def test_a_caller_in_line_runs_next_in_the_thread_that_freed_the_token() -> None:
     """The thread that ends a call goes on to the first caller waiting for a token, with that
     token, without the event loop: here the loop is blocked while the line drains."""
-    release = threading.Event()
-    probe = Probe(delay=held_until(release))
-    storage = AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=1))
+    release, probe, storage = held_storage(max_concurrency=1)
     async with storage:
         async with anyio.create_task_group() as tg:
-            for n in range(5):
-                tg.start_soon(storage.conversations.create_conversation, NewConversation(id=f"conv_{n}"))
-                await anyio.sleep(0.001)  # a fixed arrival order
+            await create_in_order(tg, storage, 5)
             assert probe.first_started.wait(5)
             assert probe.started == 1  # conv_0 holds the only token; four wait in line
             release.set()
@@ -207,14 +223,10 @@ async def test_a_caller_in_line_runs_next_in_the_thread_that_freed_the_token() -
 async def test_tokens_lowered_while_callers_in_line_run_leave_the_limiter_balanced() -> None:
     """Lowering ``total_tokens`` while a thread has gone on to a caller in line: that caller
     runs (it had started), every call ends, and no token stays borrowed."""
-    release = threading.Event()
-    probe = Probe(delay=held_until(release))
-    storage = AsyncStorage(resized(create_storage(StorageFactoryConfig(hook=probe)), max_concurrency=2))
+    release, probe, storage = held_storage(max_concurrency=2)
     async with storage:
         async with anyio.create_task_group() as tg:
-            for n in range(8):
-                tg.start_soon(storage.conversations.create_conversation, NewConversation(id=f"conv_{n}"))
-                await anyio.sleep(0.001)
+            await create_in_order(tg, storage, 8)
             assert wait_until(lambda: probe.started == 2)
             storage.limiter.total_tokens = 1  # two run on two tokens; six wait in line
             release.set()

@@ -352,35 +352,6 @@ def test_v7_keys_the_links_by_item_and_keeps_them(
     assert again == oid
 
 
-def test_the_links_key_serves_reads_by_item_and_by_conversation(postgres_backend: PostgresBackend) -> None:
-    """With v7's key there is no links-by-item index: an item's links are read through the
-    key, a conversation's through the page index; neither is a sequential scan."""
-    url = postgres_backend.create_database()
-    try:
-        with open_pg(url) as storage:
-            sql = sql_store(storage).sql
-            with postgres_backend.connect(url) as conn:
-                conn.execute(
-                    "INSERT INTO conversation_item_links (conversation_id, item_id, added_at) SELECT"
-                    " 'conv_' || (g % 5000), 'msg_' || g, now() FROM generate_series(1, 50000) g"
-                )
-                conn.execute("ANALYZE")
-                plans = {}
-                for name, statement, params in (
-                    ("item", sql.item_delete_unlinked, {"id": "msg_7", "lid": "msg_7"}),
-                    ("link", sql.link_delete, {"cid": "conv_7", "iid": "msg_7"}),
-                    ("conversation", sql.conv_delete[0], {"id": "conv_7"}),
-                ):
-                    rows = conn.execute(f"EXPLAIN {statement}", params).fetchall()
-                    plans[name] = "\n".join(str(row[0]) for row in rows)
-    finally:
-        postgres_backend.drop_database(url)
-    assert "using pk_conv_item_link on conversation_item_links" in plans["item"], plans["item"]
-    assert "using pk_conv_item_link on conversation_item_links" in plans["link"], plans["link"]
-    assert "Index Scan on conv_item_links_order_idx" in plans["conversation"], plans["conversation"]  # or Bitmap
-    assert not [plan for plan in plans.values() if "Seq Scan on conversation_item_links" in plan], plans
-
-
 @pytest.mark.parametrize("order", [SortOrder.ASC, SortOrder.DESC])
 @pytest.mark.parametrize("cursor", [False, True])
 def test_a_page_is_read_in_index_order_without_a_sort(

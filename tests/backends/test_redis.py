@@ -690,6 +690,20 @@ def test_a_first_page_is_one_write_and_reads_what_the_script_reads(
         assert [i.id for i in pages[0]] == [i.id for i in pages[1]] == expected[5][:7]  # 40, descending
 
 
+def watch_commands(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Wrap the store client's ``execute_command`` as an instrumentor does; the names of the
+    commands it then sees (until ``monkeypatch.undo()``)."""
+    calls: list[str] = []
+    execute = store.client.execute_command
+
+    def watched(*args: Any, **options: Any) -> Any:
+        calls.append(str(args[0]))
+        return execute(*args, **options)
+
+    monkeypatch.setattr(store.client, "execute_command", watched)
+    return calls
+
+
 def test_an_append_is_one_write_unless_the_client_is_watched(
     backend: RedisBackend, client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -721,14 +735,7 @@ def test_an_append_is_one_write_unless_the_client_is_watched(
         assert (writes, seen, parsed) == ([1], ["EVALSHA"], [])
         # A client whose commands something watches (an instrumentor wraps execute_command)
         # gets the append through its execute_command.
-        calls: list[str] = []
-        execute = store.client.execute_command
-
-        def watched(*args: Any, **options: Any) -> Any:
-            calls.append(str(args[0]))
-            return execute(*args, **options)
-
-        monkeypatch.setattr(store.client, "execute_command", watched)
+        calls = watch_commands(store, monkeypatch)
         second = storage.items.append_items("conv_w", [NewConversationItem("message", [n]) for n in range(3)])
         monkeypatch.undo()
         assert calls == ["EVALSHA"]
@@ -790,14 +797,7 @@ def test_a_get_is_one_command_by_itself_unless_the_client_is_watched(
             "u",
         )
         assert (got[1], got[2], got[3]) == (item, conv, None)
-        calls: list[str] = []
-        execute = store.client.execute_command
-
-        def watched(*args: Any, **options: Any) -> Any:
-            calls.append(str(args[0]))
-            return execute(*args, **options)
-
-        monkeypatch.setattr(store.client, "execute_command", watched)
+        calls = watch_commands(store, monkeypatch)
         assert storage.responses.get_response("resp_g") == got[0]
         monkeypatch.undo()
         assert calls == ["HGETALL"]

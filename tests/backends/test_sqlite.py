@@ -27,7 +27,7 @@ from datacon import (
     create_storage,
 )
 from datacon._time import to_epoch_us
-from datacon.backends._sql import MIGRATIONS, render
+from datacon.backends._sql import LATEST, MIGRATIONS, render
 from datacon.backends._sql.migrations import version_insert_sql
 from datacon.backends.sqlite import SqliteDialect
 from datacon.errors import BackendError, ConflictError, MigrationRequiredError
@@ -177,13 +177,7 @@ def test_processes_starting_and_writing_at_once(db: Path) -> None:
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("SELECT version FROM _schema_versions ORDER BY version").fetchall() == [
-            (1,),
-            (2,),
-            (3,),
-            (4,),
-            (5,),
-            (6,),
-            (7,),
+            (version,) for version in range(1, LATEST + 1)
         ]
     finally:
         conn.close()

@@ -33,7 +33,9 @@ def test_unlink_items_of_unknown_conversation(storage: Storage) -> None:
 @pytest.mark.postgres
 def test_postgres_unlink_statements_use_indexes(postgres_backend: PostgresBackend) -> None:
     """pop_item's statements on a table of 50,000 links: the link by its key, the "linked
-    anywhere else?" probe by the links' item index (schema v5), never a sequential scan."""
+    anywhere else?" probe by an index that item_id leads (the links' key since schema v7,
+    v5's item index before), a conversation's links by the page index; never a sequential
+    scan."""
     url = postgres_backend.create_database()
     try:
         config = StorageFactoryConfig(backend="postgres", postgres=PostgresConfig(db_url=url))
@@ -65,6 +67,7 @@ def test_postgres_unlink_statements_use_indexes(postgres_backend: PostgresBacken
                 for name, statement, params in (
                     ("link", sql.link_delete, {"cid": "conv_7", "iid": "msg_7"}),
                     ("orphan", sql.item_delete_unlinked, {"id": "msg_7", "lid": "msg_7"}),
+                    ("conversation", sql.conv_delete[0], {"id": "conv_7"}),
                 ):
                     rows = conn.execute(f"EXPLAIN {statement}", params).fetchall()
                     plans[name] = "\n".join(str(row[0]) for row in rows)
@@ -74,3 +77,6 @@ def test_postgres_unlink_statements_use_indexes(postgres_backend: PostgresBacken
     assert "Index Cond" in plans["link"], plans["link"]
     assert "Seq Scan" not in plans["orphan"], plans["orphan"]
     assert any(f"using {name} on conversation_item_links" in plans["orphan"] for name in by_item), plans["orphan"]
+    assert by_item == ["pk_conv_item_link"]  # v7: the key itself, no separate item index
+    assert "Seq Scan on conversation_item_links" not in plans["conversation"], plans["conversation"]
+    assert "conv_item_links_order_idx" in plans["conversation"], plans["conversation"]  # an index or bitmap scan
