@@ -364,17 +364,29 @@ def run_peers(t: Target, s: Settings) -> list[Row]:
 
 
 async def _run_peers(t: Target, s: Settings, candidates: list[tuple[str, Callable[[], Adapter]]]) -> list[Row]:
+    # datacon on empty tables of its own, as every peer starts (not those the other sections filled).
+    storage = t.peers_storage() if t.peers_storage is not None else t.storage
+    try:
+        return await _run_peers_on(t, storage, s, candidates)
+    finally:
+        if storage is not t.storage:
+            storage.close()
+
+
+async def _run_peers_on(
+    t: Target, storage: Storage, s: Settings, candidates: list[tuple[str, Callable[[], Adapter]]]
+) -> list[Row]:
     rows: list[Row] = []
-    adapters: list[Adapter] = [DataconSync(t.storage)]
+    adapters: list[Adapter] = [DataconSync(storage)]
     with contextlib.suppress(ImportError):  # a checkout without the async facade
-        adapters.append(DataconAsync(t.storage))
+        adapters.append(DataconAsync(storage))
     # datacon's framework adapters, beside the frameworks' own stores on the same backend.
     labels = {label for label, _ in candidates}
     ours: list[tuple[str, Callable[[], Adapter]]] = []
     if labels & {"openai-agents SQLiteSession", "openai-agents RedisSession"}:
-        ours.append((DataconAgentsSession.label, lambda: DataconAgentsSession(t.storage)))
+        ours.append((DataconAgentsSession.label, lambda: DataconAgentsSession(storage)))
     if "langchain-postgres PostgresChatMessageHistory" in labels:
-        ours.append((DataconLangchain.label, lambda: DataconLangchain(t.storage)))
+        ours.append((DataconLangchain.label, lambda: DataconLangchain(storage)))
     candidates = [*ours, *candidates]
     for label, factory in candidates:
         try:

@@ -12,8 +12,18 @@ from typing import TypeVar
 from benchmarks.harness import Settings
 from benchmarks.workloads import Target
 from datacon.factory import wrap
+from datacon.schema import SchemaConfig, TableConfig
 
-__all__ = ["open_target"]
+__all__ = ["PEERS_SCHEMA", "open_target"]
+
+#: The peers section's datacon tables (keys: an owner prefix on Redis), beside the ones the
+#: other sections fill, in the same database: empty when the peers start, as theirs are.
+PEERS_SCHEMA = SchemaConfig(
+    conversations=TableConfig(table="peers_conversations"),
+    conversation_items=TableConfig(table="peers_items"),
+    conversation_item_links=TableConfig(table="peers_links"),
+    responses=TableConfig(table="peers_responses"),
+)
 
 T = TypeVar("T")
 
@@ -59,8 +69,15 @@ def _redis(settings: Settings) -> Iterator[Target]:
         try:
             storage = create_storage(StorageFactoryConfig(backend="redis", redis=RedisConfig(url=url)))
             baseline = RedisBaseline(url)
+            peers = RedisConfig(url=url, schema=SchemaConfig(owner="peers"))
             try:
-                yield Target("redis", storage, baseline, server={"url": url})
+                yield Target(
+                    "redis",
+                    storage,
+                    baseline,
+                    server={"url": url},
+                    peers_storage=lambda: create_storage(StorageFactoryConfig(backend="redis", redis=peers)),
+                )
             finally:
                 baseline.close()
                 storage.close()
@@ -87,6 +104,7 @@ def _sqlite(settings: Settings) -> Iterator[Target]:
                 chain_target=10,
                 server={"directory": workdir},
                 baseline_drift=baseline.drift(),
+                peers_storage=lambda: create_storage(SqliteBackend(path).config(PEERS_SCHEMA)),
             )
         finally:
             baseline.close()
@@ -121,6 +139,7 @@ def _postgres(settings: Settings) -> Iterator[Target]:
                     chain_target=10,
                     server={"dsn": database, "sqlalchemy_asyncpg_url": asyncpg_url},
                     baseline_drift=baseline.drift(),
+                    peers_storage=lambda: create_storage(backend.config(PEERS_SCHEMA)),
                 )
             finally:
                 baseline.close()

@@ -48,6 +48,7 @@ class Target:
         overhead_target: float | None = 1.15,
         server: dict[str, str] | None = None,
         baseline_drift: list[str] | None = None,
+        peers_storage: Callable[[], Storage] | None = None,
     ) -> None:
         self.backend = backend
         self.storage = storage
@@ -57,6 +58,10 @@ class Target:
         self.server = server or {}  # where the server is, for the peers (a DSN, a URL, a file)
         # Baseline statements that no longer match datacon's (named in every overhead row).
         self.baseline_drift = baseline_drift or []
+        # A new storage on the same server whose tables (keys) are empty, for the peers section:
+        # each peer starts on tables of its own, so datacon does too, not on the ones the
+        # earlier sections filled (``None``: the peers use ``storage``).
+        self.peers_storage = peers_storage
 
 
 def response_fields(previous: str | None = None, conversation_id: str | None = None) -> dict[str, Any]:
