@@ -253,8 +253,9 @@ class _Workers:
     last job's line for a token: ``_Gate.take_next``), and exit after ``IDLE_SECS`` without
     work or when :meth:`stop` asks. A thread counts as free from the moment its call has
     ended without a next one in line (before its result is handed back, so the caller's next
-    call finds it free) until it takes the next job. It exits only if, under ``_lock``, every queued job still has a
-    free thread to take it, so no job is ever stranded. All event loops share them.
+    call finds it free) until it takes the next job. It exits only if, under ``_lock``, every
+    queued job still has a free thread to take it, so no job is ever stranded. All event loops
+    share them.
     """
 
     def __init__(self, size: int, name: str) -> None:
