@@ -594,7 +594,8 @@ class RetentionSql:
 def retention_indexes(schema: SchemaConfig, dialect: Dialect) -> list[str]:
     """CREATE INDEX (idempotent) of what ``prune``/``erase_identifier`` read: conversations,
     items and responses by ``(created_at, id)`` (conversations: the listing index already),
-    links by item, responses by conversation. Migration v5 creates them; start-up too."""
+    links by item (unless the links' key leads with ``item_id``: ``links_key_by_item``),
+    responses by conversation. Migration v5 creates them; start-up too."""
     d = dialect
     out: list[str] = []
     for table, record in ((schema.conversation_items, ITEMS), (schema.responses, RESPONSES)):

@@ -393,10 +393,7 @@ class RedisStore:
         if pool is None or _observed(self.client):
             row: dict[str, str] = self.call(action, lambda: self.client.hgetall(key))
             return row
-        try:
-            reply = _command(pool, ("HGETALL", key))
-        except DRIVER_ERRORS as exc:
-            raise convert(exc, action, self._password, self.config.pool_timeout_secs) from exc
+        reply = self.call(action, lambda: _command(pool, ("HGETALL", key)))
         if isinstance(reply, dict):  # RESP3 (redis-py 8's default)
             return reply
         pairwise = iter(reply)  # RESP2: field, value, field, value...
