@@ -671,14 +671,15 @@ def test_a_first_page_is_one_write_and_reads_what_the_script_reads(
             assert first_pages(storage, conv) == expected
         assert ("msg_ghost" in expected[-1]) is not complete
         assert len(expected[-1]) == 45 + (not complete)
-        # Uninstrumented: one transaction per page, sent in one write.
+        # Uninstrumented: one transaction per page, sent in one write (one buffer: the
+        # connection sends each buffer it is given by a system call of its own).
         import redis
 
         writes: list[int] = []
         send: Any = redis.connection.AbstractConnection.send_packed_command
 
         def counted(self: Any, command: Any, check_health: bool = True) -> None:
-            writes.append(1)
+            writes.append(1 if isinstance(command, (bytes, str)) else len(command))
             send(self, command, check_health)
 
         with commands_sent(backend) as seen:
@@ -717,7 +718,7 @@ def test_an_append_is_one_write_unless_the_client_is_watched(
         send: Any = redis.connection.AbstractConnection.send_packed_command
 
         def counted(self: Any, command: Any, check_health: bool = True) -> None:
-            writes.append(1)
+            writes.append(1 if isinstance(command, (bytes, str)) else len(command))  # buffers
             send(self, command, check_health)
 
         parsed: list[str] = []  # replies read through the client (execute_command)
@@ -809,13 +810,22 @@ def test_a_get_is_one_command_by_itself_unless_the_client_is_watched(
 
 
 def test_a_command_sent_by_itself_is_packed_as_redis_py_packs_it(backend: RedisBackend) -> None:
+    """One buffer with the bytes of redis-py's packer: hiredis' (one chunk), and redis-py's own
+    (which cuts a long argument into chunks of its own)."""
+    import redis
+
     from datacon.backends.redis.store import _pack
 
     with open_store(backend) as storage:
         conn = raw_store(storage).pool.make_connection()
         command = ("EVALSHA", "0" * 40, 2, "item:é", "中 🎉", "", 17, ODD_TEXT)
-        assert _pack(conn, command) == conn.pack_command(*command)
-        assert len(b"".join(_pack(conn, command))) > 60
+        assert _pack(conn, command) == b"".join(conn.pack_command(*command))
+        assert len(_pack(conn, command)) > 60
+        conn._command_packer = redis.connection.PythonRespSerializer(conn._buffer_cutoff, conn.encoder.encode)
+        long = (*command, "x" * 10_000)
+        assert len(conn.pack_command(*long)) > 1  # redis-py's own chunks
+        assert _pack(conn, long) == b"".join(conn.pack_command(*long))
+        assert _pack(conn, ("PING",)) == b"*1\r\n$4\r\nPING\r\n"
 
 
 def test_a_first_page_error_leaves_the_connection_usable(backend: RedisBackend, client: Any) -> None:

@@ -638,14 +638,15 @@ def _observed(client: Any) -> bool:
     return _metrics is not None and bool(_metrics().is_enabled())
 
 
-def _pack(conn: Any, command: tuple[Any, ...]) -> list[bytes]:
-    """``conn.pack_command(*command)``; with redis-py's hiredis serializer, ``hiredis.pack_command``
-    itself: the same bytes, without the serializer's look for buffers among the arguments
-    (about 0.1 µs each, a turn has seventy; datacon passes text and integers)."""
+def _pack(conn: Any, command: tuple[Any, ...]) -> bytes:
+    """``conn.pack_command(*command)`` as one buffer; with redis-py's hiredis serializer,
+    ``hiredis.pack_command`` itself: the same bytes, without the serializer's look for buffers
+    among the arguments (about 0.1 µs each, a turn has seventy; datacon passes text and
+    integers)."""
     if _HIREDIS_PACKER is not None and type(getattr(conn, "_command_packer", None)) is _HIREDIS_PACKER:
-        return [_hiredis_pack(command)]
+        return _hiredis_pack(command)
     packed: list[bytes] = conn.pack_command(*command)
-    return packed
+    return packed[0] if len(packed) == 1 else b"".join(packed)
 
 
 def _on_connection(pool: Any, exchange: Callable[[Any], T]) -> T:
@@ -669,7 +670,7 @@ def _command(pool: Any, command: tuple[Any, ...]) -> Any:
     ``execute_command`` sends it (``_on_connection``) without its per-call Python."""
 
     def exchange(conn: Any) -> Any:
-        conn.send_packed_command(_pack(conn, command))
+        conn.send_packed_command((_pack(conn, command),))
         return conn.read_response()
 
     return _on_connection(pool, exchange)
@@ -680,7 +681,9 @@ def _transaction(pool: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     (``_on_connection``): ``EXEC``'s replies, the first error among them raised."""
 
     def exchange(conn: Any) -> list[Any]:
-        conn.send_packed_command([chunk for command in commands for chunk in _pack(conn, command)])
+        # One buffer, one write: the connection sends each chunk it is given by itself (a
+        # system call and a segment each, and the server may wake for each).
+        conn.send_packed_command((b"".join([_pack(conn, command) for command in commands]),))
         try:
             for _ in range(len(commands) - 1):  # +OK, then +QUEUED per command
                 conn.read_response()
