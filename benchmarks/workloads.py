@@ -21,6 +21,7 @@ from datacon.storage import Storage
 __all__ = [
     "MESSAGE",
     "Target",
+    "async_throughput",
     "default_install",
     "run_async",
     "run_chains",
@@ -498,35 +499,7 @@ def run_async(t: Target, s: Settings, storage_factory: Callable[[], Storage] | N
             )
         )
 
-        workers = 32
-        per_worker = max(1, s.async_calls // workers)
-        total = per_worker * workers
-        pool = ThreadPoolExecutor(max_workers=workers)
-
-        async def async_worker() -> None:
-            for _ in range(per_worker):
-                await facade.responses.get_response(rid)
-
-        async def async_all() -> None:
-            await asyncio.gather(*(async_worker() for _ in range(workers)))
-
-        def thread_worker() -> None:
-            for _ in range(per_worker):
-                storage.responses.get_response(rid)
-
-        def threads_all() -> None:
-            for future in [pool.submit(thread_worker) for _ in range(workers)]:
-                future.result()
-
-        try:
-            times = interleaved(
-                {"async": lambda: loop.run_until_complete(async_all()), "threads": threads_all},
-                rounds=max(3, s.rounds // 2),
-                inner=1,
-            )
-        finally:
-            pool.shutdown()
-        async_tput, thread_tput = total / times["async"], total / times["threads"]
+        async_tput, thread_tput = async_throughput(storage, facade, loop, rid, s.async_calls, max(3, s.rounds // 2))
         ratio = async_tput / thread_tput
         # Issue #23 sets the target for the network backends; the in-process ones (a call of a
         # few µs, where the thread hand-off itself dominates) are reported without one.
@@ -553,6 +526,46 @@ def run_async(t: Target, s: Settings, storage_factory: Callable[[], Storage] | N
 
 def _noop() -> None:
     return None
+
+
+def async_throughput(
+    storage: Storage,
+    facade: Any,
+    loop: asyncio.AbstractEventLoop,
+    rid: str,
+    calls: int,
+    rounds: int,
+    workers: int = 32,
+) -> tuple[float, float]:
+    """Calls per second of ``get_response(rid)``: ``workers`` tasks through ``facade`` (an
+    ``AsyncStorage`` of ``storage``) on ``loop``, and ``workers`` sync threads on ``storage``,
+    ``calls`` calls in all for each, the two alternated over ``rounds``."""
+    per_worker = max(1, calls // workers)
+    total = per_worker * workers
+    pool = ThreadPoolExecutor(max_workers=workers)
+
+    async def async_worker() -> None:
+        for _ in range(per_worker):
+            await facade.responses.get_response(rid)
+
+    async def async_all() -> None:
+        await asyncio.gather(*(async_worker() for _ in range(workers)))
+
+    def thread_worker() -> None:
+        for _ in range(per_worker):
+            storage.responses.get_response(rid)
+
+    def threads_all() -> None:
+        for future in [pool.submit(thread_worker) for _ in range(workers)]:
+            future.result()
+
+    try:
+        times = interleaved(
+            {"async": lambda: loop.run_until_complete(async_all()), "threads": threads_all}, rounds=rounds, inner=1
+        )
+    finally:
+        pool.shutdown()
+    return total / times["async"], total / times["threads"]
 
 
 def run_rss(s: Settings) -> list[Row]:

@@ -10,6 +10,7 @@ import math
 import os
 import queue
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, Sequence
@@ -62,6 +63,16 @@ V = TypeVar("V")
 
 #: How long an idle worker thread waits for work before it exits (a later call starts a new one).
 IDLE_SECS = 10.0
+#: Worker threads a storage starts as soon as calls wait for one. Beyond these (up to its
+#: ``max_concurrency``) the load watch decides: see :class:`_Workers`.
+EAGER_THREADS = 2
+#: The load watch's period, while calls wait for a thread.
+WATCH_SECS = 0.002
+#: With calls waiting, the process's CPU time over a period, as a share of the period: below
+#: ``GROW_BELOW`` a thread is added (the calls wait on I/O), above ``SHRINK_ABOVE`` one beyond
+#: ``EAGER_THREADS`` leaves (the calls are bound by the CPU, and threads only contend for the GIL).
+GROW_BELOW = 0.95
+SHRINK_ABOVE = 1.05
 
 
 class _LoopCache(Generic[V]):
@@ -248,14 +259,20 @@ _RETIRE = object()  # put on a queue: one worker thread may exit
 class _Workers:
     """At most ``size`` long-lived worker threads of one storage, fed by one queue.
 
-    Threads start on demand (when more jobs wait than threads are free), take jobs one after
-    the other without sleeping while there are any (from the queue, or a job waiting in its
-    last job's line for a token: ``_Gate.take_next``), and exit after ``IDLE_SECS`` without
-    work or when :meth:`stop` asks. A thread counts as free from the moment its call has
-    ended without a next one in line (before its result is handed back, so the caller's next
-    call finds it free) until it takes the next job. It exits only if, under ``_lock``, every
-    queued job still has a free thread to take it, so no job is ever stranded. All event loops
-    share them.
+    Threads take jobs one after the other without sleeping while there are any (from the
+    queue, or a job waiting in its last job's line for a token: ``_Gate.take_next``), and exit
+    after ``IDLE_SECS`` without work or when :meth:`stop` asks. Up to ``EAGER_THREADS`` start
+    on demand (when more jobs wait than threads are free). Beyond those, while jobs wait, a
+    watch thread measures the process's CPU time every ``WATCH_SECS``: it adds a thread when
+    the process leaves the CPU mostly idle (the calls wait on their servers: more threads
+    serve more of them at once, up to ``size``), and lets one go when the process keeps a
+    core busy (the calls are bound by the CPU under the GIL: more threads only contend for it,
+    and every hand-off of the GIL costs a context switch). A thread counts as free from the
+    moment its call has ended without a next one in line (before its result is handed back,
+    so the caller's next call finds it free) until it takes the next job. It exits only if,
+    under ``_lock``, every queued job still has a free thread to take it (or, let go by the
+    watch, between two jobs while other threads remain), so no job is ever stranded. All
+    event loops share them.
     """
 
     def __init__(self, size: int, name: str) -> None:
@@ -271,18 +288,80 @@ class _Workers:
         self._threads = 0  # alive (or starting)
         self._free = 0  # alive and not running a call
         self._retiring = 0  # _RETIRE markers in the queue
+        self._excess = 0  # threads the watch lets go (each leaves between two jobs)
+        self._watching = threading.Event()  # set: jobs wait beyond the eager threads
+        self._watch: threading.Thread | None = None
+        self._unwatch = False  # stop() asks the watch to exit
+        self.cpu_clock: Callable[[], float] = time.process_time  # what the watch reads the load from
 
     @property
     def threads(self) -> int:
         """How many worker threads are alive now."""
         return self._threads
 
+    def _backlog(self) -> int:
+        """Queued jobs that no free thread will take (an unlocked estimate)."""
+        return self._queue.qsize() - self._retiring - self._free
+
     def submit(self, job: _Job) -> None:
         self._queue.put(job)
         # Unlocked reads: a stale value can only delay a start, never strand the job
-        # (a free thread takes it); _start rechecks the cap under the lock.
-        if self._threads < self.size and self._queue.qsize() - self._retiring > self._free:
-            self._start()
+        # (a busy thread takes it when its call ends); _start rechecks the cap under the lock.
+        if self._backlog() > 0:
+            if self._threads < min(self.size, EAGER_THREADS):
+                self._start()
+            elif self.size > EAGER_THREADS and not self._watching.is_set():
+                self._wake_watch()
+
+    def _wake_watch(self) -> None:
+        self._watching.set()
+        if self._watch is not None:
+            return
+        with self._lock:
+            if self._watch is not None:  # another caller started it meanwhile
+                return  # type: ignore[unreachable]
+            watch = self._watch = threading.Thread(target=self._watch_load, name=f"{self._name}-watch", daemon=True)
+        watch.start()
+
+    def _watch_load(self) -> None:
+        """The load watch (see the class). It runs while jobs wait for a thread (a period of
+        ``WATCH_SECS``) or more threads than ``EAGER_THREADS`` live (ten periods, to let
+        threads go when the process is saturated), sleeps otherwise, and exits after
+        ``IDLE_SECS`` without being woken."""
+        watching, clock = self._watching, time.monotonic
+        while True:
+            watching.clear()  # then look: a job queued after this sets it again
+            if self._unwatch:  # stop(): a later call starts a new watch
+                with self._lock:
+                    self._watch, self._unwatch = None, False
+                return
+            waiting = self._backlog() > 0
+            if not waiting and self._threads <= EAGER_THREADS:
+                if not watching.wait(IDLE_SECS):
+                    with self._lock:
+                        if not watching.is_set():
+                            self._watch = None
+                            return
+                continue
+            began, used = clock(), self.cpu_clock()
+            time.sleep(WATCH_SECS if waiting else 10 * WATCH_SECS)
+            load = (self.cpu_clock() - used) / max(clock() - began, 1e-9)
+            if load > SHRINK_ABOVE:
+                with self._lock:
+                    if self._threads - self._excess > EAGER_THREADS:
+                        self._excess += 1
+            elif load < GROW_BELOW and self._backlog() > 0:
+                self._start()
+
+    def _leave(self) -> bool:
+        """Whether this (free) thread goes, let go by the watch (``EAGER_THREADS`` remain)."""
+        with self._lock:
+            if self._excess <= 0 or self._threads <= EAGER_THREADS:
+                return False
+            self._excess -= 1
+            self._threads -= 1
+            self._free -= 1
+            return True
 
     def _start(self) -> None:
         with self._lock:
@@ -304,6 +383,9 @@ class _Workers:
         with self._lock:
             count = self._threads
             self._retiring += count
+            self._excess = 0
+            self._unwatch = self._watch is not None
+        self._watching.set()
         for _ in range(count):
             self._queue.put(_RETIRE)
 
@@ -345,6 +427,8 @@ class _Workers:
                         self._free += 1
                 job.gate.inbox.post(job)
                 job = successor
+            if self._excess and self._leave():
+                return
 
 
 _ALL_WORKERS: weakref.WeakSet[_Workers] = weakref.WeakSet()

@@ -336,3 +336,93 @@ def test_a_forked_child_starts_its_own_worker_threads(anyio_backend: str) -> Non
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     storage.sync.close()
+
+
+# --- how many threads: the eager ones, then the load watch ------------------------------------
+
+
+def saturated() -> float:
+    """A process clock that runs twice as fast as the wall clock: the process keeps two cores busy."""
+    return 2 * time.monotonic()
+
+
+async def wait_for_active(probe: Probe, count: int) -> None:
+    with anyio.fail_after(10):
+        while probe.active < count:  # noqa: ASYNC110 - counted in the worker threads
+            await anyio.sleep(0.002)
+
+
+async def test_threads_beyond_the_eager_ones_start_while_calls_wait_off_the_cpu() -> None:
+    """Calls held in their threads, the process idle: the watch adds threads until every call
+    that holds a token runs, so none waits behind a slow one; aclose() ends the watch too."""
+    release, probe, storage = held_storage(max_concurrency=8)
+    workers = storage._runner.workers
+    async with storage, anyio.create_task_group() as tg:
+        for n in range(8):
+            tg.start_soon(storage.conversations.get_conversation, f"conv_{n}")
+        await wait_for_active(probe, 8)
+        assert workers.threads == 8 > aio.EAGER_THREADS
+        watch = workers._watch
+        assert watch is not None
+        watch_alive = watch.is_alive
+        release.set()
+    assert (probe.started, probe.max_active) == (8, 8)
+    assert wait_until(lambda: not watch_alive())
+    assert workers._watch is None
+
+
+async def test_a_saturated_process_keeps_to_the_eager_threads() -> None:
+    """The process keeps the CPU busy: waiting calls get no thread beyond the eager ones (they
+    would only contend for the GIL); each runs when one of those is free."""
+    release, probe, storage = held_storage(max_concurrency=8)
+    workers = storage._runner.workers
+    workers.cpu_clock = saturated
+    async with storage, anyio.create_task_group() as tg:
+        for n in range(8):
+            tg.start_soon(storage.conversations.get_conversation, f"conv_{n}")
+        await wait_for_active(probe, aio.EAGER_THREADS)
+        await anyio.sleep(50 * aio.WATCH_SECS)  # fifty of the watch's looks
+        assert (probe.active, workers.threads) == (aio.EAGER_THREADS, aio.EAGER_THREADS)
+        release.set()
+    assert probe.started == 8
+    assert probe.max_active == len(probe.threads) == aio.EAGER_THREADS
+
+
+async def test_threads_beyond_the_eager_ones_leave_when_the_process_saturates() -> None:
+    """Grown while calls waited off the CPU, the threads go back to the eager ones, one at a time
+    between two calls, once the process keeps the CPU busy; every call still runs."""
+    release, probe, storage = held_storage(max_concurrency=8)
+    workers = storage._runner.workers
+    async with storage:
+        async with anyio.create_task_group() as tg:
+            for n in range(8):
+                tg.start_soon(storage.conversations.get_conversation, f"conv_{n}")
+            await wait_for_active(probe, 8)
+            workers.cpu_clock = saturated
+            release.set()
+        rounds = 0
+        with anyio.fail_after(10):
+            while workers.threads > aio.EAGER_THREADS:
+                async with anyio.create_task_group() as tg:
+                    for n in range(16):
+                        tg.start_soon(storage.conversations.get_conversation, f"conv_{n}")
+                rounds += 1
+        assert workers.threads == aio.EAGER_THREADS
+        assert probe.started == 8 + 16 * rounds
+        assert probe.active == 0
+
+
+def test_docs_state_the_thread_settings() -> None:
+    """docs/async.md gives the eager threads and the watch's period and thresholds: they are these."""
+    from pathlib import Path
+
+    text = " ".join((Path(__file__).parents[1] / "docs" / "async.md").read_text(encoding="utf-8").split())
+    assert (aio.EAGER_THREADS, aio.WATCH_SECS, aio.GROW_BELOW, aio.SHRINK_ABOVE) == (2, 0.002, 0.95, 1.05)
+    for said in (
+        "Two threads start as soon as calls wait for one (`datacon.aio.EAGER_THREADS`)",
+        "every 2 ms (`WATCH_SECS`)",
+        "less than 0.95 of a core (`GROW_BELOW`",
+        "more than 1.05 (`SHRINK_ABOVE`",
+        "a thread beyond the first two leaves",
+    ):
+        assert said in text, said
