@@ -271,8 +271,9 @@ class _Workers:
     moment its call has ended without a next one in line (before its result is handed back,
     so the caller's next call finds it free) until it takes the next job. It exits only if,
     under ``_lock``, every queued job still has a free thread to take it (or, let go by the
-    watch, between two jobs while other threads remain), so no job is ever stranded. All
-    event loops share them.
+    watch, between two jobs while other threads remain), so no job is ever stranded. The
+    watch also looks, ten times less often, while more than ``EAGER_THREADS`` threads live, so
+    that they go once the process saturates even when no job waits. All event loops share them.
     """
 
     def __init__(self, size: int, name: str) -> None:
@@ -314,12 +315,12 @@ class _Workers:
                 self._wake_watch()
 
     def _wake_watch(self) -> None:
-        self._watching.set()
-        if self._watch is not None:
-            return
+        # Under the lock: a watch deciding to exit (under it too) either sees the event set or
+        # is gone, and then a new one starts.
         with self._lock:
-            if self._watch is not None:  # another caller started it meanwhile
-                return  # type: ignore[unreachable]
+            self._watching.set()
+            if self._watch is not None:
+                return
             watch = self._watch = threading.Thread(target=self._watch_load, name=f"{self._name}-watch", daemon=True)
         watch.start()
 
@@ -398,6 +399,7 @@ class _Workers:
                 return False
             self._free -= 1
             self._threads -= 1
+            self._excess = max(0, self._excess - 1)  # gone anyway: one fewer for the watch to let go
             return True
 
     def _work(self) -> None:
