@@ -309,12 +309,19 @@ class RedisStore:
         the server does not know it (``NOSCRIPT``)."""
         return _reloading(client, script, lambda sha: client.execute_command("EVALSHA", sha, numkeys, *keys_and_args))
 
+    def direct_pool(self) -> Any:
+        """The pool a call may take a connection from to send its commands itself, or ``None``
+        when the client must be called through its command methods: no such pool
+        (``_direct_pool``), or something watches the client now (``_observed``)."""
+        pool = self._direct
+        return None if pool is None or _observed(self.client) else pool
+
     def send_script(self, script: Any, numkeys: int, *keys_and_args: Any) -> Any:
         """``script``'s ``EVALSHA`` on the store's client (errors not translated): sent by
         itself on a pooled connection (``_command``) where ``direct`` may be, else through the
         client's ``execute_command`` (``execute_script``). Its reply, as from the client."""
-        pool = self._direct
-        if pool is None or _observed(self.client):
+        pool = self.direct_pool()
+        if pool is None:
             return self.execute_script(self.client, script, numkeys, *keys_and_args)
         return _reloading(self.client, script, lambda sha: _command(pool, ("EVALSHA", sha, numkeys, *keys_and_args)))
 
@@ -329,8 +336,8 @@ class RedisStore:
         (the connection's retry policy, a connection with replies left unread disconnected),
         without their per-command Python. A ``Pipeline`` costs about 35 µs more per call here.
         """
-        pool = self._direct
-        if pool is None or _observed(self.client):
+        pool = self.direct_pool()
+        if pool is None:
             return None
         queued = tuple(then)
         try:
@@ -389,8 +396,8 @@ class RedisStore:
         Sent by itself on a pooled connection where ``direct`` may be (``_command``: the same
         command and retries as ``execute_command``, without its per-call Python: the most
         frequent read, ``get_response``), else through the client's ``hgetall``."""
-        pool = self._direct
-        if pool is None or _observed(self.client):
+        pool = self.direct_pool()
+        if pool is None:
             row: dict[str, str] = self.call(action, lambda: self.client.hgetall(key))
             return row
         reply = self.call(action, lambda: _command(pool, ("HGETALL", key)))
