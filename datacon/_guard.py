@@ -478,6 +478,8 @@ class GuardedItemStorage(_Hooked[BackendItems], ConversationItemStorage):
     def list_items(self, conversation_id: str, params: ListParams) -> list[ConversationItem]:
         given = params.after if isinstance(params, ListParams) else None
         checked, position = self._page_params(conversation_id, params, "list_items")
+        if position is None and self._straight():  # the common read: no closures, no payload
+            return self.inner.list_items(conversation_id, checked) if checked.limit else []
 
         def call(_: Extra) -> list[ConversationItem]:
             if checked.limit == 0:

@@ -305,6 +305,22 @@ def test_reads_upstream_written_hashes(backend: RedisBackend, client: Any) -> No
         assert conv.metadata is None
 
 
+def test_packed_copies_read_any_iso_time_as_utc(backend: RedisBackend) -> None:
+    # datacon writes +00:00 (read as UTC directly); any other form is converted, as from a hash.
+    times = {
+        "2026-03-04T05:06:07.123456+00:00": datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC),
+        "2026-03-04T05:06:07Z": datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC),
+        "2026-03-04T07:06:07+02:00": datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC),
+        "2026-03-04T05:06:07": datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC),
+    }
+    blob = json.dumps([[f"msg_{n}", None, "message", "user", None, text, [n]] for n, text in enumerate(times)])
+    with open_store(backend) as storage:
+        items = raw_store(storage).codec.page(blob, ())
+    assert [item.created_at for item in items] == list(times.values())
+    assert all(item.created_at.tzinfo is UTC for item in items)
+    assert [item.content for item in items] == [[0], [1], [2], [3]]
+
+
 def test_corrupt_hashes_raise_backend_error(backend: RedisBackend, client: Any) -> None:
     client.hset("item:msg_bad", mapping={"id": "msg_bad", "content": "{not json", "created_at": "2026-01-01T00:00:00Z"})
     client.hset("conversation:conv_bad", mapping={"id": "conv_bad", "created_at": "yesterday"})

@@ -262,9 +262,19 @@ class Codec:
             entries = loads(blob)
             if not fallback:
                 if self._plain:  # no skipped column: one comprehension, no call per item
-                    item, parse = ConversationItem, parse_iso
+                    # datacon writes +00:00, which fromisoformat reads as UTC itself: parse_iso
+                    # (a call more per item) only for a time written otherwise.
+                    item, parse, iso = ConversationItem, parse_iso, datetime.fromisoformat
                     return [
-                        item(item_id, response_id, item_type or "", role, content, status, parse(created_at))
+                        item(
+                            item_id,
+                            response_id,
+                            item_type or "",
+                            role,
+                            content,
+                            status,
+                            at if (at := iso(created_at)).tzinfo is UTC else parse(created_at),
+                        )
                         for item_id, response_id, item_type, role, status, created_at, content in entries
                     ]
                 return [make(*entry) for entry in entries]

@@ -983,7 +983,7 @@ class RedisItemStorage(BackendItems):
         ``MULTI`` (``_packed_page``)."""
         s = self.store
         desc = params.order is SortOrder.DESC
-        keys = (s.links_key(conversation_id), s.sequence_key(conversation_id), s.keys.packed(conversation_id))
+        keys = s.link_keys(conversation_id)  # links, sequence, packed: the id escaped once
         args = (*keys, params.limit, "1" if desc else "", s.first_page_args)
         members = ("ZREVRANGE" if desc else "ZRANGE", keys[2], 0, params.limit - 1)
         replies = s.direct("list_items", s.lua_list_head, 3, args, members)
