@@ -162,9 +162,13 @@ def test_every_read_goes_to_the_replica_and_to_the_primary_after_a_write(
 
 
 @pytest.mark.postgres
+@pytest.mark.usefixtures("storage")
 def test_read_your_writes_through_the_async_facade(postgres_replica_pair: ReplicatedPair) -> None:
     """The async facade runs calls in worker threads: the request context's write mark still
-    reaches the read (the context object is shared, not copied)."""
+    reaches the read (the context object is shared, not copied).
+
+    ``storage`` creates the tables first (run alone, the database is new): made inside the
+    paused block, they would be missing on the standby, whose reads then go to the primary."""
     pair = postgres_replica_pair
     tag = secrets.token_hex(4)
 
