@@ -247,6 +247,8 @@ class GuardedConversationStorage(_Hooked[BackendConversations], ConversationStor
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         check_id(conversation_id, "conversation id")
+        if self._straight():
+            return self.inner.get_conversation(conversation_id)
         return self._run(
             StorageOperation.GET_CONVERSATION,
             lambda: conversation_id,
@@ -518,6 +520,8 @@ class GuardedItemStorage(_Hooked[BackendItems], ConversationItemStorage):
 
     def get_item(self, item_id: str) -> ConversationItem | None:
         check_id(item_id, "item id")
+        if self._straight():
+            return self.inner.get_item(item_id)
         return self._run(StorageOperation.GET_ITEM, lambda: item_id, lambda _: self.inner.get_item(item_id))
 
     def is_item_linked(self, conversation_id: str, item_id: str) -> bool:
@@ -594,6 +598,8 @@ class GuardedResponseStorage(_Hooked[BackendResponses], ResponseStorage):
 
     def get_response(self, response_id: str) -> StoredResponse | None:
         check_id(response_id, "response id")
+        if self._straight():
+            return self.inner.get_response(response_id)
         return self._run(
             StorageOperation.GET_RESPONSE, lambda: response_id, lambda _: self.inner.get_response(response_id)
         )
