@@ -40,12 +40,20 @@ def _commit() -> str:
 
 
 def _header(command: str, quick: bool) -> str:
+    from benchmarks.targets import server_cpu
+
     return (
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} at commit `{_commit()}`, Python "
         f"{platform.python_version()}, {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"
         f"{', **quick mode (smoke sizes, figures not meaningful)**' if quick else ''}.\n"
         f"Reproduce with `{command}`. Every ratio compares two figures measured in this run, "
         "in interleaved repetitions (medians)."
+        + (
+            f" The PostgreSQL server the harness starts runs pinned to CPU {cpu}"
+            " (`benchmarks/targets.py`, `pin_server`)."
+            if (cpu := server_cpu()) is not None
+            else ""
+        )
     )
 
 

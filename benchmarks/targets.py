@@ -38,6 +38,38 @@ def _no_skip(find: Callable[[], T]) -> T:
         raise RuntimeError(str(exc.msg)) from None
 
 
+def server_cpu() -> int | None:
+    """The CPU a PostgreSQL server the harness starts is pinned to: the last one (``None`` on
+    one CPU, or where affinity cannot be set)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return cpus[-1] if len(cpus) > 1 else None
+
+
+def pin_server(postmaster: int, cpu: int) -> list[int]:
+    """Pin a PostgreSQL server to ``cpu``: its postmaster and the processes it has started
+    (the backends it forks later inherit the postmaster's affinity); the pids pinned.
+
+    Each connection is served by a process of its own, and the overhead rows compare datacon's
+    connection with the baseline's, one server process each. Left to the scheduler on two
+    cores, each process settles beside the client's thread or on the other core, and the two
+    sides then wake up differently: on the same code, ``store_response`` read 0.55x to 0.96x
+    against psycopg over eight runs, 0.89x to 0.94x pinned (docs/performance.md, fifth session)."""
+    pids = [postmaster]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # ended meanwhile
+            if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:  # the parent's pid
+                pids.append(int(entry.name))
+    for pid in pids:
+        os.sched_setaffinity(pid, {cpu})
+    return pids
+
+
 @contextmanager
 def _memory(settings: Settings) -> Iterator[Target]:
     from benchmarks.baselines.memory import MemoryBaseline
@@ -123,6 +155,9 @@ def _postgres(settings: Settings) -> Iterator[Target]:
         if not url:
             server = PostgresServer(_no_skip(postgres_bindir))
             server.start()
+            cpu = server_cpu()
+            if cpu is not None:
+                pin_server(int((server.data / "postmaster.pid").read_text().split()[0]), cpu)
             url = server.url("postgres")
         admin = PostgresBackend(url)
         database = admin.create_database()  # a fresh database, dropped afterwards

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from benchmarks.run import main
 
 
@@ -69,3 +71,26 @@ def test_prune_benchmark_runs_on_memory(tmp_path: Path) -> None:
     assert prune.main(["--backend", "memory", "--records", "6000", "--out", str(tmp_path)]) == 0
     report = (tmp_path / "prune-memory.md").read_text(encoding="utf-8")
     assert "| 6,000 |" in report  # every restored record was pruned (the run asserts the counts)
+
+
+@pytest.mark.postgres
+def test_the_postgres_server_the_harness_starts_runs_on_one_cpu() -> None:
+    # Both sides of an overhead row are then served by processes placed alike (targets.pin_server).
+    import os
+
+    import psycopg
+
+    from benchmarks.harness import Settings
+    from benchmarks.targets import open_target, server_cpu
+
+    cpu = server_cpu()
+    if cpu is None:
+        pytest.skip("one CPU: nothing to pin")
+    with open_target("postgres", Settings.make(quick=True)) as target:
+        dsn = target.server["dsn"]
+        with psycopg.connect(dsn) as a, psycopg.connect(dsn) as b:  # backends forked after the pinning
+            pids = [a.info.backend_pid, b.info.backend_pid]
+            parent = int(Path(f"/proc/{pids[0]}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            for pid in [parent, *pids]:
+                assert os.sched_getaffinity(pid) == {cpu}, pid
+        assert os.sched_getaffinity(0) != {cpu}  # the client itself is left alone
