@@ -47,9 +47,9 @@ def server_cpu() -> int | None:
     return cpus[-1] if len(cpus) > 1 else None
 
 
-def pin_server(postmaster: int, cpu: int) -> list[int]:
+def pin_server(postmaster: int, cpu: int) -> None:
     """Pin a PostgreSQL server to ``cpu``: its postmaster and the processes it has started
-    (the backends it forks later inherit the postmaster's affinity); the pids pinned.
+    (the backends it forks later inherit the postmaster's affinity).
 
     Each connection is served by a process of its own, and the overhead rows compare datacon's
     connection with the baseline's, one server process each. Left to the scheduler on two
@@ -67,7 +67,6 @@ def pin_server(postmaster: int, cpu: int) -> list[int]:
                 pids.append(int(entry.name))
     for pid in pids:
         os.sched_setaffinity(pid, {cpu})
-    return pids
 
 
 @contextmanager
